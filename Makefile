@@ -1,0 +1,36 @@
+# Set-up and the two commands the README promises. Everything installs into .venv.
+# torch is pinned to the CPU build that pip finds on this kind of machine; the package
+# metadata keeps a normal range for users elsewhere.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+TORCH  ?= torch==2.13.0
+# Tests, benchmarks and the demo find the shared data through PIXELFORGE_DATA.
+export PIXELFORGE_DATA ?= $(abspath ../shared/data)
+DEMO_MINUTES ?= 5
+
+.PHONY: demo test bench venv clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(VENV)/bin/pixelforge train gan --data fashion-mnist --minutes $(DEMO_MINUTES) --run runs/demo --overwrite
+	$(VENV)/bin/pixelforge sample runs/demo -n 100 --nrow 10 -o runs/demo/samples/grid.png
+	$(VENV)/bin/pixelforge interpolate runs/demo -o runs/demo/samples/walk.gif
+	@echo "samples: runs/demo/samples/ (grid.png, walk.gif, epoch_*.png), losses: runs/demo/loss.png"
+
+test: venv
+	$(PY) -m pytest -q
+
+bench: venv
+	$(PY) benchmarks/gan_throughput.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,209 @@
+"""The ``pixelforge`` command: a thin shell over :mod:`pixelforge.api`.
+
+Every user-caused problem surfaces as ``pixelforge: error: <one line>`` and exit status 2;
+an interrupted training run saves a checkpoint and exits with 128 + the signal number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .errors import PixelforgeError
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a whole number") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
+def _positive_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {s}")
+    return v
+
+
+def _add_runtime_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("runtime")
+    g.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N")
+    g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto: bf16 autocast on CPUs that have it, fp16/bf16 AMP on CUDA")
+
+
+def _add_gan_train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default=None,
+                   help="fashion-mnist, mnist, digits, folder:PATH, or NAME:CLASSES (e.g. fashion-mnist:7,9)")
+    p.add_argument("--run", default=None, help="run directory (default runs/gan-DATA-TIMESTAMP)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run where it stopped")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    d = p.add_argument_group("data")
+    d.add_argument("--size", type=_positive_int, help="image size: 28, 32 or 64 (default: the dataset's)")
+    d.add_argument("--channels", type=int, choices=[1, 3], help="1 (grayscale) or 3 (RGB)")
+    d.add_argument("--limit", type=_positive_int, help="use only the first N images (quick tries)")
+    m = p.add_argument_group("model")
+    m.add_argument("--conditional", action="store_true", help="class-conditional G and projection D")
+    m.add_argument("--latent-dim", type=_positive_int)
+    m.add_argument("--width", type=_positive_int, help="base channel width (default 64)")
+    m.add_argument("--d-norm", choices=["bn", "sn", "none"], help="discriminator normalisation")
+    m.add_argument("--spectral-norm", action="store_true", help="same as --d-norm sn")
+    t = p.add_argument_group("training")
+    t.add_argument("--loss", choices=["ns", "hinge", "lsgan", "wgan-gp"], help="GAN loss (default ns)")
+    t.add_argument("--lr-g", type=_positive_float, help="generator learning rate (default 2e-4)")
+    t.add_argument("--lr-d", type=_positive_float, help="discriminator learning rate (default 2e-4)")
+    t.add_argument("--d-steps", type=_positive_int, help="D updates per G update (default 1)")
+    t.add_argument("--ema-decay", type=float, help="EMA decay of generator weights (default 0.999)")
+    t.add_argument("--diffaug", help="DiffAugment policy, e.g. color,translation,cutout")
+    t.add_argument("--batch-size", type=_positive_int, help="default 128")
+    b = p.add_argument_group("budget (training stops at the first one reached)")
+    b.add_argument("--epochs", type=_positive_int, help="total epochs for the run")
+    b.add_argument("--minutes", type=_positive_float, help="wall-clock minutes for this invocation")
+    b.add_argument("--max-steps", type=_positive_int, help="total optimisation steps for the run")
+    b.add_argument("--checkpoint-minutes", type=_positive_float, help="checkpoint interval (default 5)")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--dry-run", action="store_true", help="a few steps on 512 images: checks the set-up")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_runtime_args(p)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="pixelforge", description="Deep-learning image generation workbench.")
+    parser.add_argument("--version", action="version", version=f"pixelforge {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train a model").add_subparsers(dest="family", required=True, metavar="FAMILY")
+    _add_gan_train_args(train.add_parser("gan", help="train a GAN (DCGAN family)"))
+
+    s = sub.add_parser("sample", help="sample an image grid from a trained run")
+    s.add_argument("run")
+    s.add_argument("-n", type=_positive_int, default=64, help="number of images (default 64)")
+    s.add_argument("-o", "--output", default=None, help="output PNG (default RUN/samples/sample.png)")
+    s.add_argument("--labels", default=None, help="conditional runs: class ids or names, comma separated, or 'all'")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--nrow", type=_positive_int, default=None, help="images per row")
+    s.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
+    s.add_argument("--device", default="auto")
+
+    i = sub.add_parser("interpolate", help="animated latent-space walk (GIF)")
+    i.add_argument("run")
+    i.add_argument("-o", "--output", default=None, help="output GIF (default RUN/samples/walk.gif)")
+    i.add_argument("--rows", type=_positive_int, default=8, help="images walking side by side")
+    i.add_argument("--frames", type=_positive_int, default=48)
+    i.add_argument("--fps", type=_positive_int, default=12)
+    i.add_argument("--labels", default=None)
+    i.add_argument("--seed", type=int, default=0)
+    i.add_argument("--device", default="auto")
+
+    sub.add_parser("datasets", help="list the named datasets and where each was found")
+    sub.add_parser("models", help="list the registered models")
+    return parser
+
+
+def cmd_train_gan(args) -> int:
+    from .api import train_gan
+
+    if args.spectral_norm:
+        if args.d_norm not in (None, "sn"):
+            raise PixelforgeError("--spectral-norm contradicts --d-norm " + args.d_norm)
+        args.d_norm = "sn"
+    options = {k: getattr(args, k) for k in (
+        "latent_dim", "width", "d_norm", "loss", "lr_g", "lr_d", "d_steps", "ema_decay", "diffaug",
+        "batch_size", "epochs", "minutes", "max_steps", "checkpoint_minutes")}
+    if options["loss"] == "wgan-gp" and options["d_norm"] is None and not args.resume:
+        options["d_norm"] = "none"  # the gradient penalty needs a D without batch norm
+    limit = args.limit
+    if args.dry_run:
+        limit = min(limit or 512, 512)
+        options.update(batch_size=min(options["batch_size"] or 64, 64), max_steps=options["max_steps"] or 4)
+    if args.resume and args.run is None:
+        raise PixelforgeError("--resume needs --run RUN_DIR")
+    data = args.data if args.data is not None else (None if args.resume else "fashion-mnist")
+    pipe = train_gan(data, args.run, resume=args.resume, overwrite=args.overwrite, size=args.size,
+                     channels=args.channels, conditional=args.conditional, limit=limit, device=args.device,
+                     precision=args.precision, seed=args.seed, progress=not args.no_progress, **options)
+    print(f"run: {pipe.path}")
+    print(f"samples: {pipe.path / 'samples' / 'final.png'}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from .api import load
+    from .images import save_grid
+
+    pipe = load(args.run, device=args.device, ema=not args.no_ema)
+    images = pipe.sample(args.n, seed=args.seed, labels=args.labels)
+    nrow = args.nrow or (pipe.cfg.num_classes if pipe.conditional and args.labels in (None, "all") else None)
+    out = Path(args.output) if args.output else pipe.path / "samples" / "sample.png"
+    save_grid(images, out, nrow=nrow, scale=2 if pipe.cfg.image_size <= 32 else 1)
+    print(out)
+    return 0
+
+
+def cmd_interpolate(args) -> int:
+    from .api import load
+
+    pipe = load(args.run, device=args.device)
+    out = Path(args.output) if args.output else pipe.path / "samples" / "walk.gif"
+    if out.suffix.lower() != ".gif":
+        raise PixelforgeError(f"interpolate writes a GIF; give an output ending in .gif, not {out.name}")
+    print(pipe.interpolate(out, rows=args.rows, frames=args.frames, seed=args.seed, labels=args.labels, fps=args.fps))
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from .data import list_datasets, search_path
+
+    print("search path: " + ", ".join(str(p) for p in search_path()))
+    for d in list_datasets():
+        where = d.get("location") or f"not found: will download from {d.get('url')}"
+        print(f"  {d['name']:<15} {d['description']}\n  {'':<15} -> {where}")
+    print("  folder:PATH     any image folder (recursive; class subfolders become labels)")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from .registry import get_entry, list_models
+
+    for name in list_models():
+        e = get_entry(name)
+        print(f"{name:<12} [{e.family}] {e.description}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="pixelforge: %(levelname)s: %(message)s")
+    from .training import Interrupted
+
+    handler = {"train": cmd_train_gan, "sample": cmd_sample, "interpolate": cmd_interpolate,
+               "datasets": cmd_datasets, "models": cmd_models}[args.command]
+    try:
+        return handler(args)
+    except Interrupted as e:
+        print(f"pixelforge: {e}", file=sys.stderr)
+        return 128 + e.signum
+    except PixelforgeError as e:
+        print(f"pixelforge: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pixelforge: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Image grids, PNG/GIF writing and loss plots: the results people would rather look at."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .runs import atomic_write_bytes
+
+
+def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2, pad_value: float = 1.0) -> np.ndarray:
+    """(N, C, H, W) floats in [0, 1] -> one (H', W', C) uint8 array, ``nrow`` images per row."""
+    images = images.detach().float().cpu().clamp(0, 1)
+    n, c, h, w = images.shape
+    nrow = nrow or max(1, int(math.ceil(math.sqrt(n))))
+    rows = int(math.ceil(n / nrow))
+    grid = torch.full((c, rows * (h + padding) + padding, nrow * (w + padding) + padding), pad_value)
+    for i in range(n):
+        r, k = divmod(i, nrow)
+        y, x = padding + r * (h + padding), padding + k * (w + padding)
+        grid[:, y:y + h, x:x + w] = images[i]
+    arr = (grid * 255 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    return arr[:, :, 0] if c == 1 else arr
+
+
+def to_pil(arr: np.ndarray) -> Image.Image:
+    return Image.fromarray(arr, mode="L" if arr.ndim == 2 else "RGB")
+
+
+def save_png(arr_or_img, path: str | os.PathLike) -> Path:
+    """Write a PNG atomically (a viewer never sees half a file)."""
+    img = arr_or_img if isinstance(arr_or_img, Image.Image) else to_pil(arr_or_img)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None, scale: int = 1) -> Path:
+    img = to_pil(make_grid(images, nrow))
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    return save_png(img, path)
+
+
+def save_gif(frames: list[np.ndarray], path: str | os.PathLike, fps: int = 12, scale: int = 1) -> Path:
+    pil = [to_pil(f) for f in frames]
+    if scale > 1:
+        pil = [p.resize((p.width * scale, p.height * scale), Image.NEAREST) for p in pil]
+    buf = io.BytesIO()
+    pil[0].save(buf, format="GIF", save_all=True, append_images=pil[1:], duration=int(1000 / fps), loop=0)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def plot_curves(records: list[dict], keys: list[str], path: str | os.PathLike, title: str = "") -> Path | None:
+    """Plot ``keys`` of metric records against their ``step``; smoothed lines over raw points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    present = [k for k in keys if any(k in r for r in records)]
+    if not present:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for k in present:
+        pts = [(r["step"], r[k]) for r in records if k in r and "step" in r]
+        steps, vals = np.array([p[0] for p in pts]), np.array([p[1] for p in pts], dtype=float)
+        line, = ax.plot(steps, vals, alpha=0.25)
+        if len(vals) >= 5:
+            win = max(2, len(vals) // 20)
+            smooth = np.convolve(vals, np.ones(win) / win, mode="valid")
+            ax.plot(steps[win - 1:], smooth, color=line.get_color(), label=k)
+        else:
+            line.set_label(k)
+    ax.set_xlabel("step")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    path = Path(path)
+    atomic_write_bytes(path, buf.getvalue())
+    return path

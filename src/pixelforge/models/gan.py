@@ -1,0 +1,186 @@
+"""Generative adversarial networks: DCGAN and its modern descendants.
+
+A generator G maps noise z ~ N(0, I) (and optionally a class label y) to an image; a
+discriminator D scores images as real or fake. They play the minimax game
+
+    min_G max_D  E_x[log D(x)] + E_z[log(1 - D(G(z)))]            (Goodfellow et al. 2014)
+
+Losses offered (all on raw logits ``d = D(.)``):
+- ``ns``     non-saturating: D minimises softplus(-d_real) + softplus(d_fake);
+             G minimises softplus(-d_fake) (strong gradients early, the DCGAN default).
+- ``hinge``  D: relu(1 - d_real) + relu(1 + d_fake); G: -d_fake (SAGAN, BigGAN).
+- ``lsgan``  least squares: D: (d_real - 1)^2 + d_fake^2; G: (d_fake - 1)^2 (Mao et al. 2017).
+- ``wgan-gp`` critic: d_fake - d_real + 10 * (||grad D(x_hat)|| - 1)^2 on random
+             interpolates x_hat; G: -d_fake (Gulrajani et al. 2017). Needs a D without
+             batch norm.
+
+Architecture (Radford et al. 2016): G projects z with a linear layer to a 4x4 (7x7 for
+28 px) map and doubles the resolution with stride-2 transposed convolutions, batch norm
+and ReLU, ending in tanh; D mirrors it with stride-2 convolutions and LeakyReLU(0.2).
+Options: spectral norm in D (Miyato et al. 2018), class conditioning (label embedding
+concatenated to z in G; a projection discriminator, Miyato & Koyama 2018).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from ..errors import PixelforgeError
+from ..registry import register_model
+
+SIZES = {28: (7, 2), 32: (4, 3), 64: (4, 4)}  # image size -> (base resolution, number of 2x steps)
+LOSSES = ("ns", "hinge", "lsgan", "wgan-gp")
+D_NORMS = ("bn", "sn", "none")
+
+
+@dataclass
+class GANConfig:
+    image_size: int = 28
+    channels: int = 1
+    latent_dim: int = 100
+    width: int = 64  # channels at the highest hidden resolution; each 2x lower resolution doubles them (cap 8x)
+    num_classes: int = 0  # > 0: class-conditional G and projection D
+    d_norm: str = "bn"  # normalisation in D: batch norm, spectral norm or none
+
+    def __post_init__(self):
+        if self.image_size not in SIZES:
+            raise PixelforgeError(
+                f"GAN image size {self.image_size} is not supported; use one of {', '.join(map(str, SIZES))}")
+        if self.channels not in (1, 3):
+            raise PixelforgeError(f"GANs take 1 or 3 channels, not {self.channels}")
+        if self.d_norm not in D_NORMS:
+            raise PixelforgeError(f"unknown discriminator norm {self.d_norm!r}; use one of {', '.join(D_NORMS)}")
+        if self.latent_dim < 1 or self.width < 1 or self.num_classes < 0:
+            raise PixelforgeError("latent_dim and width must be positive, num_classes >= 0")
+
+    def level_channels(self) -> list[int]:
+        """Channels from the base resolution up to the last hidden layer of G."""
+        _, steps = SIZES[self.image_size]
+        return [self.width * min(2 ** (steps - 1 - i), 8) for i in range(steps)]
+
+
+class Generator(nn.Module):
+    def __init__(self, cfg: GANConfig):
+        super().__init__()
+        self.cfg = cfg
+        base, _ = SIZES[cfg.image_size]
+        chans = cfg.level_channels()
+        in_dim = cfg.latent_dim * (2 if cfg.num_classes else 1)
+        self.embed = nn.Embedding(cfg.num_classes, cfg.latent_dim) if cfg.num_classes else None
+        self.project = nn.Linear(in_dim, chans[0] * base * base, bias=False)
+        self.base_shape = (chans[0], base, base)
+        layers: list[nn.Module] = [nn.BatchNorm2d(chans[0]), nn.ReLU(inplace=True)]
+        for c_in, c_out in zip(chans, chans[1:]):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+        layers += [nn.ConvTranspose2d(chans[-1], cfg.channels, 4, 2, 1), nn.Tanh()]
+        self.body = nn.Sequential(*layers)
+        _init_weights(self)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.embed is not None:
+            if labels is None:
+                raise PixelforgeError("this generator is class-conditional: give labels")
+            z = torch.cat([z, self.embed(labels)], dim=1)
+        h = self.project(z).view(z.shape[0], *self.base_shape)
+        return self.body(h)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, cfg: GANConfig):
+        super().__init__()
+        self.cfg = cfg
+        base, _ = SIZES[cfg.image_size]
+        chans = list(reversed(cfg.level_channels()))  # widest resolution first
+        sn = spectral_norm if cfg.d_norm == "sn" else (lambda m: m)
+        layers: list[nn.Module] = [sn(nn.Conv2d(cfg.channels, chans[0], 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True)]
+        for c_in, c_out in zip(chans, chans[1:]):
+            layers.append(sn(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=cfg.d_norm != "bn")))
+            if cfg.d_norm == "bn":
+                layers.append(nn.BatchNorm2d(c_out))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+        self.body = nn.Sequential(*layers, nn.Flatten())
+        features = chans[-1] * base * base
+        self.head = sn(nn.Linear(features, 1))
+        self.embed = sn(nn.Embedding(cfg.num_classes, features)) if cfg.num_classes else None
+        _init_weights(self)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.body(x)
+        out = self.head(h).squeeze(1)
+        if self.embed is not None:
+            if labels is None:
+                raise PixelforgeError("this discriminator is class-conditional: give labels")
+            out = out + (self.embed(labels) * h).sum(dim=1)  # projection term <embed(y), features>
+        return out
+
+
+class GAN(nn.Module):
+    """The generator/discriminator pair, built from one :class:`GANConfig`."""
+
+    def __init__(self, cfg: GANConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.generator = Generator(cfg)
+        self.discriminator = Discriminator(cfg)
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+        return torch.randn(n, self.cfg.latent_dim, generator=generator, device=device)
+
+
+@register_model("dcgan", family="gan", config=GANConfig,
+                description="DCGAN generator/discriminator for 28, 32 or 64 px, optionally conditional")
+def build_dcgan(cfg: GANConfig) -> GAN:
+    return GAN(cfg)
+
+
+def _init_weights(module: nn.Module) -> None:
+    # DCGAN init: N(0, 0.02) for conv/linear weights, N(1, 0.02) for batch-norm scales.
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+# -- losses ------------------------------------------------------------------------------
+
+def discriminator_loss(kind: str, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    d_real, d_fake = d_real.float(), d_fake.float()
+    if kind == "ns":
+        return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+    if kind == "hinge":
+        return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+    if kind == "lsgan":
+        return ((d_real - 1) ** 2).mean() + (d_fake ** 2).mean()
+    if kind == "wgan-gp":
+        return d_fake.mean() - d_real.mean()
+    raise PixelforgeError(f"unknown GAN loss {kind!r}; use one of {', '.join(LOSSES)}")
+
+
+def generator_loss(kind: str, d_fake: torch.Tensor) -> torch.Tensor:
+    d_fake = d_fake.float()
+    if kind == "ns":
+        return F.softplus(-d_fake).mean()
+    if kind in ("hinge", "wgan-gp"):
+        return -d_fake.mean()
+    if kind == "lsgan":
+        return ((d_fake - 1) ** 2).mean()
+    raise PixelforgeError(f"unknown GAN loss {kind!r}; use one of {', '.join(LOSSES)}")
+
+
+def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                     labels: torch.Tensor | None = None) -> torch.Tensor:
+    """WGAN-GP: E[(||grad_x D(x_hat)||_2 - 1)^2] on random interpolates of real and fake."""
+    eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
+    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    out = discriminator(x_hat, labels)
+    (grad,) = torch.autograd.grad(out.float().sum(), x_hat, create_graph=True)
+    return ((grad.float().flatten(1).norm(dim=1) - 1) ** 2).mean()

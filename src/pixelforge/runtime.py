@@ -1,0 +1,134 @@
+"""Where and how tensors are computed: device, precision, memory format, seeding, distribution.
+
+One :class:`Runtime` is built per command from ``--device``/``--precision``/``--seed`` and
+handed to models and trainers, so no model file decides these things for itself.
+
+Defaults (``auto``):
+- CUDA present: the GPU, fp16 autocast with a gradient scaler (bf16 where the GPU has it).
+- CPU: bf16 autocast when oneDNN reports bf16 support (AVX512-BF16 / AMX), else fp32;
+  channels_last memory format, which lets oneDNN pick its fastest convolution kernels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import PixelforgeError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def cpu_supports_bf16() -> bool:
+    """True when oneDNN can run bf16 convolutions/matmuls natively on this CPU."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+@dataclass
+class Runtime:
+    device: torch.device
+    precision: str  # "fp32" | "bf16" | "fp16" (resolved, never "auto")
+    channels_last: bool
+    seed: int | None = None
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def create(cls, device: str = "auto", precision: str = "auto", seed: int | None = None,
+               channels_last: bool | None = None) -> "Runtime":
+        rank = int(os.environ.get("RANK", 0))
+        world_size = int(os.environ.get("WORLD_SIZE", 1))
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        dev = _resolve_device(device, local_rank)
+        prec = _resolve_precision(precision, dev)
+        if channels_last is None:
+            channels_last = dev.type in ("cpu", "cuda")
+        rt = cls(dev, prec, channels_last, seed, rank, world_size, local_rank)
+        if seed is not None:
+            rt.seed_everything(seed)
+        return rt
+
+    # -- precision -------------------------------------------------------------------
+    @property
+    def amp_dtype(self) -> torch.dtype | None:
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+
+    def autocast(self):
+        """Context manager for the forward pass (a no-op in fp32)."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        """A scaler that is active only where fp16 needs one (bf16 has fp32's range)."""
+        return torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+
+    # -- placement -------------------------------------------------------------------
+    def module(self, m: torch.nn.Module) -> torch.nn.Module:
+        m = m.to(self.device)
+        if self.channels_last:
+            m = m.to(memory_format=torch.channels_last)
+        return m
+
+    def tensor(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    # -- seeding ---------------------------------------------------------------------
+    def seed_everything(self, seed: int) -> None:
+        """Seed torch, numpy and random; each rank gets its own stream (seed + rank)."""
+        s = seed + self.rank
+        random.seed(s)
+        np.random.seed(s % 2**32)
+        torch.manual_seed(s)
+
+    # -- distribution ----------------------------------------------------------------
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def describe(self) -> str:
+        cl = ", channels_last" if self.channels_last else ""
+        dist = f", rank {self.rank}/{self.world_size}" if self.distributed else ""
+        return f"{self.device} {self.precision}{cl}{dist}"
+
+
+def _resolve_device(device: str, local_rank: int = 0) -> torch.device:
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank % torch.cuda.device_count())
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise PixelforgeError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise PixelforgeError("--device cuda asked for, but no CUDA GPU is available")
+    return dev
+
+
+def _resolve_precision(precision: str, device: torch.device) -> str:
+    if precision not in PRECISIONS:
+        raise PixelforgeError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if device.type == "cpu" and cpu_supports_bf16() else "fp32"
+    if precision == "fp16" and device.type == "cpu":
+        raise PixelforgeError("fp16 autocast is for CUDA; on the CPU use --precision bf16 or fp32")
+    return precision

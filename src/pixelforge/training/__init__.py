@@ -1,0 +1,5 @@
+"""The generic training loop and the per-family tasks that plug into it."""
+
+from .loop import Interrupted, TrainConfig, Trainer, TrainingDiverged
+
+__all__ = ["Interrupted", "TrainConfig", "Trainer", "TrainingDiverged"]

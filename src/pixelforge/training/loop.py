@@ -1,0 +1,291 @@
+"""One training loop for every model family.
+
+A family supplies a *task* (see :class:`Task`): its modules and optimizers, and a
+``step(images, labels) -> dict`` that performs one optimisation step and returns scalar
+metrics. The loop owns everything else: batching and shuffling (reproducible per epoch,
+sharded across ranks), the budget (epochs, steps, wall-clock minutes), the progress bar,
+metrics.jsonl and TensorBoard, periodic and final checkpoints, exact resume (step, data
+position, RNG state), NaN/inf detection, and SIGINT/SIGTERM handling.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..errors import PixelforgeError, RunError
+from ..runs import Run
+from ..runtime import Runtime
+
+if TYPE_CHECKING:
+    from ..data import ImageData
+
+log = logging.getLogger("pixelforge.training")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int | None = None  # total epochs for the run (counted across resumes)
+    minutes: float | None = None  # wall-clock budget for this invocation
+    max_steps: int | None = None  # total optimisation steps for the run
+    batch_size: int = 128
+    checkpoint_minutes: float = 5.0
+    log_every: int = 20
+    keep_checkpoints: int = 2
+
+    def validate(self) -> None:
+        if self.batch_size < 1:
+            raise PixelforgeError(f"batch size must be at least 1, not {self.batch_size}")
+        if self.batch_size > 65536:
+            raise PixelforgeError(f"batch size {self.batch_size} is absurdly large; use at most 65536")
+        if self.epochs is not None and self.epochs < 1:
+            raise PixelforgeError(f"epochs must be at least 1, not {self.epochs}")
+        if self.minutes is not None and not (self.minutes > 0 and math.isfinite(self.minutes)):
+            raise PixelforgeError(f"minutes must be a positive number, not {self.minutes}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise PixelforgeError(f"max steps must be at least 1, not {self.max_steps}")
+
+
+class Task(Protocol):
+    loss_keys: tuple[str, ...]
+
+    def modules(self) -> dict[str, nn.Module]: ...
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
+    def step(self, images: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]: ...
+    def extra_state(self) -> dict: ...
+    def load_extra_state(self, state: dict) -> None: ...
+    def on_epoch_end(self, run: Run, epoch: int, step: int) -> None: ...
+    def on_train_end(self, run: Run, step: int) -> None: ...
+
+
+class TrainingDiverged(PixelforgeError):
+    pass
+
+
+class Interrupted(PixelforgeError):
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum
+
+
+class Trainer:
+    def __init__(self, task: Task, data: "ImageData", run: Run, cfg: TrainConfig, runtime: Runtime,
+                 seed: int = 0, progress: bool = True):
+        cfg.validate()
+        self.task, self.data, self.run, self.cfg, self.rt = task, data, run, cfg, runtime
+        self.seed = seed
+        self.progress = progress and runtime.is_main
+        per_step = cfg.batch_size * runtime.world_size
+        if len(data) < per_step:
+            raise PixelforgeError(f"dataset {data.name} has {len(data)} images, fewer than one batch of {per_step}; "
+                                  "lower --batch-size")
+        self.steps_per_epoch = len(data) // per_step
+        self.step = 0
+        self.epoch = 0  # completed epochs
+        self.batch_in_epoch = 0
+        self._signal: int | None = None
+        self._tb = None
+
+    # -- state ------------------------------------------------------------------------
+    def _state(self) -> dict:
+        return {
+            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "optimizers": {k: o.state_dict() for k, o in self.task.optimizers().items()},
+            "task": self.task.extra_state(),
+            "rng_torch": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "world_size": self.rt.world_size,
+        }
+
+    def save(self) -> None:
+        if not self.rt.is_main:
+            return
+        mods = {k: _unwrap(m).state_dict() for k, m in self.task.modules().items()}
+        self.run.save_checkpoint(self.step, mods, self._state(), keep=self.cfg.keep_checkpoints)
+
+    def restore(self) -> None:
+        ckpt = self.run.require_checkpoint()
+        state = self.run.load_state(ckpt)
+        for name, module in self.task.modules().items():
+            try:
+                _unwrap(module).load_state_dict(self.run.load_weights(name, ckpt))
+            except RuntimeError as e:
+                raise RunError(f"checkpoint {ckpt} does not fit this model ({name}): "
+                               f"{str(e).splitlines()[0]}") from None
+        for name, opt in self.task.optimizers().items():
+            opt.load_state_dict(state["optimizers"][name])
+        self.task.load_extra_state(state.get("task", {}))
+        self.step, self.epoch = int(state["step"]), int(state["epoch"])
+        self.batch_in_epoch = int(state["batch_in_epoch"])
+        if state.get("world_size", 1) != self.rt.world_size:
+            # Another world size shards the epoch differently: continue from the next epoch boundary
+            # of the new layout at the same number of images seen.
+            seen = self.batch_in_epoch * self.cfg.batch_size * state.get("world_size", 1)
+            self.batch_in_epoch = min(seen // (self.cfg.batch_size * self.rt.world_size), self.steps_per_epoch)
+        else:
+            torch.set_rng_state(state["rng_torch"])
+            if state.get("rng_cuda") and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["rng_cuda"])
+        if self.rt.is_main:
+            self.run.truncate_metrics(self.step)
+
+    # -- data -------------------------------------------------------------------------
+    def _epoch_order(self, epoch: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        perm = torch.randperm(len(self.data), generator=g)
+        per_rank = self.steps_per_epoch * self.cfg.batch_size
+        return perm[self.rt.rank::self.rt.world_size][:per_rank]
+
+    def _batch(self, order: torch.Tensor, b: int):
+        idx = order[b * self.cfg.batch_size:(b + 1) * self.cfg.batch_size]
+        images = self.data.images[idx].to(torch.float32).div_(127.5).sub_(1.0)
+        labels = self.data.labels[idx] if self.data.labels is not None else None
+        images = self.rt.tensor(images)
+        return images, (labels.to(self.rt.device) if labels is not None else None)
+
+    # -- budget -----------------------------------------------------------------------
+    def _total_steps(self) -> int | None:
+        limits = []
+        if self.cfg.epochs is not None:
+            limits.append(self.cfg.epochs * self.steps_per_epoch)
+        if self.cfg.max_steps is not None:
+            limits.append(self.cfg.max_steps)
+        return min(limits) if limits else None
+
+    def _on_signal(self, signum, frame):
+        self._signal = signum
+
+    # -- the loop ---------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> dict:
+        if resume:
+            self.restore()
+        total = self._total_steps()
+        if total is None and self.cfg.minutes is None:
+            raise PixelforgeError("give a budget: --epochs, --max-steps or --minutes")
+        old_handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        self._open_tensorboard()
+        start = time.monotonic()
+        deadline = start + self.cfg.minutes * 60 if self.cfg.minutes else None
+        last_ckpt = start
+        bar = self._progress_bar(total, start)
+        images_seen, t_window, last = 0, time.monotonic(), {}
+        reason = "budget reached"
+        try:
+            while total is None or self.step < total:
+                order = self._epoch_order(self.epoch)
+                while self.batch_in_epoch < self.steps_per_epoch:
+                    images, labels = self._batch(order, self.batch_in_epoch)
+                    metrics = self.task.step(images, labels)
+                    bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+                    if bad:
+                        self._diverged(bad, metrics)
+                    self.step += 1
+                    self.batch_in_epoch += 1
+                    images_seen += images.shape[0] * self.rt.world_size
+                    last = metrics
+                    if self.step % self.cfg.log_every == 0:
+                        now = time.monotonic()
+                        ips = images_seen / max(now - t_window, 1e-9)
+                        images_seen, t_window = 0, now
+                        self._log({**metrics, "images_per_s": ips})
+                        if bar is not None:
+                            bar.set_postfix({k: f"{v:.3g}" for k, v in {**metrics, "img/s": ips}.items()}, refresh=False)
+                    if bar is not None:
+                        bar.update(1 if total is not None else 0)
+                        if total is None:
+                            bar.n = min(int(time.monotonic() - start), bar.total)
+                            bar.refresh()
+                    now = time.monotonic()
+                    if self._signal is not None or (deadline and now >= deadline) or (total and self.step >= total):
+                        break
+                    if now - last_ckpt >= self.cfg.checkpoint_minutes * 60:
+                        self.save()
+                        last_ckpt = now
+                if self.batch_in_epoch >= self.steps_per_epoch:
+                    self.epoch += 1
+                    self.batch_in_epoch = 0
+                    if self.rt.is_main:
+                        self.task.on_epoch_end(self.run, self.epoch, self.step)
+                    self.save()
+                    self._plot()
+                    last_ckpt = time.monotonic()
+                if self._signal is not None:
+                    reason = f"stopped by {signal.Signals(self._signal).name}"
+                    break
+                if deadline and time.monotonic() >= deadline:
+                    reason = f"time budget of {self.cfg.minutes:g} min reached"
+                    break
+            if last and self.step % self.cfg.log_every:
+                # The final step, so that short runs have metrics and a curve too.
+                self._log({**last, "images_per_s": images_seen / max(time.monotonic() - t_window, 1e-9)})
+            self.save()
+            if self.rt.is_main:
+                self.task.on_train_end(self.run, self.step)
+            self._plot()
+        finally:
+            if bar is not None:
+                bar.close()
+            if self._tb is not None:
+                self._tb.close()
+            for s, h in old_handlers.items():
+                signal.signal(s, h)
+        if self._signal is not None:
+            raise Interrupted(f"{reason}: checkpoint saved at step {self.step} in {self.run.path}; "
+                              f"continue with --resume {self.run.path}", self._signal)
+        return {"step": self.step, "epoch": self.epoch, "reason": reason, "last": last,
+                "seconds": time.monotonic() - start}
+
+    # -- helpers ----------------------------------------------------------------------
+    def _diverged(self, bad: list[str], metrics: dict) -> None:
+        ckpt = self.run.latest_checkpoint()
+        where = f"the last good checkpoint is {ckpt.name}" if ckpt else "no checkpoint was written yet"
+        vals = ", ".join(f"{k}={metrics[k]}" for k in bad)
+        raise TrainingDiverged(f"training diverged at step {self.step + 1} ({vals}); stopped without saving: "
+                               f"{where}; try a lower learning rate or another --loss")
+
+    def _log(self, metrics: dict) -> None:
+        if not self.rt.is_main:
+            return
+        record = {"step": self.step, "epoch": self.epoch, **{k: round(float(v), 6) for k, v in metrics.items()}}
+        self.run.log_metrics(record)
+        if self._tb is not None:
+            for k, v in metrics.items():
+                self._tb.add_scalar(k, v, self.step)
+
+    def _plot(self) -> None:
+        if not self.rt.is_main:
+            return
+        from ..images import plot_curves
+
+        plot_curves(self.run.read_metrics(), list(self.task.loss_keys), self.run.path / "loss.png",
+                    title=self.run.path.name)
+
+    def _open_tensorboard(self) -> None:
+        if not self.rt.is_main:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            return
+        self._tb = SummaryWriter(str(self.run.path / "tb"))
+
+    def _progress_bar(self, total: int | None, start: float):
+        if not self.progress:
+            return None
+        if total is not None:
+            return tqdm(total=total, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
+        secs = int(self.cfg.minutes * 60)
+        return tqdm(total=secs, desc=f"train ({self.cfg.minutes:g} min)", unit="s", dynamic_ncols=True,
+                    bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt}s [{elapsed}<{remaining}{postfix}]")
+
+
+def _unwrap(m: nn.Module) -> nn.Module:
+    return m.module if hasattr(m, "module") and isinstance(m.module, nn.Module) else m

@@ -1,0 +1,41 @@
+"""Shared fixtures: tiny GAN runs on scikit-learn's bundled digits (no data files needed)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import pixelforge
+
+TINY = dict(size=28, width=8, latent_dim=16, batch_size=32, precision="auto", progress=False)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    # Never touch the user's cache; never download.
+    monkeypatch.setenv("PIXELFORGE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    root = os.environ.get("PIXELFORGE_DATA")
+    if not root or not (Path(root) / "fashion-mnist").is_dir():
+        pytest.skip("PIXELFORGE_DATA with fashion-mnist/ not available")
+    return Path(root)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """An unconditional GAN trained for a few steps on digits."""
+    run = tmp_path_factory.mktemp("runs") / "tiny"
+    pixelforge.train_gan("digits", run, max_steps=6, seed=0, **TINY)
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_conditional_run(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "tiny-cond"
+    pixelforge.train_gan("digits", run, max_steps=4, conditional=True, loss="hinge", seed=1, **TINY)
+    return run

@@ -1,0 +1,89 @@
+import pytest
+import torch
+
+from pixelforge.errors import PixelforgeError
+from pixelforge.models.gan import (LOSSES, SIZES, GANConfig, discriminator_loss, generator_loss,
+                                   gradient_penalty)
+from pixelforge.registry import create_model, list_models
+from pixelforge.runtime import Runtime
+from pixelforge.training.gan import GANTask, GANTrainConfig
+
+
+@pytest.mark.parametrize("name", list_models(family="gan"))
+@pytest.mark.parametrize("size", sorted(SIZES))
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("num_classes", [0, 5])
+def test_shapes(name, size, channels, num_classes):
+    gan = create_model(name, image_size=size, channels=channels, num_classes=num_classes, width=8, latent_dim=12)
+    z = torch.randn(3, 12)
+    y = torch.tensor([0, 4, 2]) if num_classes else None
+    x = gan.generator(z, y)
+    assert x.shape == (3, channels, size, size)
+    assert x.min() >= -1 and x.max() <= 1  # tanh output
+    assert gan.discriminator(x, y).shape == (3,)
+
+
+def test_conditional_generator_uses_labels():
+    gan = create_model("dcgan", num_classes=3, width=8, latent_dim=8).eval()
+    z = torch.randn(1, 8).repeat(2, 1)
+    x = gan.generator(z, torch.tensor([0, 2]))
+    assert not torch.allclose(x[0], x[1])
+    with pytest.raises(PixelforgeError):
+        gan.generator(z, None)
+
+
+@pytest.mark.parametrize("bad", [dict(image_size=48), dict(channels=2), dict(d_norm="ln"), dict(width=0)])
+def test_bad_config(bad):
+    with pytest.raises(PixelforgeError):
+        GANConfig(**bad)
+
+
+def test_spectral_norm_bounds_weights():
+    gan = create_model("dcgan", d_norm="sn", width=8)
+    gan.discriminator.train()
+    x = torch.randn(4, 1, 28, 28)
+    for _ in range(20):  # power iterations converge
+        gan.discriminator(x)
+    conv = gan.discriminator.body[0]
+    w = conv.weight.flatten(1)
+    assert torch.linalg.matrix_norm(w.detach(), ord=2).item() == pytest.approx(1.0, abs=0.1)
+
+
+def test_losses_reference_values():
+    real, fake = torch.tensor([2.0, 0.0]), torch.tensor([-1.0, 1.0])
+    sp = torch.nn.functional.softplus
+    assert discriminator_loss("ns", real, fake) == pytest.approx((sp(-real).mean() + sp(fake).mean()).item())
+    assert discriminator_loss("hinge", real, fake).item() == pytest.approx((0 + 1) / 2 + (0 + 2) / 2)
+    assert discriminator_loss("lsgan", real, fake).item() == pytest.approx((1 + 1) / 2 + (1 + 1) / 2)
+    assert discriminator_loss("wgan-gp", real, fake).item() == pytest.approx(0.0 - 1.0)
+    assert generator_loss("hinge", fake).item() == pytest.approx(0.0)
+    assert generator_loss("lsgan", fake).item() == pytest.approx((4 + 0) / 2)
+
+
+def test_gradient_penalty_of_linear_critic():
+    # D(x) = sum(w * x) has gradient w everywhere: penalty = (||w|| - 1)^2.
+    w = torch.full((1, 2, 2), 0.25)
+    critic = lambda x, y=None: (x * w).flatten(1).sum(1)  # noqa: E731
+    gp = gradient_penalty(critic, torch.randn(5, 1, 2, 2), torch.randn(5, 1, 2, 2))
+    assert gp.item() == pytest.approx((0.5 - 1) ** 2, abs=1e-6)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_one_training_step_per_loss(loss):
+    torch.manual_seed(0)
+    d_norm = "none" if loss == "wgan-gp" else "bn"
+    gan = create_model("dcgan", width=8, latent_dim=8, d_norm=d_norm)
+    task = GANTask(gan, GANTrainConfig(loss=loss, diffaug="color,translation,cutout"), Runtime.create("cpu"))
+    before = [p.detach().clone() for p in task.G.parameters()]
+    ema_before = [p.detach().clone() for p in task.ema.module.parameters()]
+    real = torch.rand(8, 1, 28, 28) * 2 - 1
+    m = task.step(real, None)
+    assert set(m) >= {"d_loss", "g_loss"} and all(torch.isfinite(torch.tensor(v)) for v in m.values())
+    assert any(not torch.equal(a, b) for a, b in zip(before, task.G.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(ema_before, task.ema.module.parameters()))
+    assert all(p.requires_grad for p in task.D.parameters())  # unfrozen after the G update
+
+
+def test_wgan_gp_refuses_batch_norm():
+    with pytest.raises(PixelforgeError, match="batch norm"):
+        GANTask(create_model("dcgan", width=8), GANTrainConfig(loss="wgan-gp"), Runtime.create("cpu"))

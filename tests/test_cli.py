@@ -1,0 +1,109 @@
+"""The command line: outputs of each command, and clear one-line errors for bad input."""
+
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from pixelforge.cli import main
+
+
+def run_cli(capsys, *argv):
+    try:
+        code = main(list(argv))
+    except SystemExit as e:  # argparse usage errors
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_clean_error(code, err, pattern):
+    assert code == 2
+    assert "Traceback" not in err
+    assert pattern in err
+    assert err.strip().splitlines()[-1].startswith(("pixelforge: error:", "usage:")) or "error:" in err
+
+
+def test_sample_grid(tiny_run, tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    code, stdout, _ = run_cli(capsys, "sample", str(tiny_run), "-n", "16", "-o", str(out), "--nrow", "4")
+    assert code == 0 and str(out) in stdout
+    img = Image.open(out)
+    assert img.size == (4 * (28 + 2) + 2,) * 2 * 1 or img.size[0] == img.size[1]
+    assert img.size[0] == (4 * 30 + 2) * 2  # 4 images per row, 2x upscaled
+
+
+def test_sample_conditional_by_class_name(tiny_conditional_run, tmp_path, capsys):
+    out = tmp_path / "twos.png"
+    code, _, err = run_cli(capsys, "sample", str(tiny_conditional_run), "-n", "4", "--labels", "2,7", "-o", str(out))
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "sample", str(tiny_conditional_run), "--labels", "42", "-o", str(out))
+    assert_clean_error(code, err, "out of range")
+
+
+def test_labels_on_unconditional_run(tiny_run, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "sample", str(tiny_run), "--labels", "1", "-o", str(tmp_path / "x.png"))
+    assert_clean_error(code, err, "unconditional")
+
+
+def test_interpolate_gif(tiny_run, tmp_path, capsys):
+    out = tmp_path / "walk.gif"
+    code, _, err = run_cli(capsys, "interpolate", str(tiny_run), "-o", str(out), "--rows", "3", "--frames", "6")
+    assert code == 0, err
+    gif = Image.open(out)
+    assert gif.n_frames == 6
+    code, _, err = run_cli(capsys, "interpolate", str(tiny_run), "-o", str(tmp_path / "walk.png"))
+    assert_clean_error(code, err, ".gif")
+
+
+def test_datasets_and_models(capsys):
+    code, out, _ = run_cli(capsys, "datasets")
+    assert code == 0 and "fashion-mnist" in out and "digits" in out and "search path" in out
+    code, out, _ = run_cli(capsys, "models")
+    assert code == 0 and "dcgan" in out
+
+
+def test_train_dry_run(tmp_path, capsys):
+    run = tmp_path / "dry"
+    code, out, err = run_cli(capsys, "train", "gan", "--data", "digits", "--size", "32", "--channels", "3",
+                             "--width", "8", "--dry-run", "--run", str(run), "--no-progress")
+    assert code == 0, err
+    assert (run / "samples" / "final.png").is_file()
+
+
+@pytest.mark.parametrize("argv,pattern", [
+    (["train", "gan", "--data", "imagenet-21k", "--max-steps", "1"], "unknown dataset"),
+    (["train", "gan", "--data", "digits", "--size", "48", "--max-steps", "1"], "not supported"),
+    (["train", "gan", "--data", "digits", "--size", "0"], "at least 1"),
+    (["train", "gan", "--data", "digits", "--epochs", "-3"], "at least 1"),
+    (["train", "gan", "--data", "digits", "--minutes", "nan"], "positive number"),
+    (["train", "gan", "--data", "digits", "--size", "28", "--batch-size", "100000000", "--max-steps", "1"],
+     "batch size"),
+    (["train", "gan", "--data", "digits", "--max-steps", "1"], "pass --size"),
+    (["train", "gan", "--resume", "--run", "/nonexistent/run", "--max-steps", "1"], "no run directory"),
+    (["train", "gan", "--resume", "--max-steps", "1"], "--resume needs --run"),
+    (["sample", "/nonexistent/run"], "no run directory"),
+    (["train", "gan", "--data", "digits", "--size", "28", "--loss", "wgan-gp", "--d-norm", "bn", "--max-steps", "1"],
+     "batch norm"),
+])
+def test_bad_input_clean_errors(argv, pattern, tmp_path, capsys):
+    if "--run" not in argv and argv[:2] == ["train", "gan"] and "--resume" not in argv:
+        argv = argv + ["--run", str(tmp_path / "r")]
+    code, _, err = run_cli(capsys, *argv)
+    assert_clean_error(code, err, pattern)
+
+
+def test_empty_folder_and_existing_run(tmp_path, tiny_run, capsys):
+    (tmp_path / "empty").mkdir()
+    code, _, err = run_cli(capsys, "train", "gan", "--data", f"folder:{tmp_path / 'empty'}", "--size", "32",
+                           "--max-steps", "1", "--run", str(tmp_path / "r"))
+    assert_clean_error(code, err, "no readable images")
+    code, _, err = run_cli(capsys, "train", "gan", "--data", "digits", "--size", "28", "--max-steps", "1",
+                           "--run", str(tiny_run))
+    assert_clean_error(code, err, "already exists")
+
+
+def test_console_script_entry_point():
+    res = subprocess.run([sys.executable, "-m", "pixelforge.cli", "--version"], capture_output=True, text=True)
+    assert res.returncode == 0 and "pixelforge" in res.stdout

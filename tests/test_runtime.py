@@ -1,0 +1,46 @@
+import pytest
+import torch
+
+from pixelforge.errors import PixelforgeError
+from pixelforge.runtime import Runtime, cpu_supports_bf16
+
+
+def test_auto_on_cpu():
+    rt = Runtime.create("cpu")
+    assert rt.device.type == "cpu"
+    assert rt.precision == ("bf16" if cpu_supports_bf16() else "fp32")
+    assert rt.channels_last
+    m = rt.module(torch.nn.Conv2d(3, 4, 3))
+    assert m.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_autocast_dtype():
+    rt = Runtime.create("cpu", "bf16")
+    with rt.autocast():
+        y = torch.nn.functional.linear(torch.randn(2, 3), torch.randn(4, 3))
+    assert y.dtype == torch.bfloat16
+    with Runtime.create("cpu", "fp32").autocast():
+        assert torch.nn.functional.linear(torch.randn(2, 3), torch.randn(4, 3)).dtype == torch.float32
+
+
+def test_seed_reproducible():
+    Runtime.create("cpu", seed=5)
+    a = torch.randn(3)
+    Runtime.create("cpu", seed=5)
+    assert torch.equal(a, torch.randn(3))
+
+
+@pytest.mark.parametrize("kw,msg", [
+    (dict(device="tpu9"), "unknown device"),
+    (dict(precision="fp8"), "unknown precision"),
+    (dict(device="cpu", precision="fp16"), "fp16"),
+])
+def test_bad_runtime(kw, msg):
+    with pytest.raises(PixelforgeError, match=msg):
+        Runtime.create(**kw)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="machine has CUDA")
+def test_cuda_missing():
+    with pytest.raises(PixelforgeError, match="no CUDA"):
+        Runtime.create("cuda")

@@ -1,0 +1,136 @@
+"""End-to-end training on tiny data: artefacts, exact resume, budgets, divergence, signals."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import pixelforge
+from pixelforge.errors import PixelforgeError, RunError
+from pixelforge.training import TrainingDiverged
+
+from tests.conftest import TINY
+
+
+def _weights(run: Path, name="generator"):
+    ckpt = pixelforge.runs.Run.open(run).latest_checkpoint()
+    return load_file(str(ckpt / f"{name}.safetensors"))
+
+
+def test_run_directory_contents(tiny_run):
+    cfg = json.loads((tiny_run / "config.json").read_text())
+    assert cfg["family"] == "gan" and cfg["model"]["name"] == "dcgan"
+    assert cfg["model"]["config"]["image_size"] == 28 and cfg["model"]["config"]["width"] == 8
+    ckpt = pixelforge.runs.Run.open(tiny_run).latest_checkpoint()
+    assert ckpt.name == "step_00000006"
+    for f in ("generator", "generator_ema", "discriminator"):
+        assert (ckpt / f"{f}.safetensors").is_file()
+    state = torch.load(ckpt / "trainer_state.pt", weights_only=True)
+    assert state["step"] == 6 and set(state["optimizers"]) == {"generator", "discriminator"}
+    assert (tiny_run / "samples" / "final.png").is_file()
+    assert (tiny_run / "loss.png").is_file()
+    metrics = [json.loads(l) for l in (tiny_run / "metrics.jsonl").read_text().splitlines()]
+    assert metrics and {"step", "d_loss", "g_loss", "images_per_s"} <= set(metrics[-1])
+
+
+def test_load_rebuilds_model_from_run_alone(tiny_run):
+    pipe = pixelforge.load(tiny_run)
+    x = pipe.sample(10, seed=3)
+    assert x.shape == (10, 1, 28, 28) and 0 <= x.min() and x.max() <= 1
+    assert torch.equal(x, pipe.sample(10, seed=3))
+    assert not torch.equal(x, pipe.sample(10, seed=4))
+
+
+def test_resume_is_exact(tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    pixelforge.train_gan("digits", straight, max_steps=8, seed=3, **TINY)
+    pixelforge.train_gan("digits", split, max_steps=4, seed=3, **TINY)
+    pixelforge.train_gan(None, split, resume=True, max_steps=8, progress=False)
+    for name in ("generator", "generator_ema", "discriminator"):
+        a, b = _weights(straight, name), _weights(split, name)
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), f"{name}.{k} differs after resume"
+    steps = [json.loads(l)["step"] for l in (split / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps))  # no duplicated steps after resume
+
+
+def test_same_seed_same_weights(tmp_path):
+    for name in ("a", "b"):
+        pixelforge.train_gan("digits", tmp_path / name, max_steps=3, seed=11, **TINY)
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_epoch_grids_and_epoch_budget(tmp_path):
+    run = tmp_path / "ep"
+    # digits train split: 1437 images; limit 96 with batch 32 -> 3 steps per epoch.
+    pixelforge.train_gan("digits", run, epochs=2, limit=96, seed=0, **TINY)
+    assert sorted(p.name for p in (run / "samples").glob("epoch_*.png")) == ["epoch_001.png", "epoch_002.png"]
+    assert pixelforge.runs.Run.open(run).load_state()["step"] == 6
+
+
+def test_minutes_budget_stops(tmp_path):
+    t = time.monotonic()
+    pixelforge.train_gan("digits", tmp_path / "m", minutes=0.03, seed=0, **TINY)
+    assert time.monotonic() - t < 60
+    assert pixelforge.runs.Run.open(tmp_path / "m").latest_checkpoint() is not None
+
+
+def test_no_budget_is_an_error(tmp_path):
+    with pytest.raises(PixelforgeError, match="budget"):
+        pixelforge.train_gan("digits", tmp_path / "nb", **TINY)
+
+
+def test_divergence_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    from pixelforge.training import gan as gan_task
+
+    run = tmp_path / "nan"
+    pixelforge.train_gan("digits", run, max_steps=2, seed=0, **TINY)
+    good = _weights(run)
+    original = gan_task.GANTask.step
+
+    def poisoned(self, real, labels):
+        out = original(self, real, labels)
+        return {**out, "d_loss": float("nan")}
+
+    monkeypatch.setattr(gan_task.GANTask, "step", poisoned)
+    with pytest.raises(TrainingDiverged, match="diverged at step 3.*step_00000002"):
+        pixelforge.train_gan(None, run, resume=True, max_steps=5, progress=False)
+    after = _weights(run)
+    assert all(torch.equal(good[k], after[k]) for k in good)
+
+
+def test_resume_errors(tmp_path, tiny_run):
+    with pytest.raises(RunError, match="no run directory"):
+        pixelforge.train_gan(None, tmp_path / "nothing", resume=True, max_steps=3)
+    with pytest.raises(RunError, match="different settings.*width"):
+        pixelforge.train_gan(None, tiny_run, resume=True, max_steps=3, width=16)
+
+
+def test_sigterm_saves_and_resumes(tmp_path):
+    run = tmp_path / "sig"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "pixelforge.cli", "train", "gan", "--data", "digits", "--size", "28",
+           "--width", "8", "--batch-size", "32", "--max-steps", "100000", "--run", str(run), "--no-progress"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = run / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (metrics.exists() and metrics.stat().st_size > 0):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() is not None else ""
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "checkpoint saved" in err and "Traceback" not in err
+    step = pixelforge.runs.Run.open(run).load_state()["step"]
+    assert step >= 20
+    pixelforge.train_gan(None, run, resume=True, max_steps=step + 2, progress=False)
+    assert pixelforge.runs.Run.open(run).load_state()["step"] == step + 2
