@@ -64,7 +64,7 @@ def _add_gan_train_args(p: argparse.ArgumentParser) -> None:
     t.add_argument("--d-steps", type=_positive_int, help="D updates per G update (default 1)")
     t.add_argument("--ema-decay", type=float, help="EMA decay of generator weights (default 0.999)")
     t.add_argument("--diffaug", help="DiffAugment policy, e.g. color,translation,cutout")
-    t.add_argument("--batch-size", type=_positive_int, help="default 128")
+    t.add_argument("--batch-size", type=_positive_int, help="default 64")
     b = p.add_argument_group("budget (training stops at the first one reached)")
     b.add_argument("--epochs", type=_positive_int, help="total epochs for the run")
     b.add_argument("--minutes", type=_positive_float, help="wall-clock minutes for this invocation")

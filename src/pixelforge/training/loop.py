@@ -36,7 +36,7 @@ class TrainConfig:
     epochs: int | None = None  # total epochs for the run (counted across resumes)
     minutes: float | None = None  # wall-clock budget for this invocation
     max_steps: int | None = None  # total optimisation steps for the run
-    batch_size: int = 128
+    batch_size: int = 64
     checkpoint_minutes: float = 5.0
     log_every: int = 20
     keep_checkpoints: int = 2
