@@ -41,16 +41,29 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
                    help="auto: bf16 autocast on CPUs that have it, fp16/bf16 AMP on CUDA")
 
 
-def _add_gan_train_args(p: argparse.ArgumentParser) -> None:
+def _add_common_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None,
                    help="fashion-mnist, mnist, digits, folder:PATH, or NAME:CLASSES (e.g. fashion-mnist:7,9)")
-    p.add_argument("--run", default=None, help="run directory (default runs/gan-DATA-TIMESTAMP)")
+    p.add_argument("--run", default=None, help="run directory (default runs/FAMILY-DATA-TIMESTAMP)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run where it stopped")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     d = p.add_argument_group("data")
-    d.add_argument("--size", type=_positive_int, help="image size: 28, 32 or 64 (default: the dataset's)")
+    d.add_argument("--size", type=_positive_int, help="image size (default: the dataset's)")
     d.add_argument("--channels", type=int, choices=[1, 3], help="1 (grayscale) or 3 (RGB)")
     d.add_argument("--limit", type=_positive_int, help="use only the first N images (quick tries)")
+    b = p.add_argument_group("budget (training stops at the first one reached)")
+    b.add_argument("--epochs", type=_positive_int, help="total epochs for the run")
+    b.add_argument("--minutes", type=_positive_float, help="wall-clock minutes for this invocation")
+    b.add_argument("--max-steps", type=_positive_int, help="total optimisation steps for the run")
+    b.add_argument("--batch-size", type=_positive_int, help="default 64")
+    b.add_argument("--checkpoint-minutes", type=_positive_float, help="checkpoint interval (default 5)")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--dry-run", action="store_true", help="a few steps on 512 images: checks the set-up")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_runtime_args(p)
+
+
+def _add_gan_train_args(p: argparse.ArgumentParser) -> None:
     m = p.add_argument_group("model")
     m.add_argument("--conditional", action="store_true", help="class-conditional G and projection D")
     m.add_argument("--latent-dim", type=_positive_int)
@@ -64,16 +77,20 @@ def _add_gan_train_args(p: argparse.ArgumentParser) -> None:
     t.add_argument("--d-steps", type=_positive_int, help="D updates per G update (default 1)")
     t.add_argument("--ema-decay", type=float, help="EMA decay of generator weights (default 0.999)")
     t.add_argument("--diffaug", help="DiffAugment policy, e.g. color,translation,cutout")
-    t.add_argument("--batch-size", type=_positive_int, help="default 64")
-    b = p.add_argument_group("budget (training stops at the first one reached)")
-    b.add_argument("--epochs", type=_positive_int, help="total epochs for the run")
-    b.add_argument("--minutes", type=_positive_float, help="wall-clock minutes for this invocation")
-    b.add_argument("--max-steps", type=_positive_int, help="total optimisation steps for the run")
-    b.add_argument("--checkpoint-minutes", type=_positive_float, help="checkpoint interval (default 5)")
-    b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--dry-run", action="store_true", help="a few steps on 512 images: checks the set-up")
-    b.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_runtime_args(p)
+    _add_common_train_args(p)
+
+
+def _add_classifier_train_args(p: argparse.ArgumentParser) -> None:
+    m = p.add_argument_group("model")
+    m.add_argument("--width", type=_positive_int, help="channels of the first stage (default 32)")
+    m.add_argument("--blocks", type=_positive_int, help="conv stages, each halving the resolution (default 3)")
+    m.add_argument("--dropout", type=float, help="dropout before the last layer (default 0.2)")
+    t = p.add_argument_group("training")
+    t.add_argument("--lr", type=_positive_float, help="peak learning rate of the one-cycle schedule (default 0.05)")
+    t.add_argument("--weight-decay", type=float, help="default 5e-4")
+    t.add_argument("--label-smoothing", type=float, help="default 0.1")
+    t.add_argument("--augment", help="comma list of flip,translation,cutout,color; '' for none (default flip,translation)")
+    _add_common_train_args(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a model").add_subparsers(dest="family", required=True, metavar="FAMILY")
     _add_gan_train_args(train.add_parser("gan", help="train a GAN (DCGAN family)"))
+    _add_classifier_train_args(train.add_parser("classifier", help="train a CNN classifier"))
 
     s = sub.add_parser("sample", help="sample an image grid from a trained run")
     s.add_argument("run")
@@ -107,43 +125,71 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--seed", type=int, default=0)
     i.add_argument("--device", default="auto")
 
+    c = sub.add_parser("classify", help="top-k labels of images with a trained classifier")
+    c.add_argument("run")
+    c.add_argument("images", nargs="+")
+    c.add_argument("-k", type=_positive_int, default=3, help="labels per image (default 3)")
+    c.add_argument("--device", default="auto")
+
+    e = sub.add_parser("explain", help="filters, feature maps and Grad-CAM of a classifier on one image")
+    e.add_argument("run")
+    e.add_argument("image")
+    e.add_argument("-o", "--output", default=None, help="output folder (default RUN/explain/IMAGE_NAME)")
+    e.add_argument("--device", default="auto")
+
     sub.add_parser("datasets", help="list the named datasets and where each was found")
     sub.add_parser("models", help="list the registered models")
     return parser
 
 
-def cmd_train_gan(args) -> int:
-    from .api import train_gan
+_COMMON_TRAIN_OPTIONS = ("batch_size", "epochs", "minutes", "max_steps", "checkpoint_minutes")
+_FAMILY_OPTIONS = {
+    "gan": ("latent_dim", "width", "d_norm", "loss", "lr_g", "lr_d", "d_steps", "ema_decay", "diffaug"),
+    "classifier": ("width", "blocks", "dropout", "lr", "weight_decay", "label_smoothing", "augment"),
+}
 
-    if args.spectral_norm:
-        if args.d_norm not in (None, "sn"):
-            raise PixelforgeError("--spectral-norm contradicts --d-norm " + args.d_norm)
-        args.d_norm = "sn"
-    options = {k: getattr(args, k) for k in (
-        "latent_dim", "width", "d_norm", "loss", "lr_g", "lr_d", "d_steps", "ema_decay", "diffaug",
-        "batch_size", "epochs", "minutes", "max_steps", "checkpoint_minutes")}
-    if options["loss"] == "wgan-gp" and options["d_norm"] is None and not args.resume:
-        options["d_norm"] = "none"  # the gradient penalty needs a D without batch norm
+
+def cmd_train(args) -> int:
+    from . import api
+
+    options = {k: getattr(args, k) for k in _COMMON_TRAIN_OPTIONS + _FAMILY_OPTIONS[args.family]}
+    extra = {}
+    if args.family == "gan":
+        if args.spectral_norm:
+            if args.d_norm not in (None, "sn"):
+                raise PixelforgeError("--spectral-norm contradicts --d-norm " + args.d_norm)
+            options["d_norm"] = "sn"
+        if options["loss"] == "wgan-gp" and options["d_norm"] is None and not args.resume:
+            options["d_norm"] = "none"  # the gradient penalty needs a D without batch norm
+        extra["conditional"] = args.conditional
     limit = args.limit
     if args.dry_run:
         limit = min(limit or 512, 512)
         options.update(batch_size=min(options["batch_size"] or 64, 64), max_steps=options["max_steps"] or 4)
     if args.resume and args.run is None:
         raise PixelforgeError("--resume needs --run RUN_DIR")
-    data = args.data if args.data is not None else (None if args.resume else "fashion-mnist")
-    pipe = train_gan(data, args.run, resume=args.resume, overwrite=args.overwrite, size=args.size,
-                     channels=args.channels, conditional=args.conditional, limit=limit, device=args.device,
-                     precision=args.precision, seed=args.seed, progress=not args.no_progress, **options)
+    train = {"gan": api.train_gan, "classifier": api.train_classifier}[args.family]
+    pipe = train(args.data, args.run, resume=args.resume, overwrite=args.overwrite, size=args.size,
+                 channels=args.channels, limit=limit, device=args.device, precision=args.precision,
+                 seed=args.seed, progress=not args.no_progress, **extra, **options)
     print(f"run: {pipe.path}")
-    print(f"samples: {pipe.path / 'samples' / 'final.png'}")
+    if args.family == "gan":
+        print(f"samples: {pipe.path / 'samples' / 'final.png'}")
+    elif (pipe.path / "evaluation.json").is_file():
+        import json
+
+        ev = json.loads((pipe.path / "evaluation.json").read_text())
+        print(f"test accuracy: {ev['test_accuracy']:.2%} on {ev['test_images']} images "
+              f"(confusion matrix: {pipe.path / 'confusion.png'})")
     return 0
 
 
 def cmd_sample(args) -> int:
-    from .api import load
+    from .api import load_gan
     from .images import save_grid
 
-    pipe = load(args.run, device=args.device, ema=not args.no_ema)
+    _load_family(args.run, "gan", args.device, load=False)
+    pipe = load_gan(args.run, device=args.device, ema=not args.no_ema)
     images = pipe.sample(args.n, seed=args.seed, labels=args.labels)
     nrow = args.nrow or (pipe.cfg.num_classes if pipe.conditional and args.labels in (None, "all") else None)
     out = Path(args.output) if args.output else pipe.path / "samples" / "sample.png"
@@ -153,14 +199,40 @@ def cmd_sample(args) -> int:
 
 
 def cmd_interpolate(args) -> int:
-    from .api import load
-
-    pipe = load(args.run, device=args.device)
+    pipe = _load_family(args.run, "gan", args.device)
     out = Path(args.output) if args.output else pipe.path / "samples" / "walk.gif"
     if out.suffix.lower() != ".gif":
         raise PixelforgeError(f"interpolate writes a GIF; give an output ending in .gif, not {out.name}")
     print(pipe.interpolate(out, rows=args.rows, frames=args.frames, seed=args.seed, labels=args.labels, fps=args.fps))
     return 0
+
+
+def cmd_classify(args) -> int:
+    pipe = _load_family(args.run, "classifier", args.device)
+    images = pipe.load_images(args.images)
+    for path, top in zip(args.images, pipe.topk(images, args.k)):
+        print(f"{path}: " + ", ".join(f"{name} {p:.1%}" for name, p in top))
+    return 0
+
+
+def cmd_explain(args) -> int:
+    pipe = _load_family(args.run, "classifier", args.device)
+    image = pipe.load_images([args.image])[0]
+    out = Path(args.output) if args.output else pipe.path / "explain" / Path(args.image).stem
+    for name, path in pipe.explain(image, out).items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _load_family(run: str, family: str, device: str, load: bool = True):
+    """The pipeline of a ``family`` run; a run of another family is a clear error."""
+    from . import api
+    from .runs import Run
+
+    found = Run.open(run).config.get("family")
+    if found != family:
+        raise PixelforgeError(f"{run} is a {found} run; this command needs a {family} run")
+    return api.load(run, device=device) if load else None
 
 
 def cmd_datasets(args) -> int:
@@ -190,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="pixelforge: %(levelname)s: %(message)s")
     from .training import Interrupted
 
-    handler = {"train": cmd_train_gan, "sample": cmd_sample, "interpolate": cmd_interpolate,
+    handler = {"train": cmd_train, "sample": cmd_sample, "interpolate": cmd_interpolate,
+               "classify": cmd_classify, "explain": cmd_explain,
                "datasets": cmd_datasets, "models": cmd_models}[args.command]
     try:
         return handler(args)

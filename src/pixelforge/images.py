@@ -65,11 +65,7 @@ def save_gif(frames: list[np.ndarray], path: str | os.PathLike, fps: int = 12, s
 
 def plot_curves(records: list[dict], keys: list[str], path: str | os.PathLike, title: str = "") -> Path | None:
     """Plot ``keys`` of metric records against their ``step``; smoothed lines over raw points."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     present = [k for k in keys if any(k in r for r in records)]
     if not present:
         return None
@@ -88,6 +84,13 @@ def plot_curves(records: list[dict], keys: list[str], path: str | os.PathLike, t
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | os.PathLike) -> Path:
+    """Write a matplotlib figure as PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -95,3 +98,32 @@ def plot_curves(records: list[dict], keys: list[str], path: str | os.PathLike, t
     path = Path(path)
     atomic_write_bytes(path, buf.getvalue())
     return path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion(confusion: torch.Tensor, names: list[str], path: str | os.PathLike, title: str = "") -> Path:
+    """A row-normalised confusion matrix with the raw counts written in the cells."""
+    plt = _pyplot()
+    k = len(names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * k, 0.8 + 0.55 * k), dpi=100)
+    norm = confusion.float() / confusion.sum(1, keepdim=True).clamp(min=1)
+    ax.imshow(norm.numpy(), cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            if confusion[i, j]:
+                ax.text(j, i, str(int(confusion[i, j])), ha="center", va="center", fontsize=7,
+                        color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xticks(range(k), names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(k), names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    return save_figure(fig, path)

@@ -8,7 +8,7 @@ decompression-bomb limit.
 """
 
 from .download import download_file, parse_hash_spec
-from .folder import load_folder
+from .folder import load_folder, load_image
 from .idx import encode_idx, parse_idx, read_idx
 from .imagedata import ImageData
 from .load import load_dataset
@@ -19,6 +19,6 @@ from .transforms import convert_channels, resize_images, to_float, to_uint8
 __all__ = [
     "DATASETS", "FileHashes", "IDXSpec", "ImageData",
     "cache_dir", "convert_channels", "download_file", "encode_idx", "find_dataset",
-    "list_datasets", "load_dataset", "load_folder", "parse_hash_spec", "parse_idx",
+    "list_datasets", "load_dataset", "load_folder", "load_image", "parse_hash_spec", "parse_idx",
     "read_idx", "register_dataset", "resize_images", "search_path", "to_float", "to_uint8",
 ]

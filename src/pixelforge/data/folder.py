@@ -123,6 +123,18 @@ def _decode(path: Path, size: int, channels: int) -> np.ndarray:
     return array.reshape(size, size, channels)
 
 
+def load_image(path: str | os.PathLike, *, size: int, channels: int) -> torch.Tensor:
+    """One image file as a uint8 ``(channels, size, size)`` tensor (resized, center-cropped)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"no image file at {path}")
+    try:
+        array = _decode(path, size, channels)
+    except _Skipped as e:
+        raise DataError(f"cannot use {path} as an image ({e.reason})") from None
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
 def load_folder(path: str | os.PathLike, *, size: int | None, channels: int | None = None,
                 limit: int | None = None) -> ImageData:
     """Load every readable image below ``path`` as ``channels`` x ``size`` x ``size`` (channels default 3)."""

@@ -3,7 +3,8 @@ fake images before the discriminator, so D cannot memorise a small training set 
 still receives gradients through the augmentation.
 
 Policies: ``color`` (brightness, saturation, contrast), ``translation`` (shift by up to 1/8
-of the size, zero padded), ``cutout`` (one zeroed square of half the size).
+of the size, zero padded), ``cutout`` (one zeroed square of half the size). ``flip``
+(random horizontal mirror) is not part of DiffAugment but serves classifier training.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-POLICIES = ("color", "translation", "cutout")
+POLICIES = ("color", "translation", "cutout", "flip")
 
 
 def parse_policy(policy: str) -> tuple[str, ...]:
@@ -67,4 +68,9 @@ def _cutout(x, ratio: float = 0.5):
     return x * (~inside).unsqueeze(1).to(x.dtype)
 
 
-_AUGMENTS = {"color": _color, "translation": _translation, "cutout": _cutout}
+def _flip(x):
+    mirror = torch.rand(x.shape[0], 1, 1, 1, device=x.device) < 0.5
+    return torch.where(mirror, x.flip(3), x)
+
+
+_AUGMENTS = {"color": _color, "translation": _translation, "cutout": _cutout, "flip": _flip}

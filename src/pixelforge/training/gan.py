@@ -92,6 +92,9 @@ class GANTask:
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
 
+    def set_progress(self, fraction: float) -> None:
+        pass  # constant learning rates
+
     def _aug(self, x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, self.augment) if self.augment else x
 

@@ -59,6 +59,7 @@ class Task(Protocol):
 
     def modules(self) -> dict[str, nn.Module]: ...
     def optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
+    def set_progress(self, fraction: float) -> None: ...  # share of the budget used, for schedules
     def step(self, images: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]: ...
     def extra_state(self) -> dict: ...
     def load_extra_state(self, state: dict) -> None: ...
@@ -160,6 +161,12 @@ class Trainer:
             limits.append(self.cfg.max_steps)
         return min(limits) if limits else None
 
+    def _fraction_done(self, total: int | None, start: float) -> float:
+        """The larger of the step and the wall-clock share of the budget (for LR schedules)."""
+        by_steps = self.step / total if total else 0.0
+        by_time = (time.monotonic() - start) / (self.cfg.minutes * 60) if self.cfg.minutes else 0.0
+        return min(1.0, max(by_steps, by_time))
+
     def _on_signal(self, signum, frame):
         self._signal = signum
 
@@ -183,6 +190,7 @@ class Trainer:
                 order = self._epoch_order(self.epoch)
                 while self.batch_in_epoch < self.steps_per_epoch:
                     images, labels = self._batch(order, self.batch_in_epoch)
+                    self.task.set_progress(self._fraction_done(total, start))
                     metrics = self.task.step(images, labels)
                     bad = [k for k, v in metrics.items() if not math.isfinite(v)]
                     if bad:
@@ -199,10 +207,10 @@ class Trainer:
                         if bar is not None:
                             bar.set_postfix({k: f"{v:.3g}" for k, v in {**metrics, "img/s": ips}.items()}, refresh=False)
                     if bar is not None:
-                        bar.update(1 if total is not None else 0)
-                        if total is None:
-                            bar.n = min(int(time.monotonic() - start), bar.total)
-                            bar.refresh()
+                        # Steps, or seconds when only --minutes bounds the run; tqdm rate-limits redraws.
+                        done = self.step if total is not None else min(int(time.monotonic() - start), bar.total)
+                        if done > bar.n:
+                            bar.update(done - bar.n)
                     now = time.monotonic()
                     if self._signal is not None or (deadline and now >= deadline) or (total and self.step >= total):
                         break

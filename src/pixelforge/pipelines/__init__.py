@@ -1,0 +1,1 @@
+"""Per-family Python entry points (train a model, load it back, use it)."""

@@ -1,0 +1,181 @@
+"""Classifiers from Python: ``train_classifier``, and :class:`ClassifierPipeline` to
+predict, embed and explain (filters, feature maps, Grad-CAM) images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..data import load_dataset, load_image
+from ..errors import PixelforgeError
+from ..images import _pyplot, save_figure, save_grid
+from ..models.classifier import ClassifierConfig, CNNClassifier
+from ..registry import create_model
+from ..training import Trainer
+from ..training.classifier import ClassifierTask, ClassifierTrainConfig
+from .common import load_weights_into, open_model, start_session
+
+
+def train_classifier(data: str | None = "fashion-mnist", run: str | os.PathLike | None = None, *,
+                     resume: bool = False, overwrite: bool = False, size: int | None = None,
+                     channels: int | None = None, limit: int | None = None, model: str = "cnn",
+                     device: str = "auto", precision: str = "auto", seed: int = 0, progress: bool = True,
+                     **options: Any) -> "ClassifierPipeline":
+    """Train (or continue) a classifier; named datasets are evaluated on their test split."""
+
+    def model_defaults(dataset):
+        if dataset.num_classes < 2:
+            raise PixelforgeError(f"{data} has no class labels; a folder needs one subfolder per class")
+        return {"image_size": dataset.size, "channels": dataset.channels, "num_classes": dataset.num_classes}
+
+    s = start_session("classifier", ClassifierTrainConfig, data, run, model=model, options=options, resume=resume,
+                      overwrite=overwrite, size=size, channels=channels, limit=limit, device=device,
+                      precision=precision, seed=seed, model_defaults=model_defaults)
+    eval_data = _test_split(s.run.config["data"])
+    net = create_model(s.model_name, **dataclasses.asdict(s.model_cfg))
+    task = ClassifierTask(net, s.task_cfg, s.runtime, eval_data=eval_data)
+    Trainer(task, s.data, s.run, s.train_cfg, s.runtime, seed=s.seed, progress=progress).fit(resume=resume)
+    return ClassifierPipeline(task.net.float().eval(), s.model_cfg, s.classes, s.run.path)
+
+
+def _test_split(d: dict):
+    """The held-out split of a named dataset; folders have none (evaluation is then skipped)."""
+    if d["spec"].startswith("folder:"):
+        return None
+    return load_dataset(d["spec"], size=d["size"], channels=d["channels"], split="test")
+
+
+class ClassifierPipeline:
+    """A trained classifier: ``predict`` (probabilities), ``features`` (embeddings), ``explain``."""
+
+    def __init__(self, net: CNNClassifier, cfg: ClassifierConfig, classes: Sequence[str], path: Path | None = None):
+        self.net = net.eval()
+        self.cfg = cfg
+        self.classes = list(classes) if len(classes) == cfg.num_classes else [str(i) for i in range(cfg.num_classes)]
+        self.path = path
+        self.device = next(net.parameters()).device
+
+    # -- inputs -------------------------------------------------------------------------
+    def load_images(self, paths: Sequence[str | os.PathLike]) -> torch.Tensor:
+        """Image files -> uint8 (N, C, H, W) at the model's size and channels."""
+        if not paths:
+            raise PixelforgeError("give at least one image")
+        return torch.stack([load_image(p, size=self.cfg.image_size, channels=self.cfg.channels) for p in paths])
+
+    def _prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (0..255) or float (0..1) images of any size/channels -> the model's [-1, 1] input."""
+        if images.dim() != 4:
+            raise PixelforgeError(f"expected images shaped (N, C, H, W), got {tuple(images.shape)}")
+        x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
+        if x.shape[1] != self.cfg.channels:
+            if x.shape[1] == 3 and self.cfg.channels == 1:
+                x = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+            elif x.shape[1] == 1 and self.cfg.channels == 3:
+                x = x.expand(-1, 3, -1, -1)
+            else:
+                raise PixelforgeError(f"cannot convert {x.shape[1]}-channel images for a "
+                                      f"{self.cfg.channels}-channel classifier")
+        if x.shape[-1] != self.cfg.image_size or x.shape[-2] != self.cfg.image_size:
+            x = F.interpolate(x, size=(self.cfg.image_size,) * 2, mode="bilinear", antialias=True, align_corners=False)
+        return (x * 2 - 1).to(self.device)
+
+    # -- outputs ------------------------------------------------------------------------
+    @torch.no_grad()
+    def logits(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+        return torch.cat([self.net(self._prepare(images[i:i + batch_size])).float().cpu()
+                          for i in range(0, len(images), batch_size)])
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (N, num_classes)."""
+        return self.logits(images).softmax(1)
+
+    @torch.no_grad()
+    def features(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+        """The pooled penultimate activations (N, feature_dim): the embedding the metrics use."""
+        return torch.cat([self.net.features(self._prepare(images[i:i + batch_size])).float().cpu()
+                          for i in range(0, len(images), batch_size)])
+
+    def topk(self, images: torch.Tensor, k: int = 3) -> list[list[tuple[str, float]]]:
+        probs = self.predict(images)
+        k = min(k, probs.shape[1])
+        p, idx = probs.topk(k, dim=1)
+        return [[(self.classes[j], float(q)) for q, j in zip(pr.tolist(), ix.tolist())] for pr, ix in zip(p, idx)]
+
+    def accuracy(self, images: torch.Tensor, labels: torch.Tensor) -> float:
+        return (self.logits(images).argmax(1) == labels).float().mean().item()
+
+    # -- seeing inside --------------------------------------------------------------------
+    def grad_cam(self, image: torch.Tensor, target: int | None = None, stage: int = -1) -> tuple[torch.Tensor, int]:
+        """Grad-CAM (Selvaraju et al. 2017): ReLU(sum_k alpha_k A^k) where alpha_k is the spatial
+        mean of d(logit_target)/dA^k over the feature maps A of ``stage``; upsampled to the
+        input, scaled to [0, 1]. Returns (heat map (H, W), target class)."""
+        x = self._prepare(image.unsqueeze(0) if image.dim() == 3 else image)[:1]
+        maps = []
+        h = x
+        with torch.enable_grad():
+            for i, st in enumerate(self.net.stages):
+                h = st(h)
+                maps.append(h)
+            maps[stage].retain_grad()
+            logits = self.net.head(h.mean(dim=(2, 3)))
+            target = int(logits.argmax(1)) if target is None else target
+            logits[0, target].backward()
+        a = maps[stage]
+        weights = a.grad.mean(dim=(2, 3), keepdim=True)
+        cam = F.relu((weights * a).sum(1, keepdim=True)).detach()
+        cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
+        cam = cam / cam.max() if cam.max() > 0 else cam
+        self.net.zero_grad(set_to_none=True)
+        return cam.cpu(), target
+
+    def explain(self, image: torch.Tensor, out_dir: str | os.PathLike, top_maps: int = 16) -> dict[str, Path]:
+        """Write first-layer filters, per-stage feature maps and a Grad-CAM overlay as PNGs."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written = {}
+        w = self.net.stages[0][0].weight.detach().float().cpu()  # (C_out, C_in, 3, 3)
+        w = (w - w.amin(dim=(1, 2, 3), keepdim=True)) / (w.amax(dim=(1, 2, 3), keepdim=True)
+                                                        - w.amin(dim=(1, 2, 3), keepdim=True) + 1e-8)
+        written["filters"] = save_grid(w if w.shape[1] in (1, 3) else w[:, :1], out / "filters.png",
+                                       nrow=8, scale=8)
+        x = self._prepare(image.unsqueeze(0) if image.dim() == 3 else image)[:1]
+        with torch.no_grad():
+            maps = self.net.feature_maps(x)
+        for i, m in enumerate(maps, 1):
+            m = m[0].float().cpu()
+            strongest = m.mean(dim=(1, 2)).argsort(descending=True)[:top_maps]
+            sel = m[strongest].unsqueeze(1)
+            sel = (sel - sel.amin(dim=(2, 3), keepdim=True)) / (sel.amax(dim=(2, 3), keepdim=True)
+                                                               - sel.amin(dim=(2, 3), keepdim=True) + 1e-8)
+            scale = max(1, 96 // sel.shape[-1])
+            written[f"stage{i}"] = save_grid(sel, out / f"feature_maps_stage{i}.png", nrow=8, scale=scale)
+        cam, target = self.grad_cam(image)
+        written["gradcam"] = self._cam_figure(x[0], cam, target, out / "gradcam.png")
+        return written
+
+    def _cam_figure(self, x: torch.Tensor, cam: torch.Tensor, target: int, path: Path) -> Path:
+        plt = _pyplot()
+        img = ((x.float().cpu() + 1) / 2).clamp(0, 1).permute(1, 2, 0).numpy()
+        img = img[:, :, 0] if img.shape[2] == 1 else img
+        prob = self.predict(((x.unsqueeze(0).cpu() + 1) / 2).clamp(0, 1))[0, target].item()
+        fig, axes = plt.subplots(1, 2, figsize=(6, 3.2), dpi=100)
+        axes[0].imshow(img, cmap="gray" if img.ndim == 2 else None)
+        axes[0].set_title("input")
+        axes[1].imshow(img, cmap="gray" if img.ndim == 2 else None)
+        axes[1].imshow(cam.numpy(), cmap="jet", alpha=0.45)
+        axes[1].set_title(f"Grad-CAM: {self.classes[target]} ({prob:.0%})")
+        for a in axes:
+            a.axis("off")
+        return save_figure(fig, path)
+
+
+def load_classifier(run_dir: str | os.PathLike, device: str = "auto") -> ClassifierPipeline:
+    r, cfg, net, runtime = open_model(run_dir, "classifier", device)
+    load_weights_into(r, net, "classifier")
+    return ClassifierPipeline(net.to(runtime.device), cfg, r.config["data"].get("classes", []), r.path)

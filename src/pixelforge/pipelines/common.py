@@ -1,0 +1,144 @@
+"""What every ``train_*`` function shares: create or reopen a run directory, rebuild its
+configs, check that a resume asks for nothing the run cannot give, load the data.
+
+config.json sections: ``family``, ``model`` (registry name + config), ``task`` (the
+family's training options), ``train`` (the generic loop's budget), ``data`` (spec, size,
+channels, classes, limit), ``seed``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import __version__
+from ..data import ImageData, load_dataset
+from ..errors import PixelforgeError, RunError
+from ..registry import get_entry
+from ..runs import Run, atomic_write_json
+from ..runtime import Runtime
+from ..training import TrainConfig
+
+
+@dataclass
+class Session:
+    run: Run
+    runtime: Runtime
+    data: ImageData
+    model_name: str
+    model_cfg: Any
+    task_cfg: Any
+    train_cfg: TrainConfig
+    seed: int
+
+    @property
+    def classes(self) -> list[str]:
+        return self.run.config["data"].get("classes", [])
+
+
+def fields_of(options: dict, cls) -> dict:
+    """The entries of ``options`` that are fields of dataclass ``cls`` and not None."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in options.items() if k in names and v is not None}
+
+
+def default_run_dir(family: str, data: str) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in data.split(":")[0])
+    return Path("runs") / f"{family}-{safe}-{stamp}"
+
+
+def start_session(family: str, task_cls: type, data: str | None, run: str | os.PathLike | None, *,
+                  model: str, options: dict, resume: bool, overwrite: bool, size: int | None,
+                  channels: int | None, limit: int | None, device: str, precision: str, seed: int,
+                  model_defaults: Callable[[ImageData], dict], keep_classes: bool = True) -> Session:
+    """Create a new run (or reopen one with ``resume``) and load its data.
+
+    ``model_defaults(dataset)`` gives the model config entries the data decides (size,
+    channels, number of classes); ``options`` may override the rest.
+    """
+    model_cls = get_entry(model).config_cls
+    known = {f.name for c in (model_cls, task_cls, TrainConfig) for f in dataclasses.fields(c)}
+    unknown = set(options) - known
+    if unknown:
+        raise PixelforgeError(f"unknown {family} option(s): {', '.join(sorted(unknown))}")
+    budget = fields_of(options, TrainConfig)
+    if resume:
+        if run is None:
+            raise RunError("--resume needs the run directory to continue")
+        r = Run.open(run)
+        cfg = r.config
+        if cfg.get("family") != family:
+            raise RunError(f"{run} is a {cfg.get('family')} run, not a {family} run")
+        _check_compatible(cfg, options, data, size, channels)
+        model_name = cfg["model"]["name"]
+        model_cfg = get_entry(model_name).config_cls(**cfg["model"]["config"])
+        task_cfg = task_cls(**cfg["task"])
+        # --minutes is a budget for this invocation; epochs and steps count over the whole run.
+        train_cfg = TrainConfig(**{**cfg["train"], **budget, "minutes": options.get("minutes")})
+        train_cfg.validate()
+        d = cfg["data"]
+        runtime = Runtime.create(device, precision, seed=None)
+        dataset = load_dataset(d["spec"], size=d["size"], channels=d["channels"], limit=d.get("limit"))
+        cfg["train"] = dataclasses.asdict(train_cfg)
+        atomic_write_json(r.path / "config.json", cfg)
+        return Session(r, runtime, dataset, model_name, model_cfg, task_cfg, train_cfg, cfg.get("seed", seed))
+
+    train_cfg = TrainConfig(**budget)
+    train_cfg.validate()
+    task_cfg = task_cls(**fields_of(options, task_cls))
+    runtime = Runtime.create(device, precision, seed=seed)
+    data = data or "fashion-mnist"
+    dataset = load_dataset(data, size=size, channels=channels, limit=limit)
+    model_cfg = model_cls(**{**model_defaults(dataset), **fields_of(options, model_cls)})
+    r = Run.create(run or default_run_dir(family, data), {
+        "family": family, "pixelforge_version": __version__,
+        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+        "model": {"name": model, "config": dataclasses.asdict(model_cfg)},
+        "task": dataclasses.asdict(task_cfg), "train": dataclasses.asdict(train_cfg),
+        "data": {"spec": data, "size": dataset.size, "channels": dataset.channels,
+                 "classes": dataset.classes if keep_classes else [], "limit": limit},
+        "seed": seed, "runtime": runtime.describe(),
+    }, overwrite=overwrite)
+    return Session(r, runtime, dataset, model, model_cfg, task_cfg, train_cfg, seed)
+
+
+def _check_compatible(cfg: dict, options: dict, data, size, channels) -> None:
+    stored = {**cfg["model"]["config"], **cfg["task"]}
+    clashes = [f"{k}={v!r} (run has {stored[k]!r})" for k, v in options.items()
+               if v is not None and k in stored and stored[k] != v]
+    d = cfg["data"]
+    if data is not None and data != d["spec"]:
+        clashes.append(f"data={data!r} (run has {d['spec']!r})")
+    for k, v in (("size", size), ("channels", channels)):
+        if v is not None and v != d[k]:
+            clashes.append(f"{k}={v} (run has {d[k]})")
+    if clashes:
+        raise RunError(f"cannot resume {cfg['model']['name']} run with different settings: " + "; ".join(clashes))
+
+
+def open_model(run_dir: str | os.PathLike, family: str, device: str = "auto"):
+    """(run, model config, the rebuilt model with fresh weights, fp32 runtime) for a ``family`` run."""
+    r = Run.open(run_dir)
+    cfg = r.config
+    if cfg.get("family") != family:
+        raise RunError(f"{run_dir} is a {cfg.get('family')} run, not a {family} run")
+    entry = get_entry(cfg["model"]["name"])
+    try:
+        model_cfg = entry.config_cls(**cfg["model"]["config"])
+    except TypeError as e:
+        raise RunError(f"{run_dir}/config.json does not describe a {entry.name} model: {e}") from None
+    model = entry.builder(model_cfg)
+    return r, model_cfg, model, Runtime.create(device, "fp32")
+
+
+def load_weights_into(run: Run, module, weights_name: str) -> None:
+    try:
+        module.load_state_dict(run.load_weights(weights_name))
+    except RuntimeError as e:
+        raise RunError(f"weights in {run.latest_checkpoint()} do not fit the model in config.json: "
+                       f"{str(e).splitlines()[0]}") from None

@@ -1,0 +1,156 @@
+"""GANs from Python: ``train_gan`` and :class:`GANPipeline` (sampling, interpolation)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from ..errors import PixelforgeError, RunError
+from ..images import make_grid, save_gif
+from ..models.gan import SIZES, GANConfig
+from ..registry import create_model
+from ..training import Trainer
+from ..training.gan import GANTask, GANTrainConfig
+from .common import load_weights_into, open_model, start_session
+
+
+def train_gan(data: str | None = "fashion-mnist", run: str | os.PathLike | None = None, *, resume: bool = False,
+              overwrite: bool = False, size: int | None = None, channels: int | None = None,
+              conditional: bool = False, limit: int | None = None, model: str = "dcgan",
+              device: str = "auto", precision: str = "auto", seed: int = 0, progress: bool = True,
+              **options: Any) -> "GANPipeline":
+    """Train (or with ``resume=True`` continue) a GAN; returns a pipeline over the result.
+
+    ``options`` are fields of :class:`GANConfig` (latent_dim, width, d_norm),
+    :class:`GANTrainConfig` (loss, lr_g, lr_d, ema_decay, diffaug, ...) and
+    :class:`TrainConfig` (epochs, minutes, max_steps, batch_size, ...).
+    """
+
+    def model_defaults(dataset):
+        if size is None and dataset.size not in SIZES:
+            raise PixelforgeError(f"{data} images are {dataset.size} px, which GANs do not support; "
+                                  f"pass --size {' or '.join(map(str, SIZES))}")
+        if conditional and dataset.num_classes == 0:
+            raise PixelforgeError(f"--conditional needs labels, but {data} has no classes "
+                                  "(a folder dataset gets classes from its subfolders)")
+        return {"image_size": dataset.size, "channels": dataset.channels,
+                "num_classes": dataset.num_classes if conditional else 0}
+
+    s = start_session("gan", GANTrainConfig, data, run, model=model, options=options, resume=resume,
+                      overwrite=overwrite, size=size, channels=channels, limit=limit, device=device,
+                      precision=precision, seed=seed, model_defaults=model_defaults, keep_classes=conditional)
+    if resume and conditional and not s.model_cfg.num_classes:
+        raise RunError(f"cannot resume {s.run.path} as conditional: the run is unconditional")
+    gan = create_model(s.model_name, **dataclasses.asdict(s.model_cfg))
+    task = GANTask(gan, s.task_cfg, s.runtime, seed=s.seed)
+    Trainer(task, s.data, s.run, s.train_cfg, s.runtime, seed=s.seed, progress=progress).fit(resume=resume)
+    return GANPipeline(task.ema.module, s.model_cfg, s.classes, s.run.path)
+
+
+class GANPipeline:
+    """Sampling from a trained generator (the EMA weights unless told otherwise)."""
+
+    def __init__(self, generator: torch.nn.Module, cfg: GANConfig, classes: Sequence[str], path: Path | None = None,
+                 device: torch.device | None = None):
+        self.generator = generator.eval()
+        self.cfg = cfg
+        self.classes = list(classes)
+        self.path = path
+        self.device = device or next(generator.parameters()).device
+
+    @property
+    def conditional(self) -> bool:
+        return self.cfg.num_classes > 0
+
+    def parse_labels(self, labels, n: int) -> torch.Tensor | None:
+        """None / 'all' / ints / class names / '0,3,5' -> a (n,) label tensor cycling through them."""
+        if not self.conditional:
+            if labels not in (None, "", []):
+                raise PixelforgeError("this GAN is unconditional: it takes no labels")
+            return None
+        if labels is None or labels == "all":
+            ids = list(range(self.cfg.num_classes))
+        else:
+            items = labels.split(",") if isinstance(labels, str) else list(labels)
+            ids = [self._label_id(x) for x in items]
+        return torch.tensor([ids[i % len(ids)] for i in range(n)], dtype=torch.long)
+
+    def _label_id(self, x) -> int:
+        s = str(x).strip()
+        if s.lstrip("-").isdigit():
+            i = int(s)
+        elif s in self.classes:
+            i = self.classes.index(s)
+        else:
+            raise PixelforgeError(f"unknown label {s!r}; use 0..{self.cfg.num_classes - 1} or one of {self.classes}")
+        if not 0 <= i < self.cfg.num_classes:
+            raise PixelforgeError(f"label {i} out of range 0..{self.cfg.num_classes - 1}")
+        return i
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 256) -> torch.Tensor:
+        """Images in [0, 1] for latents ``z``; halves the batch when memory runs out."""
+        out = []
+        i = 0
+        while i < z.shape[0]:
+            zb = z[i:i + batch_size].to(self.device)
+            yb = labels[i:i + batch_size].to(self.device) if labels is not None else None
+            try:
+                out.append(self.generator(zb, yb).float().add(1).div(2).clamp(0, 1).cpu())
+            except (torch.cuda.OutOfMemoryError, MemoryError):
+                if batch_size == 1:
+                    raise PixelforgeError("out of memory even for a single image") from None
+                batch_size = max(1, batch_size // 2)
+                continue
+            i += zb.shape[0]
+        return torch.cat(out)
+
+    def sample(self, n: int = 64, seed: int | None = 0, labels=None, batch_size: int = 256) -> torch.Tensor:
+        if n < 1:
+            raise PixelforgeError(f"number of samples must be at least 1, not {n}")
+        g = torch.Generator()
+        if seed is None:
+            g.seed()
+        else:
+            g.manual_seed(seed)
+        z = torch.randn(n, self.cfg.latent_dim, generator=g)
+        return self.generate(z, self.parse_labels(labels, n), batch_size)
+
+    def interpolate(self, path: str | os.PathLike, rows: int = 8, frames: int = 48, seed: int = 0,
+                    labels=None, fps: int = 12) -> Path:
+        """A looping GIF walking each of ``rows`` images through random latent keyframes (slerp)."""
+        if rows < 1 or frames < 2:
+            raise PixelforgeError("interpolation needs at least 1 image and 2 frames")
+        g = torch.Generator().manual_seed(seed)
+        keys = 4
+        zk = torch.randn(keys, rows, self.cfg.latent_dim, generator=g)
+        zs = []
+        for f in range(frames):
+            t = f / frames * keys
+            k = int(t)
+            zs.append(_slerp(zk[k % keys], zk[(k + 1) % keys], t - k))
+        z = torch.cat(zs)
+        y = self.parse_labels(labels, rows)
+        y = y.repeat(frames) if y is not None else None
+        imgs = self.generate(z, y)
+        imgs = imgs.view(frames, rows, *imgs.shape[1:])
+        scale = 3 if self.cfg.image_size <= 32 else 2
+        return save_gif([make_grid(imgs[f], nrow=rows) for f in range(frames)], path, fps=fps, scale=scale)
+
+
+def _slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    an, bn = a / a.norm(dim=1, keepdim=True), b / b.norm(dim=1, keepdim=True)
+    omega = torch.acos((an * bn).sum(1, keepdim=True).clamp(-1 + 1e-7, 1 - 1e-7))
+    so = torch.sin(omega)
+    return (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b
+
+
+def load_gan(run_dir: str | os.PathLike, device: str = "auto", ema: bool = True) -> GANPipeline:
+    """Rebuild a trained GAN's generator from its run directory (config.json + safetensors)."""
+    r, model_cfg, gan, runtime = open_model(run_dir, "gan", device)
+    load_weights_into(r, gan.generator, "generator_ema" if ema else "generator")
+    return GANPipeline(gan.generator.to(runtime.device), model_cfg, r.config["data"].get("classes", []), r.path)

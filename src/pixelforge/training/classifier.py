@@ -1,0 +1,147 @@
+"""The classifier training task: SGD with Nesterov momentum on label-smoothed cross-entropy,
+random flips and shifts on the fly, a one-cycle learning rate over the run's budget
+(steps or wall-clock, whichever ends first), test accuracy after every epoch and a
+confusion matrix at the end.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data import ImageData
+from ..errors import PixelforgeError
+from ..models.classifier import CNNClassifier
+from ..nn import diff_augment
+from ..nn.augment import parse_policy
+from ..images import plot_confusion
+from ..runs import Run, atomic_write_json
+from ..runtime import Runtime
+
+
+@dataclass
+class ClassifierTrainConfig:
+    lr: float = 0.05  # peak of the one-cycle schedule
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    augment: str = "flip,translation"  # comma list of nn.augment policies; "" for none
+    warmup: float = 0.15  # fraction of the budget spent ramping the learning rate up
+
+    def __post_init__(self):
+        if not 0 < self.lr < 10:
+            raise PixelforgeError(f"lr must be in (0, 10), not {self.lr}")
+        if not 0 <= self.label_smoothing < 1:
+            raise PixelforgeError(f"label smoothing must be in [0, 1), not {self.label_smoothing}")
+        if not 0 <= self.warmup < 1:
+            raise PixelforgeError(f"warmup must be in [0, 1), not {self.warmup}")
+        parse_policy(self.augment)
+
+
+def one_cycle(progress: float, warmup: float) -> float:
+    """Learning-rate factor: linear ramp 0.04 -> 1 over ``warmup``, then cosine to 0."""
+    if progress < warmup:
+        return 0.04 + 0.96 * progress / warmup
+    t = min(1.0, (progress - warmup) / max(1e-9, 1 - warmup))
+    return 0.5 * (1 + math.cos(math.pi * t))
+
+
+class ClassifierTask:
+    loss_keys = ("loss", "test_loss", "test_acc")
+
+    def __init__(self, model: CNNClassifier, cfg: ClassifierTrainConfig, runtime: Runtime,
+                 eval_data: ImageData | None = None):
+        self.model, self.cfg, self.rt = model, cfg, runtime
+        self.net = runtime.module(model)
+        self.net_train = self.net
+        if runtime.distributed:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            self.net_train = DDP(self.net, device_ids=[runtime.device.index] if runtime.device.type == "cuda" else None)
+        decay = [p for n, p in self.net.named_parameters() if p.ndim > 1]
+        no_decay = [p for n, p in self.net.named_parameters() if p.ndim <= 1]
+        self.opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
+                                    {"params": no_decay, "weight_decay": 0.0}],
+                                   lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+        self.augment = parse_policy(cfg.augment)
+        self.eval_data = eval_data
+        self.progress = 0.0
+
+    # -- Task protocol ----------------------------------------------------------------
+    def modules(self) -> dict[str, nn.Module]:
+        return {"classifier": self.net}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"classifier": self.opt}
+
+    def extra_state(self) -> dict:
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
+    def set_progress(self, fraction: float) -> None:
+        self.progress = fraction
+
+    def step(self, images: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:
+        if labels is None:
+            raise PixelforgeError("a classifier needs a labelled dataset (for folders: one subfolder per class)")
+        lr = self.cfg.lr * one_cycle(self.progress, self.cfg.warmup)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        if self.augment:
+            images = diff_augment(images, self.augment)
+        self.net_train.train()
+        with self.rt.autocast():
+            logits = self.net_train(images)
+        loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.cfg.label_smoothing)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        acc = (logits.argmax(1) == labels).float().mean()
+        return {"loss": loss.item(), "train_acc": acc.item(), "lr": lr}
+
+    @torch.no_grad()
+    def predict(self, images_uint8: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+        """Logits for uint8 images (N, C, H, W), in eval mode."""
+        self.net.eval()
+        out = []
+        for i in range(0, len(images_uint8), batch_size):
+            x = self.rt.tensor(images_uint8[i:i + batch_size].float().div(127.5).sub(1))
+            with self.rt.autocast():
+                out.append(self.net(x).float().cpu())
+        return torch.cat(out)
+
+    def evaluate(self) -> dict:
+        d = self.eval_data
+        logits = self.predict(d.images)
+        loss = F.cross_entropy(logits, d.labels).item()
+        pred = logits.argmax(1)
+        return {"test_loss": loss, "test_acc": (pred == d.labels).float().mean().item(), "pred": pred}
+
+    def on_epoch_end(self, run: Run, epoch: int, step: int) -> None:
+        if self.eval_data is None:
+            return
+        ev = self.evaluate()
+        run.log_metrics({"step": step, "epoch": epoch, "test_loss": round(ev["test_loss"], 6),
+                         "test_acc": round(ev["test_acc"], 6)})
+
+    def on_train_end(self, run: Run, step: int) -> None:
+        if self.eval_data is None:
+            return
+        ev = self.evaluate()
+        classes = self.eval_data.classes
+        k = self.model.cfg.num_classes
+        labels = self.eval_data.labels
+        confusion = torch.zeros(k, k, dtype=torch.long)
+        confusion.index_put_((labels, ev["pred"]), torch.ones_like(labels), accumulate=True)
+        per_class = (confusion.diag().float() / confusion.sum(1).clamp(min=1)).tolist()
+        names = classes if len(classes) == k else [str(i) for i in range(k)]
+        atomic_write_json(run.path / "evaluation.json", {
+            "step": step, "test_images": len(labels), "test_accuracy": ev["test_acc"], "test_loss": ev["test_loss"],
+            "per_class_accuracy": dict(zip(names, per_class)), "confusion_matrix": confusion.tolist()})
+        plot_confusion(confusion, names, run.path / "confusion.png", title=f"test accuracy {ev['test_acc']:.2%}")

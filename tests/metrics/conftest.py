@@ -1,0 +1,96 @@
+"""Fixtures for the metrics tests: a private cache, no weight sources from the
+environment, a local HTTP server, and a tiny deterministic feature extractor."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path, monkeypatch):
+    for variable in ("PIXELFORGE_INCEPTION_WEIGHTS", "PIXELFORGE_WEIGHTS_MIRROR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("PIXELFORGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    # These tests run many small tensor ops; on a busy 2-core machine, OpenMP
+    # threads waiting for each other made them up to 100x slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class _RecordingHandler(SimpleHTTPRequestHandler):
+    requests: list[str]
+
+    def do_GET(self):
+        self.requests.append(self.path)
+        super().do_GET()
+
+    def log_message(self, format, *args):  # keep test output quiet
+        pass
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """A 127.0.0.1 HTTP server: yields (served folder, base URL, list of requested paths, stop())."""
+    root = tmp_path / "www"
+    root.mkdir()
+    requests: list[str] = []
+    handler = type("Handler", (_RecordingHandler,), {"requests": requests})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    stopped = False
+
+    def stop():
+        nonlocal stopped
+        if not stopped:
+            stopped = True
+            server.shutdown()
+            server.server_close()
+            thread.join()
+
+    try:
+        yield root, f"http://127.0.0.1:{server.server_port}", requests, stop
+    finally:
+        stop()
+
+
+class TinyExtractor(nn.Module):
+    """A fixed random conv net implementing the FeatureExtractor protocol."""
+
+    name = "tiny-test-cnn"
+    feature_dim = 8
+
+    def __init__(self):
+        super().__init__()
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            self.conv = nn.Conv2d(3, self.feature_dim, 3, stride=2)
+            self.head = nn.Linear(self.feature_dim, 5)
+        self.requires_grad_(False)
+
+    def features(self, images):
+        x = images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
+        x = F.interpolate(x, size=(16, 16), mode="bilinear", align_corners=False)
+        return F.relu(self.conv(x)).mean(dim=(2, 3))
+
+    def logits(self, images):
+        return self.head(self.features(images)) * 10
+
+
+@pytest.fixture
+def tiny_extractor():
+    return TinyExtractor()

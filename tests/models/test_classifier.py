@@ -1,0 +1,45 @@
+import pytest
+import torch
+
+from pixelforge.errors import PixelforgeError
+from pixelforge.registry import create_model, list_models
+from pixelforge.runtime import Runtime
+from pixelforge.training.classifier import ClassifierTask, ClassifierTrainConfig, one_cycle
+
+
+@pytest.mark.parametrize("name", list_models(family="classifier"))
+@pytest.mark.parametrize("size,channels", [(8, 1), (28, 1), (32, 3), (64, 3)])
+def test_shapes(name, size, channels):
+    net = create_model(name, image_size=size, channels=channels, num_classes=7, width=4)
+    x = torch.randn(2, channels, size, size)
+    assert net(x).shape == (2, 7)
+    assert net.features(x).shape == (2, net.cfg.feature_dim)
+    maps = net.feature_maps(x)
+    assert [m.shape[-1] for m in maps] == [size // 2 ** (i + 1) for i in range(net.cfg.blocks)]
+
+
+@pytest.mark.parametrize("bad", [dict(num_classes=1), dict(channels=4), dict(image_size=4), dict(dropout=1.0)])
+def test_bad_config(bad):
+    with pytest.raises(PixelforgeError):
+        create_model("cnn", **bad)
+
+
+def test_one_cycle_schedule():
+    assert one_cycle(0.0, 0.2) == pytest.approx(0.04)
+    assert one_cycle(0.2, 0.2) == pytest.approx(1.0)
+    assert one_cycle(0.6, 0.2) == pytest.approx(0.5)
+    assert one_cycle(1.0, 0.2) == pytest.approx(0.0)
+
+
+def test_learns_a_separable_problem():
+    """Bright vs dark images: a few steps must drive accuracy to 100%."""
+    torch.manual_seed(0)
+    task = ClassifierTask(create_model("cnn", image_size=8, num_classes=2, width=4, blocks=2),
+                          ClassifierTrainConfig(lr=0.1, augment=""), Runtime.create("cpu", "fp32"))
+    y = torch.randint(0, 2, (64,))
+    x = (y.view(-1, 1, 1, 1).float() * 2 - 1) * 0.8 + 0.1 * torch.randn(64, 1, 8, 8)
+    task.set_progress(0.5)
+    for _ in range(30):
+        m = task.step(x, y)
+    assert m["train_acc"] == 1.0
+    assert m["loss"] < 0.5

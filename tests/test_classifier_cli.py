@@ -1,0 +1,84 @@
+"""Classifier end to end: train on digits, classify files, explain, evaluation artefacts."""
+
+import json
+
+import pytest
+from PIL import Image
+
+import pixelforge
+from pixelforge.cli import main
+from pixelforge.data import load_dataset
+
+
+@pytest.fixture(scope="module")
+def clf_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("clf") / "digits"
+    assert main(["train", "classifier", "--data", "digits", "--size", "16", "--epochs", "4", "--batch-size", "64",
+                 "--run", str(run), "--no-progress"]) == 0
+    return run
+
+
+@pytest.fixture(scope="module")
+def digit_files(tmp_path_factory):
+    d = load_dataset("digits", size=16, split="test", limit=20)
+    folder = tmp_path_factory.mktemp("digits")
+    paths = []
+    for i in range(20):
+        p = folder / f"d{i}_label{int(d.labels[i])}.png"
+        Image.fromarray(d.images[i, 0].numpy()).resize((40, 40)).convert("RGB").save(p)  # other size and mode
+        paths.append(p)
+    return paths, d.labels
+
+
+def test_training_artefacts(clf_run):
+    ev = json.loads((clf_run / "evaluation.json").read_text())
+    assert ev["test_images"] == 360
+    assert ev["test_accuracy"] > 0.8  # 4 short epochs on 8x8 digits
+    assert set(ev["per_class_accuracy"]) == {str(i) for i in range(10)}
+    assert sum(map(sum, ev["confusion_matrix"])) == 360
+    assert (clf_run / "confusion.png").is_file() and (clf_run / "loss.png").is_file()
+    accs = [json.loads(l)["test_acc"] for l in (clf_run / "metrics.jsonl").read_text().splitlines() if "test_acc" in l]
+    assert len(accs) == 4
+
+
+def test_classify_files(clf_run, digit_files, capsys):
+    paths, labels = digit_files
+    assert main(["classify", str(clf_run), *map(str, paths[:5]), "-k", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 5 and all(l.count("%") == 2 for l in lines)
+    pipe = pixelforge.load(clf_run)
+    preds = [top[0][0] for top in pipe.topk(pipe.load_images(paths), 1)]
+    correct = sum(p == str(int(l)) for p, l in zip(preds, labels))
+    assert correct >= 14  # resized RGB files are converted, not refused
+
+
+def test_explain_writes_images(clf_run, digit_files, tmp_path, capsys):
+    out = tmp_path / "explain"
+    assert main(["explain", str(clf_run), str(digit_files[0][0]), "-o", str(out)]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["feature_maps_stage1.png", "feature_maps_stage2.png", "feature_maps_stage3.png",
+                     "filters.png", "gradcam.png"]
+    pipe = pixelforge.load(clf_run)
+    cam, target = pipe.grad_cam(pipe.load_images(digit_files[0][:1])[0])
+    assert cam.shape == (16, 16) and 0 <= cam.min() and cam.max() <= 1 and 0 <= target < 10
+
+
+def test_bad_inputs(clf_run, tiny_run, tmp_path, capsys):
+    bad = tmp_path / "not_an_image.png"
+    bad.write_text("hello")
+    assert main(["classify", str(clf_run), str(bad)]) == 2
+    assert "cannot use" in capsys.readouterr().err
+    assert main(["classify", str(clf_run), str(tmp_path / "missing.png")]) == 2
+    assert "no image file" in capsys.readouterr().err
+    assert main(["classify", str(tiny_run), str(bad)]) == 2
+    assert "needs a classifier run" in capsys.readouterr().err
+    assert main(["sample", str(clf_run)]) == 2
+    assert "needs a gan run" in capsys.readouterr().err
+
+
+def test_unlabelled_folder_is_refused(tmp_path, capsys):
+    for i in range(3):
+        Image.new("L", (8, 8), i * 50).save(tmp_path / f"{i}.png")
+    code = main(["train", "classifier", "--data", f"folder:{tmp_path}", "--size", "8", "--max-steps", "1",
+                 "--run", str(tmp_path / "r")])
+    assert code == 2 and "no class labels" in capsys.readouterr().err
