@@ -74,7 +74,7 @@ def measure(size: int, channels: int, batch_size: int, steps: int, rounds: int) 
         torch.manual_seed(r)
         task = GANTask(create_model("dcgan", **cfg), GANTrainConfig(), rt)
         real_rt = rt.tensor(real)
-        fast.append(images_per_second(lambda x: task.step(x, None), real_rt, steps))
+        fast.append(images_per_second(lambda x, t=task: t.step(x, None), real_rt, steps))
     return {"size": size, "channels": channels, "batch_size": batch_size, "precision": rt.precision,
             "channels_last": rt.channels_last, "plain_fp32_nchw_img_s": round(max(plain), 1),
             "pixelforge_img_s": round(max(fast), 1), "ratio": round(max(fast) / max(plain), 2)}

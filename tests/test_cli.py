@@ -82,7 +82,7 @@ def test_train_dry_run(tmp_path, capsys):
      "batch size"),
     (["train", "gan", "--data", "digits", "--max-steps", "1"], "pass --size"),
     (["train", "gan", "--resume", "--run", "/nonexistent/run", "--max-steps", "1"], "no run directory"),
-    (["train", "gan", "--resume", "--max-steps", "1"], "--resume needs --run"),
+    (["train", "gan", "--resume", "--max-steps", "1"], "--resume needs --run-dir"),
     (["sample", "/nonexistent/run"], "no run directory"),
     (["train", "gan", "--data", "digits", "--size", "28", "--loss", "wgan-gp", "--d-norm", "bn", "--max-steps", "1"],
      "batch norm"),

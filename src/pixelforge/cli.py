@@ -44,7 +44,9 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
 def _add_common_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None,
                    help="fashion-mnist, mnist, digits, folder:PATH, or NAME:CLASSES (e.g. fashion-mnist:7,9)")
-    p.add_argument("--run", default=None, help="run directory (default runs/FAMILY-DATA-TIMESTAMP)")
+    # --run-dir, not only --run: torchrun's parser rejects "--run" as an abbreviation of its --run-path.
+    p.add_argument("--run-dir", "--run", dest="run", default=None,
+                   help="run directory (default runs/FAMILY-DATA-TIMESTAMP); under torchrun spell it --run-dir")
     p.add_argument("--resume", action="store_true", help="continue the run in --run where it stopped")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     d = p.add_argument_group("data")
@@ -57,6 +59,8 @@ def _add_common_train_args(p: argparse.ArgumentParser) -> None:
     b.add_argument("--max-steps", type=_positive_int, help="total optimisation steps for the run")
     b.add_argument("--batch-size", type=_positive_int, help="default 64")
     b.add_argument("--checkpoint-minutes", type=_positive_float, help="checkpoint interval (default 5)")
+    b.add_argument("--sync-bn", action="store_true", default=None,
+                   help="under torchrun on CUDA: batch-norm statistics over the global batch")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--dry-run", action="store_true", help="a few steps on 512 images: checks the set-up")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -77,6 +81,11 @@ def _add_gan_train_args(p: argparse.ArgumentParser) -> None:
     t.add_argument("--d-steps", type=_positive_int, help="D updates per G update (default 1)")
     t.add_argument("--ema-decay", type=float, help="EMA decay of generator weights (default 0.999)")
     t.add_argument("--diffaug", help="DiffAugment policy, e.g. color,translation,cutout")
+    v = p.add_argument_group("evaluation during training")
+    v.add_argument("--eval-every", type=_positive_int, help="track FID/KID every N steps; keep the best checkpoint")
+    v.add_argument("--eval-samples", type=_positive_int, default=2000, help="samples per evaluation (default 2000)")
+    v.add_argument("--extractor", default=None, help="judge network: auto (shipped classifier), inception, "
+                                                     "a shipped model name or a classifier run")
     _add_common_train_args(p)
 
 
@@ -85,6 +94,7 @@ def _add_classifier_train_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--width", type=_positive_int, help="channels of the first stage (default 32)")
     m.add_argument("--blocks", type=_positive_int, help="conv stages, each halving the resolution (default 3)")
     m.add_argument("--dropout", type=float, help="dropout before the last layer (default 0.2)")
+    m.add_argument("--norm", choices=["bn", "gn", "none"], help="batch norm (default), group norm or none")
     t = p.add_argument_group("training")
     t.add_argument("--lr", type=_positive_float, help="peak learning rate of the one-cycle schedule (default 0.05)")
     t.add_argument("--weight-decay", type=float, help="default 5e-4")
@@ -113,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--nrow", type=_positive_int, default=None, help="images per row")
     s.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
+    s.add_argument("--best", action="store_true", help="the best checkpoint by FID (from --eval-every)")
     s.add_argument("--device", default="auto")
 
     i = sub.add_parser("interpolate", help="animated latent-space walk (GIF)")
@@ -137,15 +148,38 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--output", default=None, help="output folder (default RUN/explain/IMAGE_NAME)")
     e.add_argument("--device", default="auto")
 
+    ev = sub.add_parser("eval", help="FID, KID, IS and precision/recall of a generator run; writes RUN/metrics.json")
+    ev.add_argument("run")
+    ev.add_argument("-n", "--n", type=_positive_int, default=10000, help="samples (and real images) to compare")
+    ev.add_argument("--extractor", default=None, help="auto (shipped judge for the dataset), inception, "
+                                                      "a shipped model name or a classifier run")
+    ev.add_argument("--metrics", default="fid,kid,is,precision,recall")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--device", default="auto")
+
+    a = sub.add_parser("augment", help="does a conditional GAN's data help a classifier trained on few real images?")
+    a.add_argument("run", help="a class-conditional GAN run")
+    a.add_argument("--per-class", default="50,100,500", help="real images per class, comma separated")
+    a.add_argument("--seeds", type=_positive_int, default=3, help="repetitions per size (default 3)")
+    a.add_argument("--synthetic", type=_positive_int, default=500, help="generated images per class (default 500)")
+    a.add_argument("--steps", type=_positive_int, default=400, help="classifier training steps (default 400)")
+    a.add_argument("-o", "--output", default=None, help="output folder (default RUN/augmentation)")
+
+    cas = sub.add_parser("cas", help="Classification Accuracy Score of a conditional GAN")
+    cas.add_argument("run")
+    cas.add_argument("--per-class", type=_positive_int, default=1000, help="generated (and real) images per class")
+    cas.add_argument("--steps", type=_positive_int, default=600, help="classifier training steps (default 600)")
+
     sub.add_parser("datasets", help="list the named datasets and where each was found")
     sub.add_parser("models", help="list the registered models")
     return parser
 
 
-_COMMON_TRAIN_OPTIONS = ("batch_size", "epochs", "minutes", "max_steps", "checkpoint_minutes")
+_COMMON_TRAIN_OPTIONS = ("batch_size", "epochs", "minutes", "max_steps", "checkpoint_minutes", "sync_bn")
 _FAMILY_OPTIONS = {
-    "gan": ("latent_dim", "width", "d_norm", "loss", "lr_g", "lr_d", "d_steps", "ema_decay", "diffaug"),
-    "classifier": ("width", "blocks", "dropout", "lr", "weight_decay", "label_smoothing", "augment"),
+    "gan": ("latent_dim", "width", "d_norm", "loss", "lr_g", "lr_d", "d_steps", "ema_decay", "diffaug",
+            "eval_every"),
+    "classifier": ("width", "blocks", "dropout", "norm", "lr", "weight_decay", "label_smoothing", "augment"),
 }
 
 
@@ -161,13 +195,13 @@ def cmd_train(args) -> int:
             options["d_norm"] = "sn"
         if options["loss"] == "wgan-gp" and options["d_norm"] is None and not args.resume:
             options["d_norm"] = "none"  # the gradient penalty needs a D without batch norm
-        extra["conditional"] = args.conditional
+        extra.update(conditional=args.conditional, eval_samples=args.eval_samples, extractor=args.extractor)
     limit = args.limit
     if args.dry_run:
         limit = min(limit or 512, 512)
         options.update(batch_size=min(options["batch_size"] or 64, 64), max_steps=options["max_steps"] or 4)
     if args.resume and args.run is None:
-        raise PixelforgeError("--resume needs --run RUN_DIR")
+        raise PixelforgeError("--resume needs --run-dir RUN_DIR")
     train = {"gan": api.train_gan, "classifier": api.train_classifier}[args.family]
     pipe = train(args.data, args.run, resume=args.resume, overwrite=args.overwrite, size=args.size,
                  channels=args.channels, limit=limit, device=args.device, precision=args.precision,
@@ -189,7 +223,7 @@ def cmd_sample(args) -> int:
     from .images import save_grid
 
     _load_family(args.run, "gan", args.device, load=False)
-    pipe = load_gan(args.run, device=args.device, ema=not args.no_ema)
+    pipe = load_gan(args.run, device=args.device, ema=not args.no_ema, best=args.best)
     images = pipe.sample(args.n, seed=args.seed, labels=args.labels)
     nrow = args.nrow or (pipe.cfg.num_classes if pipe.conditional and args.labels in (None, "all") else None)
     out = Path(args.output) if args.output else pipe.path / "samples" / "sample.png"
@@ -235,6 +269,44 @@ def _load_family(run: str, family: str, device: str, load: bool = True):
     return api.load(run, device=device) if load else None
 
 
+def cmd_eval(args) -> int:
+    from .pipelines.evaluate import evaluate_run
+
+    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    result = evaluate_run(args.run, n=args.n, extractor=args.extractor, metrics=metrics, seed=args.seed,
+                          device=args.device)
+    for k, v in result.items():
+        print(f"{k:<12} {v:.4f}" if isinstance(v, float) else f"{k:<12} {v}")
+    print(f"wrote {Path(args.run) / 'metrics.json'}")
+    return 0
+
+
+def cmd_augment(args) -> int:
+    from .apps.augment import augmentation_study
+
+    try:
+        sizes = tuple(int(x) for x in args.per_class.split(","))
+    except ValueError:
+        raise PixelforgeError(f"--per-class takes whole numbers, e.g. 50,100,500, not {args.per_class!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise PixelforgeError("--per-class sizes must be at least 1")
+    out = Path(args.output) if args.output else Path(args.run) / "augmentation"
+    augmentation_study(args.run, out, sizes=sizes, seeds=tuple(range(args.seeds)), synthetic_per_class=args.synthetic,
+                       steps=args.steps, progress=True)
+    print((out / "augmentation.md").read_text(), end="")
+    print(f"wrote {out}/augmentation.json, augmentation.md, augmentation.png")
+    return 0
+
+
+def cmd_cas(args) -> int:
+    from .apps.augment import classification_accuracy_score
+
+    r = classification_accuracy_score(args.run, per_class=args.per_class, steps=args.steps, progress=True)
+    print(f"CAS (trained on {r['train_images']} generated images): {r['cas']:.2%}; "
+          f"same budget on real images: {r['real_accuracy']:.2%} (test set of {r['test_images']})")
+    return 0
+
+
 def cmd_datasets(args) -> int:
     from .data import list_datasets, search_path
 
@@ -263,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     from .training import Interrupted
 
     handler = {"train": cmd_train, "sample": cmd_sample, "interpolate": cmd_interpolate,
-               "classify": cmd_classify, "explain": cmd_explain,
+               "classify": cmd_classify, "explain": cmd_explain, "eval": cmd_eval,
+               "augment": cmd_augment, "cas": cmd_cas,
                "datasets": cmd_datasets, "models": cmd_models}[args.command]
     try:
         return handler(args)

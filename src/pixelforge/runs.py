@@ -136,9 +136,28 @@ class Run:
         ckpts = self.list_checkpoints()
         for old in ckpts[:-keep] if keep > 0 else []:
             shutil.rmtree(old, ignore_errors=True)
-        for stale in self.checkpoints_dir.glob(".tmp-*"):  # left by a killed writer
+        for stale in [*self.checkpoints_dir.glob(".tmp-*"), *self.checkpoints_dir.glob(".old-*")]:  # killed writers
             if stale.is_dir() and str(os.getpid()) not in stale.name:
                 shutil.rmtree(stale, ignore_errors=True)
+
+    def mark_best(self, checkpoint: Path, metrics: dict) -> Path:
+        """Copy ``checkpoint`` to ``checkpoints/best`` (replaced atomically) with its metrics."""
+        best = self.checkpoints_dir / "best"
+        tmp = self.checkpoints_dir / f".tmp-best-{os.getpid()}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        shutil.copytree(checkpoint, tmp)
+        atomic_write_json(tmp / "best.json", {"checkpoint": checkpoint.name, **metrics})
+        old = self.checkpoints_dir / f".old-best-{os.getpid()}"
+        if best.exists():
+            os.replace(best, old)
+        os.replace(tmp, best)
+        shutil.rmtree(old, ignore_errors=True)
+        return best
+
+    def best_checkpoint(self) -> Path | None:
+        best = self.checkpoints_dir / "best"
+        return best if (best / "best.json").is_file() else None
 
     def list_checkpoints(self) -> list[Path]:
         if not self.checkpoints_dir.is_dir():

@@ -9,7 +9,6 @@ import torch
 
 from pixelforge.errors import PixelforgeError
 from pixelforge.metrics import InceptionV3FID, extract, load_inception
-from pixelforge.metrics import inception
 from pixelforge.metrics.inception import INCEPTION_FILE_NAME, INCEPTION_HASH_SPEC
 
 

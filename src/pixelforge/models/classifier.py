@@ -4,7 +4,7 @@ Objective: minimise the cross-entropy between the predicted class distribution
 softmax(f(x)) and the label y (with label smoothing eps: the target puts 1 - eps on y
 and spreads eps over all classes, which keeps the logits calibrated and regularises).
 
-Architecture: ``blocks`` stages of [3x3 conv, batch norm, ReLU] x 2 followed by 2x2 max
+Architecture: ``blocks`` stages of [3x3 conv, norm, ReLU] x 2 followed by 2x2 max
 pooling (VGG-style; the stride-free convolutions see every pixel twice before pooling),
 widths doubling per stage; global average pooling; dropout; a linear layer to the
 classes. The pooled vector is the image's *feature*: the metrics use it as the
@@ -30,6 +30,7 @@ class ClassifierConfig:
     width: int = 32  # channels of the first stage; each later stage doubles them
     blocks: int = 3
     dropout: float = 0.2
+    norm: str = "bn"  # bn (batch norm), gn (group norm: per sample, for tiny per-device batches) or none
 
     def __post_init__(self):
         if self.channels not in (1, 3):
@@ -40,6 +41,8 @@ class ClassifierConfig:
             raise PixelforgeError("blocks and width must be positive")
         if self.image_size < 2 ** self.blocks:
             raise PixelforgeError(f"{self.image_size} px is too small for {self.blocks} pooling stages")
+        if self.norm not in NORMS:
+            raise PixelforgeError(f"unknown norm {self.norm!r}; use one of {', '.join(NORMS)}")
         if not 0 <= self.dropout < 1:
             raise PixelforgeError(f"dropout must be in [0, 1), not {self.dropout}")
 
@@ -48,10 +51,22 @@ class ClassifierConfig:
         return self.width * 2 ** (self.blocks - 1)
 
 
-def _stage(c_in: int, c_out: int) -> nn.Sequential:
+NORMS = ("bn", "gn", "none")
+
+
+def _norm(kind: str, c: int) -> nn.Module:
+    if kind == "bn":
+        return nn.BatchNorm2d(c)
+    if kind == "gn":
+        return nn.GroupNorm(min(8, c), c)
+    return nn.Identity()
+
+
+def _stage(c_in: int, c_out: int, norm: str) -> nn.Sequential:
+    bias = norm == "none"
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
-        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=bias), _norm(norm, c_out), nn.ReLU(inplace=True),
+        nn.Conv2d(c_out, c_out, 3, padding=1, bias=bias), _norm(norm, c_out), nn.ReLU(inplace=True),
         nn.MaxPool2d(2),
     )
 
@@ -61,7 +76,7 @@ class CNNClassifier(nn.Module):
         super().__init__()
         self.cfg = cfg
         widths = [cfg.width * 2 ** i for i in range(cfg.blocks)]
-        self.stages = nn.ModuleList(_stage(c_in, c_out) for c_in, c_out in zip([cfg.channels, *widths], widths))
+        self.stages = nn.ModuleList(_stage(c_in, c_out, cfg.norm) for c_in, c_out in zip([cfg.channels, *widths], widths))
         self.head = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(widths[-1], cfg.num_classes))
 
     def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:

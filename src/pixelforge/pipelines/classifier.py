@@ -12,14 +12,16 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..data import load_dataset, load_image
+from ..data import ImageData, load_dataset, load_image
 from ..errors import PixelforgeError
 from ..images import _pyplot, save_figure, save_grid
 from ..models.classifier import ClassifierConfig, CNNClassifier
-from ..registry import create_model
-from ..training import Trainer
+from ..registry import create_model, get_entry
+from ..runs import Run
+from ..runtime import Runtime
+from ..training import TrainConfig, Trainer
 from ..training.classifier import ClassifierTask, ClassifierTrainConfig
-from .common import load_weights_into, open_model, start_session
+from .common import fields_of, load_weights_into, open_model, start_session
 
 
 def train_classifier(data: str | None = "fashion-mnist", run: str | os.PathLike | None = None, *,
@@ -39,14 +41,35 @@ def train_classifier(data: str | None = "fashion-mnist", run: str | os.PathLike 
                       precision=precision, seed=seed, model_defaults=model_defaults)
     eval_data = _test_split(s.run.config["data"])
     net = create_model(s.model_name, **dataclasses.asdict(s.model_cfg))
-    task = ClassifierTask(net, s.task_cfg, s.runtime, eval_data=eval_data)
+    task = ClassifierTask(net, s.task_cfg, s.runtime, eval_data=eval_data, sync_bn=s.train_cfg.sync_bn)
     Trainer(task, s.data, s.run, s.train_cfg, s.runtime, seed=s.seed, progress=progress).fit(resume=resume)
     return ClassifierPipeline(task.net.float().eval(), s.model_cfg, s.classes, s.run.path)
 
 
+def fit_classifier(train: ImageData, test: ImageData | None, run: str | os.PathLike, *, model: str = "cnn",
+                   seed: int = 0, device: str = "auto", precision: str = "auto", progress: bool = False,
+                   **options: Any) -> tuple["ClassifierPipeline", float | None]:
+    """Train on in-memory images (e.g. a real subset plus generated samples) into a fresh run;
+    returns the pipeline and its accuracy on ``test``."""
+    model_cls = get_entry(model).config_cls
+    train_cfg = TrainConfig(**fields_of(options, TrainConfig))
+    task_cfg = ClassifierTrainConfig(**fields_of(options, ClassifierTrainConfig))
+    model_cfg = model_cls(**{"image_size": train.size, "channels": train.channels,
+                             "num_classes": train.num_classes, **fields_of(options, model_cls)})
+    runtime = Runtime.create(device, precision, seed=seed)
+    r = Run.create(run, {"family": "classifier", "model": {"name": model, "config": dataclasses.asdict(model_cfg)},
+                         "task": dataclasses.asdict(task_cfg), "train": dataclasses.asdict(train_cfg),
+                         "data": {"spec": f"memory:{train.name}", "size": train.size, "channels": train.channels,
+                                  "classes": train.classes, "limit": None}, "seed": seed}, overwrite=True)
+    task = ClassifierTask(create_model(model, **dataclasses.asdict(model_cfg)), task_cfg, runtime, eval_data=test)
+    Trainer(task, train, r, train_cfg, runtime, seed=seed, progress=progress).fit()
+    pipe = ClassifierPipeline(task.net.float().eval(), model_cfg, train.classes, r.path)
+    return pipe, (pipe.accuracy(test.images, test.labels) if test is not None else None)
+
+
 def _test_split(d: dict):
     """The held-out split of a named dataset; folders have none (evaluation is then skipped)."""
-    if d["spec"].startswith("folder:"):
+    if d["spec"].startswith(("folder:", "memory:")):
         return None
     return load_dataset(d["spec"], size=d["size"], channels=d["channels"], split="test")
 
@@ -54,8 +77,12 @@ def _test_split(d: dict):
 class ClassifierPipeline:
     """A trained classifier: ``predict`` (probabilities), ``features`` (embeddings), ``explain``."""
 
-    def __init__(self, net: CNNClassifier, cfg: ClassifierConfig, classes: Sequence[str], path: Path | None = None):
+    def __init__(self, net: CNNClassifier, cfg: ClassifierConfig, classes: Sequence[str], path: Path | None = None,
+                 name: str | None = None):
         self.net = net.eval()
+        # As a feature extractor for the metrics: a name recorded beside every score.
+        self.name = name or (f"run:{path}" if path else "classifier")
+        self.feature_dim = cfg.feature_dim
         self.cfg = cfg
         self.classes = list(classes) if len(classes) == cfg.num_classes else [str(i) for i in range(cfg.num_classes)]
         self.path = path
@@ -119,7 +146,7 @@ class ClassifierPipeline:
         maps = []
         h = x
         with torch.enable_grad():
-            for i, st in enumerate(self.net.stages):
+            for st in self.net.stages:
                 h = st(h)
                 maps.append(h)
             maps[stage].retain_grad()

@@ -55,7 +55,8 @@ def default_run_dir(family: str, data: str) -> Path:
 def start_session(family: str, task_cls: type, data: str | None, run: str | os.PathLike | None, *,
                   model: str, options: dict, resume: bool, overwrite: bool, size: int | None,
                   channels: int | None, limit: int | None, device: str, precision: str, seed: int,
-                  model_defaults: Callable[[ImageData], dict], keep_classes: bool = True) -> Session:
+                  model_defaults: Callable[[ImageData], dict], keep_classes: bool = True,
+                  channels_last: bool | None = None) -> Session:
     """Create a new run (or reopen one with ``resume``) and load its data.
 
     ``model_defaults(dataset)`` gives the model config entries the data decides (size,
@@ -82,20 +83,25 @@ def start_session(family: str, task_cls: type, data: str | None, run: str | os.P
         train_cfg = TrainConfig(**{**cfg["train"], **budget, "minutes": options.get("minutes")})
         train_cfg.validate()
         d = cfg["data"]
-        runtime = Runtime.create(device, precision, seed=None)
+        runtime = Runtime.create(device, precision, seed=None, channels_last=channels_last)
         dataset = load_dataset(d["spec"], size=d["size"], channels=d["channels"], limit=d.get("limit"))
         cfg["train"] = dataclasses.asdict(train_cfg)
-        atomic_write_json(r.path / "config.json", cfg)
+        if runtime.is_main:
+            atomic_write_json(r.path / "config.json", cfg)
+        runtime.barrier()
         return Session(r, runtime, dataset, model_name, model_cfg, task_cfg, train_cfg, cfg.get("seed", seed))
 
     train_cfg = TrainConfig(**budget)
     train_cfg.validate()
     task_cfg = task_cls(**fields_of(options, task_cls))
-    runtime = Runtime.create(device, precision, seed=seed)
+    runtime = Runtime.create(device, precision, seed=seed, channels_last=channels_last)
     data = data or "fashion-mnist"
     dataset = load_dataset(data, size=size, channels=channels, limit=limit)
     model_cfg = model_cls(**{**model_defaults(dataset), **fields_of(options, model_cls)})
-    r = Run.create(run or default_run_dir(family, data), {
+    if run is None and runtime.distributed:
+        raise RunError("under torchrun give the run directory (--run-dir): every rank must agree on it")
+    path = run or default_run_dir(family, data)
+    config = {
         "family": family, "pixelforge_version": __version__,
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
         "model": {"name": model, "config": dataclasses.asdict(model_cfg)},
@@ -103,7 +109,11 @@ def start_session(family: str, task_cls: type, data: str | None, run: str | os.P
         "data": {"spec": data, "size": dataset.size, "channels": dataset.channels,
                  "classes": dataset.classes if keep_classes else [], "limit": limit},
         "seed": seed, "runtime": runtime.describe(),
-    }, overwrite=overwrite)
+    }
+    # Under torchrun rank 0 creates the run directory; the other ranks open it once it exists.
+    r = Run.create(path, config, overwrite=overwrite) if runtime.is_main else None
+    runtime.barrier()
+    r = r or Run.open(path)
     return Session(r, runtime, dataset, model, model_cfg, task_cfg, train_cfg, seed)
 
 
@@ -136,9 +146,9 @@ def open_model(run_dir: str | os.PathLike, family: str, device: str = "auto"):
     return r, model_cfg, model, Runtime.create(device, "fp32")
 
 
-def load_weights_into(run: Run, module, weights_name: str) -> None:
+def load_weights_into(run: Run, module, weights_name: str, checkpoint: Path | None = None) -> None:
     try:
-        module.load_state_dict(run.load_weights(weights_name))
+        module.load_state_dict(run.load_weights(weights_name, checkpoint))
     except RuntimeError as e:
-        raise RunError(f"weights in {run.latest_checkpoint()} do not fit the model in config.json: "
+        raise RunError(f"weights in {checkpoint or run.latest_checkpoint()} do not fit the model in config.json: "
                        f"{str(e).splitlines()[0]}") from None

@@ -22,12 +22,15 @@ def train_gan(data: str | None = "fashion-mnist", run: str | os.PathLike | None 
               overwrite: bool = False, size: int | None = None, channels: int | None = None,
               conditional: bool = False, limit: int | None = None, model: str = "dcgan",
               device: str = "auto", precision: str = "auto", seed: int = 0, progress: bool = True,
+              eval_samples: int = 2000, extractor: str | None = None, channels_last: bool | None = None,
               **options: Any) -> "GANPipeline":
     """Train (or with ``resume=True`` continue) a GAN; returns a pipeline over the result.
 
     ``options`` are fields of :class:`GANConfig` (latent_dim, width, d_norm),
     :class:`GANTrainConfig` (loss, lr_g, lr_d, ema_decay, diffaug, ...) and
-    :class:`TrainConfig` (epochs, minutes, max_steps, batch_size, ...).
+    :class:`TrainConfig` (epochs, minutes, max_steps, batch_size, eval_every, ...).
+    With ``eval_every``, FID/KID of ``eval_samples`` EMA samples are tracked through the
+    judge network ``extractor`` and the best checkpoint is kept in checkpoints/best.
     """
 
     def model_defaults(dataset):
@@ -42,13 +45,30 @@ def train_gan(data: str | None = "fashion-mnist", run: str | os.PathLike | None 
 
     s = start_session("gan", GANTrainConfig, data, run, model=model, options=options, resume=resume,
                       overwrite=overwrite, size=size, channels=channels, limit=limit, device=device,
-                      precision=precision, seed=seed, model_defaults=model_defaults, keep_classes=conditional)
+                      precision=precision, seed=seed, model_defaults=model_defaults, keep_classes=conditional,
+                      channels_last=channels_last)
     if resume and conditional and not s.model_cfg.num_classes:
         raise RunError(f"cannot resume {s.run.path} as conditional: the run is unconditional")
     gan = create_model(s.model_name, **dataclasses.asdict(s.model_cfg))
-    task = GANTask(gan, s.task_cfg, s.runtime, seed=s.seed)
+    task = GANTask(gan, s.task_cfg, s.runtime, seed=s.seed, sync_bn=s.train_cfg.sync_bn)
+    if s.train_cfg.eval_every:
+        task.evaluator = _fid_evaluator(s.run.config["data"], s.classes, eval_samples, extractor)
     Trainer(task, s.data, s.run, s.train_cfg, s.runtime, seed=s.seed, progress=progress).fit(resume=resume)
     return GANPipeline(task.ema.module, s.model_cfg, s.classes, s.run.path)
+
+
+def _fid_evaluator(data: dict, classes, n: int, extractor: str | None):
+    from .evaluate import evaluate_generator, real_images, resolve_extractor
+
+    judge = resolve_extractor(extractor, data["spec"])  # fail before training, not at the first evaluation
+    real = real_images(data, n)
+
+    def evaluate(task: GANTask) -> dict:
+        pipe = GANPipeline(task.ema.module, task.model.cfg, classes)
+        out = evaluate_generator(pipe, data, n, judge, metrics=("fid", "kid"), progress=False, real=real)
+        return {"fid": out["fid"], "kid": out["kid_mean"]}
+
+    return evaluate
 
 
 class GANPipeline:
@@ -149,8 +169,14 @@ def _slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     return (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b
 
 
-def load_gan(run_dir: str | os.PathLike, device: str = "auto", ema: bool = True) -> GANPipeline:
-    """Rebuild a trained GAN's generator from its run directory (config.json + safetensors)."""
+def load_gan(run_dir: str | os.PathLike, device: str = "auto", ema: bool = True, best: bool = False) -> GANPipeline:
+    """Rebuild a trained GAN's generator from its run directory (config.json + safetensors);
+    ``best``: the checkpoint with the best FID seen by ``--eval-every``."""
     r, model_cfg, gan, runtime = open_model(run_dir, "gan", device)
-    load_weights_into(r, gan.generator, "generator_ema" if ema else "generator")
+    ckpt = None
+    if best:
+        ckpt = r.best_checkpoint()
+        if ckpt is None:
+            raise RunError(f"{run_dir} has no best checkpoint (train with --eval-every to track one)")
+    load_weights_into(r, gan.generator, "generator_ema" if ema else "generator", ckpt)
     return GANPipeline(gan.generator.to(runtime.device), model_cfg, r.config["data"].get("classes", []), r.path)

@@ -54,14 +54,10 @@ class ClassifierTask:
     loss_keys = ("loss", "test_loss", "test_acc")
 
     def __init__(self, model: CNNClassifier, cfg: ClassifierTrainConfig, runtime: Runtime,
-                 eval_data: ImageData | None = None):
+                 eval_data: ImageData | None = None, sync_bn: bool = False):
         self.model, self.cfg, self.rt = model, cfg, runtime
         self.net = runtime.module(model)
-        self.net_train = self.net
-        if runtime.distributed:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            self.net_train = DDP(self.net, device_ids=[runtime.device.index] if runtime.device.type == "cuda" else None)
+        self.net_train = runtime.wrap(self.net, sync_bn)  # DDP under torchrun
         decay = [p for n, p in self.net.named_parameters() if p.ndim > 1]
         no_decay = [p for n, p in self.net.named_parameters() if p.ndim <= 1]
         self.opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},

@@ -50,22 +50,24 @@ class GANTrainConfig:
 
 class GANTask:
     loss_keys = ("d_loss", "g_loss")
+    best_metric = ("fid", "min")
 
-    def __init__(self, model: GAN, cfg: GANTrainConfig, runtime: Runtime, seed: int = 0, grid_size: int = 64):
+    def __init__(self, model: GAN, cfg: GANTrainConfig, runtime: Runtime, seed: int = 0, grid_size: int = 64,
+                 sync_bn: bool = False):
         if cfg.loss == "wgan-gp" and model.cfg.d_norm == "bn":
             raise PixelforgeError("wgan-gp's gradient penalty is per sample and batch norm breaks it; "
                                   "use --d-norm none or sn")
+        if cfg.loss == "wgan-gp" and runtime.distributed:
+            raise PixelforgeError("wgan-gp's double backward does not run under DistributedDataParallel; "
+                                  "use --loss hinge with --d-norm sn for multi-process training")
         self.model, self.cfg, self.rt = model, cfg, runtime
         self.G = runtime.module(model.generator)
         self.D = runtime.module(model.discriminator)
+        # G_train/D_train are the DDP wrappers under torchrun (gradient all-reduce); self.G/self.D
+        # hold the weights. The G update reads D through self.D: D's weights are frozen there.
+        self.G_train = runtime.wrap(self.G, sync_bn)
+        self.D_train = runtime.wrap(self.D, sync_bn)
         self.ema = EMA(self.G, cfg.ema_decay)
-        self.G_train, self.D_train = self.G, self.D
-        if runtime.distributed:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            ids = [runtime.device.index] if runtime.device.type == "cuda" else None
-            self.G_train = DDP(self.G, device_ids=ids)
-            self.D_train = DDP(self.D, device_ids=ids)
         betas = (cfg.beta1, cfg.beta2)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=betas)
@@ -76,6 +78,16 @@ class GANTask:
         n_cls = model.cfg.num_classes
         self.fixed_labels = (torch.arange(grid_size) % n_cls) if n_cls else None
         self.conditional = n_cls > 0
+        self.evaluator = None  # set by the pipeline for --eval-every: callable(task) -> dict
+
+    def evaluate(self) -> dict:
+        if self.evaluator is None:
+            raise PixelforgeError("no evaluator configured for this GAN run")
+        was_training = self.ema.module.training
+        try:
+            return self.evaluator(self)
+        finally:
+            self.ema.module.train(was_training)
 
     # -- Task protocol ----------------------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:
@@ -122,7 +134,7 @@ class GANTask:
         self.D.requires_grad_(False)
         try:
             with self.rt.autocast():
-                g_loss = generator_loss(self.cfg.loss, self.D_train(self._aug(fake), y))
+                g_loss = generator_loss(self.cfg.loss, self.D(self._aug(fake), y))
             self.opt_g.zero_grad(set_to_none=True)
             self.scaler.scale(g_loss).backward()
             self.scaler.step(self.opt_g)

@@ -10,6 +10,7 @@ position, RNG state), NaN/inf detection, and SIGINT/SIGTERM handling.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import signal
@@ -39,6 +40,8 @@ class TrainConfig:
     batch_size: int = 64
     checkpoint_minutes: float = 5.0
     log_every: int = 20
+    eval_every: int | None = None  # steps between evaluations (tasks with an ``evaluate`` method)
+    sync_bn: bool = False  # under torchrun: batch-norm statistics over the global batch (CUDA)
     keep_checkpoints: int = 2
 
     def validate(self) -> None:
@@ -52,6 +55,8 @@ class TrainConfig:
             raise PixelforgeError(f"minutes must be a positive number, not {self.minutes}")
         if self.max_steps is not None and self.max_steps < 1:
             raise PixelforgeError(f"max steps must be at least 1, not {self.max_steps}")
+        if self.eval_every is not None and self.eval_every < 1:
+            raise PixelforgeError(f"eval-every must be at least 1 step, not {self.eval_every}")
 
 
 class Task(Protocol):
@@ -65,6 +70,8 @@ class Task(Protocol):
     def load_extra_state(self, state: dict) -> None: ...
     def on_epoch_end(self, run: Run, epoch: int, step: int) -> None: ...
     def on_train_end(self, run: Run, step: int) -> None: ...
+    # Optional: ``evaluate() -> dict`` and ``best_metric = ("fid", "min")`` enable --eval-every,
+    # which logs the evaluation and keeps the best checkpoint in checkpoints/best.
 
 
 class TrainingDiverged(PixelforgeError):
@@ -104,13 +111,14 @@ class Trainer:
             "rng_torch": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "world_size": self.rt.world_size,
+            "images_per_step": self.cfg.batch_size * self.rt.world_size,
         }
 
     def save(self) -> None:
-        if not self.rt.is_main:
-            return
-        mods = {k: _unwrap(m).state_dict() for k, m in self.task.modules().items()}
-        self.run.save_checkpoint(self.step, mods, self._state(), keep=self.cfg.keep_checkpoints)
+        if self.rt.is_main:
+            mods = {k: _unwrap(m).state_dict() for k, m in self.task.modules().items()}
+            self.run.save_checkpoint(self.step, mods, self._state(), keep=self.cfg.keep_checkpoints)
+        self.rt.barrier()
 
     def restore(self) -> None:
         ckpt = self.run.require_checkpoint()
@@ -126,11 +134,15 @@ class Trainer:
         self.task.load_extra_state(state.get("task", {}))
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
         self.batch_in_epoch = int(state["batch_in_epoch"])
-        if state.get("world_size", 1) != self.rt.world_size:
-            # Another world size shards the epoch differently: continue from the next epoch boundary
-            # of the new layout at the same number of images seen.
-            seen = self.batch_in_epoch * self.cfg.batch_size * state.get("world_size", 1)
-            self.batch_in_epoch = min(seen // (self.cfg.batch_size * self.rt.world_size), self.steps_per_epoch)
+        images_per_step = self.cfg.batch_size * self.rt.world_size
+        if state.get("images_per_step", images_per_step) != images_per_step:
+            # Another world size (or batch) cuts the epoch into other steps: continue in the same
+            # epoch after as many images as were seen, rounded down to a whole step.
+            seen = self.batch_in_epoch * state["images_per_step"]
+            self.batch_in_epoch = min(seen // images_per_step, self.steps_per_epoch)
+        if self.rt.distributed or state.get("world_size", 1) != 1:
+            # The checkpoint holds rank 0's RNG stream only: give every rank its own fresh stream.
+            torch.manual_seed(self.seed * 7919 + self.rt.rank * 104729 + self.step)
         else:
             torch.set_rng_state(state["rng_torch"])
             if state.get("rng_cuda") and torch.cuda.is_available():
@@ -193,7 +205,7 @@ class Trainer:
                     self.task.set_progress(self._fraction_done(total, start))
                     metrics = self.task.step(images, labels)
                     bad = [k for k, v in metrics.items() if not math.isfinite(v)]
-                    if bad:
+                    if self.rt.any_true(bool(bad)):
                         self._diverged(bad, metrics)
                     self.step += 1
                     self.batch_in_epoch += 1
@@ -211,8 +223,13 @@ class Trainer:
                         done = self.step if total is not None else min(int(time.monotonic() - start), bar.total)
                         if done > bar.n:
                             bar.update(done - bar.n)
+                    if self.cfg.eval_every and self.step % self.cfg.eval_every == 0:
+                        self._evaluate()
+                        last_ckpt = time.monotonic()
                     now = time.monotonic()
-                    if self._signal is not None or (deadline and now >= deadline) or (total and self.step >= total):
+                    out_of_time = self._signal is not None or bool(deadline and now >= deadline)
+                    # Under torchrun every rank must stop at the same step, or the others wait forever.
+                    if self.rt.any_true(out_of_time) or (total and self.step >= total):
                         break
                     if now - last_ckpt >= self.cfg.checkpoint_minutes * 60:
                         self.save()
@@ -228,7 +245,7 @@ class Trainer:
                 if self._signal is not None:
                     reason = f"stopped by {signal.Signals(self._signal).name}"
                     break
-                if deadline and time.monotonic() >= deadline:
+                if self.rt.any_true(bool(deadline and time.monotonic() >= deadline)):
                     reason = f"time budget of {self.cfg.minutes:g} min reached"
                     break
             if last and self.step % self.cfg.log_every:
@@ -252,6 +269,22 @@ class Trainer:
                 "seconds": time.monotonic() - start}
 
     # -- helpers ----------------------------------------------------------------------
+    def _evaluate(self) -> None:
+        """Run the task's evaluation; checkpoint, and keep the checkpoint if it is the best so far."""
+        if not hasattr(self.task, "evaluate"):
+            raise PixelforgeError("this model family has no evaluation for --eval-every")
+        result = self.task.evaluate() if self.rt.is_main else {}
+        self.save()  # every rank: saving ends in a barrier
+        if not self.rt.is_main:
+            return
+        self._log(result)
+        key, mode = self.task.best_metric
+        best = self.run.best_checkpoint()
+        previous = json.loads((best / "best.json").read_text()).get(key) if best else None
+        value = result[key]
+        if previous is None or (value < previous if mode == "min" else value > previous):
+            self.run.mark_best(self.run.latest_checkpoint(), {"step": self.step, **result})
+
     def _diverged(self, bad: list[str], metrics: dict) -> None:
         ckpt = self.run.latest_checkpoint()
         where = f"the last good checkpoint is {ckpt.name}" if ckpt else "no checkpoint was written yet"

@@ -1,0 +1,75 @@
+"""Measuring generators: FID, KID, IS and precision/recall of a run's samples against real
+images, through a judge network (a shipped domain classifier by default, InceptionV3 or
+any classifier run on request).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+
+import torch
+
+from ..data import load_dataset
+from ..errors import PixelforgeError
+from ..metrics import METRICS, calculate_metrics
+from ..runs import Run, atomic_write_json
+
+
+def resolve_extractor(spec: str | None, data_spec: str, device: str = "auto"):
+    """``None``/"auto": the shipped judge for the dataset; "inception": InceptionV3 (FID
+    weights); a shipped model name; or the path of a classifier run."""
+    from .. import zoo
+
+    if spec in (None, "", "auto"):
+        return zoo.load_pretrained(zoo.judge_for(data_spec), device=device)
+    if spec == "inception":
+        from ..metrics import load_inception
+
+        return load_inception()
+    if spec in zoo.list_pretrained():
+        return zoo.load_pretrained(spec, device=device)
+    if os.path.isdir(spec):
+        from .classifier import load_classifier
+
+        return load_classifier(spec, device=device)
+    raise PixelforgeError(f"unknown extractor {spec!r}: use auto, inception, a shipped model "
+                          f"({', '.join(zoo.list_pretrained())}) or a classifier run directory")
+
+
+def real_images(data: dict, n: int) -> torch.Tensor:
+    """Up to ``n`` real images at the run's size/channels: the test split of named datasets."""
+    split = "train" if data["spec"].startswith("folder:") else "test"
+    return load_dataset(data["spec"], size=data["size"], channels=data["channels"], split=split, limit=n).images
+
+
+def evaluate_generator(pipe, data: dict, n: int = 10000, extractor=None, metrics=METRICS, seed: int = 0,
+                       progress: bool = True, real: torch.Tensor | None = None) -> dict:
+    """Metrics of ``n`` samples of ``pipe`` (anything with ``sample(n, seed)``) against real data."""
+    if n < 10:
+        raise PixelforgeError(f"evaluation needs at least 10 samples, not {n}")
+    ext = extractor if extractor is not None and not isinstance(extractor, str) else \
+        resolve_extractor(extractor, data["spec"])
+    real = real_images(data, n) if real is None else real
+    fake = pipe.sample(n, seed=seed)
+    result = calculate_metrics(real, fake, ext, metrics=metrics, kid_subset_size=min(1000, n, len(real)),
+                               progress=progress)
+    return result
+
+
+def evaluate_run(run_dir: str | os.PathLike, n: int = 10000, extractor: str | None = None, metrics=METRICS,
+                 seed: int = 0, progress: bool = True, device: str = "auto") -> dict:
+    """Evaluate a generator run and write ``RUN/metrics.json``."""
+    from ..api import load
+
+    run = Run.open(run_dir)
+    cfg = run.config
+    if cfg.get("family") != "gan":
+        raise PixelforgeError(f"{run_dir} is a {cfg.get('family')} run; eval measures generator runs")
+    pipe = load(run_dir, device=device)
+    result = evaluate_generator(pipe, cfg["data"], n, extractor, metrics, seed, progress)
+    ckpt = run.latest_checkpoint()
+    result = {**result, "step": int(ckpt.name.split("_")[1]) if ckpt else None,
+              "evaluated": _dt.datetime.now().isoformat(timespec="seconds"), "seed": seed}
+    atomic_write_json(run.path / "metrics.json", result)
+    return result

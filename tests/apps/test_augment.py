@@ -1,0 +1,46 @@
+import json
+
+import torch
+
+import pixelforge
+from pixelforge.apps.augment import (augmentation_study, classification_accuracy_score, generated_dataset,
+                                     real_subset)
+from pixelforge.cli import main
+from pixelforge.data import load_dataset
+
+
+def test_generated_dataset_is_balanced(tiny_conditional_run):
+    data = generated_dataset(pixelforge.load(tiny_conditional_run), per_class=3, seed=0)
+    assert data.images.shape == (30, 1, 28, 28) and data.images.dtype == torch.uint8
+    assert torch.bincount(data.labels).tolist() == [3] * 10
+    again = generated_dataset(pixelforge.load(tiny_conditional_run), per_class=3, seed=0)
+    assert torch.equal(data.images, again.images)
+
+
+def test_real_subset_counts():
+    d = load_dataset("digits")
+    sub = real_subset(d, 4, seed=1)
+    assert torch.bincount(sub.labels).tolist() == [4] * 10
+    assert not torch.equal(sub.images, real_subset(d, 4, seed=2).images)
+
+
+def test_cas(tiny_conditional_run):
+    r = classification_accuracy_score(tiny_conditional_run, per_class=4, steps=3, batch_size=16)
+    assert 0 <= r["cas"] <= 1 and 0 <= r["real_accuracy"] <= 1
+    assert r["train_images"] == 40 and r["test_images"] == 360
+
+
+def test_augmentation_study_writes_table(tiny_conditional_run, tmp_path):
+    res = augmentation_study(tiny_conditional_run, tmp_path, sizes=(2, 4), seeds=(0, 1), synthetic_per_class=2,
+                             steps=2, batch_size=8)
+    assert [r["per_class"] for r in res["rows"]] == [2, 4]
+    assert all(len(r["real"]["runs"]) == 2 for r in res["rows"])
+    assert json.loads((tmp_path / "augmentation.json").read_text())["rows"][0]["per_class"] == 2
+    assert "| 2 |" in (tmp_path / "augmentation.md").read_text()
+    assert (tmp_path / "augmentation.png").is_file()
+
+
+def test_unconditional_gan_is_refused(tiny_run, capsys):
+    assert main(["cas", str(tiny_run), "--per-class", "2", "--steps", "1"]) == 2
+    assert "not a class-conditional" in capsys.readouterr().err
+    assert main(["augment", str(tiny_run), "--per-class", "a,b"]) == 2
