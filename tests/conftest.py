@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -39,3 +42,40 @@ def tiny_conditional_run(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("runs") / "tiny-cond"
     pixelforge.train_gan("digits", run, max_steps=4, conditional=True, loss="hinge", seed=1, **TINY)
     return run
+
+
+class _RecordingHandler(SimpleHTTPRequestHandler):
+    requests: list[str]
+
+    def do_GET(self):
+        self.requests.append(self.path)
+        super().do_GET()
+
+    def log_message(self, format, *args):  # keep test output quiet
+        pass
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """A 127.0.0.1 HTTP server: yields (served folder, base URL, list of requested paths, stop())."""
+    root = tmp_path / "www"
+    root.mkdir()
+    requests: list[str] = []
+    handler = type("Handler", (_RecordingHandler,), {"requests": requests})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    stopped = False
+
+    def stop():
+        nonlocal stopped
+        if not stopped:
+            stopped = True
+            server.shutdown()
+            server.server_close()
+            thread.join()
+
+    try:
+        yield root, f"http://127.0.0.1:{server.server_port}", requests, stop
+    finally:
+        stop()

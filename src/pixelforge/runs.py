@@ -125,19 +125,25 @@ class Run:
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
         if final.exists():  # re-saving the same step (e.g. stop right after an epoch end)
-            shutil.rmtree(final)
+            self._discard(final)
         os.replace(tmp, final)
         _fsync_dir(root)
         atomic_write_bytes(root / "latest", (name + "\n").encode())
         self._prune(keep)
         return final
 
+    def _discard(self, checkpoint: Path) -> None:
+        # Rename first: a kill during rmtree must not leave a half-deleted folder that looks like a checkpoint.
+        doomed = checkpoint.with_name(f".old-{checkpoint.name}-{os.getpid()}")
+        os.replace(checkpoint, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+
     def _prune(self, keep: int) -> None:
         ckpts = self.list_checkpoints()
         for old in ckpts[:-keep] if keep > 0 else []:
-            shutil.rmtree(old, ignore_errors=True)
+            self._discard(old)
         for stale in [*self.checkpoints_dir.glob(".tmp-*"), *self.checkpoints_dir.glob(".old-*")]:  # killed writers
-            if stale.is_dir() and str(os.getpid()) not in stale.name:
+            if stale.is_dir() and not stale.name.endswith(f"-{os.getpid()}"):
                 shutil.rmtree(stale, ignore_errors=True)
 
     def mark_best(self, checkpoint: Path, metrics: dict) -> Path:
@@ -162,13 +168,13 @@ class Run:
     def list_checkpoints(self) -> list[Path]:
         if not self.checkpoints_dir.is_dir():
             return []
-        return sorted(p for p in self.checkpoints_dir.glob("step_*") if p.is_dir())
+        return sorted(p for p in self.checkpoints_dir.glob("step_*") if (p / STATE).is_file())
 
     def latest_checkpoint(self) -> Path | None:
         pointer = self.checkpoints_dir / "latest"
         if pointer.is_file():
             cand = self.checkpoints_dir / pointer.read_text().strip()
-            if cand.is_dir():
+            if (cand / STATE).is_file():
                 return cand
         ckpts = self.list_checkpoints()
         return ckpts[-1] if ckpts else None

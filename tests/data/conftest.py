@@ -10,12 +10,9 @@ skipped when neither exists.
 
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
 import os
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -96,30 +93,3 @@ def tiny() -> TinyIDX:
     return TinyIDX()
 
 
-class _RecordingHandler(SimpleHTTPRequestHandler):
-    requests: list[str]
-
-    def log_message(self, format, *args):  # keep test output quiet
-        pass
-
-    def do_GET(self):
-        self.requests.append(self.path)
-        super().do_GET()
-
-
-@pytest.fixture
-def http_server(tmp_path):
-    """A local HTTP server: yields (served folder, base URL, list of requested paths)."""
-    root = tmp_path / "www"
-    root.mkdir()
-    requests: list[str] = []
-    handler = type("Handler", (_RecordingHandler,), {"requests": requests})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield root, f"http://127.0.0.1:{server.server_port}", requests
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()

@@ -19,7 +19,7 @@ def _refused_url() -> str:
 
 
 def test_download_file_verifies_and_moves_into_place(http_server, tmp_path):
-    root, base, _ = http_server
+    root, base, _, _ = http_server
     (root / "blob.bin").write_bytes(b"pixel" * 1000)
     dest = tmp_path / "out" / "blob.bin"
 
@@ -30,7 +30,7 @@ def test_download_file_verifies_and_moves_into_place(http_server, tmp_path):
 
 
 def test_download_file_hash_mismatch_leaves_nothing(http_server, tmp_path):
-    root, base, _ = http_server
+    root, base, _, _ = http_server
     (root / "blob.bin").write_bytes(b"tampered")
     dest = tmp_path / "out" / "blob.bin"
 
@@ -40,7 +40,7 @@ def test_download_file_hash_mismatch_leaves_nothing(http_server, tmp_path):
 
 
 def test_download_file_http_error(http_server, tmp_path):
-    _, base, _ = http_server
+    _, base, _, _ = http_server
     with pytest.raises(DataError, match="404"):
         download_file(f"{base}/missing.gz", tmp_path / "missing.gz", "md5:" + "0" * 32)
     assert list(tmp_path.glob("*missing*")) == []
@@ -48,7 +48,7 @@ def test_download_file_http_error(http_server, tmp_path):
 
 @pytest.mark.parametrize("hash_kind", ["content", "gz"])
 def test_load_dataset_downloads_verifies_and_loads(tiny, http_server, tmp_path, monkeypatch, hash_kind):
-    root, base, requests = http_server
+    root, base, requests, _ = http_server
     tiny.write(root / "tiny")
     tiny.register(urls=[f"{base}/tiny/"], hash_kind=hash_kind)
     monkeypatch.setenv("PIXELFORGE_DATA", str(tmp_path / "empty"))
@@ -68,7 +68,7 @@ def test_load_dataset_downloads_verifies_and_loads(tiny, http_server, tmp_path, 
 
 
 def test_mirror_replaces_the_url_list(tiny, http_server, monkeypatch):
-    root, base, requests = http_server
+    root, base, requests, _ = http_server
     tiny.write(root / "tiny")
     tiny.register(urls=[_refused_url()])
     monkeypatch.setenv("PIXELFORGE_DATA_MIRROR", base + "/")
@@ -78,7 +78,7 @@ def test_mirror_replaces_the_url_list(tiny, http_server, monkeypatch):
 
 
 def test_later_urls_are_tried_when_the_first_fails(tiny, http_server):
-    root, base, _ = http_server
+    root, base, _, _ = http_server
     tiny.write(root / "tiny")
     tiny.register(urls=[_refused_url(), f"{base}/tiny"])
     assert len(load_dataset("tiny")) == 12
@@ -86,7 +86,7 @@ def test_later_urls_are_tried_when_the_first_fails(tiny, http_server):
 
 @pytest.mark.parametrize("hash_kind", ["content", "gz"])
 def test_wrong_hash_raises_and_leaves_no_file(tiny, http_server, tmp_path, hash_kind):
-    root, base, _ = http_server
+    root, base, _, _ = http_server
     tiny.write(root / "tiny")
     tiny.register(urls=[f"{base}/tiny/"], hash_kind=hash_kind, corrupt_hash=True)
 
@@ -116,7 +116,7 @@ def test_fashion_mnist_message_mentions_the_debian_package(monkeypatch):
 
 
 def test_download_false_does_not_touch_the_network(tiny, http_server):
-    root, base, requests = http_server
+    root, base, requests, _ = http_server
     tiny.write(root / "tiny")
     tiny.register(urls=[f"{base}/tiny/"])
     with pytest.raises(DataError, match="downloads are disabled"):

@@ -1,11 +1,7 @@
 """Fixtures for the metrics tests: a private cache, no weight sources from the
-environment, a local HTTP server, and a tiny deterministic feature extractor."""
+environment, and a tiny deterministic feature extractor."""
 
 from __future__ import annotations
-
-import functools
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import torch
@@ -29,43 +25,6 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-class _RecordingHandler(SimpleHTTPRequestHandler):
-    requests: list[str]
-
-    def do_GET(self):
-        self.requests.append(self.path)
-        super().do_GET()
-
-    def log_message(self, format, *args):  # keep test output quiet
-        pass
-
-
-@pytest.fixture
-def http_server(tmp_path):
-    """A 127.0.0.1 HTTP server: yields (served folder, base URL, list of requested paths, stop())."""
-    root = tmp_path / "www"
-    root.mkdir()
-    requests: list[str] = []
-    handler = type("Handler", (_RecordingHandler,), {"requests": requests})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    stopped = False
-
-    def stop():
-        nonlocal stopped
-        if not stopped:
-            stopped = True
-            server.shutdown()
-            server.server_close()
-            thread.join()
-
-    try:
-        yield root, f"http://127.0.0.1:{server.server_port}", requests, stop
-    finally:
-        stop()
 
 
 class TinyExtractor(nn.Module):

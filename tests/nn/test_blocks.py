@@ -51,3 +51,13 @@ def test_translation_moves_content():
 def test_unknown_policy():
     with pytest.raises(PixelforgeError, match="DiffAugment"):
         diff_augment(torch.zeros(1, 1, 4, 4), "rotate")
+
+
+def test_crop_shifts_at_most_two_pixels_at_28():
+    torch.manual_seed(0)
+    x = torch.zeros(64, 1, 28, 28)
+    x[:, :, 14, 14] = 1
+    y = diff_augment(x, "crop")
+    pos = y.flatten(1).argmax(1)
+    dy, dx = pos // 28 - 14, pos % 28 - 14
+    assert dy.abs().max() <= 2 and dx.abs().max() <= 2 and (dy != 0).any()

@@ -4,7 +4,8 @@ still receives gradients through the augmentation.
 
 Policies: ``color`` (brightness, saturation, contrast), ``translation`` (shift by up to 1/8
 of the size, zero padded), ``cutout`` (one zeroed square of half the size). ``flip``
-(random horizontal mirror) is not part of DiffAugment but serves classifier training.
+(random horizontal mirror) and ``crop`` (a shift by up to 1/16 of the size, the classic
+pad-and-random-crop) are not part of DiffAugment but serve classifier training.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-POLICIES = ("color", "translation", "cutout", "flip")
+POLICIES = ("color", "translation", "cutout", "flip", "crop")
 
 
 def parse_policy(policy: str) -> tuple[str, ...]:
@@ -73,4 +74,8 @@ def _flip(x):
     return torch.where(mirror, x.flip(3), x)
 
 
-_AUGMENTS = {"color": _color, "translation": _translation, "cutout": _cutout, "flip": _flip}
+def _crop(x):
+    return _translation(x, ratio=1 / 16)
+
+
+_AUGMENTS = {"color": _color, "translation": _translation, "cutout": _cutout, "flip": _flip, "crop": _crop}

@@ -61,7 +61,8 @@ def fit_classifier(train: ImageData, test: ImageData | None, run: str | os.PathL
                          "task": dataclasses.asdict(task_cfg), "train": dataclasses.asdict(train_cfg),
                          "data": {"spec": f"memory:{train.name}", "size": train.size, "channels": train.channels,
                                   "classes": train.classes, "limit": None}, "seed": seed}, overwrite=True)
-    task = ClassifierTask(create_model(model, **dataclasses.asdict(model_cfg)), task_cfg, runtime, eval_data=test)
+    # No per-epoch evaluation: on a few hundred images an "epoch" is a handful of steps.
+    task = ClassifierTask(create_model(model, **dataclasses.asdict(model_cfg)), task_cfg, runtime)
     Trainer(task, train, r, train_cfg, runtime, seed=seed, progress=progress).fit()
     pipe = ClassifierPipeline(task.net.float().eval(), model_cfg, train.classes, r.path)
     return pipe, (pipe.accuracy(test.images, test.labels) if test is not None else None)

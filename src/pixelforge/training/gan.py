@@ -73,9 +73,11 @@ class GANTask:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=betas)
         self.scaler = runtime.grad_scaler()
         self.augment = parse_policy(cfg.diffaug)
+        n_cls = model.cfg.num_classes
+        if n_cls:
+            grid_size = n_cls * max(1, grid_size // n_cls)  # whole rows of one sample per class
         g = torch.Generator().manual_seed(seed)
         self.fixed_z = torch.randn(grid_size, model.cfg.latent_dim, generator=g)
-        n_cls = model.cfg.num_classes
         self.fixed_labels = (torch.arange(grid_size) % n_cls) if n_cls else None
         self.conditional = n_cls > 0
         self.evaluator = None  # set by the pipeline for --eval-every: callable(task) -> dict
