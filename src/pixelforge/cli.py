@@ -57,7 +57,9 @@ def _add_common_train_args(p: argparse.ArgumentParser) -> None:
     b.add_argument("--epochs", type=_positive_int, help="total epochs for the run")
     b.add_argument("--minutes", type=_positive_float, help="wall-clock minutes for this invocation")
     b.add_argument("--max-steps", type=_positive_int, help="total optimisation steps for the run")
-    b.add_argument("--batch-size", type=_positive_int, help="default 64")
+    b.add_argument("--batch-size", type=_positive_int, help="images per micro-batch and process (default 64)")
+    b.add_argument("--grad-accum", type=_positive_int,
+                   help="micro-batches per optimisation step (gradient accumulation, default 1)")
     b.add_argument("--checkpoint-minutes", type=_positive_float, help="checkpoint interval (default 5)")
     b.add_argument("--sync-bn", action="store_true", default=None,
                    help="under torchrun on CUDA: batch-norm statistics over the global batch")
@@ -175,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMON_TRAIN_OPTIONS = ("batch_size", "epochs", "minutes", "max_steps", "checkpoint_minutes", "sync_bn")
+_COMMON_TRAIN_OPTIONS = ("batch_size", "epochs", "minutes", "max_steps", "checkpoint_minutes", "sync_bn",
+                         "grad_accum")
 _FAMILY_OPTIONS = {
     "gan": ("latent_dim", "width", "d_norm", "loss", "lr_g", "lr_d", "d_steps", "ema_decay", "diffaug",
             "eval_every"),

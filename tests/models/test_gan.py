@@ -87,3 +87,12 @@ def test_one_training_step_per_loss(loss):
 def test_wgan_gp_refuses_batch_norm():
     with pytest.raises(PixelforgeError, match="batch norm"):
         GANTask(create_model("dcgan", width=8), GANTrainConfig(loss="wgan-gp"), Runtime.create("cpu"))
+
+
+def test_gradient_accumulation_step():
+    torch.manual_seed(0)
+    task = GANTask(create_model("dcgan", width=8, latent_dim=8, num_classes=3), GANTrainConfig(), Runtime.create("cpu"))
+    task.grad_accum = 2
+    m = task.step(torch.rand(8, 1, 28, 28) * 2 - 1, torch.tensor([0, 1, 2, 0, 1, 2, 0, 1]))
+    assert set(m) == {"d_loss", "d_real", "d_fake", "g_loss"}
+    assert all(torch.isfinite(torch.tensor(v)) for v in m.values())

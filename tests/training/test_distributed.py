@@ -83,3 +83,14 @@ def test_gan_under_torchrun(tmp_path):
 def test_sync_bn_on_cpu_is_a_clear_error(tmp_path):
     res = pixelforge(*CLASSIFIER, "--sync-bn", "--max-steps", "2", "--run-dir", str(tmp_path / "s"), nproc=2, check=False)
     assert res.returncode != 0 and "SyncBatchNorm needs CUDA" in res.stderr
+
+
+def test_gradient_accumulation_matches_the_big_batch(tmp_path):
+    big, accum = tmp_path / "big", tmp_path / "accum"
+    pixelforge(*CLASSIFIER, "--batch-size", "32", "--max-steps", "4", "--run-dir", str(big))
+    pixelforge(*CLASSIFIER, "--batch-size", "8", "--grad-accum", "2", "--max-steps", "4", "--run-dir", str(accum),
+               nproc=2)
+    a, b = weights(big), weights(accum)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=f"{k} differs")
+    assert Run.open(accum).load_state()["images_per_step"] == 32

@@ -1,6 +1,17 @@
 """Building blocks shared by the model families."""
 
+import contextlib
+
+from torch import nn
+
 from .augment import diff_augment
 from .ema import EMA
 
-__all__ = ["EMA", "diff_augment"]
+__all__ = ["EMA", "diff_augment", "no_sync_unless"]
+
+
+def no_sync_unless(module: nn.Module, sync: bool):
+    """DDP's ``no_sync()`` (skip the gradient all-reduce) for all but the last micro-batch."""
+    if sync or not hasattr(module, "no_sync"):
+        return contextlib.nullcontext()
+    return module.no_sync()

@@ -16,7 +16,7 @@ from torch import nn
 from ..data import ImageData
 from ..errors import PixelforgeError
 from ..models.classifier import CNNClassifier
-from ..nn import diff_augment
+from ..nn import diff_augment, no_sync_unless
 from ..nn.augment import parse_policy
 from ..images import plot_confusion
 from ..runs import Run, atomic_write_json
@@ -66,6 +66,7 @@ class ClassifierTask:
         self.augment = parse_policy(cfg.augment)
         self.eval_data = eval_data
         self.progress = 0.0
+        self.grad_accum = 1  # micro-batches per step; the trainer sets it from --grad-accum
 
     # -- Task protocol ----------------------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:
@@ -92,14 +93,18 @@ class ClassifierTask:
         if self.augment:
             images = diff_augment(images, self.augment)
         self.net_train.train()
-        with self.rt.autocast():
-            logits = self.net_train(images)
-        loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.cfg.label_smoothing)
+        k = self.grad_accum
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss_sum, correct = 0.0, 0
+        for i, (x, y) in enumerate(zip(images.chunk(k), labels.chunk(k))):
+            with no_sync_unless(self.net_train, i == k - 1), self.rt.autocast():
+                logits = self.net_train(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=self.cfg.label_smoothing) * (len(y) / len(labels))
+            loss.backward()
+            loss_sum += loss.item()
+            correct += (logits.argmax(1) == y).sum().item()
         self.opt.step()
-        acc = (logits.argmax(1) == labels).float().mean()
-        return {"loss": loss.item(), "train_acc": acc.item(), "lr": lr}
+        return {"loss": loss_sum, "train_acc": correct / len(labels), "lr": lr}
 
     @torch.no_grad()
     def predict(self, images_uint8: torch.Tensor, batch_size: int = 512) -> torch.Tensor:

@@ -16,7 +16,7 @@ from torch import nn
 from ..errors import PixelforgeError
 from ..images import save_grid
 from ..models.gan import GAN, LOSSES, discriminator_loss, generator_loss, gradient_penalty
-from ..nn import EMA, diff_augment
+from ..nn import EMA, diff_augment, no_sync_unless
 from ..nn.augment import parse_policy
 from ..runs import Run
 from ..runtime import Runtime
@@ -81,6 +81,7 @@ class GANTask:
         self.fixed_labels = (torch.arange(grid_size) % n_cls) if n_cls else None
         self.conditional = n_cls > 0
         self.evaluator = None  # set by the pipeline for --eval-every: callable(task) -> dict
+        self.grad_accum = 1  # micro-batches per step; the trainer sets it from --grad-accum
 
     def evaluate(self) -> dict:
         if self.evaluator is None:
@@ -115,37 +116,52 @@ class GANTask:
     def step(self, real: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:
         if self.conditional and labels is None:
             raise PixelforgeError("a conditional GAN needs a labelled dataset")
-        y = labels if self.conditional else None
-        n = real.shape[0]
+        k = self.grad_accum
+        chunks = list(zip(real.chunk(k), labels.chunk(k) if self.conditional else [None] * k))
         latent = self.model.cfg.latent_dim
-        for _ in range(self.cfg.d_steps):
-            z = torch.randn(n, latent, device=self.rt.device)
-            with self.rt.autocast():
-                fake = self.G_train(z, y)
-                d_real = self.D_train(self._aug(real), y)
-                d_fake = self.D_train(self._aug(fake.detach()), y)
-                d_loss = discriminator_loss(self.cfg.loss, d_real, d_fake)
-                if self.cfg.loss == "wgan-gp":
-                    gp = gradient_penalty(self.D_train, real, fake.detach(), y)
-                    d_loss = d_loss + self.cfg.gp_weight * gp
+        stats = dict.fromkeys(("d_loss", "d_real", "d_fake", "g_loss"), 0.0)
+        for d_step in range(self.cfg.d_steps):
+            last_d_step = d_step == self.cfg.d_steps - 1
             self.opt_d.zero_grad(set_to_none=True)
-            self.scaler.scale(d_loss).backward()
+            fakes = []
+            for i, (r, y) in enumerate(chunks):
+                z = torch.randn(r.shape[0], latent, device=self.rt.device)
+                with no_sync_unless(self.D_train, i == k - 1), self.rt.autocast():
+                    if k == 1:  # keep G's graph: the G update reuses this forward pass
+                        fake = self.G_train(z, y)
+                    else:  # micro-batches: G runs again, under its own no_sync, in the G update
+                        with torch.no_grad():
+                            fake = self.G(z, y)
+                    d_real = self.D_train(self._aug(r), y)
+                    d_fake = self.D_train(self._aug(fake.detach()), y)
+                    d_loss = discriminator_loss(self.cfg.loss, d_real, d_fake)
+                    if self.cfg.loss == "wgan-gp":
+                        d_loss = d_loss + self.cfg.gp_weight * gradient_penalty(self.D_train, r, fake.detach(), y)
+                self.scaler.scale(d_loss / k).backward()
+                fakes.append((z, fake))
+                if last_d_step:
+                    stats["d_loss"] += d_loss.item() / k
+                    stats["d_real"] += d_real.float().mean().item() / k
+                    stats["d_fake"] += d_fake.float().mean().item() / k
             self.scaler.step(self.opt_d)
             self.scaler.update()
 
         self.D.requires_grad_(False)
         try:
-            with self.rt.autocast():
-                g_loss = generator_loss(self.cfg.loss, self.D(self._aug(fake), y))
             self.opt_g.zero_grad(set_to_none=True)
-            self.scaler.scale(g_loss).backward()
+            for i, ((_, y), (z, fake)) in enumerate(zip(chunks, fakes)):
+                with no_sync_unless(self.G_train, i == k - 1), self.rt.autocast():
+                    if k > 1:
+                        fake = self.G_train(z, y)
+                    g_loss = generator_loss(self.cfg.loss, self.D(self._aug(fake), y))
+                self.scaler.scale(g_loss / k).backward()
+                stats["g_loss"] += g_loss.item() / k
             self.scaler.step(self.opt_g)
             self.scaler.update()
         finally:
             self.D.requires_grad_(True)
         self.ema.update(self.G)
-        return {"d_loss": d_loss.item(), "g_loss": g_loss.item(),
-                "d_real": d_real.float().mean().item(), "d_fake": d_fake.float().mean().item()}
+        return stats
 
     @torch.no_grad()
     def _grid(self, path) -> None:

@@ -42,6 +42,7 @@ class TrainConfig:
     log_every: int = 20
     eval_every: int | None = None  # steps between evaluations (tasks with an ``evaluate`` method)
     sync_bn: bool = False  # under torchrun: batch-norm statistics over the global batch (CUDA)
+    grad_accum: int = 1  # micro-batches of batch_size per optimisation step (one all-reduce per step)
     keep_checkpoints: int = 2
 
     def validate(self) -> None:
@@ -55,6 +56,8 @@ class TrainConfig:
             raise PixelforgeError(f"minutes must be a positive number, not {self.minutes}")
         if self.max_steps is not None and self.max_steps < 1:
             raise PixelforgeError(f"max steps must be at least 1, not {self.max_steps}")
+        if self.grad_accum < 1:
+            raise PixelforgeError(f"grad-accum must be at least 1, not {self.grad_accum}")
         if self.eval_every is not None and self.eval_every < 1:
             raise PixelforgeError(f"eval-every must be at least 1 step, not {self.eval_every}")
 
@@ -91,7 +94,9 @@ class Trainer:
         self.task, self.data, self.run, self.cfg, self.rt = task, data, run, cfg, runtime
         self.seed = seed
         self.progress = progress and runtime.is_main
-        per_step = cfg.batch_size * runtime.world_size
+        self.rank_batch = cfg.batch_size * cfg.grad_accum  # images one rank takes per step
+        task.grad_accum = cfg.grad_accum
+        per_step = self.rank_batch * runtime.world_size
         if len(data) < per_step:
             raise PixelforgeError(f"dataset {data.name} has {len(data)} images, fewer than one batch of {per_step}; "
                                   "lower --batch-size")
@@ -111,7 +116,7 @@ class Trainer:
             "rng_torch": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "world_size": self.rt.world_size,
-            "images_per_step": self.cfg.batch_size * self.rt.world_size,
+            "images_per_step": self.rank_batch * self.rt.world_size,
         }
 
     def save(self) -> None:
@@ -134,7 +139,7 @@ class Trainer:
         self.task.load_extra_state(state.get("task", {}))
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
         self.batch_in_epoch = int(state["batch_in_epoch"])
-        images_per_step = self.cfg.batch_size * self.rt.world_size
+        images_per_step = self.rank_batch * self.rt.world_size
         if state.get("images_per_step", images_per_step) != images_per_step:
             # Another world size (or batch) cuts the epoch into other steps: continue in the same
             # epoch after as many images as were seen, rounded down to a whole step.
@@ -154,11 +159,11 @@ class Trainer:
     def _epoch_order(self, epoch: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         perm = torch.randperm(len(self.data), generator=g)
-        per_rank = self.steps_per_epoch * self.cfg.batch_size
+        per_rank = self.steps_per_epoch * self.rank_batch
         return perm[self.rt.rank::self.rt.world_size][:per_rank]
 
     def _batch(self, order: torch.Tensor, b: int):
-        idx = order[b * self.cfg.batch_size:(b + 1) * self.cfg.batch_size]
+        idx = order[b * self.rank_batch:(b + 1) * self.rank_batch]
         images = self.data.images[idx].to(torch.float32).div_(127.5).sub_(1.0)
         labels = self.data.labels[idx] if self.data.labels is not None else None
         images = self.rt.tensor(images)
