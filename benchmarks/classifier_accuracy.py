@@ -12,20 +12,13 @@ Writes benchmarks/results/classifier_accuracy.json; keeps the run in runs/bench-
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import time
-from pathlib import Path
 
-import torch
+from _common import write_results
 
 import pixelforge
 from pixelforge.data import load_dataset
-
-RESULTS = Path(__file__).parent / "results" / "classifier_accuracy.json"
-
 
 def sklearn_baseline(max_iter: int) -> tuple[float, float]:
     from sklearn.linear_model import LogisticRegression
@@ -68,14 +61,10 @@ def main() -> None:
     err_ratio = (1 - base_acc) / max(1e-9, 1 - ev["test_accuracy"])
     print(f"error-rate ratio (baseline / pixelforge): {err_ratio:.2f}x; target >= 94%: "
           f"{'met' if ev['test_accuracy'] >= 0.94 else 'missed'}")
-    out = {"benchmark": "classifier_accuracy", "date": dt.date.today().isoformat(),
-           "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
-           "budget_minutes": args.minutes, "target_accuracy": 0.94, "results": rows,
-           "error_rate_ratio": round(err_ratio, 2), "per_class_accuracy": ev["per_class_accuracy"]}
     if not args.no_save:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(out, indent=2) + "\n")
-        print(f"wrote {RESULTS}")
+        write_results("classifier_accuracy", {
+            "budget_minutes": args.minutes, "target_accuracy": 0.94, "results": rows,
+            "error_rate_ratio": round(err_ratio, 2), "per_class_accuracy": ev["per_class_accuracy"]})
 
 
 if __name__ == "__main__":

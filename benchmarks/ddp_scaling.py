@@ -11,21 +11,16 @@ Writes benchmarks/results/ddp_scaling.json and ddp_scaling.png.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import torch
+from _common import RESULTS, write_results
 
 from pixelforge.images import _pyplot, save_figure
-
-RESULTS = Path(__file__).parent / "results"
-
 
 def run(nproc: int, steps: int, batch: int, family: str, threads: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
@@ -56,12 +51,9 @@ def main() -> None:
         rows.append({"processes": n, "threads_per_process": threads, "images_per_s": round(ips, 1)})
         base = rows[0]["images_per_s"]
         print(f"{n} process(es) x {threads} thread(s): {ips:8.1f} img/s  ({ips / base:.2f}x of 1 process)")
-    out = {"benchmark": "ddp_scaling", "date": dt.date.today().isoformat(), "backend": "gloo (CPU)",
-           "machine": f"{platform.machine()}, {cores} cores, torch {torch.__version__}", "family": args.family,
-           "per_process_batch": args.batch_size, "results": rows}
     if not args.no_save:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "ddp_scaling.json").write_text(json.dumps(out, indent=2) + "\n")
+        write_results("ddp_scaling", {"backend": "gloo (CPU)", "family": args.family,
+                                      "per_process_batch": args.batch_size, "results": rows})
         plt = _pyplot()
         fig, ax = plt.subplots(figsize=(5, 3.5), dpi=100)
         ax.bar([str(r["processes"]) for r in rows], [r["images_per_s"] for r in rows])

@@ -15,19 +15,14 @@ Writes benchmarks/results/gan_quality.json and benchmarks/results/gan_quality.pn
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import os
-import platform
 from pathlib import Path
 
-import torch
+from _common import RESULTS, write_results
 
 import pixelforge
 from pixelforge.images import _pyplot, save_figure
 from pixelforge.pipelines.evaluate import evaluate_generator, real_images, resolve_extractor
 
-RESULTS = Path(__file__).parent / "results"
 RECIPES = {
     "pixelforge default": dict(options={}, precision="auto", ema=True, channels_last=None),
     "textbook DCGAN": dict(options=dict(batch_size=128, ema_decay=0.0), precision="fp32", ema=False,
@@ -68,13 +63,9 @@ def main() -> None:
     ratio = default / textbook
     print(f"\nFID at {marks[-1]:g} min: default {default:.3f} vs textbook {textbook:.3f} "
           f"-> ratio {ratio:.2f} (target <= 0.33: {'met' if ratio <= 1 / 3 else 'missed'})")
-    out = {"benchmark": "gan_quality", "date": dt.date.today().isoformat(),
-           "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
-           "judge": judge.name, "samples": args.samples, "results": table,
-           "fid_ratio_at_end": round(ratio, 3), "target_ratio": round(1 / 3, 3)}
     if not args.no_save:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "gan_quality.json").write_text(json.dumps(out, indent=2) + "\n")
+        write_results("gan_quality", {"judge": judge.name, "samples": args.samples, "results": table,
+                                      "fid_ratio_at_end": round(ratio, 3), "target_ratio": round(1 / 3, 3)})
         plt = _pyplot()
         fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
         for name, rows in table.items():
@@ -85,7 +76,7 @@ def main() -> None:
         ax.grid(alpha=0.3)
         ax.legend()
         save_figure(fig, RESULTS / "gan_quality.png")
-        print(f"wrote {RESULTS / 'gan_quality.json'} and gan_quality.png")
+        print(f"wrote {RESULTS / 'gan_quality.png'}")
 
 
 if __name__ == "__main__":

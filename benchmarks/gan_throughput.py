@@ -14,23 +14,16 @@ Writes benchmarks/results/gan_throughput.json.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import os
-import platform
 import time
-from pathlib import Path
 
 import torch
+from _common import write_results
 import torch.nn.functional as F
 
 from pixelforge.models.gan import GANConfig
 from pixelforge.registry import create_model
 from pixelforge.runtime import Runtime
 from pixelforge.training.gan import GANTask, GANTrainConfig
-
-RESULTS = Path(__file__).parent / "results" / "gan_throughput.json"
-
 
 def plain_step_fn(gan, batch_size: int, latent: int):
     G, D = gan.generator, gan.discriminator
@@ -85,7 +78,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=15)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--sizes", default="28,64")
-    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args()
     rows = []
@@ -97,14 +90,8 @@ def main() -> None:
         print(f"{size:>3}px x{channels} batch {batch:>3}: plain fp32 NCHW {r['plain_fp32_nchw_img_s']:>7.1f} img/s | "
               f"pixelforge ({r['precision']}, channels_last) {r['pixelforge_img_s']:>7.1f} img/s | "
               f"ratio {r['ratio']:.2f}x (goal 2.5x)")
-    out = {"benchmark": "gan_throughput", "date": dt.date.today().isoformat(),
-           "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-                      f"{torch.get_num_threads()} threads",
-           "goal_ratio": 2.5, "results": rows}
     if not args.no_save:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(out, indent=2) + "\n")
-        print(f"wrote {RESULTS}")
+        write_results("gan_throughput", {"goal_ratio": 2.5, "results": rows})
 
 
 if __name__ == "__main__":
