@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 demo: venv
-	$(VENV)/bin/pixelforge train gan --data fashion-mnist --minutes $(DEMO_MINUTES) --run runs/demo --overwrite
+	$(VENV)/bin/pixelforge train gan --data fashion-mnist --minutes $(DEMO_MINUTES) --run-dir runs/demo --overwrite
 	$(VENV)/bin/pixelforge sample runs/demo -n 100 --nrow 10 -o runs/demo/samples/grid.png
 	$(VENV)/bin/pixelforge interpolate runs/demo -o runs/demo/samples/walk.gif
 	@echo "samples: runs/demo/samples/ (grid.png, walk.gif, epoch_*.png), losses: runs/demo/loss.png"
