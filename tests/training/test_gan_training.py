@@ -134,3 +134,23 @@ def test_sigterm_saves_and_resumes(tmp_path):
     assert step >= 20
     pixelforge.train_gan(None, run, resume=True, max_steps=step + 2, progress=False)
     assert pixelforge.runs.Run.open(run).load_state()["step"] == step + 2
+
+
+def test_sampling_degrades_to_smaller_batches_when_memory_runs_out(tiny_run):
+    pipe = pixelforge.load(tiny_run)
+    real_forward = pipe.generator.forward
+    seen = []
+
+    def forward(z, labels=None):
+        seen.append(z.shape[0])
+        if z.shape[0] > 4:
+            raise torch.cuda.OutOfMemoryError("simulated: batch too large")
+        return real_forward(z, labels)
+
+    pipe.generator.forward = forward
+    out = pipe.sample(10, seed=0, batch_size=16)
+    assert out.shape == (10, 1, 28, 28)
+    assert seen[:3] == [10, 8, 4]  # 16 -> 8 -> 4: halved until a batch fits
+    assert sum(n for n in seen if n <= 4) == 10 and seen[-1] == 2  # then kept small: 4 + 4 + 2
+    pipe.generator.forward = real_forward
+    assert torch.allclose(out, pipe.sample(10, seed=0), atol=1e-5)  # same images as one batch
