@@ -20,7 +20,7 @@ from pathlib import Path
 
 from _common import RESULTS, write_results
 
-from pixelforge.images import _pyplot, save_figure
+from pixelforge.images import pyplot, save_figure
 
 def run(nproc: int, steps: int, batch: int, family: str, threads: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
@@ -54,7 +54,7 @@ def main() -> None:
     if not args.no_save:
         write_results("ddp_scaling", {"backend": "gloo (CPU)", "family": args.family,
                                       "per_process_batch": args.batch_size, "results": rows})
-        plt = _pyplot()
+        plt = pyplot()
         fig, ax = plt.subplots(figsize=(5, 3.5), dpi=100)
         ax.bar([str(r["processes"]) for r in rows], [r["images_per_s"] for r in rows])
         ax.set_xlabel("processes (torchrun, gloo, 2-core CPU)")

@@ -20,7 +20,7 @@ from pathlib import Path
 from _common import RESULTS, write_results
 
 import pixelforge
-from pixelforge.images import _pyplot, save_figure
+from pixelforge.images import pyplot, save_figure
 from pixelforge.pipelines.evaluate import evaluate_generator, real_images, resolve_extractor
 
 RECIPES = {
@@ -66,7 +66,7 @@ def main() -> None:
     if not args.no_save:
         write_results("gan_quality", {"judge": judge.name, "samples": args.samples, "results": table,
                                       "fid_ratio_at_end": round(ratio, 3), "target_ratio": round(1 / 3, 3)})
-        plt = _pyplot()
+        plt = pyplot()
         fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
         for name, rows in table.items():
             ax.plot([r["minutes"] for r in rows], [r["fid"] for r in rows], marker="o", label=name)

@@ -225,7 +225,6 @@ def cmd_sample(args) -> int:
     from .api import load_gan
     from .images import save_grid
 
-    _load_family(args.run, "gan", args.device, load=False)
     pipe = load_gan(args.run, device=args.device, ema=not args.no_ema, best=args.best)
     images = pipe.sample(args.n, seed=args.seed, labels=args.labels)
     nrow = args.nrow or (pipe.cfg.num_classes if pipe.conditional and args.labels in (None, "all") else None)
@@ -236,7 +235,9 @@ def cmd_sample(args) -> int:
 
 
 def cmd_interpolate(args) -> int:
-    pipe = _load_family(args.run, "gan", args.device)
+    from .api import load_gan
+
+    pipe = load_gan(args.run, device=args.device)
     out = Path(args.output) if args.output else pipe.path / "samples" / "walk.gif"
     if out.suffix.lower() != ".gif":
         raise PixelforgeError(f"interpolate writes a GIF; give an output ending in .gif, not {out.name}")
@@ -245,7 +246,9 @@ def cmd_interpolate(args) -> int:
 
 
 def cmd_classify(args) -> int:
-    pipe = _load_family(args.run, "classifier", args.device)
+    from .api import load_classifier
+
+    pipe = load_classifier(args.run, device=args.device)
     images = pipe.load_images(args.images)
     for path, top in zip(args.images, pipe.topk(images, args.k)):
         print(f"{path}: " + ", ".join(f"{name} {p:.1%}" for name, p in top))
@@ -253,23 +256,14 @@ def cmd_classify(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    pipe = _load_family(args.run, "classifier", args.device)
+    from .api import load_classifier
+
+    pipe = load_classifier(args.run, device=args.device)
     image = pipe.load_images([args.image])[0]
     out = Path(args.output) if args.output else pipe.path / "explain" / Path(args.image).stem
     for name, path in pipe.explain(image, out).items():
         print(f"{name}: {path}")
     return 0
-
-
-def _load_family(run: str, family: str, device: str, load: bool = True):
-    """The pipeline of a ``family`` run; a run of another family is a clear error."""
-    from . import api
-    from .runs import Run
-
-    found = Run.open(run).config.get("family")
-    if found != family:
-        raise PixelforgeError(f"{run} is a {found} run; this command needs a {family} run")
-    return api.load(run, device=device) if load else None
 
 
 def cmd_eval(args) -> int:

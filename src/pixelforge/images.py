@@ -65,7 +65,7 @@ def save_gif(frames: list[np.ndarray], path: str | os.PathLike, fps: int = 12, s
 
 def plot_curves(records: list[dict], keys: list[str], path: str | os.PathLike, title: str = "") -> Path | None:
     """Plot ``keys`` of metric records against their ``step``; smoothed lines over raw points."""
-    plt = _pyplot()
+    plt = pyplot()
     present = [k for k in keys if any(k in r for r in records)]
     if not present:
         return None
@@ -100,7 +100,8 @@ def save_figure(fig, path: str | os.PathLike) -> Path:
     return path
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -111,7 +112,7 @@ def _pyplot():
 
 def plot_confusion(confusion: torch.Tensor, names: list[str], path: str | os.PathLike, title: str = "") -> Path:
     """A row-normalised confusion matrix with the raw counts written in the cells."""
-    plt = _pyplot()
+    plt = pyplot()
     k = len(names)
     fig, ax = plt.subplots(figsize=(1.0 + 0.6 * k, 0.8 + 0.55 * k), dpi=100)
     norm = confusion.float() / confusion.sum(1, keepdim=True).clamp(min=1)

@@ -25,7 +25,7 @@ def test_random_sigkills_then_resume(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     rng = random.Random(1234)
     kills = 0
-    for trial in range(12):
+    for _ in range(12):
         cmd = base + (["--resume"] if Run(run).latest_checkpoint() is not None else ["--overwrite"])
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         # Wait until training is under way (a checkpoint newer than when we started), then kill.

@@ -21,7 +21,7 @@ import torch
 
 from ..data import ImageData, load_dataset
 from ..errors import PixelforgeError
-from ..images import _pyplot, save_figure
+from ..images import pyplot, save_figure
 from ..pipelines.classifier import fit_classifier
 from ..runs import atomic_write_json
 
@@ -118,7 +118,7 @@ def augmentation_study(gan_run: str | os.PathLike, out_dir: str | os.PathLike, s
         lines.append(f"| {r['per_class']} | {r['real']['mean']:.2%} +- {r['real']['std']:.2%} | "
                      f"{r['real+generated']['mean']:.2%} +- {r['real+generated']['std']:.2%} | {r['gain']:+.2%} |")
     (out / "augmentation.md").write_text("\n".join(lines) + "\n")
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     for name in ("real", "real+generated"):
         ax.errorbar([r["per_class"] for r in rows], [r[name]["mean"] for r in rows],

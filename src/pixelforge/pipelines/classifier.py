@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from ..data import ImageData, load_dataset, load_image
 from ..errors import PixelforgeError
-from ..images import _pyplot, save_figure, save_grid
+from ..images import pyplot, save_figure, save_grid
 from ..models.classifier import ClassifierConfig, CNNClassifier
 from ..registry import create_model, get_entry
 from ..runs import Run
@@ -188,7 +188,7 @@ class ClassifierPipeline:
         return written
 
     def _cam_figure(self, x: torch.Tensor, cam: torch.Tensor, target: int, path: Path) -> Path:
-        plt = _pyplot()
+        plt = pyplot()
         img = ((x.float().cpu() + 1) / 2).clamp(0, 1).permute(1, 2, 0).numpy()
         img = img[:, :, 0] if img.shape[2] == 1 else img
         prob = self.predict(((x.unsqueeze(0).cpu() + 1) / 2).clamp(0, 1))[0, target].item()

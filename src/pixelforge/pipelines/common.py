@@ -136,7 +136,7 @@ def open_model(run_dir: str | os.PathLike, family: str, device: str = "auto"):
     r = Run.open(run_dir)
     cfg = r.config
     if cfg.get("family") != family:
-        raise RunError(f"{run_dir} is a {cfg.get('family')} run, not a {family} run")
+        raise RunError(f"{run_dir} is a {cfg.get('family')} run; this needs a {family} run")
     entry = get_entry(cfg["model"]["name"])
     try:
         model_cfg = entry.config_cls(**cfg["model"]["config"])

@@ -60,14 +60,11 @@ def evaluate_generator(pipe, data: dict, n: int = 10000, extractor=None, metrics
 def evaluate_run(run_dir: str | os.PathLike, n: int = 10000, extractor: str | None = None, metrics=METRICS,
                  seed: int = 0, progress: bool = True, device: str = "auto") -> dict:
     """Evaluate a generator run and write ``RUN/metrics.json``."""
-    from ..api import load
+    from .gan import load_gan
 
+    pipe = load_gan(run_dir, device=device)  # refuses runs of other families
     run = Run.open(run_dir)
-    cfg = run.config
-    if cfg.get("family") != "gan":
-        raise PixelforgeError(f"{run_dir} is a {cfg.get('family')} run; eval measures generator runs")
-    pipe = load(run_dir, device=device)
-    result = evaluate_generator(pipe, cfg["data"], n, extractor, metrics, seed, progress)
+    result = evaluate_generator(pipe, run.config["data"], n, extractor, metrics, seed, progress)
     ckpt = run.latest_checkpoint()
     result = {**result, "step": int(ckpt.name.split("_")[1]) if ckpt else None,
               "evaluated": _dt.datetime.now().isoformat(timespec="seconds"), "seed": seed}
