@@ -16,9 +16,13 @@ TINY = dict(size=28, width=8, latent_dim=16, batch_size=32, precision="auto", pr
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    # Never touch the user's cache; never download.
-    monkeypatch.setenv("PIXELFORGE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+def _isolated_environment(tmp_path, monkeypatch):
+    # Never touch the user's cache or their download sources; local test servers bypass proxies.
+    for variable in ("PIXELFORGE_DATA_MIRROR", "PIXELFORGE_INCEPTION_WEIGHTS", "PIXELFORGE_WEIGHTS_MIRROR",
+                     "XDG_CACHE_HOME"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("PIXELFORGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
 @pytest.fixture(scope="session")

@@ -131,15 +131,16 @@ class Runtime:
 
         return DDP(module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
 
-    def any_true(self, flag: bool) -> bool:
-        """True on every rank when ``flag`` is true on any rank (keeps ranks' decisions in step)."""
+    def any_true(self, *flags: bool) -> tuple[bool, ...]:
+        """Each flag made true on every rank when it is true on any rank (keeps ranks' decisions
+        in step); several flags cost one all-reduce."""
         if not self.distributed:
-            return flag
+            return tuple(bool(f) for f in flags)
         import torch.distributed as dist
 
-        t = torch.tensor([1.0 if flag else 0.0], device=self.device if self.device.type == "cuda" else "cpu")
+        t = torch.tensor([1.0 if f else 0.0 for f in flags], device=self.device if self.device.type == "cuda" else "cpu")
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return bool(t.item())
+        return tuple(bool(v) for v in t.tolist())
 
     def barrier(self) -> None:
         if self.distributed:

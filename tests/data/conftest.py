@@ -25,11 +25,9 @@ _SHARED_DATA = os.environ.get("PIXELFORGE_DATA") or str(Path(__file__).resolve()
 
 
 @pytest.fixture(autouse=True)
-def isolated_environment(tmp_path, monkeypatch):
-    for variable in ("PIXELFORGE_DATA", "PIXELFORGE_DATA_MIRROR", "XDG_CACHE_HOME"):
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("PIXELFORGE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+def isolated_data_sources(tmp_path, monkeypatch):
+    # On top of tests/conftest.py's isolation: no data folder, no system folder, a clean registry.
+    monkeypatch.delenv("PIXELFORGE_DATA", raising=False)
     monkeypatch.setattr(registry, "SYSTEM_DATA_DIRS", [tmp_path / "system"])
     saved = dict(DATASETS)
     yield

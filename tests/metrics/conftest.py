@@ -1,5 +1,5 @@
-"""Fixtures for the metrics tests: a private cache, no weight sources from the
-environment, and a tiny deterministic feature extractor."""
+"""Fixtures for the metrics tests (the environment is isolated by tests/conftest.py):
+single-threaded torch and a tiny deterministic feature extractor."""
 
 from __future__ import annotations
 
@@ -7,14 +7,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-
-@pytest.fixture(autouse=True)
-def isolated_environment(tmp_path, monkeypatch):
-    for variable in ("PIXELFORGE_INCEPTION_WEIGHTS", "PIXELFORGE_WEIGHTS_MIRROR", "XDG_CACHE_HOME"):
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("PIXELFORGE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
 @pytest.fixture(autouse=True)

@@ -210,7 +210,11 @@ class Trainer:
                     self.task.set_progress(self._fraction_done(total, start))
                     metrics = self.task.step(images, labels)
                     bad = [k for k, v in metrics.items() if not math.isfinite(v)]
-                    if self.rt.any_true(bool(bad)):
+                    out_of_time = self._signal is not None or bool(deadline and time.monotonic() >= deadline)
+                    # Under torchrun every rank must take these decisions at the same step, or the
+                    # others wait forever; both flags travel in one all-reduce.
+                    diverged, stop = self.rt.any_true(bool(bad), out_of_time)
+                    if diverged:
                         self._diverged(bad, metrics)
                     self.step += 1
                     self.batch_in_epoch += 1
@@ -231,11 +235,9 @@ class Trainer:
                     if self.cfg.eval_every and self.step % self.cfg.eval_every == 0:
                         self._evaluate()
                         last_ckpt = time.monotonic()
-                    now = time.monotonic()
-                    out_of_time = self._signal is not None or bool(deadline and now >= deadline)
-                    # Under torchrun every rank must stop at the same step, or the others wait forever.
-                    if self.rt.any_true(out_of_time) or (total and self.step >= total):
+                    if stop or (total and self.step >= total):
                         break
+                    now = time.monotonic()
                     if now - last_ckpt >= self.cfg.checkpoint_minutes * 60:
                         self.save()
                         last_ckpt = now
@@ -250,7 +252,7 @@ class Trainer:
                 if self._signal is not None:
                     reason = f"stopped by {signal.Signals(self._signal).name}"
                     break
-                if self.rt.any_true(bool(deadline and time.monotonic() >= deadline)):
+                if self.rt.any_true(bool(deadline and time.monotonic() >= deadline))[0]:
                     reason = f"time budget of {self.cfg.minutes:g} min reached"
                     break
             if last and self.step % self.cfg.log_every:
