@@ -73,7 +73,7 @@ def test_bad_inputs(clf_run, tiny_run, tmp_path, capsys):
     assert main(["classify", str(tiny_run), str(bad)]) == 2
     assert "needs a classifier run" in capsys.readouterr().err
     assert main(["sample", str(clf_run)]) == 2
-    assert "needs a gan run" in capsys.readouterr().err
+    assert "sample needs a generator run" in capsys.readouterr().err
 
 
 def test_unlabelled_folder_is_refused(tmp_path, capsys):

@@ -221,15 +221,27 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _sampling_pipeline(args):
+    """The run's pipeline for ``sample``: each generative family adds its loader options here."""
+    from . import api
+    from .runs import Run
+
+    family = Run.open(args.run).config.get("family")
+    options = {"gan": {"ema": not args.no_ema, "best": args.best}}
+    if family not in options:
+        raise PixelforgeError(f"{args.run} is a {family} run; sample needs a generator run "
+                              f"({', '.join(options)})")
+    return api.load(args.run, device=args.device, **options[family])
+
+
 def cmd_sample(args) -> int:
-    from .api import load_gan
     from .images import save_grid
 
-    pipe = load_gan(args.run, device=args.device, ema=not args.no_ema, best=args.best)
+    pipe = _sampling_pipeline(args)
     images = pipe.sample(args.n, seed=args.seed, labels=args.labels)
-    nrow = args.nrow or (pipe.cfg.num_classes if pipe.conditional and args.labels in (None, "all") else None)
+    nrow = args.nrow or (pipe.num_classes if pipe.num_classes and args.labels in (None, "all") else None)
     out = Path(args.output) if args.output else pipe.path / "samples" / "sample.png"
-    save_grid(images, out, nrow=nrow, scale=2 if pipe.cfg.image_size <= 32 else 1)
+    save_grid(images, out, nrow=nrow, scale=2 if pipe.image_size <= 32 else 1)
     print(out)
     return 0
 

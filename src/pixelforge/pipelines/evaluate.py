@@ -16,6 +16,10 @@ from ..metrics import METRICS, calculate_metrics
 from ..runs import Run, atomic_write_json
 
 
+# Families whose pipelines have ``sample(n, seed)``; each new generative family adds itself.
+GENERATOR_FAMILIES = ("gan",)
+
+
 def resolve_extractor(spec: str | None, data_spec: str, device: str = "auto"):
     """``None``/"auto": the shipped judge for the dataset; "inception": InceptionV3 (FID
     weights); a shipped model name; or the path of a classifier run."""
@@ -60,10 +64,13 @@ def evaluate_generator(pipe, data: dict, n: int = 10000, extractor=None, metrics
 def evaluate_run(run_dir: str | os.PathLike, n: int = 10000, extractor: str | None = None, metrics=METRICS,
                  seed: int = 0, progress: bool = True, device: str = "auto") -> dict:
     """Evaluate a generator run and write ``RUN/metrics.json``."""
-    from .gan import load_gan
+    from ..api import load
 
-    pipe = load_gan(run_dir, device=device)  # refuses runs of other families
     run = Run.open(run_dir)
+    if run.config.get("family") not in GENERATOR_FAMILIES:
+        raise PixelforgeError(f"{run_dir} is a {run.config.get('family')} run; eval needs a generator run "
+                              f"({', '.join(GENERATOR_FAMILIES)})")
+    pipe = load(run_dir, device=device)
     result = evaluate_generator(pipe, run.config["data"], n, extractor, metrics, seed, progress)
     ckpt = run.latest_checkpoint()
     result = {**result, "step": int(ckpt.name.split("_")[1]) if ckpt else None,

@@ -86,6 +86,14 @@ class GANPipeline:
     def conditional(self) -> bool:
         return self.cfg.num_classes > 0
 
+    @property
+    def num_classes(self) -> int:
+        return self.cfg.num_classes
+
+    @property
+    def image_size(self) -> int:
+        return self.cfg.image_size
+
     def parse_labels(self, labels, n: int) -> torch.Tensor | None:
         """None / 'all' / ints / class names / '0,3,5' -> a (n,) label tensor cycling through them."""
         if not self.conditional:
