@@ -105,6 +105,41 @@ def _add_classifier_train_args(p: argparse.ArgumentParser) -> None:
     _add_common_train_args(p)
 
 
+def _int_list(s: str) -> list[int]:
+    try:
+        values = [int(x) for x in s.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a comma-separated list of whole numbers") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{s!r}: give one or more positive whole numbers, e.g. 1,2,2")
+    return values
+
+
+def _add_diffusion_train_args(p: argparse.ArgumentParser) -> None:
+    m = p.add_argument_group("model (U-Net)")
+    m.add_argument("--conditional", action="store_true", help="class-conditional, for classifier-free guidance")
+    m.add_argument("--width", type=_positive_int, help="channels at the first level (default 64)")
+    m.add_argument("--channel-mult", type=_int_list, help="width multiplier per level (default 1,2; 1,2,2 above 32 px)")
+    m.add_argument("--num-res-blocks", type=_positive_int, help="residual blocks per level (default 2)")
+    m.add_argument("--patch-size", type=int, choices=[1, 2, 4], help="pixels per side the net sees as one (default 2)")
+    m.add_argument("--dropout", type=float, help="default 0")
+    t = p.add_argument_group("training")
+    t.add_argument("--prediction", choices=["eps", "v"], help="what the net predicts: noise (default) or velocity")
+    t.add_argument("--schedule", choices=["cosine", "linear"], help="noise schedule (default cosine)")
+    t.add_argument("--timesteps", type=_positive_int, help="diffusion steps T (default 1000)")
+    t.add_argument("--lr", type=_positive_float, help="AdamW learning rate (default 2e-4)")
+    t.add_argument("--warmup-steps", type=int, help="linear learning-rate warm-up (default 200)")
+    t.add_argument("--ema-decay", type=float, help="EMA decay of the weights (default 0.999)")
+    t.add_argument("--min-snr", type=float, help="Min-SNR-gamma loss weighting, 0 = plain MSE (default 5)")
+    t.add_argument("--p-uncond", type=float, help="conditional: share of unlabelled steps for guidance (default 0.1)")
+    v = p.add_argument_group("evaluation during training")
+    v.add_argument("--eval-every", type=_positive_int, help="track FID/KID every N steps; keep the best checkpoint")
+    v.add_argument("--eval-samples", type=_positive_int, default=2000, help="samples per evaluation (default 2000)")
+    v.add_argument("--eval-steps", type=_positive_int, default=25, help="DDIM steps per evaluation sample (default 25)")
+    v.add_argument("--extractor", default=None, help="judge network: auto, inception, a shipped model or a run")
+    _add_common_train_args(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -116,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model").add_subparsers(dest="family", required=True, metavar="FAMILY")
     _add_gan_train_args(train.add_parser("gan", help="train a GAN (DCGAN family)"))
     _add_classifier_train_args(train.add_parser("classifier", help="train a CNN classifier"))
+    _add_diffusion_train_args(train.add_parser("diffusion", help="train a diffusion model (DDPM U-Net)"))
 
     s = sub.add_parser("sample", help="sample an image grid from a trained run")
     s.add_argument("run")
@@ -127,6 +163,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
     s.add_argument("--best", action="store_true", help="the best checkpoint by FID (from --eval-every)")
     s.add_argument("--device", default="auto")
+    d = s.add_argument_group("diffusion runs")
+    d.add_argument("--steps", type=_positive_int, default=None, help="sampling steps (default 50)")
+    d.add_argument("--sampler", choices=["ddim", "ddpm"], default=None,
+                   help="ddim: deterministic (default); ddpm: ancestral, fresh noise at every step")
+    d.add_argument("--eta", type=float, default=None, help="noise level between DDIM (0) and DDPM (1)")
+    d.add_argument("--guidance", type=float, default=None,
+                   help="classifier-free guidance scale for conditional runs (default 3; 1 = none)")
+
+    ip = sub.add_parser("inpaint", help="fill a region of images with a diffusion model")
+    ip.add_argument("run")
+    ip.add_argument("images", nargs="+")
+    where = ip.add_mutually_exclusive_group(required=True)
+    where.add_argument("--box", help="x,y,w,h of the region to fill, in model pixels")
+    where.add_argument("--mask", help="mask image: white = keep, black = fill (resized to the model's size)")
+    ip.add_argument("-o", "--output", required=True, help="output PNG: original | masked | filled, one row per image")
+    ip.add_argument("--steps", type=_positive_int, default=50)
+    ip.add_argument("--resample", type=_positive_int, default=4, help="RePaint re-noising jumps per step (default 4)")
+    ip.add_argument("--labels", default=None)
+    ip.add_argument("--guidance", type=float, default=None)
+    ip.add_argument("--seed", type=int, default=0)
+    ip.add_argument("--device", default="auto")
 
     i = sub.add_parser("interpolate", help="animated latent-space walk (GIF)")
     i.add_argument("run")
@@ -183,6 +240,8 @@ _FAMILY_OPTIONS = {
     "gan": ("latent_dim", "width", "d_norm", "loss", "lr_g", "lr_d", "d_steps", "ema_decay", "diffaug",
             "eval_every"),
     "classifier": ("width", "blocks", "dropout", "norm", "lr", "weight_decay", "label_smoothing", "augment"),
+    "diffusion": ("width", "channel_mult", "num_res_blocks", "patch_size", "dropout", "prediction", "schedule",
+                  "timesteps", "lr", "warmup_steps", "ema_decay", "min_snr", "p_uncond", "eval_every"),
 }
 
 
@@ -199,18 +258,21 @@ def cmd_train(args) -> int:
         if options["loss"] == "wgan-gp" and options["d_norm"] is None and not args.resume:
             options["d_norm"] = "none"  # the gradient penalty needs a D without batch norm
         extra.update(conditional=args.conditional, eval_samples=args.eval_samples, extractor=args.extractor)
+    if args.family == "diffusion":
+        extra.update(conditional=args.conditional, eval_samples=args.eval_samples, eval_steps=args.eval_steps,
+                     extractor=args.extractor)
     limit = args.limit
     if args.dry_run:
         limit = min(limit or 512, 512)
         options.update(batch_size=min(options["batch_size"] or 64, 64), max_steps=options["max_steps"] or 4)
     if args.resume and args.run is None:
         raise PixelforgeError("--resume needs --run-dir RUN_DIR")
-    train = {"gan": api.train_gan, "classifier": api.train_classifier}[args.family]
+    train = {"gan": api.train_gan, "classifier": api.train_classifier, "diffusion": api.train_diffusion}[args.family]
     pipe = train(args.data, args.run, resume=args.resume, overwrite=args.overwrite, size=args.size,
                  channels=args.channels, limit=limit, device=args.device, precision=args.precision,
                  seed=args.seed, progress=not args.no_progress, **extra, **options)
     print(f"run: {pipe.path}")
-    if args.family == "gan":
+    if args.family in ("gan", "diffusion"):
         print(f"samples: {pipe.path / 'samples' / 'final.png'}")
     elif (pipe.path / "evaluation.json").is_file():
         import json
@@ -227,10 +289,19 @@ def _sampling_pipeline(args):
     from .runs import Run
 
     family = Run.open(args.run).config.get("family")
-    options = {"gan": {"ema": not args.no_ema, "best": args.best}}
+    if args.sampler is not None and args.eta is not None:
+        raise PixelforgeError("give --sampler or --eta, not both")
+    eta = {"ddim": 0.0, "ddpm": 1.0}.get(args.sampler, args.eta)
+    diffusion = {"steps": args.steps, "guidance": args.guidance, "eta": eta}
+    options = {"gan": {"ema": not args.no_ema, "best": args.best},
+               "diffusion": {"ema": not args.no_ema, "best": args.best,
+                             **{k: v for k, v in diffusion.items() if v is not None}}}
     if family not in options:
         raise PixelforgeError(f"{args.run} is a {family} run; sample needs a generator run "
                               f"({', '.join(options)})")
+    if family != "diffusion" and any(v is not None for v in diffusion.values()):
+        raise PixelforgeError("--steps, --sampler, --eta and --guidance are for diffusion runs; "
+                              f"{args.run} is a {family} run")
     return api.load(args.run, device=args.device, **options[family])
 
 
@@ -242,6 +313,25 @@ def cmd_sample(args) -> int:
     nrow = args.nrow or (pipe.num_classes if pipe.num_classes and args.labels in (None, "all") else None)
     out = Path(args.output) if args.output else pipe.path / "samples" / "sample.png"
     save_grid(images, out, nrow=nrow, scale=2 if pipe.image_size <= 32 else 1)
+    print(out)
+    return 0
+
+
+def cmd_inpaint(args) -> int:
+    import torch
+
+    from .api import load_diffusion
+    from .images import save_grid
+
+    pipe = load_diffusion(args.run, device=args.device)
+    images = pipe.load_images(args.images)
+    mask = pipe.mask_from_box(args.box) if args.box else pipe.load_mask(args.mask)
+    filled = pipe.inpaint(images, mask, seed=args.seed, labels=args.labels, steps=args.steps,
+                          resample=args.resample, guidance=args.guidance)
+    shown = images.float() / 255
+    rows = [t for triple in zip(shown, shown * mask, filled) for t in triple]
+    out = Path(args.output)
+    save_grid(torch.stack(rows), out, nrow=3, scale=4 if pipe.image_size <= 32 else 2)
     print(out)
     return 0
 
@@ -343,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="pixelforge: %(levelname)s: %(message)s")
     from .training import Interrupted
 
-    handler = {"train": cmd_train, "sample": cmd_sample, "interpolate": cmd_interpolate,
+    handler = {"train": cmd_train, "sample": cmd_sample, "interpolate": cmd_interpolate, "inpaint": cmd_inpaint,
                "classify": cmd_classify, "explain": cmd_explain, "eval": cmd_eval,
                "augment": cmd_augment, "cas": cmd_cas,
                "datasets": cmd_datasets, "models": cmd_models}[args.command]

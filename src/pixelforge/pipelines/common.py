@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+
 from .. import __version__
 from ..data import ImageData, load_dataset
 from ..errors import PixelforgeError, RunError
@@ -152,3 +154,39 @@ def load_weights_into(run: Run, module, weights_name: str, checkpoint: Path | No
     except RuntimeError as e:
         raise RunError(f"weights in {checkpoint or run.latest_checkpoint()} do not fit the model in config.json: "
                        f"{str(e).splitlines()[0]}") from None
+
+
+class LabelParser:
+    """Class labels for conditional generators: needs ``num_classes`` and ``classes``."""
+
+    num_classes: int
+    classes: list[str]
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes > 0
+
+    def parse_labels(self, labels, n: int) -> torch.Tensor | None:
+        """None / 'all' / ints / class names / '0,3,5' -> a (n,) label tensor cycling through them."""
+        if not self.conditional:
+            if labels not in (None, "", []):
+                raise PixelforgeError("this model is unconditional: it takes no labels")
+            return None
+        if labels is None or labels == "all":
+            ids = list(range(self.num_classes))
+        else:
+            items = labels.split(",") if isinstance(labels, str) else list(labels)
+            ids = [self._label_id(x) for x in items]
+        return torch.tensor([ids[i % len(ids)] for i in range(n)], dtype=torch.long)
+
+    def _label_id(self, x) -> int:
+        s = str(x).strip()
+        if s.lstrip("-").isdigit():
+            i = int(s)
+        elif s in self.classes:
+            i = self.classes.index(s)
+        else:
+            raise PixelforgeError(f"unknown label {s!r}; use 0..{self.num_classes - 1} or one of {self.classes}")
+        if not 0 <= i < self.num_classes:
+            raise PixelforgeError(f"label {i} out of range 0..{self.num_classes - 1}")
+        return i

@@ -17,7 +17,7 @@ from ..runs import Run, atomic_write_json
 
 
 # Families whose pipelines have ``sample(n, seed)``; each new generative family adds itself.
-GENERATOR_FAMILIES = ("gan",)
+GENERATOR_FAMILIES = ("gan", "diffusion")
 
 
 def resolve_extractor(spec: str | None, data_spec: str, device: str = "auto"):
@@ -77,3 +77,16 @@ def evaluate_run(run_dir: str | os.PathLike, n: int = 10000, extractor: str | No
               "evaluated": _dt.datetime.now().isoformat(timespec="seconds"), "seed": seed}
     atomic_write_json(run.path / "metrics.json", result)
     return result
+
+
+def fid_evaluator(data: dict, n: int, extractor: str | None, pipeline_of):
+    """For ``--eval-every``: a ``task -> {"fid", "kid"}`` callable; ``pipeline_of(task)`` wraps the
+    task's current (EMA) model in a pipeline with ``sample(n, seed)``."""
+    judge = resolve_extractor(extractor, data["spec"])  # fail before training, not at the first evaluation
+    real = real_images(data, n)
+
+    def evaluate(task) -> dict:
+        out = evaluate_generator(pipeline_of(task), data, n, judge, metrics=("fid", "kid"), progress=False, real=real)
+        return {"fid": out["fid"], "kid": out["kid_mean"]}
+
+    return evaluate

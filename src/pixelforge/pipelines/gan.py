@@ -15,7 +15,7 @@ from ..models.gan import SIZES, GANConfig
 from ..registry import create_model
 from ..training import Trainer
 from ..training.gan import GANTask, GANTrainConfig
-from .common import load_weights_into, open_model, start_session
+from .common import LabelParser, load_weights_into, open_model, start_session
 
 
 def train_gan(data: str | None = "fashion-mnist", run: str | os.PathLike | None = None, *, resume: bool = False,
@@ -52,26 +52,15 @@ def train_gan(data: str | None = "fashion-mnist", run: str | os.PathLike | None 
     gan = create_model(s.model_name, **dataclasses.asdict(s.model_cfg))
     task = GANTask(gan, s.task_cfg, s.runtime, seed=s.seed, sync_bn=s.train_cfg.sync_bn)
     if s.train_cfg.eval_every:
-        task.evaluator = _fid_evaluator(s.run.config["data"], s.classes, eval_samples, extractor)
+        from .evaluate import fid_evaluator
+
+        task.evaluator = fid_evaluator(s.run.config["data"], eval_samples, extractor,
+                                       lambda t: GANPipeline(t.ema.module, t.model.cfg, s.classes))
     Trainer(task, s.data, s.run, s.train_cfg, s.runtime, seed=s.seed, progress=progress).fit(resume=resume)
     return GANPipeline(task.ema.module, s.model_cfg, s.classes, s.run.path)
 
 
-def _fid_evaluator(data: dict, classes, n: int, extractor: str | None):
-    from .evaluate import evaluate_generator, real_images, resolve_extractor
-
-    judge = resolve_extractor(extractor, data["spec"])  # fail before training, not at the first evaluation
-    real = real_images(data, n)
-
-    def evaluate(task: GANTask) -> dict:
-        pipe = GANPipeline(task.ema.module, task.model.cfg, classes)
-        out = evaluate_generator(pipe, data, n, judge, metrics=("fid", "kid"), progress=False, real=real)
-        return {"fid": out["fid"], "kid": out["kid_mean"]}
-
-    return evaluate
-
-
-class GANPipeline:
+class GANPipeline(LabelParser):
     """Sampling from a trained generator (the EMA weights unless told otherwise)."""
 
     def __init__(self, generator: torch.nn.Module, cfg: GANConfig, classes: Sequence[str], path: Path | None = None,
@@ -83,41 +72,12 @@ class GANPipeline:
         self.device = device or next(generator.parameters()).device
 
     @property
-    def conditional(self) -> bool:
-        return self.cfg.num_classes > 0
-
-    @property
     def num_classes(self) -> int:
         return self.cfg.num_classes
 
     @property
     def image_size(self) -> int:
         return self.cfg.image_size
-
-    def parse_labels(self, labels, n: int) -> torch.Tensor | None:
-        """None / 'all' / ints / class names / '0,3,5' -> a (n,) label tensor cycling through them."""
-        if not self.conditional:
-            if labels not in (None, "", []):
-                raise PixelforgeError("this GAN is unconditional: it takes no labels")
-            return None
-        if labels is None or labels == "all":
-            ids = list(range(self.cfg.num_classes))
-        else:
-            items = labels.split(",") if isinstance(labels, str) else list(labels)
-            ids = [self._label_id(x) for x in items]
-        return torch.tensor([ids[i % len(ids)] for i in range(n)], dtype=torch.long)
-
-    def _label_id(self, x) -> int:
-        s = str(x).strip()
-        if s.lstrip("-").isdigit():
-            i = int(s)
-        elif s in self.classes:
-            i = self.classes.index(s)
-        else:
-            raise PixelforgeError(f"unknown label {s!r}; use 0..{self.cfg.num_classes - 1} or one of {self.classes}")
-        if not 0 <= i < self.cfg.num_classes:
-            raise PixelforgeError(f"label {i} out of range 0..{self.cfg.num_classes - 1}")
-        return i
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 256) -> torch.Tensor:
