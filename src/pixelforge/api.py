@@ -12,13 +12,15 @@ from __future__ import annotations
 import os
 
 from .errors import RunError
+from .pipelines.autoencoder import AutoencoderPipeline, load_autoencoder, train_autoencoder
 from .pipelines.classifier import ClassifierPipeline, load_classifier, train_classifier
 from .pipelines.gan import GANPipeline, load_gan, train_gan
 from .runs import Run
 
-__all__ = ["ClassifierPipeline", "GANPipeline", "load", "load_classifier", "load_gan", "train_classifier", "train_gan"]
+__all__ = ["AutoencoderPipeline", "ClassifierPipeline", "GANPipeline", "load", "load_autoencoder", "load_classifier",
+           "load_gan", "train_autoencoder", "train_classifier", "train_gan"]
 
-_LOADERS = {"gan": load_gan, "classifier": load_classifier}
+_LOADERS = {"gan": load_gan, "classifier": load_classifier, "autoencoder": load_autoencoder}
 
 
 def load(run_dir: str | os.PathLike, device: str = "auto", **kwargs):
