@@ -361,7 +361,7 @@ class AutoencoderPipeline:
         if hole is not None:
             x = torch.where(hole, torch.full_like(x, 0.5), x)  # show the holes in the input
         y = self.parse_labels(labels, 1) if labels is not None else self._needs_labels(None, 1)
-        out = self.restore(x, task, hole, y)
+        out = self.restore(x, task, hole if task == "inpaint" else None, y)
         path = save_image(out[0], output)
         if compare:
             scale = 4 if self.cfg.image_size <= 32 else 2
