@@ -52,8 +52,9 @@ def quality(pred: torch.Tensor, target: torch.Tensor) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--latents", default="4,16,64,256", help="AE latent sizes for the PSNR sweep")
-    ap.add_argument("--sweep-minutes", type=float, default=1.0, help="training budget per sweep AE")
-    ap.add_argument("--minutes", type=float, default=2.5, help="training budget of the VAE and restoration AEs")
+    ap.add_argument("--sweep-minutes", type=float, default=0.8, help="training budget per sweep AE (and the 2-D VAE)")
+    ap.add_argument("--minutes", type=float, default=2.2, help="training budget of the VAE and restoration AEs")
+    ap.add_argument("--test-limit", type=int, default=None, help="evaluate on the first N test images (quick checks)")
     ap.add_argument("--fid-samples", type=int, default=10000)
     ap.add_argument("--runs", default="runs/bench-autoencoder")
     ap.add_argument("--no-save", action="store_true")
@@ -61,7 +62,7 @@ def main() -> None:
     runs = Path(args.runs)
     started = time.perf_counter()
 
-    test = load_dataset("fashion-mnist", split="test")
+    test = load_dataset("fashion-mnist", split="test", limit=args.test_limit)
     clean = test.images.float() / 255
     results: dict = {"test_images": len(clean), "batch_size": 128}
     show = torch.cat([torch.nonzero(test.labels == k).flatten()[:1] for k in range(10)])  # one image per class
