@@ -410,7 +410,7 @@ class AutoencoderPipeline:
                    label=None) -> dict[str, Path]:
         """A scatter of test-set codes projected to 2-D (PCA; the codes themselves for a 2-D
         latent), coloured by class; for a 2-D latent also ``*_manifold.png``, the decoded grid
-        of codes over the region the codes occupy (the prior's quantiles for a VAE)."""
+        of codes over the region the codes occupy (their 2-98% range on each axis)."""
         d = self.data or {}
         spec = data or d.get("spec")
         if not spec:
@@ -443,14 +443,9 @@ class AutoencoderPipeline:
         path.parent.mkdir(parents=True, exist_ok=True)
         out = {"map": save_figure(fig, path)}
         if self.cfg.latent_dim == 2:
-            if self.variational:
-                from scipy.stats import norm
-
-                q = torch.tensor(norm.ppf(np.linspace(0.03, 0.97, grid)), dtype=torch.float32)
-                xs, ys = q, q
-            else:
-                lo, hi = torch.quantile(codes, 0.02, dim=0), torch.quantile(codes, 0.98, dim=0)
-                xs, ys = (torch.linspace(float(lo[i]), float(hi[i]), grid) for i in range(2))
+            # The region the codes occupy (for a VAE the posterior means need not fill the prior's bulk).
+            lo, hi = torch.quantile(codes, 0.02, dim=0), torch.quantile(codes, 0.98, dim=0)
+            xs, ys = (torch.linspace(float(lo[i]), float(hi[i]), grid) for i in range(2))
             zz = torch.stack(torch.meshgrid(xs, ys.flip(0), indexing="xy"), dim=-1).reshape(-1, 2)
             y = self.parse_labels(label if label is not None else 0, len(zz)) if self.conditional else None
             images = self.decode(zz, y)
