@@ -11,6 +11,7 @@ _EXPORTS = {
     "GANPipeline": "api", "load": "api", "train_gan": "api",
     "ClassifierPipeline": "api", "train_classifier": "api",
     "DiffusionPipeline": "api", "train_diffusion": "api",
+    "AutoencoderPipeline": "api", "train_autoencoder": "api", "load_autoencoder": "api",
     "list_datasets": "data", "load_dataset": "data",
     "PixelforgeError": "errors",
     "make_grid": "images", "save_grid": "images",

@@ -12,15 +12,18 @@ from __future__ import annotations
 import os
 
 from .errors import RunError
+from .pipelines.autoencoder import AutoencoderPipeline, load_autoencoder, train_autoencoder
 from .pipelines.classifier import ClassifierPipeline, load_classifier, train_classifier
 from .pipelines.diffusion import DiffusionPipeline, load_diffusion, train_diffusion
 from .pipelines.gan import GANPipeline, load_gan, train_gan
 from .runs import Run
 
-__all__ = ["ClassifierPipeline", "DiffusionPipeline", "GANPipeline", "load", "load_classifier", "load_diffusion",
-           "load_gan", "train_classifier", "train_diffusion", "train_gan"]
+__all__ = ["AutoencoderPipeline", "ClassifierPipeline", "DiffusionPipeline", "GANPipeline", "load",
+           "load_autoencoder", "load_classifier", "load_diffusion", "load_gan", "train_autoencoder",
+           "train_classifier", "train_diffusion", "train_gan"]
 
-_LOADERS = {"gan": load_gan, "classifier": load_classifier, "diffusion": load_diffusion}
+_LOADERS = {"gan": load_gan, "classifier": load_classifier, "diffusion": load_diffusion,
+            "autoencoder": load_autoencoder}
 
 
 def load(run_dir: str | os.PathLike, device: str = "auto", **kwargs):

@@ -140,6 +140,23 @@ def _add_diffusion_train_args(p: argparse.ArgumentParser) -> None:
     _add_common_train_args(p)
 
 
+def _add_autoencoder_train_args(p: argparse.ArgumentParser, variational: bool) -> None:
+    m = p.add_argument_group("model")
+    m.add_argument("--latent-dim", type=_positive_int, help="size of the code (default 32)")
+    m.add_argument("--width", type=_positive_int, help="channels of the first level (default 32)")
+    m.add_argument("--conditional", action="store_true",
+                   help="class-conditional encoder and decoder" + (" (CVAE)" if variational else ""))
+    t = p.add_argument_group("training")
+    t.add_argument("--lr", type=_positive_float, help="Adam learning rate, cosine-decayed (default 2e-3)")
+    t.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0)")
+    if variational:
+        t.add_argument("--beta", type=float, help="weight of the KL term (default 1; > 1: beta-VAE)")
+    t.add_argument("--corrupt", help="corrupt inputs on the fly (denoising / inpainting training): comma list of "
+                                     "gaussian[:sigma|lo-hi], saltpepper[:p], box[:fraction], boxes[:n], "
+                                     "freeform[:n], e.g. gaussian:0.3 or box,boxes,freeform")
+    _add_common_train_args(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -152,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_gan_train_args(train.add_parser("gan", help="train a GAN (DCGAN family)"))
     _add_classifier_train_args(train.add_parser("classifier", help="train a CNN classifier"))
     _add_diffusion_train_args(train.add_parser("diffusion", help="train a diffusion model (DDPM U-Net)"))
+    _add_autoencoder_train_args(train.add_parser("ae", help="train a convolutional autoencoder "
+                                                            "(denoising / inpainting with --corrupt)"), False)
+    _add_autoencoder_train_args(train.add_parser("vae", help="train a VAE (beta-VAE, conditional VAE)"), True)
 
     s = sub.add_parser("sample", help="sample an image grid from a trained run")
     s.add_argument("run")
@@ -185,11 +205,15 @@ def build_parser() -> argparse.ArgumentParser:
     ip.add_argument("--seed", type=int, default=0)
     ip.add_argument("--device", default="auto")
 
-    i = sub.add_parser("interpolate", help="animated latent-space walk (GIF)")
+    i = sub.add_parser("interpolate", help="latent-space walk: GIF (GAN); PNG grid or GIF (autoencoder)")
     i.add_argument("run")
-    i.add_argument("-o", "--output", default=None, help="output GIF (default RUN/samples/walk.gif)")
+    i.add_argument("-o", "--output", default=None, help="output GIF, or for autoencoders a PNG grid "
+                                                        "(default RUN/samples/walk.gif or interpolation.png)")
+    i.add_argument("--between", nargs="+", metavar="IMAGE", default=None,
+                   help="autoencoders: walk between the codes of these images, taken in pairs")
     i.add_argument("--rows", type=_positive_int, default=8, help="images walking side by side")
-    i.add_argument("--frames", type=_positive_int, default=48)
+    i.add_argument("--frames", type=_positive_int, default=None, help="frames (GAN, default 48) or steps "
+                                                                      "per walk (autoencoder, default 10)")
     i.add_argument("--fps", type=_positive_int, default=12)
     i.add_argument("--labels", default=None)
     i.add_argument("--seed", type=int, default=0)
@@ -229,6 +253,52 @@ def build_parser() -> argparse.ArgumentParser:
     cas.add_argument("--per-class", type=_positive_int, default=1000, help="generated (and real) images per class")
     cas.add_argument("--steps", type=_positive_int, default=600, help="classifier training steps (default 600)")
 
+    r = sub.add_parser("reconstruct", help="autoencoder: each image beside its reconstruction, as one grid")
+    r.add_argument("run")
+    r.add_argument("images", nargs="+", help="image files or folders of them")
+    r.add_argument("-o", "--output", required=True, help="output PNG")
+    r.add_argument("--labels", default=None, help="conditional runs: one label per image (ids or names, comma separated)")
+    r.add_argument("--device", default="auto")
+
+    en = sub.add_parser("encode", help="autoencoder: images -> codes (.npy, N x latent_dim)")
+    en.add_argument("run")
+    en.add_argument("images", nargs="+", help="image files or folders of them")
+    en.add_argument("-o", "--output", required=True, help="output .npy file")
+    en.add_argument("--labels", default=None, help="conditional runs: one label per image")
+    en.add_argument("--device", default="auto")
+
+    de = sub.add_parser("decode", help="autoencoder: codes (.npy) -> images")
+    de.add_argument("run")
+    de.add_argument("codes", help=".npy file of shape (N, latent_dim)")
+    de.add_argument("-o", "--output", required=True, help="output folder (one PNG per code and grid.png)")
+    de.add_argument("--labels", default=None, help="conditional runs: labels, cycled over the codes")
+    de.add_argument("--device", default="auto")
+
+    rs = sub.add_parser("restore", help="denoise an image or inpaint a region of it")
+    rs.add_argument("run")
+    rs.add_argument("image")
+    rs.add_argument("--task", required=True, choices=["denoise", "inpaint"])
+    where = rs.add_mutually_exclusive_group()
+    where.add_argument("--mask", default=None, help="inpaint: mask PNG of the image's size, white = missing")
+    where.add_argument("--box", default=None, help="inpaint: the region x,y,w,h in the image's pixels")
+    rs.add_argument("-o", "--output", required=True, help="output PNG (at the model's size)")
+    rs.add_argument("--corrupt", default=None, help="first damage the image with this corruption spec "
+                                                    "(a demonstration on clean images), e.g. gaussian:0.3")
+    rs.add_argument("--compare", default=None, help="also write input | restored side by side to this PNG")
+    rs.add_argument("--labels", default=None, help="conditional runs: the image's label")
+    rs.add_argument("--seed", type=int, default=0)
+    rs.add_argument("--device", default="auto")
+
+    lm = sub.add_parser("latent-map", help="autoencoder: 2-D map of test-set codes coloured by class "
+                                           "(and the decoded manifold for a 2-D latent)")
+    lm.add_argument("run")
+    lm.add_argument("-o", "--output", default=None, help="output PNG (default RUN/latent_map.png)")
+    lm.add_argument("-n", type=_positive_int, default=2000, help="test images to encode (default 2000)")
+    lm.add_argument("--data", default=None, help="dataset to map (default: the run's)")
+    lm.add_argument("--grid", type=_positive_int, default=15, help="manifold grid side (2-D latents, default 15)")
+    lm.add_argument("--label", default=None, help="conditional runs: class of the manifold grid")
+    lm.add_argument("--device", default="auto")
+
     sub.add_parser("datasets", help="list the named datasets and where each was found")
     sub.add_parser("models", help="list the registered models")
     return parser
@@ -242,6 +312,8 @@ _FAMILY_OPTIONS = {
     "classifier": ("width", "blocks", "dropout", "norm", "lr", "weight_decay", "label_smoothing", "augment"),
     "diffusion": ("width", "channel_mult", "num_res_blocks", "patch_size", "dropout", "prediction", "schedule",
                   "timesteps", "lr", "warmup_steps", "ema_decay", "min_snr", "p_uncond", "eval_every"),
+    "ae": ("latent_dim", "width", "lr", "weight_decay", "corrupt"),
+    "vae": ("latent_dim", "width", "lr", "weight_decay", "corrupt", "beta"),
 }
 
 
@@ -261,19 +333,33 @@ def cmd_train(args) -> int:
     if args.family == "diffusion":
         extra.update(conditional=args.conditional, eval_samples=args.eval_samples, eval_steps=args.eval_steps,
                      extractor=args.extractor)
+    if args.family in ("ae", "vae"):
+        extra.update(conditional=args.conditional, variational=args.family == "vae")
     limit = args.limit
     if args.dry_run:
         limit = min(limit or 512, 512)
         options.update(batch_size=min(options["batch_size"] or 64, 64), max_steps=options["max_steps"] or 4)
     if args.resume and args.run is None:
         raise PixelforgeError("--resume needs --run-dir RUN_DIR")
-    train = {"gan": api.train_gan, "classifier": api.train_classifier, "diffusion": api.train_diffusion}[args.family]
+    train = {"gan": api.train_gan, "classifier": api.train_classifier, "diffusion": api.train_diffusion,
+             "ae": api.train_autoencoder, "vae": api.train_autoencoder}[args.family]
     pipe = train(args.data, args.run, resume=args.resume, overwrite=args.overwrite, size=args.size,
                  channels=args.channels, limit=limit, device=args.device, precision=args.precision,
                  seed=args.seed, progress=not args.no_progress, **extra, **options)
     print(f"run: {pipe.path}")
     if args.family in ("gan", "diffusion"):
         print(f"samples: {pipe.path / 'samples' / 'final.png'}")
+    elif args.family in ("ae", "vae"):
+        if (pipe.path / "evaluation.json").is_file():
+            import json
+
+            ev = json.loads((pipe.path / "evaluation.json").read_text())
+            what = "restoration" if ev.get("corrupt") else "reconstruction"
+            line = f"test {what} PSNR: {ev['test_psnr']:.2f} dB on {ev['test_images']} images"
+            if "test_bpd" in ev:
+                line += f"; test ELBO: {ev['test_bpd']:.3f} bits/dim"
+            print(line)
+        print(f"reconstructions: {pipe.path / 'samples' / 'final_reconstruction.png'}")
     elif (pipe.path / "evaluation.json").is_file():
         import json
 
@@ -295,7 +381,8 @@ def _sampling_pipeline(args):
     diffusion = {"steps": args.steps, "guidance": args.guidance, "eta": eta}
     options = {"gan": {"ema": not args.no_ema, "best": args.best},
                "diffusion": {"ema": not args.no_ema, "best": args.best,
-                             **{k: v for k, v in diffusion.items() if v is not None}}}
+                             **{k: v for k, v in diffusion.items() if v is not None}},
+               "autoencoder": {}}
     if family not in options:
         raise PixelforgeError(f"{args.run} is a {family} run; sample needs a generator run "
                               f"({', '.join(options)})")
@@ -337,13 +424,79 @@ def cmd_inpaint(args) -> int:
 
 
 def cmd_interpolate(args) -> int:
-    from .api import load_gan
+    from .api import load, load_gan
+    from .runs import Run
 
+    if Run.open(args.run).config.get("family") == "autoencoder":
+        pipe = load(args.run, device=args.device)
+        out = Path(args.output) if args.output else pipe.path / "samples" / "interpolation.png"
+        if out.suffix.lower() not in (".png", ".gif"):
+            raise PixelforgeError(f"interpolate writes a .png grid or a .gif; not {out.name}")
+        images = pipe.load_images(args.between) if args.between else None
+        print(pipe.save_interpolation(out, images, rows=args.rows, steps=args.frames or 10, seed=args.seed,
+                                      labels=args.labels, fps=args.fps))
+        return 0
+    if args.between:
+        raise PixelforgeError("--between is for autoencoder runs")
     pipe = load_gan(args.run, device=args.device)
     out = Path(args.output) if args.output else pipe.path / "samples" / "walk.gif"
     if out.suffix.lower() != ".gif":
         raise PixelforgeError(f"interpolate writes a GIF; give an output ending in .gif, not {out.name}")
-    print(pipe.interpolate(out, rows=args.rows, frames=args.frames, seed=args.seed, labels=args.labels, fps=args.fps))
+    print(pipe.interpolate(out, rows=args.rows, frames=args.frames or 48, seed=args.seed, labels=args.labels,
+                           fps=args.fps))
+    return 0
+
+
+def _autoencoder(args):
+    from .api import load_autoencoder
+
+    return load_autoencoder(args.run, device=args.device)
+
+
+def cmd_reconstruct(args) -> int:
+    pipe = _autoencoder(args)
+    images = pipe.load_images(args.images)
+    print(pipe.reconstruction_grid(images, args.output, labels=args.labels))
+    return 0
+
+
+def cmd_encode(args) -> int:
+    from .pipelines.autoencoder import save_codes
+
+    pipe = _autoencoder(args)
+    codes = pipe.encode(pipe.load_images(args.images), args.labels)
+    print(f"{save_codes(codes, args.output)}: {codes.shape[0]} codes of {codes.shape[1]} numbers")
+    return 0
+
+
+def cmd_decode(args) -> int:
+    from .images import save_grid
+    from .pipelines.autoencoder import load_codes, save_image
+
+    pipe = _autoencoder(args)
+    images = pipe.decode(load_codes(args.codes), args.labels)
+    out = Path(args.output)
+    for k, img in enumerate(images):
+        save_image(img, out / f"decoded_{k:04d}.png")
+    save_grid(images, out / "grid.png", scale=2 if pipe.image_size <= 32 else 1)
+    print(f"{out}: {len(images)} images (decoded_0000.png ..., grid.png)")
+    return 0
+
+
+def cmd_restore(args) -> int:
+    pipe = _autoencoder(args)
+    print(pipe.restore_file(args.image, args.output, task=args.task, mask=args.mask, box=args.box,
+                            labels=args.labels, corrupt=args.corrupt, seed=args.seed, compare=args.compare))
+    if args.compare:
+        print(args.compare)
+    return 0
+
+
+def cmd_latent_map(args) -> int:
+    pipe = _autoencoder(args)
+    out = Path(args.output) if args.output else pipe.path / "latent_map.png"
+    for path in pipe.latent_map(out, n=args.n, data=args.data, grid=args.grid, label=args.label).values():
+        print(path)
     return 0
 
 
@@ -435,7 +588,8 @@ def main(argv: list[str] | None = None) -> int:
 
     handler = {"train": cmd_train, "sample": cmd_sample, "interpolate": cmd_interpolate, "inpaint": cmd_inpaint,
                "classify": cmd_classify, "explain": cmd_explain, "eval": cmd_eval,
-               "augment": cmd_augment, "cas": cmd_cas,
+               "augment": cmd_augment, "cas": cmd_cas, "reconstruct": cmd_reconstruct, "encode": cmd_encode,
+               "decode": cmd_decode, "restore": cmd_restore, "latent-map": cmd_latent_map,
                "datasets": cmd_datasets, "models": cmd_models}[args.command]
     try:
         return handler(args)

@@ -17,7 +17,8 @@ from ..runs import Run, atomic_write_json
 
 
 # Families whose pipelines have ``sample(n, seed)``; each new generative family adds itself.
-GENERATOR_FAMILIES = ("gan", "diffusion")
+# (Autoencoder runs sample only when they are VAEs; a plain AE's pipeline says so.)
+GENERATOR_FAMILIES = ("gan", "diffusion", "autoencoder")
 
 
 def resolve_extractor(spec: str | None, data_spec: str, device: str = "auto"):
