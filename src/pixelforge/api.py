@@ -14,11 +14,13 @@ import os
 from .errors import RunError
 from .pipelines.classifier import ClassifierPipeline, load_classifier, train_classifier
 from .pipelines.gan import GANPipeline, load_gan, train_gan
+from .pipelines.sr import SRPipeline, load_sr, train_sr
 from .runs import Run
 
-__all__ = ["ClassifierPipeline", "GANPipeline", "load", "load_classifier", "load_gan", "train_classifier", "train_gan"]
+__all__ = ["ClassifierPipeline", "GANPipeline", "SRPipeline", "load", "load_classifier", "load_gan", "load_sr",
+           "train_classifier", "train_gan", "train_sr"]
 
-_LOADERS = {"gan": load_gan, "classifier": load_classifier}
+_LOADERS = {"gan": load_gan, "classifier": load_classifier, "sr": load_sr}
 
 
 def load(run_dir: str | os.PathLike, device: str = "auto", **kwargs):

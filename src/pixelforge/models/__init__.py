@@ -1,3 +1,3 @@
 """Model families, one file each; importing this package registers them all."""
 
-from . import classifier, gan  # noqa: F401
+from . import classifier, gan, sr  # noqa: F401
