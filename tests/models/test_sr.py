@@ -75,7 +75,8 @@ def test_downscale_is_antialiased_bicubic():
 def test_patches_cover_every_crop():
     images = torch.arange(2 * 100 * 70, dtype=torch.float32).view(2, 1, 100, 70)
     p = patches(images, 30)
-    assert p.shape[1:] == (1, 60, 60) and len(p) == 2 * 3 * 2
+    assert p.shape[1:] == (1, 60, 60) and len(p) == 2 * 4 * 2  # rows 0, 15, 30, 40; columns 0, 10
+    assert torch.equal(p[2], images[0, :, 0:60, 10:70])  # (row, column) major, then the image
     with pytest.raises(PixelforgeError, match="smaller than"):
         patches(torch.zeros(1, 3, 20, 20, dtype=torch.uint8), 32)
 

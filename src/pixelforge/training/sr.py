@@ -50,14 +50,17 @@ class SRTrainConfig:
 
 def patches(images: torch.Tensor, crop: int) -> torch.Tensor:
     """Overlapping square patches of side ``2 * crop`` (or the whole image when it is smaller),
-    taken every ``crop`` px: every crop-sized window of an image lies inside some patch."""
+    taken every ``crop // 2`` px: every crop-sized window of an image lies inside some patch,
+    and an epoch (one pass over the patches) is long enough that the loop's per-epoch
+    checkpoint costs little."""
     n, c, h, w = images.shape
     side = min(2 * crop, h, w)
     if side < crop:
         raise PixelforgeError(f"images of {w}x{h} px are smaller than the {crop} px training crop; "
                               "pass a larger --size or a smaller --crop")
-    ys = sorted({*range(0, h - side + 1, crop), h - side})
-    xs = sorted({*range(0, w - side + 1, crop), w - side})
+    stride = max(1, crop // 2)
+    ys = sorted({*range(0, h - side + 1, stride), h - side})
+    xs = sorted({*range(0, w - side + 1, stride), w - side})
     return torch.cat([images[:, :, y:y + side, x:x + side] for y in ys for x in xs]).contiguous()
 
 
