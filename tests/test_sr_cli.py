@@ -47,7 +47,7 @@ def test_training_run(sr_run):
     assert cfg["task"]["crop"] == 32 and cfg["data"]["size"] == 64
     records = [json.loads(line) for line in (sr_run / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["step"] == 6 and "psnr_gain" in records[-1]
-    assert (sr_run / "samples" / "final.png").is_file()
+    assert Image.open(sr_run / "samples" / "final.png").height == 3 * (32 + 2) + 2  # bicubic, network, original
     assert isinstance(pixelforge.load(sr_run), SRPipeline)
 
 

@@ -89,7 +89,7 @@ class SRTask:
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
         self.progress = 0.0
         self.grad_accum = 1
-        self.last_batch: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.last_batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     # -- Task protocol ----------------------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:
@@ -148,7 +148,7 @@ class SRTask:
             preds.append(pred.detach())
         self.opt.step()
         pred = torch.cat(preds).cpu()
-        self.last_batch = (lr_images[:8], pred[:8])
+        self.last_batch = (lr_images[:8], pred[:8], hr[:8].cpu())
         hr_cpu = hr.cpu()
         psnr = _psnr(pred, hr_cpu)
         psnr_bicubic = _psnr(upscale_bicubic(lr_images.cpu(), self.scale), hr_cpu)
@@ -158,10 +158,10 @@ class SRTask:
         pass
 
     def on_train_end(self, run: Run, step: int) -> None:
-        """samples/final.png: rows of bicubic / network output on the last training crops."""
+        """samples/final.png: rows of bicubic, the network and the original on the last training crops."""
         if self.last_batch is None:
             return
-        lr_images, pred = self.last_batch
+        lr_images, pred, hr = self.last_batch
         bicubic = upscale_bicubic(lr_images, self.scale).clamp(0, 1)
-        grid = torch.cat([bicubic, pred.clamp(0, 1)])
+        grid = torch.cat([bicubic, pred.clamp(0, 1), hr])
         save_grid(grid, run.path / "samples" / "final.png", nrow=len(pred))
