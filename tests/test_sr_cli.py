@@ -49,6 +49,7 @@ def test_training_run(sr_run):
     assert records[-1]["step"] == 6 and "psnr_gain" in records[-1]
     assert Image.open(sr_run / "samples" / "final.png").height == 3 * (32 + 2) + 2  # bicubic, network, original
     assert isinstance(pixelforge.load(sr_run), SRPipeline)
+    assert isinstance(pixelforge.load_sr(sr_run), pixelforge.SRPipeline) and pixelforge.train_sr
 
 
 def test_resume_continues(sr_run, tmp_path):

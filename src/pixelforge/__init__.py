@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "GANPipeline": "api", "load": "api", "train_gan": "api",
     "ClassifierPipeline": "api", "train_classifier": "api",
+    "SRPipeline": "api", "train_sr": "api", "load_sr": "api",
     "list_datasets": "data", "load_dataset": "data",
     "PixelforgeError": "errors",
     "make_grid": "images", "save_grid": "images",
