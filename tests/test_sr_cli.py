@@ -75,7 +75,7 @@ def test_upscale_file(sr_run, tmp_path, mode, channels, capsys):
         rgb.convert(mode).save(src)
     out = tmp_path / "out.png"
     assert main(["upscale", str(src), "--scale", "2", "--model", str(sr_run), "-o", str(out), "--tile", "16"]) == 0
-    assert "37 -> 100x74" in capsys.readouterr().out.replace("50x37", "").replace(" -> ", " -> ") or out.is_file()
+    assert "(50x37 -> 100x74, x2 with run:" in capsys.readouterr().out
     img = Image.open(out)
     assert img.size == (100, 74) and len(img.getbands()) == channels
     # Tiles or not, the same picture.
@@ -150,3 +150,12 @@ def test_shipped_weights(scale, tmp_path, capsys):
     assert main(["upscale", str(src), "--scale", str(scale), "-o", str(tmp_path / "hr.png")]) == 0
     assert Image.open(tmp_path / "hr.png").size == (96, 96)
     assert SHIPPED[scale] in capsys.readouterr().out
+
+
+def test_shipped_sr_is_not_a_judge():
+    from pixelforge import zoo
+    from pixelforge.errors import PixelforgeError
+
+    assert {"photos-sr-x2-v1", "photos-sr-x4-v1"} <= set(zoo.list_pretrained())
+    with pytest.raises(PixelforgeError, match="not a classifier"):
+        zoo.load_pretrained("photos-sr-x4-v1")

@@ -42,6 +42,9 @@ def load_pretrained(name: str, device: str = "auto"):
     from ..runtime import Runtime
 
     info = card(name)
+    if info.get("family", "classifier") != "classifier":
+        raise PixelforgeError(f"{name} is a {info['family']} model, not a classifier"
+                              + ("; load it with pixelforge.pipelines.sr.load_shipped_sr" if info["family"] == "sr" else ""))
     net = create_model(info["model"], **info["config"])
     weights = {k: v.float() if v.is_floating_point() else v
                for k, v in load_file(str(ZOO_DIR / f"{name}.safetensors")).items()}
