@@ -112,7 +112,7 @@ def test_refusals(sr_run, tmp_path, capsys):
     assert main(["upscale", str(ok), "--scale", "3", "-o", out]) == 2
     assert "no shipped model for x3" in _err(capsys)
     assert main(["upscale", str(ok), "--scale", "2", "--model", "no-such-model", "-o", out]) == 2
-    assert "neither a run directory nor a shipped model" in _err(capsys)
+    assert "neither a run directory nor a shipped super-resolution model" in _err(capsys)
     assert main(["upscale", str(tmp_path / "missing.png"), "-o", out]) == 2
     assert "no image file" in _err(capsys)
     (tmp_path / "junk.png").write_bytes(b"not an image")
@@ -156,6 +156,7 @@ def test_shipped_sr_is_not_a_judge():
     from pixelforge import zoo
     from pixelforge.errors import PixelforgeError
 
-    assert {"photos-sr-x2-v1", "photos-sr-x4-v1"} <= set(zoo.list_pretrained())
+    assert zoo.list_pretrained("sr") == ["photos-sr-x2-v1", "photos-sr-x4-v1"]
+    assert "photos-sr-x4-v1" not in zoo.list_pretrained("classifier")
     with pytest.raises(PixelforgeError, match="not a classifier"):
         zoo.load_pretrained("photos-sr-x4-v1")

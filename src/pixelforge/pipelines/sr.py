@@ -273,9 +273,9 @@ def open_upscaler(model: str | os.PathLike | None, scale: int, device: str = "au
     else:
         from ..zoo import list_pretrained
 
-        if str(model) not in list_pretrained():
-            raise RunError(f"--model {model}: neither a run directory nor a shipped model "
-                           f"(shipped: {', '.join(list_pretrained())})")
+        if str(model) not in list_pretrained("sr"):
+            raise RunError(f"--model {model}: neither a run directory nor a shipped super-resolution model "
+                           f"(shipped: {', '.join(list_pretrained('sr'))})")
         pipe = load_shipped_sr(str(model), device)
     pipe._check_scale(scale)
     return pipe

@@ -25,8 +25,12 @@ ZOO_DIR = Path(__file__).parent
 JUDGES = {"fashion-mnist": "fashion-mnist-cnn-v1"}
 
 
-def list_pretrained() -> list[str]:
-    return sorted(p.stem for p in ZOO_DIR.glob("*.json") if (ZOO_DIR / f"{p.stem}.safetensors").is_file())
+def list_pretrained(family: str | None = None) -> list[str]:
+    """Shipped model names, optionally only those of one family ("classifier", "sr")."""
+    names = sorted(p.stem for p in ZOO_DIR.glob("*.json") if (ZOO_DIR / f"{p.stem}.safetensors").is_file())
+    if family is None:
+        return names
+    return [n for n in names if json.loads((ZOO_DIR / f"{n}.json").read_text()).get("family", "classifier") == family]
 
 
 def card(name: str) -> dict:
