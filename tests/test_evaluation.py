@@ -31,7 +31,7 @@ def test_zoo_export_and_load(judge_run, tmp_path):
     assert all(v.dtype == torch.float16 for v in load_file(str(path)).values() if v.is_floating_point())
 
 
-@pytest.mark.parametrize("name", zoo.list_pretrained())
+@pytest.mark.parametrize("name", zoo.list_pretrained("classifier"))
 def test_shipped_judges_load_and_classify(name, shared_data):
     from pixelforge.data import load_dataset
 

@@ -12,6 +12,7 @@ _EXPORTS = {
     "ClassifierPipeline": "api", "train_classifier": "api",
     "DiffusionPipeline": "api", "train_diffusion": "api",
     "AutoencoderPipeline": "api", "train_autoencoder": "api", "load_autoencoder": "api",
+    "SRPipeline": "api", "train_sr": "api", "load_sr": "api",
     "list_datasets": "data", "load_dataset": "data",
     "PixelforgeError": "errors",
     "make_grid": "images", "save_grid": "images",

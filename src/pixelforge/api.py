@@ -16,14 +16,15 @@ from .pipelines.autoencoder import AutoencoderPipeline, load_autoencoder, train_
 from .pipelines.classifier import ClassifierPipeline, load_classifier, train_classifier
 from .pipelines.diffusion import DiffusionPipeline, load_diffusion, train_diffusion
 from .pipelines.gan import GANPipeline, load_gan, train_gan
+from .pipelines.sr import SRPipeline, load_sr, train_sr
 from .runs import Run
 
-__all__ = ["AutoencoderPipeline", "ClassifierPipeline", "DiffusionPipeline", "GANPipeline", "load",
-           "load_autoencoder", "load_classifier", "load_diffusion", "load_gan", "train_autoencoder",
-           "train_classifier", "train_diffusion", "train_gan"]
+__all__ = ["AutoencoderPipeline", "ClassifierPipeline", "DiffusionPipeline", "GANPipeline", "SRPipeline", "load",
+           "load_autoencoder", "load_classifier", "load_diffusion", "load_gan", "load_sr", "train_autoencoder",
+           "train_classifier", "train_diffusion", "train_gan", "train_sr"]
 
 _LOADERS = {"gan": load_gan, "classifier": load_classifier, "diffusion": load_diffusion,
-            "autoencoder": load_autoencoder}
+            "autoencoder": load_autoencoder, "sr": load_sr}
 
 
 def load(run_dir: str | os.PathLike, device: str = "auto", **kwargs):

@@ -157,6 +157,20 @@ def _add_autoencoder_train_args(p: argparse.ArgumentParser, variational: bool) -
     _add_common_train_args(p)
 
 
+def _add_sr_train_args(p: argparse.ArgumentParser) -> None:
+    m = p.add_argument_group("model")
+    m.add_argument("--arch", choices=["edsr", "espcn"], default="edsr",
+                   help="edsr (residual network, default) or espcn (3 convolutions, fastest)")
+    m.add_argument("--scale", type=int, choices=[2, 3, 4], help="upscaling factor (default 4)")
+    m.add_argument("--width", type=_positive_int, help="feature channels (default 32)")
+    m.add_argument("--blocks", type=int, help="residual blocks, edsr only (default 6)")
+    t = p.add_argument_group("training")
+    t.add_argument("--crop", type=_positive_int, help="high-resolution crop size, a multiple of the scale (default 96)")
+    t.add_argument("--loss", choices=["l1", "l2"], help="pixel loss (default l1)")
+    t.add_argument("--lr", type=_positive_float, help="Adam's peak learning rate (default 1e-3)")
+    _add_common_train_args(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -172,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_autoencoder_train_args(train.add_parser("ae", help="train a convolutional autoencoder "
                                                             "(denoising / inpainting with --corrupt)"), False)
     _add_autoencoder_train_args(train.add_parser("vae", help="train a VAE (beta-VAE, conditional VAE)"), True)
+    _add_sr_train_args(train.add_parser("sr", help="train a super-resolution network on photos (folder:PATH)"))
 
     s = sub.add_parser("sample", help="sample an image grid from a trained run")
     s.add_argument("run")
@@ -299,6 +314,17 @@ def build_parser() -> argparse.ArgumentParser:
     lm.add_argument("--label", default=None, help="conditional runs: class of the manifold grid")
     lm.add_argument("--device", default="auto")
 
+    u = sub.add_parser("upscale", help="super-resolve an image of any size (tiled), x2 or x4")
+    u.add_argument("image")
+    u.add_argument("--scale", type=int, choices=[2, 3, 4], default=4, help="upscaling factor (default 4)")
+    u.add_argument("--model", default=None,
+                   help="an sr run directory or a shipped model name (default: the shipped model for --scale)")
+    u.add_argument("-o", "--output", default=None, help="output image (default IMAGE_xSCALE.png beside the input)")
+    u.add_argument("--tile", type=_positive_int, default=None, help="tile size in input pixels (default 192)")
+    u.add_argument("--max-pixels", type=_positive_int, default=None,
+                   help="refuse outputs with more pixels than this (default 200000000)")
+    u.add_argument("--device", default="auto")
+
     sub.add_parser("datasets", help="list the named datasets and where each was found")
     sub.add_parser("models", help="list the registered models")
     return parser
@@ -314,6 +340,7 @@ _FAMILY_OPTIONS = {
                   "timesteps", "lr", "warmup_steps", "ema_decay", "min_snr", "p_uncond", "eval_every"),
     "ae": ("latent_dim", "width", "lr", "weight_decay", "corrupt"),
     "vae": ("latent_dim", "width", "lr", "weight_decay", "corrupt", "beta"),
+    "sr": ("scale", "width", "blocks", "crop", "loss", "lr"),
 }
 
 
@@ -341,13 +368,15 @@ def cmd_train(args) -> int:
         options.update(batch_size=min(options["batch_size"] or 64, 64), max_steps=options["max_steps"] or 4)
     if args.resume and args.run is None:
         raise PixelforgeError("--resume needs --run-dir RUN_DIR")
+    if args.family == "sr":
+        extra.update(model=args.arch)
     train = {"gan": api.train_gan, "classifier": api.train_classifier, "diffusion": api.train_diffusion,
-             "ae": api.train_autoencoder, "vae": api.train_autoencoder}[args.family]
+             "ae": api.train_autoencoder, "vae": api.train_autoencoder, "sr": api.train_sr}[args.family]
     pipe = train(args.data, args.run, resume=args.resume, overwrite=args.overwrite, size=args.size,
                  channels=args.channels, limit=limit, device=args.device, precision=args.precision,
                  seed=args.seed, progress=not args.no_progress, **extra, **options)
     print(f"run: {pipe.path}")
-    if args.family in ("gan", "diffusion"):
+    if args.family in ("gan", "diffusion", "sr"):
         print(f"samples: {pipe.path / 'samples' / 'final.png'}")
     elif args.family in ("ae", "vae"):
         if (pipe.path / "evaluation.json").is_file():
@@ -559,6 +588,31 @@ def cmd_cas(args) -> int:
     return 0
 
 
+def cmd_upscale(args) -> int:
+    import os
+
+    from .pipelines.sr import DEFAULT_TILE, open_upscaler, read_image
+
+    image = read_image(args.image)  # a bad file fails before a model is loaded
+    pipe = open_upscaler(args.model, args.scale, device=args.device)
+    src = Path(args.image)
+    out = Path(args.output) if args.output else src.with_name(f"{src.stem}_x{args.scale}.png")
+    if not out.suffix:
+        raise PixelforgeError(f"give the output a file extension (e.g. {out}.png)")
+    result = pipe.upscale(image, scale=args.scale, tile=args.tile or DEFAULT_TILE, max_pixels=args.max_pixels,
+                          progress=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
+    try:
+        result.save(tmp)
+    except (KeyError, ValueError, OSError) as e:
+        tmp.unlink(missing_ok=True)
+        raise PixelforgeError(f"cannot write {out}: {e}") from None
+    os.replace(tmp, out)
+    print(f"{out} ({image.width}x{image.height} -> {result.width}x{result.height}, x{pipe.scale} with {pipe.name})")
+    return 0
+
+
 def cmd_datasets(args) -> int:
     from .data import list_datasets, search_path
 
@@ -589,7 +643,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"train": cmd_train, "sample": cmd_sample, "interpolate": cmd_interpolate, "inpaint": cmd_inpaint,
                "classify": cmd_classify, "explain": cmd_explain, "eval": cmd_eval,
                "augment": cmd_augment, "cas": cmd_cas, "reconstruct": cmd_reconstruct, "encode": cmd_encode,
-               "decode": cmd_decode, "restore": cmd_restore, "latent-map": cmd_latent_map,
+               "decode": cmd_decode, "restore": cmd_restore, "latent-map": cmd_latent_map, "upscale": cmd_upscale,
                "datasets": cmd_datasets, "models": cmd_models}[args.command]
     try:
         return handler(args)

@@ -32,14 +32,14 @@ def resolve_extractor(spec: str | None, data_spec: str, device: str = "auto"):
         from ..metrics import load_inception
 
         return load_inception()
-    if spec in zoo.list_pretrained():
+    if spec in zoo.list_pretrained("classifier"):
         return zoo.load_pretrained(spec, device=device)
     if os.path.isdir(spec):
         from .classifier import load_classifier
 
         return load_classifier(spec, device=device)
     raise PixelforgeError(f"unknown extractor {spec!r}: use auto, inception, a shipped model "
-                          f"({', '.join(zoo.list_pretrained())}) or a classifier run directory")
+                          f"({', '.join(zoo.list_pretrained('classifier'))}) or a classifier run directory")
 
 
 def real_images(data: dict, n: int) -> torch.Tensor:

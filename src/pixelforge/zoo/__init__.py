@@ -25,8 +25,12 @@ ZOO_DIR = Path(__file__).parent
 JUDGES = {"fashion-mnist": "fashion-mnist-cnn-v1"}
 
 
-def list_pretrained() -> list[str]:
-    return sorted(p.stem for p in ZOO_DIR.glob("*.json") if (ZOO_DIR / f"{p.stem}.safetensors").is_file())
+def list_pretrained(family: str | None = None) -> list[str]:
+    """Shipped model names, optionally only those of one family ("classifier", "sr")."""
+    names = sorted(p.stem for p in ZOO_DIR.glob("*.json") if (ZOO_DIR / f"{p.stem}.safetensors").is_file())
+    if family is None:
+        return names
+    return [n for n in names if json.loads((ZOO_DIR / f"{n}.json").read_text()).get("family", "classifier") == family]
 
 
 def card(name: str) -> dict:
@@ -42,6 +46,9 @@ def load_pretrained(name: str, device: str = "auto"):
     from ..runtime import Runtime
 
     info = card(name)
+    if info.get("family", "classifier") != "classifier":
+        raise PixelforgeError(f"{name} is a {info['family']} model, not a classifier"
+                              + ("; load it with pixelforge.pipelines.sr.load_shipped_sr" if info["family"] == "sr" else ""))
     net = create_model(info["model"], **info["config"])
     weights = {k: v.float() if v.is_floating_point() else v
                for k, v in load_file(str(ZOO_DIR / f"{name}.safetensors")).items()}
