@@ -120,14 +120,19 @@ def create_app(studio: Studio | None = None, **options) -> Starlette:
         action = tab.action(request.path_params["action"])
         if action is None:
             return error(f"{tab.title} has no action {request.path_params['action']!r}", 404)
-        length = request.headers.get("content-length")
+        length = request.headers.get("content-length", "")
         limit = studio.max_upload_bytes + 64 * 1024  # the images plus the form's other fields
-        if length and length.isdigit() and int(length) > limit:
-            return error(f"the upload is over the {studio.max_upload_bytes / 2**20:.0f} MB limit", 413)
+        too_big = f"the upload is over the {studio.max_upload_bytes / 2**20:g} MB limit"
+        if not length.isdigit():
+            return error("a form upload needs a Content-Length", 411)
+        if int(length) > limit:
+            return error(too_big, 413)
         try:
-            form = await request.form(max_files=4, max_fields=64, max_part_size=studio.max_upload_bytes)
+            form = await request.form(max_files=4, max_fields=64, max_part_size=64 * 1024)
         except MultiPartException as e:
-            return error(f"bad form: {e.message}", 413 if "size" in e.message.lower() else 400)
+            return error(f"bad form: {e.message}", 400)
+        except HTTPException as e:
+            return error(f"bad form: {e.detail}", 400)
         except Exception as e:  # a malformed body
             return error(f"bad form: {type(e).__name__}", 400)
         try:
@@ -136,6 +141,9 @@ def create_app(studio: Studio | None = None, **options) -> Starlette:
                 raw = form.get(f.name)
                 if hasattr(raw, "read"):  # an UploadFile
                     data = await raw.read(studio.max_upload_bytes + 1)
+                    if len(data) > studio.max_upload_bytes:
+                        await form.close()
+                        return error(f"{f.label}: {too_big}", 413)
                     raw = data if data else None
                 values[f.name] = _convert(f, raw, studio)
             await form.close()

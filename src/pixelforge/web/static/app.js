@@ -237,6 +237,7 @@ function chart(name, points) {
   };
   add("rect", { x: P, y: 4, width: W - P - 6, height: H - P - 4, fill: "none", stroke: "#ddd" });
   add("polyline", { fill: "none", stroke: "#3b5bdb", "stroke-width": 1.5, points: points.map(p => `${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join(" ") });
+  if (points.length <= 30) for (const p of points) add("circle", { cx: sx(p[0]).toFixed(1), cy: sy(p[1]).toFixed(1), r: 2.5, fill: "#3b5bdb" });
   const fmt = v => Math.abs(v) >= 100 || v === 0 ? v.toFixed(0) : v.toPrecision(3);
   add("text", { x: 2, y: 12, "font-size": 10, fill: "#666" }, fmt(y1));
   add("text", { x: 2, y: H - P + 8, "font-size": 10, fill: "#666" }, fmt(y0));
