@@ -23,12 +23,10 @@ ARTIFACTS = Path(os.environ.get("PIXELFORGE_TEST_ARTIFACTS", Path(__file__).reso
 @pytest.fixture(scope="module")
 def browser():
     tried = []
-    candidates = [os.environ.get("PIXELFORGE_CHROMIUM"), None,
-                  *(shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome"))]
+    candidates = [os.environ.get("PIXELFORGE_CHROMIUM") or "", None,  # None: Playwright's own Chromium
+                  *(shutil.which(n) or "" for n in ("chromium", "chromium-browser", "google-chrome"))]
     with playwright_api.sync_playwright() as p:
         for exe in dict.fromkeys(c for c in candidates if c != ""):
-            if exe is None and candidates.index(None) != 1:
-                continue
             try:
                 b = p.chromium.launch(executable_path=exe, headless=True, args=["--no-sandbox"])
             except Exception as e:  # noqa: BLE001 - any launch failure means: try the next browser
