@@ -115,3 +115,13 @@ def test_twenty_parallel_requests_are_all_answered(live_server):
     with ThreadPoolExecutor(20) as pool:
         codes = list(pool.map(one, range(20)))
     assert codes == [200] * 20
+
+
+def test_serve_without_the_web_extra_is_a_one_line_error(monkeypatch, capsys):
+    from pixelforge.cli import main
+
+    monkeypatch.delitem(sys.modules, "pixelforge.web.app", raising=False)
+    monkeypatch.setitem(sys.modules, "starlette.applications", None)  # as if Starlette were not installed
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'pixelforge[web]'" in err and "Traceback" not in err
