@@ -107,7 +107,7 @@ def test_interpolation_is_an_animated_gif(client):
     gif = image_at(client, r.json()["images"][0]["url"])
     assert gif.format == "GIF" and gif.n_frames == 6
     r = post(client, "generate", "interpolate", model="diffusion", rows=3, frames=6)
-    assert r.status_code == 400 and "GAN" in r.json()["error"]
+    assert r.status_code == 400 and "needs a gan run" in r.json()["error"]
 
 
 def test_download_link_sends_an_attachment(client):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import inspect
 import math
 
-from ...errors import PixelforgeError
 from ...pipelines.evaluate import GENERATOR_FAMILIES
 from . import Action, Field, Result, Tab, module_exists
 
@@ -29,9 +28,7 @@ def sample(studio, v: dict) -> Result:
 
 
 def interpolate(studio, v: dict) -> Result:
-    pipe = studio.load(v["model"], list(GENERATOR_FAMILIES))
-    if not hasattr(pipe, "interpolate"):
-        raise PixelforgeError("latent interpolation needs a GAN run: this model has no latent space to walk")
+    pipe = studio.load(v["model"], ["gan"])
     path = studio.new_output(".gif")
     pipe.interpolate(path, rows=v["rows"], frames=v["frames"], seed=v["seed"], labels=_labels(v))
     return Result(images=[(f"latent walk: {v['rows']} images, {v['frames']} frames", path.name)])

@@ -8,18 +8,17 @@ from ...metrics.image_quality import psnr
 from ..studio import to_model_tensor
 from . import Action, Field, Result, Tab, module_exists
 
-FAMILIES = ["autoencoder", "vae"]
+FAMILIES = ["autoencoder"]
 
 
 def restore(studio, v: dict) -> Result:
     from ...pipelines.autoencoder import load_autoencoder
 
     pipe = studio.load(v["model"], FAMILIES, loader=load_autoencoder)
-    cfg = pipe.cfg
-    clean = to_model_tensor(v["image"], cfg.image_size, cfg.channels).float() / 255
+    clean = to_model_tensor(v["image"], pipe.image_size, pipe.cfg.channels).float() / 255
     g = torch.Generator().manual_seed(v["seed"])
     noisy = (clean + v["noise"] * torch.randn(clean.shape, generator=g)).clamp(0, 1)
-    out = pipe.restore(noisy).float().clamp(0, 1)
+    out = pipe.restore(noisy, "denoise").float().clamp(0, 1)
     metrics = {}
     if v["noise"] > 0:  # the upload is the reference
         metrics = {"PSNR noisy (dB)": round(float(psnr(noisy, clean)[0]), 2),

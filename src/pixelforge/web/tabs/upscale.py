@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import torch.nn.functional as F
+from PIL import Image
 
 from ...metrics.image_quality import psnr
 from ..studio import to_tensor
@@ -13,19 +13,19 @@ def upscale(studio, v: dict) -> Result:
     from ...pipelines.sr import load_sr
 
     pipe = studio.load(v["model"], ["sr"], loader=load_sr)
-    x = to_tensor(v["image"])
-    reference = None
+    image, reference, s = v["image"], None, pipe.scale
     if v["reference"]:  # shrink the upload first so the result can be compared with it
-        reference, factor = x, pipe.scale
-        x = F.interpolate(x, scale_factor=1 / factor, mode="bicubic", antialias=True).clamp(0, 1)
-    out = pipe.upscale(x).float().clamp(0, 1)
-    bicubic = F.interpolate(x, size=out.shape[-2:], mode="bicubic").clamp(0, 1)
-    metrics = {"input": f"{x.shape[-1]}x{x.shape[-2]}", "output": f"{out.shape[-1]}x{out.shape[-2]}"}
-    if reference is not None and reference.shape == out.shape:
-        metrics["PSNR bicubic (dB)"] = round(float(psnr(bicubic, reference)[0]), 2)
-        metrics["PSNR model (dB)"] = round(float(psnr(out, reference)[0]), 2)
-    return Result(images=[("bicubic", studio.save(bicubic)), ("super-resolved", studio.save(out))],
-                  metrics=metrics, layout="compare")
+        reference = image.crop((0, 0, image.width // s * s, image.height // s * s))
+        image = reference.resize((reference.width // s, reference.height // s), Image.BICUBIC, reducing_gap=3.0)
+    out = pipe.upscale(image)
+    bicubic = image.resize(out.size, Image.BICUBIC)
+    metrics = {"input": f"{image.width}x{image.height}", "output": f"{out.width}x{out.height}", "scale": f"x{s}"}
+    if reference is not None:
+        ref = to_tensor(reference)
+        metrics["PSNR bicubic (dB)"] = round(float(psnr(to_tensor(bicubic), ref)[0]), 2)
+        metrics["PSNR model (dB)"] = round(float(psnr(to_tensor(out), ref)[0]), 2)
+    return Result(images=[("input", studio.save(image)), ("bicubic", studio.save(bicubic)),
+                          ("super-resolved", studio.save(out))], metrics=metrics, layout="compare")
 
 
 TAB = Tab(
