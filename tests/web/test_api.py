@@ -208,6 +208,15 @@ def test_a_busy_studio_says_so(client, studio):
     assert post(client, "generate", "sample", model="gan", n=1).status_code == 200
 
 
+def test_cross_site_form_posts_are_refused(client):
+    r = client.post("/api/tabs/generate/sample", data={"model": "gan", "n": "1"},
+                    headers={"origin": "http://evil.example"})
+    assert r.status_code == 403 and "cross-site" in r.json()["error"]
+    r = client.post("/api/tabs/generate/sample", data={"model": "gan", "n": "1"},
+                    headers={"origin": "http://testserver"})
+    assert r.status_code == 200
+
+
 def test_a_bug_is_a_message_not_a_traceback(client, monkeypatch):
     def broken(studio, values):
         raise RuntimeError("something deep broke\nTraceback (most recent call last): ...")

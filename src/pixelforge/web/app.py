@@ -20,7 +20,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 from pathlib import Path
+from urllib.parse import urlsplit
 
 try:
     from starlette.applications import Starlette
@@ -117,6 +119,9 @@ def create_app(studio: Studio | None = None, **options) -> Starlette:
         ok, message = tab.status()
         if not ok:
             return error(message, 501)
+        origin = request.headers.get("origin")
+        if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
+            return error("cross-site request refused: use the studio's own page", 403)
         action = tab.action(request.path_params["action"])
         if action is None:
             return error(f"{tab.title} has no action {request.path_params['action']!r}", 404)
@@ -214,9 +219,14 @@ def serve(runs_dir: str | os.PathLike = "runs", host: str = "127.0.0.1", port: i
     """Run the studio until interrupted (uvicorn)."""
     import uvicorn
 
-    app = create_app(Studio(runs_dir, **options))
+    studio = Studio(runs_dir, **options)
+    app = create_app(studio)
     where = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
     print(f"pixelforge studio: {where} (runs from {Path(runs_dir).resolve()}; Ctrl+C stops)", flush=True)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"pixelforge studio: warning: listening on {host}: other machines can reach it", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        if studio.temporary_output:
+            shutil.rmtree(studio.output_dir, ignore_errors=True)

@@ -43,6 +43,7 @@ class Studio:
                  device: str = "auto", max_upload_mb: float = 8.0, max_pixels: int = 16_000_000,
                  busy_timeout: float = 30.0, max_outputs: int = 500, cache_models: int = 4):
         self.runs_dir = Path(runs_dir).expanduser().resolve()
+        self.temporary_output = output_dir is None
         if output_dir is None:
             output_dir = tempfile.mkdtemp(prefix="pixelforge-studio-")
         self.output_dir = Path(output_dir).expanduser().resolve()
