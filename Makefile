@@ -26,11 +26,12 @@ demo: venv
 	$(VENV)/bin/pixelforge interpolate runs/demo -o runs/demo/samples/walk.gif
 	@echo "samples: runs/demo/samples/ (grid.png, walk.gif, epoch_*.png), losses: runs/demo/loss.png"
 
-# A headless Chromium for the studio's browser tests: Playwright's own build, else Debian's
-# chromium package (needs root); without either the browser tests skip and say why.
+# A headless Chromium for the studio's browser tests: the system's chromium, else Playwright's
+# own build, else Debian's chromium package (needs root); without one the browser tests skip
+# and say why.
 $(VENV)/.browser: $(VENV)/.installed
-	@$(PY) -m playwright install chromium >/dev/null 2>&1 \
-	  || command -v chromium >/dev/null 2>&1 \
+	@command -v chromium >/dev/null 2>&1 \
+	  || $(PY) -m playwright install chromium >/dev/null 2>&1 \
 	  || (command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && apt-get install -y -q chromium >/dev/null 2>&1) \
 	  || echo "make: no headless Chromium could be installed; the studio's browser tests will skip"
 	touch $@
