@@ -50,7 +50,7 @@ def error(message: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _convert(f: Field, raw, studio: Studio):
+def _convert(f: Field, raw):
     """A form value -> the type the handler expects; PixelforgeError names the field."""
     label = f.label
     if f.type in ("image", "mask"):
@@ -142,23 +142,23 @@ def create_app(studio: Studio | None = None, **options) -> Starlette:
             return error(f"bad form: {type(e).__name__}", 400)
         try:
             values = {}
-            for f in action.fields:
-                raw = form.get(f.name)
-                if hasattr(raw, "read"):  # an UploadFile
-                    data = await raw.read(studio.max_upload_bytes + 1)
-                    if len(data) > studio.max_upload_bytes:
-                        await form.close()
-                        return error(f"{f.label}: {too_big}", 413)
-                    raw = data if data else None
-                values[f.name] = _convert(f, raw, studio)
-            await form.close()
+            try:
+                for f in action.fields:
+                    raw = form.get(f.name)
+                    if hasattr(raw, "read"):  # an UploadFile
+                        data = await raw.read(studio.max_upload_bytes + 1)
+                        if len(data) > studio.max_upload_bytes:
+                            return error(f"{f.label}: {too_big}", 413)
+                        raw = data if data else None
+                    values[f.name] = _convert(f, raw)
+            finally:
+                await form.close()
 
             def work():
                 for f in action.fields:
                     if f.type in ("image", "mask") and values[f.name] is not None:
                         values[f.name] = studio.decode_upload(values[f.name], f.label)
-                result = studio.exclusive(lambda: action.handler(studio, values))
-                return result
+                return studio.exclusive(lambda: action.handler(studio, values))
 
             result = await to_thread.run_sync(work)
         except PixelforgeError as e:
