@@ -76,14 +76,15 @@ def screenshots(base: str, out: Path, gan: str, diffusion: str | None) -> None:
             pg.set_input_files("#inpaint-inpaint-image", str(img))
             pg.wait_for_timeout(300)
             box = pg.locator("canvas[data-mask]").bounding_box()
-            pg.mouse.move(box["x"] + 150, box["y"] + 40)
+            pg.mouse.move(box["x"] + 130, box["y"] + 110)
             pg.mouse.down()
-            pg.mouse.move(box["x"] + 230, box["y"] + 120, steps=10)
+            pg.mouse.move(box["x"] + 220, box["y"] + 170, steps=10)
             pg.mouse.up()
             pg.select_option("#inpaint-inpaint-label", "Sneaker")
             pg.click("form[data-action=inpaint] button.go")
             pg.wait_for_function(loaded % ("inpaint", "inpaint"), timeout=300_000)
             pg.screenshot(path=str(out / "studio_inpaint.png"), full_page=True)
+        pg.set_viewport_size({"width": 1280, "height": 1300})
         pg.click("nav button[data-tab=runs]")
         pg.click(f"tr[data-run='{gan}']")
         pg.wait_for_selector("img.history-image")
@@ -104,6 +105,7 @@ def main() -> None:
     ap.add_argument("--gan", default="fashion-gan")
     ap.add_argument("--diffusion", default="fashion-diffusion")
     ap.add_argument("--screenshots", type=Path)
+    ap.add_argument("--only-screenshots", action="store_true", help="no timings (need not wait for the CPU lock)")
     args = ap.parse_args()
     import httpx
 
@@ -114,6 +116,11 @@ def main() -> None:
     def ok(r):
         assert r.status_code == 200, r.text
         return r
+
+    if args.only_screenshots:
+        screenshots(base, args.screenshots, args.gan, diffusion)
+        print(f"screenshots in {args.screenshots}")
+        return
 
     rows = {"page (GET /)": timed(lambda: ok(c.get("/")), 20),
             "tab table (GET /api/tabs)": timed(lambda: ok(c.get("/api/tabs")), 20),
