@@ -54,9 +54,15 @@ def test_pixelforge_serve_listens_on_127_0_0_1(web_runs, tmp_path):
         # Bound to loopback only: the machine's other addresses do not answer.
         try:
             others = {a[4][0] for a in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)}
-        except OSError:  # a host name that does not resolve: no other address to try
+        except OSError:  # a host name that does not resolve
             others = set()
-        for addr in others:
+        try:  # the address of the default route (a UDP "connect" sends nothing)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.connect(("10.255.255.255", 1))
+                others.add(probe.getsockname()[0])
+        except OSError:
+            pass
+        for addr in others - {"0.0.0.0"}:
             if addr.startswith("127."):
                 continue
             with pytest.raises(OSError):
