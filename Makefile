@@ -9,7 +9,7 @@ TORCH  ?= torch==2.13.0
 export PIXELFORGE_DATA ?= $(abspath ../shared/data)
 DEMO_MINUTES ?= 5
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test bench venv browser serve clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,11 +26,26 @@ demo: venv
 	$(VENV)/bin/pixelforge interpolate runs/demo -o runs/demo/samples/walk.gif
 	@echo "samples: runs/demo/samples/ (grid.png, walk.gif, epoch_*.png), losses: runs/demo/loss.png"
 
-test: venv
+# A headless Chromium for the studio's browser tests: the system's chromium, else Playwright's
+# own build, else Debian's chromium package (needs root); without one the browser tests skip
+# and say why.
+$(VENV)/.browser: $(VENV)/.installed
+	@command -v chromium >/dev/null 2>&1 \
+	  || $(PY) -m playwright install chromium >/dev/null 2>&1 \
+	  || (command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && apt-get install -y -q chromium >/dev/null 2>&1) \
+	  || echo "make: no headless Chromium could be installed; the studio's browser tests will skip"
+	touch $@
+
+browser: $(VENV)/.browser
+
+test: venv browser
 	$(PY) -m pytest -q
+
+serve: venv
+	$(VENV)/bin/pixelforge serve --runs-dir runs
 
 bench: venv
 	$(PY) benchmarks/gan_throughput.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache tests/artifacts

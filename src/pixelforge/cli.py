@@ -325,6 +325,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse outputs with more pixels than this (default 200000000)")
     u.add_argument("--device", default="auto")
 
+    sv = sub.add_parser("serve", help="the web studio in the browser (needs pixelforge[web])")
+    sv.add_argument("--runs-dir", default="runs", help="folder whose runs the studio lists (default runs)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=7860, help="default 7860")
+    sv.add_argument("--output-dir", default=None, help="where generated images go (default: a temporary folder)")
+    sv.add_argument("--max-upload-mb", type=_positive_float, default=8.0, help="largest accepted upload (default 8)")
+    sv.add_argument("--max-megapixels", type=_positive_float, default=16.0,
+                    help="largest accepted image in megapixels (default 16)")
+    sv.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     sub.add_parser("datasets", help="list the named datasets and where each was found")
     sub.add_parser("models", help="list the registered models")
     return parser
@@ -624,6 +633,16 @@ def cmd_datasets(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from .web import serve
+
+    if not 0 <= args.port <= 65535:
+        raise PixelforgeError(f"--port must be 0..65535, not {args.port}")
+    serve(args.runs_dir, host=args.host, port=args.port, output_dir=args.output_dir, device=args.device,
+          max_upload_mb=args.max_upload_mb, max_pixels=int(args.max_megapixels * 1e6))
+    return 0
+
+
 def cmd_models(args) -> int:
     from .registry import get_entry, list_models
 
@@ -644,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
                "classify": cmd_classify, "explain": cmd_explain, "eval": cmd_eval,
                "augment": cmd_augment, "cas": cmd_cas, "reconstruct": cmd_reconstruct, "encode": cmd_encode,
                "decode": cmd_decode, "restore": cmd_restore, "latent-map": cmd_latent_map, "upscale": cmd_upscale,
-               "datasets": cmd_datasets, "models": cmd_models}[args.command]
+               "serve": cmd_serve, "datasets": cmd_datasets, "models": cmd_models}[args.command]
     try:
         return handler(args)
     except Interrupted as e:

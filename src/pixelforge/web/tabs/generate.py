@@ -1,0 +1,61 @@
+"""Generate: sample a grid from any generator run (GAN, diffusion, and every family
+``pixelforge eval`` accepts), or animate a walk through a GAN's latent space."""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+from ...pipelines.evaluate import GENERATOR_FAMILIES
+from . import Action, Field, Result, Tab, module_exists
+
+MAX_SAMPLES = 256
+
+
+def _labels(values: dict):
+    return values.get("label") or None
+
+
+def sample(studio, v: dict) -> Result:
+    pipe = studio.load(v["model"], list(GENERATOR_FAMILIES))
+    options = inspect.signature(pipe.sample).parameters
+    extra = {k: v[k] for k in ("steps", "guidance") if k in options and v.get(k) is not None}
+    images = pipe.sample(v["n"], seed=v["seed"], labels=_labels(v), **extra)
+    nrow = min(v["n"], 10) if pipe.num_classes and not _labels(v) else max(1, math.ceil(math.sqrt(v["n"])))
+    name = studio.save(images, nrow=nrow)
+    return Result(images=[(f"{v['n']} samples, seed {v['seed']}", name)],
+                  metrics={"size": f"{pipe.image_size} px", **{k: extra[k] for k in extra}})
+
+
+def interpolate(studio, v: dict) -> Result:
+    pipe = studio.load(v["model"], ["gan"])
+    path = studio.new_output(".gif")
+    pipe.interpolate(path, rows=v["rows"], frames=v["frames"], seed=v["seed"], labels=_labels(v))
+    return Result(images=[(f"latent walk: {v['rows']} images, {v['frames']} frames", path.name)])
+
+
+MODEL = Field("model", "run", "Model", families=list(GENERATOR_FAMILIES),
+              help="a run below the runs folder or a shipped model")
+LABEL = Field("label", "class", "Class", required=False, help="empty: every class in turn")
+
+TAB = Tab(
+    "generate", "Generate", "Sample images from a trained generator; walk its latent space.",
+    available=module_exists("pixelforge.pipelines.gan"),
+    actions=[
+        Action("sample", "Generate", [
+            MODEL,
+            Field("n", "int", "Count", 16, 1, MAX_SAMPLES),
+            Field("seed", "int", "Seed", 0, 0, 2**31 - 1),
+            LABEL,
+            Field("steps", "int", "Steps", 50, 1, 1000, only_for=["diffusion"], help="sampler steps (DDIM)"),
+            Field("guidance", "float", "Guidance", 3.0, 0, 20, 0.5, only_for=["diffusion"],
+                  help="classifier-free guidance scale (conditional runs)"),
+        ], sample),
+        Action("interpolate", "Interpolate (GIF)", [
+            Field("model", "run", "Model", families=["gan"], help="a GAN run"),
+            Field("rows", "int", "Images", 8, 1, 16),
+            Field("frames", "int", "Frames", 48, 2, 120),
+            Field("seed", "int", "Seed", 0, 0, 2**31 - 1),
+            LABEL,
+        ], interpolate),
+    ])

@@ -1,0 +1,91 @@
+"""Studio fixtures: one runs folder with tiny GAN and diffusion runs, the app, a live server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("starlette", reason="the studio needs the web extra: pip install -e '.[web]'")
+
+import pixelforge  # noqa: E402
+from pixelforge.web import Studio, create_app  # noqa: E402
+
+TINY = dict(size=28, width=8, latent_dim=16, batch_size=32, progress=False)
+
+
+@pytest.fixture(scope="session")
+def web_runs(tmp_path_factory) -> Path:
+    """runs/gan (conditional, 2 epochs on 256 digits: two epoch sample grids) and runs/diffusion."""
+    root = tmp_path_factory.mktemp("studio") / "runs"
+    pixelforge.train_gan("digits", root / "gan", epochs=2, limit=256, conditional=True, loss="hinge", seed=0, **TINY)
+    pixelforge.train_diffusion("digits", root / "diffusion", size=28, width=8, num_res_blocks=1, max_steps=3,
+                               batch_size=32, conditional=True, progress=False)
+    return root
+
+
+@pytest.fixture
+def studio(web_runs, tmp_path) -> Studio:
+    return Studio(web_runs, tmp_path / "out", device="cpu", busy_timeout=5)
+
+
+@pytest.fixture
+def client(studio):
+    from starlette.testclient import TestClient
+
+    with TestClient(create_app(studio)) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def live_server(web_runs, tmp_path_factory):
+    """The studio on a real uvicorn server on 127.0.0.1 (an ephemeral port); yields its base URL."""
+    import uvicorn
+
+    studio = Studio(web_runs, tmp_path_factory.mktemp("studio-out"), device="cpu", busy_timeout=60)
+    server = uvicorn.Server(uvicorn.Config(create_app(studio), host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started:
+        if time.time() > deadline or not thread.is_alive():
+            pytest.fail("the studio server did not start")
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def png_bytes():
+    """PNG bytes of a w x h image (a white ring on black, like a digit)."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    def make(w: int = 64, h: int = 64, mode: str = "L") -> bytes:
+        im = Image.new(mode, (w, h), 0)
+        ImageDraw.Draw(im).ellipse((w // 4, h // 8, 3 * w // 4, 7 * h // 8), outline=255 if mode == "L" else (255,) * 3,
+                                   width=max(1, w // 10))
+        buf = io.BytesIO()
+        im.save(buf, format="PNG")
+        return buf.getvalue()
+
+    return make
+
+
+def mask_bytes(box=(64, 64, 192, 192), size: int = 256) -> bytes:
+    """A drawn mask as the page sends it: white = keep, black = fill."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    m = Image.new("L", (size, size), 255)
+    if box:
+        ImageDraw.Draw(m).rectangle(box, fill=0)
+    buf = io.BytesIO()
+    m.save(buf, format="PNG")
+    return buf.getvalue()
