@@ -75,7 +75,7 @@ def screenshots(base: str, out: Path, gan: str, diffusion: str | None) -> None:
             pg.select_option("#inpaint-inpaint-model", diffusion)
             pg.set_input_files("#inpaint-inpaint-image", str(img))
             pg.wait_for_timeout(300)
-            box = pg.locator("canvas[data-mask]").bounding_box()
+            box = pg.locator("canvas[data-mask=inpaint-inpaint]").bounding_box()
             pg.mouse.move(box["x"] + 130, box["y"] + 110)
             pg.mouse.down()
             pg.mouse.move(box["x"] + 220, box["y"] + 170, steps=10)

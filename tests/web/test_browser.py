@@ -104,7 +104,7 @@ def test_inpaint_with_a_drawn_mask(page, png_bytes, tmp_path):
     page.click("nav button[data-tab=inpaint]")
     page.set_input_files("#inpaint-inpaint-image", str(image))
     page.wait_for_timeout(200)
-    box = page.locator("canvas[data-mask]").bounding_box()
+    box = page.locator("canvas[data-mask=inpaint-inpaint]").bounding_box()
     page.mouse.move(box["x"] + 60, box["y"] + 60)
     page.mouse.down()
     page.mouse.move(box["x"] + 190, box["y"] + 190, steps=12)
