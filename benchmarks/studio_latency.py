@@ -4,8 +4,10 @@
 
 Starts `pixelforge serve`'s app on 127.0.0.1, then times (median of several) the page, a
 64-image GAN grid, a 16-image diffusion grid at 25 steps and 50 steps, and 20 parallel
-mixed requests; with --screenshots, drives headless Chromium through Generate, Inpaint and
-Runs and saves studio_*.png. Run it under the shared CPU lock.
+mixed requests; with --screenshots, drives headless Chromium through Upscale (the shipped x4
+model on a photo from $PIXELFORGE_DATA/photos), Generate, Inpaint and Runs and saves
+studio_*.png (--only-screenshots: no timings; without the GAN run only the Upscale picture).
+Run it under the shared CPU lock.
 """
 
 from __future__ import annotations
@@ -45,22 +47,43 @@ def timed(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
-def screenshots(base: str, out: Path, gan: str, diffusion: str | None) -> None:
+def screenshots(base: str, out: Path, gan: str | None, diffusion: str | None) -> None:
+    """Drive the page and save studio_*.png; the Generate, Inpaint and Runs pictures need the
+    GAN (and diffusion) run, the Upscale picture only the shipped x4 model and a photo."""
     from playwright.sync_api import sync_playwright
     from PIL import Image
 
     import pixelforge
+    from pixelforge.data import search_path
 
-    img = Path(tempfile.mkdtemp()) / "sneaker.png"
-    test = pixelforge.load_dataset("fashion-mnist", split="test")
-    idx = int((test.labels == 7).nonzero()[0])  # a sneaker
-    Image.fromarray(test.images[idx, 0].numpy()).resize((112, 112), Image.NEAREST).save(img)
+    tmp = Path(tempfile.mkdtemp())
     loaded = "() => [...document.querySelectorAll('form[data-action=%s] .result img')].every(i => i.complete && i.naturalWidth > 0) && document.querySelector('form[data-action=%s] .result img')"
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=_chromium(), headless=True)
         pg = b.new_page(viewport={"width": 1280, "height": 860})
         pg.goto(base + "/")
         pg.wait_for_selector("#generate-sample-model")
+        photo = next((d / "photos" / "garden.png" for d in search_path()
+                      if (d / "photos" / "garden.png").is_file()), None)
+        if photo is not None:  # a 320x240 crop of a photo held out of the shipped model's training:
+            # shrunk x4 to 80x60, upscaled back, PSNR against the crop
+            with Image.open(photo) as im:
+                w, h = im.size
+                im.convert("RGB").crop((w // 2 - 160, h // 2 - 120, w // 2 + 160, h // 2 + 120)).save(tmp / "photo.png")
+            pg.click("nav button[data-tab=upscale]")
+            pg.wait_for_selector("#upscale-upscale-model option[value='zoo:photos-sr-x4-v1']", state="attached")
+            pg.set_input_files("#upscale-upscale-image", str(tmp / "photo.png"))
+            pg.click("form[data-action=upscale] button.go")
+            pg.wait_for_function(loaded % ("upscale", "upscale"), timeout=300_000)
+            pg.screenshot(path=str(out / "studio_upscale.png"), full_page=True)
+            pg.click("nav button[data-tab=generate]")
+        if gan is None:
+            b.close()
+            return
+        img = tmp / "sneaker.png"
+        test = pixelforge.load_dataset("fashion-mnist", split="test")
+        idx = int((test.labels == 7).nonzero()[0])  # a sneaker
+        Image.fromarray(test.images[idx, 0].numpy()).resize((112, 112), Image.NEAREST).save(img)
         pg.select_option("#generate-sample-model", gan)
         pg.fill("#generate-sample-n", "40")
         pg.click("form[data-action=sample] button.go")
@@ -75,7 +98,7 @@ def screenshots(base: str, out: Path, gan: str, diffusion: str | None) -> None:
             pg.select_option("#inpaint-inpaint-model", diffusion)
             pg.set_input_files("#inpaint-inpaint-image", str(img))
             pg.wait_for_timeout(300)
-            box = pg.locator("canvas[data-mask]").bounding_box()
+            box = pg.locator("canvas[data-mask=inpaint-inpaint]").bounding_box()
             pg.mouse.move(box["x"] + 130, box["y"] + 110)
             pg.mouse.down()
             pg.mouse.move(box["x"] + 220, box["y"] + 170, steps=10)
@@ -118,7 +141,8 @@ def main() -> None:
         return r
 
     if args.only_screenshots:
-        screenshots(base, args.screenshots, args.gan, diffusion)
+        gan = args.gan if (args.runs / args.gan / "config.json").is_file() else None
+        screenshots(base, args.screenshots, gan, diffusion)
         print(f"screenshots in {args.screenshots}")
         return
 

@@ -18,12 +18,40 @@ TINY = dict(size=28, width=8, latent_dim=16, batch_size=32, progress=False)
 
 @pytest.fixture(scope="session")
 def web_runs(tmp_path_factory) -> Path:
-    """runs/gan (conditional, 2 epochs on 256 digits: two epoch sample grids) and runs/diffusion."""
+    """runs/gan (conditional, 2 epochs on 256 digits: two epoch sample grids), runs/diffusion,
+    runs/ae (a denoising + inpainting autoencoder, trained long enough to beat its noisy input),
+    runs/cvae (a conditional VAE) and runs/sr (a tiny x2 super-resolution run on synthetic photos)."""
     root = tmp_path_factory.mktemp("studio") / "runs"
     pixelforge.train_gan("digits", root / "gan", epochs=2, limit=256, conditional=True, loss="hinge", seed=0, **TINY)
     pixelforge.train_diffusion("digits", root / "diffusion", size=28, width=8, num_res_blocks=1, max_steps=3,
                                batch_size=32, conditional=True, progress=False)
+    pixelforge.train_autoencoder("digits", root / "ae", size=28, width=8, latent_dim=32, batch_size=32, max_steps=100,
+                                 corrupt="gaussian:0.2-0.4,box", progress=False)
+    pixelforge.train_autoencoder("digits", root / "cvae", variational=True, conditional=True, size=28, width=8,
+                                 latent_dim=8, batch_size=32, max_steps=5, progress=False)
+    from pixelforge.pipelines.sr import train_sr
+
+    photos = tmp_path_factory.mktemp("photos")
+    for i in range(2):
+        photo_image(80, 96, seed=i).save(photos / f"p{i}.png")
+    train_sr(f"folder:{photos}", root / "sr", size=64, scale=2, model="espcn", width=8, crop=32, max_steps=4,
+             batch_size=2, progress=False)
     return root
+
+
+def photo_image(h: int, w: int, seed: int = 0):
+    """A synthetic RGB 'photo': smooth gradients, a few hard-edged discs and fine stripes."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.stack([xx / w, yy / h, 0.5 + 0.5 * np.sin(xx / 7.0)], -1)
+    for _ in range(4):
+        cy, cx, r = rng.integers(0, h), rng.integers(0, w), rng.integers(4, 14)
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.random(3)
+    img[:, ::5] *= 0.7
+    return Image.fromarray((img.clip(0, 1) * 255).astype(np.uint8))
 
 
 @pytest.fixture

@@ -146,11 +146,10 @@ class Studio:
             self._models.move_to_end(key)
             return self._models[key]
         if model_id.startswith("zoo:"):
-            if family != "classifier":
+            loader_of = shipped_loader(family)
+            if loader_of is None:
                 raise PixelforgeError(f"shipped {family} models cannot be loaded by this version")
-            from ..zoo import load_pretrained
-
-            pipe = load_pretrained(model_id[4:], device=self.device)
+            pipe = loader_of(model_id[4:], device=self.device)
         else:
             from ..api import load
 
@@ -280,6 +279,19 @@ class Studio:
                 return fn()
         finally:
             self._lock.release()
+
+
+def shipped_loader(family: str) -> Callable | None:
+    """The function that loads a shipped model of ``family`` (``loader(name, device=...)``), or None."""
+    if family == "classifier":
+        from ..zoo import load_pretrained
+
+        return load_pretrained
+    if family == "sr":
+        from ..pipelines.sr import load_shipped_sr
+
+        return load_shipped_sr
+    return None
 
 
 def _summary(path: Path) -> dict:

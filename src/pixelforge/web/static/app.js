@@ -44,10 +44,12 @@ function buildField(f, state) {
     input = $("select", { id, name: f.name });
     state.modelSelect = input;
     state.modelFamilies = f.families || [];
+    state.modelDefault = f.default; // e.g. a shipped model, chosen until the user picks another
     input.addEventListener("change", () => updateDependent(state));
   } else if (f.type === "class") {
     input = $("select", { id, name: f.name });
     state.classSelect = input;
+    state.classBlank = f.placeholder || "every class in turn";
   } else if (f.type === "bool") {
     input = $("input", { id, name: f.name, type: "checkbox", checked: !!f.default });
   } else if (f.type === "int" || f.type === "float") {
@@ -95,6 +97,7 @@ async function loadModels(state) {
     sel.append($("option", { value: "", text: `no ${state.modelFamilies.join("/")} run found — train one first` }));
   }
   if (keep && state.models[keep]) sel.value = keep;
+  else if (state.modelDefault && state.models[state.modelDefault]) sel.value = state.modelDefault;
   updateDependent(state);
 }
 
@@ -103,7 +106,7 @@ function updateDependent(state) {
   if (state.classSelect) {
     const keep = state.classSelect.value;
     const classes = m && m.num_classes ? (m.classes.length ? m.classes : [...Array(m.num_classes).keys()].map(String)) : [];
-    state.classSelect.replaceChildren($("option", { value: "", text: classes.length ? "every class in turn" : "—" }),
+    state.classSelect.replaceChildren($("option", { value: "", text: classes.length ? state.classBlank : "—" }),
       ...classes.map(c => $("option", { value: c, text: c })));
     if (classes.includes(keep)) state.classSelect.value = keep;
     state.classSelect.closest(".field").classList.toggle("hidden", !classes.length);

@@ -17,9 +17,10 @@ from typing import Any, Callable
 
 @dataclass
 class Field:
-    """One form input. ``type``: int, float, text, select, bool, run (a run of ``families``),
-    class (a class of the run chosen in the form's run field), image (an upload), mask
-    (drawn over the form's image field)."""
+    """One form input. ``type``: int, float, text, select, bool, run (a run of ``families``;
+    ``default`` is the model chosen first, e.g. a shipped one), class (a class of the run
+    chosen in the form's run field; ``placeholder`` names the empty choice), image (an
+    upload), mask (drawn over the form's image field)."""
 
     name: str
     type: str
@@ -32,6 +33,7 @@ class Field:
     families: list[str] = field(default_factory=list)
     required: bool = True
     only_for: list[str] = field(default_factory=list)  # shown only when the chosen run is of these families
+    placeholder: str = ""  # class fields: the text of the empty choice
     help: str = ""
 
     def spec(self) -> dict:
