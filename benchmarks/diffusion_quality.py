@@ -98,6 +98,8 @@ def main() -> None:
     ap.add_argument("--runs-dir", default="runs")
     ap.add_argument("--families", default="diffusion,gan")
     ap.add_argument("--no-save", action="store_true")
+    ap.add_argument("--reuse", default=None, help="continue from a partial results JSON of an interrupted run "
+                                                   "(its probe rates, rows and run directories)")
     ap.add_argument("--lock", default=None, help="file lock held while timing (shared build machines)")
     ap.add_argument("--probe", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -113,7 +115,9 @@ def main() -> None:
     real = real_images(data, args.samples)
     table: dict[str, list[dict]] = {}
     families = args.families.split(",")
-    rates = {f: in_subprocess(f, args.runs_dir, args.lock)["steps_per_s"] for f in families}
+    previous = json.loads(Path(args.reuse).read_text()) if args.reuse else {}
+    rates = previous.get("solo_steps_per_second") or \
+        {f: in_subprocess(f, args.runs_dir, args.lock)["steps_per_s"] for f in families}
     for f, r in rates.items():
         print(f"{f:<10} {r:.2f} steps/s solo -> {r * 60:.0f} steps per minute", flush=True)
     for family in families:
@@ -126,8 +130,14 @@ def main() -> None:
                 if table["diffusion"][-1]["fid"] > min(r["fid"] for r in table[family]):
                     break
             steps = round(mark * 60 * rates[family])
+            old = [r for r in previous.get("results", {}).get(family, []) if r["minutes"] == mark and r["steps"] == steps]
+            if old:  # measured before the interruption: the run directory already holds these steps
+                table[family].append(old[0])
+                done = mark
+                print(f"{family:<10} {mark:>5.1f} min  step {steps:>6}  FID {old[0]['fid']:8.3f}  (reused)", flush=True)
+                continue
             t = time.perf_counter()
-            if done == 0:
+            if done == 0 and not table[family]:
                 train("fashion-mnist", run, overwrite=True, seed=0, max_steps=steps)
             else:
                 train(None, run, resume=True, max_steps=steps)

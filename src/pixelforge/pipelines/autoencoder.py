@@ -26,7 +26,7 @@ from ..models.autoencoder import (AutoencoderConfig, ConvAutoencoder, bits_per_d
 from ..registry import create_model
 from ..training import Trainer
 from ..training.autoencoder import AutoencoderTask, AutoencoderTrainConfig, Corruption, apply_mask
-from .common import load_weights_into, open_model, start_session
+from .common import LabelParser, load_weights_into, open_model, start_session
 
 log = logging.getLogger("pixelforge.autoencoder")
 
@@ -89,7 +89,7 @@ def _held_out(d: dict, limit: int | None = None):
         return None
 
 
-class AutoencoderPipeline:
+class AutoencoderPipeline(LabelParser):
     """A trained autoencoder or VAE. Images go in as uint8 (0..255) or floats in [0, 1],
     (N, C, H, W), and come out as floats in [0, 1] at the model's size."""
 
@@ -107,10 +107,6 @@ class AutoencoderPipeline:
     @property
     def variational(self) -> bool:
         return self.net.variational
-
-    @property
-    def conditional(self) -> bool:
-        return self.cfg.num_classes > 0
 
     @property
     def num_classes(self) -> int:
@@ -160,42 +156,11 @@ class AutoencoderPipeline:
                                   f"{x.shape[-1]}x{x.shape[-2]} (load files with load_images, which resizes)")
         return (x * 2 - 1).to(self.device)
 
-    def parse_labels(self, labels, n: int) -> torch.Tensor | None:
-        """None / 'all' / ints / class names / '0,3,5' -> (n,) labels cycling through them."""
-        if not self.conditional:
-            if labels not in (None, "", []):
-                raise PixelforgeError("this autoencoder is unconditional: it takes no labels")
-            return None
-        if isinstance(labels, torch.Tensor):
-            items = labels.tolist()
-        elif labels is None or labels == "all":
-            items = list(range(self.cfg.num_classes))
-        elif isinstance(labels, (int, np.integer)):
-            items = [int(labels)]
-        else:
-            items = labels.split(",") if isinstance(labels, str) else list(labels)
-        ids = [self._label_id(x) for x in items]
-        if not ids:
-            raise PixelforgeError("give at least one label")
-        return torch.tensor([ids[i % len(ids)] for i in range(n)], dtype=torch.long)
-
     def _needs_labels(self, labels, n: int) -> torch.Tensor | None:
         if self.conditional and labels is None:
             raise PixelforgeError(f"this autoencoder is class-conditional: give a label per image "
                                   f"(--labels, ids 0..{self.cfg.num_classes - 1} or class names)")
         return self.parse_labels(labels, n)
-
-    def _label_id(self, x) -> int:
-        s = str(x).strip()
-        if s.lstrip("-").isdigit():
-            i = int(s)
-        elif s in self.classes:
-            i = self.classes.index(s)
-        else:
-            raise PixelforgeError(f"unknown label {s!r}; use 0..{self.cfg.num_classes - 1} or one of {self.classes}")
-        if not 0 <= i < self.cfg.num_classes:
-            raise PixelforgeError(f"label {i} out of range 0..{self.cfg.num_classes - 1}")
-        return i
 
     # -- core operations -------------------------------------------------------------------
     def _batched(self, fn, x: torch.Tensor, y: torch.Tensor | None, batch_size: int = 500) -> torch.Tensor:

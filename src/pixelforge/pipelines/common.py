@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,16 +168,23 @@ class LabelParser:
         return self.num_classes > 0
 
     def parse_labels(self, labels, n: int) -> torch.Tensor | None:
-        """None / 'all' / ints / class names / '0,3,5' -> a (n,) label tensor cycling through them."""
+        """None / 'all' / an int / ints / class names / '0,3,5' / a tensor -> a (n,) label tensor
+        cycling through them."""
         if not self.conditional:
-            if labels not in (None, "", []):
+            if labels is not None and not (isinstance(labels, (str, list, tuple)) and len(labels) == 0):
                 raise PixelforgeError("this model is unconditional: it takes no labels")
             return None
-        if labels is None or labels == "all":
-            ids = list(range(self.num_classes))
+        if isinstance(labels, torch.Tensor):
+            items = labels.tolist()
+        elif labels is None or labels == "all":
+            items = list(range(self.num_classes))
+        elif isinstance(labels, numbers.Integral):
+            items = [labels]
         else:
             items = labels.split(",") if isinstance(labels, str) else list(labels)
-            ids = [self._label_id(x) for x in items]
+        ids = [self._label_id(x) for x in items]
+        if not ids:
+            raise PixelforgeError("give at least one label")
         return torch.tensor([ids[i % len(ids)] for i in range(n)], dtype=torch.long)
 
     def _label_id(self, x) -> int:

@@ -1,5 +1,5 @@
 """The generic training loop and the per-family tasks that plug into it."""
 
-from .loop import Interrupted, TrainConfig, Trainer, TrainingDiverged
+from .loop import Interrupted, SingleNetTask, TrainConfig, Trainer, TrainingDiverged
 
-__all__ = ["Interrupted", "TrainConfig", "Trainer", "TrainingDiverged"]
+__all__ = ["Interrupted", "SingleNetTask", "TrainConfig", "Trainer", "TrainingDiverged"]

@@ -36,6 +36,7 @@ from ..models.autoencoder import ConvAutoencoder, bits_per_dim, discretized_logi
 from ..nn import no_sync_unless
 from ..runs import Run, atomic_write_json
 from ..runtime import Runtime
+from .loop import SingleNetTask
 
 HOLE_FILL = 0.0  # value of masked pixels in the model's [-1, 1] range (mid-grey)
 NOISE_KINDS = ("gaussian", "saltpepper")
@@ -231,7 +232,8 @@ class AutoencoderTrainConfig:
         parse_corruption(self.corrupt)
 
 
-class AutoencoderTask:
+class AutoencoderTask(SingleNetTask):
+    name = "autoencoder"
     def __init__(self, model: ConvAutoencoder, cfg: AutoencoderTrainConfig, runtime: Runtime,
                  eval_data=None, sync_bn: bool = False, seed: int = 0):
         self.model, self.cfg, self.rt = model, cfg, runtime
@@ -248,21 +250,6 @@ class AutoencoderTask:
         self.seed = seed
 
     # -- Task protocol --------------------------------------------------------------------
-    def modules(self) -> dict[str, nn.Module]:
-        return {"autoencoder": self.net}
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"autoencoder": self.opt}
-
-    def extra_state(self) -> dict:
-        return {}
-
-    def load_extra_state(self, state: dict) -> None:
-        pass
-
-    def set_progress(self, fraction: float) -> None:
-        self.progress = fraction
-
     def losses(self, net: nn.Module, clean: torch.Tensor, inputs: torch.Tensor,
                labels: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The training objective on one batch and its parts (per-dimension values)."""

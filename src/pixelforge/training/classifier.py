@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..data import ImageData
 from ..errors import PixelforgeError
@@ -21,6 +20,7 @@ from ..nn.augment import parse_policy
 from ..images import plot_confusion
 from ..runs import Run, atomic_write_json
 from ..runtime import Runtime
+from .loop import SingleNetTask
 
 
 @dataclass
@@ -50,7 +50,8 @@ def one_cycle(progress: float, warmup: float) -> float:
     return 0.5 * (1 + math.cos(math.pi * t))
 
 
-class ClassifierTask:
+class ClassifierTask(SingleNetTask):
+    name = "classifier"
     loss_keys = ("loss", "test_loss", "test_acc")
 
     def __init__(self, model: CNNClassifier, cfg: ClassifierTrainConfig, runtime: Runtime,
@@ -69,21 +70,6 @@ class ClassifierTask:
         self.grad_accum = 1  # micro-batches per step; the trainer sets it from --grad-accum
 
     # -- Task protocol ----------------------------------------------------------------
-    def modules(self) -> dict[str, nn.Module]:
-        return {"classifier": self.net}
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"classifier": self.opt}
-
-    def extra_state(self) -> dict:
-        return {}
-
-    def load_extra_state(self, state: dict) -> None:
-        pass
-
-    def set_progress(self, fraction: float) -> None:
-        self.progress = fraction
-
     def step(self, images: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:
         if labels is None:
             raise PixelforgeError("a classifier needs a labelled dataset (for folders: one subfolder per class)")

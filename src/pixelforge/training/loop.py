@@ -77,6 +77,31 @@ class Task(Protocol):
     # which logs the evaluation and keeps the best checkpoint in checkpoints/best.
 
 
+class SingleNetTask:
+    """The Task protocol's bookkeeping for a family that trains one network with one optimizer,
+    saved under ``name``: subclasses set ``net`` and ``opt`` and write ``step``."""
+
+    name: str
+    net: nn.Module
+    opt: torch.optim.Optimizer
+    progress: float = 0.0
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {self.name: self.net}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {self.name: self.opt}
+
+    def extra_state(self) -> dict:
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
+    def set_progress(self, fraction: float) -> None:
+        self.progress = fraction
+
+
 class TrainingDiverged(PixelforgeError):
     pass
 

@@ -25,6 +25,7 @@ from ..models.sr import downscale, upscale_bicubic
 from ..nn import no_sync_unless
 from ..runs import Run
 from ..runtime import Runtime
+from .loop import SingleNetTask
 
 LOSSES = ("l1", "l2")
 
@@ -76,7 +77,8 @@ def _psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
     return 10 * math.log10(1 / max(mse, 1e-12))
 
 
-class SRTask:
+class SRTask(SingleNetTask):
+    name = "sr"
     loss_keys = ("loss",)
 
     def __init__(self, model: nn.Module, cfg: SRTrainConfig, runtime: Runtime):
@@ -92,21 +94,6 @@ class SRTask:
         self.last_batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     # -- Task protocol ----------------------------------------------------------------
-    def modules(self) -> dict[str, nn.Module]:
-        return {"sr": self.net}
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"sr": self.opt}
-
-    def extra_state(self) -> dict:
-        return {}
-
-    def load_extra_state(self, state: dict) -> None:
-        pass
-
-    def set_progress(self, fraction: float) -> None:
-        self.progress = fraction
-
     def random_crops(self, images: torch.Tensor) -> torch.Tensor:
         """One random ``crop`` window per image, randomly flipped and rotated; [-1, 1] -> [0, 1]."""
         c = self.cfg.crop
