@@ -77,7 +77,7 @@ MIRROR_ENV = "PIXELFORGE_WEIGHTS_MIRROR"
 VGG_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 VGG_CONTENT_LAYER = "relu4_2"
 OFFLINE_STYLE_LAYERS = ("r1", "r2", "r3", "r4", "r5")
-OFFLINE_CONTENT_LAYER = "r4"
+OFFLINE_CONTENT_LAYER = "r3"
 
 
 # ----------------------------------------------------------------------------- losses
