@@ -372,7 +372,7 @@ def _add_style_args(p, *, default_size: int, tv_default) -> None:
                    help=f"longest side of the result in pixels (default {default_size})")
     p.add_argument("--steps", type=_positive_int, default=300, help="optimisation steps (default 300)")
     p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs", help="default lbfgs")
-    p.add_argument("--style-weight", type=_non_negative_float, default=None, help="default 1")
+    p.add_argument("--style-weight", type=_non_negative_float, default=None, help="default 3")
     p.add_argument("--tv-weight", type=_non_negative_float, default=tv_default,
                    help=f"total-variation weight (default {tv_default or 10})")
     p.add_argument("--backbone", default="offline",

@@ -43,7 +43,7 @@ INITS = ("content", "noise")
 # Chosen by eye on 128 px photos with the offline backbone (docs/style_transfer.md): the losses are relative
 # errors, so these are ratios; raise style_weight for a stronger style, tv_weight for smoother results.
 DEFAULT_CONTENT_WEIGHT = 10.0
-DEFAULT_STYLE_WEIGHT = 1.0
+DEFAULT_STYLE_WEIGHT = 3.0
 DEFAULT_TV_WEIGHT = 10.0
 TEXTURE_TV_WEIGHT = 1.0
 ADAM_LR = 0.02
@@ -233,17 +233,24 @@ def stylize(content: ImageLike | None, styles: ImageLike | Sequence[ImageLike], 
         return out
 
     if optimizer == "lbfgs":
-        opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=50)
+        opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=50, tolerance_grad=0.0, tolerance_change=0.0)
     else:
         opt = torch.optim.Adam([x], lr=ADAM_LR)
     last: dict[str, float] = {}
+    # torch's L-BFGS is not scale-invariant: it skips curvature pairs with s.y < 1e-10, so with the tiny
+    # per-pixel gradients of a large image (or small weights) it would crawl along -g forever. It optimises
+    # the loss scaled so that the mean |gradient| at the start is 1; the reported losses are unscaled.
+    scale = 1.0
+    if optimizer == "lbfgs":
+        gradient, = torch.autograd.grad(losses()["total"], x)
+        scale = 1.0 / gradient.abs().mean().clamp_min(1e-30).item()
 
     def closure() -> Tensor:
         opt.zero_grad(set_to_none=True)
         values = losses()
-        values["total"].backward()
+        (values["total"] * scale).backward()
         last.update({k: float(v.detach()) for k, v in values.items()})
-        return values["total"]
+        return values["total"] * scale
 
     history: list[dict[str, float]] = []
 
