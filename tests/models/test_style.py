@@ -229,3 +229,15 @@ def test_vgg_errors_are_one_line_and_say_how_to_provide_the_file(tmp_path):
         build_backbone("resnet")
     with pytest.raises(PixelforgeError, match="no weights file"):
         build_backbone("offline", weights=bad)
+
+
+def test_noise_init_starts_away_from_the_content(offline):
+    content, style = _pattern(32, 32, seed=7), _pattern(32, 32, seed=8)
+    from_noise = stylize(content, style, size=32, steps=2, init="noise", optimizer="adam", backbone=offline,
+                         progress=False)
+    from_content = stylize(content, style, size=32, steps=2, optimizer="adam", backbone=offline, progress=False)
+    assert from_noise.history[0]["content"] > 0.1 and from_content.history[0]["content"] == 0.0
+    with pytest.raises(PixelforgeError, match="textures start from noise"):
+        stylize(None, style, init="content", size=32, steps=1, backbone=offline, progress=False)
+    with pytest.raises(PixelforgeError, match="unknown optimizer"):
+        stylize(content, style, optimizer="sgd", size=32, steps=1, backbone=offline, progress=False)
