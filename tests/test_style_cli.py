@@ -106,3 +106,23 @@ def test_missing_content_image(images, tmp_path, capsys):
     assert main(["stylize", str(tmp_path / "nope.jpg"), "--style", str(images["style"]), "-o",
                  str(tmp_path / "o.png")]) == 2
     assert "no image file at" in capsys.readouterr().err
+
+
+def test_stylize_with_vgg16_weights_from_a_file(images, tmp_path, capsys):
+    import torch
+
+    from pixelforge.models.style import VGGFeatures
+
+    net = VGGFeatures("vgg16")  # up to relu5_1, the deepest default layer: the part of the file that is read
+    weights = tmp_path / "vgg16-397923af.pth"
+    torch.save(net.state_dict(), weights)
+    out = tmp_path / "vgg.png"
+    assert main(["stylize", str(images["content"]), "--style", str(images["style"]), "-o", str(out), "--size", "32",
+                 "--steps", "2", "--backbone", "vgg16", "--weights", str(weights)]) == 0
+    assert out.is_file() and "vgg16 backbone" in capsys.readouterr().out
+
+    truncated = tmp_path / "short.pth"
+    torch.save({k: v for k, v in net.state_dict().items() if int(k.split(".")[1]) < 19}, truncated)
+    assert main(["stylize", str(images["content"]), "--style", str(images["style"]), "-o", str(out), "--size", "32",
+                 "--steps", "2", "--backbone", "vgg16", "--weights", str(truncated)]) == 2
+    assert "missing keys (e.g. features.19.weight)" in capsys.readouterr().err
