@@ -185,7 +185,8 @@ def stylize(content: ImageLike | None, styles: ImageLike | Sequence[ImageLike], 
     net.check_layers([content_layer, *style_layers])
 
     def features_of(image: Tensor, layers) -> dict[str, Tensor]:
-        return net(image.to(device)[None] if image.dim() == 3 else image, layers)
+        image = image.to(device)
+        return net(image[None] if image.dim() == 3 else image, layers)
 
     to_rgb = (lambda y: y.expand(-1, 3, -1, -1)) if preserve_color else (lambda x: x)
     if preserve_color:
