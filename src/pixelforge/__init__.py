@@ -13,6 +13,7 @@ _EXPORTS = {
     "DiffusionPipeline": "api", "train_diffusion": "api",
     "AutoencoderPipeline": "api", "train_autoencoder": "api", "load_autoencoder": "api",
     "SRPipeline": "api", "train_sr": "api", "load_sr": "api",
+    "stylize": "api", "synthesize_texture": "api",
     "list_datasets": "data", "load_dataset": "data",
     "PixelforgeError": "errors",
     "make_grid": "images", "save_grid": "images",

@@ -17,11 +17,12 @@ from .pipelines.classifier import ClassifierPipeline, load_classifier, train_cla
 from .pipelines.diffusion import DiffusionPipeline, load_diffusion, train_diffusion
 from .pipelines.gan import GANPipeline, load_gan, train_gan
 from .pipelines.sr import SRPipeline, load_sr, train_sr
+from .pipelines.style import stylize, synthesize_texture
 from .runs import Run
 
 __all__ = ["AutoencoderPipeline", "ClassifierPipeline", "DiffusionPipeline", "GANPipeline", "SRPipeline", "load",
            "load_autoencoder", "load_classifier", "load_diffusion", "load_gan", "load_sr", "train_autoencoder",
-           "train_classifier", "train_diffusion", "train_gan", "train_sr"]
+           "train_classifier", "train_diffusion", "train_gan", "train_sr", "stylize", "synthesize_texture"]
 
 _LOADERS = {"gan": load_gan, "classifier": load_classifier, "diffusion": load_diffusion,
             "autoencoder": load_autoencoder, "sr": load_sr}

@@ -325,6 +325,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse outputs with more pixels than this (default 200000000)")
     u.add_argument("--device", default="auto")
 
+    st = sub.add_parser("stylize", help="neural style transfer (Gatys): CONTENT painted in the style of --style")
+    st.add_argument("content", nargs="?", default=None, help="content image (leave out, or --texture, for a texture)")
+    st.add_argument("--style", required=True, help="style image(s), comma-separated: a.png or a.png,b.png")
+    _add_style_args(st, default_size=512, tv_default=None)
+    st.add_argument("--style-mix", default=None, help="weights of the styles, e.g. 0.7,0.3 (default equal)")
+    st.add_argument("--content-weight", type=_non_negative_float, default=None, help="default 10")
+    st.add_argument("--init", choices=["content", "noise"], default=None,
+                    help="start from the content image (default) or from noise")
+    st.add_argument("--preserve-color", action="store_true",
+                    help="luminance-only transfer: keep the content's colours (Cb, Cr) exactly")
+    st.add_argument("--texture", action="store_true", help="synthesise a texture from --style (no content)")
+
+    tx = sub.add_parser("texture", help="texture synthesis: a new image with the Gram statistics of STYLE")
+    tx.add_argument("style", help="example texture / style image(s), comma-separated")
+    _add_style_args(tx, default_size=256, tv_default=1.0)
+    tx.add_argument("--style-mix", default=None, help="weights of the styles, e.g. 0.7,0.3 (default equal)")
+
     sv = sub.add_parser("serve", help="the web studio in the browser (needs pixelforge[web])")
     sv.add_argument("--runs-dir", default="runs", help="folder whose runs the studio lists (default runs)")
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
@@ -337,6 +354,34 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("datasets", help="list the named datasets and where each was found")
     sub.add_parser("models", help="list the registered models")
     return parser
+
+
+def _non_negative_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
+    if not v >= 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a non-negative number, got {s}")
+    return v
+
+
+def _add_style_args(p, *, default_size: int, tv_default) -> None:
+    p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, ...)")
+    p.add_argument("--size", type=_positive_int, default=default_size,
+                   help=f"longest side of the result in pixels (default {default_size})")
+    p.add_argument("--steps", type=_positive_int, default=300, help="optimisation steps (default 300)")
+    p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs", help="default lbfgs")
+    p.add_argument("--style-weight", type=_non_negative_float, default=None, help="default 3")
+    p.add_argument("--tv-weight", type=_non_negative_float, default=tv_default,
+                   help=f"total-variation weight (default {tv_default or 10})")
+    p.add_argument("--backbone", default="offline",
+                   help="feature network: offline (built in, no download; default), vgg19 or vgg16")
+    p.add_argument("--weights", default=None, help="VGG weights file (torchvision's vgg19-dcbb9e9d.pth format)")
+    p.add_argument("--save-every", type=_positive_int, default=None,
+                   help="also write OUTPUT_stepNNNN.png every K steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default cpu)")
 
 
 _COMMON_TRAIN_OPTIONS = ("batch_size", "epochs", "minutes", "max_steps", "checkpoint_minutes", "sync_bn",
@@ -622,6 +667,63 @@ def cmd_upscale(args) -> int:
     return 0
 
 
+def _style_output(path: str) -> Path:
+    out = Path(path)
+    if not out.suffix:
+        raise PixelforgeError(f"give the output a file extension (e.g. {out}.png)")
+    from PIL import Image
+
+    if out.suffix.lower() not in Image.registered_extensions():
+        raise PixelforgeError(f"cannot write {out.suffix} images; use .png or .jpg")
+    return out
+
+
+def _run_style(args, content) -> int:
+    from .pipelines.style import DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT, stylize
+
+    out = _style_output(args.output)
+    styles = [part.strip() for part in args.style.split(",") if part.strip()]
+    if not styles:
+        raise PixelforgeError("--style needs at least one image")
+    texture = content is None
+
+    def save_step(step, result):
+        result.save(out.with_name(f"{out.stem}_step{step:04d}.png"))
+
+    def weight(value, default):
+        return default if value is None else value
+
+    tv_default = 1.0 if texture else DEFAULT_TV_WEIGHT
+    result = stylize(content, styles, style_mix=args.style_mix, size=args.size, steps=args.steps,
+                     optimizer=args.optimizer, content_weight=weight(getattr(args, "content_weight", None),
+                                                                     DEFAULT_CONTENT_WEIGHT),
+                     style_weight=weight(args.style_weight, DEFAULT_STYLE_WEIGHT),
+                     tv_weight=weight(args.tv_weight, tv_default), init=getattr(args, "init", None),
+                     preserve_color=getattr(args, "preserve_color", False), backbone=args.backbone,
+                     weights=args.weights, save_every=args.save_every, on_save=save_step, seed=args.seed,
+                     device=args.device)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        result.to_pil().save(out)
+    except (KeyError, ValueError, OSError) as e:
+        raise PixelforgeError(f"cannot write {out}: {e}") from None
+    last = result.history[-1]
+    losses = ", ".join(f"{k} {last[k]:.3g}" for k in ("content", "style", "tv") if not (texture and k == "content"))
+    print(f"{out} ({result.image.shape[2]}x{result.image.shape[1]}, {args.steps} {args.optimizer} steps, "
+          f"{args.backbone} backbone; {losses})")
+    return 0
+
+
+def cmd_stylize(args) -> int:
+    if args.texture and args.content is not None:
+        raise PixelforgeError("--texture makes a texture from --style alone; leave out the content image")
+    return _run_style(args, None if args.texture else args.content)
+
+
+def cmd_texture(args) -> int:
+    return _run_style(args, None)
+
+
 def cmd_datasets(args) -> int:
     from .data import list_datasets, search_path
 
@@ -663,7 +765,8 @@ def main(argv: list[str] | None = None) -> int:
                "classify": cmd_classify, "explain": cmd_explain, "eval": cmd_eval,
                "augment": cmd_augment, "cas": cmd_cas, "reconstruct": cmd_reconstruct, "encode": cmd_encode,
                "decode": cmd_decode, "restore": cmd_restore, "latent-map": cmd_latent_map, "upscale": cmd_upscale,
-               "serve": cmd_serve, "datasets": cmd_datasets, "models": cmd_models}[args.command]
+               "stylize": cmd_stylize, "texture": cmd_texture, "serve": cmd_serve, "datasets": cmd_datasets,
+               "models": cmd_models}[args.command]
     try:
         return handler(args)
     except Interrupted as e:

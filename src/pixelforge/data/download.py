@@ -31,14 +31,19 @@ DOWNLOAD_TIMEOUT = 30.0  # seconds without progress before a download is abandon
 CHUNK_SIZE = 1 << 16
 
 
-def parse_hash_spec(spec: str) -> tuple[str, str]:
-    """Split ``"algo:hex"`` into ``(algo, hex)``, validating both parts."""
+def parse_hash_spec(spec: str, *, allow_prefix: bool = False) -> tuple[str, str]:
+    """Split ``"algo:hex"`` into ``(algo, hex)``, validating both parts.
+
+    With ``allow_prefix=True`` the hex part may also be a prefix of the digest of at least 8
+    digits (torch hub's convention of naming weight files after their SHA-256 prefix).
+    """
     algo, sep, digest = spec.partition(":")
     algo, digest = algo.strip().lower(), digest.strip().lower()
     if not sep or algo not in HASH_ALGORITHMS:
         raise ValueError(f"hash spec {spec!r} must look like 'sha256:<hex>' or 'md5:<hex>'")
     expected_length = hashlib.new(algo).digest_size * 2
-    if len(digest) != expected_length or any(c not in "0123456789abcdef" for c in digest):
+    length_ok = 8 <= len(digest) <= expected_length if allow_prefix else len(digest) == expected_length
+    if not length_ok or any(c not in "0123456789abcdef" for c in digest):
         raise ValueError(f"hash spec {spec!r} needs {expected_length} hex digits for {algo}")
     return algo, digest
 
@@ -62,15 +67,17 @@ def _gunzipped_digest(path: Path, algo: str) -> str:
     return digest.hexdigest()
 
 
-def download_file(url: str, dest: Path, hash_spec: str, *, desc: str | None = None, gunzip: bool = False) -> Path:
+def download_file(url: str, dest: Path, hash_spec: str, *, desc: str | None = None, gunzip: bool = False,
+                  allow_prefix: bool = False) -> Path:
     """Download ``url`` to ``dest`` if its hash matches ``hash_spec``; return ``dest``.
 
     With ``gunzip=True`` the hash is of the gzip-decompressed content instead of
     the downloaded bytes (useful when mirrors recompress files). Network errors
     and hash mismatches raise :class:`DataError`; the destination is then left
-    untouched and no temporary file remains.
+    untouched and no temporary file remains. ``allow_prefix=True`` accepts a hash spec that gives
+    only the first (8 or more) hex digits of the digest, as torch hub does.
     """
-    algo, expected = parse_hash_spec(hash_spec)
+    algo, expected = parse_hash_spec(hash_spec, allow_prefix=allow_prefix)
     dest = Path(dest)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +97,7 @@ def download_file(url: str, dest: Path, hash_spec: str, *, desc: str | None = No
                     digest.update(chunk)
                     bar.update(len(chunk))
         actual = _gunzipped_digest(tmp, algo) if gunzip else digest.hexdigest()
-        if actual != expected:
+        if not actual.startswith(expected) or len(expected) < 8:
             what = "decompressed content" if gunzip else "file"
             raise DataError(f"download of {url} failed verification: {what} {algo} is {actual}, expected {expected}")
         os.replace(tmp, dest)

@@ -1,0 +1,364 @@
+"""Perceptual feature backbones for neural style transfer and texture synthesis (Gatys et al. 2015/2016).
+
+Objective (optimised over the pixels of an image x in [0, 1]; see
+:mod:`pixelforge.pipelines.style`): with F_l(x) the (C_l, H_l*W_l) matrix of the feature maps of
+layer l of a fixed network,
+
+- content loss   L_c(x, c) = mean_ij (F_L(x) - F_L(c))_ij^2              at one deep layer L,
+- Gram matrix    G_l(x) = F_l(x) F_l(x)^T / (H_l W_l)                     (C_l x C_l, channel co-activations),
+- style loss     L_s(x, s) = sum_l w_l mean_ij (G_l(x) - G_l(s))_ij^2     over several layers, sum_l w_l = 1,
+- total variation TV(x) = mean (x[i+1, j] - x[i, j])^2 + mean (x[i, j+1] - x[i, j])^2,
+
+  L(x) = alpha L_c(x, c) + beta L_s(x, s) + gamma TV(x).
+
+The Gram matrix throws away *where* a feature fires and keeps only which features fire together,
+which is what makes it a description of style/texture rather than of the scene. Texture synthesis is
+the same problem with alpha = 0.
+
+Backbones (all take (N, 3, H, W) images in [0, 1] and return ``{layer name: feature map}``):
+
+- ``offline`` (:class:`RandomFeatures`, the default): needs no file. A five-level hierarchy of
+  3x3 convolutions with *fixed random* weights drawn from a seeded generator (so nothing has to ship),
+  ReLU, and 2x2 average pooling between levels, so the levels see the image at scales 1, 1/2, ...,
+  1/16; the first level additionally mixes 3x3, 5x5 and 7x7 (dilated 3x3) filters. Ustyuzhaninov et al.
+  (2017, "What does it take to generate natural textures?") showed that Gram statistics of random
+  multi-scale filters already synthesise convincing textures, and He et al. (2016, "A powerful random
+  network") that random deep networks transfer style when their activations are normalised. We
+  normalise each channel to unit RMS on a fixed pink-noise (1/f spectrum, like natural images)
+  calibration image, so every layer contributes on the same scale.
+- ``vgg19`` / ``vgg16`` (:class:`VGGFeatures`): the ImageNet-trained VGG feature stacks (Simonyan &
+  Zisserman 2014) that Gatys et al. used, built here without torchvision. The weights are torchvision's
+  state-dict files (keys ``features.N.weight/bias``); only the ``features.*`` entries up to the deepest
+  layer in use are needed, so a truncated file works. Max pooling is replaced by average pooling (Gatys
+  et al.: smoother gradients). Weights are looked for in this order: the ``path`` argument,
+  ``$PIXELFORGE_VGG19_WEIGHTS`` / ``$PIXELFORGE_VGG16_WEIGHTS``, ``<cache>/weights/<file>``, then a
+  download into that cache file from download.pytorch.org (or ``$PIXELFORGE_WEIGHTS_MIRROR/<file>``),
+  checked against its SHA-256 before it is kept. Files are read with ``torch.load(weights_only=True)``.
+
+Layer names: VGG uses ``relu{block}_{index}`` (and ``conv{block}_{index}``); the offline backbone
+uses ``r1`` ... ``r5``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..data.download import download_file
+from ..data.registry import cache_dir
+from ..errors import PixelforgeError
+
+BACKBONES = ("offline", "vgg19", "vgg16")
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# torchvision's cfg "E" (VGG-19) and "D" (VGG-16): channels, "M" = pool.
+VGG_CONFIGS = {
+    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+}
+VGG_FILES = {"vgg19": "vgg19-dcbb9e9d.pth", "vgg16": "vgg16-397923af.pth"}
+VGG_BASE_URL = "https://download.pytorch.org/models/"
+# torch hub's convention: the file name carries the first 8 hex digits of the file's SHA-256, and
+# torch hub checks downloads against exactly that prefix. We do the same; pass a full
+# ``sha256:<64 hex>`` spec (``hash_spec=``) to pin the whole digest.
+VGG_HASH_SPECS = {"vgg19": "sha256:dcbb9e9d", "vgg16": "sha256:397923af"}
+WEIGHTS_ENVS = {"vgg19": "PIXELFORGE_VGG19_WEIGHTS", "vgg16": "PIXELFORGE_VGG16_WEIGHTS"}
+MIRROR_ENV = "PIXELFORGE_WEIGHTS_MIRROR"
+
+# Gatys et al. 2016: style from relu1_1 ... relu5_1, content from relu4_2.
+VGG_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+VGG_CONTENT_LAYER = "relu4_2"
+OFFLINE_STYLE_LAYERS = ("r1", "r2", "r3", "r4", "r5")
+OFFLINE_CONTENT_LAYER = "r3"
+
+
+# ----------------------------------------------------------------------------- losses
+
+def gram_matrix(features: Tensor) -> Tensor:
+    """(N, C, H, W) -> (N, C, C): G = F F^T / (H W), F the (C, H*W) matrix of each image's features."""
+    n, c, h, w = features.shape
+    flat = features.reshape(n, c, h * w).float()
+    return flat @ flat.transpose(1, 2) / (h * w)
+
+
+def style_loss(features: dict[str, Tensor], target_grams: dict[str, Tensor],
+               weights: dict[str, float] | None = None) -> Tensor:
+    """sum_l w_l mean((G_l(x) - G_l^target)^2); equal weights summing to 1 by default."""
+    weights = weights or {name: 1.0 / len(target_grams) for name in target_grams}
+    total = None
+    for name, target in target_grams.items():
+        term = weights[name] * F.mse_loss(gram_matrix(features[name]), target.expand(features[name].shape[0], -1, -1))
+        total = term if total is None else total + term
+    return total
+
+
+def content_loss(features: Tensor, target: Tensor) -> Tensor:
+    """mean((F_L(x) - F_L(c))^2)."""
+    return F.mse_loss(features.float(), target.float())
+
+
+def total_variation(images: Tensor) -> Tensor:
+    """Mean squared difference of vertically and horizontally neighbouring pixels."""
+    return (images[:, :, 1:, :] - images[:, :, :-1, :]).pow(2).mean() + \
+        (images[:, :, :, 1:] - images[:, :, :, :-1]).pow(2).mean()
+
+
+# ----------------------------------------------------------------------------- backbones
+
+class _Backbone(nn.Module):
+    """Common interface: ``forward(images, layers)`` -> {name: features}; frozen, eval mode."""
+
+    name: str
+    layer_names: tuple[str, ...]
+    style_layers: tuple[str, ...]
+    content_layer: str
+
+    def _freeze(self) -> None:
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+        for b in self.buffers():
+            b.requires_grad_(False)
+
+    def check_layers(self, layers) -> None:
+        unknown = [name for name in layers if name not in self.layer_names]
+        if unknown:
+            raise PixelforgeError(f"the {self.name} backbone has no layer {unknown[0]!r}; "
+                                  f"its layers are {', '.join(self.layer_names)}")
+
+
+class RandomFeatures(_Backbone):
+    """The offline backbone: fixed seeded random multi-scale convolutions (see the module docstring)."""
+
+    name = "offline"
+    style_layers = OFFLINE_STYLE_LAYERS
+    content_layer = OFFLINE_CONTENT_LAYER
+    layer_names = OFFLINE_STYLE_LAYERS
+
+    def __init__(self, seed: int = 0, widths: tuple[int, ...] = (48, 96, 128, 192, 256), calibration_size: int = 128):
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        first = widths[0] // 3
+        # Level 1: three receptive-field sizes side by side (3x3, 5x5, 3x3 dilated by 3 = 7x7).
+        self.stem = nn.ModuleList([nn.Conv2d(3, first, 3, padding=1), nn.Conv2d(3, first, 5, padding=2),
+                                   nn.Conv2d(3, widths[0] - 2 * first, 3, padding=3, dilation=3)])
+        self.levels = nn.ModuleList(nn.Conv2d(cin, cout, 3, padding=1) for cin, cout in zip(widths[:-1], widths[1:]))
+        for conv in [*self.stem, *self.levels]:
+            fan_in = conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
+            weight = torch.randn(conv.weight.shape, generator=generator) * math.sqrt(2.0 / fan_in)
+            # Zero-mean filters respond to structure (edges, blobs), not to the mean brightness.
+            weight -= weight.mean(dim=(1, 2, 3), keepdim=True)
+            conv.weight.data.copy_(weight)
+            conv.bias.data.copy_(torch.rand(conv.bias.shape, generator=generator) * 0.1)
+        for i in range(len(widths)):
+            self.register_buffer(f"scale{i}", torch.ones(1, widths[i], 1, 1))
+        self._calibrate(_pink_noise(calibration_size, seed + 1))
+        self._freeze()
+
+    def _raw(self, images: Tensor, layers) -> dict[str, Tensor]:
+        x = (images - self.mean) / self.std
+        out: dict[str, Tensor] = {}
+        deepest = max(self.layer_names.index(name) for name in layers)
+        x = F.relu(torch.cat([conv(x) for conv in self.stem], dim=1)) * self.scale0
+        out["r1"] = x
+        for i, conv in enumerate(self.levels[:deepest], start=1):
+            x = F.relu(conv(F.avg_pool2d(x, 2))) * getattr(self, f"scale{i}")
+            out[f"r{i + 1}"] = x
+        return {name: out[name] for name in layers}
+
+    @torch.no_grad()
+    def _calibrate(self, image: Tensor) -> None:
+        # Level by level (each scale depends on the ones below): unit RMS per channel on pink noise.
+        for i, name in enumerate(self.layer_names):
+            features = self._raw(image, [name])[name]
+            rms = features.pow(2).mean(dim=(0, 2, 3), keepdim=True).sqrt()
+            getattr(self, f"scale{i}").mul_(1.0 / rms.clamp_min(1e-6))
+
+    def forward(self, images: Tensor, layers=None) -> dict[str, Tensor]:
+        layers = tuple(layers or self.layer_names)
+        self.check_layers(layers)
+        return self._raw(images, layers)
+
+
+def _pink_noise(size: int, seed: int) -> Tensor:
+    """A (1, 3, size, size) image in [0, 1] with a 1/f amplitude spectrum (natural-image-like statistics)."""
+    generator = torch.Generator().manual_seed(seed)
+    freq = torch.fft.fftfreq(size)
+    radius = torch.sqrt(freq[:, None] ** 2 + freq[None, :] ** 2).clamp_min(1.0 / size)
+    noise = torch.randn(3, size, size, generator=generator)
+    image = torch.fft.ifft2(torch.fft.fft2(noise) / radius).real
+    image = (image - image.mean()) / image.std()
+    return (0.5 + 0.2 * image).clamp(0, 1).unsqueeze(0)
+
+
+def vgg_layer_names(arch: str) -> list[tuple[str, int]]:
+    """[(name, index in ``features``)] for every conv, relu and pool layer of ``arch``."""
+    names, block, index, i = [], 1, 1, 0
+    for v in VGG_CONFIGS[arch]:
+        if v == "M":
+            names.append((f"pool{block}", i))
+            block, index, i = block + 1, 1, i + 1
+        else:
+            names += [(f"conv{block}_{index}", i), (f"relu{block}_{index}", i + 1)]
+            index, i = index + 1, i + 2
+    return names
+
+
+class VGGFeatures(_Backbone):
+    """VGG-19/16 ``features`` up to the deepest of ``layers`` (random weights; see :func:`load_vgg`).
+
+    Module names match torchvision's state dict (``features.N.weight``). Inputs are in [0, 1] and
+    normalised with the ImageNet mean and std inside.
+    """
+
+    def __init__(self, arch: str = "vgg19", layers=None, pool: str = "avg"):
+        super().__init__()
+        if arch not in VGG_CONFIGS:
+            raise PixelforgeError(f"unknown VGG {arch!r}; choose vgg19 or vgg16")
+        self.name = arch
+        self.style_layers = VGG_STYLE_LAYERS
+        self.content_layer = VGG_CONTENT_LAYER
+        all_layers = vgg_layer_names(arch)
+        self.layer_names = tuple(name for name, _ in all_layers)
+        self._index = dict(all_layers)
+        layers = tuple(layers or (*VGG_STYLE_LAYERS, VGG_CONTENT_LAYER))
+        self.check_layers(layers)
+        self.available = layers
+        depth = max(self._index[name] for name in layers) + 1
+        modules: list[nn.Module] = []
+        channels = 3
+        for v in VGG_CONFIGS[arch]:
+            if len(modules) >= depth:
+                break
+            if v == "M":
+                modules.append(nn.AvgPool2d(2) if pool == "avg" else nn.MaxPool2d(2))
+            else:
+                modules += [nn.Conv2d(channels, v, 3, padding=1), nn.ReLU()]
+                channels = v
+        self.features = nn.Sequential(*modules[:depth])
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self._freeze()
+
+    def forward(self, images: Tensor, layers=None) -> dict[str, Tensor]:
+        layers = tuple(layers or self.available)
+        self.check_layers(layers)
+        wanted = {self._index[name]: name for name in layers}
+        if max(wanted) >= len(self.features):
+            raise PixelforgeError(f"this {self.name} was built only up to features.{len(self.features) - 1}; "
+                                  f"build it with layers={layers}")
+        x = (images - self.mean) / self.std
+        out = {}
+        for i, module in enumerate(self.features):
+            x = module(x)
+            if i in wanted:
+                # ReLU is not in-place here, so a conv output kept for a layer is not overwritten.
+                out[wanted[i]] = x
+            if len(out) == len(wanted):
+                break
+        return out
+
+
+# ----------------------------------------------------------------------------- VGG weights
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _how_to_provide(arch: str) -> str:
+    file = VGG_FILES[arch]
+    return (f"pass --weights PATH (weights= in Python), set ${WEIGHTS_ENVS[arch]}, place {file} at "
+            f"{cache_dir() / 'weights' / file}, or set ${MIRROR_ENV} to a folder URL serving it "
+            f"(file {VGG_BASE_URL}{file}, {VGG_HASH_SPECS[arch]}...)")
+
+
+def _existing(path, arch: str, source: str) -> Path:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise PixelforgeError(f"{arch} weights not found at {path} (from {source})")
+    return path
+
+
+def locate_vgg_weights(arch: str, path=None, download: bool = True, hash_spec: str | None = None) -> Path:
+    """The weights file for ``arch``: path, env var, cache, or a verified download (see the module docstring)."""
+    if path is not None:
+        return _existing(path, arch, "the weights argument")
+    env = WEIGHTS_ENVS[arch]
+    if os.environ.get(env):
+        return _existing(os.environ[env], arch, f"${env}")
+    file = VGG_FILES[arch]
+    cached = cache_dir() / "weights" / file
+    if cached.is_file():
+        return cached
+    if not download:
+        raise PixelforgeError(f"{arch} weights not found and downloads are off: {_how_to_provide(arch)}")
+    mirror = os.environ.get(MIRROR_ENV)
+    url = (mirror.rstrip("/") + "/" + file) if mirror else VGG_BASE_URL + file
+    try:
+        return download_file(url, cached, hash_spec or VGG_HASH_SPECS[arch], desc=f"{arch} weights",
+                             allow_prefix=True)
+    except PixelforgeError as exc:
+        raise PixelforgeError(f"{arch} weights unavailable ({exc}); to use {arch} offline, "
+                              f"{_how_to_provide(arch)}") from exc
+
+
+def _read_state_dict(path: Path, arch: str) -> dict[str, Tensor]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = next((line.strip() for line in str(exc).splitlines() if "Unsupported" in line), _first_line(exc))
+        raise PixelforgeError(f"refusing to load {path}: not a plain tensor checkpoint ({reason})") from exc
+    except Exception as exc:  # torch.load raises many types for truncated or foreign files
+        raise PixelforgeError(f"cannot read {arch} weights {path}: {_first_line(exc)}") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise PixelforgeError(f"{path} does not hold a state dict of tensors")
+    return state
+
+
+def load_vgg(arch: str = "vgg19", path=None, *, layers=None, download: bool = True,
+             hash_spec: str | None = None, pool: str = "avg") -> VGGFeatures:
+    """A :class:`VGGFeatures` with ImageNet weights (torchvision's file format), frozen, on the CPU.
+
+    Only the ``features.*`` tensors of the layers up to the deepest of ``layers`` are read; other keys
+    (the classifier, deeper layers) are ignored, so a truncated state dict is enough.
+    """
+    if arch not in VGG_CONFIGS:
+        raise PixelforgeError(f"unknown VGG {arch!r}; choose vgg19 or vgg16")
+    model = VGGFeatures(arch, layers=layers, pool=pool)
+    weights = locate_vgg_weights(arch, path, download, hash_spec)
+    state = _read_state_dict(weights, arch)
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state]
+    mismatched = [f"{key} {tuple(state[key].shape)} != {tuple(value.shape)}"
+                  for key, value in expected.items() if key in state and state[key].shape != value.shape]
+    if missing or mismatched:
+        problem = (f"{len(missing)} missing keys (e.g. {missing[0]})" if missing
+                   else f"{len(mismatched)} shape mismatches (e.g. {mismatched[0]})")
+        raise PixelforgeError(f"{weights} is not a {arch} state dict for layers up to "
+                              f"features.{len(model.features) - 1}: {problem}")
+    model.load_state_dict({key: state[key].float() for key in expected})
+    model._freeze()
+    return model
+
+
+def build_backbone(name: str = "offline", weights=None, *, layers=None, download: bool = True,
+                   seed: int = 0) -> _Backbone:
+    """The backbone called ``name`` (one of :data:`BACKBONES`)."""
+    if name == "offline":
+        if weights is not None:
+            raise PixelforgeError("the offline backbone has no weights file; --weights is for vgg19/vgg16")
+        return RandomFeatures(seed=seed)
+    if name in VGG_CONFIGS:
+        return load_vgg(name, weights, layers=layers, download=download)
+    raise PixelforgeError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")

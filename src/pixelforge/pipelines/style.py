@@ -1,0 +1,299 @@
+"""Neural style transfer and texture synthesis by optimisation (Gatys, Ecker & Bethge 2015/2016).
+
+The image x itself is optimised (L-BFGS or Adam, pixels kept in [0, 1]) to minimise
+
+    L(x) = alpha * L_c(x) + beta * L_s(x) + gamma * TV(x),
+
+    L_c(x) = mean (F_L(x) - F_L(c))^2 / mean F_L(c)^2
+    L_s(x) = (1 / |S|) sum_{l in S} mean (G_l(x) - G_l^*)^2 / mean (G_l^*)^2,   G_l^* = sum_k m_k G_l(s_k)
+
+with F_l, G_l the features and Gram matrices of :mod:`pixelforge.models.style` and TV its total
+variation. Each term is divided by the energy of its target, so the loss is a *relative* error and
+the same weights work for every backbone and image size. Several styles s_k are mixed with
+weights m_k (summing to 1) by mixing their Gram matrices; because the loss is quadratic in G this
+equals sum_k m_k ||G(x) - G(s_k)||^2 up to a constant. Texture synthesis is alpha = 0 started
+from noise.
+
+``preserve_color`` is Gatys et al.'s (2016, "Preserving colour in neural artistic style transfer")
+*luminance-only transfer*: content and style are reduced to their luminance Y (BT.601 YCbCr), the
+style's Y is shifted and scaled to the content's mean and standard deviation, only Y is optimised,
+and the result is recombined with the content's own Cb and Cr channels, so its colours are the
+content's exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+from tqdm import tqdm
+
+from ..errors import PixelforgeError
+from ..models.style import build_backbone, content_loss, gram_matrix, style_loss, total_variation
+
+OPTIMIZERS = ("lbfgs", "adam")
+INITS = ("content", "noise")
+# Chosen by eye on 128 px photos with the offline backbone (docs/style_transfer.md): the losses are relative
+# errors, so these are ratios; raise style_weight for a stronger style, tv_weight for smoother results.
+DEFAULT_CONTENT_WEIGHT = 10.0
+DEFAULT_STYLE_WEIGHT = 3.0
+DEFAULT_TV_WEIGHT = 10.0
+TEXTURE_TV_WEIGHT = 1.0
+ADAM_LR = 0.02
+RANGE_WEIGHT = 1e3  # penalty on pixels outside [0, 1] (mean squared excess)
+
+ImageLike = str | os.PathLike | Image.Image | Tensor
+
+
+@dataclass
+class StyleResult:
+    """The optimised image (3, H, W floats in [0, 1]) and the losses after every step."""
+
+    image: Tensor
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def to_pil(self) -> Image.Image:
+        array = (self.image.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+        return Image.fromarray(array, mode="RGB")
+
+    def save(self, path: str | os.PathLike) -> Path:
+        from ..images import save_png
+
+        return save_png(self.to_pil(), path)
+
+
+# ----------------------------------------------------------------------------- images and colour
+
+def load_rgb(image: ImageLike, size: int | None) -> Tensor:
+    """An image (path, PIL image or (3, H, W) tensor in [0, 1]) as (3, H, W) floats, longest side ``size``."""
+    if isinstance(image, Tensor):
+        tensor = image.detach().float()
+        if tensor.dim() != 3 or tensor.shape[0] != 3:
+            raise PixelforgeError(f"image tensors must be (3, H, W), not {tuple(tensor.shape)}")
+        pil = None
+    else:
+        if not isinstance(image, Image.Image):
+            from .sr import read_image
+
+            image = read_image(image)
+        pil = image.convert("RGB")
+    if pil is not None:
+        if size is not None and max(pil.size) != size:
+            scale = size / max(pil.size)
+            pil = pil.resize((max(1, round(pil.width * scale)), max(1, round(pil.height * scale))), Image.LANCZOS)
+        return torch.from_numpy(np.asarray(pil, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
+    if size is not None and max(tensor.shape[1:]) != size:
+        scale = size / max(tensor.shape[1:])
+        hw = (max(1, round(tensor.shape[1] * scale)), max(1, round(tensor.shape[2] * scale)))
+        tensor = torch.nn.functional.interpolate(tensor[None], size=hw, mode="bicubic", antialias=True,
+                                                 align_corners=False)[0].clamp(0, 1)
+    return tensor
+
+
+def rgb_to_ycbcr(rgb: Tensor) -> Tensor:
+    """(..., 3, H, W) RGB in [0, 1] -> Y, Cb, Cr (BT.601, full range, Cb/Cr centred at 0.5)."""
+    r, g, b = rgb.unbind(-3)
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    return torch.stack([y, 0.5 + (b - y) / 1.772, 0.5 + (r - y) / 1.402], dim=-3)
+
+
+def ycbcr_to_rgb(ycc: Tensor) -> Tensor:
+    """The inverse of :func:`rgb_to_ycbcr`."""
+    y, cb, cr = ycc.unbind(-3)
+    r = y + 1.402 * (cr - 0.5)
+    b = y + 1.772 * (cb - 0.5)
+    g = (y - 0.299 * r - 0.114 * b) / 0.587
+    return torch.stack([r, g, b], dim=-3)
+
+
+def _luminance(rgb: Tensor) -> Tensor:
+    return rgb_to_ycbcr(rgb)[..., :1, :, :]
+
+
+# ----------------------------------------------------------------------------- the optimisation
+
+def parse_style_mix(mix: Sequence[float] | str | None, count: int) -> list[float]:
+    """Weights for ``count`` styles (equal by default), non-negative, normalised to sum to 1."""
+    if mix is None:
+        return [1.0 / count] * count
+    if isinstance(mix, str):
+        try:
+            mix = [float(part) for part in mix.split(",")]
+        except ValueError:
+            raise PixelforgeError(f"--style-mix takes numbers separated by commas, e.g. 0.7,0.3; not {mix!r}") from None
+    mix = list(mix)
+    if len(mix) != count:
+        raise PixelforgeError(f"--style-mix has {len(mix)} weights for {count} style image(s); give one per style")
+    if any(not np.isfinite(m) or m < 0 for m in mix) or sum(mix) <= 0:
+        raise PixelforgeError(f"style mix weights must be non-negative with a positive sum, not {mix}")
+    total = sum(mix)
+    return [m / total for m in mix]
+
+
+def _check_choice(value: str, choices: Sequence[str], what: str) -> None:
+    if value not in choices:
+        raise PixelforgeError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
+
+
+def stylize(content: ImageLike | None, styles: ImageLike | Sequence[ImageLike], *,
+            style_mix: Sequence[float] | str | None = None, size: int = 512, steps: int = 300,
+            optimizer: str = "lbfgs", content_weight: float = DEFAULT_CONTENT_WEIGHT,
+            style_weight: float = DEFAULT_STYLE_WEIGHT, tv_weight: float = DEFAULT_TV_WEIGHT,
+            init: str | None = None, preserve_color: bool = False, backbone="offline", weights=None,
+            content_layer: str | None = None, style_layers: Sequence[str] | None = None,
+            save_every: int | None = None, on_save: Callable[[int, StyleResult], None] | None = None,
+            seed: int = 0, device: str | torch.device = "cpu", progress: bool = True,
+            texture_size: tuple[int, int] | None = None) -> StyleResult:
+    """Render ``content`` in the style of ``styles`` (see the module docstring); returns a :class:`StyleResult`.
+
+    ``content=None`` synthesises a texture (style loss only) of ``texture_size`` (default size x size)
+    from noise. ``backbone`` is a name (offline, vgg19, vgg16) or a backbone module. ``on_save`` is
+    called with (step, result so far) every ``save_every`` steps.
+    """
+    _check_choice(optimizer, OPTIMIZERS, "optimizer")
+    texture = content is None
+    init = init or ("noise" if texture else "content")
+    _check_choice(init, INITS, "init")
+    if texture and init == "content":
+        raise PixelforgeError("--init content needs a content image; textures start from noise")
+    if texture and preserve_color:
+        raise PixelforgeError("--preserve-color needs a content image")
+    if steps < 1 or size < 8:
+        raise PixelforgeError(f"need steps >= 1 and size >= 8 (got steps={steps}, size={size})")
+    for name, value in (("content", content_weight), ("style", style_weight), ("tv", tv_weight)):
+        if not np.isfinite(value) or value < 0:
+            raise PixelforgeError(f"--{name}-weight must be a non-negative number, not {value}")
+    styles = [styles] if isinstance(styles, (str, os.PathLike, Image.Image, Tensor)) else list(styles)
+    if not styles:
+        raise PixelforgeError("give at least one style image")
+    mix = parse_style_mix(style_mix, len(styles))
+
+    # Read every image before building a backbone, so a bad file fails fast.
+    content_rgb = None if texture else load_rgb(content, size)
+    style_rgbs = [load_rgb(s, size) for s in styles]
+    net = build_backbone(backbone, weights) if isinstance(backbone, str) else backbone
+    net = net.to(device)
+    content_layer = content_layer or net.content_layer
+    style_layers = tuple(style_layers or net.style_layers)
+    net.check_layers([content_layer, *style_layers])
+
+    def features_of(image: Tensor, layers) -> dict[str, Tensor]:
+        image = image.to(device)
+        return net(image[None] if image.dim() == 3 else image, layers)
+
+    to_rgb = (lambda y: y.expand(-1, 3, -1, -1)) if preserve_color else (lambda x: x)
+    if preserve_color:
+        content_y = _luminance(content_rgb)
+        style_rgbs = [_match_moments(_luminance(s), content_y).expand(3, -1, -1) for s in style_rgbs]
+
+    with torch.no_grad():
+        grams = {}
+        for style_rgb, m in zip(style_rgbs, mix):
+            feats = features_of(style_rgb, style_layers)
+            for name in style_layers:
+                grams[name] = grams.get(name, 0) + m * gram_matrix(feats[name])
+        layer_weights = {name: 1.0 / (len(style_layers) * grams[name].pow(2).mean().clamp_min(1e-12).item())
+                         for name in style_layers}
+        if texture:
+            content_target, content_norm = None, 1.0
+        else:
+            content_target = features_of(to_rgb(_luminance(content_rgb)[None]) if preserve_color else content_rgb,
+                                         [content_layer])[content_layer]
+            content_norm = 1.0 / content_target.pow(2).mean().clamp_min(1e-12).item()
+
+    generator = torch.Generator().manual_seed(seed)
+    if texture:
+        h, w = texture_size or (size, size)
+        start = torch.rand(1, 3, h, w, generator=generator) * 0.2 + 0.4
+    elif init == "noise":
+        start = torch.rand(1, 3, *content_rgb.shape[1:], generator=generator) * 0.2 + 0.4
+    else:
+        start = content_rgb[None].clone()
+    if preserve_color:
+        start = _luminance(start)
+    x = start.to(device).requires_grad_(True)
+
+    def losses() -> dict[str, Tensor]:
+        image = to_rgb(x)
+        layers = tuple(dict.fromkeys([*style_layers, *([] if texture else [content_layer])]))
+        feats = net(image, layers)
+        out = {"style": style_loss(feats, {n: grams[n] for n in style_layers}, layer_weights),
+               "tv": total_variation(image)}
+        out["content"] = (content_loss(feats[content_layer], content_target) * content_norm if not texture
+                          else torch.zeros((), device=image.device))
+        out["range"] = (x - x.clamp(0, 1)).pow(2).mean()
+        out["total"] = (content_weight * out["content"] + style_weight * out["style"] + tv_weight * out["tv"]
+                        + RANGE_WEIGHT * out["range"])
+        return out
+
+    if optimizer == "lbfgs":
+        opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=50, tolerance_grad=0.0, tolerance_change=0.0)
+    else:
+        opt = torch.optim.Adam([x], lr=ADAM_LR)
+    last: dict[str, float] = {}
+    # torch's L-BFGS is not scale-invariant: it skips curvature pairs with s.y < 1e-10, so with the tiny
+    # per-pixel gradients of a large image (or small weights) it would crawl along -g forever. It optimises
+    # the loss scaled so that the mean |gradient| at the start is 1; the reported losses are unscaled.
+    scale = 1.0
+    if optimizer == "lbfgs":
+        gradient, = torch.autograd.grad(losses()["total"], x)
+        scale = 1.0 / gradient.abs().mean().clamp_min(1e-30).item()
+
+    def closure() -> Tensor:
+        opt.zero_grad(set_to_none=True)
+        values = losses()
+        (values["total"] * scale).backward()
+        last.update({k: float(v.detach()) for k, v in values.items()})
+        return values["total"] * scale
+
+    history: list[dict[str, float]] = []
+
+    def result() -> StyleResult:
+        with torch.no_grad():
+            image = x.detach()[0].cpu()
+            if preserve_color:
+                ycc = rgb_to_ycbcr(content_rgb)
+                image = ycbcr_to_rgb(torch.cat([image, ycc[1:]], dim=0))
+            return StyleResult(image.clamp(0, 1), list(history))
+
+    desc = "texture" if texture else "stylize"
+    bar = tqdm(range(1, steps + 1), desc=desc, file=sys.stderr, disable=not progress or None, unit="step")
+    for step in bar:
+        opt.step(closure)
+        if optimizer == "adam":
+            # Adam moves each pixel by at most ~lr per step, so projecting back into [0, 1] is harmless; L-BFGS's
+            # curvature pairs would be corrupted by it, so there the range penalty keeps pixels in range instead.
+            with torch.no_grad():
+                x.clamp_(0, 1)
+        if not all(np.isfinite(v) for v in last.values()):
+            raise PixelforgeError(f"the loss became {last['total']} at step {step}; lower the weights or use --optimizer adam")
+        history.append({"step": step, **last})
+        keys = ("style", "tv") if texture else ("content", "style", "tv")
+        bar.set_postfix({k: f"{last[k]:.3g}" for k in keys})
+        if save_every and on_save and step % save_every == 0 and step != steps:
+            on_save(step, result())
+    bar.close()
+    return result()
+
+
+def _match_moments(source: Tensor, reference: Tensor) -> Tensor:
+    """``source`` shifted and scaled to the mean and standard deviation of ``reference``."""
+    return ((source - source.mean()) / source.std().clamp_min(1e-6) * reference.std() + reference.mean()).clamp(0, 1)
+
+
+def synthesize_texture(styles: ImageLike | Sequence[ImageLike], *, size: int = 256, steps: int = 300,
+                       style_mix: Sequence[float] | str | None = None, optimizer: str = "lbfgs",
+                       style_weight: float = DEFAULT_STYLE_WEIGHT, tv_weight: float = TEXTURE_TV_WEIGHT,
+                       backbone="offline", weights=None, seed: int = 0, progress: bool = True,
+                       save_every: int | None = None, on_save=None, device="cpu") -> StyleResult:
+    """A size x size texture with the Gram statistics of ``styles`` (style loss only, from noise)."""
+    return stylize(None, styles, style_mix=style_mix, size=size, steps=steps, optimizer=optimizer,
+                   style_weight=style_weight, tv_weight=tv_weight, backbone=backbone, weights=weights, seed=seed,
+                   progress=progress, save_every=save_every, on_save=on_save, device=device)

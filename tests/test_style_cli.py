@@ -1,0 +1,128 @@
+"""``pixelforge stylize`` and ``pixelforge texture`` end to end on tiny images, and their refusals."""
+
+import socket
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pixelforge.cli import main
+from pixelforge.pipelines.style import rgb_to_ycbcr
+
+
+@pytest.fixture(autouse=True)
+def _no_user_weights(monkeypatch):
+    for variable in ("PIXELFORGE_VGG19_WEIGHTS", "PIXELFORGE_VGG16_WEIGHTS"):
+        monkeypatch.delenv(variable, raising=False)
+
+
+@pytest.fixture
+def images(tmp_path):
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:60, 0:90]
+    content = np.stack([xx / 90, yy / 60, 0.5 + 0.4 * np.sin(xx / 5)], -1)
+    content[(yy - 30) ** 2 + (xx - 40) ** 2 < 200] = [0.9, 0.2, 0.1]
+    style = rng.random((8, 8, 3)).repeat(6, 0).repeat(6, 1)  # coloured blocks
+    paths = {}
+    for name, array in (("content", content), ("style", style), ("style2", 1 - style)):
+        paths[name] = tmp_path / f"{name}.png"
+        Image.fromarray((array.clip(0, 1) * 255).astype(np.uint8)).save(paths[name])
+    (tmp_path / "notes.png").write_text("not an image")
+    paths["text"] = tmp_path / "notes.png"
+    return paths
+
+
+def test_stylize_writes_the_image_and_intermediate_steps(images, tmp_path, capsys):
+    out = tmp_path / "out" / "result.png"
+    code = main(["stylize", str(images["content"]), "--style", f"{images['style']},{images['style2']}",
+                 "--style-mix", "0.7,0.3", "-o", str(out), "--size", "48", "--steps", "6", "--save-every", "3"])
+    assert code == 0
+    with Image.open(out) as img:
+        assert img.size == (48, 32) and img.mode == "RGB"
+    assert (tmp_path / "out" / "result_step0003.png").is_file()
+    assert "content" in capsys.readouterr().out
+
+
+def test_preserve_color_via_the_cli_keeps_the_chroma(images, tmp_path):
+    out = tmp_path / "kept.png"
+    assert main(["stylize", str(images["content"]), "--style", str(images["style"]), "-o", str(out), "--size", "45",
+                 "--steps", "6", "--optimizer", "adam", "--preserve-color"]) == 0
+    with Image.open(images["content"]) as c:
+        content = c.convert("RGB").resize((45, 30), Image.LANCZOS)
+    import torch
+
+    def ycc(img):
+        return rgb_to_ycbcr(torch.tensor(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1))
+
+    with Image.open(out) as img:
+        diff = (ycc(img)[1:] - ycc(content)[1:]).abs().mean().item()
+    assert diff < 0.01  # uint8 rounding and the RGB clamp only
+
+
+def test_texture_command_and_stylize_texture_flag(images, tmp_path):
+    out = tmp_path / "tex.png"
+    assert main(["texture", str(images["style"]), "-o", str(out), "--size", "32", "--steps", "4"]) == 0
+    with Image.open(out) as img:
+        assert img.size == (32, 32)
+    out2 = tmp_path / "tex2.png"
+    assert main(["stylize", "--texture", "--style", str(images["style"]), "-o", str(out2), "--size", "32",
+                 "--steps", "3", "--optimizer", "adam"]) == 0
+    assert out2.is_file()
+
+
+def _refused_url():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--style", "{missing}"], "no image file at"),
+    (["--style", "{text}"], "cannot read"),
+    (["--style", "{style},{style2}", "--style-mix", "1"], "1 weights for 2 style image(s)"),
+    (["--style", "{style}", "--backbone", "alexnet"], "unknown backbone 'alexnet'"),
+    (["--style", "{style}", "--backbone", "vgg19"], "pass --weights PATH"),
+    (["--style", "{style}", "--backbone", "vgg16", "--weights", "{missing}"], "vgg16 weights not found at"),
+    (["--style", "{style}", "--texture"], "leave out the content image"),
+    (["--style", "{style}", "-o", "{out}.xyz"], "cannot write .xyz images"),
+])
+def test_bad_input_is_one_clear_line(images, tmp_path, monkeypatch, capsys, extra, message):
+    monkeypatch.setenv("PIXELFORGE_WEIGHTS_MIRROR", _refused_url())
+    fields = {k: str(v) for k, v in images.items()} | {"missing": str(tmp_path / "missing.png"),
+                                                       "out": str(tmp_path / "o")}
+    args = [a.format(**fields) for a in extra]
+    if "-o" not in args:
+        args += ["-o", str(tmp_path / "o.png")]
+    code = main(["stylize", str(images["content"]), *args, "--size", "32", "--steps", "2"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.startswith("pixelforge: error")]) == 1
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_missing_content_image(images, tmp_path, capsys):
+    assert main(["stylize", str(tmp_path / "nope.jpg"), "--style", str(images["style"]), "-o",
+                 str(tmp_path / "o.png")]) == 2
+    assert "no image file at" in capsys.readouterr().err
+
+
+def test_stylize_with_vgg16_weights_from_a_file(images, tmp_path, capsys):
+    import torch
+
+    from pixelforge.models.style import VGGFeatures
+
+    net = VGGFeatures("vgg16")  # up to relu5_1, the deepest default layer: the part of the file that is read
+    weights = tmp_path / "vgg16-397923af.pth"
+    torch.save(net.state_dict(), weights)
+    out = tmp_path / "vgg.png"
+    assert main(["stylize", str(images["content"]), "--style", str(images["style"]), "-o", str(out), "--size", "32",
+                 "--steps", "2", "--backbone", "vgg16", "--weights", str(weights)]) == 0
+    assert out.is_file() and "vgg16 backbone" in capsys.readouterr().out
+
+    truncated = tmp_path / "short.pth"
+    torch.save({k: v for k, v in net.state_dict().items() if int(k.split(".")[1]) < 19}, truncated)
+    assert main(["stylize", str(images["content"]), "--style", str(images["style"]), "-o", str(out), "--size", "32",
+                 "--steps", "2", "--backbone", "vgg16", "--weights", str(truncated)]) == 2
+    assert "missing keys (e.g. features.19.weight)" in capsys.readouterr().err
