@@ -41,7 +41,7 @@ def test_page_and_static_files_are_served(client):
 def test_tab_table_reports_what_is_available(client):
     tabs = {t["name"]: t for t in client.get("/api/tabs").json()["tabs"]}
     assert list(tabs) == [t.name for t in TABS]
-    for name in ("generate", "inpaint", "classify", "runs"):
+    for name in ("generate", "inpaint", "classify", "runs", "style"):
         assert tabs[name]["available"], name
     assert tabs["generate"]["actions"][0]["fields"][0]["type"] == "run"
     for name, module in (("style", "pixelforge.pipelines.style"), ("compress", "pixelforge.pipelines.compression"),
@@ -62,7 +62,7 @@ def test_a_tab_whose_capability_landed_without_a_form_is_still_unavailable():
 
 
 def test_unavailable_tab_answers_with_its_message(client):
-    r = post(client, "style", "stylize")
+    r = post(client, "compress", "compress")
     assert r.status_code == 501 and "not part of this version" in r.json()["error"]
     assert client.post("/api/tabs/nope/x").status_code == 404
     assert "no action" in post(client, "generate", "nope").json()["error"]

@@ -1,8 +1,144 @@
-"""Style transfer: listed so the page says honestly that it has not landed yet. When
-``pixelforge.pipelines.style`` exists, give this tab its actions (see upscale.py)."""
+"""Style: Gatys et al.'s optimisation (``pixelforge.pipelines.style``) with the offline backbone.
 
-from . import Tab, module_exists
+*Stylize* renders an uploaded content image after an uploaded style image; *Texture* makes a
+new square texture from a style image alone. Both optimise the picture itself, so the cost
+grows with size^2 x steps: the defaults answer in a few seconds on a CPU, and the studio
+refuses more than :data:`MAX_WORK` (about 30 s on a 2-core CPU) with a message before any work
+starts (``pixelforge stylize`` has no such limit). The package ships no example style images,
+so the style is always an upload. Only the offline backbone is offered: the VGG backbones need
+weight files the studio cannot ask for.
+"""
 
-TAB = Tab("style", "Style", "Restyle a content image after a style image.",
-          available=module_exists("pixelforge.pipelines.style"),
-          unavailable="Style transfer is not part of this version of pixelforge.")
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+from PIL import Image
+
+from ...errors import PixelforgeError
+from . import Action, Field, Result, Tab, module_exists
+
+METHODS = ["lbfgs", "adam"]
+MAX_SIZE = 512
+MAX_STEPS = 500
+MAX_WORK = 256 * 256 * 200  # size^2 x steps: 256 px at 200 L-BFGS steps took ~30 s on one CPU thread
+_BACKBONES: dict[str, torch.nn.Module] = {}
+
+
+def check_work(size: int, steps: int, what: str = "the result") -> None:
+    """Refuse a request whose size^2 x steps is over :data:`MAX_WORK`, naming what would fit."""
+    if size * size * steps > MAX_WORK:
+        fit_steps = MAX_WORK // (size * size)
+        fit_size = math.isqrt(MAX_WORK // steps)
+        raise PixelforgeError(
+            f"Size x steps: {size} px with {steps} steps is too much work for the studio (at most "
+            f"{MAX_WORK // 1000}k px^2 x steps, about 30 s on a CPU); at {size} px use at most {fit_steps} steps, or at "
+            f"{steps} steps at most {fit_size} px; `pixelforge stylize` has no limit")
+
+
+def _device(studio) -> torch.device:
+    from ...runtime import _resolve_device
+
+    return _resolve_device(studio.device)
+
+
+def _backbone(device: torch.device) -> torch.nn.Module:
+    """The offline backbone, built once per device (outside inference mode: it is differentiated through)."""
+    key = str(device)
+    if key not in _BACKBONES:
+        from ...models.style import build_backbone
+
+        _BACKBONES[key] = build_backbone("offline").to(device).eval()
+    return _BACKBONES[key]
+
+
+def _as_pil(image: torch.Tensor) -> Image.Image:
+    array = (image.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+    return Image.fromarray(array, mode="RGB")
+
+
+def _run(studio, content: Image.Image | None, style: Image.Image, v: dict, size: int):
+    """Optimise with gradients on: the studio runs handlers in inference mode, which would forbid them."""
+    from ...pipelines.style import DEFAULT_STYLE_WEIGHT, TEXTURE_TV_WEIGHT, load_rgb, stylize
+
+    with torch.inference_mode(False), torch.enable_grad():
+        device = _device(studio)
+        net = _backbone(device)
+        style_rgb = load_rgb(style, size)
+        content_rgb = None if content is None else load_rgb(content, size)
+        kwargs = {} if content is not None else {"tv_weight": TEXTURE_TV_WEIGHT}
+        start = time.perf_counter()
+        result = stylize(content_rgb, style_rgb, size=size, steps=v["steps"], optimizer=v["method"],
+                         style_weight=v.get("strength", DEFAULT_STYLE_WEIGHT),
+                         preserve_color=bool(v.get("preserve_color")), backbone=net, seed=v.get("seed", 0),
+                         device=device, progress=False, **kwargs)
+        seconds = time.perf_counter() - start
+    return content_rgb, style_rgb, result, seconds
+
+
+def _losses(result, keys) -> dict:
+    last = result.history[-1]
+    return {f"final {k} error": round(last[k], 4) for k in keys}
+
+
+def stylize_action(studio, v: dict) -> Result:
+    check_work(v["size"], v["steps"])
+    content_rgb, style_rgb, result, seconds = _run(studio, v["content"], v["style"], v, v["size"])
+    h, w = result.image.shape[1:]
+    metrics = {"method": f"Gatys, {'L-BFGS' if v['method'] == 'lbfgs' else 'Adam'}, offline backbone",
+               "size": f"{w}x{h}", "steps": v["steps"], "style weight": v["strength"],
+               "preserve color": "yes" if v["preserve_color"] else "no",
+               **_losses(result, ("content", "style")), "time (s)": round(seconds, 2)}
+    return Result(images=[("content", studio.save(_as_pil(content_rgb))), ("style", studio.save(_as_pil(style_rgb))),
+                          ("result", studio.save(result.to_pil()))], metrics=metrics, layout="compare")
+
+
+def texture_action(studio, v: dict) -> Result:
+    check_work(v["size"], v["steps"])
+    _, style_rgb, result, seconds = _run(studio, None, v["style"], v, v["size"])
+    h, w = result.image.shape[1:]
+    metrics = {"method": f"Gatys texture synthesis, {'L-BFGS' if v['method'] == 'lbfgs' else 'Adam'}",
+               "size": f"{w}x{h}", "steps": v["steps"], "seed": v["seed"], **_losses(result, ("style",)),
+               "time (s)": round(seconds, 2)}
+    return Result(images=[("style", studio.save(_as_pil(style_rgb))), ("texture", studio.save(result.to_pil()))],
+                  metrics=metrics, layout="compare")
+
+
+def _method() -> Field:
+    return Field("method", "select", "Optimiser", "lbfgs", options=METHODS,
+                 help="L-BFGS converges in fewer steps (Gatys et al.); Adam is slower but never jumps")
+
+
+def _steps(default: int) -> Field:
+    return Field("steps", "int", "Steps", default, 1, MAX_STEPS, 1,
+                 help=f"at most {MAX_STEPS}, and size^2 x steps at most that of 256 px x 200 steps")
+
+
+TAB = Tab(
+    "style", "Style", "Restyle a content image after a style image (Gatys et al.), or synthesise a texture; "
+    "content, style and result side by side.",
+    available=module_exists("pixelforge.pipelines.style"),
+    unavailable="Style transfer is not part of this version of pixelforge.",
+    actions=[
+        Action("stylize", "Stylize", [
+            Field("content", "image", "Content image"),
+            Field("style", "image", "Style image", help="this version ships no example styles: upload a painting"),
+            _method(),
+            Field("strength", "float", "Style strength (style weight)", 3.0, 0, 100, 0.5,
+                  help="3 by default; raise it (e.g. 10) for a stronger, noisier style"),
+            _steps(100),
+            Field("size", "int", "Size (longest side, px)", 192, 16, MAX_SIZE, 16,
+                  help=f"both images are scaled to it; at most {MAX_SIZE}"),
+            Field("preserve_color", "bool", "Preserve the content's colours", False,
+                  help="luminance-only transfer: only brightness patterns come from the style"),
+        ], stylize_action),
+        Action("texture", "Texture", [
+            Field("style", "image", "Style image", help="an example of the texture"),
+            _method(),
+            _steps(100),
+            Field("size", "int", "Size (px, square)", 128, 16, MAX_SIZE, 16, help=f"at most {MAX_SIZE}"),
+            Field("seed", "int", "Seed", 0, 0, 2**31 - 1),
+        ], texture_action),
+    ])
