@@ -106,9 +106,8 @@ def texture_action(studio, v: dict) -> Result:
                   metrics=metrics, layout="compare")
 
 
-def _method() -> Field:
-    return Field("method", "select", "Optimiser", "lbfgs", options=METHODS,
-                 help="L-BFGS converges in fewer steps (Gatys et al.); Adam is slower but never jumps")
+def _method(default: str, help: str) -> Field:
+    return Field("method", "select", "Optimiser", default, options=METHODS, help=help)
 
 
 def _steps(default: int) -> Field:
@@ -125,7 +124,7 @@ TAB = Tab(
         Action("stylize", "Stylize", [
             Field("content", "image", "Content image"),
             Field("style", "image", "Style image", help="this version ships no example styles: upload a painting"),
-            _method(),
+            _method("lbfgs", "L-BFGS (Gatys et al.) converges in fewer steps; Adam is slower but never jumps"),
             Field("strength", "float", "Style strength (style weight)", 3.0, 0, 100, 0.5,
                   help="3 by default; raise it (e.g. 10) for a stronger, noisier style"),
             _steps(100),
@@ -136,7 +135,7 @@ TAB = Tab(
         ], stylize_action),
         Action("texture", "Texture", [
             Field("style", "image", "Style image", help="an example of the texture"),
-            _method(),
+            _method("adam", "Adam by default: from flat noise at small sizes L-BFGS needs hundreds of steps to get going"),
             _steps(100),
             Field("size", "int", "Size (px, square)", 128, 16, MAX_SIZE, 16, help=f"at most {MAX_SIZE}"),
             Field("seed", "int", "Seed", 0, 0, 2**31 - 1),
