@@ -1,6 +1,6 @@
 """The studio end to end in headless Chromium (Playwright): open the page, generate, walk the
 latent space, inpaint with a drawn mask, upscale a photo with the shipped x4 model, denoise
-and fill a drawn region with an autoencoder, browse runs, see errors and unavailable tabs as
+and fill a drawn region with an autoencoder, stylize a photo and synthesise a texture, browse runs, see errors and unavailable tabs as
 messages. Screenshots go to tests/artifacts/ (or $PIXELFORGE_TEST_ARTIFACTS).
 
 The browser: $PIXELFORGE_CHROMIUM, else Playwright's own Chromium, else Debian's
@@ -135,8 +135,7 @@ def test_errors_are_messages_in_the_page(page, tmp_path):
     wait_images(page, "sample")
 
 
-@pytest.mark.parametrize("tab, module", [("style", "pixelforge.pipelines.style"),
-                                         ("compress", "pixelforge.pipelines.compression")])
+@pytest.mark.parametrize("tab, module", [("compress", "pixelforge.pipelines.compression")])
 def test_tabs_without_their_capability_say_so(page, tab, module):
     if importlib.util.find_spec(module) is not None:
         pytest.skip(f"{module} has landed: this tab needs an end-to-end test with a trained run")
@@ -220,3 +219,42 @@ def test_runs_loss_curves_sample_history_and_metrics(page):
     page.locator(".history input[type=range]").fill("0")
     assert img.get_attribute("src").endswith("epoch_001.png")
     shot(page, "runs")
+
+
+def test_style_transfer_and_texture(page, tmp_path):
+    from .conftest import photo_image
+    from .test_style import stripes
+
+    photo, painting = tmp_path / "photo.png", tmp_path / "painting.png"
+    photo_image(60, 80).save(photo)
+    stripes(64, 64).save(painting)
+    page.click("nav button[data-tab=style]")
+    assert page.locator("section[data-tab=style] .unavailable").count() == 0
+    assert page.input_value("#style-stylize-method") == "lbfgs"
+    page.set_input_files("#style-stylize-content", str(photo))
+    page.set_input_files("#style-stylize-style", str(painting))
+    page.fill("#style-stylize-size", "48")
+    page.fill("#style-stylize-steps", "10")
+    page.fill("#style-stylize-strength", "10")
+    page.click("form[data-action=stylize] button.go")
+    imgs = wait_images(page, "stylize", 3)
+    captions = page.locator("form[data-action=stylize] .result figcaption span").all_inner_texts()
+    assert captions == ["content", "style", "result"]
+    assert [imgs.nth(i).evaluate("i => i.naturalWidth") for i in range(3)] == [48, 48, 48]
+    assert "compare" in page.get_attribute("form[data-action=stylize] .result", "class")
+    table = page.inner_text("form[data-action=stylize] .result table")
+    assert "final style error" in table and "48x36" in table
+    shot(page, "style")
+    # Over the limit: a message in the page, no work.
+    page.fill("#style-stylize-size", "512")
+    page.fill("#style-stylize-steps", "500")
+    page.click("form[data-action=stylize] button.go")
+    page.wait_for_selector("form[data-action=stylize] .error")
+    assert "too much work" in page.inner_text("form[data-action=stylize] .error")
+    # A texture from the style image alone.
+    page.set_input_files("#style-texture-style", str(painting))
+    page.fill("#style-texture-size", "32")
+    page.fill("#style-texture-steps", "10")
+    page.click("form[data-action=texture] button.go")
+    imgs = wait_images(page, "texture", 2)
+    assert imgs.nth(1).evaluate("i => i.naturalWidth") == 32

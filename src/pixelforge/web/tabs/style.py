@@ -128,7 +128,7 @@ TAB = Tab(
             Field("strength", "float", "Style strength (style weight)", 3.0, 0, 100, 0.5,
                   help="3 by default; raise it (e.g. 10) for a stronger, noisier style"),
             _steps(100),
-            Field("size", "int", "Size (longest side, px)", 192, 16, MAX_SIZE, 16,
+            Field("size", "int", "Size (longest side, px)", 192, 16, MAX_SIZE, 1,
                   help=f"both images are scaled to it; at most {MAX_SIZE}"),
             Field("preserve_color", "bool", "Preserve the content's colours", False,
                   help="luminance-only transfer: only brightness patterns come from the style"),
@@ -137,7 +137,7 @@ TAB = Tab(
             Field("style", "image", "Style image", help="an example of the texture"),
             _method("adam", "Adam by default: from flat noise at small sizes L-BFGS needs hundreds of steps to get going"),
             _steps(100),
-            Field("size", "int", "Size (px, square)", 128, 16, MAX_SIZE, 16, help=f"at most {MAX_SIZE}"),
+            Field("size", "int", "Size (px, square)", 128, 16, MAX_SIZE, 1, help=f"at most {MAX_SIZE}"),
             Field("seed", "int", "Seed", 0, 0, 2**31 - 1),
         ], texture_action),
     ])
