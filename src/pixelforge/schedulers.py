@@ -92,7 +92,7 @@ class NoiseSchedule:
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t, t) -> network output
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def sample(denoise: Denoiser, schedule: NoiseSchedule, prediction: str, shape: tuple, steps: int = 50,
            eta: float = 0.0, generator: torch.Generator | None = None, device: torch.device | str = "cpu",
            known: torch.Tensor | None = None, mask: torch.Tensor | None = None, resample: int = 1,

@@ -114,7 +114,7 @@ class DiffusionPipeline(LabelParser):
         if eta < 0:
             raise PixelforgeError(f"eta must be >= 0, not {eta}")
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def sample(self, n: int = 64, seed: int | None = 0, labels=None, steps: int | None = None,
                guidance: float | None = None, eta: float | None = None, batch_size: int = 64,
                progress: bool = False) -> torch.Tensor:
@@ -185,7 +185,7 @@ class DiffusionPipeline(LabelParser):
             raise PixelforgeError(f"mask {path} is white everywhere: nothing to fill (black marks the region)")
         return mask
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def inpaint(self, images: torch.Tensor, mask: torch.Tensor, seed: int = 0, labels=None,
                 steps: int | None = None, resample: int = 4, guidance: float | None = None) -> torch.Tensor:
         """Fill the pixels where ``mask`` is 0 consistently with those where it is 1.
