@@ -29,7 +29,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .errors import RunError
+from .errors import PixelforgeError, RunError
 
 CONFIG = "config.json"
 STATE = "trainer_state.pt"
@@ -231,3 +231,25 @@ class Run:
         """On resume: drop records logged after the checkpoint we continue from."""
         kept = [r for r in self.read_metrics() if r.get("step", 0) <= step]
         atomic_write_bytes(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept).encode())
+
+
+def read_weights_file(path: Path, what: str) -> dict[str, torch.Tensor]:
+    """A third-party ``.pth`` state dict (Inception, VGG) read with ``torch.load(weights_only=True)``:
+    a pickle carrying code is refused, and a broken file becomes a one-line error."""
+    import pickle
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = next((line.strip() for line in str(exc).splitlines() if "Unsupported" in line), _first_line(exc))
+        raise PixelforgeError(f"refusing to load {path}: not a plain tensor checkpoint ({reason})") from exc
+    except Exception as exc:  # torch.load raises many types for truncated or foreign files
+        raise PixelforgeError(f"cannot read {what} weights {path}: {_first_line(exc)}") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise PixelforgeError(f"{path} does not hold a state dict of tensors")
+    return state
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -25,7 +25,6 @@ that would run code when unpickled is refused rather than executed.
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 
 import torch
@@ -35,6 +34,7 @@ from torch import Tensor, nn
 from ..data.download import download_file
 from ..data.registry import cache_dir
 from ..errors import PixelforgeError
+from ..runs import read_weights_file
 
 INCEPTION_FILE_NAME = "pt_inception-2015-12-05-6726825d.pth"
 INCEPTION_BASE_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
@@ -259,11 +259,6 @@ class InceptionV3FID(nn.Module):
         return self.features_and_logits(images)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _existing(path, source: str) -> Path:
     path = Path(path).expanduser()
     if not path.is_file():
@@ -291,19 +286,6 @@ def _locate_weights(path, download: bool, hash_spec: str) -> Path:
         raise PixelforgeError(f"{exc}; to load the weights without this download, {options}") from exc
 
 
-def _read_state_dict(path: Path) -> dict[str, Tensor]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        reason = next((line.strip() for line in str(exc).splitlines() if "Unsupported" in line), _first_line(exc))
-        raise PixelforgeError(f"refusing to load {path}: not a plain tensor checkpoint ({reason})") from exc
-    except Exception as exc:  # torch.load raises many types for truncated or foreign files
-        raise PixelforgeError(f"cannot read Inception weights {path}: {_first_line(exc)}") from exc
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise PixelforgeError(f"{path} does not hold a state dict of tensors")
-    return state
-
-
 def _check_fits(model: nn.Module, state: dict[str, Tensor], path: Path) -> None:
     """Raise a one-line error unless ``state`` has exactly the model's keys and shapes."""
     expected = model.state_dict()
@@ -328,7 +310,7 @@ def load_inception(path: str | os.PathLike | None = None, download: bool = True,
     expected architecture.
     """
     weights = _locate_weights(path, download, hash_spec)
-    state = _read_state_dict(weights)
+    state = read_weights_file(weights, "Inception")
     model = InceptionV3FID()
     _check_fits(model, state, weights)
     model.load_state_dict(state)

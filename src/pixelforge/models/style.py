@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
 from pathlib import Path
 
 import torch
@@ -53,6 +52,7 @@ from torch import Tensor, nn
 from ..data.download import download_file
 from ..data.registry import cache_dir
 from ..errors import PixelforgeError
+from ..runs import read_weights_file
 
 BACKBONES = ("offline", "vgg19", "vgg16")
 
@@ -271,11 +271,6 @@ class VGGFeatures(_Backbone):
 
 # ----------------------------------------------------------------------------- VGG weights
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _how_to_provide(arch: str) -> str:
     file = VGG_FILES[arch]
     return (f"pass --weights PATH (weights= in Python), set ${WEIGHTS_ENVS[arch]}, place {file} at "
@@ -313,19 +308,6 @@ def locate_vgg_weights(arch: str, path=None, download: bool = True, hash_spec: s
                               f"{_how_to_provide(arch)}") from exc
 
 
-def _read_state_dict(path: Path, arch: str) -> dict[str, Tensor]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        reason = next((line.strip() for line in str(exc).splitlines() if "Unsupported" in line), _first_line(exc))
-        raise PixelforgeError(f"refusing to load {path}: not a plain tensor checkpoint ({reason})") from exc
-    except Exception as exc:  # torch.load raises many types for truncated or foreign files
-        raise PixelforgeError(f"cannot read {arch} weights {path}: {_first_line(exc)}") from exc
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise PixelforgeError(f"{path} does not hold a state dict of tensors")
-    return state
-
-
 def load_vgg(arch: str = "vgg19", path=None, *, layers=None, download: bool = True,
              hash_spec: str | None = None, pool: str = "avg") -> VGGFeatures:
     """A :class:`VGGFeatures` with ImageNet weights (torchvision's file format), frozen, on the CPU.
@@ -337,7 +319,7 @@ def load_vgg(arch: str = "vgg19", path=None, *, layers=None, download: bool = Tr
         raise PixelforgeError(f"unknown VGG {arch!r}; choose vgg19 or vgg16")
     model = VGGFeatures(arch, layers=layers, pool=pool)
     weights = locate_vgg_weights(arch, path, download, hash_spec)
-    state = _read_state_dict(weights, arch)
+    state = read_weights_file(weights, arch)
     expected = model.state_dict()
     missing = [key for key in expected if key not in state]
     mismatched = [f"{key} {tuple(state[key].shape)} != {tuple(value.shape)}"
