@@ -26,7 +26,7 @@ from ..models.autoencoder import (AutoencoderConfig, ConvAutoencoder, bits_per_d
 from ..registry import create_model
 from ..training import Trainer
 from ..training.autoencoder import AutoencoderTask, AutoencoderTrainConfig, Corruption, apply_mask
-from .common import LabelParser, load_weights_into, open_model, start_session
+from .common import data_defaults, LabelParser, load_weights_into, open_model, start_session
 
 log = logging.getLogger("pixelforge.autoencoder")
 
@@ -56,11 +56,7 @@ def train_autoencoder(data: str | None = "fashion-mnist", run: str | os.PathLike
         if size is None and not (16 <= dataset.size <= 64 and dataset.size % 4 == 0):
             raise PixelforgeError(f"{data} images are {dataset.size} px, which autoencoders do not support; "
                                   "pass --size 28, 32 or 64")
-        if conditional and dataset.num_classes == 0:
-            raise PixelforgeError(f"--conditional needs labels, but {data} has no classes "
-                                  "(a folder dataset gets classes from its subfolders)")
-        return {"image_size": dataset.size, "channels": dataset.channels,
-                "num_classes": dataset.num_classes if conditional else 0}
+        return data_defaults(dataset, data, conditional)
 
     s = start_session("autoencoder", AutoencoderTrainConfig, data, run, model=model, options=options,
                       resume=resume, overwrite=overwrite, size=size, channels=channels, limit=limit, device=device,

@@ -49,6 +49,16 @@ def fields_of(options: dict, cls) -> dict:
     return {k: v for k, v in options.items() if k in names and v is not None}
 
 
+def data_defaults(dataset: ImageData, data: str | None, conditional: bool) -> dict:
+    """The model config entries a generator takes from its data: size, channels and, for a
+    conditional model, the number of classes (refused when the data has none)."""
+    if conditional and dataset.num_classes == 0:
+        raise PixelforgeError(f"--conditional needs labels, but {data} has no classes "
+                              "(a folder dataset gets classes from its subfolders)")
+    return {"image_size": dataset.size, "channels": dataset.channels,
+            "num_classes": dataset.num_classes if conditional else 0}
+
+
 def default_run_dir(family: str, data: str) -> Path:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in data.split(":")[0])

@@ -20,7 +20,7 @@ from ..runtime import Runtime
 from ..schedulers import sample
 from ..training import Trainer
 from ..training.diffusion import DiffusionTask, DiffusionTrainConfig
-from .common import LabelParser, load_weights_into, open_model, start_session
+from .common import data_defaults, LabelParser, load_weights_into, open_model, start_session
 
 
 def train_diffusion(data: str | None = "fashion-mnist", run: str | os.PathLike | None = None, *,
@@ -40,12 +40,8 @@ def train_diffusion(data: str | None = "fashion-mnist", run: str | os.PathLike |
     """
 
     def model_defaults(dataset):
-        if conditional and dataset.num_classes == 0:
-            raise PixelforgeError(f"--conditional needs labels, but {data} has no classes "
-                                  "(a folder dataset gets classes from its subfolders)")
-        mult = [1, 2] if dataset.size <= 32 else [1, 2, 2]
-        return {"image_size": dataset.size, "channels": dataset.channels, "channel_mult": mult,
-                "num_classes": dataset.num_classes if conditional else 0}
+        return {**data_defaults(dataset, data, conditional),
+                "channel_mult": [1, 2] if dataset.size <= 32 else [1, 2, 2]}
 
     s = start_session("diffusion", DiffusionTrainConfig, data, run, model=model, options=options, resume=resume,
                       overwrite=overwrite, size=size, channels=channels, limit=limit, device=device,

@@ -15,7 +15,7 @@ from ..models.gan import SIZES, GANConfig
 from ..registry import create_model
 from ..training import Trainer
 from ..training.gan import GANTask, GANTrainConfig
-from .common import LabelParser, load_weights_into, open_model, start_session
+from .common import data_defaults, LabelParser, load_weights_into, open_model, start_session
 
 
 def train_gan(data: str | None = "fashion-mnist", run: str | os.PathLike | None = None, *, resume: bool = False,
@@ -37,11 +37,7 @@ def train_gan(data: str | None = "fashion-mnist", run: str | os.PathLike | None 
         if size is None and dataset.size not in SIZES:
             raise PixelforgeError(f"{data} images are {dataset.size} px, which GANs do not support; "
                                   f"pass --size {' or '.join(map(str, SIZES))}")
-        if conditional and dataset.num_classes == 0:
-            raise PixelforgeError(f"--conditional needs labels, but {data} has no classes "
-                                  "(a folder dataset gets classes from its subfolders)")
-        return {"image_size": dataset.size, "channels": dataset.channels,
-                "num_classes": dataset.num_classes if conditional else 0}
+        return data_defaults(dataset, data, conditional)
 
     s = start_session("gan", GANTrainConfig, data, run, model=model, options=options, resume=resume,
                       overwrite=overwrite, size=size, channels=channels, limit=limit, device=device,
