@@ -19,17 +19,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 
 from ..data import ImageData
-from ..data.folder import MAX_IMAGE_PIXELS
 from ..errors import PixelforgeError, RunError
+from ..images import normalise_mode, read_image, to_tensor  # noqa: F401  (read_image: public here too)
 from ..models.sr import SRConfig, upscale_bicubic
 from ..registry import create_model
 from ..runtime import Runtime
@@ -74,49 +72,6 @@ def train_sr(data: str | None, run: str | os.PathLike | None = None, *, resume: 
     data = ImageData(tiles, None, [], s.data.name, s.data.source)
     Trainer(task, data, s.run, s.train_cfg, s.runtime, seed=s.seed, progress=progress).fit(resume=resume)
     return SRPipeline(task.net.eval(), s.model_cfg, s.run.path)
-
-
-# -- images in and out ----------------------------------------------------------------------
-
-def read_image(path: str | os.PathLike) -> Image.Image:
-    """An image file at full size as a PIL image in mode L, LA, RGB or RGBA."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise PixelforgeError(f"no image file at {path}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(path)
-        if image.width * image.height > MAX_IMAGE_PIXELS:
-            raise PixelforgeError(f"{path} has {image.width}x{image.height} px, more than the "
-                                  f"{MAX_IMAGE_PIXELS / 1e6:.0f} MP input limit")
-        image.load()
-    except PixelforgeError:
-        raise
-    except Exception:  # PIL signals unreadable or corrupt data with many exception types
-        raise PixelforgeError(f"cannot read {path} as an image") from None
-    return _normalise_mode(image)
-
-
-def _normalise_mode(image: Image.Image) -> Image.Image:
-    if image.mode in ("L", "LA", "RGB", "RGBA"):
-        return image
-    if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
-        from ..data.folder import _to_mode
-
-        return _to_mode(image, "L")
-    if image.mode == "1":
-        return image.convert("L")
-    if image.mode in ("P", "PA") and ("transparency" in image.info or image.mode == "PA"):
-        return image.convert("RGBA")
-    return image.convert("RGB")
-
-
-def to_tensor(image: Image.Image) -> torch.Tensor:
-    """PIL image -> float (C, H, W) in [0, 1]."""
-    arr = np.asarray(image)
-    arr = arr[:, :, None] if arr.ndim == 2 else arr
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255)
 
 
 # -- the pipeline ---------------------------------------------------------------------------
@@ -228,7 +183,7 @@ class SRPipeline:
                 max_pixels: int | None = None, progress: bool = False) -> Image.Image:
         """A PIL image (or an image file) upscaled by the network's scale, in the same mode
         (L, LA, RGB or RGBA; other modes are converted to one of these)."""
-        image = read_image(image) if isinstance(image, (str, os.PathLike)) else _normalise_mode(image)
+        image = read_image(image) if isinstance(image, (str, os.PathLike)) else normalise_mode(image)
         self._check_scale(scale)
         self._check_size(image.height, image.width, tile, max_pixels)
         x = to_tensor(image)
