@@ -65,3 +65,42 @@ def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
         resized = F.interpolate(chunk, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
         out[start:start + batch] = resized[:, :, top:top + size, left:left + size].round_().clamp_(0, 255).to(torch.uint8)
     return out
+
+
+def patches(images: torch.Tensor, crop: int) -> torch.Tensor:
+    """Overlapping square patches of side ``2 * crop`` (or the whole image when it is smaller),
+    taken every ``crop // 2`` px: every crop-sized window of an image lies inside some patch,
+    and an epoch (one pass over the patches) is long enough that the loop's per-epoch
+    checkpoint costs little."""
+    n, c, h, w = images.shape
+    side = min(2 * crop, h, w)
+    if side < crop:
+        from ..errors import PixelforgeError
+
+        raise PixelforgeError(f"images of {w}x{h} px are smaller than the {crop} px training crop; "
+                              "pass a larger --size or a smaller --crop")
+    stride = max(1, crop // 2)
+    ys = sorted({*range(0, h - side + 1, stride), h - side})
+    xs = sorted({*range(0, w - side + 1, stride), w - side})
+    return torch.cat([images[:, :, y:y + side, x:x + side] for y in ys for x in xs]).contiguous()
+
+
+def random_crops(images: torch.Tensor, crop: int) -> torch.Tensor:
+    """One random ``crop`` x ``crop`` window per image of a [-1, 1] batch, randomly flipped and
+    rotated (the 8 symmetries of the square: photos look natural in all of them); -> [0, 1]."""
+    n, _, h, w = images.shape
+    if h < crop or w < crop:
+        from ..errors import PixelforgeError
+
+        raise PixelforgeError(f"training images of {w}x{h} px are smaller than the {crop} px crop")
+    ys = torch.randint(0, h - crop + 1, (n,)).tolist()
+    xs = torch.randint(0, w - crop + 1, (n,)).tolist()
+    flips = torch.randint(0, 2, (n,)).tolist()
+    turns = torch.randint(0, 4, (n,)).tolist()
+    out = []
+    for i in range(n):
+        x = images[i, :, ys[i]:ys[i] + crop, xs[i]:xs[i] + crop]
+        if flips[i]:
+            x = x.flip(-1)
+        out.append(torch.rot90(x, turns[i], (1, 2)))
+    return ((torch.stack(out).float() + 1) / 2).clamp(0, 1).contiguous()

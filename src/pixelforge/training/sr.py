@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.transforms import patches, random_crops  # noqa: F401  (patches: used by pipelines.sr)
 from ..errors import PixelforgeError
 from ..images import save_grid
 from ..models.sr import downscale, upscale_bicubic
@@ -47,22 +48,6 @@ class SRTrainConfig:
             raise PixelforgeError(f"lr must be in (0, 1), not {self.lr}")
         if not 0 <= self.warmup < 1 or not 0 <= self.min_lr_factor <= 1:
             raise PixelforgeError("warmup must be in [0, 1) and min_lr_factor in [0, 1]")
-
-
-def patches(images: torch.Tensor, crop: int) -> torch.Tensor:
-    """Overlapping square patches of side ``2 * crop`` (or the whole image when it is smaller),
-    taken every ``crop // 2`` px: every crop-sized window of an image lies inside some patch,
-    and an epoch (one pass over the patches) is long enough that the loop's per-epoch
-    checkpoint costs little."""
-    n, c, h, w = images.shape
-    side = min(2 * crop, h, w)
-    if side < crop:
-        raise PixelforgeError(f"images of {w}x{h} px are smaller than the {crop} px training crop; "
-                              "pass a larger --size or a smaller --crop")
-    stride = max(1, crop // 2)
-    ys = sorted({*range(0, h - side + 1, stride), h - side})
-    xs = sorted({*range(0, w - side + 1, stride), w - side})
-    return torch.cat([images[:, :, y:y + side, x:x + side] for y in ys for x in xs]).contiguous()
 
 
 def cosine_lr(progress: float, warmup: float, floor: float) -> float:
@@ -95,22 +80,7 @@ class SRTask(SingleNetTask):
 
     # -- Task protocol ----------------------------------------------------------------
     def random_crops(self, images: torch.Tensor) -> torch.Tensor:
-        """One random ``crop`` window per image, randomly flipped and rotated; [-1, 1] -> [0, 1]."""
-        c = self.cfg.crop
-        n, _, h, w = images.shape
-        if h < c or w < c:
-            raise PixelforgeError(f"training images of {w}x{h} px are smaller than the {c} px crop")
-        ys = torch.randint(0, h - c + 1, (n,)).tolist()
-        xs = torch.randint(0, w - c + 1, (n,)).tolist()
-        flips = torch.randint(0, 2, (n,)).tolist()
-        turns = torch.randint(0, 4, (n,)).tolist()
-        out = []
-        for i in range(n):
-            x = images[i, :, ys[i]:ys[i] + c, xs[i]:xs[i] + c]
-            if flips[i]:
-                x = x.flip(-1)
-            out.append(torch.rot90(x, turns[i], (1, 2)))
-        return ((torch.stack(out).float() + 1) / 2).clamp(0, 1).contiguous()
+        return random_crops(images, self.cfg.crop)
 
     def step(self, images: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:
         lr = self.cfg.lr * cosine_lr(self.progress, self.cfg.warmup, self.cfg.min_lr_factor)
