@@ -171,6 +171,32 @@ def _add_sr_train_args(p: argparse.ArgumentParser) -> None:
     _add_common_train_args(p)
 
 
+def _float_list(s: str) -> list[float]:
+    try:
+        values = [float(v) for v in s.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a comma-separated list of numbers") from None
+    if not values or any(not 0 < v < 10 for v in values):
+        raise argparse.ArgumentTypeError(f"give numbers in (0, 10), comma separated, not {s!r}")
+    return values
+
+
+def _add_codec_train_args(p: argparse.ArgumentParser) -> None:
+    m = p.add_argument_group("model")
+    m.add_argument("--prior", choices=["hyperprior", "factorized"], help="entropy model (default hyperprior)")
+    m.add_argument("--width", type=_positive_int, help="channels inside the transforms (default 96)")
+    m.add_argument("--latent", type=_positive_int, help="latent channels (default 128)")
+    m.add_argument("--lmbda", dest="lmbdas", type=_float_list,
+                   help="rate-distortion trade-offs, one per quality level, low to high "
+                        "(default 0.0018,0.0035,0.0067,0.013,0.025)")
+    m.add_argument("--quantization", choices=["mixed", "noise"],
+                   help="what the decoder sees in training: rounded latents (mixed, default) or noisy ones")
+    t = p.add_argument_group("training")
+    t.add_argument("--crop", type=_positive_int, help="training crop, a multiple of 64 (default 128)")
+    t.add_argument("--lr", type=_positive_float, help="Adam's peak learning rate (default 3e-4)")
+    _add_common_train_args(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -187,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "(denoising / inpainting with --corrupt)"), False)
     _add_autoencoder_train_args(train.add_parser("vae", help="train a VAE (beta-VAE, conditional VAE)"), True)
     _add_sr_train_args(train.add_parser("sr", help="train a super-resolution network on photos (folder:PATH)"))
+    _add_codec_train_args(train.add_parser("codec", help="train a learned image codec on photos (folder:PATH)"))
 
     s = sub.add_parser("sample", help="sample an image grid from a trained run")
     s.add_argument("run")
@@ -342,6 +369,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_style_args(tx, default_size=256, tv_default=1.0)
     tx.add_argument("--style-mix", default=None, help="weights of the styles, e.g. 0.7,0.3 (default equal)")
 
+    cp = sub.add_parser("compress", help="compress an image to a .pfc file with a learned codec")
+    cp.add_argument("image")
+    cp.add_argument("-o", "--output", default=None, help="output .pfc file (default IMAGE.pfc beside the input)")
+    cp.add_argument("--quality", type=_positive_int, default=3, help="quality level, 1 (smallest) .. 5 (default 3)")
+    cp.add_argument("--model", default=None, help="a codec run directory or a shipped codec (default photos-codec-v1)")
+    cp.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    dc = sub.add_parser("decompress", help="decode a .pfc file to an image")
+    dc.add_argument("file")
+    dc.add_argument("-o", "--output", default=None, help="output image (default FILE.png beside the input)")
+    dc.add_argument("--model", default=None, help="the codec run the file was compressed with "
+                                                  "(shipped codecs are found from the file's header)")
+    dc.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+
     sv = sub.add_parser("serve", help="the web studio in the browser (needs pixelforge[web])")
     sv.add_argument("--runs-dir", default="runs", help="folder whose runs the studio lists (default runs)")
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
@@ -395,6 +435,7 @@ _FAMILY_OPTIONS = {
     "ae": ("latent_dim", "width", "lr", "weight_decay", "corrupt"),
     "vae": ("latent_dim", "width", "lr", "weight_decay", "corrupt", "beta"),
     "sr": ("scale", "width", "blocks", "crop", "loss", "lr"),
+    "codec": ("prior", "width", "latent", "lmbdas", "quantization", "crop", "lr"),
 }
 
 
@@ -425,12 +466,13 @@ def cmd_train(args) -> int:
     if args.family == "sr":
         extra.update(model=args.arch)
     train = {"gan": api.train_gan, "classifier": api.train_classifier, "diffusion": api.train_diffusion,
-             "ae": api.train_autoencoder, "vae": api.train_autoencoder, "sr": api.train_sr}[args.family]
+             "ae": api.train_autoencoder, "vae": api.train_autoencoder, "sr": api.train_sr,
+             "codec": api.train_codec}[args.family]
     pipe = train(args.data, args.run, resume=args.resume, overwrite=args.overwrite, size=args.size,
                  channels=args.channels, limit=limit, device=args.device, precision=args.precision,
                  seed=args.seed, progress=not args.no_progress, **extra, **options)
     print(f"run: {pipe.path}")
-    if args.family in ("gan", "diffusion", "sr"):
+    if args.family in ("gan", "diffusion", "sr", "codec"):
         print(f"samples: {pipe.path / 'samples' / 'final.png'}")
     elif args.family in ("ae", "vae"):
         if (pipe.path / "evaluation.json").is_file():
@@ -667,6 +709,56 @@ def cmd_upscale(args) -> int:
     return 0
 
 
+def _output_path(given: str | None, default: Path, overwrite: bool) -> Path:
+    out = Path(given) if given else default
+    if out.exists() and not overwrite:
+        raise PixelforgeError(f"{out} exists; pass --overwrite to replace it")
+    return out
+
+
+def cmd_compress(args) -> int:
+    from .pipelines.codec import open_codec
+
+    src = Path(args.image)
+    out = _output_path(args.output, src.with_suffix(".pfc"), args.overwrite)
+    codec = open_codec(args.model)
+    info = codec.compress_file(src, out, args.quality, overwrite=True)
+    print(f"{out}: {info['bytes']} bytes, {info['bpp']:.3f} bits per pixel "
+          f"({info['width']}x{info['height']} {info['mode']}, quality {args.quality}, {codec.model_id})")
+    return 0
+
+
+def cmd_decompress(args) -> int:
+    from .pipelines.codec import codec_for_file
+    from .runs import atomic_write_bytes
+
+    src = Path(args.file)
+    codec = codec_for_file(src, args.model)
+    out = _output_path(args.output, src.with_suffix(".png"), args.overwrite)
+    image = codec.decompress(src)
+    import io
+
+    buf = io.BytesIO()
+    try:
+        image.save(buf, format=_image_format(out))
+    except (KeyError, ValueError, OSError) as e:
+        raise PixelforgeError(f"cannot write {out}: {e}") from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, buf.getvalue())
+    print(f"{out} ({image.width}x{image.height} {image.mode})")
+    return 0
+
+
+def _image_format(path: Path) -> str:
+    from PIL import Image
+
+    Image.init()
+    fmt = Image.EXTENSION.get(path.suffix.lower())
+    if fmt is None:
+        raise PixelforgeError(f"unknown image extension {path.suffix!r} for {path}; use .png")
+    return fmt
+
+
 def _style_output(path: str) -> Path:
     out = Path(path)
     if not out.suffix:
@@ -765,6 +857,7 @@ def main(argv: list[str] | None = None) -> int:
                "classify": cmd_classify, "explain": cmd_explain, "eval": cmd_eval,
                "augment": cmd_augment, "cas": cmd_cas, "reconstruct": cmd_reconstruct, "encode": cmd_encode,
                "decode": cmd_decode, "restore": cmd_restore, "latent-map": cmd_latent_map, "upscale": cmd_upscale,
+               "compress": cmd_compress, "decompress": cmd_decompress,
                "stylize": cmd_stylize, "texture": cmd_texture, "serve": cmd_serve, "datasets": cmd_datasets,
                "models": cmd_models}[args.command]
     try:
