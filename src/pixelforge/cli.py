@@ -372,7 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
     cp = sub.add_parser("compress", help="compress an image to a .pfc file with a learned codec")
     cp.add_argument("image")
     cp.add_argument("-o", "--output", default=None, help="output .pfc file (default IMAGE.pfc beside the input)")
-    cp.add_argument("--quality", type=_positive_int, default=3, help="quality level, 1 (smallest) .. 5 (default 3)")
+    cp.add_argument("--quality", type=_positive_int, default=None,
+                    help="quality level, 1 (smallest file) .. the codec's highest (5 for the shipped codec); "
+                         "default: the middle level")
     cp.add_argument("--model", default=None, help="a codec run directory or a shipped codec (default photos-codec-v1)")
     cp.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     dc = sub.add_parser("decompress", help="decode a .pfc file to an image")
@@ -724,7 +726,7 @@ def cmd_compress(args) -> int:
     codec = open_codec(args.model)
     info = codec.compress_file(src, out, args.quality, overwrite=True)
     print(f"{out}: {info['bytes']} bytes, {info['bpp']:.3f} bits per pixel "
-          f"({info['width']}x{info['height']} {info['mode']}, quality {args.quality}, {codec.model_id})")
+          f"({info['width']}x{info['height']} {info['mode']}, quality {info['quality']}, {codec.model_id})")
     return 0
 
 

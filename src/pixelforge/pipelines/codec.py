@@ -210,6 +210,10 @@ class CodecPipeline:
     def qualities(self) -> int:
         return self.net.levels
 
+    @property
+    def default_quality(self) -> int:
+        return (self.qualities + 1) // 2
+
     def _check_quality(self, quality: int) -> None:
         if not 1 <= quality <= self.qualities:
             raise PixelforgeError(f"quality must be 1..{self.qualities} for {self.model_id}, not {quality}")
@@ -220,10 +224,12 @@ class CodecPipeline:
         return torch.searchsorted(self._scales, sigma.contiguous()).clamp_(0, len(self._scales) - 1)
 
     @torch.no_grad()
-    def compress(self, image: Image.Image | str | os.PathLike, quality: int) -> bytes:
-        """An image (PIL or a file; L, LA, RGB, RGBA or convertible) -> .pfc bytes."""
+    def compress(self, image: Image.Image | str | os.PathLike, quality: int | None = None) -> bytes:
+        """An image (PIL or a file; L, LA, RGB, RGBA or convertible) -> .pfc bytes at ``quality``
+        (1 = smallest file .. :attr:`qualities`; default the middle level)."""
         import constriction
 
+        quality = self.default_quality if quality is None else quality
         self._check_quality(quality)
         image = read_image(image) if isinstance(image, (str, os.PathLike)) else normalise_mode(image)
         if image.width * image.height > MAX_PIXELS:
@@ -315,7 +321,7 @@ class CodecPipeline:
             image.putalpha(Image.frombytes("L", (header.width, header.height), plane))
         return image
 
-    def compress_file(self, src: str | os.PathLike, dest: str | os.PathLike, quality: int,
+    def compress_file(self, src: str | os.PathLike, dest: str | os.PathLike, quality: int | None = None,
                       overwrite: bool = False) -> dict:
         """Compress an image file to ``dest`` (.pfc); returns sizes and bits per pixel."""
         from ..runs import atomic_write_bytes
@@ -324,6 +330,7 @@ class CodecPipeline:
         if dest.exists() and not overwrite:
             raise PixelforgeError(f"{dest} exists; pass --overwrite to replace it")
         image = read_image(src)
+        quality = self.default_quality if quality is None else quality
         data = self.compress(image, quality)
         atomic_write_bytes(dest, data)
         return {"bytes": len(data), "bpp": 8 * len(data) / (image.width * image.height),
