@@ -114,3 +114,21 @@ def test_a_non_image_is_refused(codec_run, tmp_path, capsys):
     bad.write_bytes(b"not an image at all")
     assert main(["compress", str(bad), "--model", str(codec_run)]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_export_to_the_zoo_keeps_the_coding_tables(codec_run, photos, tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    import pixelforge.zoo as zoo
+    from pixelforge.pipelines.codec import export_codec, open_codec
+
+    path = export_codec(codec_run, "tiny-codec-v0", "pixelforge train codec ...", dest=tmp_path)
+    weights = load_file(str(path))
+    assert weights["density.pmf"].dtype.is_floating_point is False  # integer tables, not halved
+    assert weights["g_a.0.weight"].dtype.itemsize == 2
+    card = json.loads((tmp_path / "tiny-codec-v0.json").read_text())
+    assert card["family"] == "codec" and card["model"] == "codec" and card["steps"] == 4
+    monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path)
+    shipped = open_codec("tiny-codec-v0")
+    out = shipped.decompress(shipped.compress(photos / "p2.png", 1))
+    assert out.size == (128, 96) and shipped.model_id == "tiny-codec-v0"

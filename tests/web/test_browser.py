@@ -8,7 +8,6 @@ The browser: $PIXELFORGE_CHROMIUM, else Playwright's own Chromium, else Debian's
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -135,15 +134,20 @@ def test_errors_are_messages_in_the_page(page, tmp_path):
     wait_images(page, "sample")
 
 
-@pytest.mark.parametrize("tab, module", [("compress", "pixelforge.pipelines.compression")])
-def test_tabs_without_their_capability_say_so(page, tab, module):
-    if importlib.util.find_spec(module) is not None:
-        pytest.skip(f"{module} has landed: this tab needs an end-to-end test with a trained run")
-    page.click(f"nav button[data-tab={tab}]")
-    msg = page.locator(f"section[data-tab={tab}] .unavailable")
-    assert msg.is_visible() and "not part of this version" in msg.inner_text()
-    assert page.locator(f"section[data-tab={tab}] form").count() == 0
-    shot(page, tab)
+def test_compress_a_photo_with_the_shipped_codec(page, tmp_path):
+    from .conftest import photo_image
+
+    photo = tmp_path / "photo.png"
+    photo_image(96, 128).save(photo)
+    page.click("nav button[data-tab=compress]")
+    page.wait_for_selector("#compress-compress-model option[value='zoo:photos-codec-v1']", state="attached")
+    assert page.input_value("#compress-compress-model") == "zoo:photos-codec-v1"  # works out of the box
+    page.set_input_files("#compress-compress-image", str(photo))
+    page.click("form[data-action=compress] button.go")
+    assert wait_images(page, "compress", 3).count() == 3
+    table = page.inner_text("form[data-action=compress] .result table")
+    assert "PSNR pixelforge" in table and "PSNR JPEG" in table
+    shot(page, "compress")
 
 
 def test_upscale_a_photo_with_the_shipped_x4_model(page, tmp_path):

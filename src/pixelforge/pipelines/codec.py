@@ -353,12 +353,14 @@ def run_model_id(run_dir: str | os.PathLike, checkpoint: Path | None = None) -> 
 
 
 def load_codec_run(run_dir: str | os.PathLike, device: str = "cpu") -> CodecPipeline:
+    """A codec run's latest weights (on the CPU, whatever ``device`` says: see load_shipped_codec)."""
     r, cfg, net, _ = open_model(run_dir, "codec", "cpu")
     load_weights_into(r, net, "codec")
     return CodecPipeline(net, cfg, run_model_id(r.path), r.path)
 
 
-def load_shipped_codec(name: str = SHIPPED) -> CodecPipeline:
+def load_shipped_codec(name: str = SHIPPED, device: str = "cpu") -> CodecPipeline:
+    """A shipped codec (it always runs on the CPU: decoding must give the same pixels everywhere)."""
     from safetensors.torch import load_file
 
     from ..zoo import ZOO_DIR, card
@@ -403,27 +405,7 @@ def codec_for_file(path: str | os.PathLike, model: str | os.PathLike | None = No
 
 def export_codec(run_dir: str | os.PathLike, name: str, command: str, extra: dict | None = None,
                  dest: Path | None = None) -> Path:
-    """Copy a codec run's weights (fp16; integer coding tables as they are) and a card into the zoo."""
-    import json
+    """Copy a codec run's weights (fp16 safetensors) and a JSON card into the zoo."""
+    from ..zoo import export_run
 
-    from safetensors.torch import save_file
-
-    from ..runs import Run
-    from ..zoo import ZOO_DIR
-
-    dest = dest or ZOO_DIR
-    run = Run.open(run_dir)
-    cfg = run.config
-    if cfg.get("family") != "codec":
-        raise PixelforgeError(f"{run_dir} is not a codec run")
-    weights = run.load_weights("codec")
-    half = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in weights.items()}
-    path = dest / f"{name}.safetensors"
-    save_file(half, str(path), metadata={"name": name, "format": "pixelforge-zoo-1"})
-    metrics = run.read_metrics()
-    info = {"name": name, "family": "codec", "model": cfg["model"]["name"], "config": cfg["model"]["config"],
-            "data": cfg["data"]["spec"], "data_size": cfg["data"]["size"], "command": command,
-            "trained": cfg.get("created"), "steps": metrics[-1].get("step") if metrics else None,
-            "task": cfg["task"], "runtime": cfg.get("runtime"), "dtype": "float16", **(extra or {})}
-    (dest / f"{name}.json").write_text(json.dumps(info, indent=2) + "\n")
-    return path
+    return export_run(run_dir, name, "codec", command, extra, dest)

@@ -17,7 +17,6 @@ alpha channel is upscaled bicubically beside the colour.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -238,25 +237,7 @@ def open_upscaler(model: str | os.PathLike | None, scale: int, device: str = "au
 
 def export_sr(run_dir: str | os.PathLike, name: str, command: str, extra: dict | None = None,
               dest: Path | None = None) -> Path:
-    """Copy a super-resolution run's weights (as fp16 safetensors) and a JSON card into the zoo."""
-    from safetensors.torch import save_file
+    """Copy a super-resolution run's weights (fp16 safetensors) and a JSON card into the zoo."""
+    from ..zoo import export_run
 
-    from ..runs import Run
-    from ..zoo import ZOO_DIR
-
-    dest = dest or ZOO_DIR
-    run = Run.open(run_dir)
-    cfg = run.config
-    if cfg.get("family") != "sr":
-        raise PixelforgeError(f"{run_dir} is not a super-resolution run")
-    half = {k: v.half().contiguous() for k, v in run.load_weights("sr").items()}
-    path = dest / f"{name}.safetensors"
-    save_file(half, str(path), metadata={"name": name, "format": "pixelforge-zoo-1"})
-    last = run.read_metrics()[-1] if run.read_metrics() else {}
-    info = {"name": name, "family": "sr", "model": cfg["model"]["name"], "config": cfg["model"]["config"],
-            "data": cfg["data"]["spec"], "data_size": cfg["data"]["size"], "command": command,
-            "trained": cfg.get("created"), "steps": last.get("step"), "task": cfg["task"],
-            "train": {k: cfg["train"][k] for k in ("batch_size", "minutes", "max_steps")},
-            "runtime": cfg.get("runtime"), "dtype": "float16", **(extra or {})}
-    (dest / f"{name}.json").write_text(json.dumps(info, indent=2) + "\n")
-    return path
+    return export_run(run_dir, name, "sr", command, extra, dest)

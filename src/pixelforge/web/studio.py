@@ -291,6 +291,10 @@ def shipped_loader(family: str) -> Callable | None:
         from ..pipelines.sr import load_shipped_sr
 
         return load_shipped_sr
+    if family == "codec":
+        from ..pipelines.codec import load_shipped_codec
+
+        return load_shipped_codec
     return None
 
 

@@ -83,3 +83,28 @@ def export(run_dir: str | os.PathLike, name: str, command: str, dest: Path = ZOO
             "test_images": evaluation["test_images"], "dtype": "float16"}
     (dest / f"{name}.json").write_text(json.dumps(info, indent=2) + "\n")
     return dest / f"{name}.safetensors"
+
+
+def export_run(run_dir: str | os.PathLike, name: str, family: str, command: str, extra: dict | None = None,
+               dest: Path | None = None) -> Path:
+    """Copy a run's latest weights into the zoo as fp16 safetensors (integer tensors, such as a
+    codec's coding tables, as they are) beside a JSON card: model, config, data, command, steps."""
+    from ..runs import Run
+
+    dest = dest or ZOO_DIR
+    run = Run.open(run_dir)
+    cfg = run.config
+    if cfg.get("family") != family:
+        raise PixelforgeError(f"{run_dir} is not a {family} run")
+    weights = run.load_weights(family)
+    half = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in weights.items()}
+    path = dest / f"{name}.safetensors"
+    save_file(half, str(path), metadata={"name": name, "format": "pixelforge-zoo-1"})
+    metrics = run.read_metrics()
+    info = {"name": name, "family": family, "model": cfg["model"]["name"], "config": cfg["model"]["config"],
+            "data": cfg["data"]["spec"], "data_size": cfg["data"]["size"], "command": command,
+            "trained": cfg.get("created"), "steps": metrics[-1].get("step") if metrics else None,
+            "task": cfg["task"], "train": {k: cfg["train"][k] for k in ("batch_size", "minutes", "max_steps")},
+            "runtime": cfg.get("runtime"), "dtype": "float16", **(extra or {})}
+    (dest / f"{name}.json").write_text(json.dumps(info, indent=2) + "\n")
+    return path

@@ -1,8 +1,63 @@
-"""Learned compression: listed so the page says honestly that it has not landed yet. When
-``pixelforge.pipelines.compression`` exists, give this tab its actions (see upscale.py)."""
+"""Compress: the learned codec (a shipped codec or a codec run) beside JPEG at the same file
+size; bits per pixel and PSNR of both."""
 
-from . import Tab, module_exists
+from __future__ import annotations
 
-TAB = Tab("compress", "Compress", "Compress an image; bits per pixel and PSNR beside JPEG at the same size.",
-          available=module_exists("pixelforge.pipelines.compression"),
-          unavailable="Learned compression is not part of this version of pixelforge.")
+import io
+
+from PIL import Image
+
+from ...metrics.image_quality import psnr
+from ..studio import to_tensor
+from . import Action, Field, Result, Tab, module_exists
+
+FAMILIES = ["codec"]
+DEFAULT_MODEL = "zoo:photos-codec-v1"
+
+
+def _jpeg_of_size(image: Image.Image, size: int) -> tuple[int, Image.Image]:
+    """The JPEG whose file is closest to ``size`` bytes (quality found by bisection)."""
+    lo, hi, best = 1, 95, None
+    while lo <= hi:
+        q = (lo + hi) // 2
+        buf = io.BytesIO()
+        image.save(buf, format="JPEG", quality=q, optimize=True)
+        n = buf.tell()
+        if best is None or abs(n - size) < abs(best[0] - size):
+            best = (n, buf.getvalue())
+        lo, hi = (q + 1, hi) if n < size else (lo, q - 1)
+    return best[0], Image.open(io.BytesIO(best[1])).convert("RGB")
+
+
+def compress(studio, v: dict) -> Result:
+    from ...pipelines.codec import load_codec_run
+
+    codec = studio.load(v["model"], FAMILIES, loader=load_codec_run)
+    image = v["image"].convert("RGB")
+    quality = min(max(1, int(v["quality"])), codec.qualities)
+    data = codec.compress(image, quality)
+    decoded = codec.decompress(data)
+    jpeg_bytes, jpeg = _jpeg_of_size(image, len(data))
+    pixels = image.width * image.height
+    ref = to_tensor(image)
+    metrics = {"model": v["model"].removeprefix("zoo:"), "size": f"{image.width}x{image.height}",
+               "quality": f"{quality} of {codec.qualities}",
+               "pixelforge (bpp)": round(8 * len(data) / pixels, 3),
+               "PSNR pixelforge (dB)": round(float(psnr(to_tensor(decoded), ref)[0]), 2),
+               "JPEG same size (bpp)": round(8 * jpeg_bytes / pixels, 3),
+               "PSNR JPEG (dB)": round(float(psnr(to_tensor(jpeg), ref)[0]), 2)}
+    return Result(images=[("original", studio.save(image)), ("pixelforge", studio.save(decoded)),
+                          ("JPEG, same size", studio.save(jpeg))], metrics=metrics, layout="compare",
+                  message=f".pfc file: {len(data)} bytes")
+
+
+TAB = Tab(
+    "compress", "Compress", "Compress an image; bits per pixel and PSNR beside JPEG at the same size.",
+    available=module_exists("pixelforge.pipelines.codec"),
+    unavailable="Learned compression is not part of this version of pixelforge.",
+    actions=[Action("compress", "Compress", [
+        Field("model", "run", "Codec", DEFAULT_MODEL, families=FAMILIES,
+              help="the shipped codec (photos-codec-v1) or a codec run"),
+        Field("image", "image", "Image"),
+        Field("quality", "int", "Quality", 3, min=1, max=8, help="1 = smallest file; the shipped codec has 5 levels"),
+    ], compress)])

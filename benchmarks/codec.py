@@ -1,0 +1,244 @@
+"""Rate-distortion of the learned codec against JPEG and WebP on photos it never saw.
+
+For each held-out photo of $PIXELFORGE_DATA/photos (full size, 1024 px wide), the codec
+writes real .pfc files at every quality level and Pillow writes JPEG (4:2:0, optimised
+Huffman tables) and WebP (method 6) over a sweep of quality settings. Rate is the file size
+in bits per pixel; distortion is RGB PSNR and MS-SSIM (torchmetrics). Curves are averaged
+over the photos per setting. Reported: the table, BD-rate and BD-PSNR against JPEG
+(Bjontegaard, cubic fit in log-rate), the PSNR gap to JPEG and WebP at 0.25, 0.5, 0.75 and
+1.0 bpp (interpolated in log-rate), and encode/decode seconds per megapixel on this CPU.
+
+    python benchmarks/codec.py [--model photos-codec-v1 | RUN_DIR]
+    python benchmarks/codec.py --export runs/codec-v1     # ship a run as photos-codec-v1 first
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import write_results  # noqa: E402
+from codec_data import HELD_OUT, photos_dir  # noqa: E402
+
+from pixelforge.images import read_image  # noqa: E402
+from pixelforge.pipelines.codec import SHIPPED, export_codec, open_codec  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+JPEG_QUALITIES = (5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95)
+WEBP_QUALITIES = (0, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
+TARGET_BPPS = (0.25, 0.5, 0.75, 1.0)
+TRAIN_COMMAND = ("pixelforge train codec --data folder:runs/codec-photos-train --size 512 --width 96 --latent 128 "
+                 "--crop 128 --batch-size 8 --minutes 35 --run-dir runs/codec-v1 --no-progress")
+
+
+def _tensor(image: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(image.convert("RGB")).copy()).permute(2, 0, 1)[None].float() / 255
+
+
+def _quality(decoded: Image.Image, original: torch.Tensor) -> tuple[float, float]:
+    from torchmetrics.functional.image import multiscale_structural_similarity_index_measure as ms_ssim
+
+    x = _tensor(decoded)
+    mse = torch.mean((x - original) ** 2).item()
+    return 10 * np.log10(1 / max(mse, 1e-12)), float(ms_ssim(x, original, data_range=1.0))
+
+
+def _pillow(image: Image.Image, fmt: str, quality: int) -> tuple[bytes, Image.Image]:
+    buf = io.BytesIO()
+    if fmt == "JPEG":
+        image.save(buf, format="JPEG", quality=quality, optimize=True, subsampling=2)
+    else:
+        image.save(buf, format="WEBP", quality=quality, method=6)
+    data = buf.getvalue()
+    return data, Image.open(io.BytesIO(data)).convert("RGB")
+
+
+def bd(rate_a, dist_a, rate_b, dist_b) -> tuple[float, float]:
+    """Bjontegaard delta: (BD-rate of b against a in %, BD-PSNR of b against a in dB)."""
+    la, lb = np.log(rate_a), np.log(rate_b)
+    lo, hi = max(min(dist_a), min(dist_b)), min(max(dist_a), max(dist_b))
+    pa, pb = np.polyfit(dist_a, la, 3), np.polyfit(dist_b, lb, 3)
+    ia, ib = np.polyint(pa), np.polyint(pb)
+    avg = ((np.polyval(ib, hi) - np.polyval(ib, lo)) - (np.polyval(ia, hi) - np.polyval(ia, lo))) / (hi - lo)
+    bd_rate = (np.exp(avg) - 1) * 100
+    lo_r, hi_r = max(min(la), min(lb)), min(max(la), max(lb))
+    qa, qb = np.polyfit(la, dist_a, 3), np.polyfit(lb, dist_b, 3)
+    ja, jb = np.polyint(qa), np.polyint(qb)
+    bd_psnr = ((np.polyval(jb, hi_r) - np.polyval(jb, lo_r)) - (np.polyval(ja, hi_r) - np.polyval(ja, lo_r))) / (
+        hi_r - lo_r)
+    return float(bd_rate), float(bd_psnr)
+
+
+def psnr_at(curve: dict, bpp: float) -> float | None:
+    """PSNR interpolated linearly in log-rate; None outside the curve's range."""
+    rates, psnrs = np.array(curve["bpp"]), np.array(curve["psnr"])
+    order = np.argsort(rates)
+    rates, psnrs = rates[order], psnrs[order]
+    if not rates[0] <= bpp <= rates[-1]:
+        return None
+    return float(np.interp(np.log(bpp), np.log(rates), psnrs))
+
+
+def measure(model: str | None) -> dict:
+    codec = open_codec(model)
+    photos = [read_image(photos_dir() / f"{name}.png").convert("RGB") for name in HELD_OUT]
+    originals = [_tensor(p) for p in photos]
+    pixels = [p.width * p.height for p in photos]
+    curves = {}
+    rows = {"pixelforge": [], "JPEG": [], "WebP": []}
+    enc_time = dec_time = 0.0
+    for q in range(1, codec.qualities + 1):
+        per = []
+        for image, original, n in zip(photos, originals, pixels):
+            t0 = time.perf_counter()
+            data = codec.compress(image, q)
+            t1 = time.perf_counter()
+            decoded = codec.decompress(data)
+            t2 = time.perf_counter()
+            enc_time += t1 - t0
+            dec_time += t2 - t1
+            per.append((8 * len(data) / n, *_quality(decoded, original)))
+        rows["pixelforge"].append((q, *np.mean(per, 0)))
+        print(f"pixelforge q{q}: {rows['pixelforge'][-1][1]:.3f} bpp, {rows['pixelforge'][-1][2]:.2f} dB")
+    for fmt, qualities, key in (("JPEG", JPEG_QUALITIES, "JPEG"), ("WEBP", WEBP_QUALITIES, "WebP")):
+        for q in qualities:
+            per = []
+            for image, original, n in zip(photos, originals, pixels):
+                data, decoded = _pillow(image, fmt, q)
+                per.append((8 * len(data) / n, *_quality(decoded, original)))
+            rows[key].append((q, *np.mean(per, 0)))
+    for key, r in rows.items():
+        curves[key] = {"setting": [int(x[0]) for x in r], "bpp": [round(float(x[1]), 4) for x in r],
+                       "psnr": [round(float(x[2]), 3) for x in r], "ms_ssim": [round(float(x[3]), 5) for x in r]}
+    megapixels = sum(pixels) / 1e6 * codec.qualities
+    result = {"model": codec.model_id, "held_out_photos": list(HELD_OUT), "image_size": [photos[0].width,
+                                                                                           photos[0].height],
+              "curves": curves, "encode_s_per_mp": round(enc_time / megapixels, 3),
+              "decode_s_per_mp": round(dec_time / megapixels, 3), "threads": torch.get_num_threads()}
+    pf = curves["pixelforge"]
+    for other in ("JPEG", "WebP"):
+        oc = curves[other]
+        try:
+            bd_rate, bd_psnr = bd(oc["bpp"], oc["psnr"], pf["bpp"], pf["psnr"])
+        except (np.linalg.LinAlgError, ValueError):
+            bd_rate, bd_psnr = float("nan"), float("nan")
+        result[f"bd_rate_vs_{other.lower()}_percent"] = round(bd_rate, 2)
+        result[f"bd_psnr_vs_{other.lower()}_db"] = round(bd_psnr, 3)
+        gaps = {}
+        for b in TARGET_BPPS:
+            a, o = psnr_at(pf, b), psnr_at(oc, b)
+            gaps[str(b)] = None if a is None or o is None else round(a - o, 3)
+        result[f"psnr_gain_over_{other.lower()}_db"] = gaps
+    jpeg_gaps = [g for g in result["psnr_gain_over_jpeg_db"].values() if g is not None]
+    webp_gaps = [g for g in result["psnr_gain_over_webp_db"].values() if g is not None]
+    result["target"] = {"rule": ">= 1 dB over JPEG and >= WebP at 0.25-1.0 bpp",
+                        "min_gain_over_jpeg_db": min(jpeg_gaps) if jpeg_gaps else None,
+                        "min_gain_over_webp_db": min(webp_gaps) if webp_gaps else None,
+                        "met": bool(jpeg_gaps and webp_gaps and min(jpeg_gaps) >= 1 and min(webp_gaps) >= 0
+                                    and len(jpeg_gaps) == len(TARGET_BPPS))}
+    return result
+
+
+def plot(result: dict, path: Path) -> None:
+    from pixelforge.images import pyplot, save_figure
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    styles = {"pixelforge": ("o-", "C3"), "JPEG": ("s--", "C0"), "WebP": ("^--", "C2")}
+    for key, curve in result["curves"].items():
+        marker, colour = styles[key]
+        axes[0].plot(curve["bpp"], curve["psnr"], marker, color=colour, label=key)
+        ms = -10 * np.log10(1 - np.array(curve["ms_ssim"]))
+        axes[1].plot(curve["bpp"], ms, marker, color=colour, label=key)
+    for ax, label in zip(axes, ("PSNR (dB)", "MS-SSIM (dB)")):
+        ax.set_xlim(0, 1.6)
+        ax.axvspan(0.25, 1.0, color="0.93", zorder=0)
+        ax.set_xlabel("bits per pixel")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"{result['model']} vs JPEG and WebP on {len(result['held_out_photos'])} held-out photos")
+    save_figure(fig, path)
+
+
+def compare_sheet(model: str | None, path: Path, target_bpp: float = 0.3) -> None:
+    """One held-out photo's crop: original, pixelforge, JPEG and WebP at about the same size."""
+    from pixelforge.images import save_png
+
+    codec = open_codec(model)
+    image = read_image(photos_dir() / f"{HELD_OUT[1]}.png").convert("RGB")
+    n = image.width * image.height
+    best = min(range(1, codec.qualities + 1), key=lambda q: abs(8 * len(codec.compress(image, q)) / n - target_bpp))
+    data = codec.compress(image, best)
+    size = len(data)
+    ours = codec.decompress(data)
+
+    def closest(fmt, qualities):
+        options = [_pillow(image, fmt, q) for q in qualities]
+        return min(options, key=lambda o: abs(len(o[0]) - size))
+
+    jpeg, webp = closest("JPEG", range(2, 96)), closest("WEBP", range(0, 100))
+    box = (300, 150, 556, 406)
+    tiles = [image.crop(box), ours.crop(box), jpeg[1].crop(box), webp[1].crop(box)]
+    sheet = Image.new("RGB", (4 * 256 + 3 * 4, 256), "white")
+    for i, tile in enumerate(tiles):
+        sheet.paste(tile, (i * 260, 0))
+    save_png(np.asarray(sheet.resize((sheet.width * 2 // 2, 256))), path)
+    print(f"{path}: original | pixelforge {8 * size / n:.3f} bpp | JPEG {8 * len(jpeg[0]) / n:.3f} bpp | "
+          f"WebP {8 * len(webp[0]) / n:.3f} bpp")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=None, help=f"a codec run or shipped name (default {SHIPPED})")
+    p.add_argument("--export", default=None, help="first ship this codec run as photos-codec-v1")
+    args = p.parse_args()
+    if args.export:
+        export_codec(args.export, SHIPPED, TRAIN_COMMAND)
+    result = measure(args.model)
+    print(f"\n{'codec':<11} {'setting':>7} {'bpp':>7} {'PSNR':>7} {'MS-SSIM':>8}")
+    for key, curve in result["curves"].items():
+        for s, b, ps, ms in zip(curve["setting"], curve["bpp"], curve["psnr"], curve["ms_ssim"]):
+            if b <= 2.0:
+                print(f"{key:<11} {s:>7} {b:>7.3f} {ps:>7.2f} {ms:>8.4f}")
+    print(f"\nBD-rate vs JPEG: {result['bd_rate_vs_jpeg_percent']}%  BD-PSNR vs JPEG: "
+          f"{result['bd_psnr_vs_jpeg_db']} dB; vs WebP: {result['bd_rate_vs_webp_percent']}% / "
+          f"{result['bd_psnr_vs_webp_db']} dB")
+    print(f"PSNR gain over JPEG at {TARGET_BPPS} bpp: {result['psnr_gain_over_jpeg_db']}")
+    print(f"PSNR gain over WebP at {TARGET_BPPS} bpp: {result['psnr_gain_over_webp_db']}")
+    print(f"encode {result['encode_s_per_mp']} s/MP, decode {result['decode_s_per_mp']} s/MP; "
+          f"target met: {result['target']['met']}")
+    if args.export:  # the card carries the measured figures
+        import json
+
+        from pixelforge.zoo import ZOO_DIR
+
+        card_path = ZOO_DIR / f"{SHIPPED}.json"
+        info = json.loads(card_path.read_text())
+        from codec_data import SKIMAGE_PHOTOS
+
+        info["training_photos"] = sorted(p.name for p in (ROOT / "runs" / "codec-photos-train").iterdir())
+        info["skimage_photos"] = list(SKIMAGE_PHOTOS)
+        info["benchmark"] = {k: result[k] for k in ("held_out_photos", "bd_rate_vs_jpeg_percent",
+                                                    "bd_psnr_vs_jpeg_db", "bd_rate_vs_webp_percent",
+                                                    "bd_psnr_vs_webp_db", "psnr_gain_over_jpeg_db",
+                                                    "psnr_gain_over_webp_db", "encode_s_per_mp", "decode_s_per_mp")}
+        info["benchmark"]["curve"] = result["curves"]["pixelforge"]
+        card_path.write_text(json.dumps(info, indent=2) + "\n")
+    plot(result, ROOT / "docs" / "images" / "codec_rd.png")
+    compare_sheet(args.model, ROOT / "docs" / "images" / "codec_compare.png")
+    write_results("codec", result)
+
+
+if __name__ == "__main__":
+    main()
