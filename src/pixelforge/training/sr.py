@@ -65,6 +65,26 @@ def patches(images: torch.Tensor, crop: int) -> torch.Tensor:
     return torch.cat([images[:, :, y:y + side, x:x + side] for y in ys for x in xs]).contiguous()
 
 
+def random_crops(images: torch.Tensor, crop: int) -> torch.Tensor:
+    """One random ``crop`` x ``crop`` window per image of a [-1, 1] batch, randomly flipped and
+    rotated (the 8 symmetries of the square); returned in [0, 1]."""
+    c = crop
+    n, _, h, w = images.shape
+    if h < c or w < c:
+        raise PixelforgeError(f"training images of {w}x{h} px are smaller than the {c} px crop")
+    ys = torch.randint(0, h - c + 1, (n,)).tolist()
+    xs = torch.randint(0, w - c + 1, (n,)).tolist()
+    flips = torch.randint(0, 2, (n,)).tolist()
+    turns = torch.randint(0, 4, (n,)).tolist()
+    out = []
+    for i in range(n):
+        x = images[i, :, ys[i]:ys[i] + c, xs[i]:xs[i] + c]
+        if flips[i]:
+            x = x.flip(-1)
+        out.append(torch.rot90(x, turns[i], (1, 2)))
+    return ((torch.stack(out).float() + 1) / 2).clamp(0, 1).contiguous()
+
+
 def cosine_lr(progress: float, warmup: float, floor: float) -> float:
     if progress < warmup:
         return floor + (1 - floor) * progress / warmup
@@ -95,22 +115,7 @@ class SRTask(SingleNetTask):
 
     # -- Task protocol ----------------------------------------------------------------
     def random_crops(self, images: torch.Tensor) -> torch.Tensor:
-        """One random ``crop`` window per image, randomly flipped and rotated; [-1, 1] -> [0, 1]."""
-        c = self.cfg.crop
-        n, _, h, w = images.shape
-        if h < c or w < c:
-            raise PixelforgeError(f"training images of {w}x{h} px are smaller than the {c} px crop")
-        ys = torch.randint(0, h - c + 1, (n,)).tolist()
-        xs = torch.randint(0, w - c + 1, (n,)).tolist()
-        flips = torch.randint(0, 2, (n,)).tolist()
-        turns = torch.randint(0, 4, (n,)).tolist()
-        out = []
-        for i in range(n):
-            x = images[i, :, ys[i]:ys[i] + c, xs[i]:xs[i] + c]
-            if flips[i]:
-                x = x.flip(-1)
-            out.append(torch.rot90(x, turns[i], (1, 2)))
-        return ((torch.stack(out).float() + 1) / 2).clamp(0, 1).contiguous()
+        return random_crops(images, self.cfg.crop)
 
     def step(self, images: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:
         lr = self.cfg.lr * cosine_lr(self.progress, self.cfg.warmup, self.cfg.min_lr_factor)
