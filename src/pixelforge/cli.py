@@ -181,19 +181,19 @@ def _add_style_train_args(p: argparse.ArgumentParser, adain: bool) -> None:
     else:
         p.add_argument("--style", default=None, help="the style image (required)")
         m.add_argument("--widths", type=_int_list,
-                       help="channels at 1/1, 1/2, 1/4 of the (shuffled) resolution (default 32,48,64)")
-        m.add_argument("--blocks", type=int, help="residual blocks (default 3)")
+                       help="channels at 1/1, 1/2, 1/4 of the (shuffled) resolution (default 32,64,64)")
+        m.add_argument("--blocks", type=int, help="residual blocks (default 4)")
         m.add_argument("--outer-kernel", type=_positive_int, help="first/last convolution kernel (default 5)")
         m.add_argument("--shuffle", type=int, choices=[1, 2, 4],
                        help="space-to-depth factor; 1 = Johnson's full-resolution first/last layers (default 2)")
     t = p.add_argument_group("training")
-    t.add_argument("--crop", type=_positive_int, help="content crop size per step (default 192)")
+    t.add_argument("--crop", type=_positive_int, help="content crop size per step (default 160)")
     t.add_argument("--style-size", type=_positive_int, help="style image size in pixels (default 256)")
     t.add_argument("--style-weight", type=_non_negative_float, help="style loss weight" +
-                   (" lambda (default 2)" if adain else " (default 5)"))
+                   (" lambda (default 2)" if adain else " (default 3)"))
     if not adain:
         t.add_argument("--content-weight", type=_non_negative_float, help="content loss weight (default 1)")
-        t.add_argument("--tv-weight", type=_non_negative_float, help="total-variation weight (default 1)")
+        t.add_argument("--tv-weight", type=_non_negative_float, help="total-variation weight (default 10)")
         t.add_argument("--backbone", choices=["offline", "vgg19", "vgg16"], default=None,
                        help="loss network: offline (built in, default), vgg19 or vgg16")
     t.add_argument("--weights", default=None, help="VGG weights file for --backbone vgg19/vgg16")

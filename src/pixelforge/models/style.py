@@ -352,16 +352,18 @@ def build_backbone(name: str = "offline", weights=None, *, layers=None, download
 
 @dataclass
 class StylizerConfig:
-    """Johnson et al. (2016) image transformation network, sized by ``widths`` and ``blocks``.
+    """Johnson et al. (2016) image transformation network, sized by ``widths``, ``blocks``, ``shuffle``.
 
-    Johnson's own net is widths (32, 64, 128), 5 blocks, 9x9 outer kernels; the default here is a
-    compact one that meets 0.15 s per 512x512 image on two CPU cores (docs/style_transfer.md).
+    Johnson's own net is widths (32, 64, 128), 5 blocks, 9x9 outer kernels, shuffle 1 (every outer
+    layer at full resolution): 1.6 s per 512x512 image on this machine's two CPU cores. The default
+    here first folds 2x2 pixel blocks into channels (space-to-depth, undone by a pixel shuffle at the
+    end), so no layer runs at full resolution, with 5x5 outer kernels: ~0.1 s (docs/style_transfer.md).
     """
 
-    widths: tuple[int, int, int] = (16, 32, 48)  # full, 1/2 and 1/4 resolution
-    blocks: int = 3  # residual blocks at 1/4 resolution
-    outer_kernel: int = 9  # kernel of the first and last convolution
-    shuffle: int = 1  # >1: space-to-depth by this factor first, depth-to-space at the end (no full-size layers)
+    widths: tuple[int, int, int] = (32, 64, 64)  # at 1, 1/2 and 1/4 of the (shuffled) resolution
+    blocks: int = 4  # residual blocks at the lowest resolution
+    outer_kernel: int = 5  # kernel of the first and last convolution
+    shuffle: int = 2  # >1: space-to-depth by this factor first, depth-to-space at the end (1 = Johnson's)
 
     def __post_init__(self):
         self.widths = tuple(int(w) for w in self.widths)

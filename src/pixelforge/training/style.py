@@ -64,10 +64,10 @@ def _check_common(crop: int, style_size: int, lr: float, weights: dict[str, floa
 class StylizerTrainConfig:
     style: str = ""  # the style image, as given (the run keeps a copy: style.png)
     style_size: int = 256  # the style image's longest side when its Gram matrices are taken
-    crop: int = 192  # content crops per step
+    crop: int = 160  # content crops per step
     content_weight: float = 1.0
-    style_weight: float = 5.0
-    tv_weight: float = 1.0
+    style_weight: float = 3.0
+    tv_weight: float = 10.0
     backbone: str = "offline"
     weights: str | None = None  # VGG weights file for backbone vgg19/vgg16
     lr: float = 2e-3
@@ -84,7 +84,7 @@ class StylizerTrainConfig:
 class AdaINTrainConfig:
     styles: str = ""  # style images: folder:PATH or files separated by commas (the run keeps copies)
     style_size: int = 256  # style images are loaded at this size (shorter side, centre crop)
-    crop: int = 192
+    crop: int = 160
     style_weight: float = 2.0  # lambda
     lr: float = 1e-3
     warmup: float = 0.02
