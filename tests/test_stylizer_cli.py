@@ -222,3 +222,15 @@ def test_training_refusals(files, tmp_path, capsys):
     assert main(["train", "adain", "--data", f"folder:{files / 'photos'}", "--styles", str(files / "missing.png"),
                  "--run-dir", str(tmp_path / "r2"), *TRAIN]) == 2
     assert "missing.png" in capsys.readouterr().err
+
+
+def test_resume_continues_from_the_run_alone(files, tmp_path):
+    run = tmp_path / "ff"
+    first = [*TRAIN[:TRAIN.index("--max-steps")], "--max-steps", "1", "--no-progress", "--precision", "fp32"]
+    assert main(["train", "stylizer", "--data", f"folder:{files / 'photos'}", "--style", str(files / "styles/s1.png"),
+                 "--run-dir", str(run), *TINY_STYLIZER, *first]) == 0
+    assert main(["train", "stylizer", "--resume", "--run-dir", str(run), "--max-steps", "2", "--no-progress"]) == 0
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2]
+    assert main(["train", "stylizer", "--resume", "--run-dir", str(run), "--max-steps", "3", "--no-progress",
+                 "--style", str(files / "styles/s0.png")]) == 2
