@@ -192,8 +192,8 @@ def _add_style_train_args(p: argparse.ArgumentParser, adain: bool) -> None:
     t.add_argument("--style-weight", type=_non_negative_float, help="style loss weight" +
                    (" lambda (default 2)" if adain else " (default 3)"))
     if not adain:
-        t.add_argument("--content-weight", type=_non_negative_float, help="content loss weight (default 1)")
-        t.add_argument("--tv-weight", type=_non_negative_float, help="total-variation weight (default 10)")
+        t.add_argument("--content-weight", type=_non_negative_float, help="content loss weight (default 5)")
+        t.add_argument("--tv-weight", type=_non_negative_float, help="total-variation weight (default 30)")
         t.add_argument("--backbone", choices=["offline", "vgg19", "vgg16"], default=None,
                        help="loss network: offline (built in, default), vgg19 or vgg16")
     t.add_argument("--weights", default=None, help="VGG weights file for --backbone vgg19/vgg16")

@@ -65,9 +65,9 @@ class StylizerTrainConfig:
     style: str = ""  # the style image, as given (the run keeps a copy: style.png)
     style_size: int = 256  # the style image's longest side when its Gram matrices are taken
     crop: int = 160  # content crops per step
-    content_weight: float = 1.0
+    content_weight: float = 5.0
     style_weight: float = 3.0
-    tv_weight: float = 10.0
+    tv_weight: float = 30.0  # high: the offline backbone's finest filters reward pixel-scale stripes
     backbone: str = "offline"
     weights: str | None = None  # VGG weights file for backbone vgg19/vgg16
     lr: float = 2e-3
