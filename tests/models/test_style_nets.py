@@ -81,3 +81,14 @@ def test_adain_encoder_is_frozen_and_stays_in_eval_mode():
     net.train()
     assert not net.encoder.training and net.decoder.training
     assert all(not p.requires_grad for p in net.encoder.parameters())
+
+
+def test_relative_losses_are_zero_for_the_content_itself_and_grow_with_the_change():
+    from pixelforge.pipelines.style import relative_losses
+
+    torch.manual_seed(0)
+    content, style = torch.rand(3, 32, 40), torch.rand(3, 32, 32)
+    same = relative_losses(content, content, style)
+    noisy = relative_losses((content + 0.3 * torch.randn_like(content)).clamp(0, 1), content, style)
+    assert same["content"] == 0 and noisy["content"] > 0.01
+    assert relative_losses(style, content, style, size=32)["style"] < 1e-6
