@@ -197,6 +197,36 @@ def _add_codec_train_args(p: argparse.ArgumentParser) -> None:
     _add_common_train_args(p)
 
 
+def _add_style_train_args(p: argparse.ArgumentParser, adain: bool) -> None:
+    m = p.add_argument_group("model")
+    if adain:
+        p.add_argument("--styles", default=None, help="style images: folder:PATH or a.png,b.png (required)")
+        m.add_argument("--backbone", choices=["offline", "vgg19", "vgg16"], default=None,
+                       help="encoder: offline (built in, default) or VGG (needs --weights or a download)")
+        m.add_argument("--widths", type=_int_list, help="decoder channels per upsampling, deepest first (default 64,32)")
+    else:
+        p.add_argument("--style", default=None, help="the style image (required)")
+        m.add_argument("--widths", type=_int_list,
+                       help="channels at 1/1, 1/2, 1/4 of the (shuffled) resolution (default 32,64,64)")
+        m.add_argument("--blocks", type=int, help="residual blocks (default 4)")
+        m.add_argument("--outer-kernel", type=_positive_int, help="first/last convolution kernel (default 5)")
+        m.add_argument("--shuffle", type=int, choices=[1, 2, 4],
+                       help="space-to-depth factor; 1 = Johnson's full-resolution first/last layers (default 2)")
+    t = p.add_argument_group("training")
+    t.add_argument("--crop", type=_positive_int, help="content crop size per step (default 160)")
+    t.add_argument("--style-size", type=_positive_int, help="style image size in pixels (default 256)")
+    t.add_argument("--style-weight", type=_non_negative_float, help="style loss weight" +
+                   (" lambda (default 2)" if adain else " (default 3)"))
+    if not adain:
+        t.add_argument("--content-weight", type=_non_negative_float, help="content loss weight (default 5)")
+        t.add_argument("--tv-weight", type=_non_negative_float, help="total-variation weight (default 30)")
+        t.add_argument("--backbone", choices=["offline", "vgg19", "vgg16"], default=None,
+                       help="loss network: offline (built in, default), vgg19 or vgg16")
+    t.add_argument("--weights", default=None, help="VGG weights file for --backbone vgg19/vgg16")
+    t.add_argument("--lr", type=_positive_float, help="Adam's peak learning rate")
+    _add_common_train_args(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -214,6 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_autoencoder_train_args(train.add_parser("vae", help="train a VAE (beta-VAE, conditional VAE)"), True)
     _add_sr_train_args(train.add_parser("sr", help="train a super-resolution network on photos (folder:PATH)"))
     _add_codec_train_args(train.add_parser("codec", help="train a learned image codec on photos (folder:PATH)"))
+    _add_style_train_args(train.add_parser("stylizer", help="train a fast feed-forward style network for one "
+                                                            "--style on photos (folder:PATH)"), False)
+    _add_style_train_args(train.add_parser("adain", help="train an AdaIN decoder: any style image at inference"),
+                          True)
 
     s = sub.add_parser("sample", help="sample an image grid from a trained run")
     s.add_argument("run")
@@ -352,10 +386,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse outputs with more pixels than this (default 200000000)")
     u.add_argument("--device", default="auto")
 
-    st = sub.add_parser("stylize", help="neural style transfer (Gatys): CONTENT painted in the style of --style")
-    st.add_argument("content", nargs="?", default=None, help="content image (leave out, or --texture, for a texture)")
-    st.add_argument("--style", required=True, help="style image(s), comma-separated: a.png or a.png,b.png")
-    _add_style_args(st, default_size=512, tv_default=None)
+    st = sub.add_parser("stylize", help="neural style transfer: CONTENT painted in the style of --style "
+                                        "(Gatys optimisation, or a trained --model)")
+    st.add_argument("content", nargs="?", default=None,
+                    help="content image (with --model also a .gif or a folder of frames; leave out, or --texture, "
+                         "for a texture)")
+    st.add_argument("--style", default=None, help="style image(s), comma-separated: a.png or a.png,b.png")
+    _add_style_args(st, default_size=None, tv_default=None)
+    ml = st.add_argument_group("trained models (--model)")
+    ml.add_argument("--model", default=None, help="a style run (train stylizer / train adain) or an exported .onnx")
+    ml.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
+                    help="onnx: run the model's ONNX export with ONNX Runtime (exported to RUN/model.onnx)")
+    ml.add_argument("--alpha", type=float, default=None, help="AdaIN: 0 = content ... 1 = full style (default 1)")
+    ml.add_argument("--max-size", type=_positive_int, default=None,
+                    help="downscale larger images to this longest side (default 2048)")
+    ml.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="fp32",
+                    help="torch runtime: fp32 (default) or bf16 autocast with channels_last")
     st.add_argument("--style-mix", default=None, help="weights of the styles, e.g. 0.7,0.3 (default equal)")
     st.add_argument("--content-weight", type=_non_negative_float, default=None, help="default 10")
     st.add_argument("--init", choices=["content", "noise"], default=None,
@@ -383,6 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--model", default=None, help="the codec run the file was compressed with "
                                                   "(shipped codecs are found from the file's header)")
     dc.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    ex = sub.add_parser("export", help="export a style run to ONNX (run it with stylize --model FILE.onnx)")
+    ex.add_argument("run")
+    ex.add_argument("-o", "--output", required=True, help="output .onnx file")
 
     sv = sub.add_parser("serve", help="the web studio in the browser (needs pixelforge[web])")
     sv.add_argument("--runs-dir", default="runs", help="folder whose runs the studio lists (default runs)")
@@ -411,7 +460,7 @@ def _non_negative_float(s: str) -> float:
 def _add_style_args(p, *, default_size: int, tv_default) -> None:
     p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, ...)")
     p.add_argument("--size", type=_positive_int, default=default_size,
-                   help=f"longest side of the result in pixels (default {default_size})")
+                   help=f"longest side of the result in pixels (default {default_size or '512; with --model: as is'})")
     p.add_argument("--steps", type=_positive_int, default=300, help="optimisation steps (default 300)")
     p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs", help="default lbfgs")
     p.add_argument("--style-weight", type=_non_negative_float, default=None, help="default 3")
@@ -438,6 +487,9 @@ _FAMILY_OPTIONS = {
     "vae": ("latent_dim", "width", "lr", "weight_decay", "corrupt", "beta"),
     "sr": ("scale", "width", "blocks", "crop", "loss", "lr"),
     "codec": ("prior", "width", "latent", "lmbdas", "quantization", "crop", "lr"),
+    "stylizer": ("widths", "blocks", "outer_kernel", "shuffle", "crop", "style_size", "content_weight",
+                 "style_weight", "tv_weight", "backbone", "weights", "lr"),
+    "adain": ("backbone", "widths", "crop", "style_size", "style_weight", "lr"),
 }
 
 
@@ -467,14 +519,18 @@ def cmd_train(args) -> int:
         raise PixelforgeError("--resume needs --run-dir RUN_DIR")
     if args.family == "sr":
         extra.update(model=args.arch)
+    if args.family == "stylizer":
+        extra.update(style=args.style)
+    if args.family == "adain":
+        extra.update(styles=args.styles, weights=args.weights)
     train = {"gan": api.train_gan, "classifier": api.train_classifier, "diffusion": api.train_diffusion,
              "ae": api.train_autoencoder, "vae": api.train_autoencoder, "sr": api.train_sr,
-             "codec": api.train_codec}[args.family]
+             "codec": api.train_codec, "stylizer": api.train_stylizer, "adain": api.train_adain}[args.family]
     pipe = train(args.data, args.run, resume=args.resume, overwrite=args.overwrite, size=args.size,
                  channels=args.channels, limit=limit, device=args.device, precision=args.precision,
                  seed=args.seed, progress=not args.no_progress, **extra, **options)
     print(f"run: {pipe.path}")
-    if args.family in ("gan", "diffusion", "sr", "codec"):
+    if args.family in ("gan", "diffusion", "sr", "codec", "stylizer", "adain"):
         print(f"samples: {pipe.path / 'samples' / 'final.png'}")
     elif args.family in ("ae", "vae"):
         if (pipe.path / "evaluation.json").is_file():
@@ -809,9 +865,62 @@ def _run_style(args, content) -> int:
 
 
 def cmd_stylize(args) -> int:
+    if args.model is not None:
+        return _run_model_style(args)
+    for flag, value in (("--runtime", args.runtime != "torch"), ("--alpha", args.alpha is not None),
+                        ("--max-size", args.max_size is not None), ("--precision", args.precision != "fp32")):
+        if value:
+            raise PixelforgeError(f"{flag} is for trained models: add --model RUN")
+    if args.style is None:
+        raise PixelforgeError("give the style image(s) with --style (or a trained model with --model RUN)")
+    if args.content is not None and (Path(args.content).is_dir() or Path(args.content).suffix.lower() == ".gif"):
+        raise PixelforgeError("GIFs and frame folders need a trained model (--model RUN): optimising every "
+                              "frame with Gatys' method would take minutes per frame")
+    args.size = args.size or 512
     if args.texture and args.content is not None:
         raise PixelforgeError("--texture makes a texture from --style alone; leave out the content image")
     return _run_style(args, None if args.texture else args.content)
+
+
+def _run_model_style(args) -> int:
+    import time
+
+    from .pipelines.stylizer import open_stylizer
+
+    if args.texture:
+        raise PixelforgeError("--texture is Gatys texture synthesis; it takes no --model")
+    if args.content is None:
+        raise PixelforgeError("give the content image (or .gif, or folder of frames) to stylize with --model")
+    pipe = open_stylizer(args.model, runtime=args.runtime, device=args.device, precision=args.precision)
+    source = Path(args.content)
+    start = time.perf_counter()
+    if source.is_dir() or source.suffix.lower() == ".gif":
+        out, count = pipe.stylize_frames(source, args.output, style=args.style, alpha=args.alpha, size=args.size,
+                                         max_size=args.max_size)
+        print(f"{out} ({count} frames, {pipe.kind} model {pipe.name}, {time.perf_counter() - start:.1f} s)")
+        return 0
+    out = _style_output(args.output)
+    result = pipe.stylize(source, style=args.style, alpha=args.alpha, size=args.size, max_size=args.max_size)
+    seconds = time.perf_counter() - start
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        result.save(out)
+    except (KeyError, ValueError, OSError) as e:
+        raise PixelforgeError(f"cannot write {out}: {e}") from None
+    print(f"{out} ({result.width}x{result.height}, {pipe.kind} model {pipe.name}, {seconds:.2f} s)")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .pipelines.stylizer import export_onnx
+    from .runs import Run
+
+    family = Run.open(args.run).config.get("family")
+    if family != "style":
+        raise PixelforgeError(f"{args.run} is a {family} run; export writes ONNX for style runs "
+                              "(train stylizer / train adain)")
+    print(export_onnx(args.run, args.output))
+    return 0
 
 
 def cmd_texture(args) -> int:
@@ -859,7 +968,7 @@ def main(argv: list[str] | None = None) -> int:
                "classify": cmd_classify, "explain": cmd_explain, "eval": cmd_eval,
                "augment": cmd_augment, "cas": cmd_cas, "reconstruct": cmd_reconstruct, "encode": cmd_encode,
                "decode": cmd_decode, "restore": cmd_restore, "latent-map": cmd_latent_map, "upscale": cmd_upscale,
-               "compress": cmd_compress, "decompress": cmd_decompress,
+               "compress": cmd_compress, "decompress": cmd_decompress, "export": cmd_export,
                "stylize": cmd_stylize, "texture": cmd_texture, "serve": cmd_serve, "datasets": cmd_datasets,
                "models": cmd_models}[args.command]
     try:

@@ -20,7 +20,8 @@ TINY = dict(size=28, width=8, latent_dim=16, batch_size=32, progress=False)
 def web_runs(tmp_path_factory) -> Path:
     """runs/gan (conditional, 2 epochs on 256 digits: two epoch sample grids), runs/diffusion,
     runs/ae (a denoising + inpainting autoencoder, trained long enough to beat its noisy input),
-    runs/cvae (a conditional VAE) and runs/sr (a tiny x2 super-resolution run on synthetic photos)."""
+    runs/cvae (a conditional VAE), runs/sr (a tiny x2 super-resolution run on synthetic photos) and
+    runs/stylizer, runs/adain (tiny style-transfer runs on the same photos)."""
     root = tmp_path_factory.mktemp("studio") / "runs"
     pixelforge.train_gan("digits", root / "gan", epochs=2, limit=256, conditional=True, loss="hinge", seed=0, **TINY)
     pixelforge.train_diffusion("digits", root / "diffusion", size=28, width=8, num_res_blocks=1, max_steps=3,
@@ -36,6 +37,12 @@ def web_runs(tmp_path_factory) -> Path:
         photo_image(80, 96, seed=i).save(photos / f"p{i}.png")
     train_sr(f"folder:{photos}", root / "sr", size=64, scale=2, model="espcn", width=8, crop=32, max_steps=4,
              batch_size=2, progress=False)
+    from pixelforge.pipelines.stylizer import train_adain, train_stylizer
+
+    tiny_style = dict(size=64, crop=32, style_size=48, batch_size=2, max_steps=2, precision="fp32", progress=False)
+    train_stylizer(f"folder:{photos}", root / "stylizer", style=photos / "p1.png", widths=(4, 8, 8), blocks=1,
+                   **tiny_style)
+    train_adain(f"folder:{photos}", root / "adain", styles=str(photos / "p0.png"), widths=(8, 8), **tiny_style)
     return root
 
 

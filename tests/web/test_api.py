@@ -233,7 +233,7 @@ def test_a_bug_is_a_message_not_a_traceback(client, monkeypatch):
 # -- runs and files ---------------------------------------------------------------------------
 def test_run_browser(client):
     runs = {r["id"]: r for r in client.get("/api/runs").json()["runs"]}
-    assert set(runs) == {"gan", "diffusion", "ae", "cvae", "sr"} and runs["gan"]["step"] == 16
+    assert set(runs) == {"gan", "diffusion", "ae", "cvae", "sr", "stylizer", "adain"} and runs["gan"]["step"] == 16
     d = client.get("/api/runs/gan").json()
     assert {"g_loss", "d_loss"} <= set(d["series"]) and d["series"]["g_loss"][-1][0] == 16
     assert [row["metric"] for row in d["table"]][:2] and all(row["count"] >= 1 for row in d["table"])

@@ -47,7 +47,8 @@ def test_style_tab_is_available_with_two_forms(client):
     tab = next(t for t in client.get("/api/tabs").json()["tabs"] if t["name"] == "style")
     assert tab["available"] and tab["message"] == ""
     actions = {a["name"]: {f["name"]: f for f in a["fields"]} for a in tab["actions"]}
-    assert set(actions) == {"stylize", "texture"}
+    assert set(actions) == {"stylize", "texture", "model"}
+    assert actions["model"]["model"]["families"] == ["style"] and not actions["model"]["style"]["required"]
     assert actions["stylize"]["content"]["type"] == "image" and actions["stylize"]["style"]["type"] == "image"
     assert actions["stylize"]["method"]["options"] == ["lbfgs", "adam"]
     assert actions["stylize"]["size"]["max"] == style_tab.MAX_SIZE
@@ -140,3 +141,21 @@ def test_check_work_names_what_fits():
     style_tab.check_work(256, 200)
     with pytest.raises(Exception, match=r"at 200 steps at most 256 px"):
         style_tab.check_work(300, 200)
+
+
+def test_trained_models_in_the_style_tab(client):
+    r = post(client, "style", "model", files(style=False), model="stylizer")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [i["title"] for i in body["images"]] == ["content", "style (trained)", "result"]
+    assert image_at(client, body["images"][2]["url"]).size == (48, 40)
+    assert "feed-forward" in body["metrics"]["method"]
+    r = post(client, "style", "model", files(), model="adain", alpha="0.5")
+    assert r.status_code == 200, r.text
+    assert r.json()["metrics"]["alpha"] == 0.5 and [i["title"] for i in r.json()["images"]][1] == "style"
+    refused = post(client, "style", "model", files(), model="stylizer")
+    assert refused.status_code == 400 and "style built in" in refused.json()["error"]
+    refused = post(client, "style", "model", files(style=False), model="adain")
+    assert refused.status_code == 400 and "give the style image" in refused.json()["error"]
+    refused = post(client, "style", "model", files(style=False), model="gan")
+    assert refused.status_code == 400 and "needs a style run" in refused.json()["error"]

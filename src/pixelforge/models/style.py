@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -52,6 +53,7 @@ from torch import Tensor, nn
 from ..data.download import download_file
 from ..data.registry import cache_dir
 from ..errors import PixelforgeError
+from ..registry import register_model
 from ..runs import read_weights_file
 
 BACKBONES = ("offline", "vgg19", "vgg16")
@@ -344,3 +346,226 @@ def build_backbone(name: str = "offline", weights=None, *, layers=None, download
     if name in VGG_CONFIGS:
         return load_vgg(name, weights, layers=layers, download=download)
     raise PixelforgeError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+
+
+# ----------------------------------------------------------------------------- feed-forward stylizer (Johnson)
+
+@dataclass
+class StylizerConfig:
+    """Johnson et al. (2016) image transformation network, sized by ``widths``, ``blocks``, ``shuffle``.
+
+    Johnson's own net is widths (32, 64, 128), 5 blocks, 9x9 outer kernels, shuffle 1 (every outer
+    layer at full resolution): 1.6 s per 512x512 image on this machine's two CPU cores. The default
+    here first folds 2x2 pixel blocks into channels (space-to-depth, undone by a pixel shuffle at the
+    end), so no layer runs at full resolution, with 5x5 outer kernels: ~0.1 s (docs/style_transfer.md).
+    """
+
+    widths: tuple[int, int, int] = (32, 64, 64)  # at 1, 1/2 and 1/4 of the (shuffled) resolution
+    blocks: int = 4  # residual blocks at the lowest resolution
+    outer_kernel: int = 5  # kernel of the first and last convolution
+    shuffle: int = 2  # >1: space-to-depth by this factor first, depth-to-space at the end (1 = Johnson's)
+
+    def __post_init__(self):
+        self.widths = tuple(int(w) for w in self.widths)
+        if len(self.widths) != 3 or min(self.widths) < 1:
+            raise PixelforgeError(f"stylizer widths must be three positive numbers, not {self.widths}")
+        if self.blocks < 0 or self.outer_kernel < 1 or self.outer_kernel % 2 == 0:
+            raise PixelforgeError("stylizer blocks must be >= 0 and outer_kernel an odd number")
+        if self.shuffle not in (1, 2, 4):
+            raise PixelforgeError(f"stylizer shuffle must be 1, 2 or 4, not {self.shuffle}")
+
+
+def _conv(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Sequential:
+    """Reflection padding (no dark borders) + convolution."""
+    return nn.Sequential(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride))
+
+
+class _ConvNormReLU(nn.Sequential):
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, upsample: bool = False):
+        layers: list[nn.Module] = [nn.Upsample(scale_factor=2, mode="nearest")] if upsample else []
+        layers += [*_conv(cin, cout, kernel, stride), nn.InstanceNorm2d(cout, affine=True), nn.ReLU(inplace=True)]
+        super().__init__(*layers)
+
+
+class _ResidualBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(_ConvNormReLU(channels, channels, 3), *_conv(channels, channels, 3),
+                                  nn.InstanceNorm2d(channels, affine=True))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+class TransformerNet(nn.Module):
+    """Image in [0, 1] -> stylised image in [0, 1], any size (padded to a multiple of 4 inside).
+
+    conv(k) -> IN -> ReLU, two stride-2 conv/IN/ReLU downsamplings, ``blocks`` residual blocks
+    (conv-IN-ReLU-conv-IN + skip), two nearest-neighbour x2 upsamplings each followed by
+    conv/IN/ReLU (no transposed convolutions: they leave checkerboard artefacts, Odena et al. 2016),
+    and a last conv(k) to RGB squashed by a sigmoid. Instance normalisation (Ulyanov et al. 2016)
+    makes the output independent of each image's contrast, which is what lets one network stylise
+    every photo alike.
+    """
+
+    family_kind = "feed-forward"
+
+    def __init__(self, cfg: StylizerConfig):
+        super().__init__()
+        self.cfg = cfg
+        c1, c2, c3 = cfg.widths
+        k, r = cfg.outer_kernel, cfg.shuffle
+        self.multiple = 4 * r  # the input sides are padded to a multiple of this
+        self.net = nn.Sequential(
+            *([nn.PixelUnshuffle(r)] if r > 1 else []),
+            _ConvNormReLU(3 * r * r, c1, k), _ConvNormReLU(c1, c2, 3, 2), _ConvNormReLU(c2, c3, 3, 2),
+            *[_ResidualBlock(c3) for _ in range(cfg.blocks)],
+            _ConvNormReLU(c3, c2, 3, upsample=True), _ConvNormReLU(c2, c1, 3, upsample=True),
+            *_conv(c1, 3 * r * r, k), *([nn.PixelShuffle(r)] if r > 1 else []), nn.Sigmoid())
+
+    def core(self, x: Tensor) -> Tensor:
+        """The network on an input in [-0.5, 0.5] whose sides are multiples of ``self.multiple`` (ONNX export)."""
+        return self.net(x)
+
+    def forward(self, images: Tensor) -> Tensor:
+        h, w = images.shape[-2:]
+        # Sides padded up to a multiple of ``multiple``, and to two of them (reflection padding at the
+        # deepest level needs 2 x 2 positions).
+        ph, pw = (max(2 * self.multiple, s + -s % self.multiple) - s for s in (h, w))
+        x = images - 0.5
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        return self.net(x)[..., :h, :w]
+
+
+@register_model("johnson", family="style", config=StylizerConfig,
+                description="fast feed-forward style transfer network (Johnson et al. 2016, instance norm)")
+def build_johnson(cfg: StylizerConfig) -> TransformerNet:
+    return TransformerNet(cfg)
+
+
+# ----------------------------------------------------------------------------- arbitrary style (AdaIN)
+
+def channel_stats(features: Tensor, eps: float = 1e-5) -> tuple[Tensor, Tensor]:
+    """Per-image, per-channel mean and standard deviation over the positions: two (N, C, 1, 1) tensors."""
+    flat = features.float().flatten(2)
+    mean = flat.mean(-1)[..., None, None]
+    std = (flat.var(-1, unbiased=False) + eps).sqrt()[..., None, None]
+    return mean, std
+
+
+def adain(content: Tensor, style: Tensor, eps: float = 1e-5) -> Tensor:
+    """Adaptive instance normalisation (Huang & Belongie 2017):
+
+        AdaIN(x, y) = sigma(y) * (x - mu(x)) / sigma(x) + mu(y)
+
+    per image and channel: the content features get the style features' mean and standard deviation."""
+    c_mean, c_std = channel_stats(content, eps)
+    s_mean, s_std = channel_stats(style, eps)
+    return (content.float() - c_mean) / c_std * s_std + s_mean
+
+
+@dataclass
+class AdaINConfig:
+    """Encoder = a frozen backbone up to ``layer``; decoder = its rough mirror, trained."""
+
+    backbone: str = "offline"  # offline or vgg19 / vgg16 (then the encoder's weights are in the run)
+    layer: str = ""  # the encoder layer AdaIN acts on ("" = r3 offline, relu4_1 VGG)
+    widths: tuple[int, ...] = (64, 32)  # decoder channels after each x2 upsampling, deepest first
+
+    def __post_init__(self):
+        if self.backbone not in BACKBONES:
+            raise PixelforgeError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
+        self.layer = self.layer or ("r3" if self.backbone == "offline" else "relu4_1")
+        self.widths = tuple(int(w) for w in self.widths)
+        if not self.widths or min(self.widths) < 1:
+            raise PixelforgeError(f"AdaIN decoder widths must be positive numbers, not {self.widths}")
+
+    @property
+    def style_layers(self) -> tuple[str, ...]:
+        """Every style layer up to and including the AdaIN layer (relu1_1 .. relu4_1 for VGG, as in the paper)."""
+        names = OFFLINE_STYLE_LAYERS if self.backbone == "offline" else VGG_STYLE_LAYERS
+        if self.layer in names:
+            return names[:names.index(self.layer) + 1]
+        return (*[n for n in names if _depth(self.backbone, n) < _depth(self.backbone, self.layer)], self.layer)
+
+
+def _depth(backbone: str, layer: str) -> int:
+    if backbone == "offline":
+        return OFFLINE_STYLE_LAYERS.index(layer)
+    return dict(vgg_layer_names(backbone))[layer]
+
+
+def _downsamplings(backbone: str, layer: str) -> int:
+    if backbone == "offline":
+        return OFFLINE_STYLE_LAYERS.index(layer)
+    names = [n for n, _ in vgg_layer_names(backbone)]
+    return sum(1 for n in names[:names.index(layer)] if n.startswith("pool"))
+
+
+class AdaINNet(nn.Module):
+    """Arbitrary style transfer: encode content and style, AdaIN, decode (Huang & Belongie 2017).
+
+    ``forward(content, style, alpha)``: t = alpha * AdaIN(f(c), f(s)) + (1 - alpha) * f(c), output g(t)
+    in [0, 1]. The decoder mirrors the encoder's downsamplings with nearest x2 upsampling + 3x3
+    reflection-padded convolutions (no normalisation: it would wash out the statistics AdaIN sets).
+    """
+
+    family_kind = "adain"
+
+    def __init__(self, cfg: AdaINConfig):
+        super().__init__()
+        self.cfg = cfg
+        if cfg.backbone == "offline":
+            self.encoder = RandomFeatures(seed=0)
+        else:  # weights come from training (load_vgg) or from the run's safetensors
+            self.encoder = VGGFeatures(cfg.backbone, layers=cfg.style_layers)
+        self.encoder.check_layers([cfg.layer])
+        self.style_layers = cfg.style_layers
+        channels = self.encoder(torch.zeros(1, 3, 32, 32), [cfg.layer])[cfg.layer].shape[1]
+        ups = _downsamplings(cfg.backbone, cfg.layer)
+        self.min_size = 2 ** (ups + 2)  # at least 4x4 feature positions for meaningful statistics
+        widths = list(cfg.widths) + [cfg.widths[-1]] * max(0, ups - len(cfg.widths))
+        layers: list[nn.Module] = []
+        cin = channels
+        for i in range(ups):
+            layers += [*_conv(cin, widths[i], 3), nn.ReLU(inplace=True), nn.Upsample(scale_factor=2, mode="nearest"),
+                       *_conv(widths[i], widths[i], 3), nn.ReLU(inplace=True)]
+            cin = widths[i]
+        layers += _conv(cin, 3, 3)
+        self.decoder = nn.Sequential(*layers)
+        self.pad_to = 2 ** ups
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.encoder.eval()  # frozen, always
+        return self
+
+    def encode(self, images: Tensor, layers=None) -> dict[str, Tensor]:
+        return self.encoder(images, layers or self.style_layers)
+
+    def decode(self, features: Tensor) -> Tensor:
+        return torch.sigmoid(self.decoder(features))
+
+    def forward(self, content: Tensor, style: Tensor, alpha: float | Tensor = 1.0) -> Tensor:
+        h, w = content.shape[-2:]
+        ph, pw = -h % self.pad_to, -w % self.pad_to
+        if ph or pw:
+            content = F.pad(content, (0, pw, 0, ph), mode="replicate")
+        return self.transfer(content, style, alpha)[..., :h, :w]
+
+    def transfer(self, content: Tensor, style: Tensor, alpha: float | Tensor = 1.0) -> Tensor:
+        """``forward`` for a content image whose sides are multiples of ``self.pad_to`` (ONNX export)."""
+        return self.decode(self.target_features(content, style, alpha))
+
+    def target_features(self, content: Tensor, style: Tensor, alpha: float | Tensor = 1.0) -> Tensor:
+        """t = alpha AdaIN(f(c), f(s)) + (1 - alpha) f(c): what the decoder turns into the image."""
+        f_c = self.encoder(content, [self.cfg.layer])[self.cfg.layer]
+        f_s = self.encoder(style, [self.cfg.layer])[self.cfg.layer]
+        return alpha * adain(f_c, f_s) + (1 - alpha) * f_c
+
+
+@register_model("adain", family="style", config=AdaINConfig,
+                description="arbitrary style transfer: encoder, adaptive instance norm, decoder (Huang & Belongie 2017)")
+def build_adain(cfg: AdaINConfig) -> AdaINNet:
+    return AdaINNet(cfg)

@@ -297,3 +297,26 @@ def synthesize_texture(styles: ImageLike | Sequence[ImageLike], *, size: int = 2
     return stylize(None, styles, style_mix=style_mix, size=size, steps=steps, optimizer=optimizer,
                    style_weight=style_weight, tv_weight=tv_weight, backbone=backbone, weights=weights, seed=seed,
                    progress=progress, save_every=save_every, on_save=on_save, device=device)
+
+
+@torch.no_grad()
+def relative_losses(image: ImageLike, content: ImageLike, style: ImageLike, *, backbone="offline",
+                    size: int | None = None) -> dict[str, float]:
+    """The relative content and style errors of ``image`` (the L_c and L_s of the module docstring, on the
+    backbone's default layers), for comparing any stylisation method with the same yardstick.
+    ``content`` is resized to ``image``'s size; ``style`` is used at ``size`` (default: the image's longest side)."""
+    x = load_rgb(image, size)
+    c = load_rgb(content, None)
+    if c.shape[1:] != x.shape[1:]:
+        c = torch.nn.functional.interpolate(c[None], size=x.shape[1:], mode="bicubic", antialias=True,
+                                            align_corners=False)[0].clamp(0, 1)
+    s = load_rgb(style, size or max(x.shape[1:]))
+    net = build_backbone(backbone) if isinstance(backbone, str) else backbone
+    layers = tuple(dict.fromkeys([*net.style_layers, net.content_layer]))
+    fx, fc = net(x[None], layers), net(c[None], [net.content_layer])
+    fs = net(s[None], net.style_layers)
+    grams = {n: gram_matrix(fs[n]) for n in net.style_layers}
+    weights = {n: 1.0 / (len(grams) * g.pow(2).mean().clamp_min(1e-12).item()) for n, g in grams.items()}
+    target = fc[net.content_layer]
+    return {"content": float(content_loss(fx[net.content_layer], target) / target.pow(2).mean().clamp_min(1e-12)),
+            "style": float(style_loss(fx, grams, weights))}

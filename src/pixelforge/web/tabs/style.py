@@ -106,6 +106,39 @@ def texture_action(studio, v: dict) -> Result:
                   metrics=metrics, layout="compare")
 
 
+MAX_MODEL_SIZE = 1024  # trained models: longest side of the content (larger uploads are scaled down)
+
+
+def model_action(studio, v: dict) -> Result:
+    """A trained feed-forward stylizer (its own style) or AdaIN run (the uploaded style, ``alpha``)."""
+    from ...pipelines.stylizer import load_stylizer
+
+    pipe = studio.load(v["model"], ["style"], loader=load_stylizer)
+    content = v["content"].convert("RGB")
+    style = v.get("style")
+    if pipe.kind == "feed-forward" and style is not None:
+        raise PixelforgeError(f"{v['model']} is a feed-forward stylizer with its style built in; leave the style "
+                              "image empty (AdaIN runs take one)")
+    alpha = v.get("alpha") if pipe.kind == "adain" else None
+    size = min(MAX_MODEL_SIZE, max(content.size))
+    start = time.perf_counter()
+    result = pipe.stylize(content, style=style, alpha=alpha, size=size)
+    seconds = time.perf_counter() - start
+    metrics = {"method": "feed-forward network (Johnson et al.)" if pipe.kind == "feed-forward"
+               else "AdaIN (Huang & Belongie)", "model": v["model"], "size": f"{result.width}x{result.height}",
+               "time (s)": round(seconds, 3)}
+    images = [("content", studio.save(content.resize(result.size, Image.LANCZOS)))]
+    if pipe.kind == "adain":
+        metrics["alpha"] = alpha
+        images.append(("style", studio.save(style.convert("RGB"))))
+    else:
+        from ...pipelines.style import load_rgb
+
+        images.append(("style (trained)", studio.save(_as_pil(load_rgb(pipe.path / "style.png", None)))))
+    images.append(("result", studio.save(result)))
+    return Result(images=images, metrics=metrics, layout="compare")
+
+
 def _method(default: str, help: str) -> Field:
     return Field("method", "select", "Optimiser", default, options=METHODS, help=help)
 
@@ -140,4 +173,13 @@ TAB = Tab(
             Field("size", "int", "Size (px, square)", 128, 16, MAX_SIZE, 1, help=f"at most {MAX_SIZE}"),
             Field("seed", "int", "Seed", 0, 0, 2**31 - 1),
         ], texture_action),
+        Action("model", "Trained model", [
+            Field("model", "run", "Model", families=["style"],
+                  help="a feed-forward stylizer run (its style is built in) or an AdaIN run (any style image)"),
+            Field("content", "image", "Content image", help=f"scaled down to {MAX_MODEL_SIZE} px if larger"),
+            Field("style", "image", "Style image (AdaIN runs)", required=False,
+                  help="AdaIN runs only; leave empty for a feed-forward stylizer"),
+            Field("alpha", "float", "Style strength alpha (AdaIN)", 1.0, 0, 1, 0.05,
+                  help="0 = the content, 1 = the full style"),
+        ], model_action),
     ])

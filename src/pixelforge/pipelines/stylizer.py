@@ -1,0 +1,448 @@
+"""Learned style transfer from Python: train a feed-forward stylizer (one style) or an AdaIN
+decoder (any style), apply either to images, GIFs and folders of video frames, export to ONNX and
+run the export with ONNX Runtime.
+
+    pipe = train_stylizer("folder:photos", "runs/mosaic", style="mosaic.png", minutes=5)
+    pipe = load_stylizer("runs/mosaic")                       # or an AdaIN run: pipe.stylize(img, style=...)
+    pipe.stylize("photo.png").save("out.png")
+    export_onnx("runs/mosaic", "mosaic.onnx"); OnnxStylizer("mosaic.onnx").stylize("photo.png")
+
+Both kinds of run are family ``style``; ``config.json`` names the model (``johnson`` or ``adain``)
+and the weights are ``checkpoints/*/style.safetensors``, so a run rebuilds from its directory alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageSequence
+from torch import Tensor
+from tqdm import tqdm
+
+from ..data import ImageData, load_dataset, load_image
+from ..errors import PixelforgeError, RunError
+from ..images import save_png
+from ..models.style import AdaINNet, TransformerNet
+from ..registry import create_model
+from ..runs import Run
+from ..runtime import Runtime
+from ..training import Trainer
+from ..data.transforms import patches
+from ..training.style import AdaINTask, AdaINTrainConfig, StylizerTask, StylizerTrainConfig
+from .common import load_weights_into, open_model, start_session
+from .style import load_rgb
+
+log = logging.getLogger("pixelforge.style")
+
+DEFAULT_PHOTO_SIZE = 512  # training photos: shorter side, centre crop
+MIN_SIDE = 16  # smallest image side the learned models take
+DEFAULT_MAX_SIZE = 2048  # larger images are downscaled to this longest side (with a message)
+FRAME_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+ONNX_MAGIC = "pixelforge-stylizer-1"
+
+
+# ----------------------------------------------------------------------------- training
+
+def _photos(session) -> ImageData:
+    tiles = patches(session.data.images, session.task_cfg.crop)
+    return ImageData(tiles, None, [], session.data.name, session.data.source)
+
+
+def _defaults(options: dict, resume: bool, size: int | None, channels: int | None) -> int | None:
+    if channels not in (None, 3):
+        raise PixelforgeError("style transfer works on RGB photos; leave out --channels")
+    if not resume:
+        if options.get("batch_size") is None:
+            options["batch_size"] = 4
+        size = size or DEFAULT_PHOTO_SIZE
+    return size
+
+
+def train_stylizer(data: str | None, run: str | os.PathLike | None = None, *, style: str | os.PathLike | None = None,
+                   resume: bool = False, overwrite: bool = False, size: int | None = None, channels: int | None = None,
+                   limit: int | None = None, device: str = "auto", precision: str = "auto", seed: int = 0,
+                   progress: bool = True, **options: Any) -> "StylizerPipeline":
+    """Train (or continue) a feed-forward network that paints photos in the style of ``style``.
+
+    ``data`` is a folder of content photos (``folder:PATH``), loaded at ``size`` (shorter side, centre
+    crop; default 512) and cut into random ``crop`` windows. ``options``: fields of
+    :class:`~pixelforge.models.style.StylizerConfig`, :class:`~pixelforge.training.style.StylizerTrainConfig`
+    and the loop's budget (minutes, max_steps, batch_size, ...). The run keeps the style as style.png.
+    """
+    size = _defaults(options, resume, size, channels)
+    if not resume:
+        if data is None or style is None:
+            raise PixelforgeError("a stylizer needs content photos (--data folder:PATH) and --style IMAGE")
+        style_size = options.get("style_size") or StylizerTrainConfig.style_size
+        style_image = load_rgb(style, style_size)  # a bad style file fails before the run is created
+        options["style"] = str(style)
+    elif style is not None:
+        raise PixelforgeError("--style cannot change when resuming; the run keeps its style.png")
+    s = start_session("style", StylizerTrainConfig, data, run, model="johnson", options=options, resume=resume,
+                      overwrite=overwrite, size=size, channels=3, limit=limit, device=device, precision=precision,
+                      seed=seed, keep_classes=False, model_defaults=lambda d: {})
+    if s.model_name != "johnson":
+        raise RunError(f"{s.run.path} is an {s.model_name} run, not a feed-forward stylizer run")
+    if resume:
+        style_image = load_rgb(s.run.path / "style.png", None)
+    else:
+        save_png(_to_pil(style_image), s.run.path / "style.png")
+    net = create_model(s.model_name, **dataclasses.asdict(s.model_cfg))
+    task = StylizerTask(net, s.task_cfg, s.runtime, style_image)
+    Trainer(task, _photos(s), s.run, s.train_cfg, s.runtime, seed=s.seed, progress=progress).fit(resume=resume)
+    return StylizerPipeline(task.net.float().eval(), s.run.path)
+
+
+def load_style_set(spec: str, size: int) -> Tensor:
+    """Style images as a uint8 (N, 3, size, size) tensor: ``folder:PATH`` or image files separated by commas."""
+    spec = str(spec).strip()
+    if spec.startswith("folder:"):
+        return load_dataset(spec, size=size, channels=3).images
+    files = [part.strip() for part in spec.split(",") if part.strip()]
+    if not files:
+        raise PixelforgeError("give style images: --styles folder:PATH or a.png,b.png")
+    return torch.stack([load_image(f, size=size, channels=3) for f in files])
+
+
+def train_adain(data: str | None, run: str | os.PathLike | None = None, *, styles: str | None = None,
+                resume: bool = False, overwrite: bool = False, size: int | None = None, channels: int | None = None,
+                limit: int | None = None,
+                device: str = "auto", precision: str = "auto", seed: int = 0, progress: bool = True,
+                weights: str | os.PathLike | None = None, **options: Any) -> "StylizerPipeline":
+    """Train (or continue) an AdaIN decoder over content photos x style images (``styles``: folder:PATH or
+    a.png,b.png). ``weights``: the VGG file when ``backbone`` is vgg19/vgg16 (then stored in the run)."""
+    size = _defaults(options, resume, size, channels)
+    if not resume:
+        if data is None or styles is None:
+            raise PixelforgeError("AdaIN needs content photos (--data folder:PATH) and style images "
+                                  "(--styles folder:PATH or a.png,b.png)")
+        style_set = load_style_set(styles, options.get("style_size") or AdaINTrainConfig.style_size)
+        options["styles"] = str(styles)
+    elif styles is not None:
+        raise PixelforgeError("--styles cannot change when resuming; the run keeps its styles/ folder")
+    s = start_session("style", AdaINTrainConfig, data, run, model="adain", options=options, resume=resume,
+                      overwrite=overwrite, size=size, channels=3, limit=limit, device=device, precision=precision,
+                      seed=seed, keep_classes=False, model_defaults=lambda d: {})
+    if s.model_name != "adain":
+        raise RunError(f"{s.run.path} is a {s.model_name} run, not an AdaIN run")
+    folder = s.run.path / "styles"
+    if resume:
+        style_set = load_dataset(f"folder:{folder}", size=s.task_cfg.style_size, channels=3).images
+    else:
+        for i, image in enumerate(style_set):
+            save_png(image.permute(1, 2, 0).numpy(), folder / f"style_{i:03d}.png")
+    net = create_model(s.model_name, **dataclasses.asdict(s.model_cfg))
+    if not resume and s.model_cfg.backbone != "offline":
+        from ..models.style import load_vgg
+
+        vgg = load_vgg(s.model_cfg.backbone, weights, layers=net.style_layers)
+        net.encoder.load_state_dict(vgg.state_dict())
+    task = AdaINTask(net, s.task_cfg, s.runtime, style_set)
+    Trainer(task, _photos(s), s.run, s.train_cfg, s.runtime, seed=s.seed, progress=progress).fit(resume=resume)
+    return StylizerPipeline(task.net.float().eval(), s.run.path)
+
+
+# ----------------------------------------------------------------------------- images
+
+def _to_pil(image: Tensor) -> Image.Image:
+    array = (image.detach().float().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(array, mode="RGB")
+
+
+def _to_tensor(image: Image.Image) -> Tensor:
+    return torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
+
+
+def fit_size(image: Image.Image, size: int | None, max_size: int | None, what: str = "the image") -> Image.Image:
+    """``image`` resized to longest side ``size`` (if given), downscaled to ``max_size`` with a message if
+    larger, refused if a side is below :data:`MIN_SIDE`."""
+    max_size = DEFAULT_MAX_SIZE if max_size is None else max_size
+    if size is not None and max(image.size) != size:
+        scale = size / max(image.size)
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.LANCZOS)
+    if max(image.size) > max_size:
+        scale = max_size / max(image.size)
+        new = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        print(f"pixelforge: note: {what} is {image.width}x{image.height} px; downscaled to {new[0]}x{new[1]} "
+              f"(--max-size {max_size})", file=sys.stderr)
+        image = image.resize(new, Image.LANCZOS)
+    if min(image.size) < MIN_SIDE:
+        raise PixelforgeError(f"{what} is {image.width}x{image.height} px; the style networks need at least "
+                              f"{MIN_SIDE} px on each side")
+    return image
+
+
+def _open(image) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    from .sr import read_image
+
+    return read_image(image).convert("RGB")
+
+
+# ----------------------------------------------------------------------------- the pipelines
+
+class _Stylizer:
+    """What the torch and ONNX Runtime stylizers share: PIL in, PIL out, frames."""
+
+    kind: str  # "feed-forward" or "adain"
+    name: str
+
+    def check_options(self, style, alpha) -> None:
+        if self.kind == "feed-forward":
+            if style is not None:
+                raise PixelforgeError(f"{self.name} is a feed-forward stylizer with its style built in; leave out "
+                                      "--style (an AdaIN run takes any style image)")
+            if alpha is not None:
+                raise PixelforgeError("--alpha is for AdaIN models; a feed-forward stylizer has one fixed style")
+        else:
+            if style is None:
+                raise PixelforgeError(f"{self.name} is an AdaIN model: give the style image with --style")
+            if isinstance(style, (list, tuple)) or (isinstance(style, str) and "," in style):
+                raise PixelforgeError("an AdaIN model takes one --style image")
+            if alpha is not None and not 0 <= alpha <= 1:
+                raise PixelforgeError(f"--alpha must be between 0 (content) and 1 (full style), not {alpha}")
+
+    def prepare_style(self, style, style_size: int = 512):
+        """The AdaIN style image as a tensor, longest side at most ``style_size`` (its statistics do not
+        need more), at least :data:`MIN_SIDE` px."""
+        if style is None:
+            return None
+        image = fit_size(_open(style), None, None, "the style image")
+        return _to_tensor(fit_size(image, min(style_size, max(image.size)), None, "the style image"))
+
+    def stylize(self, image, style=None, alpha: float | None = None, size: int | None = None,
+                max_size: int | None = None, _style_tensor=None, _checked: bool = False) -> Image.Image:
+        """One image (path or PIL) -> the stylised PIL image (RGB, same size unless ``size``/``max_size``)."""
+        if not _checked:
+            self.check_options(style, alpha)
+            _style_tensor = self.prepare_style(style)
+        picture = fit_size(_open(image), size, max_size)
+        style_tensor = _style_tensor
+        return _to_pil(self.run_tensor(_to_tensor(picture), style_tensor, 1.0 if alpha is None else alpha))
+
+    def stylize_frames(self, source: str | os.PathLike, output: str | os.PathLike, style=None,
+                       alpha: float | None = None, size: int | None = None, max_size: int | None = None,
+                       progress: bool = True) -> tuple[Path, int]:
+        """A GIF -> a GIF (same frame count, durations and loop), or a folder of frames -> a folder of
+        frames with the same (sorted) file names. Returns (output, number of frames)."""
+        self.check_options(style, alpha)
+        source, output = Path(source), Path(output)
+        style_tensor = self.prepare_style(style)
+        if source.is_dir():
+            files = sorted(p for p in source.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and p.is_file())
+            if not files:
+                raise PixelforgeError(f"no image frames ({', '.join(sorted(FRAME_SUFFIXES))}) in {source}")
+            if output.suffix:
+                raise PixelforgeError(f"a folder of frames goes to a folder; {output} looks like a file")
+            output.mkdir(parents=True, exist_ok=True)
+            for file in tqdm(files, desc="frames", unit="frame", file=sys.stderr, disable=not progress or None):
+                result = self.stylize(file, alpha=alpha, size=size, max_size=max_size, _style_tensor=style_tensor,
+                                       _checked=True)
+                save_png(result, output / f"{file.stem}.png") if file.suffix.lower() == ".png" else \
+                    _save(result, output / file.name)
+            return output, len(files)
+        if source.suffix.lower() != ".gif":
+            raise PixelforgeError(f"frames in means a .gif or a folder of images, not {source}")
+        if output.suffix.lower() != ".gif":
+            raise PixelforgeError(f"a GIF goes to a GIF: give an output ending in .gif, not {output.name}")
+        from .sr import read_image
+
+        read_image(source)  # readable at all, not too large
+        frames, durations = [], []
+        with Image.open(source) as gif:
+            count = getattr(gif, "n_frames", 1)
+            loop = gif.info.get("loop", 0)
+            bar = tqdm(total=count, desc="frames", unit="frame", file=sys.stderr, disable=not progress or None)
+            for frame in ImageSequence.Iterator(gif):
+                durations.append(frame.info.get("duration", gif.info.get("duration", 100)))
+                frames.append(self.stylize(frame.convert("RGB"), alpha=alpha, size=size, max_size=max_size,
+                                           _style_tensor=style_tensor, _checked=True))
+                bar.update(1)
+            bar.close()
+        output.parent.mkdir(parents=True, exist_ok=True)
+        frames[0].save(output, save_all=True, append_images=frames[1:], duration=durations, loop=loop,
+                       disposal=2, optimize=False)
+        return output, len(frames)
+
+
+def _save(image: Image.Image, path: Path) -> None:
+    try:
+        image.save(path)
+    except (KeyError, ValueError, OSError) as e:
+        raise PixelforgeError(f"cannot write {path}: {e}") from None
+
+
+class StylizerPipeline(_Stylizer):
+    """A trained feed-forward stylizer or AdaIN model in torch (fp32, or bf16 autocast + channels_last)."""
+
+    def __init__(self, net: TransformerNet | AdaINNet, path: Path | None = None, precision: str = "fp32"):
+        self.net = net.eval()
+        self.path = path
+        self.kind = net.family_kind
+        self.name = f"run:{path}" if path else self.kind
+        self.device = next(net.parameters()).device
+        self.precision = precision
+        if precision == "bf16":
+            self.net = self.net.to(memory_format=torch.channels_last)
+
+    @torch.no_grad()
+    def run_tensor(self, image: Tensor, style: Tensor | None = None, alpha: float = 1.0) -> Tensor:
+        """(3, H, W) in [0, 1] (and a (3, h, w) style for AdaIN) -> (3, H, W) in [0, 1]."""
+        x = image[None].to(self.device)
+        if self.precision == "bf16":
+            x = x.contiguous(memory_format=torch.channels_last)
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+        with autocast:
+            if self.kind == "feed-forward":
+                out = self.net(x)
+            else:
+                out = self.net(x, style[None].to(self.device), alpha)
+        return out[0].float().clamp(0, 1).cpu()
+
+
+def load_stylizer(run_dir: str | os.PathLike, device: str = "auto", precision: str = "fp32") -> StylizerPipeline:
+    """A style run (feed-forward or AdaIN) rebuilt from config.json and its latest safetensors."""
+    r, _, net, runtime = open_model(run_dir, "style", device)
+    load_weights_into(r, net, "style")
+    if precision == "auto":
+        precision = Runtime.create(device, "auto").precision
+    if precision not in ("fp32", "bf16"):
+        raise PixelforgeError(f"style models run in fp32 or bf16, not {precision}")
+    return StylizerPipeline(net.to(runtime.device), r.path, precision)
+
+
+# ----------------------------------------------------------------------------- ONNX
+
+class _AdaINGraph(torch.nn.Module):
+    def __init__(self, net: AdaINNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, content: Tensor, style: Tensor, alpha: Tensor) -> Tensor:
+        return self.net.transfer(content, style, alpha)
+
+
+class _StylizerGraph(torch.nn.Module):
+    def __init__(self, net: TransformerNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, image: Tensor) -> Tensor:
+        return self.net.core(image - 0.5)
+
+
+def _require_onnx(what: str):
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError:
+        raise PixelforgeError(f"{what} needs the onnx and onnxruntime packages: pip install 'pixelforge[onnx]'") from None
+    return onnx, onnxruntime
+
+
+def export_onnx(run_or_pipe, output: str | os.PathLike, opset: int = 17) -> Path:
+    """Export a style run (or a :class:`StylizerPipeline`) to ONNX with dynamic height and width.
+
+    Feed-forward: input ``image`` (1, 3, H, W) in [0, 1] with H and W multiples of the model's
+    ``multiple`` (metadata), output ``stylized``. AdaIN: inputs ``content`` (H, W multiples of
+    ``multiple``), ``style`` (any size) and ``alpha`` (a float32 scalar). The metadata says which.
+    """
+    onnx, _ = _require_onnx("ONNX export")
+    pipe = run_or_pipe if isinstance(run_or_pipe, StylizerPipeline) else load_stylizer(run_or_pipe, device="cpu")
+    net = pipe.net.float().to("cpu", memory_format=torch.contiguous_format).eval()
+    output = Path(output)
+    if output.suffix.lower() != ".onnx":
+        raise PixelforgeError(f"give the ONNX file a .onnx name, not {output.name}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if pipe.kind == "feed-forward":
+        multiple = net.multiple
+        graph, args = _StylizerGraph(net), (torch.rand(1, 3, 2 * multiple, 3 * multiple),)
+        names, outputs = ["image"], ["stylized"]
+        axes = {"image": {2: "height", 3: "width"}, "stylized": {2: "height", 3: "width"}}
+    else:
+        multiple = net.pad_to
+        graph = _AdaINGraph(net)
+        args = (torch.rand(1, 3, 8 * multiple, 8 * multiple), torch.rand(1, 3, 64, 64), torch.tensor(1.0))
+        names, outputs = ["content", "style", "alpha"], ["stylized"]
+        axes = {"content": {2: "height", 3: "width"}, "style": {2: "style_height", 3: "style_width"},
+                "stylized": {2: "height", 3: "width"}}
+    tmp = output.with_name(f".{output.stem}.tmp.onnx")
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(graph, args, str(tmp), input_names=names, output_names=outputs, dynamic_axes=axes,
+                          opset_version=opset, dynamo=False)
+    model = onnx.load(str(tmp))
+    for key, value in (("format", ONNX_MAGIC), ("kind", pipe.kind), ("multiple", str(multiple)),
+                       ("source", str(pipe.path or ""))):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(tmp))
+    os.replace(tmp, output)
+    return output
+
+
+class OnnxStylizer(_Stylizer):
+    """An exported style model run with ONNX Runtime on the CPU."""
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None):
+        _, ort = _require_onnx("--runtime onnx")
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise PixelforgeError(f"no ONNX file at {self.path}")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types for bad files
+            raise PixelforgeError(f"cannot load {self.path} as an ONNX model ({str(e).splitlines()[0][:120]})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if meta.get("format") != ONNX_MAGIC:
+            raise PixelforgeError(f"{self.path} is not a pixelforge style model export "
+                                  "(make one with pixelforge export RUN -o FILE.onnx)")
+        self.kind = meta["kind"]
+        self.multiple = int(meta["multiple"])
+        self.name = f"onnx:{self.path}"
+
+    def run_tensor(self, image: Tensor, style: Tensor | None = None, alpha: float = 1.0) -> Tensor:
+        h, w = image.shape[1:]
+        ph, pw = (max(2 * self.multiple, s + -s % self.multiple) - s for s in (h, w))
+        x = torch.nn.functional.pad(image[None], (0, pw, 0, ph), mode="replicate") if ph or pw else image[None]
+        feeds = {"image" if self.kind == "feed-forward" else "content": x.numpy().astype(np.float32)}
+        if self.kind == "adain":
+            feeds.update(style=style[None].numpy().astype(np.float32), alpha=np.array(alpha, dtype=np.float32))
+        out = self.session.run(None, feeds)[0]
+        return torch.from_numpy(out[0, :, :h, :w]).clamp(0, 1)
+
+
+def open_stylizer(model: str | os.PathLike, runtime: str = "torch", device: str = "cpu",
+                  precision: str = "fp32") -> _Stylizer:
+    """``--model``: a style run directory (torch, or ``runtime="onnx"``: its export, made on first use
+    as RUN/model.onnx) or an exported .onnx file."""
+    path = Path(model)
+    if path.suffix.lower() == ".onnx":
+        return OnnxStylizer(path)
+    if not path.is_dir():
+        raise PixelforgeError(f"--model {model}: neither a run directory nor an .onnx file")
+    family = Run.open(path).config.get("family")
+    if family != "style":
+        raise RunError(f"{path} is a {family} run; --model needs a style run "
+                       "(pixelforge train stylizer / train adain)")
+    if runtime == "onnx":
+        onnx_file = path / "model.onnx"
+        ckpt = Run.open(path).require_checkpoint()
+        if not onnx_file.is_file() or onnx_file.stat().st_mtime < (ckpt / "style.safetensors").stat().st_mtime:
+            export_onnx(path, onnx_file)
+        return OnnxStylizer(onnx_file)
+    if runtime != "torch":
+        raise PixelforgeError(f"unknown runtime {runtime!r}; use torch or onnx")
+    return load_stylizer(path, device=device, precision=precision)

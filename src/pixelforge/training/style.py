@@ -1,0 +1,219 @@
+"""Training tasks for the two learned style-transfer models, run by the generic loop.
+
+Both take random ``crop`` x ``crop`` windows of content photos (the loop hands out overlapping
+patches of the photos; see :func:`pixelforge.data.transforms.patches` and
+:func:`~pixelforge.data.transforms.random_crops`) and judge the output with the perceptual losses of
+:mod:`pixelforge.models.style` on a frozen backbone.
+
+**Feed-forward stylizer** (Johnson, Alahi & Fei-Fei 2016, "Perceptual losses for real-time style
+transfer"): one network T per style s, trained over content photos c to minimise
+
+    L(c) = alpha L_c(T(c), c) + beta L_s(T(c), s) + gamma TV(T(c))
+
+with the relative content and Gram style losses of the Gatys pipeline (each term divided by its
+target's energy): L_c = mean (F_L(T(c)) - F_L(c))^2 / mean F_L(c)^2 at the content layer L, and
+L_s = (1/|S|) sum_l mean (G_l(T(c)) - G_l(s))^2 / mean G_l(s)^2. The optimisation that Gatys runs
+per image is paid once, at training time.
+
+**AdaIN** (Huang & Belongie 2017, "Arbitrary style transfer in real-time with adaptive instance
+normalization"): encoder f (the frozen backbone up to one layer), t = AdaIN(f(c), f(s)) for a
+random style s from a set, decoder g trained to minimise
+
+    L = L_c + lambda L_s,   L_c = mean (f(g(t)) - t)^2,
+    L_s = sum_{l in S} mean (mu(phi_l(g(t))) - mu(phi_l(s)))^2 + mean (sigma(phi_l(g(t))) - sigma(phi_l(s)))^2
+
+(mu, sigma: per-channel mean and standard deviation over positions; S the backbone's style layers up
+to the AdaIN layer). Matching only means and standard deviations is what lets one decoder serve any
+style image.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import PixelforgeError
+from ..images import save_grid
+from ..models.style import (
+    AdaINNet, TransformerNet, adain, build_backbone, channel_stats, content_loss, gram_matrix, style_loss,
+    total_variation,
+)
+from ..runs import Run
+from ..runtime import Runtime
+from .loop import SingleNetTask
+from ..data.transforms import random_crops
+from .sr import cosine_lr
+
+
+def _check_common(crop: int, style_size: int, lr: float, weights: dict[str, float]) -> None:
+    if crop < 32:
+        raise PixelforgeError(f"crop must be at least 32 px, not {crop}")
+    if style_size < 32:
+        raise PixelforgeError(f"style size must be at least 32 px, not {style_size}")
+    if not 0 < lr < 1:
+        raise PixelforgeError(f"lr must be in (0, 1), not {lr}")
+    for name, value in weights.items():
+        if not (math.isfinite(value) and value >= 0):
+            raise PixelforgeError(f"{name} must be a non-negative number, not {value}")
+
+
+@dataclass
+class StylizerTrainConfig:
+    style: str = ""  # the style image, as given (the run keeps a copy: style.png)
+    style_size: int = 256  # the style image's longest side when its Gram matrices are taken
+    crop: int = 160  # content crops per step
+    content_weight: float = 5.0
+    style_weight: float = 3.0
+    tv_weight: float = 30.0  # high: the offline backbone's finest filters reward pixel-scale stripes
+    backbone: str = "offline"
+    weights: str | None = None  # VGG weights file for backbone vgg19/vgg16
+    lr: float = 2e-3
+    warmup: float = 0.02
+    min_lr_factor: float = 0.05
+
+    def __post_init__(self):
+        _check_common(self.crop, self.style_size, self.lr, {"content weight": self.content_weight,
+                                                            "style weight": self.style_weight,
+                                                            "tv weight": self.tv_weight})
+
+
+@dataclass
+class AdaINTrainConfig:
+    styles: str = ""  # style images: folder:PATH or files separated by commas (the run keeps copies)
+    style_size: int = 256  # style images are loaded at this size (shorter side, centre crop)
+    crop: int = 160
+    style_weight: float = 2.0  # lambda
+    lr: float = 1e-3
+    warmup: float = 0.02
+    min_lr_factor: float = 0.05
+
+    def __post_init__(self):
+        _check_common(self.crop, self.style_size, self.lr, {"style weight": self.style_weight})
+
+
+class StylizerTask(SingleNetTask):
+    """One feed-forward network for one style image (see the module docstring)."""
+
+    name = "style"
+    loss_keys = ("loss", "content", "style")
+
+    def __init__(self, model: TransformerNet, cfg: StylizerTrainConfig, runtime: Runtime, style: Tensor):
+        self.model, self.cfg, self.rt = model, cfg, runtime
+        self.net = runtime.module(model)
+        self.net_train = runtime.wrap(self.net)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        self.backbone = build_backbone(cfg.backbone, cfg.weights).to(runtime.device)
+        self.style_layers = tuple(self.backbone.style_layers)
+        self.content_layer = self.backbone.content_layer
+        with torch.no_grad():
+            feats = self.backbone(style[None].to(runtime.device), self.style_layers)
+            self.grams = {n: gram_matrix(feats[n]) for n in self.style_layers}
+        self.layer_weights = {n: 1.0 / (len(self.style_layers) * g.pow(2).mean().clamp_min(1e-12).item())
+                              for n, g in self.grams.items()}
+        self.style_image = style
+        self.progress = 0.0
+        self.grad_accum = 1
+        self.last_batch: tuple[Tensor, Tensor] | None = None
+
+    def losses(self, content: Tensor, output: Tensor) -> dict[str, Tensor]:
+        layers = tuple(dict.fromkeys([*self.style_layers, self.content_layer]))
+        feats = self.backbone(output.float(), layers)
+        with torch.no_grad():
+            target = self.backbone(content, [self.content_layer])[self.content_layer]
+        out = {"content": content_loss(feats[self.content_layer], target) / target.pow(2).mean().clamp_min(1e-12),
+               "style": style_loss(feats, self.grams, self.layer_weights),
+               "tv": total_variation(output.float())}
+        out["loss"] = (self.cfg.content_weight * out["content"] + self.cfg.style_weight * out["style"]
+                       + self.cfg.tv_weight * out["tv"])
+        return out
+
+    def step(self, images: Tensor, labels: Tensor | None) -> dict[str, float]:
+        lr = self.cfg.lr * cosine_lr(self.progress, self.cfg.warmup, self.cfg.min_lr_factor)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        content = self.rt.tensor(random_crops(images, self.cfg.crop))
+        self.net_train.train()
+        self.opt.zero_grad(set_to_none=True)
+        with self.rt.autocast():
+            output = self.net_train(content)
+        values = self.losses(content, output)
+        values["loss"].backward()
+        self.opt.step()
+        self.last_batch = (content[:4].detach().cpu(), output[:4].detach().float().cpu())
+        return {**{k: float(v.detach()) for k, v in values.items()}, "lr": lr}
+
+    def on_epoch_end(self, run: Run, epoch: int, step: int) -> None:
+        pass
+
+    def on_train_end(self, run: Run, step: int) -> None:
+        """samples/final.png: the last training crops (top) and their stylisations (bottom)."""
+        if self.last_batch is not None:
+            content, output = self.last_batch
+            save_grid(torch.cat([content, output.clamp(0, 1)]), run.path / "samples" / "final.png", nrow=len(content))
+
+
+class AdaINTask(SingleNetTask):
+    """The AdaIN decoder over content photos x a set of style images (see the module docstring)."""
+
+    name = "style"
+    loss_keys = ("loss", "content", "style")
+
+    def __init__(self, model: AdaINNet, cfg: AdaINTrainConfig, runtime: Runtime, styles: Tensor):
+        self.model, self.cfg, self.rt = model, cfg, runtime
+        self.net = runtime.module(model)
+        self.net_train = self.net
+        self.opt = torch.optim.Adam(model.decoder.parameters(), lr=cfg.lr)
+        if styles.dtype != torch.uint8 or styles.dim() != 4:
+            raise PixelforgeError("AdaIN styles must be a uint8 (N, 3, H, W) tensor")
+        self.styles = styles.float().div(127.5).sub(1)  # the loop's scale, for random_crops
+        self.progress = 0.0
+        self.grad_accum = 1
+        self.last_batch: tuple[Tensor, Tensor, Tensor] | None = None
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {self.name: self.net}
+
+    def step(self, images: Tensor, labels: Tensor | None) -> dict[str, float]:
+        lr = self.cfg.lr * cosine_lr(self.progress, self.cfg.warmup, self.cfg.min_lr_factor)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        n = images.shape[0]
+        content = self.rt.tensor(random_crops(images, self.cfg.crop))
+        pick = torch.randint(0, len(self.styles), (n,))
+        style = self.rt.tensor(random_crops(self.styles[pick], self.cfg.crop))
+        net = self.net
+        net.train()
+        layer, layers = net.cfg.layer, net.style_layers
+        with torch.no_grad():
+            f_c = net.encode(content, [layer])[layer]
+            f_s = net.encode(style, layers)
+            t = adain(f_c, f_s[layer])
+        self.opt.zero_grad(set_to_none=True)
+        with self.rt.autocast():
+            output = net.decode(t)
+        f_g = net.encode(output.float(), layers)
+        content_term = F.mse_loss(f_g[layer].float(), t)
+        style_term = 0.0
+        for name in layers:
+            g_mean, g_std = channel_stats(f_g[name])
+            s_mean, s_std = channel_stats(f_s[name])
+            style_term = style_term + F.mse_loss(g_mean, s_mean) + F.mse_loss(g_std, s_std)
+        loss = content_term + self.cfg.style_weight * style_term
+        loss.backward()
+        self.opt.step()
+        self.last_batch = (content[:4].cpu(), style[:4].cpu(), output[:4].detach().float().cpu())
+        return {"loss": loss.item(), "content": content_term.item(), "style": style_term.item(), "lr": lr}
+
+    def on_epoch_end(self, run: Run, epoch: int, step: int) -> None:
+        pass
+
+    def on_train_end(self, run: Run, step: int) -> None:
+        """samples/final.png: rows of content crops, style crops and the decoder's outputs."""
+        if self.last_batch is not None:
+            content, style, output = self.last_batch
+            save_grid(torch.cat([content, style, output.clamp(0, 1)]), run.path / "samples" / "final.png",
+                      nrow=len(content))

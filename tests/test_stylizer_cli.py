@@ -1,0 +1,236 @@
+"""Feed-forward stylizer and AdaIN end to end: train via the CLI, stylize images/GIFs/frames, ONNX, errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pixelforge.api import load
+from pixelforge.cli import main
+from pixelforge.pipelines.stylizer import OnnxStylizer, StylizerPipeline, export_onnx, load_stylizer
+
+TINY_STYLIZER = ["--widths", "4,8,8", "--blocks", "1", "--outer-kernel", "3", "--shuffle", "2"]
+TRAIN = ["--crop", "32", "--size", "64", "--style-size", "48", "--batch-size", "2", "--max-steps", "2",
+         "--no-progress", "--precision", "fp32"]
+
+
+def _picture(h, w, seed):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.stack([xx / w, yy / h, 0.5 + 0.4 * np.sin(xx / (3 + seed))], -1)
+    img[(yy - h // 2) ** 2 + (xx - w // 3) ** 2 < (h // 4) ** 2] = rng.random(3)
+    return Image.fromarray((img.clip(0, 1) * 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("style-data")
+    (root / "photos").mkdir()
+    for i in range(3):
+        _picture(72, 80, i).save(root / "photos" / f"p{i}.png")
+    (root / "styles").mkdir()
+    for i in range(2):
+        rng = np.random.default_rng(10 + i)
+        Image.fromarray((rng.random((8, 8, 3)) * 255).astype(np.uint8).repeat(8, 0).repeat(8, 1)).save(
+            root / "styles" / f"s{i}.png")
+    _picture(45, 61, 7).save(root / "content.png")
+    _picture(8, 8, 8).save(root / "tiny.png")
+    (root / "notes.png").write_text("not an image")
+    frames = [_picture(40, 48, k) for k in range(3)]
+    frames[0].save(root / "anim.gif", save_all=True, append_images=frames[1:], duration=[80, 120, 100], loop=0)
+    (root / "frames").mkdir()
+    for name, frame in zip(["f_010.png", "f_002.png", "f_001.png"], frames):
+        frame.save(root / "frames" / name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def stylizer_run(files, tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "ff"
+    assert main(["train", "stylizer", "--data", f"folder:{files / 'photos'}", "--style", str(files / "styles/s0.png"),
+                 "--run-dir", str(run), *TINY_STYLIZER, *TRAIN]) == 0
+    return run
+
+
+@pytest.fixture(scope="module")
+def adain_run(files, tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "adain"
+    assert main(["train", "adain", "--data", f"folder:{files / 'photos'}", "--styles", f"folder:{files / 'styles'}",
+                 "--run-dir", str(run), "--widths", "8,8", *TRAIN]) == 0
+    return run
+
+
+def test_trained_stylizer_run_rebuilds_and_stylizes_via_the_cli(stylizer_run, files, tmp_path, capsys):
+    config = json.loads((stylizer_run / "config.json").read_text())
+    assert config["family"] == "style" and config["model"]["name"] == "johnson"
+    assert config["model"]["config"]["widths"] == [4, 8, 8]
+    assert (stylizer_run / "style.png").is_file() and (stylizer_run / "samples" / "final.png").is_file()
+    records = [json.loads(line) for line in (stylizer_run / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["step"] == 2 and {"content", "style", "tv", "loss"} <= records[-1].keys()
+    pipe = load(stylizer_run, device="cpu")
+    assert isinstance(pipe, StylizerPipeline) and pipe.kind == "feed-forward"
+
+    out = tmp_path / "ff.png"
+    assert main(["stylize", str(files / "content.png"), "--model", str(stylizer_run), "-o", str(out)]) == 0
+    with Image.open(out) as img:
+        assert img.size == (61, 45) and img.mode == "RGB"
+        expected = pipe.stylize(files / "content.png")
+        assert np.abs(np.asarray(img, dtype=int) - np.asarray(expected, dtype=int)).max() <= 1
+    assert "feed-forward model" in capsys.readouterr().out
+
+
+def test_adain_run_takes_any_style_and_alpha(adain_run, files, tmp_path):
+    assert (adain_run / "styles" / "style_001.png").is_file()
+    outs = {}
+    for alpha in ("0", "1"):
+        outs[alpha] = tmp_path / f"a{alpha}.png"
+        assert main(["stylize", str(files / "content.png"), "--model", str(adain_run), "--style",
+                     str(files / "content.png"), "--alpha", alpha, "-o", str(outs[alpha]), "--size", "40"]) == 0
+    with Image.open(outs["0"]) as a, Image.open(outs["1"]) as b:
+        assert a.size == b.size == (40, 30)
+    pipe = load_stylizer(adain_run, device="cpu")
+    # alpha 0 decodes the content's own features: the style image does not matter.
+    x = torch.rand(3, 32, 32)
+    s1, s2 = torch.rand(3, 24, 24), torch.rand(3, 40, 40) * 0.2
+    assert torch.allclose(pipe.run_tensor(x, s1, 0.0), pipe.run_tensor(x, s2, 0.0), atol=1e-6)
+    assert not torch.allclose(pipe.run_tensor(x, s1, 1.0), pipe.run_tensor(x, s2, 1.0), atol=1e-3)
+
+
+@pytest.mark.parametrize("which", ["stylizer_run", "adain_run"])
+def test_onnx_runtime_matches_torch(which, request, tmp_path):
+    run = request.getfixturevalue(which)
+    pipe = load_stylizer(run, device="cpu")
+    path = export_onnx(run, tmp_path / "model.onnx")
+    ort_pipe = OnnxStylizer(path)
+    assert ort_pipe.kind == pipe.kind
+    torch.manual_seed(0)
+    image, style = torch.rand(3, 37, 50), torch.rand(3, 30, 26)
+    style = None if pipe.kind == "feed-forward" else style
+    for alpha in ([1.0] if style is None else [1.0, 0.4]):
+        expected = pipe.run_tensor(image, style, alpha)
+        got = ort_pipe.run_tensor(image, style, alpha)
+        assert got.shape == expected.shape == (3, 37, 50)
+        assert (got - expected).abs().max() < 1e-4
+
+
+def test_export_command_and_runtime_onnx(stylizer_run, files, tmp_path, capsys):
+    onnx_file = tmp_path / "m.onnx"
+    assert main(["export", str(stylizer_run), "-o", str(onnx_file)]) == 0
+    out1, out2 = tmp_path / "o1.png", tmp_path / "o2.png"
+    assert main(["stylize", str(files / "content.png"), "--model", str(onnx_file), "-o", str(out1)]) == 0
+    assert main(["stylize", str(files / "content.png"), "--model", str(stylizer_run), "--runtime", "onnx",
+                 "-o", str(out2)]) == 0
+    assert (stylizer_run / "model.onnx").is_file()
+    with Image.open(out1) as a, Image.open(out2) as b:
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_gif_in_gif_out_keeps_frames_and_timing(stylizer_run, files, tmp_path):
+    out = tmp_path / "out.gif"
+    assert main(["stylize", str(files / "anim.gif"), "--model", str(stylizer_run), "-o", str(out)]) == 0
+    with Image.open(out) as gif:
+        assert gif.n_frames == 3 and gif.size == (48, 40)
+        durations = []
+        for k in range(gif.n_frames):
+            gif.seek(k)
+            durations.append(gif.info["duration"])
+    assert durations == [80, 120, 100]
+
+
+def test_frame_folder_in_folder_out_keeps_names(adain_run, files, tmp_path):
+    out = tmp_path / "styled"
+    assert main(["stylize", str(files / "frames"), "--model", str(adain_run), "--style", str(files / "styles/s1.png"),
+                 "-o", str(out), "--alpha", "0.5"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["f_001.png", "f_002.png", "f_010.png"]
+
+
+def test_huge_images_are_downscaled_with_a_message(stylizer_run, files, tmp_path, capsys):
+    out = tmp_path / "small.png"
+    assert main(["stylize", str(files / "content.png"), "--model", str(stylizer_run), "-o", str(out),
+                 "--max-size", "32"]) == 0
+    with Image.open(out) as img:
+        assert max(img.size) == 32
+    assert "downscaled to 32x24" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["{content}", "--model", "{ff}", "--style", "{style}"], "style built in"),
+    (["{content}", "--model", "{ff}", "--alpha", "0.5"], "--alpha is for AdaIN"),
+    (["{content}", "--model", "{adain}"], "give the style image with --style"),
+    (["{content}", "--model", "{adain}", "--style", "{style}", "--alpha", "1.5"], "--alpha must be between"),
+    (["{content}", "--model", "{gan}"], "is a gan run; --model needs a style run"),
+    (["{content}", "--model", "{notes}"], "neither a run directory nor an .onnx file"),
+    (["{content}", "--model", "{fake_onnx}"], "cannot load"),
+    (["{notes}", "--model", "{ff}"], "cannot read"),
+    (["{tiny}", "--model", "{ff}"], "need at least 16 px"),
+    (["{content}", "--model", "{adain}", "--style", "{tiny}"], "the style image is 8x8 px"),
+    (["{gif}", "--style", "{style}"], "need a trained model"),
+    (["{content}", "--style", "{style}", "--alpha", "0.5"], "--alpha is for trained models"),
+    (["{content}"], "give the style image(s) with --style"),
+])
+def test_bad_input_is_one_clear_line(args, message, stylizer_run, adain_run, tiny_run, files, tmp_path, capsys):
+    (tmp_path / "fake.onnx").write_bytes(b"not onnx")
+    fields = {"content": files / "content.png", "ff": stylizer_run, "adain": adain_run, "gan": tiny_run,
+              "style": files / "styles/s0.png", "notes": files / "notes.png", "tiny": files / "tiny.png",
+              "gif": files / "anim.gif", "fake_onnx": tmp_path / "fake.onnx"}
+    argv = ["stylize", *[a.format(**{k: str(v) for k, v in fields.items()}) for a in args], "-o", str(tmp_path / "o.png")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_export_refuses_other_runs_and_onnx_files_of_other_models(tiny_run, tmp_path, capsys):
+    assert main(["export", str(tiny_run), "-o", str(tmp_path / "g.onnx")]) == 2
+    assert "is a gan run" in capsys.readouterr().err
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    onnx.save(helper.make_model(graph), str(tmp_path / "other.onnx"))
+    with pytest.raises(Exception, match="not a pixelforge style model export"):
+        OnnxStylizer(tmp_path / "other.onnx")
+
+
+def test_missing_onnxruntime_is_a_clear_error(stylizer_run, files, tmp_path, monkeypatch, capsys):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_onnxruntime(name, *args, **kwargs):
+        if name == "onnxruntime":
+            raise ImportError("no onnxruntime")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
+    assert main(["stylize", str(files / "content.png"), "--model", str(stylizer_run), "--runtime", "onnx",
+                 "-o", str(tmp_path / "o.png")]) == 2
+    assert "pip install 'pixelforge[onnx]'" in capsys.readouterr().err
+
+
+def test_training_refusals(files, tmp_path, capsys):
+    assert main(["train", "stylizer", "--data", f"folder:{files / 'photos'}", "--run-dir", str(tmp_path / "r"),
+                 *TRAIN]) == 2
+    assert "--style IMAGE" in capsys.readouterr().err
+    assert main(["train", "stylizer", "--data", f"folder:{files / 'photos'}", "--style", str(files / "notes.png"),
+                 "--run-dir", str(tmp_path / "r"), *TRAIN]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    assert main(["train", "adain", "--data", f"folder:{files / 'photos'}", "--styles", str(files / "missing.png"),
+                 "--run-dir", str(tmp_path / "r2"), *TRAIN]) == 2
+    assert "missing.png" in capsys.readouterr().err
+
+
+def test_resume_continues_from_the_run_alone(files, tmp_path):
+    run = tmp_path / "ff"
+    first = [*TRAIN[:TRAIN.index("--max-steps")], "--max-steps", "1", "--no-progress", "--precision", "fp32"]
+    assert main(["train", "stylizer", "--data", f"folder:{files / 'photos'}", "--style", str(files / "styles/s1.png"),
+                 "--run-dir", str(run), *TINY_STYLIZER, *first]) == 0
+    assert main(["train", "stylizer", "--resume", "--run-dir", str(run), "--max-steps", "2", "--no-progress"]) == 0
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2]
+    assert main(["train", "stylizer", "--resume", "--run-dir", str(run), "--max-steps", "3", "--no-progress",
+                 "--style", str(files / "styles/s0.png")]) == 2
