@@ -18,14 +18,17 @@ from .pipelines.diffusion import DiffusionPipeline, load_diffusion, train_diffus
 from .pipelines.gan import GANPipeline, load_gan, train_gan
 from .pipelines.sr import SRPipeline, load_sr, train_sr
 from .pipelines.style import stylize, synthesize_texture
+from .pipelines.translation import TranslationPipeline, load_translation, train_cyclegan, train_pix2pix
 from .runs import Run
 
 __all__ = ["AutoencoderPipeline", "ClassifierPipeline", "DiffusionPipeline", "GANPipeline", "SRPipeline", "load",
            "load_autoencoder", "load_classifier", "load_diffusion", "load_gan", "load_sr", "train_autoencoder",
            "train_classifier", "train_diffusion", "train_gan", "train_sr", "stylize", "synthesize_texture"]
+__all__ += ["TranslationPipeline", "load_translation", "train_cyclegan", "train_pix2pix"]
 
 _LOADERS = {"gan": load_gan, "classifier": load_classifier, "diffusion": load_diffusion,
             "autoencoder": load_autoencoder, "sr": load_sr}
+_LOADERS["translation"] = load_translation
 
 
 def load(run_dir: str | os.PathLike, device: str = "auto", **kwargs):

@@ -1,3 +1,3 @@
 """Model families, one file each; importing this package registers them all."""
 
-from . import autoencoder, classifier, diffusion, gan, sr  # noqa: F401
+from . import autoencoder, classifier, diffusion, gan, sr, translation  # noqa: F401
