@@ -143,8 +143,9 @@ def match_pairs(a: str | os.PathLike, b: str | os.PathLike) -> list[tuple[Path, 
         raise DataError(f"no images in {b}")
     stems = sorted(set(fa) & set(fb))
     if not stems:
-        raise DataError(f"no matching pairs: none of the {len(fa)} file names in {a} (e.g. {next(iter(fa))}) "
-                        f"has a file of the same name in {b} (e.g. {next(iter(fb))})")
+        ea, eb = next(iter(fa.values())).name, next(iter(fb.values())).name
+        raise DataError(f"no matching pairs: none of the {len(fa)} file names in {a} (e.g. {ea}) "
+                        f"has a file of the same name in {b} (e.g. {eb})")
     unmatched = len(fa) + len(fb) - 2 * len(stems)
     if unmatched:
         log.warning("%d image(s) in %s and %s have no partner and are left out", unmatched, a, b)

@@ -171,7 +171,17 @@ class PatchDiscriminator(nn.Module):
             rf = rf * m.stride[0] + (m.kernel_size[0] - m.stride[0])
         return rf
 
+    @property
+    def min_size(self) -> int:
+        """The smallest input side that leaves at least one patch: ``layers`` halvings, then
+        two stride-1 4x4 convolutions that take one pixel each."""
+        return 3 * 2 ** self.layers
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if min(x.shape[-2:]) < self.min_size:
+            raise PixelforgeError(f"images of {x.shape[-1]}x{x.shape[-2]} px are too small for a PatchGAN with "
+                                  f"{self.layers} layers (needs at least {self.min_size} px); use fewer d_layers "
+                                  "or a larger crop/size")
         return self.body(x)
 
 

@@ -140,7 +140,8 @@ def train_cyclegan(a: str | None, b: str | None = None, run: str | os.PathLike |
     b = options.get("b_data")
     if not resume:
         if a is None or not b:
-            raise PixelforgeError("CycleGAN needs two domains: --a SPEC --b SPEC (e.g. fashion-mnist:7 fashion-mnist:9)")
+            raise PixelforgeError("CycleGAN needs two domains: --a SPEC --b SPEC "
+                                  "(e.g. --a fashion-mnist:7 --b fashion-mnist:9)")
         if options.get("batch_size") is None:
             options["batch_size"] = DEFAULT_BATCH
         if size is None and (_is_folder(a) or _is_folder(b)):
