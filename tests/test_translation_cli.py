@@ -136,6 +136,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path, photos, pix2pix_run, capsys):
         (["train", "pix2pix", "--data", f"folder:{photos}", "--pairs", "sepia"], "unknown pairing"),
         (["translate", str(pix2pix_run), str(tmp_path / "A" / "x.png"), "--direction", "b2a"], "not b2a"),
         (["translate", str(pix2pix_run), str(tmp_path / "nothing.png")], "no image file"),
+        (["train", "pix2pix", "--data", f"folder:{photos}", "--grad-accum", "2"], "--batch-size"),
     ]
     for argv, message in cases:
         run = tmp_path / "r"

@@ -51,6 +51,14 @@ def _precision(precision: str, device: str) -> str:
     return precision
 
 
+def _check_options(options: dict) -> None:
+    """Refused before a run directory is made: these tasks do not accumulate or all-reduce."""
+    if (options.get("grad_accum") or 1) > 1:
+        raise PixelforgeError("translation tasks take whole batches: use a larger --batch-size, not --grad-accum")
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        raise PixelforgeError("pix2pix and CycleGAN train in one process; run them without torchrun")
+
+
 def _is_folder(spec: str | None) -> bool:
     return bool(spec) and spec.strip().startswith("folder:")
 
@@ -77,6 +85,7 @@ def train_pix2pix(data: str | None, run: str | os.PathLike | None = None, *, pai
     budget (minutes, max_steps, epochs, batch_size, ...).
     """
     precision = _precision(precision, device)
+    _check_options(options)
     if pairs is not None:
         options["pairs"] = pairs
     pre_pairs = None
@@ -134,6 +143,7 @@ def train_cyclegan(a: str | None, b: str | None = None, run: str | os.PathLike |
     size. ``options``: fields of :class:`CycleGANConfig`, :class:`CycleGANTrainConfig`
     (crop, lambda_cyc, lambda_id, pool_size, gan_loss, lr) and the loop's budget."""
     precision = _precision(precision, device)
+    _check_options(options)
     if b is not None:
         options["b_data"] = b
     b_data = None
