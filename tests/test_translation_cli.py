@@ -53,6 +53,7 @@ def test_pix2pix_train_then_translate(pix2pix_run, photos, tmp_path, capsys):
     assert cfg["family"] == "translation" and cfg["model"]["name"] == "pix2pix"
     assert cfg["model"]["config"]["in_channels"] == 1 and cfg["model"]["config"]["out_channels"] == 3
     assert cfg["task"]["pairs"] == "gray" and cfg["task"]["crop"] == 24
+    assert cfg["model"]["config"]["residual"] is True  # the default for colourisation
     records = [json.loads(line) for line in (pix2pix_run / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["step"] == 2 and {"d_loss", "g_adv", "l1", "psnr"} <= set(records[-1])
     assert (pix2pix_run / "samples" / "final.png").is_file()
@@ -94,6 +95,7 @@ def test_pix2pix_folder_pairs(tmp_path):
     run = tmp_path / "run"
     assert main(["train", "pix2pix", "--data", f"folder:{tmp_path / 'A'}", "--pairs", f"folder:{tmp_path / 'B'}",
                  "--size", "32", "--crop", "0", "--max-steps", "2", "--run-dir", str(run), *TINY]) == 0
+    assert json.loads((run / "config.json").read_text())["model"]["config"]["residual"] is False
     out = tmp_path / "out.png"
     assert main(["translate", str(run), str(tmp_path / "A" / "img0.png"), "-o", str(out)]) == 0
     assert Image.open(out).size == (32, 32)

@@ -191,6 +191,8 @@ def _add_pix2pix_train_args(p: argparse.ArgumentParser) -> None:
                         "from the targets), or folder:B (--data is A; files matched by name) (default edges)")
     t.add_argument("--lambda-l1", type=float, help="weight of the L1 term (default 100)")
     t.add_argument("--gan-weight", type=float, help="weight of the adversarial term; 0 = plain L1 U-Net (default 1)")
+    p.add_argument("--residual", action=argparse.BooleanOptionalAction, default=None,
+                   help="G(x) = x + U-Net(x) (default: on for gray, blur, lowres; off for edges and folder pairs)")
     _add_common_train_args(p)
 
 
@@ -443,7 +445,8 @@ _FAMILY_OPTIONS = {
     "ae": ("latent_dim", "width", "lr", "weight_decay", "corrupt"),
     "vae": ("latent_dim", "width", "lr", "weight_decay", "corrupt", "beta"),
     "sr": ("scale", "width", "blocks", "crop", "loss", "lr"),
-    "pix2pix": ("width", "depth", "d_width", "d_layers", "crop", "gan_loss", "lr", "pairs", "lambda_l1", "gan_weight"),
+    "pix2pix": ("width", "depth", "d_width", "d_layers", "crop", "gan_loss", "lr", "pairs", "lambda_l1", "gan_weight",
+                "residual"),
     "cyclegan": ("width", "depth", "d_width", "d_layers", "crop", "gan_loss", "lr", "b_data", "lambda_cyc",
                  "lambda_id", "pool_size"),
 }

@@ -55,6 +55,18 @@ def test_unet_skips_carry_detail_past_the_bottleneck():
     assert not torch.allclose(g(x), base)
 
 
+def test_residual_generator_starts_near_the_identity():
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 24, 24) * 2 - 1
+    g = UNetGenerator(1, 3, width=4, depth=3, residual=True)
+    y = g(x)
+    assert y.shape == (2, 3, 24, 24)
+    assert (y - x.expand(-1, 3, -1, -1)).abs().mean() < 0.05  # the input, broadcast, plus a small change
+    assert (UNetGenerator(1, 3, width=4, depth=3)(x) - x).abs().mean() > 0.3
+    with pytest.raises(PixelforgeError, match="residual"):
+        Pix2PixConfig(in_channels=3, out_channels=1, residual=True)
+
+
 def test_patchgan_output_grid_and_receptive_field():
     d = PatchDiscriminator(6, width=4, layers=3)
     assert d.receptive_field == 70

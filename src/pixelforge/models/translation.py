@@ -25,8 +25,12 @@ Generator: a U-Net of ``depth`` stride-2 4x4 convolutions down (LeakyReLU 0.2, i
 norm except at the outermost and innermost levels) and as many stride-2 transposed
 convolutions up (ReLU, instance norm), each up level concatenating the down level of
 the same resolution (the skip connections carry the input's fine detail straight to
-the output), ending in tanh. Any image size works: the input is padded (replicate) to
-a multiple of ``2**depth`` and the output cropped back.
+the output), ending in tanh. With ``residual`` (the default for the gray, blur and lowres
+pairings, whose input already is a rough version of the output) the generator returns
+the input plus that tanh output, so it starts at the identity and only learns the
+change: the colour of a grayscale photo, the detail of a blurred one. Any image size
+works: the input is padded (replicate) to a multiple of ``2**depth`` and the output
+cropped back.
 """
 
 from __future__ import annotations
@@ -64,10 +68,14 @@ class Pix2PixConfig:
     d_width: int = 32
     d_layers: int = 3  # stride-2 layers in the PatchGAN: 3 -> 70x70 px patches
     dropout: float = 0.0  # dropout in the three innermost up levels (pix2pix's noise source)
+    residual: bool = False  # G(x) = x + U(x): the U-Net learns the change (x broadcast to the output channels)
 
     def __post_init__(self):
         _check_common(self.width, self.depth, self.d_width, self.d_layers, self.dropout,
                       {"in_channels": self.in_channels, "out_channels": self.out_channels})
+        if self.residual and self.in_channels not in (1, self.out_channels):
+            raise PixelforgeError(f"a residual generator cannot add {self.in_channels}-channel inputs to "
+                                  f"{self.out_channels}-channel outputs")
 
 
 @dataclass
@@ -92,9 +100,11 @@ def _norm(c: int) -> nn.Module:
 class UNetGenerator(nn.Module):
     """U-Net with skip connections; (N, in, H, W) in [-1, 1] -> (N, out, H, W) in [-1, 1]."""
 
-    def __init__(self, in_channels: int, out_channels: int, width: int = 32, depth: int = 5, dropout: float = 0.0):
+    def __init__(self, in_channels: int, out_channels: int, width: int = 32, depth: int = 5, dropout: float = 0.0,
+                 residual: bool = False):
         super().__init__()
         self.depth = depth
+        self.residual = residual
         self.chans = [width * min(2 ** i, 8) for i in range(depth)]
         downs = []
         c_prev = in_channels
@@ -143,6 +153,8 @@ class UNetGenerator(nn.Module):
         for up, skip in zip(self.ups, reversed(feats[:-1])):
             u = torch.cat([up(u), skip], dim=1)
         y = self.out(u)
+        if self.residual:  # the input plus a change in [-1, 1]; outputs may leave [-1, 1] slightly
+            y = y + x.expand(-1, y.shape[1], -1, -1)
         return y[..., :h, :w] if (ph or pw) else y
 
 
@@ -191,7 +203,8 @@ class Pix2Pix(nn.Module):
     def __init__(self, cfg: Pix2PixConfig):
         super().__init__()
         self.cfg = cfg
-        self.generator = UNetGenerator(cfg.in_channels, cfg.out_channels, cfg.width, cfg.depth, cfg.dropout)
+        self.generator = UNetGenerator(cfg.in_channels, cfg.out_channels, cfg.width, cfg.depth, cfg.dropout,
+                                       cfg.residual)
         self.discriminator = PatchDiscriminator(cfg.in_channels + cfg.out_channels, cfg.d_width, cfg.d_layers)
 
 

@@ -41,6 +41,7 @@ DEFAULT_BATCH = 16
 WHOLE_IMAGE_PIXELS = 4_000_000  # larger inputs are translated in tiles unless a tile is given
 DEFAULT_TILE = 512
 MIN_SIDE = 8
+RESIDUAL_PAIRINGS = ("gray", "blur", "lowres")  # the input is a rough output: the U-Net learns the change
 
 
 def _precision(precision: str, device: str) -> str:
@@ -80,7 +81,8 @@ def train_pix2pix(data: str | None, run: str | os.PathLike | None = None, *, pai
 
     ``data`` holds the targets (domain B) for a built-in pairing (``pairs`` = edges, gray,
     blur, lowres), or domain A when ``pairs="folder:PATH_TO_B"`` (files matched by name).
-    ``options``: fields of :class:`Pix2PixConfig` (width, depth, d_width, d_layers, dropout),
+    ``options``: fields of :class:`Pix2PixConfig` (width, depth, d_width, d_layers, dropout,
+    residual: default on for the gray, blur and lowres pairings),
     :class:`Pix2PixTrainConfig` (crop, lambda_l1, gan_weight, gan_loss, lr) and the loop's
     budget (minutes, max_steps, epochs, batch_size, ...).
     """
@@ -109,7 +111,8 @@ def train_pix2pix(data: str | None, run: str | os.PathLike | None = None, *, pai
     def model_defaults(dataset):
         p = Pairing.parse(options["pairs"])
         c = dataset.channels
-        return {"in_channels": c if p.kind == "folder" else p.input_channels(c), "out_channels": c}
+        return {"in_channels": c if p.kind == "folder" else p.input_channels(c), "out_channels": c,
+                "residual": p.kind in RESIDUAL_PAIRINGS}
 
     s = start_session(FAMILY, Pix2PixTrainConfig, data, run, model=model, options=options, resume=resume,
                       overwrite=overwrite, size=size, channels=channels, limit=limit, device=device,
