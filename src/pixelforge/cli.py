@@ -200,7 +200,8 @@ def _add_cyclegan_train_args(p: argparse.ArgumentParser) -> None:
     t = _add_translation_model_args(p)
     p.add_argument("--a", dest="data", default=None, metavar="SPEC",
                    help="domain A: folder:PATH, fashion-mnist:7, ... (same as --data)")
-    p.add_argument("--b", dest="b_data", default=None, metavar="SPEC", help="domain B: folder:PATH, fashion-mnist:9, ...")
+    p.add_argument("--b", dest="b_data", default=None, metavar="SPEC",
+                   help="domain B: folder:PATH, fashion-mnist:9, ...")
     t.add_argument("--lambda-cyc", type=float, help="cycle-consistency weight (default 10)")
     t.add_argument("--lambda-id", type=float, help="identity weight relative to --lambda-cyc (default 0.5)")
     t.add_argument("--pool-size", type=int, help="generated images kept for the discriminators (default 50)")
