@@ -144,12 +144,20 @@ def sheet(target, outputs, path: Path, rows) -> Path:
     return save_figure(fig, path)
 
 
-def cyclegan(minutes: float) -> dict:
+def cyclegan(minutes: float, train: bool = True) -> dict:
+    """``train=False`` evaluates the run a previous invocation trained (its training time is
+    taken from the previous results file)."""
     run = ROOT / "runs" / "translation-cyclegan-fm"
     a, b = f"fashion-mnist:{CLASS_A}", f"fashion-mnist:{CLASS_B}"
-    t = time.perf_counter()
-    pixelforge.train_cyclegan(a, b, run, overwrite=True, minutes=minutes, seed=0, progress=False, **CYC)
-    seconds = time.perf_counter() - t
+    if train:
+        t = time.perf_counter()
+        pixelforge.train_cyclegan(a, b, run, overwrite=True, minutes=minutes, seed=0, progress=False, **CYC)
+        seconds = time.perf_counter() - t
+    else:
+        import json
+
+        previous = json.loads((ROOT / "benchmarks" / "results" / "translation.json").read_text())["cyclegan"]
+        seconds, minutes = previous["seconds"], float(previous["command"].split("--minutes ")[1])
     steps = _last_step(run)
     pipe = pixelforge.load_translation(run, device="cpu")
     judge = load_pretrained("fashion-mnist-cnn-v1", device="cpu")
@@ -194,10 +202,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--p2p-minutes", type=float, default=5.0, help="pix2pix budget (the L1 U-Net gets its steps)")
     ap.add_argument("--cyclegan-minutes", type=float, default=5.0)
+    ap.add_argument("--reuse-cyclegan", action="store_true",
+                    help="evaluate the CycleGAN run of the previous invocation instead of training it again")
     args = ap.parse_args()
     torch.manual_seed(0)
     col = colourisation(args.p2p_minutes)
-    cyc = cyclegan(args.cyclegan_minutes)
+    cyc = cyclegan(args.cyclegan_minutes, train=not args.reuse_cyclegan)
     m = col["mean"]
     print(f"\ncolourisation of {len(HELD_OUT)} held-out photos ({col['steps']} steps each; "
           f"pix2pix {col['seconds']['pix2pix']:.0f} s, L1 U-Net {col['seconds']['l1_unet']:.0f} s)")
