@@ -66,8 +66,9 @@ def test_pix2pix_train_then_translate(pix2pix_run, photos, tmp_path, capsys):
     assert img.size == (45, 37) and img.mode == "RGB"
     assert "pix2pix" in capsys.readouterr().out
     # --derive and tiles give images of the input's size too.
-    assert main(["translate", str(pix2pix_run), str(src), "-o", str(out), "--derive", "--tile", "16"]) == 0
-    assert Image.open(out).size == (45, 37)
+    jpg = tmp_path / "sub" / "colour.jpg"
+    assert main(["translate", str(pix2pix_run), str(src), "-o", str(jpg), "--derive", "--tile", "16"]) == 0
+    assert Image.open(jpg).size == (45, 37) and Image.open(jpg).format == "JPEG"
     pipe = pixelforge.load(pix2pix_run)
     assert isinstance(pipe, TranslationPipeline) and pipe.directions == ["a2b"]
 

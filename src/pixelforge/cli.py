@@ -726,6 +726,8 @@ def cmd_upscale(args) -> int:
 
 
 def cmd_translate(args) -> int:
+    import os
+
     from .pipelines.sr import read_image
     from .pipelines.translation import load_translation
 
@@ -733,13 +735,17 @@ def cmd_translate(args) -> int:
     pipe = load_translation(args.run, device=args.device)
     src = Path(args.image)
     out = Path(args.output) if args.output else src.with_name(f"{src.stem}_translated.png")
+    if not out.suffix:
+        raise PixelforgeError(f"give the output a file extension (e.g. {out}.png)")
     result = pipe.translate(image, direction=args.direction, derive=args.derive, tile=args.tile)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
     try:
-        from .images import save_png
-
-        save_png(result, out)
+        result.save(tmp)
     except (KeyError, ValueError, OSError) as e:
+        tmp.unlink(missing_ok=True)
         raise PixelforgeError(f"cannot write {out}: {e}") from None
+    os.replace(tmp, out)
     print(f"{out} ({result.width}x{result.height}, {pipe.kind} {args.direction if pipe.kind == 'cyclegan' else 'a2b'})")
     return 0
 
