@@ -14,6 +14,7 @@ _EXPORTS = {
     "AutoencoderPipeline": "api", "train_autoencoder": "api", "load_autoencoder": "api",
     "SRPipeline": "api", "train_sr": "api", "load_sr": "api",
     "stylize": "api", "synthesize_texture": "api",
+    "TranslationPipeline": "api", "train_pix2pix": "api", "train_cyclegan": "api", "load_translation": "api",
     "list_datasets": "data", "load_dataset": "data",
     "PixelforgeError": "errors",
     "make_grid": "images", "save_grid": "images",

@@ -20,16 +20,19 @@ from .pipelines.sr import SRPipeline, load_sr, train_sr
 from .pipelines.codec import CodecPipeline, load_codec_run, open_codec, train_codec
 from .pipelines.style import stylize, synthesize_texture
 from .pipelines.stylizer import OnnxStylizer, StylizerPipeline, export_onnx, load_stylizer, train_adain, train_stylizer
+from .pipelines.translation import TranslationPipeline, load_translation, train_cyclegan, train_pix2pix
 from .runs import Run
 
 __all__ = ["AutoencoderPipeline", "ClassifierPipeline", "DiffusionPipeline", "GANPipeline", "SRPipeline", "load",
            "load_autoencoder", "load_classifier", "load_diffusion", "load_gan", "load_sr", "train_autoencoder",
            "train_classifier", "train_diffusion", "train_gan", "train_sr", "stylize", "synthesize_texture",
            "CodecPipeline", "open_codec", "train_codec",
-           "StylizerPipeline", "OnnxStylizer", "export_onnx", "load_stylizer", "train_adain", "train_stylizer"]
+           "StylizerPipeline", "OnnxStylizer", "export_onnx", "load_stylizer", "train_adain", "train_stylizer",
+           "TranslationPipeline", "load_translation", "train_cyclegan", "train_pix2pix"]
 
 _LOADERS = {"gan": load_gan, "classifier": load_classifier, "diffusion": load_diffusion,
-            "autoencoder": load_autoencoder, "sr": load_sr, "codec": load_codec_run, "style": load_stylizer}
+            "autoencoder": load_autoencoder, "sr": load_sr, "codec": load_codec_run, "style": load_stylizer,
+            "translation": load_translation}
 
 
 def load(run_dir: str | os.PathLike, device: str = "auto", **kwargs):

@@ -227,6 +227,55 @@ def _add_style_train_args(p: argparse.ArgumentParser, adain: bool) -> None:
     _add_common_train_args(p)
 
 
+def _add_translation_model_args(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    m = p.add_argument_group("model")
+    m.add_argument("--width", type=_positive_int, help="U-Net channels at the first level (default 32)")
+    m.add_argument("--depth", type=_positive_int, help="U-Net levels (default 5 pix2pix, 4 CycleGAN)")
+    m.add_argument("--d-width", type=_positive_int, help="PatchGAN channels at the first layer (default 32)")
+    m.add_argument("--d-layers", type=_positive_int, help="PatchGAN stride-2 layers (3: 70x70 px patches)")
+    t = p.add_argument_group("training")
+    t.add_argument("--crop", type=int, help="random training crop in px (0: whole images)")
+    t.add_argument("--gan-loss", choices=["ns", "lsgan", "hinge"], help="adversarial loss")
+    t.add_argument("--lr", type=_positive_float, help="Adam's learning rate (default 2e-4, halved to 0 linearly)")
+    return t
+
+
+def _add_pix2pix_train_args(p: argparse.ArgumentParser) -> None:
+    t = _add_translation_model_args(p)
+    t.add_argument("--pairs", default=None,
+                   help="how inputs are paired with the --data images: edges, gray, blur, lowres (made on the fly "
+                        "from the targets), or folder:B (--data is A; files matched by name) (default edges)")
+    t.add_argument("--lambda-l1", type=float, help="weight of the L1 term (default 100)")
+    t.add_argument("--gan-weight", type=float, help="weight of the adversarial term; 0 = plain L1 U-Net (default 1)")
+    p.add_argument("--residual", action=argparse.BooleanOptionalAction, default=None,
+                   help="G(x) = x + U-Net(x) (default: on for gray, blur, lowres; off for edges and folder pairs)")
+    _add_common_train_args(p)
+
+
+def _add_cyclegan_train_args(p: argparse.ArgumentParser) -> None:
+    t = _add_translation_model_args(p)
+    p.add_argument("--a", dest="data", default=None, metavar="SPEC",
+                   help="domain A: folder:PATH, fashion-mnist:7, ... (same as --data)")
+    p.add_argument("--b", dest="b_data", default=None, metavar="SPEC",
+                   help="domain B: folder:PATH, fashion-mnist:9, ...")
+    t.add_argument("--lambda-cyc", type=float, help="cycle-consistency weight (default 10)")
+    t.add_argument("--lambda-id", type=float, help="identity weight relative to --lambda-cyc (default 0.5)")
+    t.add_argument("--pool-size", type=int, help="generated images kept for the discriminators (default 50)")
+    _add_common_train_args(p)
+
+
+def _add_translate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="a pix2pix or cyclegan run directory")
+    p.add_argument("image")
+    p.add_argument("-o", "--output", default=None, help="output image (default IMAGE_translated.png beside the input)")
+    p.add_argument("--direction", choices=["a2b", "b2a"], default="a2b", help="CycleGAN: A -> B or B -> A")
+    p.add_argument("--derive", action="store_true",
+                   help="pix2pix with a built-in pairing: make the input from IMAGE first (e.g. its edges)")
+    p.add_argument("--tile", type=_positive_int, default=None,
+                   help="translate in tiles of N px (default: whole image up to 4 MP)")
+    p.add_argument("--device", default="auto")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -248,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "--style on photos (folder:PATH)"), False)
     _add_style_train_args(train.add_parser("adain", help="train an AdaIN decoder: any style image at inference"),
                           True)
+    _add_pix2pix_train_args(train.add_parser("pix2pix", help="train pix2pix (paired image-to-image translation)"))
+    _add_cyclegan_train_args(train.add_parser("cyclegan", help="train a CycleGAN (unpaired domains --a and --b)"))
+    _add_translate_args(sub.add_parser("translate", help="translate an image with a pix2pix or CycleGAN run"))
 
     s = sub.add_parser("sample", help="sample an image grid from a trained run")
     s.add_argument("run")
@@ -490,6 +542,10 @@ _FAMILY_OPTIONS = {
     "stylizer": ("widths", "blocks", "outer_kernel", "shuffle", "crop", "style_size", "content_weight",
                  "style_weight", "tv_weight", "backbone", "weights", "lr"),
     "adain": ("backbone", "widths", "crop", "style_size", "style_weight", "lr"),
+    "pix2pix": ("width", "depth", "d_width", "d_layers", "crop", "gan_loss", "lr", "pairs", "lambda_l1", "gan_weight",
+                "residual"),
+    "cyclegan": ("width", "depth", "d_width", "d_layers", "crop", "gan_loss", "lr", "b_data", "lambda_cyc",
+                 "lambda_id", "pool_size"),
 }
 
 
@@ -525,12 +581,14 @@ def cmd_train(args) -> int:
         extra.update(styles=args.styles, weights=args.weights)
     train = {"gan": api.train_gan, "classifier": api.train_classifier, "diffusion": api.train_diffusion,
              "ae": api.train_autoencoder, "vae": api.train_autoencoder, "sr": api.train_sr,
-             "codec": api.train_codec, "stylizer": api.train_stylizer, "adain": api.train_adain}[args.family]
+             "codec": api.train_codec, "stylizer": api.train_stylizer, "adain": api.train_adain,
+             "pix2pix": api.train_pix2pix, "cyclegan": lambda a, run, **kw: api.train_cyclegan(a, None, run, **kw),
+             }[args.family]
     pipe = train(args.data, args.run, resume=args.resume, overwrite=args.overwrite, size=args.size,
                  channels=args.channels, limit=limit, device=args.device, precision=args.precision,
                  seed=args.seed, progress=not args.no_progress, **extra, **options)
     print(f"run: {pipe.path}")
-    if args.family in ("gan", "diffusion", "sr", "codec", "stylizer", "adain"):
+    if args.family in ("gan", "diffusion", "sr", "codec", "stylizer", "adain", "pix2pix", "cyclegan"):
         print(f"samples: {pipe.path / 'samples' / 'final.png'}")
     elif args.family in ("ae", "vae"):
         if (pipe.path / "evaluation.json").is_file():
@@ -817,6 +875,31 @@ def _image_format(path: Path) -> str:
     return fmt
 
 
+def cmd_translate(args) -> int:
+    import os
+
+    from .pipelines.sr import read_image
+    from .pipelines.translation import load_translation
+
+    image = read_image(args.image)  # a bad file fails before a model is loaded
+    pipe = load_translation(args.run, device=args.device)
+    src = Path(args.image)
+    out = Path(args.output) if args.output else src.with_name(f"{src.stem}_translated.png")
+    if not out.suffix:
+        raise PixelforgeError(f"give the output a file extension (e.g. {out}.png)")
+    result = pipe.translate(image, direction=args.direction, derive=args.derive, tile=args.tile)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
+    try:
+        result.save(tmp)
+    except (KeyError, ValueError, OSError) as e:
+        tmp.unlink(missing_ok=True)
+        raise PixelforgeError(f"cannot write {out}: {e}") from None
+    os.replace(tmp, out)
+    print(f"{out} ({result.width}x{result.height}, {pipe.kind} {args.direction if pipe.kind == 'cyclegan' else 'a2b'})")
+    return 0
+
+
 def _style_output(path: str) -> Path:
     out = Path(path)
     if not out.suffix:
@@ -970,7 +1053,7 @@ def main(argv: list[str] | None = None) -> int:
                "decode": cmd_decode, "restore": cmd_restore, "latent-map": cmd_latent_map, "upscale": cmd_upscale,
                "compress": cmd_compress, "decompress": cmd_decompress, "export": cmd_export,
                "stylize": cmd_stylize, "texture": cmd_texture, "serve": cmd_serve, "datasets": cmd_datasets,
-               "models": cmd_models}[args.command]
+               "models": cmd_models, "translate": cmd_translate}[args.command]
     try:
         return handler(args)
     except Interrupted as e:

@@ -1,3 +1,3 @@
 """Model families, one file each; importing this package registers them all."""
 
-from . import autoencoder, classifier, codec, diffusion, gan, sr, style  # noqa: F401
+from . import autoencoder, classifier, codec, diffusion, gan, sr, style, translation  # noqa: F401
