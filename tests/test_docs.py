@@ -49,6 +49,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".ti
 OUTPUT_OPTIONS = {"-o", "--output", "--compare", "--output-dir"}
 MAX_SKIPPED_BLOCKS = 5
 
+pytestmark = pytest.mark.docs  # `pytest -m docs` runs this file alone, `-m "not docs"` leaves it out
+
 
 @dataclass
 class Command:
@@ -215,7 +217,6 @@ def _run_params():
                 yield pytest.param(page, b, id=f"{page}:{b.line}-skipped")
 
 
-@pytest.mark.docs
 @pytest.mark.parametrize("page,what", list(_run_params()))
 def test_documented_commands_run(page, what, shared_data, tmp_path, monkeypatch, capsys):
     if isinstance(what, Block):
