@@ -41,6 +41,8 @@ RUNS = {  # name: (CLI options after `train gan --data fashion-mnist`, what it s
     "small-diffaug": (["--limit", "1000", "--diffaug", "color,translation,cutout"],
                       "1,000 training images + DiffAugment"),
 }
+# Analysed when present, not trained here: a copy of benchmarks/gan_quality.py's 10-minute default-recipe run.
+EXTRA = {"long-default": ([], "default recipe, 10 minutes (benchmarks/gan_quality.py's run)")}
 N = 2000
 
 
@@ -71,11 +73,14 @@ def analyse() -> dict:
     seen = load_dataset("fashion-mnist", limit=N).images  # training images every full-data run saw
     seen_small = load_dataset("fashion-mnist", limit=1000).images  # all that the --limit 1000 runs saw
     out = {}
-    for name, (options, what) in RUNS.items():
+    for name, (options, what) in {**RUNS, **EXTRA}.items():
         path = RUNS_DIR / name
+        if not (path / "config.json").is_file():
+            print(f"{name}: no run at {path}; left out")
+            continue
         data = Run.open(path).config["data"]
         row = {"options": " ".join(options) or "(defaults)", "what": what,
-               "steps": max(r["step"] for r in records(path))}
+               "steps": int(Run.open(path).latest_checkpoint().name.split("_")[1])}  # the weights measured
         for which, ema in (("ema", True), ("raw", False)):
             m = evaluate_generator(load_gan(path, device="cpu", ema=ema), data, N, judge, progress=False, real=real)
             row[which] = {k: round(float(m[k]), 4) for k in ("fid", "kid_mean", "precision", "recall")}
@@ -135,8 +140,8 @@ def ema_figure(name: str, path: Path, results: dict) -> None:
     for ax, (which, ema) in zip(axes, (("raw", False), ("ema", True))):
         ax.imshow(make_grid(_samples(name, ema), nrow=6), cmap="gray")
         r = results[name][which]
-        ax.set_title(f"{'raw G' if which == 'raw' else 'EMA of G (0.999)'}: FID {r['fid']:.2f}, "
-                     f"R {r['recall']:.2f}", fontsize=10)
+        ax.set_title(f"{'raw G' if which == 'raw' else 'EMA of G (0.999)'}, step {results[name]['steps']}: "
+                     f"FID {r['fid']:.2f}, R {r['recall']:.2f}", fontsize=10)
         ax.axis("off")
     fig.tight_layout()
     save_figure(fig, path)
@@ -155,9 +160,14 @@ def run() -> None:
     if args.train:
         train(args.steps)
     results = analyse()
-    figure(["default", "d-overpower", "d-overpower-sn-hinge"], images / "troubleshoot_d_overpower.png", results)
-    figure(["small", "small-diffaug"], images / "troubleshoot_small_data.png", results)
-    ema_figure("default", images / "troubleshoot_ema.png", results)
+    for names, png in ((["default", "d-overpower", "d-overpower-sn-hinge"], "troubleshoot_d_overpower.png"),
+                       (["small", "small-diffaug"], "troubleshoot_small_data.png")):
+        if all(n in results for n in names):
+            figure(names, images / png, results)
+    for name in ("long-default", "default"):
+        if name in results:
+            ema_figure(name, images / "troubleshoot_ema.png", results)
+            break
     write_results("gan_troubleshooting", {"samples": N, "judge": "fashion-mnist-cnn-v1", "runs": results})
     print(json.dumps({k: v["ema"] for k, v in results.items()}, indent=1))
 
