@@ -25,7 +25,7 @@ VARIABLE = "PIXELFORGE_DRY_RUN"
 LIMITS = {
     "steps": 2,  # optimisation steps per training invocation
     "images": 512,  # images loaded per dataset split
-    "samples": 256,  # images generated for an evaluation (and real images compared with them)
+    "samples": 128,  # images generated for an evaluation (and real images compared with them)
     "per_class": 20,  # generated images per class in the CAS and augmentation studies
     "repeats": 1,  # seeds of the augmentation study
     "sampling_steps": 2,  # diffusion sampling steps; style-transfer optimisation steps
