@@ -11,6 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
+from . import dryrun
 from .errors import PixelforgeError
 
 
@@ -64,7 +65,8 @@ def _add_common_train_args(p: argparse.ArgumentParser) -> None:
     b.add_argument("--sync-bn", action="store_true", default=None,
                    help="under torchrun on CUDA: batch-norm statistics over the global batch")
     b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--dry-run", action="store_true", help="a few steps on 512 images: checks the set-up")
+    b.add_argument("--dry-run", action="store_true",
+                   help="fast mode (as PIXELFORGE_DRY_RUN=1): 2 steps on 512 images, tiny evaluation; checks the set-up")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_runtime_args(p)
 
@@ -567,10 +569,6 @@ def cmd_train(args) -> int:
                      extractor=args.extractor)
     if args.family in ("ae", "vae"):
         extra.update(conditional=args.conditional, variational=args.family == "vae")
-    limit = args.limit
-    if args.dry_run:
-        limit = min(limit or 512, 512)
-        options.update(batch_size=min(options["batch_size"] or 64, 64), max_steps=options["max_steps"] or 4)
     if args.resume and args.run is None:
         raise PixelforgeError("--resume needs --run-dir RUN_DIR")
     if args.family == "sr":
@@ -584,9 +582,10 @@ def cmd_train(args) -> int:
              "codec": api.train_codec, "stylizer": api.train_stylizer, "adain": api.train_adain,
              "pix2pix": api.train_pix2pix, "cyclegan": lambda a, run, **kw: api.train_cyclegan(a, None, run, **kw),
              }[args.family]
-    pipe = train(args.data, args.run, resume=args.resume, overwrite=args.overwrite, size=args.size,
-                 channels=args.channels, limit=limit, device=args.device, precision=args.precision,
-                 seed=args.seed, progress=not args.no_progress, **extra, **options)
+    with dryrun.enabled(args.dry_run):
+        pipe = train(args.data, args.run, resume=args.resume, overwrite=args.overwrite, size=args.size,
+                     channels=args.channels, limit=args.limit, device=args.device, precision=args.precision,
+                     seed=args.seed, progress=not args.no_progress, **extra, **options)
     print(f"run: {pipe.path}")
     if args.family in ("gan", "diffusion", "sr", "codec", "stylizer", "adain", "pix2pix", "cyclegan"):
         print(f"samples: {pipe.path / 'samples' / 'final.png'}")

@@ -27,6 +27,7 @@ from typing import Callable
 
 import torch
 
+from . import dryrun
 from .errors import PixelforgeError
 
 SCHEDULES = ("linear", "cosine")
@@ -106,6 +107,7 @@ def sample(denoise: Denoiser, schedule: NoiseSchedule, prediction: str, shape: t
         raise PixelforgeError(f"eta must be >= 0, not {eta}")
     if resample < 1:
         raise PixelforgeError(f"resample must be at least 1, not {resample}")
+    steps, resample = dryrun.cap(steps, "sampling_steps"), dryrun.cap(resample, "sampling_steps")
     ts = schedule.sampling_steps(steps)
     abar = schedule.alphas_cumprod
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from .. import dryrun
 from ..data import ImageData, load_dataset
 from ..errors import PixelforgeError
 from ..images import pyplot, save_figure
@@ -38,7 +39,7 @@ def _conditional_pipe(gan_run):
 def generated_dataset(pipe, per_class: int, seed: int = 0) -> ImageData:
     """``per_class`` samples of every class as a labelled uint8 dataset."""
     k = pipe.cfg.num_classes
-    labels = torch.arange(k).repeat_interleave(per_class)
+    labels = torch.arange(k).repeat_interleave(dryrun.cap(per_class, "per_class"))
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(len(labels), pipe.cfg.latent_dim, generator=g)
     images = (pipe.generate(z, labels) * 255).round().to(torch.uint8)
@@ -92,6 +93,7 @@ def augmentation_study(gan_run: str | os.PathLike, out_dir: str | os.PathLike, s
 
     pipe = _conditional_pipe(gan_run)
     train, test = _real_splits(Run.open(gan_run).config)
+    seeds = tuple(seeds)[:dryrun.cap(len(seeds), "repeats")]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = []

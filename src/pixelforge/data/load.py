@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import dryrun
 from ..errors import DataError
 from .download import check_hash, download_file
 from .folder import load_folder
@@ -135,6 +136,7 @@ def load_dataset(spec: str, *, size: int | None = None, channels: int | None = N
     found locally.
     """
     _check_options(size, channels, limit)
+    limit = dryrun.cap(limit, "images")
     spec = spec.strip()
     name, has_selector, rest = spec.partition(":")
     if name == "folder" and has_selector:

@@ -10,6 +10,7 @@ import os
 
 import torch
 
+from .. import dryrun
 from ..data import load_dataset
 from ..errors import PixelforgeError
 from ..metrics import METRICS, calculate_metrics
@@ -53,6 +54,7 @@ def evaluate_generator(pipe, data: dict, n: int = 10000, extractor=None, metrics
     """Metrics of ``n`` samples of ``pipe`` (anything with ``sample(n, seed)``) against real data."""
     if n < 10:
         raise PixelforgeError(f"evaluation needs at least 10 samples, not {n}")
+    n = dryrun.cap(n, "samples")
     ext = extractor if extractor is not None and not isinstance(extractor, str) else \
         resolve_extractor(extractor, data["spec"])
     real = real_images(data, n) if real is None else real

@@ -35,6 +35,7 @@ from PIL import Image
 from torch import Tensor
 from tqdm import tqdm
 
+from .. import dryrun
 from ..errors import PixelforgeError
 from ..models.style import build_backbone, content_loss, gram_matrix, style_loss, total_variation
 
@@ -167,6 +168,7 @@ def stylize(content: ImageLike | None, styles: ImageLike | Sequence[ImageLike], 
         raise PixelforgeError("--preserve-color needs a content image")
     if steps < 1 or size < 8:
         raise PixelforgeError(f"need steps >= 1 and size >= 8 (got steps={steps}, size={size})")
+    steps, size = dryrun.cap(steps, "sampling_steps"), dryrun.cap(size, "image_size")
     for name, value in (("content", content_weight), ("style", style_weight), ("tv", tv_weight)):
         if not np.isfinite(value) or value < 0:
             raise PixelforgeError(f"--{name}-weight must be a non-negative number, not {value}")

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .. import dryrun
 from ..errors import PixelforgeError, RunError
 from ..runs import Run
 from ..runtime import Runtime
@@ -217,6 +218,10 @@ class Trainer:
         if resume:
             self.restore()
         total = self._total_steps()
+        eval_every = self.cfg.eval_every
+        if dryrun.active():  # a few steps of this invocation, and an evaluation at the end if asked for
+            total = min(total or math.inf, self.step + dryrun.LIMITS["steps"])
+            eval_every = eval_every and min(eval_every, max(total, 1))
         if total is None and self.cfg.minutes is None:
             raise PixelforgeError("give a budget: --epochs, --max-steps or --minutes")
         old_handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -257,7 +262,7 @@ class Trainer:
                         done = self.step if total is not None else min(int(time.monotonic() - start), bar.total)
                         if done > bar.n:
                             bar.update(done - bar.n)
-                    if self.cfg.eval_every and self.step % self.cfg.eval_every == 0:
+                    if eval_every and self.step % eval_every == 0:
                         self._evaluate()
                         last_ckpt = time.monotonic()
                     if stop or (total and self.step >= total):

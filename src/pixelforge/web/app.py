@@ -38,6 +38,7 @@ except ImportError as e:  # pragma: no cover - depends on the installation
     raise PixelforgeError(f"the studio needs the web extra: pip install 'pixelforge[web]' ({e.name} is missing)") from None
 from anyio import to_thread
 
+from .. import dryrun
 from ..errors import PixelforgeError
 from .studio import Busy, Studio
 from .tabs import TABS, Field, get_tab
@@ -225,6 +226,11 @@ def serve(runs_dir: str | os.PathLike = "runs", host: str = "127.0.0.1", port: i
     print(f"pixelforge studio: {where} (runs from {Path(runs_dir).resolve()}; Ctrl+C stops)", flush=True)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"pixelforge studio: warning: listening on {host}: other machines can reach it", flush=True)
+    if dryrun.active():
+        print("pixelforge studio: dry run: the studio is built; not listening", flush=True)
+        if studio.temporary_output:
+            shutil.rmtree(studio.output_dir, ignore_errors=True)
+        return
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
