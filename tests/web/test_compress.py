@@ -30,9 +30,9 @@ def test_compress_a_photo_beside_jpeg(client):
     r = post(client, "compress", "compress", files=_upload(photo), model="zoo:photos-codec-v1", quality=2)
     assert r.status_code == 200, r.text
     body = r.json()
-    titles = [title for title, _ in body["images"]]
+    titles = [im["title"] for im in body["images"]]
     assert titles == ["original", "pixelforge", "JPEG, same size"]
-    decoded = image_at(client, body["images"][1][1])
+    decoded = image_at(client, body["images"][1]["url"])
     assert decoded.size == photo.size
     m = body["metrics"]
     assert 0 < m["pixelforge (bpp)"] < 8 and m["PSNR pixelforge (dB)"] > 20
