@@ -800,7 +800,6 @@ def cmd_cas(args) -> int:
 
 
 def cmd_upscale(args) -> int:
-    import os
 
     from .pipelines.sr import DEFAULT_TILE, open_upscaler, read_image
 
@@ -812,14 +811,7 @@ def cmd_upscale(args) -> int:
         raise PixelforgeError(f"give the output a file extension (e.g. {out}.png)")
     result = pipe.upscale(image, scale=args.scale, tile=args.tile or DEFAULT_TILE, max_pixels=args.max_pixels,
                           progress=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    try:
-        result.save(tmp)
-    except (KeyError, ValueError, OSError) as e:
-        tmp.unlink(missing_ok=True)
-        raise PixelforgeError(f"cannot write {out}: {e}") from None
-    os.replace(tmp, out)
+    _save_image(result, out)
     print(f"{out} ({image.width}x{image.height} -> {result.width}x{result.height}, x{pipe.scale} with {pipe.name})")
     return 0
 
@@ -845,37 +837,30 @@ def cmd_compress(args) -> int:
 
 def cmd_decompress(args) -> int:
     from .pipelines.codec import codec_for_file
-    from .runs import atomic_write_bytes
 
     src = Path(args.file)
     codec = codec_for_file(src, args.model)
     out = _output_path(args.output, src.with_suffix(".png"), args.overwrite)
     image = codec.decompress(src)
-    import io
-
-    buf = io.BytesIO()
-    try:
-        image.save(buf, format=_image_format(out))
-    except (KeyError, ValueError, OSError) as e:
-        raise PixelforgeError(f"cannot write {out}: {e}") from None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out, buf.getvalue())
+    _save_image(image, out)
     print(f"{out} ({image.width}x{image.height} {image.mode})")
     return 0
 
 
-def _image_format(path: Path) -> str:
-    from PIL import Image
+def _save_image(image, out: Path) -> None:
+    """Write a PIL image atomically (temporary file, then rename); a bad extension is a clear error."""
+    import os
 
-    Image.init()
-    fmt = Image.EXTENSION.get(path.suffix.lower())
-    if fmt is None:
-        raise PixelforgeError(f"unknown image extension {path.suffix!r} for {path}; use .png")
-    return fmt
-
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
+    try:
+        image.save(tmp)
+    except (KeyError, ValueError, OSError) as e:
+        tmp.unlink(missing_ok=True)
+        raise PixelforgeError(f"cannot write {out}: {e}") from None
+    os.replace(tmp, out)
 
 def cmd_translate(args) -> int:
-    import os
 
     from .pipelines.sr import read_image
     from .pipelines.translation import load_translation
@@ -887,14 +872,7 @@ def cmd_translate(args) -> int:
     if not out.suffix:
         raise PixelforgeError(f"give the output a file extension (e.g. {out}.png)")
     result = pipe.translate(image, direction=args.direction, derive=args.derive, tile=args.tile)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    try:
-        result.save(tmp)
-    except (KeyError, ValueError, OSError) as e:
-        tmp.unlink(missing_ok=True)
-        raise PixelforgeError(f"cannot write {out}: {e}") from None
-    os.replace(tmp, out)
+    _save_image(result, out)
     print(f"{out} ({result.width}x{result.height}, {pipe.kind} {args.direction if pipe.kind == 'cyclegan' else 'a2b'})")
     return 0
 
