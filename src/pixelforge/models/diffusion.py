@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PixelforgeError
+from ..nn import GroupNorm
 from ..registry import register_model
 
 
@@ -83,10 +84,10 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
 class ResBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, emb_dim: int, dropout: float):
         super().__init__()
-        self.norm1 = nn.GroupNorm(_groups(c_in), c_in)
+        self.norm1 = GroupNorm(_groups(c_in), c_in)
         self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
         self.emb = nn.Linear(emb_dim, 2 * c_out)
-        self.norm2 = nn.GroupNorm(_groups(c_out), c_out)
+        self.norm2 = GroupNorm(_groups(c_out), c_out)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
         nn.init.zeros_(self.conv2.weight)
@@ -105,7 +106,7 @@ class Attention(nn.Module):
     def __init__(self, ch: int, heads: int):
         super().__init__()
         self.heads = heads if ch % heads == 0 else 1
-        self.norm = nn.GroupNorm(_groups(ch), ch)
+        self.norm = GroupNorm(_groups(ch), ch)
         self.qkv = nn.Conv2d(ch, 3 * ch, 1)
         self.proj = nn.Conv2d(ch, ch, 1)
         nn.init.zeros_(self.proj.weight)
@@ -160,7 +161,7 @@ class UNet(nn.Module):
                     block.append(nn.Conv2d(ch, ch, 3, padding=1))
                 self.up.append(block)
 
-        self.norm_out = nn.GroupNorm(_groups(ch), ch)
+        self.norm_out = GroupNorm(_groups(ch), ch)
         self.conv_out = nn.Conv2d(ch, c_pix, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)

@@ -6,8 +6,9 @@ from torch import nn
 
 from .augment import diff_augment
 from .ema import EMA
+from .norm import GroupNorm
 
-__all__ = ["EMA", "diff_augment", "no_sync_unless"]
+__all__ = ["EMA", "GroupNorm", "diff_augment", "no_sync_unless"]
 
 
 def no_sync_unless(module: nn.Module, sync: bool):
