@@ -150,6 +150,52 @@ def test_vae_sampling_interpolation_and_map(cvae_run, ae_run, files, tmp_path, c
     assert lm2.is_file() and not (tmp_path / "ae_map_manifold.png").exists()  # 32-D: PCA map only
 
 
+def test_map_code(files, tmp_path, capsys):
+    """--code map: train a few steps, codes are (N, C, 7, 7) maps, decode checks their shape, restore works."""
+    folder, paths, d = files
+    run = tmp_path / "map"
+    assert main(["train", "ae", *TINY, "--code", "map", "--latent-dim", "4", "--max-steps", "3",
+                 "--corrupt", "gaussian:0.3,box", "--run-dir", str(run)]) == 0
+    assert json.loads((run / "config.json").read_text())["model"]["config"]["code"] == "map"
+    codes = tmp_path / "codes.npy"
+    assert main(["encode", str(run), *map(str, paths[:3]), "-o", str(codes)]) == 0
+    assert "3 codes of 196 numbers (4x7x7 maps)" in capsys.readouterr().out
+    z = np.load(codes)
+    assert z.shape == (3, 4, 7, 7) and z.dtype == np.float32
+    out = tmp_path / "decoded"
+    assert main(["decode", str(run), str(codes), "-o", str(out)]) == 0
+    assert len(list(out.glob("decoded_*.png"))) == 3
+    pipe = pixelforge.load(run)
+    assert pipe.code_shape == (4, 7, 7)
+    images = pipe.load_images(paths[:3])
+    rec = pipe.reconstruct(images)
+    assert torch.allclose(pipe.decode(z), rec, atol=1e-5) and pipe.decode(z[0]).shape == (1, 1, 28, 28)
+    for shape in ((3, 196), (3, 4, 14, 14), (3, 5, 7, 7)):
+        np.save(codes, np.zeros(shape, np.float32))
+        assert main(["decode", str(run), str(codes), "-o", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "codes must have shape (N, 4, 7, 7)" in err and "4-channel 7x7 code map" in err and str(shape) in err
+    walk = pipe.interpolate(images[0], images[1], steps=4)
+    assert walk.shape == (4, 1, 28, 28) and torch.allclose(walk[0], rec[0], atol=1e-5)
+    den = tmp_path / "den.png"
+    assert main(["restore", str(run), str(paths[0]), "--task", "denoise", "--corrupt", "gaussian:0.3",
+                 "-o", str(den)]) == 0
+    assert Image.open(den).size == (28, 28)
+    inp = tmp_path / "inp.png"
+    assert main(["restore", str(run), str(paths[1]), "--task", "inpaint", "--box", "7,7,14,14", "-o", str(inp)]) == 0
+    restored, original = np.asarray(Image.open(inp)).astype(int), d.images[1, 0].numpy().astype(int)
+    hole = np.zeros((28, 28), bool)
+    hole[7:21, 7:21] = True
+    assert np.abs(restored - original)[~hole].max() <= 1
+    assert main(["latent-map", str(run), "-o", str(tmp_path / "m.png"), "-n", "50"]) == 0  # PCA of the flat maps
+    vae = pixelforge.train_autoencoder("digits", tmp_path / "mvae", variational=True, code="map", latent_dim=2,
+                                       size=28, width=8, batch_size=32, max_steps=2, progress=False)
+    assert vae.sample(3, seed=0).shape == (3, 1, 28, 28) and vae.encode(images).shape == (3, 2, 7, 7)
+    assert 0 < vae.elbo_bits_per_dim(images) < 30
+    with pytest.raises(pixelforge.PixelforgeError, match="unknown code shape 'grid'; use vector or map"):
+        pixelforge.train_autoencoder("digits", tmp_path / "g", size=28, code="grid", max_steps=1, progress=False)
+
+
 def test_eval_fid_of_a_vae(cvae_run, tmp_path, capsys):
     clf = tmp_path / "judge"
     pixelforge.train_classifier("digits", clf, size=28, max_steps=3, batch_size=32, progress=False)

@@ -144,7 +144,11 @@ def _add_diffusion_train_args(p: argparse.ArgumentParser) -> None:
 
 def _add_autoencoder_train_args(p: argparse.ArgumentParser, variational: bool) -> None:
     m = p.add_argument_group("model")
-    m.add_argument("--latent-dim", type=_positive_int, help="size of the code (default 32)")
+    m.add_argument("--latent-dim", type=_positive_int,
+                   help="size of the code (default 32); with --code map: channels of the code map")
+    m.add_argument("--code", choices=["vector", "map"],
+                   help="code shape: vector (latent_dim numbers, default) or map (a latent_dim-channel feature "
+                        "map at 1/4 of the image size, 7x7 at 28 px: keeps detail for denoising / inpainting)")
     m.add_argument("--width", type=_positive_int, help="channels of the first level (default 32)")
     m.add_argument("--conditional", action="store_true",
                    help="class-conditional encoder and decoder" + (" (CVAE)" if variational else ""))
@@ -390,7 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--labels", default=None, help="conditional runs: one label per image (ids or names, comma separated)")
     r.add_argument("--device", default="auto")
 
-    en = sub.add_parser("encode", help="autoencoder: images -> codes (.npy, N x latent_dim)")
+    en = sub.add_parser("encode", help="autoencoder: images -> codes (.npy, N x latent_dim; a map code: "
+                                       "N x latent_dim x H/4 x W/4)")
     en.add_argument("run")
     en.add_argument("images", nargs="+", help="image files or folders of them")
     en.add_argument("-o", "--output", required=True, help="output .npy file")
@@ -399,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     de = sub.add_parser("decode", help="autoencoder: codes (.npy) -> images")
     de.add_argument("run")
-    de.add_argument("codes", help=".npy file of shape (N, latent_dim)")
+    de.add_argument("codes", help=".npy file of the shape encode writes: (N, latent_dim) or (N, latent_dim, H/4, W/4)")
     de.add_argument("-o", "--output", required=True, help="output folder (one PNG per code and grid.png)")
     de.add_argument("--labels", default=None, help="conditional runs: labels, cycled over the codes")
     de.add_argument("--device", default="auto")
@@ -537,8 +542,8 @@ _FAMILY_OPTIONS = {
     "classifier": ("width", "blocks", "dropout", "norm", "lr", "weight_decay", "label_smoothing", "augment"),
     "diffusion": ("width", "channel_mult", "num_res_blocks", "patch_size", "dropout", "prediction", "schedule",
                   "timesteps", "lr", "warmup_steps", "ema_decay", "min_snr", "p_uncond", "eval_every"),
-    "ae": ("latent_dim", "width", "lr", "weight_decay", "corrupt"),
-    "vae": ("latent_dim", "width", "lr", "weight_decay", "corrupt", "beta"),
+    "ae": ("latent_dim", "code", "width", "lr", "weight_decay", "corrupt"),
+    "vae": ("latent_dim", "code", "width", "lr", "weight_decay", "corrupt", "beta"),
     "sr": ("scale", "width", "blocks", "crop", "loss", "lr"),
     "codec": ("prior", "width", "latent", "lmbdas", "quantization", "crop", "lr"),
     "stylizer": ("widths", "blocks", "outer_kernel", "shuffle", "crop", "style_size", "content_weight",
@@ -705,7 +710,9 @@ def cmd_encode(args) -> int:
 
     pipe = _autoencoder(args)
     codes = pipe.encode(pipe.load_images(args.images), args.labels)
-    print(f"{save_codes(codes, args.output)}: {codes.shape[0]} codes of {codes.shape[1]} numbers")
+    shape = "x".join(map(str, codes.shape[1:]))
+    print(f"{save_codes(codes, args.output)}: {codes.shape[0]} codes of {codes[0].numel()} numbers"
+          + (f" ({shape} maps)" if codes.dim() == 4 else ""))
     return 0
 
 

@@ -34,6 +34,35 @@ def test_shapes(size, channels):
     assert mu.shape == logvar.shape == (2, 5) and mean.shape == log_scale.shape == x.shape
 
 
+@pytest.mark.parametrize("size", [16, 28, 32, 64])
+@pytest.mark.parametrize("num_classes", [0, 3])
+def test_map_code_shapes(size, num_classes):
+    """code="map": a latent_dim-channel code at 1/4 of the size, for the AE, the VAE and conditional models."""
+    cfg = AutoencoderConfig(image_size=size, latent_dim=3, width=4, code="map", num_classes=num_classes)
+    assert cfg.code_shape == (3, size // 4, size // 4) and AutoencoderConfig(latent_dim=3).code_shape == (3,)
+    x = torch.rand(2, 1, size, size) * 2 - 1
+    y = torch.tensor([0, 2]) if num_classes else None
+    ae = ConvAutoencoder(cfg).eval()
+    z = ae.code(x, y)
+    assert z.shape == (2, *cfg.code_shape)
+    assert ae.decode(z, y).shape == x.shape and ae(x, y).shape == x.shape
+    vae = ConvAutoencoder(cfg, variational=True).eval()
+    mu, logvar, mean, log_scale = vae(x, y, True)
+    assert mu.shape == logvar.shape == (2, *cfg.code_shape) and mean.shape == x.shape
+    assert kl_standard_normal(mu, logvar).shape == (2,)  # summed over the whole map
+
+
+def test_map_code_is_spatial():
+    """A change in one corner of the image changes the code map only within its receptive field (the map keeps where)."""
+    torch.manual_seed(0)
+    ae = ConvAutoencoder(AutoencoderConfig(latent_dim=4, width=4, code="map")).eval()
+    x = torch.zeros(1, 1, 28, 28)
+    x2 = x.clone()
+    x2[..., :4, :4] = 1
+    diff = (ae.code(x2) - ae.code(x)).abs().sum(1)[0]  # (7, 7)
+    assert diff[:2, :2].sum() > 0 and diff[5:, 5:].sum() == 0  # outside the receptive field
+
+
 def test_conditional_needs_labels():
     cfg = AutoencoderConfig(latent_dim=3, width=4, num_classes=4)
     vae = ConvAutoencoder(cfg, variational=True).eval()
@@ -48,7 +77,7 @@ def test_conditional_needs_labels():
 
 
 @pytest.mark.parametrize("kwargs", [dict(image_size=30), dict(image_size=128), dict(image_size=12),
-                                    dict(channels=4), dict(latent_dim=0)])
+                                    dict(channels=4), dict(latent_dim=0), dict(code="grid")])
 def test_bad_config(kwargs):
     with pytest.raises(PixelforgeError):
         AutoencoderConfig(**kwargs)
@@ -121,10 +150,11 @@ def test_holes():
 
 # -- the task --------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("code", ["vector", "map"])
 @pytest.mark.parametrize("variational", [False, True])
-def test_task_learns_a_batch(variational):
+def test_task_learns_a_batch(variational, code):
     torch.manual_seed(0)
-    model = ConvAutoencoder(AutoencoderConfig(latent_dim=8, width=8), variational)
+    model = ConvAutoencoder(AutoencoderConfig(latent_dim=8, width=8, code=code), variational)
     task = AutoencoderTask(model, AutoencoderTrainConfig(lr=3e-3), Runtime.create("cpu", "fp32"))
     x = (torch.rand(16, 1, 28, 28) > 0.7).float() * 2 - 1
     first = task.step(x, None)

@@ -33,6 +33,14 @@ Architecture: each encoder level is a stride-2 4x4 convolution and a 3x3 convolu
 (batch norm, SiLU) halving the resolution down to 4-7 px; a linear layer makes the code.
 The decoder mirrors it with stride-2 transposed convolutions. Images of 16 to 64 px
 (multiples of 4) and 1 to 3 channels.
+
+Code shape (``code``): ``"vector"`` (the default) is the flat code above, ``latent_dim``
+numbers. ``"map"`` keeps the code spatial: the encoder stops at a quarter of the image
+size (two levels; 7x7 at 28 px) and a 3x3 convolution makes a feature map of
+``latent_dim`` channels, ``(latent_dim, size/4, size/4)``; the decoder starts from it with
+a 3x3 convolution. A map keeps *where* things are, which a denoiser or inpainter needs
+(a vector bottleneck blurs detail away); a vector is the compact, global code for
+sampling and latent-space walks.
 """
 
 from __future__ import annotations
@@ -48,6 +56,8 @@ from ..errors import PixelforgeError
 from ..registry import register_model
 
 MIN_SIZE, MAX_SIZE = 16, 64
+CODE_KINDS = ("vector", "map")
+MAP_LEVELS = 2  # a map code lies at 1/4 of the image size
 LOG_SCALE_MIN = -7.0  # floor of the decoder's log-scale (PixelCNN++), keeps the likelihood finite
 
 
@@ -58,6 +68,7 @@ class AutoencoderConfig:
     latent_dim: int = 32
     width: int = 32  # channels of the first (highest-resolution) level; each level doubles them, up to 4x
     num_classes: int = 0  # > 0: class-conditional encoder and decoder
+    code: str = "vector"  # "vector": latent_dim numbers; "map": a latent_dim-channel map at 1/4 of the size
 
     def __post_init__(self):
         if not (MIN_SIZE <= self.image_size <= MAX_SIZE) or self.image_size % 4:
@@ -67,9 +78,23 @@ class AutoencoderConfig:
             raise PixelforgeError(f"autoencoders take 1 to 3 channels, not {self.channels}")
         if self.latent_dim < 1 or self.width < 1 or self.num_classes < 0:
             raise PixelforgeError("latent_dim and width must be positive, num_classes >= 0")
+        if self.code not in CODE_KINDS:
+            raise PixelforgeError(f"unknown code shape {self.code!r}; use vector or map")
+
+    @property
+    def spatial(self) -> bool:
+        return self.code == "map"
+
+    @property
+    def code_shape(self) -> tuple[int, ...]:
+        """The shape of one code: (latent_dim,) or (latent_dim, size/4, size/4)."""
+        return (self.latent_dim, self.base, self.base) if self.spatial else (self.latent_dim,)
 
     def levels(self) -> int:
-        """Stride-2 steps: halve while the resolution stays even and at least 4 px after the step."""
+        """Stride-2 steps: halve while the resolution stays even and at least 4 px after the step
+        (a map code: exactly two steps)."""
+        if self.spatial:
+            return MAP_LEVELS
         n, s = 0, self.image_size
         while s % 2 == 0 and s // 2 >= 4 and n < 4:
             s //= 2
@@ -89,6 +114,19 @@ def _block(c_in: int, c_out: int, conv: nn.Module) -> list[nn.Module]:
             nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out), nn.SiLU(inplace=True)]
 
 
+EMBED = 64  # label embedding size of the conditional models
+
+
+def _with_labels(h: torch.Tensor, embed: nn.Embedding | None, labels: torch.Tensor | None) -> torch.Tensor:
+    """``h`` (N, F) or (N, C, H, W) with the label embedding appended (spread over a map)."""
+    if embed is None:
+        return h
+    e = embed(labels).to(h.dtype)
+    if h.dim() == 4:
+        e = e[:, :, None, None].expand(-1, -1, *h.shape[-2:])
+    return torch.cat([h, e], dim=1)
+
+
 class Encoder(nn.Module):
     def __init__(self, cfg: AutoencoderConfig, out_dim: int):
         super().__init__()
@@ -98,16 +136,17 @@ class Encoder(nn.Module):
         for c in chans:
             layers += _block(c_in, c, nn.Conv2d(c_in, c, 4, 2, 1, bias=False))
             c_in = c
-        self.body = nn.Sequential(*layers, nn.Flatten())
-        features = chans[-1] * cfg.base ** 2
-        self.embed = nn.Embedding(cfg.num_classes, 64) if cfg.num_classes else None
-        self.head = nn.Linear(features + (64 if cfg.num_classes else 0), out_dim)
+        extra = EMBED if cfg.num_classes else 0
+        self.embed = nn.Embedding(cfg.num_classes, EMBED) if cfg.num_classes else None
+        if cfg.spatial:  # out_dim channels at 1/4 of the size
+            self.body = nn.Sequential(*layers)
+            self.head = nn.Conv2d(chans[-1] + extra, out_dim, 3, 1, 1)
+        else:
+            self.body = nn.Sequential(*layers, nn.Flatten())
+            self.head = nn.Linear(chans[-1] * cfg.base ** 2 + extra, out_dim)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.body(x)
-        if self.embed is not None:
-            h = torch.cat([h, self.embed(labels).to(h.dtype)], dim=1)
-        return self.head(h)
+        return self.head(_with_labels(self.body(x), self.embed, labels))
 
 
 class Decoder(nn.Module):
@@ -115,9 +154,13 @@ class Decoder(nn.Module):
         super().__init__()
         chans = list(reversed(cfg.level_channels()))  # deepest level first
         self.shape = (chans[0], cfg.base, cfg.base)
-        self.embed = nn.Embedding(cfg.num_classes, 64) if cfg.num_classes else None
-        self.project = nn.Sequential(nn.Linear(cfg.latent_dim + (64 if cfg.num_classes else 0),
-                                               chans[0] * cfg.base ** 2), nn.SiLU(inplace=True))
+        extra = EMBED if cfg.num_classes else 0
+        self.embed = nn.Embedding(cfg.num_classes, EMBED) if cfg.num_classes else None
+        if cfg.spatial:
+            self.project = nn.Sequential(nn.Conv2d(cfg.latent_dim + extra, chans[0], 3, 1, 1), nn.SiLU(inplace=True))
+        else:
+            self.project = nn.Sequential(nn.Linear(cfg.latent_dim + extra, chans[0] * cfg.base ** 2),
+                                         nn.SiLU(inplace=True))
         layers: list[nn.Module] = []
         for c_in, c_out in zip(chans, chans[1:] + [chans[-1]]):
             layers += _block(c_in, c_out, nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False))
@@ -125,9 +168,7 @@ class Decoder(nn.Module):
         self.body = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        if self.embed is not None:
-            z = torch.cat([z, self.embed(labels).to(z.dtype)], dim=1)
-        return self.body(self.project(z).view(z.shape[0], *self.shape))
+        return self.body(self.project(_with_labels(z, self.embed, labels)).view(z.shape[0], *self.shape))
 
 
 class ConvAutoencoder(nn.Module):
@@ -157,7 +198,7 @@ class ConvAutoencoder(nn.Module):
         return labels
 
     def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None):
-        """AE: the code (N, latent_dim). VAE: (mu, logvar) of q(z|x)."""
+        """AE: the code (N, *code_shape). VAE: (mu, logvar) of q(z|x)."""
         h = self.encoder(x, self._labels(labels, x.shape[0]))
         if not self.variational:
             return h
@@ -198,7 +239,8 @@ class ConvAutoencoder(nn.Module):
 
 
 @register_model("conv-ae", family="autoencoder", config=AutoencoderConfig,
-                description="convolutional autoencoder (denoising/inpainting with --corrupt), 16-64 px")
+                description="convolutional autoencoder, vector or map code (denoising/inpainting with --corrupt), "
+                            "16-64 px")
 def build_conv_ae(cfg: AutoencoderConfig) -> ConvAutoencoder:
     return ConvAutoencoder(cfg, variational=False)
 
@@ -212,8 +254,8 @@ def build_conv_vae(cfg: AutoencoderConfig) -> ConvAutoencoder:
 # -- objectives ----------------------------------------------------------------------------
 
 def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, I)) per sample, summed over the latent dimensions."""
-    return 0.5 * (mu.square() + logvar.exp() - logvar - 1).sum(dim=1)
+    """KL(N(mu, exp(logvar)) || N(0, I)) per sample, summed over the latent dimensions (of a vector or a map)."""
+    return 0.5 * (mu.square() + logvar.exp() - logvar - 1).flatten(1).sum(dim=1)
 
 
 def discretized_logistic_nll(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:

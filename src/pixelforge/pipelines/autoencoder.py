@@ -2,7 +2,7 @@
 (reconstruct, encode, decode, sample, interpolate, restore, latent map).
 
     pipe = pixelforge.train_autoencoder("fashion-mnist", "runs/vae", variational=True, minutes=5)
-    codes = pipe.encode(images)                 # (N, latent_dim); a VAE gives its posterior mean
+    codes = pipe.encode(images)                 # (N, latent_dim), or (N, latent_dim, H/4, W/4) for code="map"
     images = pipe.decode(codes)                 # (N, C, H, W) floats in [0, 1]
     restored = pipe.restore(noisy, "denoise")   # or "inpaint" with mask= / box=
 """
@@ -43,7 +43,7 @@ def train_autoencoder(data: str | None = "fashion-mnist", run: str | os.PathLike
                       **options: Any) -> "AutoencoderPipeline":
     """Train (or with ``resume=True`` continue) an autoencoder; ``variational`` makes it a VAE.
 
-    ``options`` are fields of :class:`AutoencoderConfig` (latent_dim, width),
+    ``options`` are fields of :class:`AutoencoderConfig` (latent_dim, width, code: "vector" or "map"),
     :class:`AutoencoderTrainConfig` (lr, beta, corrupt, weight_decay) and
     :class:`TrainConfig` (epochs, minutes, max_steps, batch_size, ...). ``corrupt`` (e.g.
     ``"gaussian:0.3"`` or ``"box,freeform"``) trains a denoising / inpainting autoencoder.
@@ -116,6 +116,11 @@ class AutoencoderPipeline(LabelParser):
     def latent_dim(self) -> int:
         return self.cfg.latent_dim
 
+    @property
+    def code_shape(self) -> tuple[int, ...]:
+        """One code's shape: (latent_dim,), or (latent_dim, size/4, size/4) for a map code."""
+        return self.cfg.code_shape
+
     # -- inputs ----------------------------------------------------------------------------
     def read_image(self, path: str | os.PathLike) -> torch.Tensor:
         """An image file at its own size as uint8 (C, H, W) with the model's channels;
@@ -168,12 +173,12 @@ class AutoencoderPipeline(LabelParser):
         return torch.cat(out) if out else torch.empty(0)
 
     def encode(self, images: torch.Tensor, labels=None) -> torch.Tensor:
-        """Codes (N, latent_dim): the AE's code, or the VAE's posterior mean."""
+        """Codes (N, *code_shape): the AE's code, or the VAE's posterior mean."""
         x = self._prepare(images)
         return self._batched(self.net.code, x, self._needs_labels(labels, len(x)))
 
     def decode(self, codes, labels=None) -> torch.Tensor:
-        """Images in [0, 1] for codes (N, latent_dim) (a tensor or numpy array)."""
+        """Images in [0, 1] for codes (N, *code_shape) (a tensor or numpy array)."""
         z = self.check_codes(codes)
         return self._batched(self.net.decode, z, self._needs_labels(labels, len(z))).add(1).div(2).clamp(0, 1)
 
@@ -184,11 +189,14 @@ class AutoencoderPipeline(LabelParser):
             codes = torch.from_numpy(np.ascontiguousarray(codes, dtype=np.float32))
         if not isinstance(codes, torch.Tensor):
             raise PixelforgeError(f"codes must be a tensor or numpy array, got {type(codes).__name__}")
-        if codes.dim() == 1 and codes.shape[0] == self.cfg.latent_dim:
+        shape = self.code_shape
+        if tuple(codes.shape) == shape:
             codes = codes.unsqueeze(0)
-        if codes.dim() != 2 or codes.shape[1] != self.cfg.latent_dim or codes.shape[0] == 0:
-            raise PixelforgeError(f"codes must have shape (N, {self.cfg.latent_dim}) for this model "
-                                  f"(latent_dim {self.cfg.latent_dim}), got {tuple(codes.shape)}")
+        if tuple(codes.shape[1:]) != shape or codes.shape[0] == 0:
+            want = ", ".join(map(str, ("N", *shape)))
+            kind = (f"a {shape[0]}-channel {shape[1]}x{shape[2]} code map" if len(shape) == 3
+                    else f"latent_dim {shape[0]}")
+            raise PixelforgeError(f"codes must have shape ({want}) for this model ({kind}), got {tuple(codes.shape)}")
         codes = codes.float()
         if not torch.isfinite(codes).all():
             raise PixelforgeError("codes contain NaN or infinite values")
@@ -206,7 +214,7 @@ class AutoencoderPipeline(LabelParser):
             raise PixelforgeError(f"number of samples must be at least 1, not {n}")
         g = torch.Generator()
         g.seed() if seed is None else g.manual_seed(seed)
-        z = torch.randn(n, self.cfg.latent_dim, generator=g)
+        z = torch.randn(n, *self.code_shape, generator=g)
         y = self.parse_labels(labels, n)
         return self._batched(self.net.decode, z, y, batch_size).add(1).div(2).clamp(0, 1)
 
@@ -220,7 +228,7 @@ class AutoencoderPipeline(LabelParser):
 
     def interpolate_codes(self, za: torch.Tensor, zb: torch.Tensor, steps: int = 10, labels=None) -> torch.Tensor:
         """(rows, steps, C, H, W): each row walks from ``za[i]`` to ``zb[i]``."""
-        t = torch.linspace(0, 1, steps).view(1, steps, 1)
+        t = torch.linspace(0, 1, steps).view(1, steps, *[1] * (za.dim() - 1))
         z = (za.unsqueeze(1) * (1 - t) + zb.unsqueeze(1) * t).flatten(0, 1)
         y = self.parse_labels(labels, za.shape[0])
         images = self.decode(z, y.repeat_interleave(steps) if y is not None else None)
@@ -357,8 +365,8 @@ class AutoencoderPipeline(LabelParser):
                 raise PixelforgeError("a plain autoencoder has no prior to draw codes from; "
                                       "give pairs of images to interpolate between")
             g = torch.Generator().manual_seed(seed)
-            za = torch.randn(rows, self.cfg.latent_dim, generator=g)
-            zb = torch.randn(rows, self.cfg.latent_dim, generator=g)
+            za = torch.randn(rows, *self.code_shape, generator=g)
+            zb = torch.randn(rows, *self.code_shape, generator=g)
             ya = self.parse_labels(labels, rows)
         walk = self.interpolate_codes(za, zb, steps, ya)
         scale = 3 if self.cfg.image_size <= 32 else 2
@@ -369,8 +377,8 @@ class AutoencoderPipeline(LabelParser):
 
     def latent_map(self, path: str | os.PathLike, n: int = 2000, data: str | None = None, grid: int = 15,
                    label=None) -> dict[str, Path]:
-        """A scatter of test-set codes projected to 2-D (PCA; the codes themselves for a 2-D
-        latent), coloured by class; for a 2-D latent also ``*_manifold.png``, the decoded grid
+        """A scatter of test-set codes projected to 2-D (PCA, a map code flattened; the codes
+        themselves for a 2-D latent), coloured by class; for a 2-D latent also ``*_manifold.png``, the decoded grid
         of codes over the region the codes occupy (their 2-98% range on each axis)."""
         d = self.data or {}
         spec = data or d.get("spec")
@@ -384,7 +392,7 @@ class AutoencoderPipeline(LabelParser):
         if self.conditional and labels is None:
             raise PixelforgeError(f"{spec} has no labels, which this conditional model needs to encode")
         codes = self.encode(ds.images, labels if self.conditional else None)
-        xy, how = _project_2d(codes)
+        xy, how = _project_2d(codes.flatten(1))
         plt = pyplot()
         fig, ax = plt.subplots(figsize=(6.4, 5.4), dpi=110)
         if labels is not None:
@@ -403,7 +411,7 @@ class AutoencoderPipeline(LabelParser):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         out = {"map": save_figure(fig, path)}
-        if self.cfg.latent_dim == 2:
+        if self.code_shape == (2,):
             # The region the codes occupy (for a VAE the posterior means need not fill the prior's bulk).
             lo, hi = torch.quantile(codes, 0.02, dim=0), torch.quantile(codes, 0.98, dim=0)
             xs, ys = (torch.linspace(float(lo[i]), float(hi[i]), grid) for i in range(2))

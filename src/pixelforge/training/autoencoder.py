@@ -336,7 +336,7 @@ class AutoencoderTask(SingleNetTask):
             g = torch.Generator().manual_seed(0)
             k = self.model.cfg.num_classes
             m = k * max(1, 64 // k) if k else 64
-            z = torch.randn(m, self.model.cfg.latent_dim, generator=g).to(self.rt.device)
+            z = torch.randn(m, *self.model.cfg.code_shape, generator=g).to(self.rt.device)
             yy = (torch.arange(m) % k).to(self.rt.device) if k else None
             with self.rt.autocast():
                 samples = self.model.decode(z, yy).float()
