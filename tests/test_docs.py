@@ -391,6 +391,19 @@ def test_documented_commands_run(page, what, shared_data, tmp_path, monkeypatch,
               f"(slowest {slowest[0]:.1f} s: line {slowest[1]})")
 
 
+def test_python_session_keeps_names_between_blocks_and_points_at_the_page_line(tmp_path):
+    session = PythonSession(tmp_path)
+    try:
+        assert session.run(PythonBlock("page.md", 3, "import os\nanswer = 6 * 7\nprint('hello')\n")) is None
+        assert session.run(PythonBlock("page.md", 9, "with open('out.txt', 'w') as f:\n    f.write(str(answer))\n")) is None
+        error = session.run(PythonBlock("page.md", 20, "x = 1\nundefined_name\n"))
+    finally:
+        session.close()
+    assert (tmp_path / "out.txt").read_text() == "42"  # names kept; run in the page's folder
+    assert "line 22" in error and "NameError: name 'undefined_name' is not defined" in error
+    assert "hello" in (tmp_path / ".python-session.log").read_text()
+
+
 def test_skips_are_rare_and_say_why():
     for block in SKIPPED:
         assert len(block.skip) >= 8, f"{block.page}:{block.line}: say why the block is skipped"
