@@ -184,6 +184,18 @@ def test_calculate_metrics_computes_only_what_is_asked(tiny_extractor):
     assert results["fid"] < 1e-6 and results["recall"] == 1.0
 
 
+def test_calculate_metrics_in_fast_mode_uses_the_first_few_hundred_images(tiny_extractor, monkeypatch):
+    from pixelforge import dryrun
+
+    real = torch.rand(300, 1, 8, 8, generator=torch.Generator().manual_seed(13))
+    monkeypatch.setenv(dryrun.VARIABLE, "1")
+    results = calculate_metrics(real, real[:200], tiny_extractor, metrics=["fid", "precision"])
+    n = dryrun.LIMITS["samples"]
+    assert results["n_real"] == n and results["n_fake"] == n and results["fid"] < 1e-6  # the same first n
+    with pytest.raises(PixelforgeError, match="4 fake images are too few"):  # still checked as in a real run
+        calculate_metrics(real, real[:4], tiny_extractor, metrics=("is",))
+
+
 def test_calculate_metrics_rejects_unknown_names_and_small_sets(tiny_extractor):
     images = torch.rand(4, 1, 8, 8)
     with pytest.raises(PixelforgeError, match="unknown metric.*'fdi'.*valid names: " + ", ".join(METRICS)):

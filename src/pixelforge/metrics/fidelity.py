@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 from torchmetrics.image.kid import poly_mmd
 
+from .. import dryrun
 from ..errors import PixelforgeError
 from .extractor import FeatureExtractor, extract
 
@@ -251,6 +252,9 @@ def calculate_metrics(real, fake, extractor: FeatureExtractor, metrics=METRICS, 
     pair_minimum = max(2 if {"fid", "kid"} & set(requested) else 0, pr_k + 1 if uses_pr else 0)
     _check_count(real, "real", pair_minimum, requested)
     _check_count(fake, "fake", max(pair_minimum, is_splits if "is" in requested else 0), requested)
+    if dryrun.active():  # fast mode: the first few hundred images of each tensor set (see pixelforge.dryrun)
+        real, fake = (x[:dryrun.cap(len(x), "samples")] if isinstance(x, (Tensor, np.ndarray)) else x
+                      for x in (real, fake))
 
     real_features, _ = extract(extractor, real, batch_size, progress, with_logits=False)
     fake_features, fake_logits = extract(extractor, fake, batch_size, progress, with_logits="is" in requested)
