@@ -39,6 +39,12 @@ def test_training_artefacts(clf_run):
     assert (clf_run / "confusion.png").is_file() and (clf_run / "loss.png").is_file()
     accs = [json.loads(l)["test_acc"] for l in (clf_run / "metrics.jsonl").read_text().splitlines() if "test_acc" in l]
     assert len(accs) == 4
+    # Trained with flips (the default augmentation): the loaded pipeline averages each image and
+    # its mirror as the final evaluation did, so it reproduces the run's test accuracy.
+    pipe = pixelforge.load(clf_run)
+    assert pipe.flip_tta
+    test = load_dataset("digits", size=16, split="test")
+    assert pipe.accuracy(test.images, test.labels) == pytest.approx(ev["test_accuracy"], abs=0.015)
 
 
 def test_classify_files(clf_run, digit_files, capsys):

@@ -103,7 +103,8 @@ def _add_classifier_train_args(p: argparse.ArgumentParser) -> None:
     t.add_argument("--lr", type=_positive_float, help="peak learning rate of the one-cycle schedule (default 0.05)")
     t.add_argument("--weight-decay", type=float, help="default 5e-4")
     t.add_argument("--label-smoothing", type=float, help="default 0.1")
-    t.add_argument("--augment", help="comma list of flip,translation,cutout,color; '' for none (default flip,translation)")
+    t.add_argument("--augment", help="comma list of flip,crop,translation,cutout,color; '' for none (default flip,crop: "
+                                      "mirror, shift by up to 1/16 of the size)")
     _add_common_train_args(p)
 
 

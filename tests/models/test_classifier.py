@@ -43,3 +43,31 @@ def test_learns_a_separable_problem():
         m = task.step(x, y)
     assert m["train_acc"] == 1.0
     assert m["loss"] < 0.5
+
+
+def test_augmentation_pads_with_the_background():
+    """Shifted images are padded with black (-1, the Fashion-MNIST background), not mid-grey (0)."""
+    torch.manual_seed(0)
+    task = ClassifierTask(create_model("cnn", image_size=16, num_classes=2, width=4, blocks=2),
+                          ClassifierTrainConfig(augment="flip,translation,cutout"), Runtime.create("cpu", "fp32"))
+    out = task.augment_batch(torch.ones(32, 1, 16, 16))
+    assert set(out.unique().tolist()) == {-1.0, 1.0}
+    assert (out == -1).any(dim=(1, 2, 3)).all()  # every image lost something to the shift or the cutout square
+
+
+def test_flip_averaged_predictions():
+    """Trained with flips, the task and the pipeline average the image and its mirror:
+    an image and its mirror get the same logits; without flips in the augmentation they do not."""
+    from pixelforge.pipelines.classifier import ClassifierPipeline
+
+    torch.manual_seed(0)
+    net = create_model("cnn", image_size=16, num_classes=3, width=4, blocks=2)
+    x = torch.randint(0, 256, (4, 1, 16, 16), dtype=torch.uint8)
+    for augment, invariant in (("flip,translation", True), ("translation", False)):
+        task = ClassifierTask(net, ClassifierTrainConfig(augment=augment), Runtime.create("cpu", "fp32"))
+        assert task.flip_tta is invariant
+        assert torch.allclose(task.predict(x), task.predict(x.flip(3)), atol=1e-5) is invariant
+        pipe = ClassifierPipeline(net, net.cfg, ["a", "b", "c"], flip_tta=task.flip_tta)
+        assert torch.allclose(pipe.logits(x), pipe.logits(x.flip(3)), atol=1e-5) is invariant
+    single = task.predict(x, tta=False)
+    assert torch.allclose(ClassifierPipeline(net, net.cfg, ["a", "b", "c"]).logits(x), single, atol=1e-5)

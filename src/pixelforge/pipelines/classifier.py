@@ -16,6 +16,7 @@ from ..data import ImageData, load_dataset, load_image
 from ..errors import PixelforgeError
 from ..images import pyplot, save_figure, save_grid
 from ..models.classifier import ClassifierConfig, CNNClassifier
+from ..nn.augment import parse_policy
 from ..registry import create_model, get_entry
 from ..runs import Run
 from ..runtime import Runtime
@@ -43,7 +44,7 @@ def train_classifier(data: str | None = "fashion-mnist", run: str | os.PathLike 
     net = create_model(s.model_name, **dataclasses.asdict(s.model_cfg))
     task = ClassifierTask(net, s.task_cfg, s.runtime, eval_data=eval_data, sync_bn=s.train_cfg.sync_bn)
     Trainer(task, s.data, s.run, s.train_cfg, s.runtime, seed=s.seed, progress=progress).fit(resume=resume)
-    return ClassifierPipeline(task.net.float().eval(), s.model_cfg, s.classes, s.run.path)
+    return ClassifierPipeline(task.net.float().eval(), s.model_cfg, s.classes, s.run.path, flip_tta=task.flip_tta)
 
 
 def fit_classifier(train: ImageData, test: ImageData | None, run: str | os.PathLike, *, model: str = "cnn",
@@ -64,7 +65,7 @@ def fit_classifier(train: ImageData, test: ImageData | None, run: str | os.PathL
     # No per-epoch evaluation: on a few hundred images an "epoch" is a handful of steps.
     task = ClassifierTask(create_model(model, **dataclasses.asdict(model_cfg)), task_cfg, runtime)
     Trainer(task, train, r, train_cfg, runtime, seed=seed, progress=progress).fit()
-    pipe = ClassifierPipeline(task.net.float().eval(), model_cfg, train.classes, r.path)
+    pipe = ClassifierPipeline(task.net.float().eval(), model_cfg, train.classes, r.path, flip_tta=task.flip_tta)
     return pipe, (pipe.accuracy(test.images, test.labels) if test is not None else None)
 
 
@@ -79,8 +80,10 @@ class ClassifierPipeline:
     """A trained classifier: ``predict`` (probabilities), ``features`` (embeddings), ``explain``."""
 
     def __init__(self, net: CNNClassifier, cfg: ClassifierConfig, classes: Sequence[str], path: Path | None = None,
-                 name: str | None = None):
+                 name: str | None = None, flip_tta: bool = False):
         self.net = net.eval()
+        # Trained on mirrored images too: logits average the image and its mirror (test-time augmentation).
+        self.flip_tta = flip_tta
         # As a feature extractor for the metrics: a name recorded beside every score.
         self.name = name or (f"run:{path}" if path else "classifier")
         self.feature_dim = cfg.feature_dim
@@ -116,8 +119,12 @@ class ClassifierPipeline:
     # -- outputs ------------------------------------------------------------------------
     @torch.no_grad()
     def logits(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-        return torch.cat([self.net(self._prepare(images[i:i + batch_size])).float().cpu()
-                          for i in range(0, len(images), batch_size)])
+        out = []
+        for i in range(0, len(images), batch_size):
+            x = self._prepare(images[i:i + batch_size])
+            z = self.net(x).float()
+            out.append(((z + self.net(x.flip(3)).float()) / 2 if self.flip_tta else z).cpu())
+        return torch.cat(out)
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """Class probabilities (N, num_classes)."""
@@ -206,4 +213,6 @@ class ClassifierPipeline:
 def load_classifier(run_dir: str | os.PathLike, device: str = "auto") -> ClassifierPipeline:
     r, cfg, net, runtime = open_model(run_dir, "classifier", device)
     load_weights_into(r, net, "classifier")
-    return ClassifierPipeline(net.to(runtime.device), cfg, r.config["data"].get("classes", []), r.path)
+    flip_tta = "flip" in parse_policy(r.config.get("task", {}).get("augment", ""))
+    return ClassifierPipeline(net.to(runtime.device), cfg, r.config["data"].get("classes", []), r.path,
+                              flip_tta=flip_tta)

@@ -1,7 +1,8 @@
 """The classifier training task: SGD with Nesterov momentum on label-smoothed cross-entropy,
-random flips and shifts on the fly, a one-cycle learning rate over the run's budget
-(steps or wall-clock, whichever ends first), test accuracy after every epoch and a
-confusion matrix at the end.
+random flips and small shifts (black-padded) on the fly, a one-cycle learning rate over the run's budget
+(steps or wall-clock, whichever ends first), test accuracy after every epoch (one view) and
+at the end (averaged over the image and its mirror when flips are in the augmentation) with a
+confusion matrix.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class ClassifierTrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
-    augment: str = "flip,translation"  # comma list of nn.augment policies; "" for none
+    augment: str = "flip,crop"  # comma list of nn.augment policies; "" for none
     warmup: float = 0.15  # fraction of the budget spent ramping the learning rate up
 
     def __post_init__(self):
@@ -77,7 +78,7 @@ class ClassifierTask(SingleNetTask):
         for g in self.opt.param_groups:
             g["lr"] = lr
         if self.augment:
-            images = diff_augment(images, self.augment)
+            images = self.augment_batch(images)
         self.net_train.train()
         k = self.grad_accum
         self.opt.zero_grad(set_to_none=True)
@@ -92,20 +93,35 @@ class ClassifierTask(SingleNetTask):
         self.opt.step()
         return {"loss": loss_sum, "train_acc": correct / len(labels), "lr": lr}
 
+    def augment_batch(self, images: torch.Tensor) -> torch.Tensor:
+        """The training augmentation of a [-1, 1] batch. Shifted to [0, 2] around it so that what
+        translation and crop pad with, and what cutout zeroes, is black (-1) like the background
+        of the images, not the mid-grey (0) that no test image shows."""
+        return diff_augment(images + 1, self.augment) - 1
+
+    @property
+    def flip_tta(self) -> bool:
+        """Trained on mirrored images too: predictions average the image and its mirror."""
+        return "flip" in self.augment
+
     @torch.no_grad()
-    def predict(self, images_uint8: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-        """Logits for uint8 images (N, C, H, W), in eval mode."""
+    def predict(self, images_uint8: torch.Tensor, batch_size: int = 512, tta: bool = True) -> torch.Tensor:
+        """Logits for uint8 images (N, C, H, W), in eval mode; flip-averaged (see ``flip_tta``)
+        unless ``tta`` is False."""
         self.net.eval()
         out = []
         for i in range(0, len(images_uint8), batch_size):
             x = self.rt.tensor(images_uint8[i:i + batch_size].float().div(127.5).sub(1))
             with self.rt.autocast():
-                out.append(self.net(x).float().cpu())
+                logits = self.net(x).float()
+                if tta and self.flip_tta:
+                    logits = (logits + self.net(x.flip(3)).float()) / 2
+            out.append(logits.cpu())
         return torch.cat(out)
 
-    def evaluate(self) -> dict:
+    def evaluate(self, tta: bool = True) -> dict:
         d = self.eval_data
-        logits = self.predict(d.images)
+        logits = self.predict(d.images, tta=tta)
         loss = F.cross_entropy(logits, d.labels).item()
         pred = logits.argmax(1)
         return {"test_loss": loss, "test_acc": (pred == d.labels).float().mean().item(), "pred": pred}
@@ -113,7 +129,7 @@ class ClassifierTask(SingleNetTask):
     def on_epoch_end(self, run: Run, epoch: int, step: int) -> None:
         if self.eval_data is None:
             return
-        ev = self.evaluate()
+        ev = self.evaluate(tta=False)  # single view, to keep the per-epoch curve cheap
         run.log_metrics({"step": step, "epoch": epoch, "test_loss": round(ev["test_loss"], 6),
                          "test_acc": round(ev["test_acc"], 6)})
 
