@@ -19,6 +19,8 @@ import torch
 from torch import nn
 
 from ..errors import PixelforgeError
+from ..nn import GroupNorm
+from ..nn.augment import parse_policy
 from ..registry import register_model
 
 
@@ -54,11 +56,22 @@ class ClassifierConfig:
 NORMS = ("bn", "gn", "none")
 
 
+def trained_with_flips(augment: str) -> bool:
+    """A classifier trained on mirrored images too predicts with :func:`mirror_averaged_logits`."""
+    return "flip" in parse_policy(augment)
+
+
+def mirror_averaged_logits(net: nn.Module, x: torch.Tensor, average: bool = True) -> torch.Tensor:
+    """fp32 logits of ``x``; with ``average``, the mean over the image and its mirror (test-time augmentation)."""
+    logits = net(x).float()
+    return (logits + net(x.flip(3)).float()) / 2 if average else logits
+
+
 def _norm(kind: str, c: int) -> nn.Module:
     if kind == "bn":
         return nn.BatchNorm2d(c)
     if kind == "gn":
-        return nn.GroupNorm(min(8, c), c)
+        return GroupNorm(min(8, c), c)
     return nn.Identity()
 
 

@@ -15,8 +15,7 @@ import torch.nn.functional as F
 from ..data import ImageData, load_dataset, load_image
 from ..errors import PixelforgeError
 from ..images import pyplot, save_figure, save_grid
-from ..models.classifier import ClassifierConfig, CNNClassifier
-from ..nn.augment import parse_policy
+from ..models.classifier import ClassifierConfig, CNNClassifier, mirror_averaged_logits, trained_with_flips
 from ..registry import create_model, get_entry
 from ..runs import Run
 from ..runtime import Runtime
@@ -119,12 +118,8 @@ class ClassifierPipeline:
     # -- outputs ------------------------------------------------------------------------
     @torch.no_grad()
     def logits(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-        out = []
-        for i in range(0, len(images), batch_size):
-            x = self._prepare(images[i:i + batch_size])
-            z = self.net(x).float()
-            out.append(((z + self.net(x.flip(3)).float()) / 2 if self.flip_tta else z).cpu())
-        return torch.cat(out)
+        return torch.cat([mirror_averaged_logits(self.net, self._prepare(images[i:i + batch_size]), self.flip_tta).cpu()
+                          for i in range(0, len(images), batch_size)])
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """Class probabilities (N, num_classes)."""
@@ -213,6 +208,6 @@ class ClassifierPipeline:
 def load_classifier(run_dir: str | os.PathLike, device: str = "auto") -> ClassifierPipeline:
     r, cfg, net, runtime = open_model(run_dir, "classifier", device)
     load_weights_into(r, net, "classifier")
-    flip_tta = "flip" in parse_policy(r.config.get("task", {}).get("augment", ""))
+    flip_tta = trained_with_flips(r.config.get("task", {}).get("augment", ""))
     return ClassifierPipeline(net.to(runtime.device), cfg, r.config["data"].get("classes", []), r.path,
                               flip_tta=flip_tta)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ..data import ImageData
 from ..errors import PixelforgeError
-from ..models.classifier import CNNClassifier
+from ..models.classifier import CNNClassifier, mirror_averaged_logits, trained_with_flips
 from ..nn import diff_augment, no_sync_unless
 from ..nn.augment import parse_policy
 from ..images import plot_confusion
@@ -102,7 +102,7 @@ class ClassifierTask(SingleNetTask):
     @property
     def flip_tta(self) -> bool:
         """Trained on mirrored images too: predictions average the image and its mirror."""
-        return "flip" in self.augment
+        return trained_with_flips(self.cfg.augment)
 
     @torch.no_grad()
     def predict(self, images_uint8: torch.Tensor, batch_size: int = 512, tta: bool = True) -> torch.Tensor:
@@ -113,10 +113,7 @@ class ClassifierTask(SingleNetTask):
         for i in range(0, len(images_uint8), batch_size):
             x = self.rt.tensor(images_uint8[i:i + batch_size].float().div(127.5).sub(1))
             with self.rt.autocast():
-                logits = self.net(x).float()
-                if tta and self.flip_tta:
-                    logits = (logits + self.net(x.flip(3)).float()) / 2
-            out.append(logits.cpu())
+                out.append(mirror_averaged_logits(self.net, x, tta and self.flip_tta).cpu())
         return torch.cat(out)
 
     def evaluate(self, tta: bool = True) -> dict:
