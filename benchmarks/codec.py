@@ -15,6 +15,7 @@ over the photos per setting. Reported: the table, BD-rate and BD-PSNR against JP
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import io
 import sys
 import time
@@ -198,10 +199,34 @@ def compare_sheet(model: str | None, path: Path, target_bpp: float = 0.3) -> Non
           f"WebP {8 * len(webp[0]) / n:.3f} bpp")
 
 
+def update_card(result: dict, with_training_photos: bool) -> None:
+    """The shipped model card carries the measured figures (and, on export, its training photos)."""
+    import json
+
+    from codec_data import SKIMAGE_PHOTOS
+
+    from pixelforge.zoo import ZOO_DIR
+
+    card_path = ZOO_DIR / f"{SHIPPED}.json"
+    info = json.loads(card_path.read_text())
+    if with_training_photos:
+        info["training_photos"] = sorted(p.name for p in (ROOT / "runs" / "codec-photos-train").iterdir())
+        info["skimage_photos"] = list(SKIMAGE_PHOTOS)
+    info["benchmark"] = {k: result[k] for k in ("held_out_photos", "bd_rate_vs_jpeg_percent",
+                                                "bd_psnr_vs_jpeg_db", "bd_rate_vs_webp_percent",
+                                                "bd_psnr_vs_webp_db", "psnr_gain_over_jpeg_db",
+                                                "psnr_gain_over_webp_db", "encode_s_per_mp", "decode_s_per_mp")}
+    info["benchmark"]["curve"] = result["curves"]["pixelforge"]
+    info["benchmark"]["measured"] = result.get("date") or dt.date.today().isoformat()
+    card_path.write_text(json.dumps(info, indent=2) + "\n")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=None, help=f"a codec run or shipped name (default {SHIPPED})")
     p.add_argument("--export", default=None, help="first ship this codec run as photos-codec-v1")
+    p.add_argument("--update-card", action="store_true",
+                   help="write the measured figures into the shipped model card (implied by --export)")
     args = p.parse_args()
     if args.export:
         export_codec(args.export, SHIPPED, TRAIN_COMMAND)
@@ -218,23 +243,8 @@ def main() -> None:
     print(f"PSNR gain over WebP at {TARGET_BPPS} bpp: {result['psnr_gain_over_webp_db']}")
     print(f"encode {result['encode_s_per_mp']} s/MP, decode {result['decode_s_per_mp']} s/MP; "
           f"target met: {result['target']['met']}")
-    if args.export:  # the card carries the measured figures
-        import json
-
-        from pixelforge.zoo import ZOO_DIR
-
-        card_path = ZOO_DIR / f"{SHIPPED}.json"
-        info = json.loads(card_path.read_text())
-        from codec_data import SKIMAGE_PHOTOS
-
-        info["training_photos"] = sorted(p.name for p in (ROOT / "runs" / "codec-photos-train").iterdir())
-        info["skimage_photos"] = list(SKIMAGE_PHOTOS)
-        info["benchmark"] = {k: result[k] for k in ("held_out_photos", "bd_rate_vs_jpeg_percent",
-                                                    "bd_psnr_vs_jpeg_db", "bd_rate_vs_webp_percent",
-                                                    "bd_psnr_vs_webp_db", "psnr_gain_over_jpeg_db",
-                                                    "psnr_gain_over_webp_db", "encode_s_per_mp", "decode_s_per_mp")}
-        info["benchmark"]["curve"] = result["curves"]["pixelforge"]
-        card_path.write_text(json.dumps(info, indent=2) + "\n")
+    if args.export or args.update_card:
+        update_card(result, with_training_photos=bool(args.export))
     plot(result, ROOT / "docs" / "images" / "codec_rd.png")
     compare_sheet(args.model, ROOT / "docs" / "images" / "codec_compare.png")
     write_results("codec", result)
