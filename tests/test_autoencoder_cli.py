@@ -214,6 +214,21 @@ def test_resume_continues(tmp_path):
     assert main(["train", "ae", "--max-steps", "8", "--run-dir", str(run), "--resume", "--no-progress"]) == 2
 
 
+def test_resume_refuses_another_code_shape(tmp_path, capsys):
+    run = tmp_path / "r"
+    assert main(["train", "ae", *TINY, "--latent-dim", "4", "--max-steps", "2", "--run-dir", str(run)]) == 0
+    args = ["train", "ae", "--max-steps", "4", "--run-dir", str(run), "--resume", "--no-progress", "--code", "map"]
+    assert main(args) == 2
+    assert "code='map' (run has 'vector')" in capsys.readouterr().err
+    # A run written before --code existed has no "code" entry: it is a vector run all the same.
+    cfg_path = run / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    del cfg["model"]["config"]["code"]
+    cfg_path.write_text(json.dumps(cfg))
+    assert main(args) == 2
+    assert "code='map' (run has 'vector')" in capsys.readouterr().err
+
+
 def test_bad_inputs(ae_run, cvae_run, files, tmp_path, capsys):
     folder, paths, _ = files
     bad_codes = tmp_path / "bad.npy"

@@ -131,7 +131,10 @@ def start_session(family: str, task_cls: type, data: str | None, run: str | os.P
 
 
 def _check_compatible(cfg: dict, options: dict, data, size, channels) -> None:
-    stored = {**cfg["model"]["config"], **cfg["task"]}
+    # Fields a run predates (written before the option existed) hold their defaults.
+    model_defaults = {f.name: f.default for f in dataclasses.fields(get_entry(cfg["model"]["name"]).config_cls)
+                      if f.default is not dataclasses.MISSING}
+    stored = {**model_defaults, **cfg["model"]["config"], **cfg["task"]}
     clashes = [f"{k}={v!r} (run has {stored[k]!r})" for k, v in options.items()
                if v is not None and k in stored and stored[k] != v]
     d = cfg["data"]
