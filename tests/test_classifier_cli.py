@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 import pixelforge
+from pixelforge.api import load_classifier
 from pixelforge.cli import main
 from pixelforge.data import load_dataset
 
@@ -42,7 +43,9 @@ def test_training_artefacts(clf_run):
     # Trained with flips (the default augmentation): the loaded pipeline averages each image and
     # its mirror as the final evaluation did, so it reproduces the run's test accuracy.
     pipe = pixelforge.load(clf_run)
-    assert pipe.flip_tta
+    assert pipe.tta == "flip"
+    assert ev["tta"] == "flip" and ev["test_accuracy_by_tta"]["flip"] == ev["test_accuracy"]
+    assert set(ev["test_accuracy_by_tta"]) == {"none", "flip", "flip-shift"}
     test = load_dataset("digits", size=16, split="test")
     assert pipe.accuracy(test.images, test.labels) == pytest.approx(ev["test_accuracy"], abs=0.015)
 
@@ -56,6 +59,11 @@ def test_classify_files(clf_run, digit_files, capsys):
     preds = [top[0][0] for top in pipe.topk(pipe.load_images(paths), 1)]
     correct = sum(p == str(int(l)) for p, l in zip(preds, labels))
     assert correct >= 14  # resized RGB files are converted, not refused
+    for tta in ("none", "flip-shift"):  # --tta picks the test-time views the probabilities average
+        assert main(["classify", str(clf_run), str(paths[0]), "-k", "2", "--tta", tta]) == 0
+        single = load_classifier(clf_run, tta=tta)
+        top = single.topk(single.load_images(paths[:1]), 2)[0]
+        assert capsys.readouterr().out.strip() == f"{paths[0]}: " + ", ".join(f"{n} {p:.1%}" for n, p in top)
 
 
 def test_explain_writes_images(clf_run, digit_files, tmp_path, capsys):

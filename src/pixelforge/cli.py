@@ -358,6 +358,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("run")
     c.add_argument("images", nargs="+")
     c.add_argument("-k", type=_positive_int, default=3, help="labels per image (default 3)")
+    c.add_argument("--tta", choices=["none", "flip", "flip-shift"],
+                   help="test-time augmentation: average the logits over the image alone, with its mirror, or over "
+                        "10 views (mirror and 1-px shifts; slower, a little more accurate). Default: flip for a "
+                        "classifier trained with flips, else none")
     c.add_argument("--device", default="auto")
 
     e = sub.add_parser("explain", help="filters, feature maps and Grad-CAM of a classifier on one image")
@@ -751,7 +755,7 @@ def cmd_latent_map(args) -> int:
 def cmd_classify(args) -> int:
     from .api import load_classifier
 
-    pipe = load_classifier(args.run, device=args.device)
+    pipe = load_classifier(args.run, device=args.device, tta=args.tta)
     images = pipe.load_images(args.images)
     for path, top in zip(args.images, pipe.topk(images, args.k)):
         print(f"{path}: " + ", ".join(f"{name} {p:.1%}" for name, p in top))

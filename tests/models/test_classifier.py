@@ -55,9 +55,10 @@ def test_augmentation_pads_with_the_background():
     assert (out == -1).any(dim=(1, 2, 3)).all()  # every image lost something to the shift or the cutout square
 
 
-def test_flip_averaged_predictions():
-    """Trained with flips, the task and the pipeline average the image and its mirror:
-    an image and its mirror get the same logits; without flips in the augmentation they do not."""
+def test_test_time_augmentation():
+    """Trained with flips, the task and the pipeline average the image and its mirror: an image
+    and its mirror get the same logits; without flips in the augmentation they do not.
+    flip-shift averages 10 views: the mirror and 1-px shifts padded with black."""
     from pixelforge.pipelines.classifier import ClassifierPipeline
 
     torch.manual_seed(0)
@@ -65,9 +66,22 @@ def test_flip_averaged_predictions():
     x = torch.randint(0, 256, (4, 1, 16, 16), dtype=torch.uint8)
     for augment, invariant in (("flip,translation", True), ("translation", False)):
         task = ClassifierTask(net, ClassifierTrainConfig(augment=augment), Runtime.create("cpu", "fp32"))
-        assert task.flip_tta is invariant
+        assert task.tta == ("flip" if invariant else "none")
         assert torch.allclose(task.predict(x), task.predict(x.flip(3)), atol=1e-5) is invariant
-        pipe = ClassifierPipeline(net, net.cfg, ["a", "b", "c"], flip_tta=task.flip_tta)
+        pipe = ClassifierPipeline(net, net.cfg, ["a", "b", "c"], tta=task.tta)
         assert torch.allclose(pipe.logits(x), pipe.logits(x.flip(3)), atol=1e-5) is invariant
-    single = task.predict(x, tta=False)
+    single = task.predict(x, tta="none")
     assert torch.allclose(ClassifierPipeline(net, net.cfg, ["a", "b", "c"]).logits(x), single, atol=1e-5)
+    # flip-shift, written out: the mean of the logits of 10 views.
+    net.eval()
+    xf = x.float() / 127.5 - 1
+    padded = torch.nn.functional.pad(xf, (1, 1, 1, 1), value=-1.0)
+    views = [xf] + [padded[..., 1 + dy:17 + dy, 1 + dx:17 + dx] for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1))]
+    views += [v.flip(3) for v in views]
+    with torch.no_grad():
+        expected = torch.stack([net(v) for v in views]).mean(0)
+    got = ClassifierPipeline(net, net.cfg, ["a", "b", "c"], tta="flip-shift").logits(x)
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert torch.allclose(task.predict(x, tta="flip-shift"), expected, atol=1e-5)
+    with pytest.raises(PixelforgeError, match="unknown test-time augmentation 'crop10'"):
+        ClassifierPipeline(net, net.cfg, ["a", "b", "c"], tta="crop10")

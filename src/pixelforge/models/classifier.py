@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PixelforgeError
@@ -56,15 +57,29 @@ class ClassifierConfig:
 NORMS = ("bn", "gn", "none")
 
 
-def trained_with_flips(augment: str) -> bool:
-    """A classifier trained on mirrored images too predicts with :func:`mirror_averaged_logits`."""
-    return "flip" in parse_policy(augment)
+TTA_MODES = ("none", "flip", "flip-shift")
 
 
-def mirror_averaged_logits(net: nn.Module, x: torch.Tensor, average: bool = True) -> torch.Tensor:
-    """fp32 logits of ``x``; with ``average``, the mean over the image and its mirror (test-time augmentation)."""
-    logits = net(x).float()
-    return (logits + net(x.flip(3)).float()) / 2 if average else logits
+def default_tta(augment: str) -> str:
+    """A classifier trained on mirrored images too predicts with mirror-averaged logits ("flip")."""
+    return "flip" if "flip" in parse_policy(augment) else "none"
+
+
+def tta_logits(net: nn.Module, x: torch.Tensor, mode: str = "flip") -> torch.Tensor:
+    """fp32 logits of ``x`` ([-1, 1] images), averaged over test-time views (test-time augmentation):
+    ``none`` the image alone; ``flip`` the image and its mirror; ``flip-shift`` those two and each
+    moved by one pixel left, right, up and down (10 views, as AlexNet's 10-crop testing), the
+    shift padded with black (-1) like the training crops."""
+    if mode not in TTA_MODES:
+        raise PixelforgeError(f"unknown test-time augmentation {mode!r}; use one of {', '.join(TTA_MODES)}")
+    views = [x]
+    if mode == "flip-shift":
+        h, w = x.shape[-2:]
+        padded = F.pad(x, (1, 1, 1, 1), value=-1.0)
+        views += [padded[..., 1 + dy:1 + dy + h, 1 + dx:1 + dx + w] for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1))]
+    if mode != "none":
+        views += [v.flip(3) for v in views]
+    return torch.stack([net(v).float() for v in views]).mean(0)
 
 
 def _norm(kind: str, c: int) -> nn.Module:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from ..data import ImageData, load_dataset, load_image
 from ..errors import PixelforgeError
 from ..images import pyplot, save_figure, save_grid
-from ..models.classifier import ClassifierConfig, CNNClassifier, mirror_averaged_logits, trained_with_flips
+from ..models.classifier import TTA_MODES, ClassifierConfig, CNNClassifier, default_tta, tta_logits
 from ..registry import create_model, get_entry
 from ..runs import Run
 from ..runtime import Runtime
@@ -43,7 +43,7 @@ def train_classifier(data: str | None = "fashion-mnist", run: str | os.PathLike 
     net = create_model(s.model_name, **dataclasses.asdict(s.model_cfg))
     task = ClassifierTask(net, s.task_cfg, s.runtime, eval_data=eval_data, sync_bn=s.train_cfg.sync_bn)
     Trainer(task, s.data, s.run, s.train_cfg, s.runtime, seed=s.seed, progress=progress).fit(resume=resume)
-    return ClassifierPipeline(task.net.float().eval(), s.model_cfg, s.classes, s.run.path, flip_tta=task.flip_tta)
+    return ClassifierPipeline(task.net.float().eval(), s.model_cfg, s.classes, s.run.path, tta=task.tta)
 
 
 def fit_classifier(train: ImageData, test: ImageData | None, run: str | os.PathLike, *, model: str = "cnn",
@@ -64,7 +64,7 @@ def fit_classifier(train: ImageData, test: ImageData | None, run: str | os.PathL
     # No per-epoch evaluation: on a few hundred images an "epoch" is a handful of steps.
     task = ClassifierTask(create_model(model, **dataclasses.asdict(model_cfg)), task_cfg, runtime)
     Trainer(task, train, r, train_cfg, runtime, seed=seed, progress=progress).fit()
-    pipe = ClassifierPipeline(task.net.float().eval(), model_cfg, train.classes, r.path, flip_tta=task.flip_tta)
+    pipe = ClassifierPipeline(task.net.float().eval(), model_cfg, train.classes, r.path, tta=task.tta)
     return pipe, (pipe.accuracy(test.images, test.labels) if test is not None else None)
 
 
@@ -79,10 +79,13 @@ class ClassifierPipeline:
     """A trained classifier: ``predict`` (probabilities), ``features`` (embeddings), ``explain``."""
 
     def __init__(self, net: CNNClassifier, cfg: ClassifierConfig, classes: Sequence[str], path: Path | None = None,
-                 name: str | None = None, flip_tta: bool = False):
+                 name: str | None = None, tta: str = "none"):
         self.net = net.eval()
-        # Trained on mirrored images too: logits average the image and its mirror (test-time augmentation).
-        self.flip_tta = flip_tta
+        if tta not in TTA_MODES:
+            raise PixelforgeError(f"unknown test-time augmentation {tta!r}; use one of {', '.join(TTA_MODES)}")
+        # Test-time views the logits average (models.classifier.tta_logits): "flip" for a
+        # classifier trained on mirrored images too.
+        self.tta = tta
         # As a feature extractor for the metrics: a name recorded beside every score.
         self.name = name or (f"run:{path}" if path else "classifier")
         self.feature_dim = cfg.feature_dim
@@ -118,7 +121,7 @@ class ClassifierPipeline:
     # -- outputs ------------------------------------------------------------------------
     @torch.no_grad()
     def logits(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-        return torch.cat([mirror_averaged_logits(self.net, self._prepare(images[i:i + batch_size]), self.flip_tta).cpu()
+        return torch.cat([tta_logits(self.net, self._prepare(images[i:i + batch_size]), self.tta).cpu()
                           for i in range(0, len(images), batch_size)])
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
@@ -205,9 +208,9 @@ class ClassifierPipeline:
         return save_figure(fig, path)
 
 
-def load_classifier(run_dir: str | os.PathLike, device: str = "auto") -> ClassifierPipeline:
+def load_classifier(run_dir: str | os.PathLike, device: str = "auto", tta: str | None = None) -> ClassifierPipeline:
+    """A trained classifier run; ``tta`` overrides the test-time views its recipe implies."""
     r, cfg, net, runtime = open_model(run_dir, "classifier", device)
     load_weights_into(r, net, "classifier")
-    flip_tta = trained_with_flips(r.config.get("task", {}).get("augment", ""))
-    return ClassifierPipeline(net.to(runtime.device), cfg, r.config["data"].get("classes", []), r.path,
-                              flip_tta=flip_tta)
+    tta = tta or default_tta(r.config.get("task", {}).get("augment", ""))
+    return ClassifierPipeline(net.to(runtime.device), cfg, r.config["data"].get("classes", []), r.path, tta=tta)

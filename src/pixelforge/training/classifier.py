@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ..data import ImageData
 from ..errors import PixelforgeError
-from ..models.classifier import CNNClassifier, mirror_averaged_logits, trained_with_flips
+from ..models.classifier import CNNClassifier, default_tta, tta_logits
 from ..nn import diff_augment, no_sync_unless
 from ..nn.augment import parse_policy
 from ..images import plot_confusion
@@ -100,23 +100,23 @@ class ClassifierTask(SingleNetTask):
         return diff_augment(images + 1, self.augment) - 1
 
     @property
-    def flip_tta(self) -> bool:
-        """Trained on mirrored images too: predictions average the image and its mirror."""
-        return trained_with_flips(self.cfg.augment)
+    def tta(self) -> str:
+        """The recipe's test-time augmentation: mirror-averaged ("flip") when trained with flips."""
+        return default_tta(self.cfg.augment)
 
     @torch.no_grad()
-    def predict(self, images_uint8: torch.Tensor, batch_size: int = 512, tta: bool = True) -> torch.Tensor:
-        """Logits for uint8 images (N, C, H, W), in eval mode; flip-averaged (see ``flip_tta``)
-        unless ``tta`` is False."""
+    def predict(self, images_uint8: torch.Tensor, batch_size: int = 512, tta: str | None = None) -> torch.Tensor:
+        """Logits for uint8 images (N, C, H, W), in eval mode, averaged over the test-time views
+        ``tta`` (see :func:`tta_logits`; default: the recipe's, :attr:`tta`)."""
         self.net.eval()
         out = []
         for i in range(0, len(images_uint8), batch_size):
             x = self.rt.tensor(images_uint8[i:i + batch_size].float().div(127.5).sub(1))
             with self.rt.autocast():
-                out.append(mirror_averaged_logits(self.net, x, tta and self.flip_tta).cpu())
+                out.append(tta_logits(self.net, x, tta or self.tta).cpu())
         return torch.cat(out)
 
-    def evaluate(self, tta: bool = True) -> dict:
+    def evaluate(self, tta: str | None = None) -> dict:
         d = self.eval_data
         logits = self.predict(d.images, tta=tta)
         loss = F.cross_entropy(logits, d.labels).item()
@@ -126,7 +126,7 @@ class ClassifierTask(SingleNetTask):
     def on_epoch_end(self, run: Run, epoch: int, step: int) -> None:
         if self.eval_data is None:
             return
-        ev = self.evaluate(tta=False)  # single view, to keep the per-epoch curve cheap
+        ev = self.evaluate(tta="none")  # single view, to keep the per-epoch curve cheap
         run.log_metrics({"step": step, "epoch": epoch, "test_loss": round(ev["test_loss"], 6),
                          "test_acc": round(ev["test_acc"], 6)})
 
@@ -141,7 +141,11 @@ class ClassifierTask(SingleNetTask):
         confusion.index_put_((labels, ev["pred"]), torch.ones_like(labels), accumulate=True)
         per_class = (confusion.diag().float() / confusion.sum(1).clamp(min=1)).tolist()
         names = classes if len(classes) == k else [str(i) for i in range(k)]
+        # The headline accuracy uses the recipe's views (self.tta); the others are for comparison.
+        by_tta = {mode: ev["test_acc"] if mode == self.tta else self.evaluate(tta=mode)["test_acc"]
+                  for mode in (("none", "flip", "flip-shift") if self.tta == "flip" else ("none",))}
         atomic_write_json(run.path / "evaluation.json", {
             "step": step, "test_images": len(labels), "test_accuracy": ev["test_acc"], "test_loss": ev["test_loss"],
+            "tta": self.tta, "test_accuracy_by_tta": by_tta,
             "per_class_accuracy": dict(zip(names, per_class)), "confusion_matrix": confusion.tolist()})
         plot_confusion(confusion, names, run.path / "confusion.png", title=f"test accuracy {ev['test_acc']:.2%}")
