@@ -10,17 +10,10 @@ from PIL import Image
 import pixelforge
 from pixelforge.cli import main
 from pixelforge.pipelines.sr import SHIPPED, SRPipeline, load_shipped_sr
+from tests.synthetic import synthetic_photo
 
 
-def _photo(rng, h, w):
-    """A synthetic 'photo': smooth colour gradients, a few hard-edged discs and fine stripes."""
-    yy, xx = np.mgrid[0:h, 0:w]
-    img = np.stack([xx / w, yy / h, 0.5 + 0.5 * np.sin(xx / 7.0)], -1)
-    for _ in range(4):
-        cy, cx, r = rng.integers(0, h), rng.integers(0, w), rng.integers(4, 14)
-        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.random(3)
-    img[:, ::5] *= 0.7
-    return (img.clip(0, 1) * 255).astype(np.uint8)
+_photo = synthetic_photo
 
 
 @pytest.fixture(scope="module")

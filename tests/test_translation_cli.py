@@ -11,16 +11,13 @@ from PIL import Image
 import pixelforge
 from pixelforge.cli import main
 from pixelforge.pipelines.translation import TranslationPipeline
+from tests.synthetic import synthetic_photo
 
 TINY = ["--width", "4", "--d-width", "4", "--depth", "3", "--d-layers", "2", "--batch-size", "2", "--no-progress"]
 
 
 def _photo(rng, h, w):
-    yy, xx = np.mgrid[0:h, 0:w]
-    img = np.stack([xx / w, yy / h, 0.5 + 0.5 * np.sin(xx / 5.0)], -1)
-    cy, cx, r = rng.integers(0, h), rng.integers(0, w), rng.integers(4, 10)
-    img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.random(3)
-    return (img.clip(0, 1) * 255).astype(np.uint8)
+    return synthetic_photo(rng, h, w, discs=1, max_radius=10, stripe_period=5.0, dark_columns=False)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.synthetic import synthetic_photo
+
 pytest.importorskip("starlette", reason="the studio needs the web extra: pip install -e '.[web]'")
 
 import pixelforge  # noqa: E402
@@ -47,18 +49,11 @@ def web_runs(tmp_path_factory) -> Path:
 
 
 def photo_image(h: int, w: int, seed: int = 0):
-    """A synthetic RGB 'photo': smooth gradients, a few hard-edged discs and fine stripes."""
+    """A synthetic RGB 'photo' (PIL) of tests.synthetic."""
     import numpy as np
     from PIL import Image
 
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    img = np.stack([xx / w, yy / h, 0.5 + 0.5 * np.sin(xx / 7.0)], -1)
-    for _ in range(4):
-        cy, cx, r = rng.integers(0, h), rng.integers(0, w), rng.integers(4, 14)
-        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.random(3)
-    img[:, ::5] *= 0.7
-    return Image.fromarray((img.clip(0, 1) * 255).astype(np.uint8))
+    return Image.fromarray(synthetic_photo(np.random.default_rng(seed), h, w))
 
 
 @pytest.fixture
