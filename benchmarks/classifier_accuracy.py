@@ -57,8 +57,8 @@ def main() -> None:
     rows = [{"method": f"scikit-learn logistic regression ({args.baseline_iters} iters)",
              "test_accuracy": round(base_acc, 4), "train_seconds": round(base_s, 1)}]
     rows += [{"method": f"pixelforge cnn (default recipe, bf16), {views[mode]}", "tta": mode,
-              "test_accuracy": round(acc, 4), "train_seconds": round(seconds, 1), "epochs": epochs,
-              "run": str(pipe.path)} for mode, acc in by_tta.items()]
+              "test_accuracy": round(by_tta[mode], 4), "train_seconds": round(seconds, 1), "epochs": epochs,
+              "run": str(pipe.path)} for mode in views if mode in by_tta]
     print(f"{'method':<72} {'test acc':>9} {'train s':>8}")
     for r in rows:
         print(f"{r['method']:<72} {r['test_accuracy']:>9.2%} {r['train_seconds']:>8.0f}")
