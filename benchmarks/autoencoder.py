@@ -188,11 +188,6 @@ def main() -> None:
                       f"{r['psnr_gain_db']:>6.2f} {r['input']['ssim']:>8.3f} {r['restored']['ssim']:>8.3f}")
         print(f"denoising gain target >= 10 dB: {'met' if gain >= 10 else 'missed'} ({gain:.2f} dB, map code)")
 
-    minutes = round((time.perf_counter() - started) / 60, 1)
-    print(f"total {minutes} min ({', '.join(parts)})")
-    if args.no_save:
-        return
-    today = dt.date.today().isoformat()
     if "specialist" in parts:  # 5. How far training time goes: one map-code AE for sigma = 0.3 only, longer.
         x, _ = Corruption("gaussian:0.3")(clean * 2 - 1, torch.Generator().manual_seed(0))
         x = x.add(1).div(2)
@@ -213,6 +208,11 @@ def main() -> None:
               f"{q_out['psnr']:.2f} dB (gain {q_out['psnr'] - q_in['psnr']:.2f}); with the mirror ensemble "
               f"{q_both['psnr']:.2f} dB (gain {q_both['psnr'] - q_in['psnr']:.2f})")
 
+    minutes = round((time.perf_counter() - started) / 60, 1)
+    print(f"total {minutes} min ({', '.join(parts)})")
+    if args.no_save:
+        return
+    today = dt.date.today().isoformat()
     old = RESULTS / "autoencoder.json"
     dates, spent = {}, {}
     if set(parts) != set(PARTS) and old.is_file():  # update only the measured parts, keep the rest
