@@ -60,6 +60,12 @@ NORMS = ("bn", "gn", "none")
 TTA_MODES = ("none", "flip", "flip-shift")
 
 
+def check_tta(mode: str) -> str:
+    if mode not in TTA_MODES:
+        raise PixelforgeError(f"unknown test-time augmentation {mode!r}; use one of {', '.join(TTA_MODES)}")
+    return mode
+
+
 def default_tta(augment: str) -> str:
     """A classifier trained on mirrored images too predicts with mirror-averaged logits ("flip")."""
     return "flip" if "flip" in parse_policy(augment) else "none"
@@ -70,8 +76,7 @@ def tta_logits(net: nn.Module, x: torch.Tensor, mode: str = "flip") -> torch.Ten
     ``none`` the image alone; ``flip`` the image and its mirror; ``flip-shift`` those two and each
     moved by one pixel left, right, up and down (10 views, as AlexNet's 10-crop testing), the
     shift padded with black (-1) like the training crops."""
-    if mode not in TTA_MODES:
-        raise PixelforgeError(f"unknown test-time augmentation {mode!r}; use one of {', '.join(TTA_MODES)}")
+    check_tta(mode)
     views = [x]
     if mode == "flip-shift":
         h, w = x.shape[-2:]

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from ..data import ImageData, load_dataset, load_image
 from ..errors import PixelforgeError
 from ..images import pyplot, save_figure, save_grid
-from ..models.classifier import TTA_MODES, ClassifierConfig, CNNClassifier, default_tta, tta_logits
+from ..models.classifier import ClassifierConfig, CNNClassifier, check_tta, default_tta, tta_logits
 from ..registry import create_model, get_entry
 from ..runs import Run
 from ..runtime import Runtime
@@ -81,11 +81,9 @@ class ClassifierPipeline:
     def __init__(self, net: CNNClassifier, cfg: ClassifierConfig, classes: Sequence[str], path: Path | None = None,
                  name: str | None = None, tta: str = "none"):
         self.net = net.eval()
-        if tta not in TTA_MODES:
-            raise PixelforgeError(f"unknown test-time augmentation {tta!r}; use one of {', '.join(TTA_MODES)}")
         # Test-time views the logits average (models.classifier.tta_logits): "flip" for a
         # classifier trained on mirrored images too.
-        self.tta = tta
+        self.tta = check_tta(tta)
         # As a feature extractor for the metrics: a name recorded beside every score.
         self.name = name or (f"run:{path}" if path else "classifier")
         self.feature_dim = cfg.feature_dim
