@@ -189,9 +189,9 @@ def plot(table: dict, judge: str, samples: int, path: Path) -> None:
     """FID against training time; a GAN stopped early is drawn on as its best-so-far bound."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    end = max((r["minutes"] for rows in table.values() for r in rows), default=0)
     for family, rows in table.items():
         line, = ax.plot([r["minutes"] for r in rows], [r["fid"] for r in rows], marker="o", label=family)
-        end = max((r["minutes"] for rs in table.values() for r in rs), default=0)
         if family == "gan" and rows and rows[-1]["minutes"] < end:
             best = min(r["fid"] for r in rows)
             ax.plot([rows[-1]["minutes"], end], [best, best], "--", color=line.get_color(),

@@ -88,7 +88,7 @@ def start_session(family: str, task_cls: type, data: str | None, run: str | os.P
         cfg = r.config
         if cfg.get("family") != family:
             raise RunError(f"{run} is a {cfg.get('family')} run, not a {family} run")
-        _check_compatible(cfg, options, data, size, channels)
+        _check_compatible(cfg, task_cls, options, data, size, channels)
         model_name = cfg["model"]["name"]
         model_cfg = get_entry(model_name).config_cls(**cfg["model"]["config"])
         task_cfg = task_cls(**cfg["task"])
@@ -130,11 +130,12 @@ def start_session(family: str, task_cls: type, data: str | None, run: str | os.P
     return Session(r, runtime, dataset, model, model_cfg, task_cfg, train_cfg, seed)
 
 
-def _check_compatible(cfg: dict, options: dict, data, size, channels) -> None:
-    # Fields a run predates (written before the option existed) hold their defaults.
-    model_defaults = {f.name: f.default for f in dataclasses.fields(get_entry(cfg["model"]["name"]).config_cls)
-                      if f.default is not dataclasses.MISSING}
-    stored = {**model_defaults, **cfg["model"]["config"], **cfg["task"]}
+def _check_compatible(cfg: dict, task_cls: type, options: dict, data, size, channels) -> None:
+    # Fields a run predates (written before the option existed) hold their defaults, as the
+    # resumed run's configs will.
+    defaults = {f.name: f.default for c in (get_entry(cfg["model"]["name"]).config_cls, task_cls)
+                for f in dataclasses.fields(c) if f.default is not dataclasses.MISSING}
+    stored = {**defaults, **cfg["model"]["config"], **cfg["task"]}
     clashes = [f"{k}={v!r} (run has {stored[k]!r})" for k, v in options.items()
                if v is not None and k in stored and stored[k] != v]
     d = cfg["data"]

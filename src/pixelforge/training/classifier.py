@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ..data import ImageData
 from ..errors import PixelforgeError
-from ..models.classifier import CNNClassifier, default_tta, tta_logits
+from ..models.classifier import TTA_MODES, CNNClassifier, default_tta, tta_logits
 from ..nn import diff_augment, no_sync_unless
 from ..nn.augment import parse_policy
 from ..images import plot_confusion
@@ -143,7 +143,7 @@ class ClassifierTask(SingleNetTask):
         names = classes if len(classes) == k else [str(i) for i in range(k)]
         # The headline accuracy uses the recipe's views (self.tta); the others are for comparison.
         by_tta = {mode: ev["test_acc"] if mode == self.tta else self.evaluate(tta=mode)["test_acc"]
-                  for mode in (("none", "flip", "flip-shift") if self.tta == "flip" else ("none",))}
+                  for mode in (TTA_MODES if self.tta == "flip" else ("none",))}
         atomic_write_json(run.path / "evaluation.json", {
             "step": step, "test_images": len(labels), "test_accuracy": ev["test_acc"], "test_loss": ev["test_loss"],
             "tta": self.tta, "test_accuracy_by_tta": by_tta,
