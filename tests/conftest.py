@@ -27,10 +27,12 @@ def _isolated_environment(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    root = os.environ.get("PIXELFORGE_DATA")
-    if not root or not (Path(root) / "fashion-mnist").is_dir():
-        pytest.skip("PIXELFORGE_DATA with fashion-mnist/ not available")
-    return Path(root)
+    """The PIXELFORGE_DATA entry (the variable may list several) that holds the test data."""
+    roots = [Path(entry) for entry in os.environ.get("PIXELFORGE_DATA", "").split(os.pathsep) if entry]
+    for root in roots:
+        if (root / "fashion-mnist").is_dir():
+            return root
+    pytest.skip("PIXELFORGE_DATA with fashion-mnist/ not available")
 
 
 @pytest.fixture(scope="session")

