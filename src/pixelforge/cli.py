@@ -130,7 +130,7 @@ def _add_diffusion_train_args(p: argparse.ArgumentParser) -> None:
     t.add_argument("--prediction", choices=["eps", "v"], help="what the net predicts: noise (default) or velocity")
     t.add_argument("--schedule", choices=["cosine", "linear"], help="noise schedule (default cosine)")
     t.add_argument("--timesteps", type=_positive_int, help="diffusion steps T (default 1000)")
-    t.add_argument("--lr", type=_positive_float, help="AdamW learning rate (default 2e-4)")
+    t.add_argument("--lr", type=_positive_float, help="AdamW learning rate (default 2e-3)")
     t.add_argument("--warmup-steps", type=int, help="linear learning-rate warm-up (default 200)")
     t.add_argument("--ema-decay", type=float, help="EMA decay of the weights (default 0.999)")
     t.add_argument("--min-snr", type=float, help="Min-SNR-gamma loss weighting, 0 = plain MSE (default 5)")

@@ -29,7 +29,9 @@ class DiffusionTrainConfig:
     prediction: str = "eps"  # eps or v
     schedule: str = "cosine"  # cosine or linear
     timesteps: int = 1000
-    lr: float = 2e-4
+    # High for a diffusion model, and right for CPU budgets of a few thousand steps: at 405 steps
+    # (5 CPU minutes) FID 17.1 with 2e-4, 7.7 with 1e-3, 6.0 with 2e-3 (warm-up and grad clipping keep it stable).
+    lr: float = 2e-3
     warmup_steps: int = 200
     weight_decay: float = 0.0
     grad_clip: float = 1.0
