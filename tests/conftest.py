@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import pixelforge
+from pixelforge.data.registry import data_roots
 
 TINY = dict(size=28, width=8, latent_dim=16, batch_size=32, precision="auto", progress=False)
 
@@ -28,8 +28,7 @@ def _isolated_environment(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The PIXELFORGE_DATA entry (the variable may list several) that holds the test data."""
-    roots = [Path(entry) for entry in os.environ.get("PIXELFORGE_DATA", "").split(os.pathsep) if entry]
-    for root in roots:
+    for root in data_roots():
         if (root / "fashion-mnist").is_dir():
             return root
     pytest.skip("PIXELFORGE_DATA with fashion-mnist/ not available")

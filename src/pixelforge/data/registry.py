@@ -93,14 +93,18 @@ MNIST = IDXSpec(
            "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")},
     urls=["https://ossci-datasets.s3.amazonaws.com/mnist/"],
     hashes={
-        "train-images-idx3-ubyte": FileHashes(gz_hash="md5:f68b3c2dcbeaaa9fbdd348bbdeb94873",
-                                             content_hash="sha256:ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
-        "train-labels-idx1-ubyte": FileHashes(gz_hash="md5:d53e105ee54ea40749a09fcbcd1e9432",
-                                             content_hash="sha256:65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
-        "t10k-images-idx3-ubyte": FileHashes(gz_hash="md5:9fb629c4189551a2d022fa330f9573f3",
-                                             content_hash="sha256:0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
-        "t10k-labels-idx1-ubyte": FileHashes(gz_hash="md5:ec29112dd5afa0611ce80d1b7f02629c",
-                                             content_hash="sha256:ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+        "train-images-idx3-ubyte": FileHashes(
+            gz_hash="md5:f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            content_hash="sha256:ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+        "train-labels-idx1-ubyte": FileHashes(
+            gz_hash="md5:d53e105ee54ea40749a09fcbcd1e9432",
+            content_hash="sha256:65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+        "t10k-images-idx3-ubyte": FileHashes(
+            gz_hash="md5:9fb629c4189551a2d022fa330f9573f3",
+            content_hash="sha256:0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+        "t10k-labels-idx1-ubyte": FileHashes(
+            gz_hash="md5:ec29112dd5afa0611ce80d1b7f02629c",
+            content_hash="sha256:ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
     },
     classes=[str(digit) for digit in range(10)],
 )
@@ -152,10 +156,14 @@ def cache_dir() -> Path:
     return Path(base).expanduser() / "pixelforge"
 
 
+def data_roots() -> list[Path]:
+    """The folders listed in ``$PIXELFORGE_DATA`` (``os.pathsep``-separated), in order."""
+    return [Path(entry).expanduser() for entry in os.environ.get("PIXELFORGE_DATA", "").split(os.pathsep) if entry]
+
+
 def search_path() -> list[Path]:
     """The roots searched for named datasets, in order (see the module docstring)."""
-    roots = [Path(entry).expanduser() for entry in os.environ.get("PIXELFORGE_DATA", "").split(os.pathsep) if entry]
-    return [*roots, cache_dir(), *SYSTEM_DATA_DIRS]
+    return [*data_roots(), cache_dir(), *SYSTEM_DATA_DIRS]
 
 
 def locate_file(directory: Path, file_name: str) -> Path | None:
