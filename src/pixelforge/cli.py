@@ -73,15 +73,16 @@ def _add_common_train_args(p: argparse.ArgumentParser) -> None:
 
 def _add_gan_train_args(p: argparse.ArgumentParser) -> None:
     m = p.add_argument_group("model")
-    m.add_argument("--conditional", action="store_true", help="class-conditional G and projection D")
+    m.add_argument("--conditional", action=argparse.BooleanOptionalAction, default=None,
+                   help="class-conditional G and projection D (default: when the data has classes)")
     m.add_argument("--latent-dim", type=_positive_int)
     m.add_argument("--width", type=_positive_int, help="base channel width (default 64)")
     m.add_argument("--d-norm", choices=["bn", "sn", "none"], help="discriminator normalisation")
     m.add_argument("--spectral-norm", action="store_true", help="same as --d-norm sn")
     t = p.add_argument_group("training")
     t.add_argument("--loss", choices=["ns", "hinge", "lsgan", "wgan-gp"], help="GAN loss (default ns)")
-    t.add_argument("--lr-g", type=_positive_float, help="generator learning rate (default 2e-4)")
-    t.add_argument("--lr-d", type=_positive_float, help="discriminator learning rate (default 2e-4)")
+    t.add_argument("--lr-g", type=_positive_float, help="generator learning rate (default 1e-3)")
+    t.add_argument("--lr-d", type=_positive_float, help="discriminator learning rate (default 1e-3)")
     t.add_argument("--d-steps", type=_positive_int, help="D updates per G update (default 1)")
     t.add_argument("--ema-decay", type=float, help="EMA decay of generator weights (default 0.999)")
     t.add_argument("--diffaug", help="DiffAugment policy, e.g. color,translation,cutout")

@@ -8,8 +8,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
 import pixelforge
@@ -113,6 +115,24 @@ def test_resume_errors(tmp_path, tiny_run):
         pixelforge.train_gan(None, tmp_path / "nothing", resume=True, max_steps=3)
     with pytest.raises(RunError, match="different settings.*width"):
         pixelforge.train_gan(None, tiny_run, resume=True, max_steps=3, width=16)
+
+
+def test_conditional_when_the_data_has_classes(tmp_path, tiny_conditional_run):
+    """The default trains on the labels when there are some; --no-conditional ignores them;
+    a resume cannot switch between the two."""
+    labelled = pixelforge.train_gan("digits", tmp_path / "auto", max_steps=1, seed=0, **TINY)
+    assert labelled.num_classes == 10 and len(labelled.classes) == 10
+    plain = pixelforge.train_gan("digits", tmp_path / "off", max_steps=1, conditional=False, seed=0, **TINY)
+    assert plain.num_classes == 0 and not plain.classes
+    images = tmp_path / "flat"
+    images.mkdir()
+    for i in range(8):  # a folder without class subfolders has no labels
+        Image.fromarray(np.full((28, 28), 30 * i, np.uint8)).save(images / f"{i}.png")
+    flat = pixelforge.train_gan(f"folder:{images}", tmp_path / "flat-run", max_steps=1, seed=0,
+                                **{**TINY, "batch_size": 4})
+    assert flat.num_classes == 0
+    with pytest.raises(RunError, match="as unconditional: the run is class-conditional"):
+        pixelforge.train_gan(None, tiny_conditional_run, resume=True, max_steps=9, conditional=False)
 
 
 def test_sigterm_saves_and_resumes(tmp_path):

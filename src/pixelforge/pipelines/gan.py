@@ -20,7 +20,7 @@ from .common import data_defaults, LabelParser, load_weights_into, open_model, s
 
 def train_gan(data: str | None = "fashion-mnist", run: str | os.PathLike | None = None, *, resume: bool = False,
               overwrite: bool = False, size: int | None = None, channels: int | None = None,
-              conditional: bool = False, limit: int | None = None, model: str = "dcgan",
+              conditional: bool | None = None, limit: int | None = None, model: str = "dcgan",
               device: str = "auto", precision: str = "auto", seed: int = 0, progress: bool = True,
               eval_samples: int = 2000, extractor: str | None = None, channels_last: bool | None = None,
               **options: Any) -> "GANPipeline":
@@ -31,20 +31,27 @@ def train_gan(data: str | None = "fashion-mnist", run: str | os.PathLike | None 
     :class:`TrainConfig` (epochs, minutes, max_steps, batch_size, eval_every, ...).
     With ``eval_every``, FID/KID of ``eval_samples`` EMA samples are tracked through the
     judge network ``extractor`` and the best checkpoint is kept in checkpoints/best.
+
+    ``conditional=None`` (the default) trains a class-conditional GAN when the data has at
+    least two classes and an unconditional one otherwise; True requires labels, False
+    ignores them. At equal steps the labels buy far more quality than any other change
+    tried (docs/gan.md: FID 0.35 against 1.51 on Fashion-MNIST at 5,264 steps).
     """
 
     def model_defaults(dataset):
         if size is None and dataset.size not in SIZES:
             raise PixelforgeError(f"{data} images are {dataset.size} px, which GANs do not support; "
                                   f"pass --size {' or '.join(map(str, SIZES))}")
-        return data_defaults(dataset, data, conditional)
+        return data_defaults(dataset, data, dataset.num_classes >= 2 if conditional is None else conditional)
 
     s = start_session("gan", GANTrainConfig, data, run, model=model, options=options, resume=resume,
                       overwrite=overwrite, size=size, channels=channels, limit=limit, device=device,
-                      precision=precision, seed=seed, model_defaults=model_defaults, keep_classes=conditional,
+                      precision=precision, seed=seed, model_defaults=model_defaults, keep_classes=conditional is not False,
                       channels_last=channels_last)
     if resume and conditional and not s.model_cfg.num_classes:
         raise RunError(f"cannot resume {s.run.path} as conditional: the run is unconditional")
+    if resume and conditional is False and s.model_cfg.num_classes:
+        raise RunError(f"cannot resume {s.run.path} as unconditional: the run is class-conditional")
     gan = create_model(s.model_name, **dataclasses.asdict(s.model_cfg))
     task = GANTask(gan, s.task_cfg, s.runtime, seed=s.seed, sync_bn=s.train_cfg.sync_bn)
     if s.train_cfg.eval_every:
