@@ -116,8 +116,10 @@ def main() -> None:
     table: dict[str, list[dict]] = {}
     families = args.families.split(",")
     previous = json.loads(Path(args.reuse).read_text()) if args.reuse else {}
-    rates = previous.get("solo_steps_per_second") or \
-        {f: in_subprocess(f, args.runs_dir, args.lock)["steps_per_s"] for f in families}
+    rates = dict(previous.get("solo_steps_per_second") or {})  # a family left out of --reuse's file is re-probed
+    for f in families:
+        if f not in rates:
+            rates[f] = in_subprocess(f, args.runs_dir, args.lock)["steps_per_s"]
     for f, r in rates.items():
         print(f"{f:<10} {r:.2f} steps/s solo -> {r * 60:.0f} steps per minute", flush=True)
     for family in families:

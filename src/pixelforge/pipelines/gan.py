@@ -32,17 +32,17 @@ def train_gan(data: str | None = "fashion-mnist", run: str | os.PathLike | None 
     With ``eval_every``, FID/KID of ``eval_samples`` EMA samples are tracked through the
     judge network ``extractor`` and the best checkpoint is kept in checkpoints/best.
 
-    ``conditional=None`` (the default) trains a class-conditional GAN when the data has at
-    least two classes and an unconditional one otherwise; True requires labels, False
-    ignores them. At equal steps the labels buy far more quality than any other change
-    tried (docs/gan.md: FID 0.35 against 1.51 on Fashion-MNIST at 5,264 steps).
+    ``conditional=None`` (the default) trains a class-conditional GAN when the data has
+    classes and an unconditional one otherwise; True requires labels, False ignores them.
+    At equal steps the labels buy far more quality than any other change tried
+    (docs/gan.md: FID 0.35 against 1.51 on Fashion-MNIST at 5,264 steps).
     """
 
     def model_defaults(dataset):
         if size is None and dataset.size not in SIZES:
             raise PixelforgeError(f"{data} images are {dataset.size} px, which GANs do not support; "
                                   f"pass --size {' or '.join(map(str, SIZES))}")
-        return data_defaults(dataset, data, dataset.num_classes >= 2 if conditional is None else conditional)
+        return data_defaults(dataset, data, dataset.num_classes > 0 if conditional is None else conditional)
 
     s = start_session("gan", GANTrainConfig, data, run, model=model, options=options, resume=resume,
                       overwrite=overwrite, size=size, channels=channels, limit=limit, device=device,
