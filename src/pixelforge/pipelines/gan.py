@@ -46,7 +46,8 @@ def train_gan(data: str | None = "fashion-mnist", run: str | os.PathLike | None 
 
     s = start_session("gan", GANTrainConfig, data, run, model=model, options=options, resume=resume,
                       overwrite=overwrite, size=size, channels=channels, limit=limit, device=device,
-                      precision=precision, seed=seed, model_defaults=model_defaults, keep_classes=conditional is not False,
+                      precision=precision, seed=seed, model_defaults=model_defaults,
+                      keep_classes=conditional is not False,
                       channels_last=channels_last)
     if resume and conditional and not s.model_cfg.num_classes:
         raise RunError(f"cannot resume {s.run.path} as conditional: the run is unconditional")
