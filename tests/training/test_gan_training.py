@@ -133,6 +133,8 @@ def test_conditional_when_the_data_has_classes(tmp_path, tiny_conditional_run):
     assert flat.num_classes == 0
     with pytest.raises(RunError, match="as unconditional: the run is class-conditional"):
         pixelforge.train_gan(None, tiny_conditional_run, resume=True, max_steps=9, conditional=False)
+    with pytest.raises(RunError, match="as conditional: the run is unconditional"):
+        pixelforge.train_gan(None, plain.path, resume=True, max_steps=9, conditional=True)
 
 
 def test_sigterm_saves_and_resumes(tmp_path):

@@ -26,7 +26,7 @@ from ..models.autoencoder import (AutoencoderConfig, ConvAutoencoder, bits_per_d
 from ..registry import create_model
 from ..training import Trainer
 from ..training.autoencoder import AutoencoderTask, AutoencoderTrainConfig, Corruption, apply_mask
-from .common import data_defaults, LabelParser, load_weights_into, open_model, start_session
+from .common import check_resumed_conditioning, data_defaults, LabelParser, load_weights_into, open_model, start_session
 
 log = logging.getLogger("pixelforge.autoencoder")
 
@@ -64,8 +64,8 @@ def train_autoencoder(data: str | None = "fashion-mnist", run: str | os.PathLike
     if resume and s.model_name != model:
         kind = "a VAE" if s.model_name == "conv-vae" else "a plain autoencoder"
         raise RunError(f"{s.run.path} holds {kind} ({s.model_name}); resume it with the matching command")
-    if resume and conditional and not s.model_cfg.num_classes:
-        raise RunError(f"cannot resume {s.run.path} as conditional: the run is unconditional")
+    if resume:  # here False is the flag's absence, not a request to drop the labels
+        check_resumed_conditioning(s, conditional or None)
     net = create_model(s.model_name, **dataclasses.asdict(s.model_cfg))
     eval_data = _held_out(s.run.config["data"])
     task = AutoencoderTask(net, s.task_cfg, s.runtime, eval_data=eval_data, sync_bn=s.train_cfg.sync_bn, seed=s.seed)

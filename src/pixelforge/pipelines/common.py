@@ -59,6 +59,15 @@ def data_defaults(dataset: ImageData, data: str | None, conditional: bool) -> di
             "num_classes": dataset.num_classes if conditional else 0}
 
 
+def check_resumed_conditioning(session: Session, conditional: bool | None) -> None:
+    """On resume: refuse a request for labels (True) the run has none for, or to drop (False)
+    the labels a class-conditional run was trained on; None accepts either."""
+    has_labels = session.model_cfg.num_classes > 0
+    if conditional is not None and conditional != has_labels:
+        wanted, actual = ("conditional", "unconditional") if conditional else ("unconditional", "class-conditional")
+        raise RunError(f"cannot resume {session.run.path} as {wanted}: the run is {actual}")
+
+
 def default_run_dir(family: str, data: str) -> Path:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in data.split(":")[0])

@@ -20,7 +20,7 @@ from ..runtime import Runtime
 from ..schedulers import sample
 from ..training import Trainer
 from ..training.diffusion import DiffusionTask, DiffusionTrainConfig
-from .common import data_defaults, LabelParser, load_weights_into, open_model, start_session
+from .common import check_resumed_conditioning, data_defaults, LabelParser, load_weights_into, open_model, start_session
 
 
 def train_diffusion(data: str | None = "fashion-mnist", run: str | os.PathLike | None = None, *,
@@ -47,8 +47,8 @@ def train_diffusion(data: str | None = "fashion-mnist", run: str | os.PathLike |
                       overwrite=overwrite, size=size, channels=channels, limit=limit, device=device,
                       precision=precision, seed=seed, model_defaults=model_defaults, keep_classes=conditional,
                       channels_last=channels_last)
-    if resume and conditional and not s.model_cfg.num_classes:
-        raise RunError(f"cannot resume {s.run.path} as conditional: the run is unconditional")
+    if resume:  # here False is the flag's absence, not a request to drop the labels
+        check_resumed_conditioning(s, conditional or None)
     net = create_model(s.model_name, **dataclasses.asdict(s.model_cfg))
     task = DiffusionTask(net, s.task_cfg, s.runtime, seed=s.seed, sync_bn=s.train_cfg.sync_bn)
     if s.train_cfg.eval_every:

@@ -15,7 +15,7 @@ from ..models.gan import SIZES, GANConfig
 from ..registry import create_model
 from ..training import Trainer
 from ..training.gan import GANTask, GANTrainConfig
-from .common import data_defaults, LabelParser, load_weights_into, open_model, start_session
+from .common import check_resumed_conditioning, data_defaults, LabelParser, load_weights_into, open_model, start_session
 
 
 def train_gan(data: str | None = "fashion-mnist", run: str | os.PathLike | None = None, *, resume: bool = False,
@@ -49,10 +49,8 @@ def train_gan(data: str | None = "fashion-mnist", run: str | os.PathLike | None 
                       precision=precision, seed=seed, model_defaults=model_defaults,
                       keep_classes=conditional is not False,
                       channels_last=channels_last)
-    if resume and conditional and not s.model_cfg.num_classes:
-        raise RunError(f"cannot resume {s.run.path} as conditional: the run is unconditional")
-    if resume and conditional is False and s.model_cfg.num_classes:
-        raise RunError(f"cannot resume {s.run.path} as unconditional: the run is class-conditional")
+    if resume:
+        check_resumed_conditioning(s, conditional)
     gan = create_model(s.model_name, **dataclasses.asdict(s.model_cfg))
     task = GANTask(gan, s.task_cfg, s.runtime, seed=s.seed, sync_bn=s.train_cfg.sync_bn)
     if s.train_cfg.eval_every:
