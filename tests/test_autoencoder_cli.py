@@ -151,12 +151,14 @@ def test_vae_sampling_interpolation_and_map(cvae_run, ae_run, files, tmp_path, c
 
 
 def test_map_code(files, tmp_path, capsys):
-    """--code map: train a few steps, codes are (N, C, 7, 7) maps, decode checks their shape, restore works."""
+    """--code map (with --res-blocks): train a few steps, codes are (N, C, 7, 7) maps, decode checks their shape,
+    restore works."""
     folder, paths, d = files
     run = tmp_path / "map"
-    assert main(["train", "ae", *TINY, "--code", "map", "--latent-dim", "4", "--max-steps", "3",
+    assert main(["train", "ae", *TINY, "--code", "map", "--latent-dim", "4", "--max-steps", "3", "--res-blocks", "1",
                  "--corrupt", "gaussian:0.3,box", "--run-dir", str(run)]) == 0
-    assert json.loads((run / "config.json").read_text())["model"]["config"]["code"] == "map"
+    model = json.loads((run / "config.json").read_text())["model"]["config"]
+    assert model["code"] == "map" and model["res_blocks"] == 1
     codes = tmp_path / "codes.npy"
     assert main(["encode", str(run), *map(str, paths[:3]), "-o", str(codes)]) == 0
     assert "3 codes of 196 numbers (4x7x7 maps)" in capsys.readouterr().out
@@ -166,7 +168,7 @@ def test_map_code(files, tmp_path, capsys):
     assert main(["decode", str(run), str(codes), "-o", str(out)]) == 0
     assert len(list(out.glob("decoded_*.png"))) == 3
     pipe = pixelforge.load(run)
-    assert pipe.code_shape == (4, 7, 7)
+    assert pipe.code_shape == (4, 7, 7) and pipe.cfg.res_blocks == 1
     images = pipe.load_images(paths[:3])
     rec = pipe.reconstruct(images)
     assert torch.allclose(pipe.decode(z), rec, atol=1e-5) and pipe.decode(z[0]).shape == (1, 1, 28, 28)
@@ -194,6 +196,8 @@ def test_map_code(files, tmp_path, capsys):
     assert 0 < vae.elbo_bits_per_dim(images) < 30
     with pytest.raises(pixelforge.PixelforgeError, match="unknown code shape 'grid'; use vector or map"):
         pixelforge.train_autoencoder("digits", tmp_path / "g", size=28, code="grid", max_steps=1, progress=False)
+    assert main(["train", "ae", *TINY, "--res-blocks", "-1", "--max-steps", "1", "--run-dir", str(tmp_path / "r")]) == 2
+    assert "res_blocks >= 0" in capsys.readouterr().err
 
 
 def test_eval_fid_of_a_vae(cvae_run, tmp_path, capsys):

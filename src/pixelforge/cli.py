@@ -152,6 +152,8 @@ def _add_autoencoder_train_args(p: argparse.ArgumentParser, variational: bool) -
                    help="code shape: vector (latent_dim numbers, default) or map (a latent_dim-channel feature "
                         "map at 1/4 of the image size, 7x7 at 28 px: keeps detail for denoising / inpainting)")
     m.add_argument("--width", type=_positive_int, help="channels of the first level (default 32)")
+    m.add_argument("--res-blocks", type=int, help="residual blocks at the deepest level, in the encoder and the "
+                                                  "decoder each (default 0; 1 gives a stronger denoiser)")
     m.add_argument("--conditional", action="store_true",
                    help="class-conditional encoder and decoder" + (" (CVAE)" if variational else ""))
     t = p.add_argument_group("training")
@@ -548,8 +550,8 @@ _FAMILY_OPTIONS = {
     "classifier": ("width", "blocks", "dropout", "norm", "lr", "weight_decay", "label_smoothing", "augment"),
     "diffusion": ("width", "channel_mult", "num_res_blocks", "patch_size", "dropout", "prediction", "schedule",
                   "timesteps", "lr", "warmup_steps", "ema_decay", "min_snr", "p_uncond", "eval_every"),
-    "ae": ("latent_dim", "code", "width", "lr", "weight_decay", "corrupt"),
-    "vae": ("latent_dim", "code", "width", "lr", "weight_decay", "corrupt", "beta"),
+    "ae": ("latent_dim", "code", "width", "res_blocks", "lr", "weight_decay", "corrupt"),
+    "vae": ("latent_dim", "code", "width", "res_blocks", "lr", "weight_decay", "corrupt", "beta"),
     "sr": ("scale", "width", "blocks", "crop", "loss", "lr"),
     "codec": ("prior", "width", "latent", "lmbdas", "quantization", "crop", "lr"),
     "stylizer": ("widths", "blocks", "outer_kernel", "shuffle", "crop", "style_size", "content_weight",

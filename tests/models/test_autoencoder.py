@@ -63,6 +63,22 @@ def test_map_code_is_spatial():
     assert diff[:2, :2].sum() > 0 and diff[5:, 5:].sum() == 0  # outside the receptive field
 
 
+@pytest.mark.parametrize("code", ["vector", "map"])
+def test_res_blocks(code):
+    """Residual blocks at the deepest level keep the shapes, add parameters, and still pass everything through the
+    code: the decoder's output depends on the image only through it."""
+    base = AutoencoderConfig(latent_dim=3, width=4, code=code)
+    deep = AutoencoderConfig(latent_dim=3, width=4, code=code, res_blocks=2)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    ae, plain = ConvAutoencoder(deep).eval(), ConvAutoencoder(base)
+    res_params = 2 * 2 * (2 * (8 * 8 * 9) + 2 * 2 * 8)  # per side: 2 blocks of two 8->8 convs and two batch norms
+    assert count(ae) == count(plain) + res_params
+    x = torch.rand(2, 1, 28, 28) * 2 - 1
+    z = ae.code(x)
+    assert z.shape == (2, *deep.code_shape) and ae(x).shape == x.shape
+    assert torch.equal(ae(x), ae.decode(z))
+
+
 def test_conditional_needs_labels():
     cfg = AutoencoderConfig(latent_dim=3, width=4, num_classes=4)
     vae = ConvAutoencoder(cfg, variational=True).eval()
@@ -77,7 +93,8 @@ def test_conditional_needs_labels():
 
 
 @pytest.mark.parametrize("kwargs", [dict(image_size=30), dict(image_size=128), dict(image_size=12),
-                                    dict(channels=4), dict(latent_dim=0), dict(code="grid")])
+                                    dict(channels=4), dict(latent_dim=0), dict(code="grid"),
+                                    dict(res_blocks=-1)])
 def test_bad_config(kwargs):
     with pytest.raises(PixelforgeError):
         AutoencoderConfig(**kwargs)

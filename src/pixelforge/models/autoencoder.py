@@ -41,6 +41,11 @@ size (two levels; 7x7 at 28 px) and a 3x3 convolution makes a feature map of
 a 3x3 convolution. A map keeps *where* things are, which a denoiser or inpainter needs
 (a vector bottleneck blurs detail away); a vector is the compact, global code for
 sampling and latent-space walks.
+
+Depth (``res_blocks``): residual blocks (two 3x3 convolutions and a skip around them,
+He et al. 2016) at the deepest level, after the encoder's last step down and before the
+decoder's first step up. They work at the smallest resolution, so they add capacity
+cheaply; every path still runs through the code (no connection bypasses it).
 """
 
 from __future__ import annotations
@@ -69,6 +74,7 @@ class AutoencoderConfig:
     width: int = 32  # channels of the first (highest-resolution) level; each level doubles them, up to 4x
     num_classes: int = 0  # > 0: class-conditional encoder and decoder
     code: str = "vector"  # "vector": latent_dim numbers; "map": a latent_dim-channel map at 1/4 of the size
+    res_blocks: int = 0  # residual blocks at the deepest level, in the encoder and in the decoder each
 
     def __post_init__(self):
         if not (MIN_SIZE <= self.image_size <= MAX_SIZE) or self.image_size % 4:
@@ -76,8 +82,8 @@ class AutoencoderConfig:
                                   f"of 4 from {MIN_SIZE} to {MAX_SIZE} (e.g. 28, 32, 64)")
         if self.channels not in (1, 2, 3):
             raise PixelforgeError(f"autoencoders take 1 to 3 channels, not {self.channels}")
-        if self.latent_dim < 1 or self.width < 1 or self.num_classes < 0:
-            raise PixelforgeError("latent_dim and width must be positive, num_classes >= 0")
+        if self.latent_dim < 1 or self.width < 1 or self.num_classes < 0 or self.res_blocks < 0:
+            raise PixelforgeError("latent_dim and width must be positive, num_classes and res_blocks >= 0")
         if self.code not in CODE_KINDS:
             raise PixelforgeError(f"unknown code shape {self.code!r}; use vector or map")
 
@@ -114,6 +120,18 @@ def _block(c_in: int, c_out: int, conv: nn.Module) -> list[nn.Module]:
             nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out), nn.SiLU(inplace=True)]
 
 
+class ResidualBlock(nn.Module):
+    """``silu(x + bn(conv(silu(bn(conv(x))))))`` at constant channels and resolution."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), nn.SiLU(inplace=True),
+                                  nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.silu(x + self.body(x))
+
+
 EMBED = 64  # label embedding size of the conditional models
 
 
@@ -136,6 +154,7 @@ class Encoder(nn.Module):
         for c in chans:
             layers += _block(c_in, c, nn.Conv2d(c_in, c, 4, 2, 1, bias=False))
             c_in = c
+        layers += [ResidualBlock(c_in) for _ in range(cfg.res_blocks)]
         extra = EMBED if cfg.num_classes else 0
         self.embed = nn.Embedding(cfg.num_classes, EMBED) if cfg.num_classes else None
         if cfg.spatial:  # out_dim channels at 1/4 of the size
@@ -161,7 +180,7 @@ class Decoder(nn.Module):
         else:
             self.project = nn.Sequential(nn.Linear(cfg.latent_dim + extra, chans[0] * cfg.base ** 2),
                                          nn.SiLU(inplace=True))
-        layers: list[nn.Module] = []
+        layers: list[nn.Module] = [ResidualBlock(chans[0]) for _ in range(cfg.res_blocks)]
         for c_in, c_out in zip(chans, chans[1:] + [chans[-1]]):
             layers += _block(c_in, c_out, nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False))
         layers.append(nn.Conv2d(chans[-1], out_channels, 3, 1, 1))
