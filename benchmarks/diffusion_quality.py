@@ -10,9 +10,15 @@ timed parts hold, with the OpenMP default wait policy), and the legs then train 
 ``minutes x 60 x steps/s`` steps. The result is the model a solo run of that length would
 give, even when the long training legs share the machine with other work. The GAN is trained
 only as far as the verdict needs: its best FID so far can only go down, so if diffusion at
-30 min is worse than the GAN at an earlier mark it is worse than the GAN's best at 30 min. FID uses the shipped Fashion-MNIST judge
+30 min is worse than the GAN at an earlier mark it is worse than the GAN's best at 30 min.
+FID uses the shipped Fashion-MNIST judge
 (fashion-mnist-cnn-v1 features) on ``--samples`` samples against as many test images; the
 diffusion model samples with DDIM at ``--eval-steps`` steps, the GAN from its EMA generator.
+``--families diffusion-cond`` adds the class-conditional diffusion model (`train diffusion
+--conditional`), the like-for-like rival of the GAN, whose default uses the labels too; its
+samples are class-balanced and drawn with classifier-free guidance ``--guidance``, and at the
+last mark FID is also measured at each scale of ``--guidance-sweep``. With ``--reuse``, the
+families of the earlier results that are not re-run now stay in the results.
 Sampling time: 64 images at 25, 50 and 250 DDIM steps, batch 64, after one warm-up batch.
 Targets: diffusion FID below the GAN's best-so-far at equal training time from 30 minutes
 on; 64 samples with 50 DDIM steps in <= 10 s.
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import fcntl
 import json
 import os
@@ -43,7 +50,9 @@ from pixelforge.pipelines.evaluate import evaluate_generator, real_images, resol
 from pixelforge.runs import Run
 
 DOCS_IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
-FAMILIES = {"diffusion": pixelforge.train_diffusion, "gan": pixelforge.train_gan}
+FAMILIES = {"diffusion": pixelforge.train_diffusion, "gan": pixelforge.train_gan,
+            "diffusion-cond": functools.partial(pixelforge.train_diffusion, conditional=True)}
+DIFFUSION = ("diffusion", "diffusion-cond")
 
 
 @contextlib.contextmanager
@@ -96,7 +105,12 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=2000)
     ap.add_argument("--eval-steps", type=int, default=50, help="DDIM steps of the diffusion samples for FID")
     ap.add_argument("--runs-dir", default="runs")
-    ap.add_argument("--families", default="diffusion,gan")
+    ap.add_argument("--families", default="diffusion,gan",
+                    help="of diffusion, diffusion-cond (class-conditional, sampled with guidance) and gan")
+    ap.add_argument("--guidance", type=float, default=1.5,
+                    help="classifier-free guidance of diffusion-cond's FID samples")
+    ap.add_argument("--guidance-sweep", default="1,2,3",
+                    help="diffusion-cond: also measure FID at these guidance scales at the last mark")
     ap.add_argument("--no-save", action="store_true")
     ap.add_argument("--reuse", default=None, help="continue from a partial results JSON of an interrupted run "
                                                    "(its probe rates, rows and run directories)")
@@ -115,6 +129,9 @@ def main() -> None:
     real = real_images(data, args.samples)
     table: dict[str, list[dict]] = {}
     families = args.families.split(",")
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        sys.exit(f"unknown families {', '.join(unknown)}: use {', '.join(FAMILIES)}")
     previous = json.loads(Path(args.reuse).read_text()) if args.reuse else {}
     rates = dict(previous.get("solo_steps_per_second") or {})  # a family left out of --reuse's file is re-probed
     for f in families:
@@ -127,9 +144,10 @@ def main() -> None:
         train = FAMILIES[family]
         done, table[family] = 0.0, []
         for mark in marks:
-            if family == "gan" and "diffusion" in table and table[family]:
-                # Stop once the verdict is settled: diffusion's last FID is already worse than the GAN's best.
-                if table["diffusion"][-1]["fid"] > min(r["fid"] for r in table[family]):
+            diffusions = [table[f][-1]["fid"] for f in DIFFUSION if table.get(f)]
+            if family == "gan" and diffusions and table[family]:
+                # Stop once the verdict is settled: every diffusion's last FID is already worse than the GAN's best.
+                if min(diffusions) > min(r["fid"] for r in table[family]):
                     break
             steps = round(mark * 60 * rates[family])
             old = [r for r in previous.get("results", {}).get(family, []) if r["minutes"] == mark and r["steps"] == steps]
@@ -145,12 +163,25 @@ def main() -> None:
                 train(None, run, resume=True, max_steps=steps)
             train_s = time.perf_counter() - t
             done = mark
-            pipe = pixelforge.load(run, **({"steps": args.eval_steps} if family == "diffusion" else {}))
+            sampling = {"steps": args.eval_steps} if family in DIFFUSION else {}
+            if family == "diffusion-cond":
+                sampling["guidance"] = args.guidance
             t = time.perf_counter()
-            m = evaluate_generator(pipe, data, args.samples, judge, metrics=("fid", "kid"), real=real, progress=False)
+            m = evaluate_generator(pixelforge.load(run, **sampling), data, args.samples, judge,
+                                   metrics=("fid", "kid"), real=real, progress=False)
             steps = Run.open(run).load_state()["step"]
             row = {"minutes": mark, "steps": steps, "fid": round(m["fid"], 3), "kid": round(m["kid_mean"], 5),
-                   "leg_seconds": round(train_s, 1), "eval_seconds": round(time.perf_counter() - t, 1)}
+                   "leg_seconds": round(train_s, 1), "eval_seconds": round(time.perf_counter() - t, 1),
+                   **({"guidance": args.guidance} if family == "diffusion-cond" else {})}
+            if family == "diffusion-cond" and mark == marks[-1]:
+                row["fid_by_guidance"] = {str(args.guidance): row["fid"]}
+                for w in (float(v) for v in args.guidance_sweep.split(",") if v):
+                    if w != args.guidance:
+                        pipe = pixelforge.load(run, **{**sampling, "guidance": w})
+                        fid = evaluate_generator(pipe, data, args.samples, judge, metrics=("fid",), real=real,
+                                                 progress=False)["fid"]
+                        row["fid_by_guidance"][str(w)] = round(fid, 3)
+                        print(f"{family:<10} guidance {w:g}: FID {fid:.3f}", flush=True)
             table[family].append(row)
             print(f"{family:<10} {mark:>5.1f} min  step {steps:>6}  FID {row['fid']:8.3f}  KID {row['kid']:.4f}  "
                   f"(eval {row['eval_seconds']:.0f} s)", flush=True)
@@ -158,9 +189,15 @@ def main() -> None:
                 write_results("diffusion_quality", {"complete": False, "judge": judge.name, "samples": args.samples,
                                                     "eval_steps": args.eval_steps, "results": table,
                                                     "solo_steps_per_second": rates})
-    figures: dict = {"complete": True, "judge": judge.name, "samples": args.samples, "eval_steps": args.eval_steps,
-                     "solo_steps_per_second": {f: round(r, 3) for f, r in rates.items()}, "results": table}
-    if "diffusion" in table:
+    for family, rows in previous.get("results", {}).items():
+        table.setdefault(family, rows)  # families measured before and not re-run now stay in the results
+    notes = {k: v for k, v in previous.items() if k.endswith("_recipe")}  # hand-written notes on the recipes
+    figures: dict = {**notes, "complete": True, "judge": judge.name, "samples": args.samples,
+                     "eval_steps": args.eval_steps, "solo_steps_per_second": {f: round(r, 3) for f, r in rates.items()}, "results": table}
+    if "sampling_seconds_64_images" in previous:
+        figures["sampling_seconds_64_images"] = previous["sampling_seconds_64_images"]
+        figures["sampling_target_met"] = previous["sampling_target_met"]
+    if "diffusion" in families:
         run = Path(args.runs_dir) / "bench-diffusion-quality"
         figures["sampling_seconds_64_images"] = times = in_subprocess("sampling", args.runs_dir, args.lock)
         for steps, secs in times.items():
@@ -168,23 +205,38 @@ def main() -> None:
         figures["sampling_target_met"] = times["50"] <= 10
         if not args.no_save:
             save_grid(pixelforge.load(run).sample(64, seed=0, steps=50), DOCS_IMAGES / "diffusion_samples.png", scale=2)
-    if {"diffusion", "gan"} <= set(table):
+    if "diffusion-cond" in families and not args.no_save:
+        save_class_grid(Path(args.runs_dir) / "bench-diffusion-cond-quality", args.guidance)
+    if "gan" in table and any(f in table for f in DIFFUSION):
         verdicts = []
-        for d in table["diffusion"]:
-            # The GAN's best so far; when the GAN stopped early, its best at an earlier mark bounds it.
-            gan_best = min(g["fid"] for g in table["gan"] if g["minutes"] <= d["minutes"])
-            verdicts.append({"minutes": d["minutes"], "diffusion_fid": d["fid"], "gan_best_fid_at_most": gan_best,
-                             "diffusion_better": d["fid"] < gan_best})
-            print(f"at {d['minutes']:g} min: diffusion {d['fid']:.3f} vs GAN best {gan_best:.3f} "
-                  f"-> {'diffusion better' if d['fid'] < gan_best else 'GAN better'}")
+        for family in (f for f in DIFFUSION if f in table):
+            for d in table[family]:
+                # The GAN's best so far; when the GAN stopped early, its best at an earlier mark bounds it.
+                gan_best = min(g["fid"] for g in table["gan"] if g["minutes"] <= d["minutes"])
+                verdicts.append({"family": family, "minutes": d["minutes"], "diffusion_fid": d["fid"],
+                                 "gan_best_fid_at_most": gan_best, "diffusion_better": d["fid"] < gan_best})
+                print(f"at {d['minutes']:g} min: {family} {d['fid']:.3f} vs GAN best {gan_best:.3f} "
+                      f"-> {'diffusion better' if d['fid'] < gan_best else 'GAN better'}")
         figures["comparison"] = verdicts
-        late = [v for v in verdicts if v["minutes"] >= 30]
-        settled = all(any(g["minutes"] == v["minutes"] for g in table["gan"]) or not v["diffusion_better"]
-                      for v in late)
-        figures["fid_target_met"] = bool(late) and settled and all(v["diffusion_better"] for v in late)
+        met_by = []
+        for family in (f for f in DIFFUSION if f in table):
+            late = [v for v in verdicts if v["family"] == family and v["minutes"] >= 30]
+            settled = all(any(g["minutes"] == v["minutes"] for g in table["gan"]) or not v["diffusion_better"]
+                          for v in late)
+            if late and settled and all(v["diffusion_better"] for v in late):
+                met_by.append(family)
+        figures["fid_target_met"] = bool(met_by)
+        figures["fid_target_met_by"] = met_by
     if not args.no_save:
         write_results("diffusion_quality", figures)
         plot(table, judge.name, args.samples, RESULTS / "diffusion_quality.png")
+
+
+def save_class_grid(run: Path, guidance: float) -> None:
+    """100 samples of the conditional model, one class per column (labels cycle 0..9), DDIM 50 steps."""
+    pipe = pixelforge.load(run, steps=50, guidance=guidance)
+    save_grid(pipe.sample(10 * pipe.num_classes, seed=0), DOCS_IMAGES / "diffusion_cond_samples.png",
+              nrow=pipe.num_classes, scale=2)
 
 
 def plot(table: dict, judge: str, samples: int, path: Path) -> None:
