@@ -164,20 +164,18 @@ def main() -> None:
             train_s = time.perf_counter() - t
             done = mark
             sampling = {"steps": args.eval_steps} if family in DIFFUSION else {}
-            if family == "diffusion-cond":
-                sampling["guidance"] = args.guidance
+            guided = {"guidance": args.guidance} if family == "diffusion-cond" else {}
+            pipe = pixelforge.load(run, **sampling, **guided)
             t = time.perf_counter()
-            m = evaluate_generator(pixelforge.load(run, **sampling), data, args.samples, judge,
-                                   metrics=("fid", "kid"), real=real, progress=False)
+            m = evaluate_generator(pipe, data, args.samples, judge, metrics=("fid", "kid"), real=real, progress=False)
             steps = Run.open(run).load_state()["step"]
             row = {"minutes": mark, "steps": steps, "fid": round(m["fid"], 3), "kid": round(m["kid_mean"], 5),
-                   "leg_seconds": round(train_s, 1), "eval_seconds": round(time.perf_counter() - t, 1),
-                   **({"guidance": args.guidance} if family == "diffusion-cond" else {})}
-            if family == "diffusion-cond" and mark == marks[-1]:
+                   "leg_seconds": round(train_s, 1), "eval_seconds": round(time.perf_counter() - t, 1), **guided}
+            if guided and mark == marks[-1]:
                 row["fid_by_guidance"] = {str(args.guidance): row["fid"]}
                 for w in (float(v) for v in args.guidance_sweep.split(",") if v):
                     if w != args.guidance:
-                        pipe = pixelforge.load(run, **{**sampling, "guidance": w})
+                        pipe.guidance = w  # the scale sample() uses by default
                         fid = evaluate_generator(pipe, data, args.samples, judge, metrics=("fid",), real=real,
                                                  progress=False)["fid"]
                         row["fid_by_guidance"][str(w)] = round(fid, 3)
@@ -193,7 +191,8 @@ def main() -> None:
         table.setdefault(family, rows)  # families measured before and not re-run now stay in the results
     notes = {k: v for k, v in previous.items() if k.endswith("_recipe")}  # hand-written notes on the recipes
     figures: dict = {**notes, "complete": True, "judge": judge.name, "samples": args.samples,
-                     "eval_steps": args.eval_steps, "solo_steps_per_second": {f: round(r, 3) for f, r in rates.items()}, "results": table}
+                     "eval_steps": args.eval_steps,
+                     "solo_steps_per_second": {f: round(r, 3) for f, r in rates.items()}, "results": table}
     if "sampling_seconds_64_images" in previous:
         figures["sampling_seconds_64_images"] = previous["sampling_seconds_64_images"]
         figures["sampling_target_met"] = previous["sampling_target_met"]
