@@ -18,7 +18,8 @@ diffusion model samples with DDIM at ``--eval-steps`` steps, the GAN from its EM
 --conditional`), the like-for-like rival of the GAN, whose default uses the labels too; its
 samples are class-balanced and drawn with classifier-free guidance ``--guidance``, and at the
 last mark FID is also measured at each scale of ``--guidance-sweep``. With ``--reuse``, the
-families of the earlier results that are not re-run now stay in the results.
+families of the earlier results that are not re-run now stay in the results; ``--fresh``
+names the families to measure anew instead of continuing them.
 Sampling time: 64 images at 25, 50 and 250 DDIM steps, batch 64, after one warm-up batch.
 Targets: diffusion FID below the GAN's best-so-far at equal training time from 30 minutes
 on; 64 samples with 50 DDIM steps in <= 10 s.
@@ -114,6 +115,8 @@ def main() -> None:
     ap.add_argument("--no-save", action="store_true")
     ap.add_argument("--reuse", default=None, help="continue from a partial results JSON of an interrupted run "
                                                    "(its probe rates, rows and run directories)")
+    ap.add_argument("--fresh", default="", help="with --reuse: families whose rows and probe rate are measured "
+                                                 "anew (after a change to their code or recipe)")
     ap.add_argument("--lock", default=None, help="file lock held while timing (shared build machines)")
     ap.add_argument("--probe", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -129,10 +132,14 @@ def main() -> None:
     real = real_images(data, args.samples)
     table: dict[str, list[dict]] = {}
     families = args.families.split(",")
-    unknown = [f for f in families if f not in FAMILIES]
+    fresh = [f for f in args.fresh.split(",") if f]
+    unknown = [f for f in families + fresh if f not in FAMILIES]
     if unknown:
         sys.exit(f"unknown families {', '.join(unknown)}: use {', '.join(FAMILIES)}")
     previous = json.loads(Path(args.reuse).read_text()) if args.reuse else {}
+    for f in fresh:
+        previous.get("solo_steps_per_second", {}).pop(f, None)
+        previous.get("results", {}).pop(f, None)
     rates = dict(previous.get("solo_steps_per_second") or {})  # a family left out of --reuse's file is re-probed
     for f in families:
         if f not in rates:

@@ -41,6 +41,19 @@ def test_net_depends_on_time_and_label():
         create_model("unet", image_size=16, width=8, channel_mult=[1, 2])(x, torch.tensor([1, 2, 3]), torch.tensor([0, 0, 1]))
 
 
+@pytest.mark.parametrize("side", [7, 17])  # 49 tokens: the explicit product; 289: the fused kernel
+def test_attention_paths_agree(side):
+    from pixelforge.models.diffusion import Attention
+
+    torch.manual_seed(0)
+    att = Attention(16, heads=4)
+    torch.nn.init.normal_(att.proj.weight, std=0.2)
+    x = torch.randn(2, 16, side, side)
+    q, k, v = att.qkv(att.norm(x)).reshape(2, 3, 4, 4, side * side).transpose(-1, -2).unbind(1)
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v).transpose(-1, -2).reshape(2, 16, side, side)
+    torch.testing.assert_close(att(x), x + att.proj(ref), rtol=1e-4, atol=1e-5)
+
+
 def test_timestep_embedding():
     e = timestep_embedding(torch.tensor([0, 1, 500]), 16)
     assert e.shape == (3, 16)
