@@ -43,8 +43,9 @@ def test_net_depends_on_time_and_label():
 
 @pytest.mark.parametrize("side", [7, 17])  # 49 tokens: the explicit product; 289: the fused kernel
 def test_attention_paths_agree(side):
-    from pixelforge.models.diffusion import Attention
+    from pixelforge.models.diffusion import PLAIN_ATTENTION_MAX_TOKENS, Attention
 
+    assert (side * side <= PLAIN_ATTENTION_MAX_TOKENS) == (side == 7)  # one side per path
     torch.manual_seed(0)
     att = Attention(16, heads=4)
     torch.nn.init.normal_(att.proj.weight, std=0.2)

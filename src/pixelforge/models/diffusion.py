@@ -68,6 +68,11 @@ class UNetConfig:
             raise PixelforgeError("dropout must lie in [0, 1) and num_classes be >= 0")
 
 
+# Up to this many tokens the CPU attention is a plain product: PyTorch's fused CPU kernel is
+# built for long sequences, and its backward was a quarter of a training step at 7x7 tokens.
+PLAIN_ATTENTION_MAX_TOKENS = 256
+
+
 def _groups(ch: int) -> int:
     return next(g for g in (32, 16, 8, 4, 2, 1) if ch % g == 0 and ch // g >= 4 or g == 1)
 
@@ -115,9 +120,7 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w).transpose(-1, -2).unbind(1)
-        if h * w <= 256 and x.device.type == "cpu":
-            # Short sequences: the plain product beats the CPU flash kernel, whose backward
-            # was a quarter of a training step at 7x7 tokens.
+        if h * w <= PLAIN_ATTENTION_MAX_TOKENS and x.device.type == "cpu":
             att = (q @ k.transpose(-1, -2)) * (c // self.heads) ** -0.5
             out = att.softmax(dim=-1) @ v
         else:
