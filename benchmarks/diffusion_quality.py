@@ -13,7 +13,8 @@ only as far as the verdict needs: its best FID so far can only go down, so if di
 30 min is worse than the GAN at an earlier mark it is worse than the GAN's best at 30 min.
 FID uses the shipped Fashion-MNIST judge
 (fashion-mnist-cnn-v1 features) on ``--samples`` samples against as many test images; the
-diffusion model samples with DDIM at ``--eval-steps`` steps, the GAN from its EMA generator.
+diffusion model samples with ``--eval-sampler`` (DDIM or DPM-Solver++) at ``--eval-steps`` steps
+(each row records which), the GAN from its EMA generator.
 ``--families diffusion-cond`` adds the class-conditional diffusion model (`train diffusion
 --conditional`), the like-for-like rival of the GAN, whose default uses the labels too; its
 samples are class-balanced and drawn with classifier-free guidance ``--guidance``, and at the
@@ -104,7 +105,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoints", default="10,20,30", help="training minutes at which to measure FID")
     ap.add_argument("--samples", type=int, default=2000)
-    ap.add_argument("--eval-steps", type=int, default=50, help="DDIM steps of the diffusion samples for FID")
+    ap.add_argument("--eval-steps", type=int, default=50, help="sampling steps of the diffusion samples for FID")
+    ap.add_argument("--eval-sampler", default="ddim", choices=("ddim", "dpm++"),
+                    help="sampler of the diffusion samples for FID")
     ap.add_argument("--runs-dir", default="runs")
     ap.add_argument("--families", default="diffusion,gan",
                     help="of diffusion, diffusion-cond (class-conditional, sampled with guidance) and gan")
@@ -137,6 +140,9 @@ def main() -> None:
     if unknown:
         sys.exit(f"unknown families {', '.join(unknown)}: use {', '.join(FAMILIES)}")
     previous = json.loads(Path(args.reuse).read_text()) if args.reuse else {}
+    for f in DIFFUSION:  # rows from before the sampler was recorded per row were all drawn with DDIM
+        for row in previous.get("results", {}).get(f, []):
+            row.setdefault("sampler", f"ddim, {previous['eval_steps']} steps")
     for f in fresh:
         previous.get("solo_steps_per_second", {}).pop(f, None)
         previous.get("results", {}).pop(f, None)
@@ -170,7 +176,7 @@ def main() -> None:
                 train(None, run, resume=True, max_steps=steps)
             train_s = time.perf_counter() - t
             done = mark
-            sampling = {"steps": args.eval_steps} if family in DIFFUSION else {}
+            sampling = {"steps": args.eval_steps, "solver": args.eval_sampler} if family in DIFFUSION else {}
             guided = {"guidance": args.guidance} if family == "diffusion-cond" else {}
             pipe = pixelforge.load(run, **sampling, **guided)
             t = time.perf_counter()
@@ -178,6 +184,8 @@ def main() -> None:
             steps = Run.open(run).load_state()["step"]
             row = {"minutes": mark, "steps": steps, "fid": round(m["fid"], 3), "kid": round(m["kid_mean"], 5),
                    "leg_seconds": round(train_s, 1), "eval_seconds": round(time.perf_counter() - t, 1), **guided}
+            if sampling:
+                row["sampler"] = f"{args.eval_sampler}, {args.eval_steps} steps"
             if guided and mark == marks[-1]:
                 row["fid_by_guidance"] = {str(args.guidance): row["fid"]}
                 for w in (float(v) for v in args.guidance_sweep.split(",") if v):
@@ -192,13 +200,14 @@ def main() -> None:
                   f"(eval {row['eval_seconds']:.0f} s)", flush=True)
             if not args.no_save:  # partial results survive an interrupted benchmark
                 write_results("diffusion_quality", {"complete": False, "judge": judge.name, "samples": args.samples,
-                                                    "eval_steps": args.eval_steps, "results": table,
+                                                    "eval_steps": args.eval_steps,
+                                                    "eval_sampler": args.eval_sampler, "results": table,
                                                     "solo_steps_per_second": rates})
     for family, rows in previous.get("results", {}).items():
         table.setdefault(family, rows)  # families measured before and not re-run now stay in the results
     notes = {k: v for k, v in previous.items() if k.endswith("_recipe")}  # hand-written notes on the recipes
     figures: dict = {**notes, "complete": True, "judge": judge.name, "samples": args.samples,
-                     "eval_steps": args.eval_steps,
+                     "eval_steps": args.eval_steps, "eval_sampler": args.eval_sampler,
                      "solo_steps_per_second": {f: round(r, 3) for f, r in rates.items()}, "results": table}
     if "sampling_seconds_64_images" in previous:
         figures["sampling_seconds_64_images"] = previous["sampling_seconds_64_images"]
@@ -212,7 +221,7 @@ def main() -> None:
         if not args.no_save:
             save_grid(pixelforge.load(run).sample(64, seed=0, steps=50), DOCS_IMAGES / "diffusion_samples.png", scale=2)
     if "diffusion-cond" in families and not args.no_save:
-        save_class_grid(Path(args.runs_dir) / "bench-diffusion-cond-quality", args.guidance)
+        save_class_grid(Path(args.runs_dir) / "bench-diffusion-cond-quality", args.guidance, args.eval_sampler)
     if "gan" in table and any(f in table for f in DIFFUSION):
         verdicts = []
         for family in (f for f in DIFFUSION if f in table):
@@ -238,9 +247,9 @@ def main() -> None:
         plot(table, judge.name, args.samples, RESULTS / "diffusion_quality.png")
 
 
-def save_class_grid(run: Path, guidance: float) -> None:
-    """100 samples of the conditional model, one class per column (labels cycle 0..9), DDIM 50 steps."""
-    pipe = pixelforge.load(run, steps=50, guidance=guidance)
+def save_class_grid(run: Path, guidance: float, solver: str) -> None:
+    """100 samples of the conditional model, one class per column (labels cycle 0..9), 50 steps."""
+    pipe = pixelforge.load(run, steps=50, guidance=guidance, solver=solver)
     save_grid(pipe.sample(10 * pipe.num_classes, seed=0), DOCS_IMAGES / "diffusion_cond_samples.png",
               nrow=pipe.num_classes, scale=2)
 

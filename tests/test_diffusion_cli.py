@@ -10,6 +10,7 @@ from PIL import Image
 
 import pixelforge
 from pixelforge.cli import main
+from pixelforge.errors import PixelforgeError
 
 TINY_UNET = dict(size=28, width=8, num_res_blocks=1, batch_size=32, progress=False)
 
@@ -48,7 +49,7 @@ def test_cli_train_resume_and_sample(tmp_path, capsys):
     assert main(["train", "diffusion", "--run-dir", str(run), "--resume", "--max-steps", "5", "--prediction", "eps"]) == 2
     assert "different settings" in capsys.readouterr().err
     out = tmp_path / "s.png"
-    for sampler in (["--sampler", "ddim"], ["--sampler", "ddpm"], ["--eta", "0.5"]):
+    for sampler in (["--sampler", "ddim"], ["--sampler", "ddpm"], ["--sampler", "dpm++"], ["--eta", "0.5"]):
         assert main(["sample", str(run), "-n", "6", "--steps", "5", "-o", str(out), *sampler]) == 0
         assert Image.open(out).size[0] > 16
 
@@ -58,6 +59,10 @@ def test_sampling_is_seeded(diffusion_run):
     a = pipe.sample(3, seed=5, steps=4)
     assert a.shape == (3, 1, 28, 28) and 0 <= a.min() and a.max() <= 1
     assert torch.equal(a, pipe.sample(3, seed=5, steps=4))
+    dpm = pipe.sample(3, seed=5, steps=4, solver="dpm++")
+    assert torch.equal(dpm, pipe.sample(3, seed=5, steps=4, solver="dpm++")) and not torch.allclose(a, dpm)
+    with pytest.raises(PixelforgeError, match="deterministic"):
+        pipe.sample(3, steps=4, solver="dpm++", eta=1.0)
     assert not torch.equal(a, pipe.sample(3, seed=6, steps=4))
 
 
@@ -120,4 +125,10 @@ def test_eval_accepts_diffusion_runs(diffusion_run, tmp_path, capsys):
     pixelforge.train_classifier("digits", judge, size=28, epochs=1, batch_size=64, width=8, progress=False)
     assert main(["eval", str(diffusion_run), "-n", "20", "--extractor", str(judge), "--metrics", "fid,kid"]) == 0
     m = json.loads((diffusion_run / "metrics.json").read_text())
-    assert m["fid"] > 0
+    assert m["fid"] > 0 and "sampling" not in m
+    assert main(["eval", str(diffusion_run), "-n", "20", "--extractor", str(judge), "--metrics", "fid",
+                 "--sampler", "dpm++", "--steps", "3"]) == 0
+    m2 = json.loads((diffusion_run / "metrics.json").read_text())
+    assert m2["sampling"] == {"steps": 3, "eta": 0.0, "solver": "dpm++"} and m2["fid"] != m["fid"]
+    assert main(["eval", str(judge), "-n", "20", "--steps", "3"]) == 2
+    assert "for diffusion runs" in capsys.readouterr().err

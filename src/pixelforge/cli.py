@@ -321,13 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
     s.add_argument("--best", action="store_true", help="the best checkpoint by FID (from --eval-every)")
     s.add_argument("--device", default="auto")
-    d = s.add_argument_group("diffusion runs")
-    d.add_argument("--steps", type=_positive_int, default=None, help="sampling steps (default 50)")
-    d.add_argument("--sampler", choices=["ddim", "ddpm"], default=None,
-                   help="ddim: deterministic (default); ddpm: ancestral, fresh noise at every step")
-    d.add_argument("--eta", type=float, default=None, help="noise level between DDIM (0) and DDPM (1)")
-    d.add_argument("--guidance", type=float, default=None,
-                   help="classifier-free guidance scale for conditional runs (default 3; 1 = none)")
+    _add_diffusion_sampling_args(s)
 
     ip = sub.add_parser("inpaint", help="fill a region of images with a diffusion model")
     ip.add_argument("run")
@@ -381,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--metrics", default="fid,kid,is,precision,recall")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--device", default="auto")
+    _add_diffusion_sampling_args(ev)
 
     a = sub.add_parser("augment", help="does a conditional GAN's data help a classifier trained on few real images?")
     a.add_argument("run", help="a class-conditional GAN run")
@@ -622,27 +617,44 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _add_diffusion_sampling_args(parser) -> None:
+    d = parser.add_argument_group("diffusion runs")
+    d.add_argument("--steps", type=_positive_int, default=None, help="sampling steps (default 50)")
+    d.add_argument("--sampler", choices=["ddim", "ddpm", "dpm++"], default=None,
+                   help="ddim: deterministic (default); ddpm: ancestral, fresh noise at every step; "
+                        "dpm++: DPM-Solver++(2M), deterministic and second order (better at few steps)")
+    d.add_argument("--eta", type=float, default=None, help="noise level between DDIM (0) and DDPM (1)")
+    d.add_argument("--guidance", type=float, default=None,
+                   help="classifier-free guidance scale for conditional runs (default 3; 1 = none)")
+
+
+def _diffusion_sampling_options(args, family: str) -> dict:
+    """The loader options of --steps/--sampler/--eta/--guidance; a clear error on a non-diffusion run."""
+    if args.sampler is not None and args.eta is not None:
+        raise PixelforgeError("give --sampler or --eta, not both")
+    eta = {"ddim": 0.0, "ddpm": 1.0, "dpm++": 0.0}.get(args.sampler, args.eta)
+    solver = "dpm++" if args.sampler == "dpm++" else None
+    given = {k: v for k, v in {"steps": args.steps, "guidance": args.guidance, "eta": eta, "solver": solver}.items()
+             if v is not None}
+    if given and family != "diffusion":
+        raise PixelforgeError(f"--steps, --sampler, --eta and --guidance are for diffusion runs; {args.run} is a "
+                              f"{family} run")
+    return given
+
+
 def _sampling_pipeline(args):
     """The run's pipeline for ``sample``: each generative family adds its loader options here."""
     from . import api
     from .runs import Run
 
     family = Run.open(args.run).config.get("family")
-    if args.sampler is not None and args.eta is not None:
-        raise PixelforgeError("give --sampler or --eta, not both")
-    eta = {"ddim": 0.0, "ddpm": 1.0}.get(args.sampler, args.eta)
-    diffusion = {"steps": args.steps, "guidance": args.guidance, "eta": eta}
     options = {"gan": {"ema": not args.no_ema, "best": args.best},
-               "diffusion": {"ema": not args.no_ema, "best": args.best,
-                             **{k: v for k, v in diffusion.items() if v is not None}},
+               "diffusion": {"ema": not args.no_ema, "best": args.best},
                "autoencoder": {}}
     if family not in options:
         raise PixelforgeError(f"{args.run} is a {family} run; sample needs a generator run "
                               f"({', '.join(options)})")
-    if family != "diffusion" and any(v is not None for v in diffusion.values()):
-        raise PixelforgeError("--steps, --sampler, --eta and --guidance are for diffusion runs; "
-                              f"{args.run} is a {family} run")
-    return api.load(args.run, device=args.device, **options[family])
+    return api.load(args.run, device=args.device, **options[family], **_diffusion_sampling_options(args, family))
 
 
 def cmd_sample(args) -> int:
@@ -778,10 +790,12 @@ def cmd_explain(args) -> int:
 
 def cmd_eval(args) -> int:
     from .pipelines.evaluate import evaluate_run
+    from .runs import Run
 
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    family = Run.open(args.run).config.get("family")
     result = evaluate_run(args.run, n=args.n, extractor=args.extractor, metrics=metrics, seed=args.seed,
-                          device=args.device)
+                          device=args.device, **_diffusion_sampling_options(args, family))
     for k, v in result.items():
         print(f"{k:<12} {v:.4f}" if isinstance(v, float) else f"{k:<12} {v}")
     print(f"wrote {Path(args.run) / 'metrics.json'}")

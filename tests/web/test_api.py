@@ -3,6 +3,7 @@ errors as JSON messages, the busy response, and no file served outside runs and 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import io
 import math
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pixelforge.pipelines.diffusion import DiffusionPipeline
 from pixelforge.web.tabs import TABS, Action, Field, Result, Tab, get_tab
 
 from .conftest import mask_bytes
@@ -96,12 +98,26 @@ def test_generate_gan_grid_is_deterministic_per_seed(client):
     assert every.size == (10 * 30 + 2, 2 * 30 + 2)
 
 
-def test_generate_diffusion_with_steps_and_guidance(client):
+def test_generate_diffusion_with_steps_and_guidance(client, monkeypatch):
     r = post(client, "generate", "sample", model="diffusion", n=4, seed=0, steps=2, guidance=2.5, label="7")
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["metrics"]["steps"] == 2 and body["metrics"]["guidance"] == 2.5
     assert image_at(client, body["images"][0]["url"]).size == (62, 62)
+    calls = []
+    real_sample = DiffusionPipeline.sample
+
+    @functools.wraps(real_sample)  # keeps the signature the tab reads its options from
+    def recording_sample(self, *args, **kwargs):
+        calls.append(kwargs)
+        return real_sample(self, *args, **kwargs)
+
+    monkeypatch.setattr(DiffusionPipeline, "sample", recording_sample)
+    for sampler in ("ddim", "ddpm", "dpm++"):
+        r = post(client, "generate", "sample", model="diffusion", n=4, seed=0, steps=3, sampler=sampler)
+        assert r.status_code == 200 and r.json()["metrics"]["sampler"] == sampler, r.text
+    assert [(c.get("eta"), c.get("solver")) for c in calls] == [(None, None), (1.0, None), (None, "dpm++")]
+    assert post(client, "generate", "sample", model="diffusion", n=1, sampler="euler").status_code == 400
 
 
 def test_interpolation_is_an_animated_gif(client):

@@ -65,19 +65,21 @@ def evaluate_generator(pipe, data: dict, n: int = 10000, extractor=None, metrics
 
 
 def evaluate_run(run_dir: str | os.PathLike, n: int = 10000, extractor: str | None = None, metrics=METRICS,
-                 seed: int = 0, progress: bool = True, device: str = "auto") -> dict:
-    """Evaluate a generator run and write ``RUN/metrics.json``."""
+                 seed: int = 0, progress: bool = True, device: str = "auto", **sampling) -> dict:
+    """Evaluate a generator run and write ``RUN/metrics.json``. ``sampling``: loader options of the
+    run's family (diffusion: ``steps``, ``guidance``, ``eta``, ``solver``), recorded in the file."""
     from ..api import load
 
     run = Run.open(run_dir)
     if run.config.get("family") not in GENERATOR_FAMILIES:
         raise PixelforgeError(f"{run_dir} is a {run.config.get('family')} run; eval needs a generator run "
                               f"({', '.join(GENERATOR_FAMILIES)})")
-    pipe = load(run_dir, device=device)
+    pipe = load(run_dir, device=device, **sampling)
     result = evaluate_generator(pipe, run.config["data"], n, extractor, metrics, seed, progress)
     ckpt = run.latest_checkpoint()
     result = {**result, "step": int(ckpt.name.split("_")[1]) if ckpt else None,
-              "evaluated": _dt.datetime.now().isoformat(timespec="seconds"), "seed": seed}
+              "evaluated": _dt.datetime.now().isoformat(timespec="seconds"), "seed": seed,
+              **({"sampling": sampling} if sampling else {})}
     atomic_write_json(run.path / "metrics.json", result)
     return result
 

@@ -20,7 +20,11 @@ def sample(studio, v: dict) -> Result:
     pipe = studio.load(v["model"], list(GENERATOR_FAMILIES))
     options = inspect.signature(pipe.sample).parameters
     extra = {k: v[k] for k in ("steps", "guidance") if k in options and v.get(k) is not None}
-    images = pipe.sample(v["n"], seed=v["seed"], labels=_labels(v), **extra)
+    sampler = v.get("sampler") if "solver" in options else None
+    how = {"ddpm": {"eta": 1.0}, "dpm++": {"solver": "dpm++"}}.get(sampler, {})
+    images = pipe.sample(v["n"], seed=v["seed"], labels=_labels(v), **extra, **how)
+    if sampler:
+        extra["sampler"] = sampler
     nrow = min(v["n"], 10) if pipe.num_classes and not _labels(v) else max(1, math.ceil(math.sqrt(v["n"])))
     name = studio.save(images, nrow=nrow)
     return Result(images=[(f"{v['n']} samples, seed {v['seed']}", name)],
@@ -47,7 +51,9 @@ TAB = Tab(
             Field("n", "int", "Count", 16, 1, MAX_SAMPLES),
             Field("seed", "int", "Seed", 0, 0, 2**31 - 1),
             LABEL,
-            Field("steps", "int", "Steps", 50, 1, 1000, only_for=["diffusion"], help="sampler steps (DDIM)"),
+            Field("steps", "int", "Steps", 50, 1, 1000, only_for=["diffusion"], help="sampler steps"),
+            Field("sampler", "select", "Sampler", "ddim", options=["ddim", "ddpm", "dpm++"], only_for=["diffusion"],
+                  help="ddim: deterministic; ddpm: fresh noise each step; dpm++: second order, best at few steps"),
             Field("guidance", "float", "Guidance", 3.0, 0, 20, 0.5, only_for=["diffusion"],
                   help="classifier-free guidance scale (conditional runs)"),
         ], sample),
