@@ -61,6 +61,7 @@ def test_sampling_is_seeded(diffusion_run):
     assert torch.equal(a, pipe.sample(3, seed=5, steps=4))
     dpm = pipe.sample(3, seed=5, steps=4, solver="dpm++")
     assert torch.equal(dpm, pipe.sample(3, seed=5, steps=4, solver="dpm++")) and not torch.allclose(a, dpm)
+    assert torch.equal(dpm, pixelforge.load(diffusion_run, solver="dpm++").sample(3, seed=5, steps=4))
     with pytest.raises(PixelforgeError, match="deterministic"):
         pipe.sample(3, steps=4, solver="dpm++", eta=1.0)
     assert not torch.equal(a, pipe.sample(3, seed=6, steps=4))
