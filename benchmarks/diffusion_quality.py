@@ -1,14 +1,16 @@
 """Diffusion vs GAN on this CPU: FID against training time, and sampling time.
 
 Both families train on Fashion-MNIST with their shipped defaults (`pixelforge train diffusion`
-and `pixelforge train gan`), in legs that end at the given minutes; after each leg the run is
-evaluated (evaluation time is not training time).
+and `pixelforge train gan`) to each of the given minutes, and are evaluated there (evaluation
+time is not training time). The GAN continues one run from mark to mark; each diffusion mark is
+a run of its own, because the diffusion recipe cools its learning rate down over its budget.
 
 Training time is counted in *solo-CPU minutes*: a timing probe first measures each family's
 optimisation steps per second while it has the machine to itself (`--lock`: a file lock the
-timed parts hold, with the OpenMP default wait policy), and the legs then train to
+timed parts hold, with the OpenMP default wait policy), and each mark then trains to
 ``minutes x 60 x steps/s`` steps. The result is the model a solo run of that length would
-give, even when the long training legs share the machine with other work. The GAN is trained
+give, even when the long training runs share the machine with other work (``leg_seconds``:
+the wall time of a diffusion mark's run, or of the GAN's leg from the mark before). The GAN is trained
 only as far as the verdict needs: its best FID so far can only go down, so if diffusion at
 30 min is worse than the GAN at an earlier mark it is worse than the GAN's best at 30 min.
 FID uses the shipped Fashion-MNIST judge
@@ -20,7 +22,8 @@ diffusion model samples with ``--eval-sampler`` (DDIM or DPM-Solver++) at ``--ev
 samples are class-balanced and drawn with classifier-free guidance ``--guidance``, and at the
 last mark FID is also measured at each scale of ``--guidance-sweep``. With ``--reuse``, the
 families of the earlier results that are not re-run now stay in the results; ``--fresh``
-names the families to measure anew instead of continuing them.
+names the families to measure anew instead of continuing them. Rows are matched on minutes and
+steps only, so after a change to a family's recipe name it in ``--fresh``.
 Sampling time: 64 images at 25, 50 and 250 DDIM steps, batch 64, after one warm-up batch.
 Targets: diffusion FID below the GAN's best-so-far at equal training time from 30 minutes
 on; 64 samples with 50 DDIM steps in <= 10 s.
@@ -170,7 +173,9 @@ def main() -> None:
                 print(f"{family:<10} {mark:>5.1f} min  step {steps:>6}  FID {old[0]['fid']:8.3f}  (reused)", flush=True)
                 continue
             t = time.perf_counter()
-            if done == 0 and not table[family]:
+            # A diffusion run cools its learning rate down over its own budget, so each of its marks
+            # is a separate run of that length; the GAN's rates are constant, so its legs continue.
+            if family in DIFFUSION or (done == 0 and not table[family]):
                 train("fashion-mnist", run, overwrite=True, seed=0, max_steps=steps)
             else:
                 train(None, run, resume=True, max_steps=steps)

@@ -32,7 +32,7 @@ def conditional_run(tmp_path_factory):
 def test_train_writes_a_run(diffusion_run):
     cfg = json.loads((diffusion_run / "config.json").read_text())
     assert cfg["family"] == "diffusion" and cfg["model"]["name"] == "unet"
-    assert cfg["task"]["schedule"] == "cosine" and cfg["task"]["prediction"] == "eps"
+    assert cfg["task"]["schedule"] == "cosine" and cfg["task"]["prediction"] == "eps" and cfg["task"]["cooldown"] == 0.5
     assert (diffusion_run / "samples" / "final.png").is_file() and (diffusion_run / "loss.png").is_file()
     losses = [json.loads(line)["loss"] for line in (diffusion_run / "metrics.jsonl").read_text().splitlines()]
     assert losses and all(np.isfinite(losses))
@@ -42,7 +42,8 @@ def test_cli_train_resume_and_sample(tmp_path, capsys):
     run = tmp_path / "cli"
     args = ["train", "diffusion", "--data", "digits", "--size", "16", "--width", "8", "--channel-mult", "1,2",
             "--num-res-blocks", "1", "--batch-size", "16", "--no-progress", "--run-dir", str(run)]
-    assert main(args + ["--max-steps", "2", "--prediction", "v", "--schedule", "linear"]) == 0
+    assert main(args + ["--max-steps", "2", "--prediction", "v", "--schedule", "linear", "--cooldown", "0.2"]) == 0
+    assert json.loads((run / "config.json").read_text())["task"]["cooldown"] == 0.2
     assert main(["train", "diffusion", "--run-dir", str(run), "--resume", "--max-steps", "4", "--no-progress"]) == 0
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps[-1] == 4
@@ -115,6 +116,8 @@ def test_bad_inputs(diffusion_run, tiny_run, capsys):
     assert main(["sample", str(tiny_run), "--steps", "5"]) == 2
     assert "for diffusion runs" in capsys.readouterr().err
     assert main(["sample", str(diffusion_run), "--sampler", "ddpm", "--eta", "0.3"]) == 2
+    assert main(["sample", str(diffusion_run), "--sampler", "euler"]) == 2
+    assert "unknown sampler 'euler'; use one of ddim, ddpm, dpm++" in capsys.readouterr().err
     assert main(["inpaint", str(tiny_run), "x.png", "--box", "1,1,2,2", "-o", "o.png"]) == 2
     assert "needs a diffusion run" in capsys.readouterr().err
     assert main(["train", "diffusion", "--data", "digits", "--size", "30", "--dry-run"]) == 2
@@ -126,7 +129,7 @@ def test_eval_accepts_diffusion_runs(diffusion_run, tmp_path, capsys):
     pixelforge.train_classifier("digits", judge, size=28, epochs=1, batch_size=64, width=8, progress=False)
     assert main(["eval", str(diffusion_run), "-n", "20", "--extractor", str(judge), "--metrics", "fid,kid"]) == 0
     m = json.loads((diffusion_run / "metrics.json").read_text())
-    assert m["fid"] > 0 and "sampling" not in m
+    assert m["fid"] > 0 and m["sampling"] == {"steps": 50, "eta": 0.0, "solver": "ddim"}  # the defaults used
     assert main(["eval", str(diffusion_run), "-n", "20", "--extractor", str(judge), "--metrics", "fid",
                  "--sampler", "dpm++", "--steps", "3"]) == 0
     m2 = json.loads((diffusion_run / "metrics.json").read_text())

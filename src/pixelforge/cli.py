@@ -133,6 +133,8 @@ def _add_diffusion_train_args(p: argparse.ArgumentParser) -> None:
     t.add_argument("--timesteps", type=_positive_int, help="diffusion steps T (default 1000)")
     t.add_argument("--lr", type=_positive_float, help="AdamW learning rate (default 2e-3)")
     t.add_argument("--warmup-steps", type=int, help="linear learning-rate warm-up (default 200)")
+    t.add_argument("--cooldown", type=float,
+                   help="share of the budget over which the learning rate falls linearly to 0 (default 0.5)")
     t.add_argument("--ema-decay", type=float, help="EMA decay of the weights (default 0.999)")
     t.add_argument("--min-snr", type=float, help="Min-SNR-gamma loss weighting, 0 = plain MSE (default 5)")
     t.add_argument("--p-uncond", type=float, help="conditional: share of unlabelled steps for guidance (default 0.1)")
@@ -544,7 +546,7 @@ _FAMILY_OPTIONS = {
             "eval_every"),
     "classifier": ("width", "blocks", "dropout", "norm", "lr", "weight_decay", "label_smoothing", "augment"),
     "diffusion": ("width", "channel_mult", "num_res_blocks", "patch_size", "dropout", "prediction", "schedule",
-                  "timesteps", "lr", "warmup_steps", "ema_decay", "min_snr", "p_uncond", "eval_every"),
+                  "timesteps", "lr", "warmup_steps", "cooldown", "ema_decay", "min_snr", "p_uncond", "eval_every"),
     "ae": ("latent_dim", "code", "width", "res_blocks", "lr", "weight_decay", "corrupt"),
     "vae": ("latent_dim", "code", "width", "res_blocks", "lr", "weight_decay", "corrupt", "beta"),
     "sr": ("scale", "width", "blocks", "crop", "loss", "lr"),
@@ -620,7 +622,7 @@ def cmd_train(args) -> int:
 def _add_diffusion_sampling_args(parser) -> None:
     d = parser.add_argument_group("diffusion runs")
     d.add_argument("--steps", type=_positive_int, default=None, help="sampling steps (default 50)")
-    d.add_argument("--sampler", choices=["ddim", "ddpm", "dpm++"], default=None,
+    d.add_argument("--sampler", default=None, metavar="NAME",  # checked against schedulers.SAMPLERS
                    help="ddim: deterministic (default); ddpm: ancestral, fresh noise at every step; "
                         "dpm++: DPM-Solver++(2M), deterministic and second order (better at few steps)")
     d.add_argument("--eta", type=float, default=None, help="noise level between DDIM (0) and DDPM (1)")
@@ -628,15 +630,18 @@ def _add_diffusion_sampling_args(parser) -> None:
                    help="classifier-free guidance scale for conditional runs (default 3; 1 = none)")
 
 
-def _diffusion_sampling_options(args, family: str) -> dict:
-    """The loader options of --steps/--sampler/--eta/--guidance; a clear error on a non-diffusion run."""
+def _diffusion_sampling_options(args, family: str | None = None) -> dict:
+    """The loader options of --steps/--sampler/--eta/--guidance; with ``family``, a clear error
+    when the run is not a diffusion run."""
+    from .schedulers import SAMPLERS  # here, not at the top: the CLI starts without torch
+
     if args.sampler is not None and args.eta is not None:
         raise PixelforgeError("give --sampler or --eta, not both")
-    eta = {"ddim": 0.0, "ddpm": 1.0, "dpm++": 0.0}.get(args.sampler, args.eta)
-    solver = "dpm++" if args.sampler == "dpm++" else None
-    given = {k: v for k, v in {"steps": args.steps, "guidance": args.guidance, "eta": eta, "solver": solver}.items()
-             if v is not None}
-    if given and family != "diffusion":
+    if args.sampler is not None and args.sampler not in SAMPLERS:
+        raise PixelforgeError(f"unknown sampler {args.sampler!r}; use one of {', '.join(SAMPLERS)}")
+    named = SAMPLERS[args.sampler] if args.sampler else {"eta": args.eta}
+    given = {k: v for k, v in {"steps": args.steps, "guidance": args.guidance, **named}.items() if v is not None}
+    if given and family is not None and family != "diffusion":
         raise PixelforgeError(f"--steps, --sampler, --eta and --guidance are for diffusion runs; {args.run} is a "
                               f"{family} run")
     return given
@@ -790,12 +795,10 @@ def cmd_explain(args) -> int:
 
 def cmd_eval(args) -> int:
     from .pipelines.evaluate import evaluate_run
-    from .runs import Run
 
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
-    family = Run.open(args.run).config.get("family")
     result = evaluate_run(args.run, n=args.n, extractor=args.extractor, metrics=metrics, seed=args.seed,
-                          device=args.device, **_diffusion_sampling_options(args, family))
+                          device=args.device, **_diffusion_sampling_options(args))
     for k, v in result.items():
         print(f"{k:<12} {v:.4f}" if isinstance(v, float) else f"{k:<12} {v}")
     print(f"wrote {Path(args.run) / 'metrics.json'}")

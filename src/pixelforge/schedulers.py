@@ -42,6 +42,9 @@ from .errors import PixelforgeError
 SCHEDULES = ("linear", "cosine")
 PREDICTIONS = ("eps", "v")
 SOLVERS = ("ddim", "dpm++")
+# The samplers users pick by name (CLI --sampler, the studio): a solver and its eta.
+SAMPLERS = {"ddim": {"solver": "ddim", "eta": 0.0}, "ddpm": {"solver": "ddim", "eta": 1.0},
+            "dpm++": {"solver": "dpm++", "eta": 0.0}}
 
 
 @dataclass

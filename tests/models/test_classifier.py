@@ -4,7 +4,8 @@ import torch
 from pixelforge.errors import PixelforgeError
 from pixelforge.registry import create_model, list_models
 from pixelforge.runtime import Runtime
-from pixelforge.training.classifier import ClassifierTask, ClassifierTrainConfig, one_cycle
+from pixelforge.training.classifier import ClassifierTask, ClassifierTrainConfig
+from pixelforge.training.lr_schedules import one_cycle
 
 
 @pytest.mark.parametrize("name", list_models(family="classifier"))

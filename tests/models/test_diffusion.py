@@ -69,7 +69,8 @@ def test_bad_config(bad):
 
 
 @pytest.mark.parametrize("bad", [dict(prediction="x0"), dict(schedule="sqrt"), dict(timesteps=1), dict(lr=2),
-                                 dict(ema_decay=1), dict(p_uncond=1), dict(min_snr=-1)])
+                                 dict(ema_decay=1), dict(p_uncond=1), dict(min_snr=-1),
+                                 dict(cooldown=1.5), dict(cooldown=-0.1)])
 def test_bad_train_config(bad):
     with pytest.raises(PixelforgeError):
         DiffusionTrainConfig(**bad)
@@ -92,6 +93,18 @@ def test_training_step_fits_a_batch(prediction):
         losses.append(task.step(x, y)["loss"])
     assert sum(losses[-10:]) < 0.7 * sum(losses[:10])
     assert task.ema.num_updates == 60
+
+
+@pytest.mark.parametrize("cool, end_lr", [(0.3, 0.0), (0.0, 1e-3)])
+def test_learning_rate_warms_up_then_cools_down(cool, end_lr):
+    task = DiffusionTask(create_model("unet", image_size=16, width=8, channel_mult=[1]),
+                         DiffusionTrainConfig(lr=1e-3, warmup_steps=10, cooldown=cool), Runtime.create("cpu", "fp32"))
+    task.set_progress(0.0)
+    assert task.opt.param_groups[0]["lr"] == pytest.approx(1e-4)  # first of 10 warm-up updates
+    task.updates = 10
+    for fraction, want in ((0.5, 1e-3), (0.85, 1e-3 if not cool else 5e-4), (1.0, end_lr)):
+        task.set_progress(fraction)
+        assert task.opt.param_groups[0]["lr"] == pytest.approx(want)
 
 
 def test_min_snr_weights():

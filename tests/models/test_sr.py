@@ -8,7 +8,8 @@ from pixelforge.models.sr import downscale, upscale_bicubic
 from pixelforge.pipelines.sr import SRPipeline
 from pixelforge.registry import create_model, list_models
 from pixelforge.runtime import Runtime
-from pixelforge.training.sr import SRTask, SRTrainConfig, cosine_lr, patches
+from pixelforge.training.lr_schedules import cosine_lr
+from pixelforge.training.sr import SRTask, SRTrainConfig, patches
 
 
 def _randomised(name, **cfg):

@@ -12,7 +12,7 @@ from pixelforge.models.translation import (CycleGANConfig, PatchDiscriminator, P
 from pixelforge.registry import create_model, get_entry
 from pixelforge.runtime import Runtime
 from pixelforge.training.translation import (CycleGANTask, CycleGANTrainConfig, ImagePool, Pix2PixTask,
-                                             Pix2PixTrainConfig, linear_decay)
+                                             Pix2PixTrainConfig)
 
 
 @pytest.fixture
@@ -130,11 +130,6 @@ def test_image_pool_semantics():
     restored.load(state)
     assert torch.equal(torch.cat(restored.images), torch.cat(pool.images))
     assert torch.equal(ImagePool(0).query(second), second)
-
-
-def test_linear_decay():
-    assert linear_decay(0.0) == 1 and linear_decay(0.5) == 1
-    assert linear_decay(0.75) == pytest.approx(0.5) and linear_decay(1.0) == 0
 
 
 def _pair_batch():

@@ -116,7 +116,7 @@ def test_generate_diffusion_with_steps_and_guidance(client, monkeypatch):
     for sampler in ("ddim", "ddpm", "dpm++"):
         r = post(client, "generate", "sample", model="diffusion", n=4, seed=0, steps=3, sampler=sampler)
         assert r.status_code == 200 and r.json()["metrics"]["sampler"] == sampler, r.text
-    assert [(c.get("eta"), c.get("solver")) for c in calls] == [(None, None), (1.0, None), (None, "dpm++")]
+    assert [(c.get("eta"), c.get("solver")) for c in calls] == [(0.0, "ddim"), (1.0, "ddim"), (0.0, "dpm++")]
     assert post(client, "generate", "sample", model="diffusion", n=1, sampler="euler").status_code == 400
 
 

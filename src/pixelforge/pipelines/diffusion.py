@@ -85,6 +85,12 @@ class DiffusionPipeline(LabelParser):
         return self.cfg.num_classes
 
     @property
+    def sampling(self) -> dict:
+        """The settings ``sample()`` uses unless told otherwise (``pixelforge eval`` records them)."""
+        return {"steps": self.steps, "eta": self.eta, "solver": self.solver,
+                **({"guidance": self.guidance} if self.conditional else {})}
+
+    @property
     def image_size(self) -> int:
         return self.cfg.image_size
 

@@ -66,11 +66,15 @@ def evaluate_generator(pipe, data: dict, n: int = 10000, extractor=None, metrics
 
 def evaluate_run(run_dir: str | os.PathLike, n: int = 10000, extractor: str | None = None, metrics=METRICS,
                  seed: int = 0, progress: bool = True, device: str = "auto", **sampling) -> dict:
-    """Evaluate a generator run and write ``RUN/metrics.json``. ``sampling``: loader options of the
-    run's family (diffusion: ``steps``, ``guidance``, ``eta``, ``solver``), recorded in the file."""
+    """Evaluate a generator run and write ``RUN/metrics.json``. ``sampling``: the diffusion loader's
+    options (``steps``, ``guidance``, ``eta``, ``solver``); a diffusion run's file records the
+    settings its samples were drawn with, defaults included."""
     from ..api import load
 
     run = Run.open(run_dir)
+    if sampling and run.config.get("family") != "diffusion":
+        raise PixelforgeError(f"sampling options ({', '.join(sampling)}) are for diffusion runs; {run_dir} is a "
+                              f"{run.config.get('family')} run")
     if run.config.get("family") not in GENERATOR_FAMILIES:
         raise PixelforgeError(f"{run_dir} is a {run.config.get('family')} run; eval needs a generator run "
                               f"({', '.join(GENERATOR_FAMILIES)})")
@@ -79,7 +83,7 @@ def evaluate_run(run_dir: str | os.PathLike, n: int = 10000, extractor: str | No
     ckpt = run.latest_checkpoint()
     result = {**result, "step": int(ckpt.name.split("_")[1]) if ckpt else None,
               "evaluated": _dt.datetime.now().isoformat(timespec="seconds"), "seed": seed,
-              **({"sampling": sampling} if sampling else {})}
+              **({"sampling": pipe.sampling} if run.config.get("family") == "diffusion" else {})}
     atomic_write_json(run.path / "metrics.json", result)
     return result
 

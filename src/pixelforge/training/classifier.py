@@ -7,7 +7,6 @@ confusion matrix.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +21,7 @@ from ..images import plot_confusion
 from ..runs import Run, atomic_write_json
 from ..runtime import Runtime
 from .loop import SingleNetTask
+from .lr_schedules import one_cycle
 
 
 @dataclass
@@ -41,14 +41,6 @@ class ClassifierTrainConfig:
         if not 0 <= self.warmup < 1:
             raise PixelforgeError(f"warmup must be in [0, 1), not {self.warmup}")
         parse_policy(self.augment)
-
-
-def one_cycle(progress: float, warmup: float) -> float:
-    """Learning-rate factor: linear ramp 0.04 -> 1 over ``warmup``, then cosine to 0."""
-    if progress < warmup:
-        return 0.04 + 0.96 * progress / warmup
-    t = min(1.0, (progress - warmup) / max(1e-9, 1 - warmup))
-    return 0.5 * (1 + math.cos(math.pi * t))
 
 
 class ClassifierTask(SingleNetTask):

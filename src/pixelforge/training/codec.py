@@ -22,7 +22,7 @@ from ..nn import no_sync_unless
 from ..runs import Run
 from ..runtime import Runtime
 from .loop import SingleNetTask
-from .sr import cosine_lr
+from .lr_schedules import cosine_lr
 
 
 @dataclass

@@ -5,7 +5,8 @@ process and regresses the network's output onto eps (or v) with a mean squared e
 :mod:`pixelforge.models.diffusion`), weighted per timestep by Min-SNR-gamma, which converges
 several times faster than the plain objective (Hang et al. 2023). Conditional models see the null class with probability
 ``p_uncond`` so one network learns both branches of classifier-free guidance. AdamW with a
-short linear warm-up, gradient clipping, and an EMA of the weights for sampling.
+short linear warm-up, a linear cool-down to 0 over the last ``cooldown`` share of the budget,
+gradient clipping, and an EMA of the weights for sampling.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..nn import EMA, no_sync_unless
 from ..runs import Run
 from ..runtime import Runtime
 from ..schedulers import PREDICTIONS, NoiseSchedule, sample
+from .lr_schedules import cooldown
 
 
 @dataclass
@@ -33,6 +35,9 @@ class DiffusionTrainConfig:
     # (5 CPU minutes) FID 17.1 with 2e-4, 7.7 with 1e-3, 6.0 with 2e-3 (warm-up and grad clipping keep it stable).
     lr: float = 2e-3
     warmup_steps: int = 200
+    # Share of the budget over which the rate falls linearly to 0 at the end (0: constant). After
+    # 10 CPU minutes (conditional, guidance 2.5), FID 0.58 / 0.54 / 0.55 with 0.3 / 0.5 / 1; 1.28 constant.
+    cooldown: float = 0.5
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ema_decay: float = 0.999
@@ -47,6 +52,8 @@ class DiffusionTrainConfig:
             raise PixelforgeError(f"lr must be in (0, 1), not {self.lr}")
         if self.warmup_steps < 0 or self.grad_clip <= 0 or self.weight_decay < 0:
             raise PixelforgeError("warmup-steps and weight-decay must be >= 0, grad-clip > 0")
+        if not 0 <= self.cooldown <= 1:
+            raise PixelforgeError(f"cooldown must be in [0, 1], not {self.cooldown}")
         if not 0 <= self.ema_decay < 1:
             raise PixelforgeError(f"ema-decay must be in [0, 1), not {self.ema_decay}")
         if self.min_snr < 0:
@@ -104,7 +111,7 @@ class DiffusionTask:
     def set_progress(self, fraction: float) -> None:
         warm = min(1.0, (self.updates + 1) / self.cfg.warmup_steps) if self.cfg.warmup_steps else 1.0
         for group in self.opt.param_groups:
-            group["lr"] = self.cfg.lr * warm
+            group["lr"] = self.cfg.lr * warm * cooldown(fraction, self.cfg.cooldown)
 
     def step(self, images: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:
         if self.num_classes and labels is None:

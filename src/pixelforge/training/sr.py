@@ -27,6 +27,7 @@ from ..nn import no_sync_unless
 from ..runs import Run
 from ..runtime import Runtime
 from .loop import SingleNetTask
+from .lr_schedules import cosine_lr
 
 LOSSES = ("l1", "l2")
 
@@ -48,13 +49,6 @@ class SRTrainConfig:
             raise PixelforgeError(f"lr must be in (0, 1), not {self.lr}")
         if not 0 <= self.warmup < 1 or not 0 <= self.min_lr_factor <= 1:
             raise PixelforgeError("warmup must be in [0, 1) and min_lr_factor in [0, 1]")
-
-
-def cosine_lr(progress: float, warmup: float, floor: float) -> float:
-    if progress < warmup:
-        return floor + (1 - floor) * progress / warmup
-    t = min(1.0, (progress - warmup) / max(1e-9, 1 - warmup))
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
 
 
 def _psnr(pred: torch.Tensor, target: torch.Tensor) -> float:

@@ -46,7 +46,7 @@ from ..runs import Run
 from ..runtime import Runtime
 from .loop import SingleNetTask
 from ..data.transforms import random_crops
-from .sr import cosine_lr
+from .lr_schedules import cosine_lr
 
 
 def _check_common(crop: int, style_size: int, lr: float, weights: dict[str, float]) -> None:

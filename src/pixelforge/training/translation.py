@@ -29,6 +29,7 @@ from ..models.gan import discriminator_loss, generator_loss
 from ..models.translation import CycleGAN, Pix2Pix, cycle_loss, identity_loss
 from ..runs import Run
 from ..runtime import Runtime
+from .lr_schedules import cooldown
 
 GAN_LOSSES = ("ns", "lsgan", "hinge")
 
@@ -78,11 +79,6 @@ class CycleGANTrainConfig:
             raise PixelforgeError("lambda_cyc and lambda_id must be >= 0")
         if self.pool_size < 0:
             raise PixelforgeError(f"pool size must be >= 0, not {self.pool_size}")
-
-
-def linear_decay(progress: float) -> float:
-    """Learning-rate factor: 1 for the first half of the budget, then linearly to 0."""
-    return 1.0 if progress < 0.5 else max(0.0, 2 * (1 - progress))
 
 
 class ImagePool:
@@ -140,7 +136,7 @@ class _TranslationTask:
     def set_progress(self, fraction: float) -> None:
         for opt in self.opts.values():
             for g in opt.param_groups:
-                g["lr"] = self.lr * linear_decay(fraction)
+                g["lr"] = self.lr * cooldown(fraction, 0.5)
 
     def _crops(self, images: torch.Tensor, crop: int) -> torch.Tensor:
         return self.rt.tensor(random_crops(images, crop) if crop else images)

@@ -7,6 +7,7 @@ import inspect
 import math
 
 from ...pipelines.evaluate import GENERATOR_FAMILIES
+from ...schedulers import SAMPLERS
 from . import Action, Field, Result, Tab, module_exists
 
 MAX_SAMPLES = 256
@@ -21,7 +22,7 @@ def sample(studio, v: dict) -> Result:
     options = inspect.signature(pipe.sample).parameters
     extra = {k: v[k] for k in ("steps", "guidance") if k in options and v.get(k) is not None}
     sampler = v.get("sampler") if "solver" in options else None
-    how = {"ddpm": {"eta": 1.0}, "dpm++": {"solver": "dpm++"}}.get(sampler, {})
+    how = SAMPLERS[sampler] if sampler else {}
     images = pipe.sample(v["n"], seed=v["seed"], labels=_labels(v), **extra, **how)
     if sampler:
         extra["sampler"] = sampler
@@ -52,7 +53,7 @@ TAB = Tab(
             Field("seed", "int", "Seed", 0, 0, 2**31 - 1),
             LABEL,
             Field("steps", "int", "Steps", 50, 1, 1000, only_for=["diffusion"], help="sampler steps"),
-            Field("sampler", "select", "Sampler", "ddim", options=["ddim", "ddpm", "dpm++"], only_for=["diffusion"],
+            Field("sampler", "select", "Sampler", "ddim", options=list(SAMPLERS), only_for=["diffusion"],
                   help="ddim: deterministic; ddpm: fresh noise each step; dpm++: second order, best at few steps"),
             Field("guidance", "float", "Guidance", 3.0, 0, 20, 0.5, only_for=["diffusion"],
                   help="classifier-free guidance scale (conditional runs)"),
