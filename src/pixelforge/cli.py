@@ -630,9 +630,8 @@ def _add_diffusion_sampling_args(parser) -> None:
                    help="classifier-free guidance scale for conditional runs (default 3; 1 = none)")
 
 
-def _diffusion_sampling_options(args, family: str | None = None) -> dict:
-    """The loader options of --steps/--sampler/--eta/--guidance; with ``family``, a clear error
-    when the run is not a diffusion run."""
+def _diffusion_sampling_options(args) -> dict:
+    """The loader options of --steps/--sampler/--eta/--guidance that were given."""
     from .schedulers import SAMPLERS  # here, not at the top: the CLI starts without torch
 
     if args.sampler is not None and args.eta is not None:
@@ -640,16 +639,13 @@ def _diffusion_sampling_options(args, family: str | None = None) -> dict:
     if args.sampler is not None and args.sampler not in SAMPLERS:
         raise PixelforgeError(f"unknown sampler {args.sampler!r}; use one of {', '.join(SAMPLERS)}")
     named = SAMPLERS[args.sampler] if args.sampler else {"eta": args.eta}
-    given = {k: v for k, v in {"steps": args.steps, "guidance": args.guidance, **named}.items() if v is not None}
-    if given and family is not None and family != "diffusion":
-        raise PixelforgeError(f"--steps, --sampler, --eta and --guidance are for diffusion runs; {args.run} is a "
-                              f"{family} run")
-    return given
+    return {k: v for k, v in {"steps": args.steps, "guidance": args.guidance, **named}.items() if v is not None}
 
 
 def _sampling_pipeline(args):
     """The run's pipeline for ``sample``: each generative family adds its loader options here."""
     from . import api
+    from .pipelines.evaluate import check_sampling_options
     from .runs import Run
 
     family = Run.open(args.run).config.get("family")
@@ -659,7 +655,9 @@ def _sampling_pipeline(args):
     if family not in options:
         raise PixelforgeError(f"{args.run} is a {family} run; sample needs a generator run "
                               f"({', '.join(options)})")
-    return api.load(args.run, device=args.device, **options[family], **_diffusion_sampling_options(args, family))
+    sampling = _diffusion_sampling_options(args)
+    check_sampling_options(args.run, family, sampling)
+    return api.load(args.run, device=args.device, **options[family], **sampling)
 
 
 def cmd_sample(args) -> int:

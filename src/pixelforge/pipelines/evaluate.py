@@ -64,6 +64,13 @@ def evaluate_generator(pipe, data: dict, n: int = 10000, extractor=None, metrics
     return result
 
 
+def check_sampling_options(run_dir, family: str | None, sampling: dict) -> None:
+    """Sampling options (steps, guidance, eta, solver) belong to diffusion runs only."""
+    if sampling and family != "diffusion":
+        raise PixelforgeError(f"sampling options ({', '.join(sampling)}) are for diffusion runs; {run_dir} is a "
+                              f"{family} run")
+
+
 def evaluate_run(run_dir: str | os.PathLike, n: int = 10000, extractor: str | None = None, metrics=METRICS,
                  seed: int = 0, progress: bool = True, device: str = "auto", **sampling) -> dict:
     """Evaluate a generator run and write ``RUN/metrics.json``. ``sampling``: the diffusion loader's
@@ -72,9 +79,7 @@ def evaluate_run(run_dir: str | os.PathLike, n: int = 10000, extractor: str | No
     from ..api import load
 
     run = Run.open(run_dir)
-    if sampling and run.config.get("family") != "diffusion":
-        raise PixelforgeError(f"sampling options ({', '.join(sampling)}) are for diffusion runs; {run_dir} is a "
-                              f"{run.config.get('family')} run")
+    check_sampling_options(run_dir, run.config.get("family"), sampling)
     if run.config.get("family") not in GENERATOR_FAMILIES:
         raise PixelforgeError(f"{run_dir} is a {run.config.get('family')} run; eval needs a generator run "
                               f"({', '.join(GENERATOR_FAMILIES)})")

@@ -37,6 +37,7 @@ from ..nn import no_sync_unless
 from ..runs import Run, atomic_write_json
 from ..runtime import Runtime
 from .loop import SingleNetTask
+from .lr_schedules import cosine_lr
 
 HOLE_FILL = 0.0  # value of masked pixels in the model's [-1, 1] range (mid-grey)
 NOISE_KINDS = ("gaussian", "saltpepper")
@@ -270,7 +271,7 @@ class AutoencoderTask(SingleNetTask):
             raise PixelforgeError("a conditional autoencoder needs a labelled dataset")
         if not self.model.conditional:
             labels = None
-        lr = self.cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, self.progress))))
+        lr = self.cfg.lr * cosine_lr(self.progress, warmup=0.0, floor=0.02)
         for grp in self.opt.param_groups:
             grp["lr"] = lr
         self.net_train.train()
