@@ -8,12 +8,14 @@ a run of its own, because the diffusion recipe cools its learning rate down over
 Training time is counted in *solo-CPU minutes*: a timing probe first measures each family's
 optimisation steps per second while it has the machine to itself (`--lock`: a file lock the
 timed parts hold, with the OpenMP default wait policy), and each mark then trains to
-``minutes x 60 x steps/s`` steps. The result is the model a solo run of that length would
-give, even when the long training runs share the machine with other work (``leg_seconds``:
-the wall time of a diffusion mark's run, or of the GAN's leg from the mark before). The GAN is trained
-only as far as the verdict needs: its best FID so far can only go down, so if diffusion at
-30 min is worse than the GAN at an earlier mark it is worse than the GAN's best at 30 min.
-FID uses the shipped Fashion-MNIST judge
+``minutes x 60 x steps/s`` steps. A probe reads the steady rate from the timestamps of the
+training loop's metrics log, and the families' probes take turns for ``--probe-repeats``
+rounds (each family's median counts): this machine's speed drifts by up to 20%. The result
+is the model a solo run of that length would give, even when the long training runs share the
+machine with other work (``leg_seconds``: the wall time of a diffusion mark's run, or of the
+GAN's leg from the mark before). The GAN is trained only as far as the verdict needs: its
+best FID so far can only go down, so if diffusion at 30 min is worse than the GAN at an earlier
+mark it is worse than the GAN's best at 30 min. FID uses the shipped Fashion-MNIST judge
 (fashion-mnist-cnn-v1 features) on ``--samples`` samples against as many test images; the
 diffusion model samples with ``--eval-sampler`` (DDIM or DPM-Solver++) at ``--eval-steps`` steps
 (each row records which), the GAN from its EMA generator.
@@ -24,7 +26,9 @@ last mark FID is also measured at each scale of ``--guidance-sweep``. With ``--r
 families of the earlier results that are not re-run now stay in the results; ``--fresh``
 names the families to measure anew instead of continuing them. Rows are matched on minutes and
 steps only, so after a change to a family's recipe name it in ``--fresh``.
-Sampling time: 64 images at 25, 50 and 250 DDIM steps, batch 64, after one warm-up batch.
+Sampling time: 64 images at 25, 50 and 250 DDIM steps, batch 64, after one warm-up batch
+(``--time-sampling``: on an untrained net of the default shape, when the unconditional family
+is not re-run).
 Targets: diffusion FID below the GAN's best-so-far at equal training time from 30 minutes
 on; 64 samples with 50 DDIM steps in <= 10 s.
 
@@ -42,6 +46,7 @@ import functools
 import fcntl
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -73,14 +78,23 @@ def machine_lock(path: str | None):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def probe(family: str, runs_dir: str, warm: int = 20, timed: int = 60) -> float:
-    """Optimisation steps per second of a family's default recipe (run in a fresh process)."""
+# Timed steps per probe: about 30 s solo each, so the clock's noise stays small.
+PROBE_STEPS = {"gan": 500, "diffusion": 60, "diffusion-cond": 100}
+
+
+def probe(family: str, runs_dir: str, warm: int = 20) -> float:
+    """Optimisation steps per second of a family's default recipe (run in a fresh process).
+
+    The steady rate inside the training loop, from the timestamps of its metrics log: what a leg
+    costs once (loading the data, the final checkpoint and sample grid) is left out, as it
+    vanishes in a long run. Timing a whole short leg counted it, and it weighed most on the GAN,
+    whose 60 timed steps took only 4 s."""
     run = Path(runs_dir) / f"probe-{family}"
     train = FAMILIES[family]
     train("fashion-mnist", run, overwrite=True, seed=0, max_steps=warm, progress=False)
-    t = time.perf_counter()
-    train(None, run, resume=True, max_steps=warm + timed, progress=False)
-    return timed / (time.perf_counter() - t)
+    train(None, run, resume=True, max_steps=warm + PROBE_STEPS[family], progress=False)
+    rows = [r for r in Run.open(run).read_metrics() if r["step"] > warm]
+    return (rows[-1]["step"] - rows[0]["step"]) / (rows[-1]["time"] - rows[0]["time"])
 
 
 def in_subprocess(what: str, runs_dir: str, lock: str | None) -> dict:
@@ -123,6 +137,9 @@ def main() -> None:
                                                    "(its probe rates, rows and run directories)")
     ap.add_argument("--fresh", default="", help="with --reuse: families whose rows and probe rate are measured "
                                                  "anew (after a change to their code or recipe)")
+    ap.add_argument("--time-sampling", action="store_true",
+                    help="time sampling on the default unconditional net even when its family is not re-run")
+    ap.add_argument("--probe-repeats", type=int, default=3, help="rounds of the timing probes (median counts)")
     ap.add_argument("--lock", default=None, help="file lock held while timing (shared build machines)")
     ap.add_argument("--probe", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -150,9 +167,14 @@ def main() -> None:
         previous.get("solo_steps_per_second", {}).pop(f, None)
         previous.get("results", {}).pop(f, None)
     rates = dict(previous.get("solo_steps_per_second") or {})  # a family left out of --reuse's file is re-probed
-    for f in families:
-        if f not in rates:
-            rates[f] = in_subprocess(f, args.runs_dir, args.lock)["steps_per_s"]
+    # This shared machine's speed drifts by up to 20% from minute to minute, so the families'
+    # probes take turns, ``--probe-repeats`` rounds of them, and each family's median counts.
+    probes: dict[str, list[float]] = {f: [] for f in families if f not in rates}
+    for _ in range(args.probe_repeats):
+        for f in probes:
+            probes[f].append(round(in_subprocess(f, args.runs_dir, args.lock)["steps_per_s"], 3))
+    rates.update({f: statistics.median(v) for f, v in probes.items()})
+    probe_rounds = {**previous.get("solo_probe_rounds", {}), **probes}
     for f, r in rates.items():
         print(f"{f:<10} {r:.2f} steps/s solo -> {r * 60:.0f} steps per minute", flush=True)
     for family in families:
@@ -207,23 +229,27 @@ def main() -> None:
                 write_results("diffusion_quality", {"complete": False, "judge": judge.name, "samples": args.samples,
                                                     "eval_steps": args.eval_steps,
                                                     "eval_sampler": args.eval_sampler, "results": table,
-                                                    "solo_steps_per_second": rates})
+                                                    "solo_steps_per_second": rates,
+                                                    "solo_probe_rounds": probe_rounds})
     for family, rows in previous.get("results", {}).items():
         table.setdefault(family, rows)  # families measured before and not re-run now stay in the results
     notes = {k: v for k, v in previous.items() if k.endswith("_recipe")}  # hand-written notes on the recipes
     figures: dict = {**notes, "complete": True, "judge": judge.name, "samples": args.samples,
                      "eval_steps": args.eval_steps, "eval_sampler": args.eval_sampler,
-                     "solo_steps_per_second": {f: round(r, 3) for f, r in rates.items()}, "results": table}
+                     "solo_steps_per_second": {f: round(r, 3) for f, r in rates.items()},
+                     "solo_probe_rounds": probe_rounds, "results": table}
     if "sampling_seconds_64_images" in previous:
         figures["sampling_seconds_64_images"] = previous["sampling_seconds_64_images"]
         figures["sampling_target_met"] = previous["sampling_target_met"]
-    if "diffusion" in families:
+    if "diffusion" in families or args.time_sampling:
         run = Path(args.runs_dir) / "bench-diffusion-quality"
+        if "diffusion" not in families:  # an untrained net of today's default shape samples as fast
+            pixelforge.train_diffusion("fashion-mnist", run, overwrite=True, max_steps=1, progress=False)
         figures["sampling_seconds_64_images"] = times = in_subprocess("sampling", args.runs_dir, args.lock)
         for steps, secs in times.items():
             print(f"64 samples, {steps:>3} DDIM steps: {secs:.2f} s")
         figures["sampling_target_met"] = times["50"] <= 10
-        if not args.no_save:
+        if not args.no_save and "diffusion" in families:
             save_grid(pixelforge.load(run).sample(64, seed=0, steps=50), DOCS_IMAGES / "diffusion_samples.png", scale=2)
     if "diffusion-cond" in families and not args.no_save:
         save_class_grid(Path(args.runs_dir) / "bench-diffusion-cond-quality", args.guidance, args.eval_sampler)

@@ -122,7 +122,7 @@ def _int_list(s: str) -> list[int]:
 def _add_diffusion_train_args(p: argparse.ArgumentParser) -> None:
     m = p.add_argument_group("model (U-Net)")
     m.add_argument("--conditional", action="store_true", help="class-conditional, for classifier-free guidance")
-    m.add_argument("--width", type=_positive_int, help="channels at the first level (default 64)")
+    m.add_argument("--width", type=_positive_int, help="channels at the first level (default 48)")
     m.add_argument("--channel-mult", type=_int_list, help="width multiplier per level (default 1,2; 1,2,2 above 32 px)")
     m.add_argument("--num-res-blocks", type=_positive_int, help="residual blocks per level (default 1)")
     m.add_argument("--patch-size", type=int, choices=[1, 2, 4], help="pixels per side the net sees as one (default 2)")

@@ -39,7 +39,9 @@ from ..registry import register_model
 class UNetConfig:
     image_size: int = 28
     channels: int = 1
-    width: int = 64  # channels at full resolution
+    # Channels at the first level. 48 beat 64 on a CPU budget: 1.3x the steps, and after 10 minutes
+    # FID 0.49 against 0.54 (conditional, guidance 2.5); dropping the level's attention instead was worse.
+    width: int = 48
     channel_mult: list[int] = field(default_factory=lambda: [1, 2])  # per resolution level
     num_res_blocks: int = 1  # per level in the encoder (the decoder has one more); 1 beat 2 on a CPU budget
     attention_levels: list[int] | None = None  # level indices with self-attention (default: the lowest)
