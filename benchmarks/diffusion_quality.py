@@ -164,8 +164,8 @@ def main() -> None:
         for row in previous.get("results", {}).get(f, []):
             row.setdefault("sampler", f"ddim, {previous['eval_steps']} steps")
     for f in fresh:
-        previous.get("solo_steps_per_second", {}).pop(f, None)
-        previous.get("results", {}).pop(f, None)
+        for key in ("solo_steps_per_second", "solo_probe_rounds", "results"):
+            previous.get(key, {}).pop(f, None)
     rates = dict(previous.get("solo_steps_per_second") or {})  # a family left out of --reuse's file is re-probed
     # This shared machine's speed drifts by up to 20% from minute to minute, so the families'
     # probes take turns, ``--probe-repeats`` rounds of them, and each family's median counts.
@@ -241,10 +241,14 @@ def main() -> None:
     if "sampling_seconds_64_images" in previous:
         figures["sampling_seconds_64_images"] = previous["sampling_seconds_64_images"]
         figures["sampling_target_met"] = previous["sampling_target_met"]
+        if "sampling_timed_on" in previous:
+            figures["sampling_timed_on"] = previous["sampling_timed_on"]
     if "diffusion" in families or args.time_sampling:
         run = Path(args.runs_dir) / "bench-diffusion-quality"
+        figures["sampling_timed_on"] = "the unconditional run trained above"
         if "diffusion" not in families:  # an untrained net of today's default shape samples as fast
             pixelforge.train_diffusion("fashion-mnist", run, overwrite=True, max_steps=1, progress=False)
+            figures["sampling_timed_on"] = "a 1-step run of the default net (--time-sampling)"
         figures["sampling_seconds_64_images"] = times = in_subprocess("sampling", args.runs_dir, args.lock)
         for steps, secs in times.items():
             print(f"64 samples, {steps:>3} DDIM steps: {secs:.2f} s")
