@@ -244,10 +244,16 @@ def main() -> None:
     figures: dict = {**notes, "complete": True, "judge": judge.name, "samples": args.samples,
                      **drawn, "solo_steps_per_second": {f: round(r, 3) for f, r in rates.items()},
                      "solo_probe_rounds": probe_rounds, "results": table}
-    confirmation = {f: c for f, c in previous.get("confirmation", {}).items()
-                    if table.get(f) and (c["minutes"], c["steps"]) == (table[f][-1]["minutes"], table[f][-1]["steps"])}
+    # Confirmations of earlier marks stay while their rows do (same minutes and steps).
+    confirmation = {f: [c for c in checks if (c["minutes"], c["steps"]) in {(r["minutes"], r["steps"])
+                                                                             for r in table.get(f, [])}]
+                    for f, checks in previous.get("confirmation", {}).items()}
     if args.confirm_samples:
-        confirmation.update(confirm(table, Path(args.runs_dir), args.confirm_samples, data, judge))
+        for family, check in confirm(table, Path(args.runs_dir), args.confirm_samples, data, judge,
+                                     confirmation).items():
+            confirmation[family] = [c for c in confirmation.get(family, []) if c["minutes"] != check["minutes"]]
+            confirmation[family].append(check)
+    confirmation = {f: checks for f, checks in confirmation.items() if checks}
     if confirmation:
         figures["confirmation"] = confirmation
     if "sampling_seconds_64_images" in previous:
@@ -287,13 +293,14 @@ def main() -> None:
                           for v in late)
             if late and settled and all(v["diffusion_better"] for v in late):
                 met_by.append(family)
-        gan_check = confirmation.get("gan")
-        for family in list(met_by):  # a larger-sample confirmation of the last mark must agree
-            check = confirmation.get(family)
-            if check and gan_check and check["minutes"] == gan_check["minutes"] and check["fid"] >= gan_check["fid"]:
-                met_by.remove(family)
-                print(f"{family}: not confirmed on {check['samples']} samples "
-                      f"({check['fid']:.3f} vs the GAN's {gan_check['fid']:.3f})")
+        gan_checks = {c["minutes"]: c for c in confirmation.get("gan", [])}
+        for family in list(met_by):  # a larger-sample confirmation at a mark both families have must agree
+            for check in confirmation.get(family, []):
+                gan_check = gan_checks.get(check["minutes"])
+                if check["minutes"] >= 30 and gan_check and check["fid"] >= gan_check["fid"] and family in met_by:
+                    met_by.remove(family)
+                    print(f"{family}: not confirmed on {check['samples']} samples at {check['minutes']:g} min "
+                          f"({check['fid']:.3f} vs the GAN's {gan_check['fid']:.3f})")
         figures["fid_target_met"] = bool(met_by)
         figures["fid_target_met_by"] = met_by
     if not args.no_save:
@@ -301,13 +308,17 @@ def main() -> None:
         plot(table, judge.name, args.samples, RESULTS / "diffusion_quality.png", confirmation)
 
 
-def confirm(table: dict, runs_dir: Path, n: int, data: dict, judge) -> dict:
+def confirm(table: dict, runs_dir: Path, n: int, data: dict, judge, done: dict) -> dict:
     """FID and KID of each family's last mark on ``n`` samples, with the sampler and guidance of its
-    row, from the run directory that still holds that step (others are skipped, with a line)."""
+    row, from the run directory that still holds that step (others are skipped, with a line);
+    marks already confirmed on ``n`` samples (``done``) are not measured again."""
     real = real_images(data, n)
     out = {}
     for family, rows in table.items():
         run, last = runs_dir / f"bench-{family}-quality", rows[-1]
+        if any((c["minutes"], c["steps"], c["samples"]) == (last["minutes"], last["steps"], n)
+               for c in done.get(family, [])):
+            continue
         if not (run / "config.json").exists() or Run.open(run).load_state()["step"] != last["steps"]:
             print(f"{family}: no run at step {last['steps']} in {runs_dir}; its {last['minutes']:g} min not confirmed")
             continue
@@ -344,10 +355,10 @@ def plot(table: dict, judge: str, samples: int, path: Path, confirmation: dict |
             best = min(r["fid"] for r in rows)
             ax.plot([rows[-1]["minutes"], end], [best, best], "--", color=line.get_color(),
                     label="gan best so far (an upper bound: not trained further)")
-        check = (confirmation or {}).get(family)
-        if check:
-            ax.plot([check["minutes"]], [check["fid"]], marker="o", mfc="none", ls="none", color=line.get_color(),
-                    label=f"{family}, {check['samples']} samples")
+        checks = (confirmation or {}).get(family)
+        if checks:
+            ax.plot([c["minutes"] for c in checks], [c["fid"] for c in checks], marker="o", mfc="none", ls="none",
+                    color=line.get_color(), label=f"{family}, {checks[0]['samples']} samples")
     ax.set_xlabel("training minutes (solo 2-core CPU equivalent)")
     ax.set_ylabel(f"FID ({judge} features)")
     ax.set_title(f"{samples} samples" + (" (open markers: as labelled)" if confirmation else ""), fontsize=10)
