@@ -30,7 +30,9 @@ Sampling time: 64 images at 25, 50 and 250 DDIM steps, batch 64, after one warm-
 (``--time-sampling``: on an untrained net of the default shape, when the unconditional family
 is not re-run).
 ``--confirm-samples 10000`` re-measures each family's last mark on that many samples against
-the whole test set (``confirmation``); the FID target then counts as met only if it agrees.
+the whole test set (``confirmation``, kept per mark while its row stays); the FID target is
+withdrawn when such a confirmation from 30 minutes on disagrees, i.e. when diffusion is not
+below the GAN at the same mark and sample count (``confirmation_verdicts``).
 Targets: diffusion FID below the GAN's best-so-far at equal training time from 30 minutes
 on; 64 samples with 50 DDIM steps in <= 10 s.
 
@@ -65,6 +67,7 @@ DOCS_IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
 FAMILIES = {"diffusion": pixelforge.train_diffusion, "gan": pixelforge.train_gan,
             "diffusion-cond": functools.partial(pixelforge.train_diffusion, conditional=True)}
 DIFFUSION = ("diffusion", "diffusion-cond")
+SAMPLING_KEYS = ("sampling_seconds_64_images", "sampling_target_met", "sampling_timed_on")
 
 
 @contextlib.contextmanager
@@ -169,7 +172,7 @@ def main() -> None:
         for row in previous.get("results", {}).get(f, []):
             row.setdefault("sampler", f"ddim, {previous['eval_steps']} steps")
     for f in fresh:
-        for key in ("solo_steps_per_second", "solo_probe_rounds", "results"):
+        for key in ("solo_steps_per_second", "solo_probe_rounds", "results", "confirmation"):
             previous.get(key, {}).pop(f, None)
     rates = dict(previous.get("solo_steps_per_second") or {})  # a family left out of --reuse's file is re-probed
     # This shared machine's speed drifts by up to 20% from minute to minute, so the families'
@@ -182,7 +185,10 @@ def main() -> None:
     probe_rounds = {**previous.get("solo_probe_rounds", {}), **probes}
     drawn = {"eval_steps": args.eval_steps, "eval_sampler": args.eval_sampler}
     if not any(f in DIFFUSION for f in families) and "eval_steps" in previous:
-        drawn = {k: previous[k] for k in drawn}  # no diffusion row is drawn now: the reused rows' settings stay
+        # No diffusion row is drawn now: the reused rows' settings stay (files before the sampler option: DDIM).
+        drawn = {"eval_steps": previous["eval_steps"], "eval_sampler": previous.get("eval_sampler", "ddim")}
+    # Beyond rows and rates, an earlier results file holds hand-written notes on the recipes and sampling times.
+    carried = {k: v for k, v in previous.items() if k.endswith("_recipe") or k in SAMPLING_KEYS}
     for f, r in rates.items():
         print(f"{f:<10} {r:.2f} steps/s solo -> {r * 60:.0f} steps per minute", flush=True)
     for family in families:
@@ -233,34 +239,27 @@ def main() -> None:
             table[family].append(row)
             print(f"{family:<10} {mark:>5.1f} min  step {steps:>6}  FID {row['fid']:8.3f}  KID {row['kid']:.4f}  "
                   f"(eval {row['eval_seconds']:.0f} s)", flush=True)
-            if not args.no_save:  # partial results survive an interrupted benchmark
-                write_results("diffusion_quality", {"complete": False, "judge": judge.name, "samples": args.samples,
-                                                    **drawn, "results": table,
+            if not args.no_save:  # partial results survive an interrupted benchmark, and lose nothing of before
+                merged = {**previous.get("results", {}), **table}
+                write_results("diffusion_quality", {**carried, "complete": False, "judge": judge.name,
+                                                    "samples": args.samples, **drawn, "results": merged,
                                                     "solo_steps_per_second": rates,
-                                                    "solo_probe_rounds": probe_rounds})
+                                                    "solo_probe_rounds": probe_rounds,
+                                                    "confirmation": kept_confirmations(previous, merged)})
     for family, rows in previous.get("results", {}).items():
         table.setdefault(family, rows)  # families measured before and not re-run now stay in the results
-    notes = {k: v for k, v in previous.items() if k.endswith("_recipe")}  # hand-written notes on the recipes
-    figures: dict = {**notes, "complete": True, "judge": judge.name, "samples": args.samples,
+    figures: dict = {**carried, "complete": True, "judge": judge.name, "samples": args.samples,
                      **drawn, "solo_steps_per_second": {f: round(r, 3) for f, r in rates.items()},
                      "solo_probe_rounds": probe_rounds, "results": table}
-    # Confirmations of earlier marks stay while their rows do (same minutes and steps).
-    confirmation = {f: [c for c in checks if (c["minutes"], c["steps"]) in {(r["minutes"], r["steps"])
-                                                                             for r in table.get(f, [])}]
-                    for f, checks in previous.get("confirmation", {}).items()}
+    confirmation = kept_confirmations(previous, table)
     if args.confirm_samples:
         for family, check in confirm(table, Path(args.runs_dir), args.confirm_samples, data, judge,
                                      confirmation).items():
-            confirmation[family] = [c for c in confirmation.get(family, []) if c["minutes"] != check["minutes"]]
+            confirmation[family] = [c for c in confirmation.get(family, [])
+                                    if (c["minutes"], c["samples"]) != (check["minutes"], check["samples"])]
             confirmation[family].append(check)
-    confirmation = {f: checks for f, checks in confirmation.items() if checks}
     if confirmation:
         figures["confirmation"] = confirmation
-    if "sampling_seconds_64_images" in previous:
-        figures["sampling_seconds_64_images"] = previous["sampling_seconds_64_images"]
-        figures["sampling_target_met"] = previous["sampling_target_met"]
-        if "sampling_timed_on" in previous:
-            figures["sampling_timed_on"] = previous["sampling_timed_on"]
     if "diffusion" in families or args.time_sampling:
         run = Path(args.runs_dir) / "bench-diffusion-quality"
         figures["sampling_timed_on"] = "the unconditional run trained above"
@@ -293,19 +292,40 @@ def main() -> None:
                           for v in late)
             if late and settled and all(v["diffusion_better"] for v in late):
                 met_by.append(family)
-        gan_checks = {c["minutes"]: c for c in confirmation.get("gan", [])}
-        for family in list(met_by):  # a larger-sample confirmation at a mark both families have must agree
-            for check in confirmation.get(family, []):
-                gan_check = gan_checks.get(check["minutes"])
-                if check["minutes"] >= 30 and gan_check and check["fid"] >= gan_check["fid"] and family in met_by:
-                    met_by.remove(family)
-                    print(f"{family}: not confirmed on {check['samples']} samples at {check['minutes']:g} min "
-                          f"({check['fid']:.3f} vs the GAN's {gan_check['fid']:.3f})")
+        gan_checks = {(c["minutes"], c["samples"]): c for c in confirmation.get("gan", [])}
+        checked = []  # a confirmation at a mark and sample count both families have must agree
+        for family in (f for f in DIFFUSION if f in confirmation):
+            for check in confirmation[family]:
+                gan_check = gan_checks.get((check["minutes"], check["samples"]))
+                if check["minutes"] >= 30 and gan_check:
+                    checked.append({"family": family, "minutes": check["minutes"], "samples": check["samples"],
+                                    "diffusion_fid": check["fid"], "gan_fid": gan_check["fid"],
+                                    "diffusion_better": check["fid"] < gan_check["fid"]})
+                    print(f"at {check['minutes']:g} min on {check['samples']} samples: {family} {check['fid']:.3f} "
+                          f"vs GAN {gan_check['fid']:.3f}")
+                    if not checked[-1]["diffusion_better"] and family in met_by:
+                        met_by.remove(family)
+        if checked:
+            figures["confirmation_verdicts"] = checked
         figures["fid_target_met"] = bool(met_by)
         figures["fid_target_met_by"] = met_by
     if not args.no_save:
         write_results("diffusion_quality", figures)
         plot(table, judge.name, args.samples, RESULTS / "diffusion_quality.png", confirmation)
+
+
+def kept_confirmations(previous: dict, table: dict) -> dict:
+    """The earlier results' confirmations whose rows are still in ``table``: same minutes, steps,
+    sampler and guidance."""
+    def key(r: dict) -> tuple:
+        return r["minutes"], r["steps"], r.get("sampler"), r.get("guidance")
+
+    kept = {}
+    for family, checks in previous.get("confirmation", {}).items():
+        checks = [checks] if isinstance(checks, dict) else checks  # files of f89c7c6: one check per family
+        rows = {key(r) for r in table.get(family, [])}
+        kept[family] = [c for c in checks if key(c) in rows]
+    return {f: checks for f, checks in kept.items() if checks}
 
 
 def confirm(table: dict, runs_dir: Path, n: int, data: dict, judge, done: dict) -> dict:
@@ -355,10 +375,10 @@ def plot(table: dict, judge: str, samples: int, path: Path, confirmation: dict |
             best = min(r["fid"] for r in rows)
             ax.plot([rows[-1]["minutes"], end], [best, best], "--", color=line.get_color(),
                     label="gan best so far (an upper bound: not trained further)")
-        checks = (confirmation or {}).get(family)
-        if checks:
-            ax.plot([c["minutes"] for c in checks], [c["fid"] for c in checks], marker="o", mfc="none", ls="none",
-                    color=line.get_color(), label=f"{family}, {checks[0]['samples']} samples")
+        checks = (confirmation or {}).get(family, [])
+        for i, n in enumerate(sorted({c["samples"] for c in checks})):
+            ax.plot([c["minutes"] for c in checks if c["samples"] == n], [c["fid"] for c in checks if c["samples"] == n],
+                    marker="os^D"[i % 4], mfc="none", ls="none", color=line.get_color(), label=f"{family}, {n} samples")
     ax.set_xlabel("training minutes (solo 2-core CPU equivalent)")
     ax.set_ylabel(f"FID ({judge} features)")
     ax.set_title(f"{samples} samples" + (" (open markers: as labelled)" if confirmation else ""), fontsize=10)
