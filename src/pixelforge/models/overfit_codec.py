@@ -1,0 +1,302 @@
+"""Overfitted image coding (the Cool-chic / C3 family): a small neural representation of *one*
+image, fitted at encode time, is the compressed file.
+
+The representation of an H x W image:
+
+- latent grids ``y_0 .. y_{L-1}``, one channel each, ``y_k`` of size ceil(H / 2^k) x
+  ceil(W / 2^k) (full resolution down to 1/64 with the default 7 levels), quantized to
+  integers in [-LATENT_MAX, LATENT_MAX];
+- an upsampler ``U`` that brings every grid to full resolution (coarsest first, a fixed
+  bicubic x2 step at a time, each finer grid stacked on as a new channel);
+- a synthesis network ``f`` (two 1x1 layers, then two 3x3 residual layers) from the L
+  stacked channels to RGB;
+- an autoregressive entropy model ``g``: for every latent, a tiny MLP reads the 16
+  already-decoded neighbours in its own grid (:data:`CONTEXT`, zeros outside the grid) and
+  gives the mean ``mu`` and log-scale of a Laplace distribution; the latent's probability is
+  that distribution's mass on its integer bin.
+
+Fitting minimises the rate-distortion Lagrangian (the project's convention)
+
+    L = R / (H W) + lambda * 255^2 * D,   R = sum_i -log2 P(y_hat_i | context_i),
+                                          D = mean((x - f(U(y_hat)))^2),  x in [0, 1]
+
+with ``y_hat`` replaced by the proxy ``y + u``, ``u ~ U(-1/2, 1/2)``, in the first phase and
+by ``round(y)`` with a straight-through gradient at the end. The bits of the quantized
+network parameters are added to R in the file (they are coded with it).
+
+Decoding is exact: :func:`fixed_point_forward` runs the context model, the upsampler and the
+synthesis in fixed-point arithmetic (integer-valued float64 tensors: every product and sum
+is an integer below 2^53, so any summation order, thread count or BLAS gives the same
+result), and the coder's probabilities come from an integer table indexed by integers
+(:func:`pmf_table`). See pipelines/overfit_codec.py for the fitting and the bitstream.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LATENT_MAX = 31
+# Causal neighbours (row offset, column offset) the context model reads; all lie above or to
+# the left, and none further right than 3 columns in the rows above, so a wavefront
+# t = column + WAVE_SLOPE * row decodes in parallel every latent whose context is known.
+CONTEXT = ((0, -1), (0, -2), (0, -3),
+           (-1, -3), (-1, -2), (-1, -1), (-1, 0), (-1, 1), (-1, 2), (-1, 3),
+           (-2, -2), (-2, -1), (-2, 0), (-2, 1), (-2, 2), (-3, 0))
+WAVE_SLOPE = 4
+ACT_BITS = 12  # fixed-point fraction bits of every activation in the exact decoder
+MU_BITS = 4  # the coder's mean has a resolution of 1/16
+LOG_SCALE_MIN, LOG_SCALE_BITS, SCALE_LEVELS = -3, 3, 64  # scales exp(-3 + i/8), i < 64
+PMF_BITS = 20
+# bicubic (Keys, a = -1/2) weights at the quarter phases of a x2 upsampling, in 1/128ths
+_EVEN, _ODD = (-3, 29, 111, -9), (-9, 111, 29, -3)
+
+
+@dataclass
+class OverfitConfig:
+    levels: int = 7
+    synth_hidden: int = 40
+    arm_hidden: int = 16
+    arm_layers: int = 2
+
+    def check(self) -> None:
+        if not (1 <= self.levels <= 8 and 1 <= self.synth_hidden <= 64 and 1 <= self.arm_hidden <= 64
+                and 1 <= self.arm_layers <= 4):
+            raise ValueError(f"overfitted codec configuration out of range: {self}")
+
+
+def level_shapes(height: int, width: int, levels: int) -> list[tuple[int, int]]:
+    return [(-(-height // 2 ** k), -(-width // 2 ** k)) for k in range(levels)]
+
+
+# -- the networks ------------------------------------------------------------------------------
+
+class Synthesis(nn.Module):
+    """f: L stacked latent channels -> RGB (two 1x1 layers, then two 3x3 residual layers)."""
+
+    def __init__(self, levels: int, hidden: int, out_channels: int = 3):
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(levels, hidden), nn.Linear(hidden, out_channels),
+                                     nn.Conv2d(out_channels, out_channels, 3),
+                                     nn.Conv2d(out_channels, out_channels, 3)])
+        for conv in self.layers[2:]:
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
+        nn.init.constant_(self.layers[1].bias, 0.5)
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        """(L, H, W) -> (1, 3, H, W). The 1x1 layers are matrix products over all pixels at
+        once, (C_out, C_in) @ (C_in, H*W), the layout with the least memory traffic here."""
+        l1, l2, r1, r2 = self.layers
+        c, h, w = feat.shape
+        hidden = F.relu(torch.addmm(l1.bias[:, None], l1.weight, feat.reshape(c, h * w)))
+        x = torch.addmm(l2.bias[:, None], l2.weight, hidden).reshape(1, -1, h, w)
+        x = x + F.relu(r1(F.pad(x, (1, 1, 1, 1), mode="replicate")))
+        return x + r2(F.pad(x, (1, 1, 1, 1), mode="replicate"))
+
+
+class ContextModel(nn.Module):
+    """g: the 16 causal neighbours of a latent -> (mu, log-scale) of its Laplace distribution."""
+
+    def __init__(self, hidden: int, layers: int):
+        super().__init__()
+        dims = [len(CONTEXT)] + [hidden] * layers
+        self.layers = nn.ModuleList([nn.Linear(a, b) for a, b in zip(dims, dims[1:])] + [nn.Linear(hidden, 2)])
+        nn.init.zeros_(self.layers[-1].weight)
+        nn.init.constant_(self.layers[-1].bias, 0.0)
+
+    def forward(self, ctx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """ctx (16, N), one column per latent -> mu (N,), log-scale (N,)."""
+        h = ctx
+        for layer in self.layers[:-1]:
+            h = F.relu(torch.addmm(layer.bias[:, None], layer.weight, h))
+        out = self.layers[-1]
+        mu, log_scale = torch.addmm(out.bias[:, None], out.weight, h)
+        return mu, log_scale
+
+
+# -- shared geometry -----------------------------------------------------------------------------
+
+# CONTEXT's positions inside the 4 x 7 window that F.unfold reads around each latent
+_WINDOW = torch.tensor([(dr + 3) * 7 + dc + 3 for dr, dc in CONTEXT])
+
+
+def gather_context(grid: torch.Tensor) -> torch.Tensor:
+    """(H, W) grid -> (16, H*W) neighbours in CONTEXT order, zero outside the grid."""
+    window = F.unfold(F.pad(grid[None, None], (3, 3, 3, 0)), (4, 7))[0]
+    return window.index_select(0, _WINDOW)
+
+
+def _up2_axis(x: torch.Tensor, dim: int, exact: bool) -> torch.Tensor:
+    n = x.shape[dim]
+    first, last = x.narrow(dim, 0, 1), x.narrow(dim, n - 1, 1)
+    p = torch.cat([first, first, x, last, last], dim)
+    t = [p.narrow(dim, i, n) for i in range(5)]
+    even = _EVEN[0] * t[0] + _EVEN[1] * t[1] + _EVEN[2] * t[2] + _EVEN[3] * t[3]
+    odd = _ODD[0] * t[1] + _ODD[1] * t[2] + _ODD[2] * t[3] + _ODD[3] * t[4]
+    out = torch.stack((even, odd), dim + 1).flatten(dim, dim + 1)
+    return torch.floor(out / 128) if exact else out / 128
+
+
+def upsample(latents: list[torch.Tensor], exact: bool = False) -> torch.Tensor:
+    """[(H_k, W_k)] finest first -> (L, H, W), coarsest channel first."""
+    feat = latents[-1][None]
+    for grid in reversed(latents[:-1]):
+        h, w = grid.shape
+        feat = _up2_axis(_up2_axis(feat, 1, exact), 2, exact)[:, :h, :w]
+        feat = torch.cat([feat, grid[None]], 0)
+    return feat
+
+
+# -- rate ---------------------------------------------------------------------------------------
+
+def laplace_bits(symbols: torch.Tensor, mu: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """-log2 of the Laplace(mu, scale) mass on [symbol - 1/2, symbol + 1/2], floored at 2^-16."""
+    a = (symbols - mu).abs()
+    log_far = math.log(0.5) - (a - 0.5) / scale + torch.log(-torch.expm1(-1 / scale))
+    near = 1 - 0.5 * torch.exp(-(0.5 - a) / scale) - 0.5 * torch.exp(-(0.5 + a) / scale)
+    log_near = torch.log(near.clamp_min(1e-12))
+    log_p = torch.where(a >= 0.5, log_far, log_near)
+    return -log_p.clamp_min(-16 * math.log(2)) / math.log(2)
+
+
+def coder_scale(log_scale: torch.Tensor) -> torch.Tensor:
+    return torch.exp(log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MIN + (SCALE_LEVELS - 1) / 2 ** LOG_SCALE_BITS))
+
+
+@lru_cache(maxsize=1)
+def pmf_table() -> tuple[np.ndarray, int]:
+    """Integer coding frequencies ``T[f, s, d + 2M]`` of the offset ``d = y - floor(mu)`` for the
+    mean's sixteenth ``f`` and scale index ``s``, and the table's CRC-32 (written in every file,
+    so a decoder whose table differed would say so instead of decoding garbage)."""
+    m2 = 2 * LATENT_MAX
+    d = np.arange(-m2, m2 + 1, dtype=np.float64)[None, None, :]
+    frac = (np.arange(2 ** MU_BITS, dtype=np.float64) / 2 ** MU_BITS)[:, None, None]
+    scales = np.exp(LOG_SCALE_MIN + np.arange(SCALE_LEVELS, dtype=np.float64) / 2 ** LOG_SCALE_BITS)[None, :, None]
+
+    def cdf(v):
+        return np.where(v < 0, 0.5 * np.exp(np.minimum(v, 0) / scales), 1 - 0.5 * np.exp(-np.maximum(v, 0) / scales))
+
+    p = cdf(d + 0.5 - frac) - cdf(d - 0.5 - frac)
+    table = np.maximum(1, np.round(p * 2 ** PMF_BITS)).astype(np.int64)
+    return table, zlib.crc32(table.astype("<i8").tobytes())
+
+
+# -- the model ------------------------------------------------------------------------------------
+
+class OverfitCodec(nn.Module):
+    """Latent grids plus the two networks, for one image of ``height`` x ``width``."""
+
+    def __init__(self, height: int, width: int, cfg: OverfitConfig):
+        super().__init__()
+        cfg.check()
+        self.cfg, self.height, self.width = cfg, height, width
+        self.shapes = level_shapes(height, width, cfg.levels)
+        self.latents = nn.ParameterList([nn.Parameter(torch.zeros(h, w)) for h, w in self.shapes])
+        self.synthesis = Synthesis(cfg.levels, cfg.synth_hidden)
+        self.arm = ContextModel(cfg.arm_hidden, cfg.arm_layers)
+
+    def quantized_latents(self, mode: str) -> list[torch.Tensor]:
+        """'noise': y + U(-1/2, 1/2); 'hard': round(y) with a straight-through gradient."""
+        out = []
+        for y in self.latents:
+            y = y.clamp(-LATENT_MAX, LATENT_MAX)
+            if mode == "noise":
+                out.append(y + torch.rand_like(y) - 0.5)
+            else:
+                out.append(y + (torch.round(y) - y).detach())
+        return out
+
+    def forward(self, mode: str = "hard", autocast: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (reconstruction (1, 3, H, W), total latent bits). ``autocast``: the synthesis in
+        bf16 (the rate stays in fp32: the coder's means need more than bf16's 8 bits)."""
+        q = self.quantized_latents(mode)
+        ctx = torch.cat([gather_context(y) for y in q], 1)
+        symbols = torch.cat([y.flatten() for y in q])
+        mu, log_scale = self.arm(ctx)
+        bits = laplace_bits(symbols, mu, coder_scale(log_scale)).sum()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            x_hat = self.synthesis(upsample(q))
+        return x_hat.float(), bits
+
+
+# -- the exact (fixed-point) decoder path ------------------------------------------------------------
+
+@dataclass
+class QuantizedNet:
+    """A network's parameters as integers: weights ``w * 2^w_bits``, biases at the scale of the
+    products they are added to (``2^(ACT_BITS + w_bits)``, or ``2^w_bits`` for the context
+    model's first layer, whose inputs are the integer latents)."""
+
+    w_bits: int
+    tensors: list[np.ndarray]  # int64, in layer order: weight, bias, weight, bias, ...
+
+
+def param_shapes(cfg: OverfitConfig) -> dict[str, list[tuple[int, ...]]]:
+    """The parameter shapes of each network, in coding order (what a decoder allocates)."""
+    arm_dims = [len(CONTEXT)] + [cfg.arm_hidden] * cfg.arm_layers + [2]
+    arm = [s for a, b in zip(arm_dims, arm_dims[1:]) for s in ((b, a), (b,))]
+    synth = [(cfg.synth_hidden, cfg.levels), (cfg.synth_hidden,), (3, cfg.synth_hidden), (3,),
+             (3, 3, 3, 3), (3,), (3, 3, 3, 3), (3,)]
+    return {"arm": arm, "synthesis": synth}
+
+
+def quantize_net(net: nn.Module, w_bits: int, first_input_bits: int) -> QuantizedNet:
+    tensors = []
+    for i, layer in enumerate(net.layers):
+        in_bits = first_input_bits if i == 0 else ACT_BITS
+        tensors.append(np.round(layer.weight.detach().double().numpy() * 2.0 ** w_bits).astype(np.int64))
+        tensors.append(np.round(layer.bias.detach().double().numpy() * 2.0 ** (w_bits + in_bits)).astype(np.int64))
+    return QuantizedNet(w_bits, tensors)
+
+
+def _rescale(acc, from_bits: int, to_bits: int):
+    """floor(acc * 2^(to - from)): exact, as acc holds integers and the factor is a power of 2."""
+    scaled = acc * 2.0 ** (to_bits - from_bits)
+    return torch.floor(scaled) if isinstance(scaled, torch.Tensor) else np.floor(scaled)
+
+
+def fixed_arm(qnet: QuantizedNet, ctx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer contexts (N, 16) -> (mu in 1/16ths, scale index), both int64, exactly."""
+    h, in_bits = ctx.astype(np.float64), 0
+    pairs = list(zip(qnet.tensors[::2], qnet.tensors[1::2]))
+    for i, (w, b) in enumerate(pairs):
+        h = _rescale(h @ w.T.astype(np.float64) + b.astype(np.float64), in_bits + qnet.w_bits, ACT_BITS)
+        in_bits = ACT_BITS
+        if i < len(pairs) - 1:
+            np.maximum(h, 0, out=h)
+    h = np.nan_to_num(h)  # only a forged file's parameters overflow; its latents decode to garbage, not a crash
+    mu16 = np.floor((h[:, 0] + 2 ** (ACT_BITS - MU_BITS - 1)) / 2 ** (ACT_BITS - MU_BITS))
+    mu16 = np.clip(mu16, -LATENT_MAX * 2 ** MU_BITS, LATENT_MAX * 2 ** MU_BITS).astype(np.int64)
+    s = np.floor((h[:, 1] - LOG_SCALE_MIN * 2 ** ACT_BITS + 2 ** (ACT_BITS - LOG_SCALE_BITS - 1))
+                 / 2 ** (ACT_BITS - LOG_SCALE_BITS))
+    return mu16, np.clip(s, 0, SCALE_LEVELS - 1).astype(np.int64)
+
+
+def fixed_synthesis(qnet: QuantizedNet, latents: list[np.ndarray]) -> np.ndarray:
+    """Integer latent grids [(H_k, W_k)] -> 8-bit RGB (H, W, 3), exactly."""
+    with torch.no_grad():
+        feat = upsample([torch.from_numpy(y).double() * 2 ** ACT_BITS for y in latents], exact=True)
+        w1, b1, w2, b2, w3, b3, w4, b4 = [torch.from_numpy(t).double() for t in qnet.tensors]
+        k = qnet.w_bits
+        c, h, w = feat.shape
+
+        def linear(x, weight, bias):
+            return _rescale(torch.addmm(bias[:, None], weight, x), ACT_BITS + k, ACT_BITS)
+
+        def conv(x, weight, bias):
+            return _rescale(F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), weight, bias), ACT_BITS + k, ACT_BITS)
+
+        x = linear(linear(feat.reshape(c, h * w), w1, b1).clamp_min(0), w2, b2).reshape(1, 3, h, w)
+        x = x + conv(x, w3, b3).clamp_min(0)
+        x = x + conv(x, w4, b4)
+        x = torch.nan_to_num(x)
+        pixels = torch.floor((x[0] * 255 + 2 ** (ACT_BITS - 1)) / 2 ** ACT_BITS).clamp(0, 255)
+        return pixels.permute(1, 2, 0).to(torch.uint8).numpy()

@@ -1,0 +1,200 @@
+"""The overfitted codec from Python: :class:`OverfitCodecPipeline` fits a small neural
+representation to each image it compresses (models/overfit_codec.py) and writes it as a
+version-2 ``.pfc`` file (pipelines/overfit_bitstream.py); decompressing runs the exact
+fixed-point decoder. No training set and no shipped weights are needed.
+
+    codec = OverfitCodecPipeline()
+    data = codec.compress("photo.png", quality=3, effort="default")
+    image = codec.decompress(data)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ..errors import PixelforgeError
+from ..images import normalise_mode, read_image, to_tensor
+from ..models.overfit_codec import ACT_BITS, LATENT_MAX, OverfitCodec, OverfitConfig, fixed_synthesis, quantize_net
+from . import overfit_bitstream as bs
+
+MODEL_ID = "overfit"
+# lambda per quality level (1 = smallest file), in the project's R + lambda * 255^2 * D convention
+QUALITY_LAMBDAS = (0.0004, 0.0009, 0.002, 0.0045, 0.01)
+WEIGHT_BITS = range(5, 14)
+
+
+@dataclasses.dataclass(frozen=True)
+class Effort:
+    """How hard the encoder works: optimisation steps and when the hard-rounding phase starts."""
+
+    iterations: int
+    hard_fraction: float = 0.2
+    lr: float = 1e-2
+    latent_lr: float = 5e-2
+
+
+EFFORTS = {"fast": Effort(100), "default": Effort(500), "best": Effort(2000)}
+
+
+@dataclasses.dataclass
+class EncodeResult:
+    data: bytes
+    bpp: float
+    psnr: float
+    seconds: float
+    iterations: int
+
+
+def _image_tensor(image: Image.Image) -> tuple[torch.Tensor, str, bytes]:
+    """An image in any supported mode -> (RGB tensor (1, 3, H, W), mode, zlib'd alpha plane)."""
+    image = normalise_mode(image)
+    alpha = b""
+    if image.mode in ("LA", "RGBA"):
+        alpha = zlib.compress(np.asarray(image.getchannel("A")).tobytes(), 9)
+    colour = image.convert("L" if image.mode in ("L", "LA") else "RGB")
+    x = to_tensor(colour)
+    return x.expand(3, -1, -1)[None].contiguous(), image.mode, alpha
+
+
+def _psnr(mse: float) -> float:
+    return 10 * math.log10(1 / max(mse, 1e-12))
+
+
+def fit(x: torch.Tensor, lmbda: float, effort: Effort, cfg: OverfitConfig | None = None, seed: int = 0,
+        progress: bool = False, autocast: bool = True) -> OverfitCodec:
+    """Fit latents and networks to ``x`` (1, 3, H, W): noisy latents first, then hard rounding
+    with a straight-through gradient, Adam with a cosine learning-rate decay."""
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(seed)
+    torch.set_flush_denormal(True)  # tiny Adam moments otherwise slow every step down ~10x
+    _, _, h, w = x.shape
+    model = OverfitCodec(h, w, cfg or OverfitConfig())
+    networks = [p for net in (model.arm, model.synthesis) for p in net.parameters()]
+    opt = torch.optim.Adam([{"params": list(model.latents), "peak": effort.latent_lr},
+                            {"params": networks, "peak": effort.lr}])
+    hard_from = int(effort.iterations * (1 - effort.hard_fraction))
+    bar = tqdm(range(effort.iterations), desc="encoding", unit="it", disable=not progress, leave=False)
+    for it in bar:
+        for group in opt.param_groups:
+            group["lr"] = group["peak"] * 0.5 * (1 + math.cos(math.pi * it / effort.iterations))
+        x_hat, bits = model("noise" if it < hard_from else "hard", autocast=autocast)
+        mse = F.mse_loss(x_hat, x)
+        bpp = bits / (h * w)
+        loss = bpp + lmbda * 255 ** 2 * mse
+        opt.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            continue  # a rare noise draw; the next step draws anew
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(networks, 1.0)
+        opt.step()
+        if progress and it % 10 == 0:
+            bar.set_postfix(bpp=f"{bpp.item():.3f}", psnr=f"{_psnr(mse.item()):.2f}")
+    return model
+
+
+def _grids(model: OverfitCodec) -> list[np.ndarray]:
+    return [torch.round(y.detach().clamp(-LATENT_MAX, LATENT_MAX)).long().numpy() for y in model.latents]
+
+
+def quantize_networks(model: OverfitCodec, x: torch.Tensor, lmbda: float, grids: list[np.ndarray],
+                      wave: bs.Wavefront):
+    """Choose each network's weight step 2^-k by rate-distortion: the context model's k by its
+    parameter bits plus the latents' bits, the synthesis's by its bits plus lambda-weighted error."""
+    target = (x[0].permute(1, 2, 0).numpy() * 255).round()
+    pixels = x.shape[2] * x.shape[3]
+
+    def arm_cost(k):
+        q = quantize_net(model.arm, k, 0)
+        return bs.param_bits(q) + bs.latent_bits(q, wave, grids), q
+
+    def synth_cost(k):
+        q = quantize_net(model.synthesis, k, ACT_BITS)
+        mse = float(np.mean((fixed_synthesis(q, grids).astype(np.float64) - target) ** 2)) / 255 ** 2
+        return bs.param_bits(q) + lmbda * 255 ** 2 * mse * pixels, q
+
+    arm = min((arm_cost(k) for k in WEIGHT_BITS), key=lambda c: c[0])[1]
+    synth = min((synth_cost(k) for k in WEIGHT_BITS), key=lambda c: c[0])[1]
+    return arm, synth
+
+
+class OverfitCodecPipeline:
+    """``compress(image, quality, effort) -> bytes`` and ``decompress(bytes) -> image``."""
+
+    model_id = MODEL_ID
+    qualities = len(QUALITY_LAMBDAS)
+    default_quality = 3
+
+    def __init__(self, cfg: OverfitConfig | None = None, effort: str = "default"):
+        self.cfg = cfg or OverfitConfig()
+        self.effort = effort
+
+    def _effort(self, effort: str | Effort | None) -> Effort:
+        effort = effort or self.effort
+        if isinstance(effort, Effort):
+            return effort
+        if effort not in EFFORTS:
+            raise PixelforgeError(f"effort must be one of {', '.join(EFFORTS)}, not {effort!r}")
+        return EFFORTS[effort]
+
+    def encode(self, image: Image.Image | str | os.PathLike, quality: int | None = None,
+               effort: str | Effort | None = None, progress: bool = False, seed: int = 0) -> EncodeResult:
+        quality = self.default_quality if quality is None else quality
+        if not 1 <= quality <= self.qualities:
+            raise PixelforgeError(f"quality must be 1..{self.qualities} for the overfitted codec, not {quality}")
+        effort = self._effort(effort)
+        image = read_image(image) if isinstance(image, (str, os.PathLike)) else image
+        if image.width * image.height > bs.MAX_PIXELS:
+            raise PixelforgeError(f"{image.width}x{image.height} px is above the codec's "
+                                  f"{bs.MAX_PIXELS / 1e6:.0f} MP limit")
+        start = time.perf_counter()
+        x, mode, alpha = _image_tensor(image)
+        lmbda = QUALITY_LAMBDAS[quality - 1]
+        model = fit(x, lmbda, effort, self.cfg, seed=seed, progress=progress)
+        grids = _grids(model)
+        wave = bs.Wavefront(image.height, image.width, self.cfg.levels)
+        arm, synth = quantize_networks(model, x, lmbda, grids, wave)
+        header = bs.OverfitHeader(mode, image.width, image.height, quality, self.cfg, arm.w_bits, synth.w_bits)
+        data = bs.pack(header, bs.encode_params(arm.tensors + synth.tensors), alpha,
+                       bs.encode_latents(arm, wave, grids))
+        decoded = fixed_synthesis(synth, grids).astype(np.float64)
+        mse = float(np.mean((decoded - (x[0].permute(1, 2, 0).numpy() * 255).round()) ** 2)) / 255 ** 2
+        return EncodeResult(data, 8 * len(data) / (image.width * image.height), _psnr(mse),
+                            time.perf_counter() - start, effort.iterations)
+
+    def compress(self, image: Image.Image | str | os.PathLike, quality: int | None = None,
+                 effort: str | Effort | None = None, progress: bool = False) -> bytes:
+        return self.encode(image, quality, effort, progress).data
+
+    def decompress(self, data: bytes | str | os.PathLike) -> Image.Image:
+        if isinstance(data, (str, os.PathLike)):
+            path = Path(data)
+            if not path.is_file():
+                raise PixelforgeError(f"no file at {path}")
+            data = path.read_bytes()
+        header, params, alpha, words = bs.unpack(data)
+        arm, synth = bs.decode_networks(header, params)
+        wave = bs.Wavefront(header.height, header.width, header.cfg.levels)
+        grids = bs.decode_latents(arm, wave, words)
+        image = Image.fromarray(fixed_synthesis(synth, grids), mode="RGB")
+        if header.mode in ("L", "LA"):
+            image = image.convert("L")
+        if header.mode in ("LA", "RGBA"):
+            try:
+                plane = zlib.decompress(alpha)
+            except zlib.error:
+                raise bs.BitstreamError("corrupted .pfc file: the alpha plane does not decompress") from None
+            if len(plane) != header.width * header.height:
+                raise bs.BitstreamError("corrupted .pfc file: the alpha plane has the wrong size")
+            image.putalpha(Image.frombytes("L", (header.width, header.height), plane))
+        return image
