@@ -132,3 +132,26 @@ def test_export_to_the_zoo_keeps_the_coding_tables(codec_run, photos, tmp_path, 
     shipped = open_codec("tiny-codec-v0")
     out = shipped.decompress(shipped.compress(photos / "p2.png", 1))
     assert out.size == (128, 96) and shipped.model_id == "tiny-codec-v0"
+
+
+# -- the overfitted codec (the default) -------------------------------------------------------------
+
+def test_the_default_codec_fits_each_image_and_needs_no_model(photos, tmp_path, capsys):
+    small = tmp_path / "small.png"
+    Image.open(photos / "p0.png").crop((0, 0, 48, 32)).save(small)
+    pfc, png = tmp_path / "small.pfc", tmp_path / "small_decoded.png"
+    assert main(["compress", str(small), "-o", str(pfc), "--quality", "4", "--effort", "fast"]) == 0
+    out = capsys.readouterr().out
+    assert "overfit" in out and "dB PSNR" in out and "effort fast" in out
+    assert pfc.read_bytes()[4] == 2  # a version-2 .pfc file
+    assert main(["decompress", str(pfc), "-o", str(png)]) == 0  # found from the header, no --model
+    decoded = np.asarray(Image.open(png), dtype=float)
+    psnr = 10 * np.log10(255 ** 2 / np.mean((decoded - np.asarray(Image.open(small), dtype=float)) ** 2))
+    assert f"{psnr:.2f} dB PSNR" in out
+
+
+def test_effort_is_for_the_overfitted_codec_only(codec_run, photos, tmp_path, capsys):
+    argv = ["compress", str(photos / "p0.png"), "-o", str(tmp_path / "a.pfc"), "--model", str(codec_run),
+            "--effort", "best"]
+    assert main(argv) == 2
+    assert "--effort applies to the overfitted codec only" in capsys.readouterr().err

@@ -483,15 +483,20 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("image")
     cp.add_argument("-o", "--output", default=None, help="output .pfc file (default IMAGE.pfc beside the input)")
     cp.add_argument("--quality", type=_positive_int, default=None,
-                    help="quality level, 1 (smallest file) .. the codec's highest (5 for the shipped codec); "
-                         "default: the middle level")
-    cp.add_argument("--model", default=None, help="a codec run directory or a shipped codec (default photos-codec-v1)")
+                    help="quality level, 1 (smallest file) .. the codec's highest (5 for the overfitted and the "
+                         "shipped codec); default: the middle level")
+    cp.add_argument("--model", default=None,
+                    help="overfit (default: fits a small network to the image, no weights needed), a codec run "
+                         "directory or a shipped amortized codec (photos-codec-v1)")
+    cp.add_argument("--effort", choices=["fast", "default", "best"], default=None,
+                    help="overfitted codec: encoding effort, about 1 / 5 / 20 minutes per megapixel on a 2-core CPU "
+                         "(default: default)")
     cp.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     dc = sub.add_parser("decompress", help="decode a .pfc file to an image")
     dc.add_argument("file")
     dc.add_argument("-o", "--output", default=None, help="output image (default FILE.png beside the input)")
-    dc.add_argument("--model", default=None, help="the codec run the file was compressed with "
-                                                  "(shipped codecs are found from the file's header)")
+    dc.add_argument("--model", default=None, help="the codec run the file was compressed with (the overfitted "
+                                                  "and shipped codecs are found from the file's header)")
     dc.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     ex = sub.add_parser("export", help="export a style run to ONNX (run it with stylize --model FILE.onnx)")
     ex.add_argument("run")
@@ -858,10 +863,15 @@ def cmd_compress(args) -> int:
 
     src = Path(args.image)
     out = _output_path(args.output, src.with_suffix(".pfc"), args.overwrite)
-    codec = open_codec(args.model)
-    info = codec.compress_file(src, out, args.quality, overwrite=True)
+    codec = open_codec(args.model, args.effort)
+    if codec.model_id == "overfit":
+        info = codec.compress_file(src, out, args.quality, overwrite=True, effort=args.effort, progress=True)
+        extra = f", {info['psnr']:.2f} dB PSNR, effort {info['effort']}, {info['seconds']:.0f} s"
+    else:
+        info = codec.compress_file(src, out, args.quality, overwrite=True)
+        extra = ""
     print(f"{out}: {info['bytes']} bytes, {info['bpp']:.3f} bits per pixel "
-          f"({info['width']}x{info['height']} {info['mode']}, quality {info['quality']}, {codec.model_id})")
+          f"({info['width']}x{info['height']} {info['mode']}, quality {info['quality']}, {codec.model_id}{extra})")
     return 0
 
 

@@ -375,11 +375,18 @@ def load_shipped_codec(name: str = SHIPPED, device: str = "cpu") -> CodecPipelin
     return CodecPipeline(net, net.cfg, name)
 
 
-def open_codec(model: str | os.PathLike | None = None) -> CodecPipeline:
-    """``--model``: a run directory, a shipped codec's name, or None for the default shipped codec."""
+def open_codec(model: str | os.PathLike | None = None, effort: str | None = None):
+    """``--model``: None or ``overfit`` for the overfitted codec (the default: it fits each image
+    and needs no weights), a codec run directory, or a shipped amortized codec's name.
+    ``effort`` (fast, default, best) applies to the overfitted codec only."""
     from ..zoo import list_pretrained
+    from .overfit_codec import MODEL_ID, OverfitCodecPipeline
 
-    if model is not None and Path(model).is_dir():
+    if model is None or str(model) == MODEL_ID:
+        return OverfitCodecPipeline(effort=effort or "default")
+    if effort is not None:
+        raise PixelforgeError(f"--effort applies to the overfitted codec only, not to {model}")
+    if Path(model).is_dir():
         return load_codec_run(model)
     name = str(model) if model is not None else SHIPPED
     if name not in list_pretrained("codec"):
@@ -389,7 +396,14 @@ def open_codec(model: str | os.PathLike | None = None) -> CodecPipeline:
 
 
 def codec_for_file(path: str | os.PathLike, model: str | os.PathLike | None = None) -> CodecPipeline:
-    """The codec a .pfc file needs: ``model`` if given, else the shipped codec its header names."""
+    """The codec a .pfc file needs: the overfitted codec for a version-2 file, else ``model`` if
+    given, else the shipped codec its header names."""
+    from .overfit_bitstream import VERSION as OVERFIT_VERSION
+    from .overfit_codec import OverfitCodecPipeline
+
+    head = _read_file(path)[:5]
+    if head[:4] == MAGIC and len(head) == 5 and head[4] == OVERFIT_VERSION:
+        return OverfitCodecPipeline()
     header = read_header(path)
     if model is None:
         if header.model_id.startswith("run:"):

@@ -29,7 +29,7 @@ from . import overfit_bitstream as bs
 
 MODEL_ID = "overfit"
 # lambda per quality level (1 = smallest file), in the project's R + lambda * 255^2 * D convention
-QUALITY_LAMBDAS = (0.0004, 0.0009, 0.002, 0.0045, 0.01)
+QUALITY_LAMBDAS = (0.0005, 0.0012, 0.003, 0.008, 0.02)
 WEIGHT_BITS = range(5, 14)
 
 
@@ -71,9 +71,10 @@ def _psnr(mse: float) -> float:
 
 
 def fit(x: torch.Tensor, lmbda: float, effort: Effort, cfg: OverfitConfig | None = None, seed: int = 0,
-        progress: bool = False, autocast: bool = True) -> OverfitCodec:
+        progress: bool = False, autocast: bool = True, report=None) -> OverfitCodec:
     """Fit latents and networks to ``x`` (1, 3, H, W): noisy latents first, then hard rounding
-    with a straight-through gradient, Adam with a cosine learning-rate decay."""
+    with a straight-through gradient, Adam with a cosine learning-rate decay. ``report(fraction,
+    note)``, if given, hears the progress every 10 steps (the studio's job polling)."""
     from tqdm.auto import tqdm
 
     torch.manual_seed(seed)
@@ -98,8 +99,11 @@ def fit(x: torch.Tensor, lmbda: float, effort: Effort, cfg: OverfitConfig | None
         loss.backward()
         torch.nn.utils.clip_grad_norm_(networks, 1.0)
         opt.step()
-        if progress and it % 10 == 0:
-            bar.set_postfix(bpp=f"{bpp.item():.3f}", psnr=f"{_psnr(mse.item()):.2f}")
+        if it % 10 == 0 and (progress or report):
+            note = f"{bpp.item():.3f} bpp, {_psnr(mse.item()):.2f} dB"
+            bar.set_postfix_str(note)
+            if report:
+                report(it / effort.iterations, f"step {it} of {effort.iterations}: {note}")
     return model
 
 
@@ -148,7 +152,8 @@ class OverfitCodecPipeline:
         return EFFORTS[effort]
 
     def encode(self, image: Image.Image | str | os.PathLike, quality: int | None = None,
-               effort: str | Effort | None = None, progress: bool = False, seed: int = 0) -> EncodeResult:
+               effort: str | Effort | None = None, progress: bool = False, seed: int = 0,
+               report=None) -> EncodeResult:
         quality = self.default_quality if quality is None else quality
         if not 1 <= quality <= self.qualities:
             raise PixelforgeError(f"quality must be 1..{self.qualities} for the overfitted codec, not {quality}")
@@ -160,7 +165,7 @@ class OverfitCodecPipeline:
         start = time.perf_counter()
         x, mode, alpha = _image_tensor(image)
         lmbda = QUALITY_LAMBDAS[quality - 1]
-        model = fit(x, lmbda, effort, self.cfg, seed=seed, progress=progress)
+        model = fit(x, lmbda, effort, self.cfg, seed=seed, progress=progress, report=report)
         grids = _grids(model)
         wave = bs.Wavefront(image.height, image.width, self.cfg.levels)
         arm, synth = quantize_networks(model, x, lmbda, grids, wave)
@@ -175,6 +180,22 @@ class OverfitCodecPipeline:
     def compress(self, image: Image.Image | str | os.PathLike, quality: int | None = None,
                  effort: str | Effort | None = None, progress: bool = False) -> bytes:
         return self.encode(image, quality, effort, progress).data
+
+    def compress_file(self, src: str | os.PathLike, dest: str | os.PathLike, quality: int | None = None,
+                      overwrite: bool = False, effort: str | None = None, progress: bool = False) -> dict:
+        """Compress an image file to ``dest`` (.pfc); returns sizes, bits per pixel, PSNR and time."""
+        from ..runs import atomic_write_bytes
+
+        dest = Path(dest)
+        if dest.exists() and not overwrite:
+            raise PixelforgeError(f"{dest} exists; pass --overwrite to replace it")
+        image = read_image(src)
+        quality = self.default_quality if quality is None else quality
+        result = self.encode(image, quality, effort, progress)
+        atomic_write_bytes(dest, result.data)
+        return {"bytes": len(result.data), "bpp": result.bpp, "psnr": result.psnr, "seconds": result.seconds,
+                "width": image.width, "height": image.height, "mode": image.mode, "quality": quality,
+                "effort": effort or self.effort}
 
     def decompress(self, data: bytes | str | os.PathLike) -> Image.Image:
         if isinstance(data, (str, os.PathLike)):

@@ -7,12 +7,15 @@ Routes::
     GET  /api/tabs                  every tab, whether it is available, its forms
     GET  /api/models?family=a,b     runs with a checkpoint and shipped models
     GET  /api/runs, /api/runs/ID    the run browser
-    POST /api/tabs/TAB/ACTION       multipart form -> {"images": [...], "metrics": {...}}
+    POST /api/tabs/TAB/ACTION       multipart form -> {"images": [...], "metrics": {...}}, or for a
+                                    background action {"job": ID} (202)
+    GET  /api/jobs/ID               a background job: state, progress, note, and its result
     GET  /files/runs/RUN/...        pictures inside run folders (nothing else)
     GET  /files/out/NAME            the studio's own outputs
 
 Every error is a JSON ``{"error": "one line"}`` with a 4xx/5xx status that the page shows as
-a message; inference runs in a worker thread, one request at a time.
+a message; inference runs in a worker thread, one request at a time, except background actions
+(web/jobs.py), which run outside that lock while the page polls them.
 """
 
 from __future__ import annotations
@@ -40,8 +43,9 @@ from anyio import to_thread
 
 from .. import dryrun
 from ..errors import PixelforgeError
+from .jobs import JobLimit
 from .studio import Busy, Studio
-from .tabs import TABS, Field, get_tab
+from .tabs import TABS, Field, Result, get_tab
 
 log = logging.getLogger("pixelforge.web")
 STATIC = Path(__file__).parent / "static"
@@ -49,6 +53,11 @@ STATIC = Path(__file__).parent / "static"
 
 def error(message: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
+
+
+def _result_json(result: Result) -> dict:
+    return {"images": [{"title": t, "url": f"/files/out/{n}"} for t, n in result.images],
+            "metrics": result.metrics, "message": result.message, "layout": result.layout}
 
 
 def _convert(f: Field, raw):
@@ -155,23 +164,34 @@ def create_app(studio: Studio | None = None, **options) -> Starlette:
             finally:
                 await form.close()
 
-            def work():
+            def decode():
                 for f in action.fields:
                     if f.type in ("image", "mask") and values[f.name] is not None:
                         values[f.name] = studio.decode_upload(values[f.name], f.label)
+
+            if action.background:
+                await to_thread.run_sync(decode)
+                job = studio.jobs.start(lambda report: action.handler(studio, values, report), _result_json)
+                return JSONResponse({"job": job}, status_code=202)
+
+            def work():
+                decode()
                 return studio.exclusive(lambda: action.handler(studio, values))
 
             result = await to_thread.run_sync(work)
         except PixelforgeError as e:
             return error(str(e), 400)
-        except Busy as e:
+        except (Busy, JobLimit) as e:
             return error(str(e), 503)
         except Exception as e:  # a bug: log the traceback on the server, a message in the page
             log.exception("studio: %s/%s failed", tab.name, action.name)
             return error(f"internal error in {tab.title}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
                          500)
-        return JSONResponse({"images": [{"title": t, "url": f"/files/out/{n}"} for t, n in result.images],
-                             "metrics": result.metrics, "message": result.message, "layout": result.layout})
+        return JSONResponse(_result_json(result))
+
+    async def job(request: Request) -> Response:
+        status = studio.jobs.status(request.path_params["job"])
+        return error("no such job", 404) if status is None else JSONResponse(status)
 
     async def run_file(request: Request) -> Response:
         try:
@@ -207,6 +227,7 @@ def create_app(studio: Studio | None = None, **options) -> Starlette:
         Route("/api/runs", runs),
         Route("/api/runs/{run:path}", run_details),
         Route("/api/tabs/{tab}/{action}", act, methods=["POST"]),
+        Route("/api/jobs/{job}", job),
         Route("/files/runs/{path:path}", run_file),
         Route("/files/out/{name}", out_file),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),

@@ -23,6 +23,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import PixelforgeError
 from ..images import make_grid, save_png, to_pil
+from .jobs import Jobs
 
 log = logging.getLogger("pixelforge.web")
 
@@ -54,6 +55,7 @@ class Studio:
         self.busy_timeout = busy_timeout
         self.max_outputs = max_outputs
         self._lock = threading.Lock()
+        self.jobs = Jobs()
         self._models: OrderedDict[tuple, Any] = OrderedDict()
         self._cache_size = cache_models
 

@@ -166,6 +166,21 @@ function maskEditor(id) {
   };
 }
 
+// A background action answers with a job id: poll it, showing its progress, until it ends.
+async function followJob(id, where) {
+  const bar = $("progress", { max: 1, value: 0 });
+  const note = $("span", { class: "job-note", text: "starting" });
+  where.replaceChildren($("div", { class: "busy job" }, bar, " ", note));
+  for (;;) {
+    await new Promise(done => setTimeout(done, 1000));
+    const job = await getJSON(`/api/jobs/${id}`);
+    if (job.state === "done") return job.result;
+    if (job.state === "error") throw new Error(job.error);
+    bar.value = job.progress;
+    note.textContent = `${Math.round(100 * job.progress)}% · ${job.note}`;
+  }
+}
+
 function renderResult(where, res) {
   const figs = res.images.map(im => $("figure", {},
     pixImage(im.url, im.title),
@@ -210,7 +225,7 @@ function buildAction(tab, action) {
       let body;
       try { body = await r.json(); } catch (e) { throw new Error(`the server answered ${r.status} ${r.statusText}`); }
       if (!r.ok) throw new Error(body.error || `${r.status}`);
-      renderResult(state.result, body);
+      renderResult(state.result, body.job ? await followJob(body.job, state.result) : body);
     } catch (e) {
       showError(state.result, e.message || String(e));
     } finally {

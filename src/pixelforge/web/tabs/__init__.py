@@ -42,10 +42,14 @@ class Field:
 
 @dataclass
 class Action:
+    """``background``: the handler runs as a polled job outside the inference lock and is
+    called as ``handler(studio, values, report)``, ``report(fraction, note)`` its progress."""
+
     name: str
     label: str
     fields: list[Field]
     handler: Callable[..., "Result"]
+    background: bool = False
 
 
 @dataclass
@@ -72,7 +76,8 @@ class Tab:
         ok, message = self.status()
         return {"name": self.name, "title": self.title, "description": self.description, "available": ok,
                 "panel": self.panel, "message": message,
-                "actions": [{"name": a.name, "label": a.label, "fields": [f.spec() for f in a.fields]}
+                "actions": [{"name": a.name, "label": a.label, "background": a.background,
+                             "fields": [f.spec() for f in a.fields]}
                             for a in self.actions] if ok else []}
 
     def status(self) -> tuple[bool, str]:

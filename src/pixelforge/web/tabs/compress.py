@@ -1,5 +1,6 @@
-"""Compress: the learned codec (a shipped codec or a codec run) beside JPEG at the same file
-size; bits per pixel and PSNR of both."""
+"""Compress: the overfitted codec (a background job the page polls: it fits a network to the
+image for minutes) or an amortized codec (a shipped codec or a codec run), beside JPEG at the
+same file size; bits per pixel and PSNR of both."""
 
 from __future__ import annotations
 
@@ -29,19 +30,11 @@ def _jpeg_of_size(image: Image.Image, size: int) -> tuple[int, Image.Image]:
     return best[0], Image.open(io.BytesIO(best[1])).convert("RGB")
 
 
-def compress(studio, v: dict) -> Result:
-    from ...pipelines.codec import load_codec_run
-
-    codec = studio.load(v["model"], FAMILIES, loader=load_codec_run)
-    image = v["image"].convert("RGB")
-    quality = min(max(1, int(v["quality"])), codec.qualities)
-    data = codec.compress(image, quality)
-    decoded = codec.decompress(data)
+def _beside_jpeg(studio, image: Image.Image, data: bytes, decoded: Image.Image, metrics: dict) -> Result:
     jpeg_bytes, jpeg = _jpeg_of_size(image, len(data))
     pixels = image.width * image.height
     ref = to_tensor(image)
-    metrics = {"model": v["model"].removeprefix("zoo:"), "size": f"{image.width}x{image.height}",
-               "quality": f"{quality} of {codec.qualities}",
+    metrics = {**metrics, "size": f"{image.width}x{image.height}",
                "pixelforge (bpp)": round(8 * len(data) / pixels, 3),
                "PSNR pixelforge (dB)": round(float(psnr(to_tensor(decoded), ref)[0]), 2),
                "JPEG same size (bpp)": round(8 * jpeg_bytes / pixels, 3),
@@ -51,13 +44,44 @@ def compress(studio, v: dict) -> Result:
                   message=f".pfc file: {len(data)} bytes")
 
 
+def compress(studio, v: dict) -> Result:
+    from ...pipelines.codec import load_codec_run
+
+    codec = studio.load(v["model"], FAMILIES, loader=load_codec_run)
+    image = v["image"].convert("RGB")
+    quality = min(max(1, int(v["quality"])), codec.qualities)
+    data = codec.compress(image, quality)
+    return _beside_jpeg(studio, image, data, codec.decompress(data),
+                        {"model": v["model"].removeprefix("zoo:"), "quality": f"{quality} of {codec.qualities}"})
+
+
+def compress_overfitted(studio, v: dict, report) -> Result:
+    from ...pipelines.overfit_codec import OverfitCodecPipeline
+
+    codec = OverfitCodecPipeline(effort=v["effort"])
+    image = v["image"].convert("RGB")
+    quality = min(max(1, int(v["quality"])), codec.qualities)
+    result = codec.encode(image, quality, report=report)
+    report(1.0, "decoding")
+    return _beside_jpeg(studio, image, result.data, codec.decompress(result.data),
+                        {"model": "overfit", "quality": f"{quality} of {codec.qualities}", "effort": v["effort"],
+                         "encode (s)": round(result.seconds, 1)})
+
+
 TAB = Tab(
     "compress", "Compress", "Compress an image; bits per pixel and PSNR beside JPEG at the same size.",
     available=module_exists("pixelforge.pipelines.codec"),
     unavailable="Learned compression is not part of this version of pixelforge.",
-    actions=[Action("compress", "Compress", [
-        Field("model", "run", "Codec", DEFAULT_MODEL, families=FAMILIES,
-              help="the shipped codec (photos-codec-v1) or a codec run"),
-        Field("image", "image", "Image"),
-        Field("quality", "int", "Quality", 3, min=1, max=8, help="1 = smallest file; the shipped codec has 5 levels"),
-    ], compress)])
+    actions=[
+        Action("overfit", "Compress (overfitted codec)", [
+            Field("image", "image", "Image"),
+            Field("quality", "int", "Quality", 3, min=1, max=5, help="1 = smallest file"),
+            Field("effort", "select", "Effort", "fast", options=["fast", "default", "best"],
+                  help="encoding time: about 1 / 5 / 20 minutes per megapixel on a 2-core CPU"),
+        ], compress_overfitted, background=True),
+        Action("compress", "Compress (amortized codec)", [
+            Field("model", "run", "Codec", DEFAULT_MODEL, families=FAMILIES,
+                  help="the shipped codec (photos-codec-v1) or a codec run"),
+            Field("image", "image", "Image"),
+            Field("quality", "int", "Quality", 3, min=1, max=8, help="1 = smallest file; the shipped codec has 5 levels"),
+        ], compress)])
