@@ -10,6 +10,14 @@ over the photos per setting. Reported: the table, BD-rate and BD-PSNR against JP
 
     python benchmarks/codec.py [--model photos-codec-v1 | RUN_DIR]
     python benchmarks/codec.py --export runs/codec-v1     # ship a run as photos-codec-v1 first
+
+``--compare`` measures the overfitted codec's effort presets beside the shipped amortized
+codec, JPEG, WebP (method 6) and AVIF (Pillow) on centre crops of the held-out photos (the
+overfitted codec fits each image, so full photos at every preset and quality take hours on a
+2-core CPU); every (photo, quality, preset) result is cached in
+benchmarks/results/codec_compare_cache.json, so a stopped run resumes where it stopped:
+
+    python benchmarks/codec.py --compare [--presets fast,default,best] [--crop 384x256]
 """
 
 from __future__ import annotations
@@ -222,6 +230,11 @@ def update_card(result: dict, with_training_photos: bool) -> None:
 
 
 def main() -> None:
+    if "--compare" in sys.argv:
+        from codec_compare import main as compare_main
+
+        sys.argv.remove("--compare")
+        return compare_main()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=None, help=f"a codec run or shipped name (default {SHIPPED})")
     p.add_argument("--export", default=None, help="first ship this codec run as photos-codec-v1")

@@ -280,23 +280,25 @@ def fixed_arm(qnet: QuantizedNet, ctx: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return mu16, np.clip(s, 0, SCALE_LEVELS - 1).astype(np.int64)
 
 
-def fixed_synthesis(qnet: QuantizedNet, latents: list[np.ndarray]) -> np.ndarray:
-    """Integer latent grids [(H_k, W_k)] -> 8-bit RGB (H, W, 3), exactly."""
+def fixed_synthesis(qnet: QuantizedNet, latents: list[np.ndarray], chunk: int = 1 << 15) -> np.ndarray:
+    """Integer latent grids [(H_k, W_k)] -> 8-bit RGB (H, W, 3), exactly. The 1x1 layers run
+    over ``chunk`` pixels at a time so that their wide hidden layer stays in the cache."""
     with torch.no_grad():
         feat = upsample([torch.from_numpy(y).double() * 2 ** ACT_BITS for y in latents], exact=True)
         w1, b1, w2, b2, w3, b3, w4, b4 = [torch.from_numpy(t).double() for t in qnet.tensors]
-        k = qnet.w_bits
+        shift = 2.0 ** -qnet.w_bits  # products carry ACT_BITS + w_bits fraction bits; keep ACT_BITS
         c, h, w = feat.shape
+        feat = feat.reshape(c, h * w)
+        x = torch.empty(3, h * w, dtype=torch.float64)
+        for lo in range(0, h * w, chunk):
+            hidden = torch.addmm(b1[:, None], w1, feat[:, lo:lo + chunk]).mul_(shift).floor_().clamp_min_(0)
+            x[:, lo:lo + chunk] = torch.addmm(b2[:, None], w2, hidden).mul_(shift).floor_()
+        x = x.reshape(1, 3, h, w)
 
-        def linear(x, weight, bias):
-            return _rescale(torch.addmm(bias[:, None], weight, x), ACT_BITS + k, ACT_BITS)
+        def conv(v, weight, bias):
+            return F.conv2d(F.pad(v, (1, 1, 1, 1), mode="replicate"), weight, bias).mul_(shift).floor_()
 
-        def conv(x, weight, bias):
-            return _rescale(F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), weight, bias), ACT_BITS + k, ACT_BITS)
-
-        x = linear(linear(feat.reshape(c, h * w), w1, b1).clamp_min(0), w2, b2).reshape(1, 3, h, w)
-        x = x + conv(x, w3, b3).clamp_min(0)
-        x = x + conv(x, w4, b4)
-        x = torch.nan_to_num(x)
+        x = x + conv(x, w3, b3).clamp_min_(0)
+        x = torch.nan_to_num(x + conv(x, w4, b4))
         pixels = torch.floor((x[0] * 255 + 2 ** (ACT_BITS - 1)) / 2 ** ACT_BITS).clamp(0, 255)
         return pixels.permute(1, 2, 0).to(torch.uint8).numpy()

@@ -11,6 +11,7 @@ fixed-point decoder. No training set and no shipped weights are needed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import time
@@ -28,9 +29,11 @@ from ..models.overfit_codec import ACT_BITS, LATENT_MAX, OverfitCodec, OverfitCo
 from . import overfit_bitstream as bs
 
 MODEL_ID = "overfit"
+PRIOR = "overfit-prior-v1"  # the networks' warm start, in the zoo (benchmarks/codec_prior.py)
+PRIOR_LAMBDA = 0.006
 # lambda per quality level (1 = smallest file), in the project's R + lambda * 255^2 * D convention
-QUALITY_LAMBDAS = (0.0005, 0.0012, 0.003, 0.008, 0.02)
-WEIGHT_BITS = range(5, 14)
+QUALITY_LAMBDAS = (0.001, 0.0025, 0.006, 0.015, 0.04)
+WEIGHT_BITS = range(6, 13)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +46,7 @@ class Effort:
     latent_lr: float = 5e-2
 
 
-EFFORTS = {"fast": Effort(100), "default": Effort(500), "best": Effort(2000)}
+EFFORTS = {"fast": Effort(60, hard_fraction=1.0), "default": Effort(330), "best": Effort(1350)}
 
 
 @dataclasses.dataclass
@@ -71,27 +74,61 @@ def _psnr(mse: float) -> float:
 
 
 def fit(x: torch.Tensor, lmbda: float, effort: Effort, cfg: OverfitConfig | None = None, seed: int = 0,
-        progress: bool = False, autocast: bool = True, report=None) -> OverfitCodec:
+        progress: bool = False, autocast: bool = True, report=None, prior: dict | None = None) -> OverfitCodec:
     """Fit latents and networks to ``x`` (1, 3, H, W): noisy latents first, then hard rounding
-    with a straight-through gradient, Adam with a cosine learning-rate decay. ``report(fraction,
+    with a straight-through gradient, Adam with a cosine learning-rate decay. ``prior``: the
+    networks' starting weights (a warm start, see :func:`fit_prior`). ``report(fraction,
     note)``, if given, hears the progress every 10 steps (the studio's job polling)."""
+    torch.manual_seed(seed)
+    model = OverfitCodec(x.shape[2], x.shape[3], cfg or OverfitConfig())
+    if prior is not None:
+        load_prior(model, prior)
+    _optimise([model], [x], lmbda, effort, progress, autocast, report)
+    return model
+
+
+def fit_prior(images: list[torch.Tensor], lmbda: float, effort: Effort, cfg: OverfitConfig | None = None,
+              seed: int = 0, progress: bool = True) -> tuple[dict, dict]:
+    """One context model and one synthesis fitted jointly to several images (each with its own
+    latents): a warm start for :func:`fit`, which then needs fewer steps.
+    -> (their weights, the bpp and PSNR of the last step)."""
+    torch.manual_seed(seed)
+    cfg = cfg or OverfitConfig()
+    models = [OverfitCodec(x.shape[2], x.shape[3], cfg) for x in images]
+    for m in models[1:]:
+        m.arm, m.synthesis = models[0].arm, models[0].synthesis
+    reached = _optimise(models, images, lmbda, effort, progress, True, None)
+    weights = {f"{name}.{k}": v.detach().clone() for name in ("arm", "synthesis")
+               for k, v in getattr(models[0], name).state_dict().items()}
+    return weights, reached
+
+
+def load_prior(model: OverfitCodec, prior: dict) -> None:
+    for name in ("arm", "synthesis"):
+        getattr(model, name).load_state_dict({k.split(".", 1)[1]: v.float() for k, v in prior.items()
+                                              if k.startswith(name + ".")})
+
+
+def _optimise(models: list[OverfitCodec], targets: list[torch.Tensor], lmbda: float, effort: Effort,
+              progress: bool, autocast: bool, report) -> dict:
     from tqdm.auto import tqdm
 
-    torch.manual_seed(seed)
     torch.set_flush_denormal(True)  # tiny Adam moments otherwise slow every step down ~10x
-    _, _, h, w = x.shape
-    model = OverfitCodec(h, w, cfg or OverfitConfig())
-    networks = [p for net in (model.arm, model.synthesis) for p in net.parameters()]
-    opt = torch.optim.Adam([{"params": list(model.latents), "peak": effort.latent_lr},
-                            {"params": networks, "peak": effort.lr}])
+    networks = [p for net in (models[0].arm, models[0].synthesis) for p in net.parameters()]
+    latents = [y for m in models for y in m.latents]
+    opt = torch.optim.Adam([{"params": latents, "peak": effort.latent_lr}, {"params": networks, "peak": effort.lr}])
     hard_from = int(effort.iterations * (1 - effort.hard_fraction))
+    pixels = sum(x.shape[2] * x.shape[3] for x in targets)
     bar = tqdm(range(effort.iterations), desc="encoding", unit="it", disable=not progress, leave=False)
     for it in bar:
         for group in opt.param_groups:
             group["lr"] = group["peak"] * 0.5 * (1 + math.cos(math.pi * it / effort.iterations))
-        x_hat, bits = model("noise" if it < hard_from else "hard", autocast=autocast)
-        mse = F.mse_loss(x_hat, x)
-        bpp = bits / (h * w)
+        bits = sq_err = 0
+        for model, x in zip(models, targets):
+            x_hat, b = model("noise" if it < hard_from else "hard", autocast=autocast)
+            bits = bits + b
+            sq_err = sq_err + F.mse_loss(x_hat, x, reduction="sum") / 3
+        mse, bpp = sq_err / pixels, bits / pixels
         loss = bpp + lmbda * 255 ** 2 * mse
         opt.zero_grad(set_to_none=True)
         if not torch.isfinite(loss):
@@ -104,7 +141,18 @@ def fit(x: torch.Tensor, lmbda: float, effort: Effort, cfg: OverfitConfig | None
             bar.set_postfix_str(note)
             if report:
                 report(it / effort.iterations, f"step {it} of {effort.iterations}: {note}")
-    return model
+    return {"bpp": round(bpp.item(), 4), "psnr": round(_psnr(mse.item()), 3)}
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_prior() -> dict | None:
+    """The shipped warm start, or None in an installation without it (encoding starts cold)."""
+    from safetensors.torch import load_file
+
+    from ..zoo import ZOO_DIR
+
+    path = ZOO_DIR / f"{PRIOR}.safetensors"
+    return {k: v.float() for k, v in load_file(str(path)).items()} if path.is_file() else None
 
 
 def _grids(model: OverfitCodec) -> list[np.ndarray]:
@@ -139,9 +187,10 @@ class OverfitCodecPipeline:
     qualities = len(QUALITY_LAMBDAS)
     default_quality = 3
 
-    def __init__(self, cfg: OverfitConfig | None = None, effort: str = "default"):
+    def __init__(self, cfg: OverfitConfig | None = None, effort: str = "default", warm_start: bool = True):
         self.cfg = cfg or OverfitConfig()
         self.effort = effort
+        self.prior = shipped_prior() if warm_start and self.cfg == OverfitConfig() else None
 
     def _effort(self, effort: str | Effort | None) -> Effort:
         effort = effort or self.effort
@@ -165,7 +214,7 @@ class OverfitCodecPipeline:
         start = time.perf_counter()
         x, mode, alpha = _image_tensor(image)
         lmbda = QUALITY_LAMBDAS[quality - 1]
-        model = fit(x, lmbda, effort, self.cfg, seed=seed, progress=progress, report=report)
+        model = fit(x, lmbda, effort, self.cfg, seed=seed, progress=progress, report=report, prior=self.prior)
         grids = _grids(model)
         wave = bs.Wavefront(image.height, image.width, self.cfg.levels)
         arm, synth = quantize_networks(model, x, lmbda, grids, wave)
