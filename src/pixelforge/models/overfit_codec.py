@@ -160,8 +160,11 @@ def upsample(latents: list[torch.Tensor], exact: bool = False) -> torch.Tensor:
 def laplace_bits(symbols: torch.Tensor, mu: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """-log2 of the Laplace(mu, scale) mass on [symbol - 1/2, symbol + 1/2], floored at 2^-16."""
     a = (symbols - mu).abs()
-    log_far = math.log(0.5) - (a - 0.5) / scale + torch.log(-torch.expm1(-1 / scale))
-    near = 1 - 0.5 * torch.exp(-(0.5 - a) / scale) - 0.5 * torch.exp(-(0.5 + a) / scale)
+    # each branch sees only its own range of a: the other branch's overflow would otherwise
+    # turn into NaN gradients through torch.where (inf * 0)
+    far, close = a.clamp_min(0.5), a.clamp_max(0.5)
+    log_far = math.log(0.5) - (far - 0.5) / scale + torch.log(-torch.expm1(-1 / scale))
+    near = 1 - 0.5 * torch.exp(-(0.5 - close) / scale) - 0.5 * torch.exp(-(0.5 + close) / scale)
     log_near = torch.log(near.clamp_min(1e-12))
     log_p = torch.where(a >= 0.5, log_far, log_near)
     return -log_p.clamp_min(-16 * math.log(2)) / math.log(2)

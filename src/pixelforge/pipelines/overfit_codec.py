@@ -134,7 +134,9 @@ def _optimise(models: list[OverfitCodec], targets: list[torch.Tensor], lmbda: fl
         if not torch.isfinite(loss):
             continue  # a rare noise draw; the next step draws anew
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(networks, 1.0)
+        latent_norm = torch.nn.utils.clip_grad_norm_(latents, float("inf"))
+        if not (torch.isfinite(torch.nn.utils.clip_grad_norm_(networks, 1.0)) and torch.isfinite(latent_norm)):
+            continue  # never let one bad gradient into Adam's moments
         opt.step()
         if it % 10 == 0 and (progress or report):
             note = f"{bpp.item():.3f} bpp, {_psnr(mse.item()):.2f} dB"
@@ -215,6 +217,8 @@ class OverfitCodecPipeline:
         x, mode, alpha = _image_tensor(image)
         lmbda = QUALITY_LAMBDAS[quality - 1]
         model = fit(x, lmbda, effort, self.cfg, seed=seed, progress=progress, report=report, prior=self.prior)
+        if not all(torch.isfinite(p).all() for p in model.parameters()):
+            raise PixelforgeError("the encoder's optimisation diverged on this image; try another quality or effort")
         grids = _grids(model)
         wave = bs.Wavefront(image.height, image.width, self.cfg.levels)
         arm, synth = quantize_networks(model, x, lmbda, grids, wave)
