@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from . import dryrun
-from .errors import PixelforgeError
+from .errors import Interrupted, PixelforgeError
 
 
 def _positive_int(s: str) -> int:
@@ -792,7 +792,7 @@ def cmd_explain(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .pipelines.evaluate import evaluate_run
+    from .evaluation import evaluate_run
 
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     result = evaluate_run(args.run, n=args.n, extractor=args.extractor, metrics=metrics, seed=args.seed,
@@ -1052,8 +1052,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="pixelforge: %(levelname)s: %(message)s")
-    from .training import Interrupted
-
     handler = {"train": cmd_train, "sample": cmd_sample, "interpolate": cmd_interpolate, "inpaint": cmd_inpaint,
                "classify": cmd_classify, "explain": cmd_explain, "eval": cmd_eval,
                "augment": cmd_augment, "cas": cmd_cas, "reconstruct": cmd_reconstruct, "encode": cmd_encode,

@@ -58,7 +58,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PixelforgeError
-from ..registry import register_model
+from .registration import register_model
 
 MIN_SIZE, MAX_SIZE = 16, 64
 CODE_KINDS = ("vector", "map")

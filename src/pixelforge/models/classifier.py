@@ -22,7 +22,7 @@ from torch import nn
 from ..errors import PixelforgeError
 from ..nn import GroupNorm
 from ..nn.augment import parse_policy
-from ..registry import register_model
+from .registration import register_model
 
 
 @dataclass

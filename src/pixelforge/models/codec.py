@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..registry import register_model
+from .registration import register_model
 
 PRIORS = ("factorized", "hyperprior")
 QUANTIZATIONS = ("mixed", "noise")

@@ -32,7 +32,7 @@ from torch import nn
 
 from ..errors import PixelforgeError
 from ..nn import GroupNorm
-from ..registry import register_model
+from .registration import register_model
 
 
 @dataclass

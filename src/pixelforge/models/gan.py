@@ -31,7 +31,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ..errors import PixelforgeError
-from ..registry import register_model
+from .registration import register_model
 
 SIZES = {28: (7, 2), 32: (4, 3), 64: (4, 4)}  # image size -> (base resolution, number of 2x steps)
 LOSSES = ("ns", "hinge", "lsgan", "wgan-gp")

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PixelforgeError
-from ..registry import register_model
+from .registration import register_model
 
 SCALES = (2, 3, 4)
 

@@ -53,7 +53,7 @@ from torch import Tensor, nn
 from ..data.download import download_file
 from ..data.registry import cache_dir
 from ..errors import PixelforgeError
-from ..registry import register_model
+from .registration import register_model
 from ..runs import read_weights_file
 
 BACKBONES = ("offline", "vgg19", "vgg16")

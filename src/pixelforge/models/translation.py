@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PixelforgeError
-from ..registry import register_model
+from .registration import register_model
 
 
 def _check_common(width: int, depth: int, d_width: int, d_layers: int, dropout: float, channels: dict) -> None:

@@ -104,6 +104,12 @@ class AutoencoderPipeline(LabelParser):
     def variational(self) -> bool:
         return self.net.variational
 
+    def trained_on(self, damage: str) -> bool:
+        """Did training corrupt the inputs with ``damage`` ("noise" or "holes")? Runs restore
+        well only the damage they were trained to undo."""
+        corruption = Corruption(self.corrupt)
+        return corruption.has_noise if damage == "noise" else corruption.has_holes
+
     @property
     def num_classes(self) -> int:
         return self.cfg.num_classes

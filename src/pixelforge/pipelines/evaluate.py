@@ -5,7 +5,6 @@ any classifier run on request).
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 
 import torch
@@ -14,7 +13,6 @@ from .. import dryrun
 from ..data import load_dataset
 from ..errors import PixelforgeError
 from ..metrics import METRICS, calculate_metrics
-from ..runs import Run, atomic_write_json
 
 
 # Families whose pipelines have ``sample(n, seed)``; each new generative family adds itself.
@@ -69,28 +67,6 @@ def check_sampling_options(run_dir, family: str | None, sampling: dict) -> None:
     if sampling and family != "diffusion":
         raise PixelforgeError(f"sampling options ({', '.join(sampling)}) are for diffusion runs; {run_dir} is a "
                               f"{family} run")
-
-
-def evaluate_run(run_dir: str | os.PathLike, n: int = 10000, extractor: str | None = None, metrics=METRICS,
-                 seed: int = 0, progress: bool = True, device: str = "auto", **sampling) -> dict:
-    """Evaluate a generator run and write ``RUN/metrics.json``. ``sampling``: the diffusion loader's
-    options (``steps``, ``guidance``, ``eta``, ``solver``); a diffusion run's file records the
-    settings its samples were drawn with, defaults included."""
-    from ..api import load
-
-    run = Run.open(run_dir)
-    check_sampling_options(run_dir, run.config.get("family"), sampling)
-    if run.config.get("family") not in GENERATOR_FAMILIES:
-        raise PixelforgeError(f"{run_dir} is a {run.config.get('family')} run; eval needs a generator run "
-                              f"({', '.join(GENERATOR_FAMILIES)})")
-    pipe = load(run_dir, device=device, **sampling)
-    result = evaluate_generator(pipe, run.config["data"], n, extractor, metrics, seed, progress)
-    ckpt = run.latest_checkpoint()
-    result = {**result, "step": int(ckpt.name.split("_")[1]) if ckpt else None,
-              "evaluated": _dt.datetime.now().isoformat(timespec="seconds"), "seed": seed,
-              **({"sampling": pipe.sampling} if run.config.get("family") == "diffusion" else {})}
-    atomic_write_json(run.path / "metrics.json", result)
-    return result
 
 
 def fid_evaluator(data: dict, n: int, extractor: str | None, pipeline_of):

@@ -23,7 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import dryrun
-from ..errors import PixelforgeError, RunError
+from ..errors import Interrupted, PixelforgeError, RunError, TrainingDiverged
 from ..runs import Run
 from ..runtime import Runtime
 
@@ -101,16 +101,6 @@ class SingleNetTask:
 
     def set_progress(self, fraction: float) -> None:
         self.progress = fraction
-
-
-class TrainingDiverged(PixelforgeError):
-    pass
-
-
-class Interrupted(PixelforgeError):
-    def __init__(self, message: str, signum: int):
-        super().__init__(message)
-        self.signum = signum
 
 
 class Trainer:

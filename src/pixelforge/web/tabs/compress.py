@@ -9,7 +9,7 @@ from PIL import Image
 
 from ...metrics.image_quality import psnr
 from ..studio import to_tensor
-from . import Action, Field, Result, Tab, module_exists
+from ..forms import Action, Field, Result, Tab, module_exists
 
 FAMILIES = ["codec"]
 DEFAULT_MODEL = "zoo:photos-codec-v1"

@@ -8,7 +8,7 @@ import math
 
 from ...pipelines.evaluate import GENERATOR_FAMILIES
 from ...schedulers import SAMPLERS
-from . import Action, Field, Result, Tab, module_exists
+from ..forms import Action, Field, Result, Tab, module_exists
 
 MAX_SAMPLES = 256
 

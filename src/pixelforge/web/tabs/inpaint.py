@@ -9,7 +9,7 @@ from PIL import Image
 from ...errors import PixelforgeError
 from ...metrics.image_quality import psnr, ssim
 from ..studio import to_model_tensor
-from . import Action, Field, Result, Tab, module_exists
+from ..forms import Action, Field, Result, Tab, module_exists
 
 
 def mask_tensor(mask: Image.Image, size: int) -> torch.Tensor:
