@@ -11,7 +11,8 @@ import os
 from .api import load
 from .errors import PixelforgeError
 from .metrics import METRICS
-from .pipelines.evaluate import GENERATOR_FAMILIES, check_sampling_options, evaluate_generator
+from .families import generator_families, run_family
+from .pipelines.evaluate import check_sampling_options, evaluate_generator
 from .runs import Run, atomic_write_json
 
 
@@ -21,15 +22,16 @@ def evaluate_run(run_dir: str | os.PathLike, n: int = 10000, extractor: str | No
     options (``steps``, ``guidance``, ``eta``, ``solver``); a diffusion run's file records the
     settings its samples were drawn with, defaults included."""
     run = Run.open(run_dir)
-    check_sampling_options(run_dir, run.config.get("family"), sampling)
-    if run.config.get("family") not in GENERATOR_FAMILIES:
-        raise PixelforgeError(f"{run_dir} is a {run.config.get('family')} run; eval needs a generator run "
-                              f"({', '.join(GENERATOR_FAMILIES)})")
+    family = run_family(run_dir)
+    check_sampling_options(run_dir, family, sampling)
+    if not family.generates:
+        raise PixelforgeError(f"{run_dir} is a {family.name} run; eval needs a generator run "
+                              f"({', '.join(generator_families())})")
     pipe = load(run_dir, device=device, **sampling)
     result = evaluate_generator(pipe, run.config["data"], n, extractor, metrics, seed, progress)
     ckpt = run.latest_checkpoint()
     result = {**result, "step": int(ckpt.name.split("_")[1]) if ckpt else None,
               "evaluated": _dt.datetime.now().isoformat(timespec="seconds"), "seed": seed,
-              **({"sampling": pipe.sampling} if run.config.get("family") == "diffusion" else {})}
+              **({"sampling": pipe.sampling} if hasattr(pipe, "sampling") else {})}
     atomic_write_json(run.path / "metrics.json", result)
     return result

@@ -53,6 +53,7 @@ from torch import Tensor, nn
 from ..data.download import download_file
 from ..data.registry import cache_dir
 from ..errors import PixelforgeError
+from ..family import flag
 from .registration import register_model
 from ..runs import read_weights_file
 
@@ -360,10 +361,14 @@ class StylizerConfig:
     end), so no layer runs at full resolution, with 5x5 outer kernels: ~0.1 s (docs/style_transfer.md).
     """
 
-    widths: tuple[int, int, int] = (32, 64, 64)  # at 1, 1/2 and 1/4 of the (shuffled) resolution
-    blocks: int = 4  # residual blocks at the lowest resolution
-    outer_kernel: int = 5  # kernel of the first and last convolution
-    shuffle: int = 2  # >1: space-to-depth by this factor first, depth-to-space at the end (1 = Johnson's)
+    # at 1, 1/2 and 1/4 of the (shuffled) resolution
+    widths: tuple[int, int, int] = flag((32, 64, 64), help="channels at 1/1, 1/2, 1/4 of the (shuffled) resolution")
+    blocks: int = flag(4, help="residual blocks")  # residual blocks at the lowest resolution
+    # kernel of the first and last convolution
+    outer_kernel: int = flag(5, help="first/last convolution kernel", check="positive")
+    # >1: space-to-depth by this factor first, depth-to-space at the end (1 = Johnson's)
+    shuffle: int = flag(
+        2, help="space-to-depth factor; 1 = Johnson's full-resolution first/last layers", choices=(1, 2, 4))
 
     def __post_init__(self):
         self.widths = tuple(int(w) for w in self.widths)
@@ -469,9 +474,12 @@ def adain(content: Tensor, style: Tensor, eps: float = 1e-5) -> Tensor:
 class AdaINConfig:
     """Encoder = a frozen backbone up to ``layer``; decoder = its rough mirror, trained."""
 
-    backbone: str = "offline"  # offline or vgg19 / vgg16 (then the encoder's weights are in the run)
+    # offline or vgg19 / vgg16 (then the encoder's weights are in the run)
+    backbone: str = flag("offline", choices=("offline", "vgg19", "vgg16"),
+                         help="encoder: offline (built in) or VGG (needs --weights or a download)")
     layer: str = ""  # the encoder layer AdaIN acts on ("" = r3 offline, relu4_1 VGG)
-    widths: tuple[int, ...] = (64, 32)  # decoder channels after each x2 upsampling, deepest first
+    # decoder channels after each x2 upsampling, deepest first
+    widths: tuple[int, ...] = flag((64, 32), help="decoder channels per upsampling, deepest first")
 
     def __post_init__(self):
         if self.backbone not in BACKBONES:

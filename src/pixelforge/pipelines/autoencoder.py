@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 from pathlib import Path
@@ -20,6 +21,7 @@ import torch
 
 from ..data import load_dataset, resize_images
 from ..errors import DataError, PixelforgeError, RunError
+from ..family import Family, Option, TrainCommand
 from ..images import make_grid, pyplot, save_figure, save_gif, save_grid, save_png
 from ..models.autoencoder import (AutoencoderConfig, ConvAutoencoder, bits_per_dim, discretized_logistic_nll,
                                   kl_standard_normal)
@@ -569,3 +571,30 @@ def load_autoencoder(run_dir: str | os.PathLike, device: str = "auto") -> Autoen
     return AutoencoderPipeline(net.to(runtime.device), model_cfg, cfg["data"].get("classes", []), r.path,
                                corrupt=cfg.get("task", {}).get("corrupt", ""), data=cfg["data"])
 
+
+def training_report(pipe: AutoencoderPipeline) -> list[str]:
+    """What ``pixelforge train ae/vae`` prints: the test PSNR (and ELBO) and the reconstructions."""
+    lines = []
+    path = pipe.path / "evaluation.json"
+    if path.is_file():
+        ev = json.loads(path.read_text())
+        what = "restoration" if ev.get("corrupt") else "reconstruction"
+        line = f"test {what} PSNR: {ev['test_psnr']:.2f} dB on {ev['test_images']} images"
+        if "test_bpd" in ev:
+            line += f"; test ELBO: {ev['test_bpd']:.3f} bits/dim"
+        lines.append(line)
+    return [*lines, f"reconstructions: {pipe.path / 'samples' / 'final_reconstruction.png'}"]
+
+
+FAMILY = Family(
+    "autoencoder", load_autoencoder, generates=True, exports=(AutoencoderPipeline,),
+    description="autoencoders and VAEs (only VAEs sample)",
+    commands=(
+        TrainCommand("ae", "train a convolutional autoencoder (denoising / inpainting with --corrupt)",
+                     train_autoencoder, (AutoencoderConfig, AutoencoderTrainConfig), fixed={"variational": False},
+                     skip=("beta",), report=training_report,
+                     options=(Option("conditional", "class-conditional encoder and decoder", group="model"),)),
+        TrainCommand("vae", "train a VAE (beta-VAE, conditional VAE)", train_autoencoder,
+                     (AutoencoderConfig, AutoencoderTrainConfig), fixed={"variational": True}, report=training_report,
+                     options=(Option("conditional", "class-conditional encoder and decoder (CVAE)", group="model"),)),
+    ))

@@ -38,12 +38,14 @@ from PIL import Image
 
 from ..data import ImageData
 from ..errors import PixelforgeError, RunError
+from ..family import Family, TrainCommand
 from ..images import normalise_mode, read_image, to_tensor
 from ..models.codec import CodecConfig, ImageCodec, scale_table
 from ..registry import create_model
 from ..training import Trainer
 from ..training.codec import CodecTask, CodecTrainConfig
-from .common import load_weights_into, open_model, start_session
+from ..zoo.catalog import export_run, list_pretrained, load_network
+from .common import load_weights_into, open_model, samples_report, start_session
 
 MAGIC = b"PXFC"
 VERSION = 1
@@ -361,24 +363,12 @@ def load_codec_run(run_dir: str | os.PathLike, device: str = "cpu") -> CodecPipe
 
 def load_shipped_codec(name: str = SHIPPED, device: str = "cpu") -> CodecPipeline:
     """A shipped codec (it always runs on the CPU: decoding must give the same pixels everywhere)."""
-    from safetensors.torch import load_file
-
-    from ..zoo import ZOO_DIR, card
-
-    info = card(name)
-    if info.get("family") != "codec":
-        raise PixelforgeError(f"shipped model {name!r} is not a codec")
-    net = create_model(info["model"], **info["config"])
-    weights = {k: v.float() if v.is_floating_point() else v
-               for k, v in load_file(str(ZOO_DIR / f"{name}.safetensors")).items()}
-    net.load_state_dict(weights)
+    net, _ = load_network(name, "codec")
     return CodecPipeline(net, net.cfg, name)
 
 
 def open_codec(model: str | os.PathLike | None = None) -> CodecPipeline:
     """``--model``: a run directory, a shipped codec's name, or None for the default shipped codec."""
-    from ..zoo import list_pretrained
-
     if model is not None and Path(model).is_dir():
         return load_codec_run(model)
     name = str(model) if model is not None else SHIPPED
@@ -395,8 +385,6 @@ def codec_for_file(path: str | os.PathLike, model: str | os.PathLike | None = No
         if header.model_id.startswith("run:"):
             raise BitstreamError(f"{path} was compressed with a trained run ({header.model_id}); "
                                  "pass that run with --model")
-        from ..zoo import list_pretrained
-
         if header.model_id not in list_pretrained("codec"):
             raise BitstreamError(f"{path} needs codec {header.model_id!r}, which this pixelforge does not ship")
         return load_shipped_codec(header.model_id)
@@ -406,6 +394,11 @@ def codec_for_file(path: str | os.PathLike, model: str | os.PathLike | None = No
 def export_codec(run_dir: str | os.PathLike, name: str, command: str, extra: dict | None = None,
                  dest: Path | None = None) -> Path:
     """Copy a codec run's weights (fp16 safetensors) and a JSON card into the zoo."""
-    from ..zoo import export_run
-
     return export_run(run_dir, name, "codec", command, extra, dest)
+
+
+FAMILY = Family(
+    "codec", load_codec_run, load_shipped=load_shipped_codec, exports=(CodecPipeline, open_codec),
+    description="learned image compression",
+    commands=(TrainCommand("codec", "train a learned image codec on photos (folder:PATH)", train_codec,
+                           (CodecConfig, CodecTrainConfig), report=samples_report),))

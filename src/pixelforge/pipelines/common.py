@@ -221,3 +221,8 @@ class LabelParser:
         if not 0 <= i < self.num_classes:
             raise PixelforgeError(f"label {i} out of range 0..{self.num_classes - 1}")
         return i
+
+
+def samples_report(pipe) -> list[str]:
+    """What ``pixelforge train`` prints after training a family that writes samples/final.png."""
+    return [f"samples: {pipe.path / 'samples' / 'final.png'}"]

@@ -14,13 +14,15 @@ from tqdm.auto import tqdm
 
 from ..data import load_image
 from ..errors import PixelforgeError, RunError
+from ..family import Family, Option, TrainCommand
 from ..models.diffusion import UNetConfig
 from ..registry import create_model
 from ..runtime import Runtime
 from ..schedulers import check_solver, sample
 from ..training import Trainer
 from ..training.diffusion import DiffusionTask, DiffusionTrainConfig
-from .common import check_resumed_conditioning, data_defaults, LabelParser, load_weights_into, open_model, start_session
+from .common import (LabelParser, check_resumed_conditioning, data_defaults, load_weights_into, open_model,
+                     samples_report, start_session)
 
 
 def train_diffusion(data: str | None = "fashion-mnist", run: str | os.PathLike | None = None, *,
@@ -231,3 +233,12 @@ def load_diffusion(run_dir: str | os.PathLike, device: str = "auto", ema: bool =
     runtime = Runtime.create(device, precision)
     return DiffusionPipeline(unet, model_cfg, train_cfg, r.config["data"].get("classes", []), r.path,
                              runtime=runtime, steps=steps, guidance=guidance, eta=eta, solver=solver)
+
+
+FAMILY = Family(
+    "diffusion", load_diffusion, generates=True, exports=(DiffusionPipeline,), description="DDPM U-Nets",
+    commands=(TrainCommand(
+        "diffusion", "train a diffusion model (DDPM U-Net)", train_diffusion, (UNetConfig, DiffusionTrainConfig),
+        evaluates=True, report=samples_report,
+        options=(Option("conditional", "class-conditional, for classifier-free guidance", group="model"),
+                 Option("eval_steps", "DDIM steps per evaluation sample", group="evaluation", min=1))),))

@@ -13,32 +13,25 @@ from .. import dryrun
 from ..data import load_dataset
 from ..errors import PixelforgeError
 from ..metrics import METRICS, calculate_metrics
-
-
-# Families whose pipelines have ``sample(n, seed)``; each new generative family adds itself.
-# (Autoencoder runs sample only when they are VAEs; a plain AE's pipeline says so.)
-GENERATOR_FAMILIES = ("gan", "diffusion", "autoencoder")
+from ..zoo.catalog import judge_for, list_pretrained
+from .classifier import load_classifier, load_shipped_classifier
 
 
 def resolve_extractor(spec: str | None, data_spec: str, device: str = "auto"):
     """``None``/"auto": the shipped judge for the dataset; "inception": InceptionV3 (FID
     weights); a shipped model name; or the path of a classifier run."""
-    from .. import zoo
-
     if spec in (None, "", "auto"):
-        return zoo.load_pretrained(zoo.judge_for(data_spec), device=device)
+        return load_shipped_classifier(judge_for(data_spec), device=device)
     if spec == "inception":
         from ..metrics import load_inception
 
         return load_inception()
-    if spec in zoo.list_pretrained("classifier"):
-        return zoo.load_pretrained(spec, device=device)
+    if spec in list_pretrained("classifier"):
+        return load_shipped_classifier(spec, device=device)
     if os.path.isdir(spec):
-        from .classifier import load_classifier
-
         return load_classifier(spec, device=device)
     raise PixelforgeError(f"unknown extractor {spec!r}: use auto, inception, a shipped model "
-                          f"({', '.join(zoo.list_pretrained('classifier'))}) or a classifier run directory")
+                          f"({', '.join(list_pretrained('classifier'))}) or a classifier run directory")
 
 
 def real_images(data: dict, n: int) -> torch.Tensor:
@@ -62,11 +55,12 @@ def evaluate_generator(pipe, data: dict, n: int = 10000, extractor=None, metrics
     return result
 
 
-def check_sampling_options(run_dir, family: str | None, sampling: dict) -> None:
-    """Sampling options (steps, guidance, eta, solver) belong to diffusion runs only."""
-    if sampling and family != "diffusion":
+def check_sampling_options(run_dir, family, sampling: dict) -> None:
+    """Sampling options (steps, guidance, eta, solver) belong to families whose loader takes them
+    (diffusion); ``family`` is a :class:`~pixelforge.family.Family`."""
+    if sampling and not all(family.loader_takes(k) for k in sampling):
         raise PixelforgeError(f"sampling options ({', '.join(sampling)}) are for diffusion runs; {run_dir} is a "
-                              f"{family} run")
+                              f"{family.name} run")
 
 
 def fid_evaluator(data: dict, n: int, extractor: str | None, pipeline_of):

@@ -29,16 +29,17 @@ from tqdm import tqdm
 
 from ..data import ImageData, load_dataset, load_image
 from ..errors import PixelforgeError, RunError
+from ..family import Family, Option, TrainCommand
 from ..images import save_png
-from ..models.style import AdaINNet, TransformerNet
+from ..models.style import AdaINConfig, AdaINNet, StylizerConfig, TransformerNet
 from ..registry import create_model
 from ..runs import Run
 from ..runtime import Runtime
 from ..training import Trainer
 from ..data.transforms import patches
 from ..training.style import AdaINTask, AdaINTrainConfig, StylizerTask, StylizerTrainConfig
-from .common import load_weights_into, open_model, start_session
-from .style import load_rgb
+from .common import load_weights_into, open_model, samples_report, start_session
+from .style import load_rgb, stylize, synthesize_texture
 
 log = logging.getLogger("pixelforge.style")
 
@@ -446,3 +447,17 @@ def open_stylizer(model: str | os.PathLike, runtime: str = "torch", device: str 
     if runtime != "torch":
         raise PixelforgeError(f"unknown runtime {runtime!r}; use torch or onnx")
     return load_stylizer(path, device=device, precision=precision)
+
+
+FAMILY = Family(
+    "style", load_stylizer, exports=(StylizerPipeline, OnnxStylizer, export_onnx, stylize, synthesize_texture),
+    description="style transfer: feed-forward and AdaIN networks (Gatys optimisation needs no run)",
+    commands=(
+        TrainCommand("stylizer", "train a fast feed-forward style network for one --style on photos (folder:PATH)",
+                     train_stylizer, (StylizerConfig, StylizerTrainConfig), report=samples_report,
+                     options=(Option("style", "the style image (required)", group=""),)),
+        TrainCommand("adain", "train an AdaIN decoder: any style image at inference", train_adain,
+                     (AdaINConfig, AdaINTrainConfig), report=samples_report,
+                     options=(Option("styles", "style images: folder:PATH or a.png,b.png (required)", group=""),
+                              Option("weights", "VGG weights file for --backbone vgg19/vgg16"))),
+    ))

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import PixelforgeError
+from ..family import flag
 from ..images import save_grid
 from ..models.gan import GAN, LOSSES, discriminator_loss, generator_loss, gradient_penalty
 from ..nn import EMA, diff_augment, no_sync_unless
@@ -24,16 +25,17 @@ from ..runtime import Runtime
 
 @dataclass
 class GANTrainConfig:
-    loss: str = "ns"
+    loss: str = flag("ns", help="GAN loss", choices=("ns", "hinge", "lsgan", "wgan-gp"))
     # 5x the DCGAN paper's 2e-4: at 5,264 steps FID 2.06 with 2e-4, 1.64 with 5e-4, 1.51 with 1e-3
     # (docs/gan.md). A faster D (TTUR, --lr-d 2x --lr-g) did not help the ns loss (1.57).
-    lr_g: float = 1e-3
-    lr_d: float = 1e-3
+    lr_g: float = flag(1e-3, help="generator learning rate", check="positive")
+    lr_d: float = flag(1e-3, help="discriminator learning rate", check="positive")
     beta1: float = 0.5
     beta2: float = 0.999
-    d_steps: int = 1
-    ema_decay: float = 0.999
-    diffaug: str = ""  # comma list of color,translation,cutout
+    d_steps: int = flag(1, help="D updates per G update", check="positive")
+    ema_decay: float = flag(0.999, help="EMA decay of generator weights")
+    # comma list of color,translation,cutout
+    diffaug: str = flag("", help="DiffAugment policy, e.g. color,translation,cutout")
     gp_weight: float = 10.0
 
     def __post_init__(self):

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from .. import dryrun
 from ..errors import Interrupted, PixelforgeError, RunError, TrainingDiverged
+from ..family import flag
 from ..runs import Run
 from ..runtime import Runtime
 
@@ -35,15 +36,24 @@ log = logging.getLogger("pixelforge.training")
 
 @dataclass
 class TrainConfig:
-    epochs: int | None = None  # total epochs for the run (counted across resumes)
-    minutes: float | None = None  # wall-clock budget for this invocation
-    max_steps: int | None = None  # total optimisation steps for the run
-    batch_size: int = 64
-    checkpoint_minutes: float = 5.0
+    # total epochs for the run (counted across resumes)
+    epochs: int | None = flag(None, help="total epochs for the run", check="positive", group="budget")
+    # wall-clock budget for this invocation
+    minutes: float | None = flag(None, help="wall-clock minutes for this invocation", check="positive", group="budget")
+    # total optimisation steps for the run
+    max_steps: int | None = flag(None, help="total optimisation steps for the run", check="positive", group="budget")
+    batch_size: int = flag(64, help="images per micro-batch and process", check="positive", group="budget")
+    checkpoint_minutes: float = flag(5.0, help="checkpoint interval", check="positive", group="budget")
     log_every: int = 20
-    eval_every: int | None = None  # steps between evaluations (tasks with an ``evaluate`` method)
-    sync_bn: bool = False  # under torchrun: batch-norm statistics over the global batch (CUDA)
-    grad_accum: int = 1  # micro-batches of batch_size per optimisation step (one all-reduce per step)
+    # steps between evaluations (tasks with an ``evaluate`` method)
+    eval_every: int | None = flag(
+        None, help="track FID/KID every N steps; keep the best checkpoint", check="positive", group="evaluation")
+    # under torchrun: batch-norm statistics over the global batch (CUDA)
+    sync_bn: bool = flag(
+        False, help="under torchrun on CUDA: batch-norm statistics over the global batch", group="budget")
+    # micro-batches of batch_size per optimisation step (one all-reduce per step)
+    grad_accum: int = flag(
+        1, help="micro-batches per optimisation step (gradient accumulation)", check="positive", group="budget")
     keep_checkpoints: int = 2
 
     def validate(self) -> None:

@@ -25,14 +25,18 @@ class Field:
     max: float | None = None
     step: float | None = None
     options: list[str] = field(default_factory=list)
-    families: list[str] = field(default_factory=list)
+    families: list[str] | Callable[[], list[str]] = field(default_factory=list)  # a callable: asked at each render
     required: bool = True
     only_for: list[str] = field(default_factory=list)  # shown only when the chosen run is of these families
     placeholder: str = ""  # class fields: the text of the empty choice
     help: str = ""
 
     def spec(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if v not in (None, [], "")}
+        values = {**self.__dict__, "families": self.family_names()}
+        return {k: v for k, v in values.items() if v not in (None, [], "")}
+
+    def family_names(self) -> list[str]:
+        return list(self.families() if callable(self.families) else self.families)
 
 
 @dataclass

@@ -21,8 +21,10 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from ..api import load, shipped_family
 from ..errors import PixelforgeError
 from ..images import make_grid, save_png, to_pil
+from ..zoo import card, list_pretrained
 
 log = logging.getLogger("pixelforge.web")
 
@@ -77,15 +79,12 @@ class Studio:
         return [m for m in models if not families or m["family"] in families]
 
     def _shipped(self) -> list[dict]:
-        from ..registry import get_entry
-        from ..zoo import card, list_pretrained
-
         out = []
         for name in list_pretrained():
             info = card(name)
             try:
-                family = get_entry(info["model"]).family
-            except Exception:  # a card naming a model this version does not register
+                family = shipped_family(name)
+            except PixelforgeError:  # a card naming a model this version does not register
                 continue
             out.append({"id": f"zoo:{name}", "name": f"{name} (shipped)", "family": family,
                         "data": info.get("data", ""), "classes": info.get("classes", []),
@@ -146,13 +145,8 @@ class Studio:
             self._models.move_to_end(key)
             return self._models[key]
         if model_id.startswith("zoo:"):
-            loader_of = shipped_loader(family)
-            if loader_of is None:
-                raise PixelforgeError(f"shipped {family} models cannot be loaded by this version")
-            pipe = loader_of(model_id[4:], device=self.device)
+            pipe = load(model_id, device=self.device)
         else:
-            from ..api import load
-
             pipe = (loader or load)(path, device=self.device)
         self._models[key] = pipe
         while len(self._models) > self._cache_size:
@@ -279,23 +273,6 @@ class Studio:
                 return fn()
         finally:
             self._lock.release()
-
-
-def shipped_loader(family: str) -> Callable | None:
-    """The function that loads a shipped model of ``family`` (``loader(name, device=...)``), or None."""
-    if family == "classifier":
-        from ..zoo import load_pretrained
-
-        return load_pretrained
-    if family == "sr":
-        from ..pipelines.sr import load_shipped_sr
-
-        return load_shipped_sr
-    if family == "codec":
-        from ..pipelines.codec import load_shipped_codec
-
-        return load_shipped_codec
-    return None
 
 
 def _summary(path: Path) -> dict:

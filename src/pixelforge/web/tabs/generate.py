@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 import math
 
-from ...pipelines.evaluate import GENERATOR_FAMILIES
+from ...families import generator_families
 from ...schedulers import SAMPLERS
 from ..forms import Action, Field, Result, Tab, module_exists
 
@@ -18,7 +18,7 @@ def _labels(values: dict):
 
 
 def sample(studio, v: dict) -> Result:
-    pipe = studio.load(v["model"], list(GENERATOR_FAMILIES))
+    pipe = studio.load(v["model"], generator_families())
     options = inspect.signature(pipe.sample).parameters
     extra = {k: v[k] for k in ("steps", "guidance") if k in options and v.get(k) is not None}
     sampler = v.get("sampler") if "solver" in options else None
@@ -39,7 +39,7 @@ def interpolate(studio, v: dict) -> Result:
     return Result(images=[(f"latent walk: {v['rows']} images, {v['frames']} frames", path.name)])
 
 
-MODEL = Field("model", "run", "Model", families=list(GENERATOR_FAMILIES),
+MODEL = Field("model", "run", "Model", families=generator_families,
               help="a run below the runs folder or a shipped model")
 LABEL = Field("label", "class", "Class", required=False, help="empty: every class in turn")
 
