@@ -17,32 +17,31 @@ import os
 
 from .errors import PixelforgeError
 from .families import get_family, public_names, run_family
+from .zoo.catalog import ZOO_PREFIX, card, shipped_name
 
-ZOO_PREFIX = "zoo:"
 
 
 def load(run_dir: str | os.PathLike, device: str = "auto", **kwargs):
     """Rebuild a trained model from its run directory alone (config.json + safetensors), or load
     the shipped model ``"zoo:NAME"``."""
     if isinstance(run_dir, str) and run_dir.startswith(ZOO_PREFIX):
-        return load_shipped(run_dir[len(ZOO_PREFIX):], device=device, **kwargs)
+        return load_shipped(run_dir, device=device, **kwargs)
     return run_family(run_dir).load(run_dir, device=device, **kwargs)
 
 
 def shipped_family(name: str) -> str:
-    """The family of the shipped model ``name`` (its card names the model; the registry its family)."""
+    """The family of the shipped model ``name`` (its card names the model, the registry its family)."""
     from .registry import get_entry
-    from .zoo.catalog import card
 
-    return get_entry(card(name)["model"]).family
+    return get_entry(card(shipped_name(name))["model"]).family
 
 
 def load_shipped(name: str, device: str = "auto", **kwargs):
-    """A shipped model (``pixelforge/zoo``) in its family's pipeline."""
+    """A shipped model (``pixelforge/zoo``; ``zoo:NAME`` or NAME) in its family's pipeline."""
     family = get_family(shipped_family(name))
     if family.load_shipped is None:
         raise PixelforgeError(f"shipped {family.name} models cannot be loaded by this version")
-    return family.load_shipped(name, device=device, **kwargs)
+    return family.load_shipped(shipped_name(name), device=device, **kwargs)
 
 
 def __getattr__(name: str):

@@ -15,6 +15,7 @@ from importlib import import_module
 from . import pipelines
 from .errors import PixelforgeError, RunError
 from .family import Family, Option, TrainCommand
+from .runs import Run
 
 __all__ = ["Family", "Option", "TrainCommand", "all_families", "generator_families", "get_family",
            "public_names", "register_family", "run_family", "train_command", "unregister_family"]
@@ -90,8 +91,6 @@ def public_names() -> dict[str, object]:
 
 def run_family(run_dir: str | os.PathLike) -> Family:
     """The family of the run in ``run_dir`` (as its config.json says)."""
-    from .runs import Run
-
     name = Run.open(run_dir).config.get("family")
     _discover()
     if name not in _FAMILIES:

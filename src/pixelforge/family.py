@@ -30,7 +30,7 @@ class Option:
     flag: str = ""  # default: --NAME with dashes
     choices: tuple = ()
     group: str = "training"
-    min: float | None = None
+    check: str = ""  # "positive" or "non-negative", as in field metadata
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,7 @@ def cmd_reconstruct(args) -> int:
 
 
 def cmd_encode(args) -> int:
-    from ..pipelines.autoencoder import save_codes
+    from ..pipelines.autoencoder_files import save_codes
 
     pipe = _autoencoder(args)
     codes = pipe.encode(pipe.load_images(args.images), args.labels)
@@ -79,7 +79,7 @@ def cmd_encode(args) -> int:
 
 def cmd_decode(args) -> int:
     from ..images import save_grid
-    from ..pipelines.autoencoder import load_codes, save_image
+    from ..pipelines.autoencoder_files import load_codes, save_image
 
     pipe = _autoencoder(args)
     images = pipe.decode(load_codes(args.codes), args.labels)

@@ -30,7 +30,7 @@ def add_parsers(sub) -> None:
     u.add_argument("image")
     u.add_argument("--scale", type=int, choices=[2, 3, 4], default=4, help="upscaling factor (default 4)")
     u.add_argument("--model", default=None,
-                   help="an sr run directory or a shipped model name (default: the shipped model for --scale)")
+                   help="an sr run directory or a shipped model, zoo:NAME (default: the shipped model for --scale)")
     u.add_argument("-o", "--output", default=None, help="output image (default IMAGE_xSCALE.png beside the input)")
     u.add_argument("--tile", type=positive_int, default=None, help="tile size in input pixels (default 192)")
     u.add_argument("--max-pixels", type=positive_int, default=None,
@@ -43,7 +43,8 @@ def add_parsers(sub) -> None:
     cp.add_argument("--quality", type=positive_int, default=None,
                     help="quality level, 1 (smallest file) .. the codec's highest (5 for the shipped codec); "
                          "default: the middle level")
-    cp.add_argument("--model", default=None, help="a codec run directory or a shipped codec (default photos-codec-v1)")
+    cp.add_argument("--model", default=None, help="a codec run directory or a shipped codec, zoo:NAME "
+                                                  "(default zoo:photos-codec-v1)")
     cp.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     cp.set_defaults(handler=cmd_compress)
     dc = sub.add_parser("decompress", help="decode a .pfc file to an image")
@@ -81,7 +82,8 @@ def cmd_explain(args) -> int:
 
 def cmd_upscale(args) -> int:
 
-    from ..pipelines.sr import DEFAULT_TILE, open_upscaler, read_image
+    from ..imageio import read_image, write_image
+    from ..pipelines.sr import DEFAULT_TILE, open_upscaler
 
     image = read_image(args.image)  # a bad file fails before a model is loaded
     pipe = open_upscaler(args.model, args.scale, device=args.device)
@@ -91,7 +93,7 @@ def cmd_upscale(args) -> int:
         raise PixelforgeError(f"give the output a file extension (e.g. {out}.png)")
     result = pipe.upscale(image, scale=args.scale, tile=args.tile or DEFAULT_TILE, max_pixels=args.max_pixels,
                           progress=True)
-    _save_image(result, out)
+    write_image(result, out)
     print(f"{out} ({image.width}x{image.height} -> {result.width}x{result.height}, x{pipe.scale} with {pipe.name})")
     return 0
 
@@ -116,34 +118,21 @@ def cmd_compress(args) -> int:
 
 
 def cmd_decompress(args) -> int:
+    from ..imageio import write_image
     from ..pipelines.codec import codec_for_file
 
     src = Path(args.file)
     codec = codec_for_file(src, args.model)
     out = _output_path(args.output, src.with_suffix(".png"), args.overwrite)
     image = codec.decompress(src)
-    _save_image(image, out)
+    write_image(image, out)
     print(f"{out} ({image.width}x{image.height} {image.mode})")
     return 0
 
 
-def _save_image(image, out: Path) -> None:
-    """Write a PIL image atomically (temporary file, then rename); a bad extension is a clear error."""
-    import os
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    try:
-        image.save(tmp)
-    except (KeyError, ValueError, OSError) as e:
-        tmp.unlink(missing_ok=True)
-        raise PixelforgeError(f"cannot write {out}: {e}") from None
-    os.replace(tmp, out)
-
-
 def cmd_translate(args) -> int:
 
-    from ..pipelines.sr import read_image
+    from ..imageio import read_image, write_image
     from ..pipelines.translation import load_translation
 
     image = read_image(args.image)  # a bad file fails before a model is loaded
@@ -153,7 +142,7 @@ def cmd_translate(args) -> int:
     if not out.suffix:
         raise PixelforgeError(f"give the output a file extension (e.g. {out}.png)")
     result = pipe.translate(image, direction=args.direction, derive=args.derive, tile=args.tile)
-    _save_image(result, out)
+    write_image(result, out)
     print(f"{out} ({result.width}x{result.height}, {pipe.kind} {args.direction if pipe.kind == 'cyclegan' else 'a2b'})")
     return 0
 

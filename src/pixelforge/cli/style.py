@@ -74,6 +74,7 @@ def _style_output(path: str) -> Path:
 
 
 def _run_style(args, content) -> int:
+    from ..imageio import write_image
     from ..pipelines.style import DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT, stylize
 
     out = _style_output(args.output)
@@ -83,7 +84,7 @@ def _run_style(args, content) -> int:
     texture = content is None
 
     def save_step(step, result):
-        result.save(out.with_name(f"{out.stem}_step{step:04d}.png"))
+        write_image(result.to_pil(), out.with_name(f"{out.stem}_step{step:04d}.png"))
 
     def weight(value, default):
         return default if value is None else value
@@ -97,11 +98,7 @@ def _run_style(args, content) -> int:
                      preserve_color=getattr(args, "preserve_color", False), backbone=args.backbone,
                      weights=args.weights, save_every=args.save_every, on_save=save_step, seed=args.seed,
                      device=args.device)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        result.to_pil().save(out)
-    except (KeyError, ValueError, OSError) as e:
-        raise PixelforgeError(f"cannot write {out}: {e}") from None
+    write_image(result.to_pil(), out)
     last = result.history[-1]
     losses = ", ".join(f"{k} {last[k]:.3g}" for k in ("content", "style", "tv") if not (texture and k == "content"))
     print(f"{out} ({result.image.shape[2]}x{result.image.shape[1]}, {args.steps} {args.optimizer} steps, "
@@ -130,6 +127,7 @@ def cmd_stylize(args) -> int:
 def _run_model_style(args) -> int:
     import time
 
+    from ..imageio import write_image
     from ..pipelines.stylizer import open_stylizer
 
     if args.texture:
@@ -147,11 +145,7 @@ def _run_model_style(args) -> int:
     out = _style_output(args.output)
     result = pipe.stylize(source, style=args.style, alpha=args.alpha, size=args.size, max_size=args.max_size)
     seconds = time.perf_counter() - start
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        result.save(out)
-    except (KeyError, ValueError, OSError) as e:
-        raise PixelforgeError(f"cannot write {out}: {e}") from None
+    write_image(result, out)
     print(f"{out} ({result.width}x{result.height}, {pipe.kind} model {pipe.name}, {seconds:.2f} s)")
     return 0
 

@@ -14,6 +14,7 @@ import typing
 
 from .. import dryrun
 from ..errors import PixelforgeError
+from ..family import Option
 from .arguments import (add_runtime_args, float_list, int_list, non_negative_float, positive_float,
                         positive_int)
 
@@ -21,13 +22,14 @@ GROUP_TITLES = {"model": "model", "training": "training",
                 "budget": "budget (training stops at the first one reached)",
                 "evaluation": "evaluation during training"}
 EVALUATION_OPTIONS = (
-    ("eval_samples", "samples per evaluation"),
-    ("extractor", "judge network: auto (shipped classifier), inception, a shipped model name or a classifier run"),
+    Option("eval_samples", "samples per evaluation", group="evaluation", check="positive"),
+    Option("extractor", "judge network: auto (shipped classifier), inception, a shipped model name or a classifier "
+                        "run", group="evaluation"),
 )
 
 
 def add_train_parsers(sub) -> None:
-    from ..families import Option, all_families
+    from ..families import all_families
 
     train = sub.add_parser("train", help="train a model").add_subparsers(dest="family", required=True,
                                                                          metavar="FAMILY")
@@ -37,9 +39,7 @@ def add_train_parsers(sub) -> None:
             flags = _Flags(p)
             for i, config in enumerate(command.configs):
                 flags.add_fields(config, "model" if i == 0 else "training", skip=command.skip)
-            evaluation = tuple(Option(n, h, group="evaluation", min=1 if n == "eval_samples" else None)
-                               for n, h in EVALUATION_OPTIONS) if command.evaluates else ()
-            for option in (*command.options, *evaluation):
+            for option in (*command.options, *(EVALUATION_OPTIONS if command.evaluates else ())):
                 flags.add_option(command, option)
             flags.add_loop_fields(command.evaluates)
             _add_common_args(p, command.data_aliases)
@@ -86,7 +86,7 @@ class _Flags:
     def add_option(self, command, option) -> None:
         hints = typing.get_type_hints(command.train)
         meta = {"help": option.help, "group": option.group, "flag": option.flag, "choices": option.choices,
-                "check": "positive" if option.min == 1 else ""}
+                "check": option.check}
         self._add(option.name, hints.get(option.name, str), command.default_of(option.name), meta)
 
     def _add(self, name: str, hint, default, meta: dict) -> None:

@@ -34,7 +34,7 @@ The transforms use GDN, generalized divisive normalization (Balle et al. 2016):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch

@@ -24,7 +24,7 @@ A class-conditional net has one extra "null" class, used for classifier-free gui
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F

@@ -42,7 +42,6 @@ uses ``r1`` ... ``r5``.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,12 +49,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data.download import download_file
-from ..data.registry import cache_dir
 from ..errors import PixelforgeError
 from ..family import flag
 from .registration import register_model
 from ..runs import read_weights_file
+from ..weights import ExternalWeights
 
 BACKBONES = ("offline", "vgg19", "vgg16")
 
@@ -74,7 +72,6 @@ VGG_BASE_URL = "https://download.pytorch.org/models/"
 # ``sha256:<64 hex>`` spec (``hash_spec=``) to pin the whole digest.
 VGG_HASH_SPECS = {"vgg19": "sha256:dcbb9e9d", "vgg16": "sha256:397923af"}
 WEIGHTS_ENVS = {"vgg19": "PIXELFORGE_VGG19_WEIGHTS", "vgg16": "PIXELFORGE_VGG16_WEIGHTS"}
-MIRROR_ENV = "PIXELFORGE_WEIGHTS_MIRROR"
 
 # Gatys et al. 2016: style from relu1_1 ... relu5_1, content from relu4_2.
 VGG_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -274,41 +271,15 @@ class VGGFeatures(_Backbone):
 
 # ----------------------------------------------------------------------------- VGG weights
 
-def _how_to_provide(arch: str) -> str:
-    file = VGG_FILES[arch]
-    return (f"pass --weights PATH (weights= in Python), set ${WEIGHTS_ENVS[arch]}, place {file} at "
-            f"{cache_dir() / 'weights' / file}, or set ${MIRROR_ENV} to a folder URL serving it "
-            f"(file {VGG_BASE_URL}{file}, {VGG_HASH_SPECS[arch]}...)")
-
-
-def _existing(path, arch: str, source: str) -> Path:
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise PixelforgeError(f"{arch} weights not found at {path} (from {source})")
-    return path
+VGG_WEIGHTS = {arch: ExternalWeights(arch, VGG_FILES[arch], VGG_BASE_URL + VGG_FILES[arch], VGG_HASH_SPECS[arch],
+                                     WEIGHTS_ENVS[arch], argument="pass --weights PATH (weights= in Python)",
+                                     allow_prefix=True)
+               for arch in VGG_FILES}
 
 
 def locate_vgg_weights(arch: str, path=None, download: bool = True, hash_spec: str | None = None) -> Path:
-    """The weights file for ``arch``: path, env var, cache, or a verified download (see the module docstring)."""
-    if path is not None:
-        return _existing(path, arch, "the weights argument")
-    env = WEIGHTS_ENVS[arch]
-    if os.environ.get(env):
-        return _existing(os.environ[env], arch, f"${env}")
-    file = VGG_FILES[arch]
-    cached = cache_dir() / "weights" / file
-    if cached.is_file():
-        return cached
-    if not download:
-        raise PixelforgeError(f"{arch} weights not found and downloads are off: {_how_to_provide(arch)}")
-    mirror = os.environ.get(MIRROR_ENV)
-    url = (mirror.rstrip("/") + "/" + file) if mirror else VGG_BASE_URL + file
-    try:
-        return download_file(url, cached, hash_spec or VGG_HASH_SPECS[arch], desc=f"{arch} weights",
-                             allow_prefix=True)
-    except PixelforgeError as exc:
-        raise PixelforgeError(f"{arch} weights unavailable ({exc}); to use {arch} offline, "
-                              f"{_how_to_provide(arch)}") from exc
+    """The weights file for ``arch`` (see :mod:`pixelforge.weights`)."""
+    return VGG_WEIGHTS[arch].locate(path, download, hash_spec)
 
 
 def load_vgg(arch: str = "vgg19", path=None, *, layers=None, download: bool = True,

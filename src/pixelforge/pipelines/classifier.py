@@ -40,6 +40,7 @@ def train_classifier(data: str | None = "fashion-mnist", run: str | os.PathLike 
         return {"image_size": dataset.size, "channels": dataset.channels, "num_classes": dataset.num_classes}
 
     s = start_session("classifier", ClassifierTrainConfig, data, run, model=model, options=options, resume=resume,
+                      task=ClassifierTask,
                       overwrite=overwrite, size=size, channels=channels, limit=limit, device=device,
                       precision=precision, seed=seed, model_defaults=model_defaults)
     eval_data = _test_split(s.run.config["data"])

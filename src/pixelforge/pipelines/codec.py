@@ -39,12 +39,13 @@ from PIL import Image
 from ..data import ImageData
 from ..errors import PixelforgeError, RunError
 from ..family import Family, TrainCommand
-from ..images import normalise_mode, read_image, to_tensor
+from ..imageio import normalise_mode, read_image
+from ..images import to_tensor
 from ..models.codec import CodecConfig, ImageCodec, scale_table
 from ..registry import create_model
 from ..training import Trainer
 from ..training.codec import CodecTask, CodecTrainConfig
-from ..zoo.catalog import export_run, list_pretrained, load_network
+from ..zoo.catalog import export_run, list_pretrained, load_network, shipped_name
 from .common import load_weights_into, open_model, samples_report, start_session
 
 MAGIC = b"PXFC"
@@ -80,6 +81,7 @@ def train_codec(data: str | None, run: str | os.PathLike | None = None, *, resum
             options["batch_size"] = 8
         size = size or DEFAULT_SIZE
     s = start_session("codec", CodecTrainConfig, data, run, model=model, options=options, resume=resume,
+                      task=CodecTask,
                       overwrite=overwrite, size=size, channels=None if resume else (channels or 3), limit=limit, device=device,
                       precision=precision, seed=seed, keep_classes=False,
                       model_defaults=lambda d: {"channels": d.channels})
@@ -368,12 +370,12 @@ def load_shipped_codec(name: str = SHIPPED, device: str = "cpu") -> CodecPipelin
 
 
 def open_codec(model: str | os.PathLike | None = None) -> CodecPipeline:
-    """``--model``: a run directory, a shipped codec's name, or None for the default shipped codec."""
+    """``--model``: a run directory, a shipped codec (``zoo:NAME``), or None for the default shipped codec."""
     if model is not None and Path(model).is_dir():
         return load_codec_run(model)
-    name = str(model) if model is not None else SHIPPED
+    name = shipped_name(model) if model is not None else SHIPPED
     if name not in list_pretrained("codec"):
-        shipped = ", ".join(list_pretrained("codec")) or "none"
+        shipped = ", ".join("zoo:" + n for n in list_pretrained("codec")) or "none"
         raise RunError(f"codec {name!r}: neither a run directory nor a shipped codec (shipped: {shipped})")
     return load_shipped_codec(name)
 

@@ -12,7 +12,6 @@ import torch
 from .. import dryrun
 from ..data import load_dataset
 from ..errors import PixelforgeError
-from ..metrics import METRICS, calculate_metrics
 from ..zoo.catalog import judge_for, list_pretrained
 from .classifier import load_classifier, load_shipped_classifier
 
@@ -40,9 +39,13 @@ def real_images(data: dict, n: int) -> torch.Tensor:
     return load_dataset(data["spec"], size=data["size"], channels=data["channels"], split=split, limit=n).images
 
 
-def evaluate_generator(pipe, data: dict, n: int = 10000, extractor=None, metrics=METRICS, seed: int = 0,
+def evaluate_generator(pipe, data: dict, n: int = 10000, extractor=None, metrics=None, seed: int = 0,
                        progress: bool = True, real: torch.Tensor | None = None) -> dict:
-    """Metrics of ``n`` samples of ``pipe`` (anything with ``sample(n, seed)``) against real data."""
+    """Metrics of ``n`` samples of ``pipe`` (anything with ``sample(n, seed)``) against real data;
+    ``metrics`` default: all of :data:`pixelforge.metrics.METRICS`."""
+    # Imported here: the metrics load torchmetrics, seconds that every pipeline import would pay.
+    from ..metrics import METRICS, calculate_metrics
+
     if n < 10:
         raise PixelforgeError(f"evaluation needs at least 10 samples, not {n}")
     n = dryrun.cap(n, "samples")
@@ -50,7 +53,7 @@ def evaluate_generator(pipe, data: dict, n: int = 10000, extractor=None, metrics
         resolve_extractor(extractor, data["spec"])
     real = real_images(data, n) if real is None else real
     fake = pipe.sample(n, seed=seed)
-    result = calculate_metrics(real, fake, ext, metrics=metrics, kid_subset_size=min(1000, n, len(real)),
+    result = calculate_metrics(real, fake, ext, metrics=metrics or METRICS, kid_subset_size=min(1000, n, len(real)),
                                progress=progress)
     return result
 

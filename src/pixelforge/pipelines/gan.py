@@ -55,6 +55,7 @@ def train_gan(data: str | None = "fashion-mnist", run: str | os.PathLike | None 
         return data_defaults(dataset, data, dataset.num_classes > 0 if conditional is None else conditional)
 
     s = start_session("gan", GANTrainConfig, data, run, model=model, options=options, resume=resume,
+                      task=GANTask,
                       overwrite=overwrite, size=size, channels=channels, limit=limit, device=device,
                       precision=precision, seed=seed, model_defaults=model_defaults,
                       keep_classes=conditional is not False,
@@ -62,12 +63,13 @@ def train_gan(data: str | None = "fashion-mnist", run: str | os.PathLike | None 
     if resume:
         check_resumed_conditioning(s, conditional)
     gan = create_model(s.model_name, **dataclasses.asdict(s.model_cfg))
-    task = GANTask(gan, s.task_cfg, s.runtime, seed=s.seed, sync_bn=s.train_cfg.sync_bn)
+    evaluator = None
     if s.train_cfg.eval_every:
-        from .evaluate import fid_evaluator
+        from .evaluate import fid_evaluator  # here: the metrics (torchmetrics) take seconds to import
 
-        task.evaluator = fid_evaluator(s.run.config["data"], eval_samples, extractor,
-                                       lambda t: GANPipeline(t.ema.module, t.model.cfg, s.classes))
+        evaluator = fid_evaluator(s.run.config["data"], eval_samples, extractor,
+                                  lambda t: GANPipeline(t.ema.module, t.model.cfg, s.classes))
+    task = GANTask(gan, s.task_cfg, s.runtime, seed=s.seed, sync_bn=s.train_cfg.sync_bn, evaluator=evaluator)
     Trainer(task, s.data, s.run, s.train_cfg, s.runtime, seed=s.seed, progress=progress).fit(resume=resume)
     return GANPipeline(task.ema.module, s.model_cfg, s.classes, s.run.path)
 

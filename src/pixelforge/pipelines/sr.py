@@ -27,13 +27,14 @@ from PIL import Image
 from ..data import ImageData
 from ..errors import PixelforgeError, RunError
 from ..family import Family, Option, TrainCommand
-from ..images import normalise_mode, read_image, to_tensor  # noqa: F401  (read_image: public here too)
+from ..imageio import normalise_mode, read_image  # noqa: F401  (read_image: public here too)
+from ..images import to_tensor
 from ..models.sr import SRConfig, upscale_bicubic
 from ..registry import create_model
 from ..runtime import Runtime
 from ..training import Trainer
 from ..training.sr import SRTask, SRTrainConfig, patches
-from ..zoo.catalog import export_run, list_pretrained, load_network
+from ..zoo.catalog import export_run, list_pretrained, load_network, shipped_name
 from .common import load_weights_into, open_model, samples_report, start_session
 
 # The shipped weights `pixelforge upscale` uses when no --model is given, by scale.
@@ -64,6 +65,7 @@ def train_sr(data: str | None, run: str | os.PathLike | None = None, *, resume: 
         size = size or DEFAULT_SIZE
 
     s = start_session("sr", SRTrainConfig, data, run, model=model, options=options, resume=resume,
+                      task=SRTask,
                       overwrite=overwrite, size=size, channels=channels, limit=limit, device=device,
                       precision=precision, seed=seed, keep_classes=False,
                       model_defaults=lambda d: {"channels": d.channels})
@@ -209,8 +211,8 @@ def load_shipped_sr(name: str, device: str = "auto") -> SRPipeline:
 
 
 def open_upscaler(model: str | os.PathLike | None, scale: int, device: str = "auto") -> SRPipeline:
-    """The upscaler for ``--model``: a run directory, a shipped name, or (None) the shipped
-    model for ``scale``."""
+    """The upscaler for ``--model``: a run directory, a shipped model (``zoo:NAME``), or (None) the
+    shipped model for ``scale``."""
     if model is None:
         if scale not in SHIPPED:
             raise PixelforgeError(f"no shipped model for x{scale}; shipped scales: "
@@ -219,10 +221,10 @@ def open_upscaler(model: str | os.PathLike | None, scale: int, device: str = "au
     elif Path(model).is_dir():
         pipe = load_sr(model, device)
     else:
-        if str(model) not in list_pretrained("sr"):
+        if shipped_name(model) not in list_pretrained("sr"):
             raise RunError(f"--model {model}: neither a run directory nor a shipped super-resolution model "
-                           f"(shipped: {', '.join(list_pretrained('sr'))})")
-        pipe = load_shipped_sr(str(model), device)
+                           f"(shipped: {', '.join('zoo:' + n for n in list_pretrained('sr'))})")
+        pipe = load_shipped_sr(shipped_name(model), device)
     pipe._check_scale(scale)
     return pipe
 

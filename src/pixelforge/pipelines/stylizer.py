@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from ..data import ImageData, load_dataset, load_image
 from ..errors import PixelforgeError, RunError
+from ..imageio import read_image, write_image
 from ..family import Family, Option, TrainCommand
 from ..images import save_png
 from ..models.style import AdaINConfig, AdaINNet, StylizerConfig, TransformerNet
@@ -88,6 +89,7 @@ def train_stylizer(data: str | None, run: str | os.PathLike | None = None, *, st
     elif style is not None:
         raise PixelforgeError("--style cannot change when resuming; the run keeps its style.png")
     s = start_session("style", StylizerTrainConfig, data, run, model="johnson", options=options, resume=resume,
+                      task=StylizerTask,
                       overwrite=overwrite, size=size, channels=3, limit=limit, device=device, precision=precision,
                       seed=seed, keep_classes=False, model_defaults=lambda d: {})
     if s.model_name != "johnson":
@@ -130,6 +132,7 @@ def train_adain(data: str | None, run: str | os.PathLike | None = None, *, style
     elif styles is not None:
         raise PixelforgeError("--styles cannot change when resuming; the run keeps its styles/ folder")
     s = start_session("style", AdaINTrainConfig, data, run, model="adain", options=options, resume=resume,
+                      task=AdaINTask,
                       overwrite=overwrite, size=size, channels=3, limit=limit, device=device, precision=precision,
                       seed=seed, keep_classes=False, model_defaults=lambda d: {})
     if s.model_name != "adain":
@@ -184,8 +187,6 @@ def fit_size(image: Image.Image, size: int | None, max_size: int | None, what: s
 def _open(image) -> Image.Image:
     if isinstance(image, Image.Image):
         return image.convert("RGB")
-    from .sr import read_image
-
     return read_image(image).convert("RGB")
 
 
@@ -255,8 +256,6 @@ class _Stylizer:
             raise PixelforgeError(f"frames in means a .gif or a folder of images, not {source}")
         if output.suffix.lower() != ".gif":
             raise PixelforgeError(f"a GIF goes to a GIF: give an output ending in .gif, not {output.name}")
-        from .sr import read_image
-
         read_image(source)  # readable at all, not too large
         frames, durations = [], []
         with Image.open(source) as gif:
@@ -276,10 +275,7 @@ class _Stylizer:
 
 
 def _save(image: Image.Image, path: Path) -> None:
-    try:
-        image.save(path)
-    except (KeyError, ValueError, OSError) as e:
-        raise PixelforgeError(f"cannot write {path}: {e}") from None
+    write_image(image, path)
 
 
 class StylizerPipeline(_Stylizer):

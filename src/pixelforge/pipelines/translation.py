@@ -29,6 +29,7 @@ from ..data.paired import Pairing, load_domain, load_pairs, luma, make_input
 from ..data.transforms import resize_images
 from ..errors import DataError, PixelforgeError, RunError
 from ..family import Family, TrainCommand
+from ..imageio import read_image
 from ..models.translation import CycleGANConfig, Pix2PixConfig
 from ..registry import create_model
 from ..training import Trainer
@@ -53,9 +54,7 @@ def _precision(precision: str, device: str) -> str:
 
 
 def _check_options(options: dict) -> None:
-    """Refused before a run directory is made: these tasks do not accumulate or all-reduce."""
-    if (options.get("grad_accum") or 1) > 1:
-        raise PixelforgeError("translation tasks take whole batches: use a larger --batch-size, not --grad-accum")
+    """Refused before a run directory is made: these tasks do not all-reduce."""
     if int(os.environ.get("WORLD_SIZE", 1)) > 1:
         raise PixelforgeError("pix2pix and CycleGAN train in one process; run them without torchrun")
 
@@ -115,6 +114,7 @@ def train_pix2pix(data: str | None, run: str | os.PathLike | None = None, *, pai
                 "residual": p.kind in RESIDUAL_PAIRINGS}
 
     s = start_session("translation", Pix2PixTrainConfig, data, run, model=model, options=options, resume=resume,
+                      task=Pix2PixTask,
                       overwrite=overwrite, size=size, channels=channels, limit=limit, device=device,
                       precision=precision, seed=seed, model_defaults=model_defaults, keep_classes=False,
                       channels_last=channels_last)
@@ -168,6 +168,7 @@ def train_cyclegan(a: str | None, b: str | None = None, run: str | os.PathLike |
 
     try:
         s = start_session("translation", CycleGANTrainConfig, a, run, model=model, options=options, resume=resume,
+                          task=CycleGANTask,
                           overwrite=overwrite, size=size, channels=channels, limit=limit, device=device,
                           precision=precision, seed=seed, model_defaults=model_defaults, keep_classes=False,
                           channels_last=channels_last)
@@ -282,8 +283,6 @@ class TranslationPipeline:
     def translate(self, image: Image.Image | str | os.PathLike, direction: str | None = None, derive: bool = False,
                   tile: int | None = None) -> Image.Image:
         """A PIL image (or image file) translated; the result is RGB or L like the output domain."""
-        from .sr import read_image
-
         image = read_image(image) if isinstance(image, (str, os.PathLike)) else image
         if image.mode not in ("L", "RGB"):
             image = image.convert("L" if image.mode in ("LA", "1", "I", "F") else "RGB")

@@ -37,7 +37,7 @@ from ..models.autoencoder import ConvAutoencoder, bits_per_dim, discretized_logi
 from ..nn import no_sync_unless
 from ..runs import Run, atomic_write_json
 from ..runtime import Runtime
-from .loop import SingleNetTask
+from .task import SingleNetTask
 from .lr_schedules import cosine_lr
 
 HOLE_FILL = 0.0  # value of masked pixels in the model's [-1, 1] range (mid-grey)
@@ -251,7 +251,6 @@ class AutoencoderTask(SingleNetTask):
         self.corruption = Corruption(cfg.corrupt)
         self.eval_data = eval_data
         self.progress = 0.0
-        self.grad_accum = 1
         self.variational = model.variational
         self.loss_keys = ("loss", "recon", "kl", "test_psnr") if self.variational else ("loss", "test_psnr")
         self.dims = model.cfg.channels * model.cfg.image_size ** 2

@@ -21,7 +21,7 @@ from ..nn.augment import parse_policy
 from ..images import plot_confusion
 from ..runs import Run, atomic_write_json
 from ..runtime import Runtime
-from .loop import SingleNetTask
+from .task import SingleNetTask
 from .lr_schedules import one_cycle
 
 
@@ -63,7 +63,6 @@ class ClassifierTask(SingleNetTask):
         self.augment = parse_policy(cfg.augment)
         self.eval_data = eval_data
         self.progress = 0.0
-        self.grad_accum = 1  # micro-batches per step; the trainer sets it from --grad-accum
 
     # -- Task protocol ----------------------------------------------------------------
     def step(self, images: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:

@@ -22,7 +22,7 @@ from ..images import save_grid
 from ..nn import no_sync_unless
 from ..runs import Run
 from ..runtime import Runtime
-from .loop import SingleNetTask
+from .task import SingleNetTask
 from .lr_schedules import cosine_lr
 
 
@@ -51,7 +51,6 @@ class CodecTask(SingleNetTask):
         self.net = runtime.module(model)
         self.net_train = runtime.wrap(self.net)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
-        self.grad_accum = 1
         self.last: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def step(self, images: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:

@@ -25,6 +25,7 @@ from ..runs import Run
 from ..runtime import Runtime
 from ..schedulers import PREDICTIONS, NoiseSchedule, sample
 from .lr_schedules import cooldown
+from .task import Task
 
 
 @dataclass
@@ -69,12 +70,12 @@ class DiffusionTrainConfig:
         return NoiseSchedule(self.schedule, self.timesteps)
 
 
-class DiffusionTask:
+class DiffusionTask(Task):
     loss_keys = ("loss",)
     best_metric = ("fid", "min")
 
     def __init__(self, model: UNet, cfg: DiffusionTrainConfig, runtime: Runtime, seed: int = 0,
-                 grid_size: int = 64, sync_bn: bool = False):
+                 grid_size: int = 64, sync_bn: bool = False, evaluator=None):
         self.model, self.cfg, self.rt = model, cfg, runtime
         self.net = runtime.module(model)
         self.net_train = runtime.wrap(self.net, sync_bn)
@@ -88,13 +89,7 @@ class DiffusionTask:
         self.grid_size = grid_size
         self.grid_seed = seed
         self.updates = 0
-        self.evaluator = None  # set by the pipeline for --eval-every: callable(task) -> dict
-        self.grad_accum = 1
-
-    def evaluate(self) -> dict:
-        if self.evaluator is None:
-            raise PixelforgeError("no evaluator configured for this diffusion run")
-        return self.evaluator(self)
+        self.evaluator = evaluator
 
     # -- Task protocol ----------------------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:

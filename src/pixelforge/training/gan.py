@@ -21,6 +21,7 @@ from ..nn import EMA, diff_augment, no_sync_unless
 from ..nn.augment import parse_policy
 from ..runs import Run
 from ..runtime import Runtime
+from .task import Task
 
 
 @dataclass
@@ -52,12 +53,12 @@ class GANTrainConfig:
         parse_policy(self.diffaug)
 
 
-class GANTask:
+class GANTask(Task):
     loss_keys = ("d_loss", "g_loss")
     best_metric = ("fid", "min")
 
     def __init__(self, model: GAN, cfg: GANTrainConfig, runtime: Runtime, seed: int = 0, grid_size: int = 64,
-                 sync_bn: bool = False):
+                 sync_bn: bool = False, evaluator=None):
         if cfg.loss == "wgan-gp" and model.cfg.d_norm == "bn":
             raise PixelforgeError("wgan-gp's gradient penalty is per sample and batch norm breaks it; "
                                   "use --d-norm none or sn")
@@ -84,15 +85,12 @@ class GANTask:
         self.fixed_z = torch.randn(grid_size, model.cfg.latent_dim, generator=g)
         self.fixed_labels = (torch.arange(grid_size) % n_cls) if n_cls else None
         self.conditional = n_cls > 0
-        self.evaluator = None  # set by the pipeline for --eval-every: callable(task) -> dict
-        self.grad_accum = 1  # micro-batches per step; the trainer sets it from --grad-accum
+        self.evaluator = evaluator
 
-    def evaluate(self) -> dict:
-        if self.evaluator is None:
-            raise PixelforgeError("no evaluator configured for this GAN run")
+    def evaluate_checkpoint(self) -> dict:
         was_training = self.ema.module.training
         try:
-            return self.evaluator(self)
+            return super().evaluate_checkpoint()
         finally:
             self.ema.module.train(was_training)
 

@@ -27,7 +27,7 @@ from ..models.sr import downscale, upscale_bicubic
 from ..nn import no_sync_unless
 from ..runs import Run
 from ..runtime import Runtime
-from .loop import SingleNetTask
+from .task import SingleNetTask
 from .lr_schedules import cosine_lr
 
 LOSSES = ("l1", "l2")
@@ -71,7 +71,6 @@ class SRTask(SingleNetTask):
         self.net_train = runtime.wrap(self.net)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
         self.progress = 0.0
-        self.grad_accum = 1
         self.last_batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     # -- Task protocol ----------------------------------------------------------------

@@ -45,7 +45,7 @@ from ..models.style import (
 )
 from ..runs import Run
 from ..runtime import Runtime
-from .loop import SingleNetTask
+from .task import SingleNetTask
 from ..data.transforms import random_crops
 from .lr_schedules import cosine_lr
 
@@ -106,6 +106,7 @@ class StylizerTask(SingleNetTask):
 
     name = "style"
     loss_keys = ("loss", "content", "style")
+    accumulates = False
 
     def __init__(self, model: TransformerNet, cfg: StylizerTrainConfig, runtime: Runtime, style: Tensor):
         self.model, self.cfg, self.rt = model, cfg, runtime
@@ -122,7 +123,6 @@ class StylizerTask(SingleNetTask):
                               for n, g in self.grams.items()}
         self.style_image = style
         self.progress = 0.0
-        self.grad_accum = 1
         self.last_batch: tuple[Tensor, Tensor] | None = None
 
     def losses(self, content: Tensor, output: Tensor) -> dict[str, Tensor]:
@@ -167,6 +167,7 @@ class AdaINTask(SingleNetTask):
 
     name = "style"
     loss_keys = ("loss", "content", "style")
+    accumulates = False
 
     def __init__(self, model: AdaINNet, cfg: AdaINTrainConfig, runtime: Runtime, styles: Tensor):
         self.model, self.cfg, self.rt = model, cfg, runtime
@@ -177,7 +178,6 @@ class AdaINTask(SingleNetTask):
             raise PixelforgeError("AdaIN styles must be a uint8 (N, 3, H, W) tensor")
         self.styles = styles.float().div(127.5).sub(1)  # the loop's scale, for random_crops
         self.progress = 0.0
-        self.grad_accum = 1
         self.last_batch: tuple[Tensor, Tensor, Tensor] | None = None
 
     def modules(self) -> dict[str, nn.Module]:

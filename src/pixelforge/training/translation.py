@@ -31,6 +31,7 @@ from ..models.translation import CycleGAN, Pix2Pix, cycle_loss, identity_loss
 from ..runs import Run
 from ..runtime import Runtime
 from .lr_schedules import cooldown
+from .task import Task
 
 GAN_LOSSES = ("ns", "lsgan", "hinge")
 
@@ -127,13 +128,13 @@ def _to_unit(x: torch.Tensor) -> torch.Tensor:
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
-class _TranslationTask:
+class _TranslationTask(Task):
     """Shared bookkeeping: Adam optimizers, the LR schedule, sample grids."""
 
     nets: dict[str, nn.Module]
     opts: dict[str, torch.optim.Optimizer]
     lr: float
-    grad_accum: int = 1
+    accumulates = False
 
     def modules(self) -> dict[str, nn.Module]:
         return self.nets

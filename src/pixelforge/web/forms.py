@@ -6,6 +6,7 @@ The page renders every form from this description.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -83,6 +84,11 @@ class Tab:
 
     def action(self, name: str) -> Action | None:
         return next((a for a in self.actions if a.name == name), None)
+
+
+def default_of(function: Callable, name: str):
+    """The default of ``function``'s parameter ``name``: a form field shows the API's own default."""
+    return inspect.signature(function).parameters[name].default
 
 
 def module_exists(name: str) -> Callable[[], bool]:

@@ -3,7 +3,6 @@ models, the output folder, upload validation and the one-at-a-time inference loc
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import math
@@ -12,17 +11,17 @@ import re
 import tempfile
 import threading
 import uuid
-import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..api import load, shipped_family
 from ..errors import PixelforgeError
+from ..imageio import UnreadableImage, open_image, resize_crop, to_mode
 from ..images import make_grid, save_png, to_pil
 from ..zoo import card, list_pretrained
 
@@ -243,25 +242,19 @@ class Studio:
             raise PixelforgeError(f"{what}: {len(data) / 2**20:.1f} MB is over the {self.max_upload_bytes / 2**20:.0f} MB "
                                   "upload limit")
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                im = Image.open(io.BytesIO(data))
-                if im.format not in IMAGE_FORMATS:
-                    raise PixelforgeError(f"{what}: {im.format} files are not accepted "
-                                          f"(use {', '.join(sorted(IMAGE_FORMATS))})")
-                w, h = im.size
-                if w * h > self.max_pixels:
-                    raise PixelforgeError(f"{what}: {w}x{h} is over the {self.max_pixels / 1e6:.0f} megapixel limit")
-                im.load()
-        except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+            im = open_image(data, max_pixels=self.max_pixels, formats=IMAGE_FORMATS, name=what)
+        except UnreadableImage as e:
+            if e.reason == "format":
+                raise PixelforgeError(f"{what}: {e.detail} files are not accepted "
+                                      f"(use {', '.join(sorted(IMAGE_FORMATS))})") from None
+            if e.reason == "too large" and e.size:
+                w, h = e.size
+                raise PixelforgeError(f"{what}: {w}x{h} is over the {self.max_pixels / 1e6:.0f} megapixel limit") \
+                    from None
+            if e.reason == "corrupt or truncated":
+                raise PixelforgeError(f"{what}: the image is corrupt or truncated ({e.detail})") from None
             raise PixelforgeError(f"{what}: not an image file this studio can read") from None
-        except PixelforgeError:
-            raise
-        except Exception as e:  # truncated or corrupt files raise many types from the decoders
-            raise PixelforgeError(f"{what}: the image is corrupt or truncated ({type(e).__name__})") from None
-        from ..data.folder import _to_mode
-
-        return _to_mode(im, "L" if im.mode in ("1", "L", "I", "I;16", "F", "LA") else "RGB")
+        return to_mode(im, "L" if im.mode in ("1", "L", "I", "I;16", "F", "LA") else "RGB")
 
     # -- the lock ------------------------------------------------------------------------
     def exclusive(self, fn: Callable[[], Any]) -> Any:
@@ -293,9 +286,7 @@ def _summary(path: Path) -> dict:
 
 def to_model_tensor(image: Image.Image, size: int, channels: int) -> torch.Tensor:
     """A PIL image -> uint8 (1, C, size, size): shorter side scaled to ``size``, centre-cropped."""
-    from ..data.folder import _resize_crop
-
-    im = _resize_crop(image.convert("L" if channels == 1 else "RGB"), size)
+    im = resize_crop(to_mode(image, "L" if channels == 1 else "RGB"), size)
     arr = np.asarray(im).reshape(size, size, channels)
     return torch.from_numpy(arr.copy()).permute(2, 0, 1)[None].contiguous()
 

@@ -21,6 +21,7 @@ from ..registry import create_model
 from ..runs import Run
 
 ZOO_DIR = Path(__file__).parent
+ZOO_PREFIX = "zoo:"
 
 # Which shipped judge to use for a dataset spec (class selectors share their dataset's judge).
 JUDGES = {"fashion-mnist": "fashion-mnist-cnn-v1", "mnist": "mnist-cnn-v1"}
@@ -32,6 +33,13 @@ def list_pretrained(family: str | None = None) -> list[str]:
     if family is None:
         return names
     return [n for n in names if json.loads((ZOO_DIR / f"{n}.json").read_text()).get("family", "classifier") == family]
+
+
+def shipped_name(spec: str | os.PathLike) -> str:
+    """The shipped model's name in ``spec``: ``zoo:NAME``, the one spelling everywhere, or the
+    bare NAME that older commands took."""
+    spec = str(spec)
+    return spec[len(ZOO_PREFIX):] if spec.startswith(ZOO_PREFIX) else spec
 
 
 def card(name: str) -> dict:

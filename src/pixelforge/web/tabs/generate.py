@@ -6,9 +6,10 @@ from __future__ import annotations
 import inspect
 import math
 
+from ... import load_diffusion
 from ...families import generator_families
 from ...schedulers import SAMPLERS
-from ..forms import Action, Field, Result, Tab, module_exists
+from ..forms import Action, Field, Result, Tab, default_of, module_exists
 
 MAX_SAMPLES = 256
 
@@ -52,10 +53,13 @@ TAB = Tab(
             Field("n", "int", "Count", 16, 1, MAX_SAMPLES),
             Field("seed", "int", "Seed", 0, 0, 2**31 - 1),
             LABEL,
-            Field("steps", "int", "Steps", 50, 1, 1000, only_for=["diffusion"], help="sampler steps"),
-            Field("sampler", "select", "Sampler", "ddim", options=list(SAMPLERS), only_for=["diffusion"],
+            Field("steps", "int", "Steps", default_of(load_diffusion, "steps"), 1, 1000, only_for=["diffusion"],
+                  help="sampler steps"),
+            Field("sampler", "select", "Sampler", default_of(load_diffusion, "solver"), options=list(SAMPLERS),
+                  only_for=["diffusion"],
                   help="ddim: deterministic; ddpm: fresh noise each step; dpm++: second order, best at few steps"),
-            Field("guidance", "float", "Guidance", 3.0, 0, 20, 0.5, only_for=["diffusion"],
+            Field("guidance", "float", "Guidance", default_of(load_diffusion, "guidance"), 0, 20, 0.5,
+                  only_for=["diffusion"],
                   help="classifier-free guidance scale (conditional runs)"),
         ], sample),
         Action("interpolate", "Interpolate (GIF)", [
