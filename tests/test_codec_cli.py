@@ -128,7 +128,7 @@ def test_export_to_the_zoo_keeps_the_coding_tables(codec_run, photos, tmp_path, 
     assert weights["g_a.0.weight"].dtype.itemsize == 2
     card = json.loads((tmp_path / "tiny-codec-v0.json").read_text())
     assert card["family"] == "codec" and card["model"] == "codec" and card["steps"] == 4
-    monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path)
+    monkeypatch.setattr(zoo.catalog, "ZOO_DIR", tmp_path)  # the catalogue (cards, networks) reads it
     shipped = open_codec("tiny-codec-v0")
     out = shipped.decompress(shipped.compress(photos / "p2.png", 1))
     assert out.size == (128, 96) and shipped.model_id == "tiny-codec-v0"

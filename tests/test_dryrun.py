@@ -70,7 +70,7 @@ def test_datasets_evaluations_and_sampling_steps_are_capped(fast, monkeypatch):
 
 
 def test_evaluation_takes_few_samples(judge, tiny_run):
-    from pixelforge.pipelines.evaluate import evaluate_run
+    from pixelforge.evaluation import evaluate_run
 
     result = evaluate_run(tiny_run, n=10000, extractor=judge, metrics=("fid",), progress=False)
     assert result["n_fake"] == dryrun.LIMITS["samples"]

@@ -16,3 +16,15 @@ class DataError(PixelforgeError):
 
 class RunError(PixelforgeError):
     """A run directory is missing, incompatible or would be overwritten."""
+
+
+class TrainingDiverged(PixelforgeError):
+    """A loss became NaN or infinite; training stopped without saving the broken state."""
+
+
+class Interrupted(PixelforgeError):
+    """Training stopped on a signal after saving a checkpoint; ``signum`` gives the exit status."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum

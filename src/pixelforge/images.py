@@ -5,13 +5,13 @@ from __future__ import annotations
 import io
 import math
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from .imageio import normalise_mode, read_image, write_image  # noqa: F401  (read_image, normalise_mode: their old home)
 from .runs import atomic_write_bytes
 
 
@@ -36,13 +36,7 @@ def to_pil(arr: np.ndarray) -> Image.Image:
 
 def save_png(arr_or_img, path: str | os.PathLike) -> Path:
     """Write a PNG atomically (a viewer never sees half a file)."""
-    img = arr_or_img if isinstance(arr_or_img, Image.Image) else to_pil(arr_or_img)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+    return write_image(arr_or_img if isinstance(arr_or_img, Image.Image) else to_pil(arr_or_img), path, "PNG")
 
 
 def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None, scale: int = 1) -> Path:
@@ -129,43 +123,6 @@ def plot_confusion(confusion: torch.Tensor, names: list[str], path: str | os.Pat
     ax.set_ylabel("true")
     ax.set_title(title)
     return save_figure(fig, path)
-
-
-def read_image(path: str | os.PathLike) -> Image.Image:
-    """An image file at full size as a PIL image in mode L, LA, RGB or RGBA."""
-    from .data.folder import MAX_IMAGE_PIXELS
-    from .errors import PixelforgeError
-
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise PixelforgeError(f"no image file at {path}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(path)
-        if image.width * image.height > MAX_IMAGE_PIXELS:
-            raise PixelforgeError(f"{path} has {image.width}x{image.height} px, more than the "
-                                  f"{MAX_IMAGE_PIXELS / 1e6:.0f} MP input limit")
-        image.load()
-    except PixelforgeError:
-        raise
-    except Exception:  # PIL signals unreadable or corrupt data with many exception types
-        raise PixelforgeError(f"cannot read {path} as an image") from None
-    return normalise_mode(image)
-
-
-def normalise_mode(image: Image.Image) -> Image.Image:
-    if image.mode in ("L", "LA", "RGB", "RGBA"):
-        return image
-    if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
-        from .data.folder import _to_mode
-
-        return _to_mode(image, "L")
-    if image.mode == "1":
-        return image.convert("L")
-    if image.mode in ("P", "PA") and ("transparency" in image.info or image.mode == "PA"):
-        return image.convert("RGBA")
-    return image.convert("RGB")
 
 
 def to_tensor(image: Image.Image) -> torch.Tensor:

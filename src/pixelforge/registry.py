@@ -1,69 +1,9 @@
-"""Model registry: ``@register_model("name")`` on a builder, ``create_model(name, **config)``.
+"""The model registry: every registered model by name (see :mod:`pixelforge.models.registration`).
 
-A builder takes keyword arguments that form the model's config dataclass; the run directory
-stores that name and config so a checkpoint rebuilds its model without the command line.
+Importing this module imports every model file, so the lookups know them all.
 """
 
-from __future__ import annotations
+from . import models  # noqa: F401  (runs every model file's @register_model)
+from .models.registration import ModelEntry, create_model, get_entry, list_models, make_config, register_model
 
-from dataclasses import dataclass
-from typing import Any, Callable
-
-from .errors import PixelforgeError
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    name: str
-    family: str
-    config_cls: type
-    builder: Callable[..., Any]
-    description: str
-
-
-_MODELS: dict[str, ModelEntry] = {}
-
-
-def register_model(name: str, *, family: str, config: type, description: str = ""):
-    """Decorator registering ``builder(cfg: config) -> model`` under ``name``."""
-
-    def wrap(builder):
-        if name in _MODELS:
-            raise ValueError(f"model {name!r} registered twice")
-        _MODELS[name] = ModelEntry(name, family, config, builder, description or (builder.__doc__ or "").strip())
-        return builder
-
-    return wrap
-
-
-def _ensure_loaded() -> None:
-    # Importing the model modules runs their @register_model decorators.
-    from . import models  # noqa: F401
-
-
-def get_entry(name: str) -> ModelEntry:
-    _ensure_loaded()
-    try:
-        return _MODELS[name]
-    except KeyError:
-        raise PixelforgeError(f"unknown model {name!r}; known: {', '.join(sorted(_MODELS))}") from None
-
-
-def list_models(family: str | None = None) -> list[str]:
-    _ensure_loaded()
-    return sorted(n for n, e in _MODELS.items() if family is None or e.family == family)
-
-
-def make_config(name: str, **overrides):
-    """The model's config dataclass with ``overrides`` applied; unknown keys are an error."""
-    entry = get_entry(name)
-    fields = entry.config_cls.__dataclass_fields__
-    unknown = set(overrides) - set(fields)
-    if unknown:
-        raise PixelforgeError(f"model {name!r} has no option(s) {', '.join(sorted(unknown))}")
-    return entry.config_cls(**overrides)
-
-
-def create_model(name: str, **config):
-    entry = get_entry(name)
-    return entry.builder(make_config(name, **config))
+__all__ = ["ModelEntry", "create_model", "get_entry", "list_models", "make_config", "register_model"]

@@ -49,7 +49,7 @@ class Runtime:
         rank = int(os.environ.get("RANK", 0))
         world_size = int(os.environ.get("WORLD_SIZE", 1))
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
-        dev = _resolve_device(device, local_rank)
+        dev = resolve_device(device, local_rank)
         prec = _resolve_precision(precision, dev)
         if channels_last is None:
             # oneDNN's channels_last kernels shine in bf16 but are slower than NCHW in fp32 on the CPU.
@@ -154,7 +154,7 @@ class Runtime:
         return f"{self.device} {self.precision}{cl}{dist}"
 
 
-def _resolve_device(device: str, local_rank: int = 0) -> torch.device:
+def resolve_device(device: str, local_rank: int = 0) -> torch.device:
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank % torch.cuda.device_count())

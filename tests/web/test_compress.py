@@ -77,7 +77,7 @@ def test_the_overfitted_codec_runs_as_a_job_outside_the_inference_lock(client):
     assert any("bpp" in s["note"] for s in seen if s["state"] == "running") or len(seen) == 1
     result = status["result"]
     assert [im["title"] for im in result["images"]] == ["original", "pixelforge", "JPEG, same size"]
-    assert result["metrics"]["model"] == "overfit" and result["metrics"]["PSNR pixelforge (dB)"] > 20
+    assert result["metrics"]["model"] == "overfit" and result["metrics"]["PSNR pixelforge (dB)"] > 15
     assert client.get("/api/jobs/nonexistent").status_code == 404
 
 

@@ -17,29 +17,23 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import warnings
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from ..errors import DataError
+from ..imageio import MAX_IMAGE_PIXELS, UnreadableImage, open_image, resize_crop, to_mode
 from .imagedata import ImageData
 
 log = logging.getLogger("pixelforge.data")
 
-# Images claiming more pixels than this are refused without being decoded.
-# PIL's own, larger limit (twice PIL.Image.MAX_IMAGE_PIXELS) applies as well.
-MAX_IMAGE_PIXELS = 64_000_000
+__all__ = ["MAX_IMAGE_PIXELS", "load_folder", "load_image"]  # MAX_IMAGE_PIXELS: patch it here to change the limit
 
 # Folders with fewer files than this decode without a progress bar.
 PROGRESS_MIN_FILES = 200
-
-_INTEGER_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
-_ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 
 
 class _Skipped(Exception):
@@ -62,65 +56,16 @@ def _list_files(root: Path) -> list[tuple[Path, str | None]]:
     return files
 
 
-def _to_mode(image: Image.Image, mode: str) -> Image.Image:
-    """Convert any PIL mode to 8-bit ``mode`` ("L" or "RGB")."""
-    if image.mode in _INTEGER_MODES:
-        # Integer images are taken as 16-bit and scaled; PIL's conversion would clamp at 255.
-        values = np.clip(np.asarray(image, dtype=np.float64), 0, 65535) / 257
-        image = Image.fromarray(np.rint(values).astype(np.uint8), "L")
-    elif image.mode == "F":
-        # Float images are taken as 0..1 when they fit in it, else as 0..255.
-        values = np.nan_to_num(np.asarray(image, dtype=np.float64))
-        if values.size and values.max() <= 1.0:
-            values = values * 255
-        image = Image.fromarray(np.rint(np.clip(values, 0, 255)).astype(np.uint8), "L")
-    elif image.mode in _ALPHA_MODES or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-    if image.mode not in ("L", "RGB"):
-        image = image.convert("L" if image.mode == "1" else "RGB")
-    return image if image.mode == mode else image.convert(mode)
-
-
-def _resize_crop(image: Image.Image, size: int) -> Image.Image:
-    """Scale the shorter side to ``size`` (antialiased), then center-crop to ``size`` x ``size``."""
-    width, height = image.size
-    if (width, height) == (size, size):
-        return image
-    scale = size / min(width, height)
-    new_width, new_height = max(size, round(width * scale)), max(size, round(height * scale))
-    image = image.resize((new_width, new_height), Image.Resampling.BICUBIC, reducing_gap=3.0)
-    left, top = (new_width - size) // 2, (new_height - size) // 2
-    return image.crop((left, top, left + size, top + size))
-
-
 def _decode(path: Path, size: int, channels: int) -> np.ndarray:
     """Decode one file to a uint8 ``(size, size, channels)`` array, or raise :class:`_Skipped`."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(path)
-    except Image.DecompressionBombError:
-        raise _Skipped("too large") from None
-    except UnidentifiedImageError:
-        raise _Skipped("not images") from None
-    except OSError:
-        raise _Skipped("unreadable") from None
-    with image:
-        width, height = image.size
-        if width * height > MAX_IMAGE_PIXELS:
-            raise _Skipped("too large")
-        image.draft(None, (size, size))  # JPEG only: let the decoder downscale by up to 8x
-        try:
-            image.load()
-        except Exception:  # PIL decoders signal bad data with many exception types
-            raise _Skipped("corrupt or truncated") from None
-        try:
-            converted = _to_mode(image, "L" if channels == 1 else "RGB")
-        except (ValueError, OSError):
-            raise _Skipped("unsupported") from None
-        array = np.asarray(_resize_crop(converted, size))
-    return array.reshape(size, size, channels)
+        image = open_image(path, draft=size, max_pixels=MAX_IMAGE_PIXELS)
+        converted = to_mode(image, "L" if channels == 1 else "RGB")
+    except UnreadableImage as e:
+        raise _Skipped(e.reason) from None
+    except (ValueError, OSError):
+        raise _Skipped("unsupported") from None
+    return np.asarray(resize_crop(converted, size)).reshape(size, size, channels)
 
 
 def load_image(path: str | os.PathLike, *, size: int, channels: int) -> torch.Tensor:

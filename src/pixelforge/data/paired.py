@@ -26,9 +26,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from ..errors import DataError
+from ..imageio import image_size
 from .folder import load_image
 from .imagedata import ImageData
 from .load import load_dataset
@@ -125,14 +125,6 @@ def _image_files(folder: Path) -> dict[str, Path]:
     return files
 
 
-def _native_size(path: Path) -> tuple[int, int]:
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except Exception:  # PIL signals unreadable data with many exception types
-        raise DataError(f"cannot read {path} as an image") from None
-
-
 def match_pairs(a: str | os.PathLike, b: str | os.PathLike) -> list[tuple[Path, Path]]:
     """The (A, B) files whose names match, sorted; an error when none match or a pair's
     images differ in size (they would not be aligned pixel for pixel)."""
@@ -151,7 +143,7 @@ def match_pairs(a: str | os.PathLike, b: str | os.PathLike) -> list[tuple[Path, 
         log.warning("%d image(s) in %s and %s have no partner and are left out", unmatched, a, b)
     pairs = []
     for s in stems:
-        sa, sb = _native_size(fa[s]), _native_size(fb[s])
+        sa, sb = image_size(fa[s]), image_size(fb[s])
         if sa != sb:
             raise DataError(f"pair {s!r} has images of different sizes: {fa[s]} is {sa[0]}x{sa[1]} but {fb[s]} is "
                             f"{sb[0]}x{sb[1]}; paired images must be aligned pixel for pixel")

@@ -31,10 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data.download import download_file
-from ..data.registry import cache_dir
 from ..errors import PixelforgeError
 from ..runs import read_weights_file
+from ..weights import ExternalWeights
 
 INCEPTION_FILE_NAME = "pt_inception-2015-12-05-6726825d.pth"
 INCEPTION_BASE_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
@@ -44,7 +43,8 @@ INCEPTION_URL = INCEPTION_BASE_URL + INCEPTION_FILE_NAME
 # this file (95,628,359 bytes); it agrees with those 8 digits.
 INCEPTION_HASH_SPEC = "sha256:6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
 WEIGHTS_ENV = "PIXELFORGE_INCEPTION_WEIGHTS"
-MIRROR_ENV = "PIXELFORGE_WEIGHTS_MIRROR"
+INCEPTION_WEIGHTS = ExternalWeights("FID Inception", INCEPTION_FILE_NAME, INCEPTION_URL, INCEPTION_HASH_SPEC,
+                                    WEIGHTS_ENV)
 
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
@@ -259,33 +259,6 @@ class InceptionV3FID(nn.Module):
         return self.features_and_logits(images)
 
 
-def _existing(path, source: str) -> Path:
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise PixelforgeError(f"Inception weights not found at {path} (from {source})")
-    return path
-
-
-def _locate_weights(path, download: bool, hash_spec: str) -> Path:
-    if path is not None:
-        return _existing(path, "the path argument")
-    if os.environ.get(WEIGHTS_ENV):
-        return _existing(os.environ[WEIGHTS_ENV], f"${WEIGHTS_ENV}")
-    cached = cache_dir() / "weights" / INCEPTION_FILE_NAME
-    if cached.is_file():
-        return cached
-    options = (f"pass a path, set ${WEIGHTS_ENV}, place {INCEPTION_FILE_NAME} at {cached}, "
-               f"or set ${MIRROR_ENV} to a folder URL serving it")
-    if not download:
-        raise PixelforgeError(f"Inception weights not found and download=False: {options}")
-    mirror = os.environ.get(MIRROR_ENV)
-    url = (mirror.rstrip("/") + "/" + INCEPTION_FILE_NAME) if mirror else INCEPTION_URL
-    try:
-        return download_file(url, cached, hash_spec, desc="FID Inception weights")
-    except PixelforgeError as exc:
-        raise PixelforgeError(f"{exc}; to load the weights without this download, {options}") from exc
-
-
 def _check_fits(model: nn.Module, state: dict[str, Tensor], path: Path) -> None:
     """Raise a one-line error unless ``state`` has exactly the model's keys and shapes."""
     expected = model.state_dict()
@@ -309,7 +282,7 @@ def load_inception(path: str | os.PathLike | None = None, download: bool = True,
     found or fetched, or when the file is not a plain state dict of the
     expected architecture.
     """
-    weights = _locate_weights(path, download, hash_spec)
+    weights = INCEPTION_WEIGHTS.locate(path, download, hash_spec)
     state = read_weights_file(weights, "Inception")
     model = InceptionV3FID()
     _check_fits(model, state, weights)

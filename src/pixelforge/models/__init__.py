@@ -1,3 +1,7 @@
-"""Model families, one file each; importing this package registers them all."""
+"""Model families, one file each; importing this package imports (and so registers) them all."""
 
-from . import autoencoder, classifier, codec, diffusion, gan, sr, style, translation  # noqa: F401
+import pkgutil
+from importlib import import_module
+
+for _module in pkgutil.iter_modules(__path__):
+    import_module(f"{__name__}.{_module.name}")

@@ -58,7 +58,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PixelforgeError
-from ..registry import register_model
+from ..family import flag
+from .registration import register_model
 
 MIN_SIZE, MAX_SIZE = 16, 64
 CODE_KINDS = ("vector", "map")
@@ -70,11 +71,18 @@ LOG_SCALE_MIN = -7.0  # floor of the decoder's log-scale (PixelCNN++), keeps the
 class AutoencoderConfig:
     image_size: int = 28
     channels: int = 1
-    latent_dim: int = 32
-    width: int = 32  # channels of the first (highest-resolution) level; each level doubles them, up to 4x
+    latent_dim: int = flag(32, help="size of the code; with --code map: channels of the code map", check="positive")
+    # channels of the first (highest-resolution) level; each level doubles them, up to 4x
+    width: int = flag(32, help="channels of the first level", check="positive")
     num_classes: int = 0  # > 0: class-conditional encoder and decoder
-    code: str = "vector"  # "vector": latent_dim numbers; "map": a latent_dim-channel map at 1/4 of the size
-    res_blocks: int = 0  # residual blocks at the deepest level, in the encoder and in the decoder each
+    # "vector": latent_dim numbers; "map": a latent_dim-channel map at 1/4 of the size
+    code: str = flag(
+        "vector", help="code shape: vector (latent_dim numbers) or map (a latent_dim-channel feature map at 1/4 of the "
+                  "image size, 7x7 at 28 px: keeps detail for denoising / inpainting)", choices=("vector", "map"))
+    # residual blocks at the deepest level, in the encoder and in the decoder each
+    res_blocks: int = flag(
+        0, help="residual blocks at the deepest level, in the encoder and the decoder each (1 gives a stronger "
+                  "denoiser)")
 
     def __post_init__(self):
         if not (MIN_SIZE <= self.image_size <= MAX_SIZE) or self.image_size % 4:

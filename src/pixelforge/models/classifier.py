@@ -20,9 +20,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PixelforgeError
+from ..family import flag
 from ..nn import GroupNorm
 from ..nn.augment import parse_policy
-from ..registry import register_model
+from .registration import register_model
 
 
 @dataclass
@@ -30,10 +31,12 @@ class ClassifierConfig:
     image_size: int = 28
     channels: int = 1
     num_classes: int = 10
-    width: int = 32  # channels of the first stage; each later stage doubles them
-    blocks: int = 3
-    dropout: float = 0.2
-    norm: str = "bn"  # bn (batch norm), gn (group norm: per sample, for tiny per-device batches) or none
+    # channels of the first stage; each later stage doubles them
+    width: int = flag(32, help="channels of the first stage", check="positive")
+    blocks: int = flag(3, help="conv stages, each halving the resolution", check="positive")
+    dropout: float = flag(0.2, help="dropout before the last layer")
+    # bn (batch norm), gn (group norm: per sample, for tiny per-device batches) or none
+    norm: str = flag("bn", help="batch norm (bn), group norm (gn) or none", choices=("bn", "gn", "none"))
 
     def __post_init__(self):
         if self.channels not in (1, 3):

@@ -34,14 +34,15 @@ The transforms use GDN, generalized divisive normalization (Balle et al. 2016):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..registry import register_model
+from ..family import flag
+from .registration import register_model
 
 PRIORS = ("factorized", "hyperprior")
 QUANTIZATIONS = ("mixed", "noise")
@@ -59,11 +60,13 @@ def scale_table() -> np.ndarray:
 @dataclass
 class CodecConfig:
     channels: int = 3
-    width: int = 96  # N: channels inside the transforms
-    latent: int = 128  # M: latent channels
-    prior: str = "hyperprior"
-    lmbdas: list[float] = field(default_factory=lambda: [0.0018, 0.0035, 0.0067, 0.013, 0.025])
-    quantization: str = "mixed"
+    width: int = flag(96, help="channels inside the transforms", check="positive")  # N
+    latent: int = flag(128, help="latent channels", check="positive")  # M
+    prior: str = flag("hyperprior", help="entropy model", choices=("hyperprior", "factorized"))
+    lmbdas: list[float] = flag(default_factory=lambda: [0.0018, 0.0035, 0.0067, 0.013, 0.025], flag="--lmbda",
+                               help="rate-distortion trade-offs, one per quality level, low to high")
+    quantization: str = flag("mixed", choices=("mixed", "noise"),
+                             help="what the decoder sees in training: rounded latents (mixed) or noisy ones (noise)")
 
     def __post_init__(self):
         if self.prior not in PRIORS:

@@ -24,15 +24,16 @@ A class-conditional net has one extra "null" class, used for classifier-free gui
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PixelforgeError
+from ..family import flag
 from ..nn import GroupNorm
-from ..registry import register_model
+from .registration import register_model
 
 
 @dataclass
@@ -41,14 +42,18 @@ class UNetConfig:
     channels: int = 1
     # Channels at the first level. 48 beat 64 on a CPU budget: 1.3x the steps, and after 10 minutes
     # FID 0.49 against 0.54 (conditional, guidance 2.5); dropping the level's attention instead was worse.
-    width: int = 48
-    channel_mult: list[int] = field(default_factory=lambda: [1, 2])  # per resolution level
-    num_res_blocks: int = 1  # per level in the encoder (the decoder has one more); 1 beat 2 on a CPU budget
+    width: int = flag(48, help="channels at the first level", check="positive")
+    # per resolution level
+    channel_mult: list[int] = flag(
+        default_factory=lambda: [1, 2], help="width multiplier per level", default_text="1,2; 1,2,2 above 32 px")
+    # per level in the encoder (the decoder has one more); 1 beat 2 on a CPU budget
+    num_res_blocks: int = flag(1, help="residual blocks per level", check="positive")
     attention_levels: list[int] | None = None  # level indices with self-attention (default: the lowest)
     heads: int = 4
-    dropout: float = 0.0
+    dropout: float = flag(0.0, help="dropout in the residual blocks")
     num_classes: int = 0  # > 0: class-conditional (+1 null class for classifier-free guidance)
-    patch_size: int = 2  # 2: the U-Net works on 2x2 pixel blocks (space-to-depth), ~4x cheaper
+    # 2: the U-Net works on 2x2 pixel blocks (space-to-depth), ~4x cheaper
+    patch_size: int = flag(2, help="pixels per side the net sees as one", choices=(1, 2, 4))
 
     def __post_init__(self):
         self.channel_mult = list(self.channel_mult)

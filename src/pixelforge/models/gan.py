@@ -31,7 +31,8 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ..errors import PixelforgeError
-from ..registry import register_model
+from ..family import flag
+from .registration import register_model
 
 SIZES = {28: (7, 2), 32: (4, 3), 64: (4, 4)}  # image size -> (base resolution, number of 2x steps)
 LOSSES = ("ns", "hinge", "lsgan", "wgan-gp")
@@ -42,10 +43,12 @@ D_NORMS = ("bn", "sn", "none")
 class GANConfig:
     image_size: int = 28
     channels: int = 1
-    latent_dim: int = 100
-    width: int = 64  # channels at the highest hidden resolution; each 2x lower resolution doubles them (cap 8x)
+    latent_dim: int = flag(100, help="size of the latent vector z", check="positive")
+    # channels at the highest hidden resolution; each 2x lower resolution doubles them (cap 8x)
+    width: int = flag(64, help="base channel width", check="positive")
     num_classes: int = 0  # > 0: class-conditional G and projection D
-    d_norm: str = "bn"  # normalisation in D: batch norm, spectral norm or none
+    # normalisation in D: batch norm, spectral norm or none
+    d_norm: str = flag("bn", help="discriminator normalisation", choices=("bn", "sn", "none"))
 
     def __post_init__(self):
         if self.image_size not in SIZES:

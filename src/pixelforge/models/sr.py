@@ -36,17 +36,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PixelforgeError
-from ..registry import register_model
+from ..family import flag
+from .registration import register_model
 
 SCALES = (2, 3, 4)
 
 
 @dataclass
 class SRConfig:
-    scale: int = 4
+    scale: int = flag(4, help="upscaling factor", choices=(2, 3, 4))
     channels: int = 3  # 3: RGB in and out; 1: one plane (grayscale; RGB images go channel by channel)
-    width: int = 32  # feature channels (espcn: of the first layer; the second has half)
-    blocks: int = 6  # residual blocks (edsr only)
+    # feature channels (espcn: of the first layer; the second has half)
+    width: int = flag(32, help="feature channels", check="positive")
+    blocks: int = flag(6, help="residual blocks, edsr only")  # residual blocks (edsr only)
     res_scale: float = 1.0  # residual branch multiplier (edsr; EDSR uses 0.1 for very wide nets)
     residual: bool = True  # predict the difference to bicubic upsampling
 

@@ -42,7 +42,6 @@ uses ``r1`` ... ``r5``.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,11 +49,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data.download import download_file
-from ..data.registry import cache_dir
 from ..errors import PixelforgeError
-from ..registry import register_model
+from ..family import flag
+from .registration import register_model
 from ..runs import read_weights_file
+from ..weights import ExternalWeights
 
 BACKBONES = ("offline", "vgg19", "vgg16")
 
@@ -73,7 +72,6 @@ VGG_BASE_URL = "https://download.pytorch.org/models/"
 # ``sha256:<64 hex>`` spec (``hash_spec=``) to pin the whole digest.
 VGG_HASH_SPECS = {"vgg19": "sha256:dcbb9e9d", "vgg16": "sha256:397923af"}
 WEIGHTS_ENVS = {"vgg19": "PIXELFORGE_VGG19_WEIGHTS", "vgg16": "PIXELFORGE_VGG16_WEIGHTS"}
-MIRROR_ENV = "PIXELFORGE_WEIGHTS_MIRROR"
 
 # Gatys et al. 2016: style from relu1_1 ... relu5_1, content from relu4_2.
 VGG_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -273,41 +271,15 @@ class VGGFeatures(_Backbone):
 
 # ----------------------------------------------------------------------------- VGG weights
 
-def _how_to_provide(arch: str) -> str:
-    file = VGG_FILES[arch]
-    return (f"pass --weights PATH (weights= in Python), set ${WEIGHTS_ENVS[arch]}, place {file} at "
-            f"{cache_dir() / 'weights' / file}, or set ${MIRROR_ENV} to a folder URL serving it "
-            f"(file {VGG_BASE_URL}{file}, {VGG_HASH_SPECS[arch]}...)")
-
-
-def _existing(path, arch: str, source: str) -> Path:
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise PixelforgeError(f"{arch} weights not found at {path} (from {source})")
-    return path
+VGG_WEIGHTS = {arch: ExternalWeights(arch, VGG_FILES[arch], VGG_BASE_URL + VGG_FILES[arch], VGG_HASH_SPECS[arch],
+                                     WEIGHTS_ENVS[arch], argument="pass --weights PATH (weights= in Python)",
+                                     allow_prefix=True)
+               for arch in VGG_FILES}
 
 
 def locate_vgg_weights(arch: str, path=None, download: bool = True, hash_spec: str | None = None) -> Path:
-    """The weights file for ``arch``: path, env var, cache, or a verified download (see the module docstring)."""
-    if path is not None:
-        return _existing(path, arch, "the weights argument")
-    env = WEIGHTS_ENVS[arch]
-    if os.environ.get(env):
-        return _existing(os.environ[env], arch, f"${env}")
-    file = VGG_FILES[arch]
-    cached = cache_dir() / "weights" / file
-    if cached.is_file():
-        return cached
-    if not download:
-        raise PixelforgeError(f"{arch} weights not found and downloads are off: {_how_to_provide(arch)}")
-    mirror = os.environ.get(MIRROR_ENV)
-    url = (mirror.rstrip("/") + "/" + file) if mirror else VGG_BASE_URL + file
-    try:
-        return download_file(url, cached, hash_spec or VGG_HASH_SPECS[arch], desc=f"{arch} weights",
-                             allow_prefix=True)
-    except PixelforgeError as exc:
-        raise PixelforgeError(f"{arch} weights unavailable ({exc}); to use {arch} offline, "
-                              f"{_how_to_provide(arch)}") from exc
+    """The weights file for ``arch`` (see :mod:`pixelforge.weights`)."""
+    return VGG_WEIGHTS[arch].locate(path, download, hash_spec)
 
 
 def load_vgg(arch: str = "vgg19", path=None, *, layers=None, download: bool = True,
@@ -360,10 +332,14 @@ class StylizerConfig:
     end), so no layer runs at full resolution, with 5x5 outer kernels: ~0.1 s (docs/style_transfer.md).
     """
 
-    widths: tuple[int, int, int] = (32, 64, 64)  # at 1, 1/2 and 1/4 of the (shuffled) resolution
-    blocks: int = 4  # residual blocks at the lowest resolution
-    outer_kernel: int = 5  # kernel of the first and last convolution
-    shuffle: int = 2  # >1: space-to-depth by this factor first, depth-to-space at the end (1 = Johnson's)
+    # at 1, 1/2 and 1/4 of the (shuffled) resolution
+    widths: tuple[int, int, int] = flag((32, 64, 64), help="channels at 1/1, 1/2, 1/4 of the (shuffled) resolution")
+    blocks: int = flag(4, help="residual blocks")  # residual blocks at the lowest resolution
+    # kernel of the first and last convolution
+    outer_kernel: int = flag(5, help="first/last convolution kernel", check="positive")
+    # >1: space-to-depth by this factor first, depth-to-space at the end (1 = Johnson's)
+    shuffle: int = flag(
+        2, help="space-to-depth factor; 1 = Johnson's full-resolution first/last layers", choices=(1, 2, 4))
 
     def __post_init__(self):
         self.widths = tuple(int(w) for w in self.widths)
@@ -469,9 +445,12 @@ def adain(content: Tensor, style: Tensor, eps: float = 1e-5) -> Tensor:
 class AdaINConfig:
     """Encoder = a frozen backbone up to ``layer``; decoder = its rough mirror, trained."""
 
-    backbone: str = "offline"  # offline or vgg19 / vgg16 (then the encoder's weights are in the run)
+    # offline or vgg19 / vgg16 (then the encoder's weights are in the run)
+    backbone: str = flag("offline", choices=("offline", "vgg19", "vgg16"),
+                         help="encoder: offline (built in) or VGG (needs --weights or a download)")
     layer: str = ""  # the encoder layer AdaIN acts on ("" = r3 offline, relu4_1 VGG)
-    widths: tuple[int, ...] = (64, 32)  # decoder channels after each x2 upsampling, deepest first
+    # decoder channels after each x2 upsampling, deepest first
+    widths: tuple[int, ...] = flag((64, 32), help="decoder channels per upsampling, deepest first")
 
     def __post_init__(self):
         if self.backbone not in BACKBONES:

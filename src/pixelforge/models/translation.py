@@ -42,7 +42,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PixelforgeError
-from ..registry import register_model
+from ..family import flag
+from .registration import register_model
 
 
 def _check_common(width: int, depth: int, d_width: int, d_layers: int, dropout: float, channels: dict) -> None:
@@ -63,12 +64,18 @@ def _check_common(width: int, depth: int, d_width: int, d_layers: int, dropout: 
 class Pix2PixConfig:
     in_channels: int = 3
     out_channels: int = 3
-    width: int = 32  # U-Net channels at the first level; each lower level doubles them (cap 8x)
-    depth: int = 5  # down/up levels: inputs are padded to a multiple of 2**depth
-    d_width: int = 32
-    d_layers: int = 3  # stride-2 layers in the PatchGAN: 3 -> 70x70 px patches
+    # U-Net channels at the first level; each lower level doubles them (cap 8x)
+    width: int = flag(32, help="U-Net channels at the first level", check="positive")
+    # down/up levels: inputs are padded to a multiple of 2**depth
+    depth: int = flag(5, help="U-Net levels", check="positive")
+    d_width: int = flag(32, help="PatchGAN channels at the first layer", check="positive")
+    # stride-2 layers in the PatchGAN: 3 -> 70x70 px patches
+    d_layers: int = flag(3, help="PatchGAN stride-2 layers (3: 70x70 px patches)", check="positive")
     dropout: float = 0.0  # dropout in the three innermost up levels (pix2pix's noise source)
-    residual: bool = False  # G(x) = x + U(x): the U-Net learns the change (x broadcast to the output channels)
+    # G(x) = x + U(x): the U-Net learns the change (x broadcast to the output channels)
+    residual: bool = flag(
+        False, help="G(x) = x + U-Net(x)", default_text="on for gray, blur, lowres; off for edges and folder pairs",
+        negatable=True)
 
     def __post_init__(self):
         _check_common(self.width, self.depth, self.d_width, self.d_layers, self.dropout,
@@ -82,10 +89,10 @@ class Pix2PixConfig:
 class CycleGANConfig:
     channels_a: int = 3
     channels_b: int = 3
-    width: int = 32
-    depth: int = 4
-    d_width: int = 32
-    d_layers: int = 3
+    width: int = flag(32, help="U-Net channels at the first level", check="positive")
+    depth: int = flag(4, help="U-Net levels", check="positive")
+    d_width: int = flag(32, help="PatchGAN channels at the first layer", check="positive")
+    d_layers: int = flag(3, help="PatchGAN stride-2 layers (3: 70x70 px patches)", check="positive")
     dropout: float = 0.0
 
     def __post_init__(self):

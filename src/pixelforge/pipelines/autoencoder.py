@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 from pathlib import Path
@@ -20,19 +21,22 @@ import torch
 
 from ..data import load_dataset, resize_images
 from ..errors import DataError, PixelforgeError, RunError
-from ..images import make_grid, pyplot, save_figure, save_gif, save_grid, save_png
+from ..family import Family, Option, TrainCommand
+from ..images import make_grid, pyplot, save_figure, save_gif, save_grid
 from ..models.autoencoder import (AutoencoderConfig, ConvAutoencoder, bits_per_dim, discretized_logistic_nll,
                                   kl_standard_normal)
 from ..registry import create_model
 from ..training import Trainer
 from ..training.autoencoder import AutoencoderTask, AutoencoderTrainConfig, Corruption, apply_mask
+# load_codes and save_codes: part of this module's API too
+from .autoencoder_files import (box_to_mask, expand_image_paths, load_codes, read_image_tensor, read_mask,  # noqa: F401
+                                save_codes, save_image)
 from .common import check_resumed_conditioning, data_defaults, LabelParser, load_weights_into, open_model, start_session
 
 log = logging.getLogger("pixelforge.autoencoder")
 
 MODELS = {False: "conv-ae", True: "conv-vae"}
 RESTORE_TASKS = ("denoise", "inpaint")
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 
 
 def train_autoencoder(data: str | None = "fashion-mnist", run: str | os.PathLike | None = None, *,
@@ -59,6 +63,7 @@ def train_autoencoder(data: str | None = "fashion-mnist", run: str | os.PathLike
         return data_defaults(dataset, data, conditional)
 
     s = start_session("autoencoder", AutoencoderTrainConfig, data, run, model=model, options=options,
+                      task=AutoencoderTask,
                       resume=resume, overwrite=overwrite, size=size, channels=channels, limit=limit, device=device,
                       precision=precision, seed=seed, model_defaults=model_defaults, channels_last=channels_last)
     if resume and s.model_name != model:
@@ -104,6 +109,12 @@ class AutoencoderPipeline(LabelParser):
     def variational(self) -> bool:
         return self.net.variational
 
+    def trained_on(self, damage: str) -> bool:
+        """Did training corrupt the inputs with ``damage`` ("noise" or "holes")? Runs restore
+        well only the damage they were trained to undo."""
+        corruption = Corruption(self.corrupt)
+        return corruption.has_noise if damage == "noise" else corruption.has_holes
+
     @property
     def num_classes(self) -> int:
         return self.cfg.num_classes
@@ -125,7 +136,7 @@ class AutoencoderPipeline(LabelParser):
     def read_image(self, path: str | os.PathLike) -> torch.Tensor:
         """An image file at its own size as uint8 (C, H, W) with the model's channels;
         a colour image for a grayscale model is refused rather than silently made grey."""
-        return _read_image(path, self.cfg.channels)
+        return read_image_tensor(path, self.cfg.channels)
 
     def load_images(self, paths: Sequence[str | os.PathLike]) -> torch.Tensor:
         """Image files (or folders of them) -> uint8 (N, C, size, size) for the model."""
@@ -439,122 +450,6 @@ def _project_2d(codes: torch.Tensor) -> tuple[np.ndarray, str]:
     return (centred @ v[:2].T).numpy(), f"PCA, {explained:.0%} of the variance"
 
 
-# -- files -----------------------------------------------------------------------------------
-
-def expand_image_paths(paths: Sequence[str | os.PathLike]) -> list[Path]:
-    """Files as given; folders -> their image files (by extension, sorted, not recursive)."""
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
-            if not found:
-                raise DataError(f"no image files (png, jpg, ...) in folder {p}")
-            files += found
-        else:
-            files.append(p)
-    if not files:
-        raise PixelforgeError("give at least one image")
-    return files
-
-
-def _open_image(path: str | os.PathLike):
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise DataError(f"no image file at {path}")
-    try:
-        img = Image.open(path)
-        img.load()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
-        raise DataError(f"cannot use {path} as an image ({type(e).__name__})") from None
-    return img
-
-
-def _read_image(path: str | os.PathLike, channels: int) -> torch.Tensor:
-    img = _open_image(path)
-    if img.mode in ("I;16", "I;16L", "I;16B", "I"):
-        img = img.point(lambda v: v / 256).convert("L")
-    if img.mode in ("RGBA", "LA", "PA", "P", "RGBa", "La"):
-        img = img.convert("RGBA")
-        from PIL import Image
-
-        img = Image.alpha_composite(Image.new("RGBA", img.size, (255, 255, 255, 255)), img)
-    rgb = np.asarray(img.convert("RGB"))
-    if channels == 1:
-        spread = rgb.max(axis=2).astype(np.int16) - rgb.min(axis=2)
-        if (spread > 16).mean() > 0.01:
-            raise PixelforgeError(f"{path} is a colour image, but this model takes grayscale (1-channel) "
-                                  "images; convert it to grayscale first")
-        arr = np.asarray(img.convert("L"))[None]
-    elif channels == 3:
-        arr = rgb.transpose(2, 0, 1)
-    else:
-        raise PixelforgeError(f"image files cannot feed a {channels}-channel model")
-    return torch.from_numpy(np.array(arr, dtype=np.uint8, copy=True))
-
-
-def read_mask(path: str | os.PathLike, size: tuple[int, int]) -> torch.Tensor:
-    """A mask file -> bool (H, W), True where pixels are missing (white, > 127)."""
-    img = _open_image(path)
-    arr = np.asarray(img.convert("L"))
-    if tuple(arr.shape) != tuple(size):
-        raise PixelforgeError(f"mask {path} is {arr.shape[1]}x{arr.shape[0]} but the image is "
-                              f"{size[1]}x{size[0]}; they must be the same size")
-    m = torch.from_numpy(arr > 127)
-    if not m.any():
-        raise PixelforgeError(f"mask {path} marks no pixel as missing (white = missing)")
-    return m
-
-
-def box_to_mask(box: str | Sequence[int], size: tuple[int, int]) -> torch.Tensor:
-    """``"x,y,w,h"`` in the image's pixels -> bool (H, W)."""
-    items = box.split(",") if isinstance(box, str) else list(box)
-    try:
-        x, y, w, h = (int(str(v).strip()) for v in items)
-    except ValueError:
-        raise PixelforgeError(f"--box takes four whole numbers x,y,w,h, not {box!r}") from None
-    H, W = size
-    if w < 1 or h < 1 or x < 0 or y < 0 or x + w > W or y + h > H:
-        raise PixelforgeError(f"box {x},{y},{w},{h} (x,y,w,h) does not fit inside the {W}x{H} image")
-    m = torch.zeros(H, W, dtype=torch.bool)
-    m[y:y + h, x:x + w] = True
-    return m
-
-
-def save_image(image: torch.Tensor, path: str | os.PathLike) -> Path:
-    """One (C, H, W) image in [0, 1] as a PNG."""
-    arr = (image.detach().float().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
-    return save_png(arr[:, :, 0] if arr.shape[2] == 1 else arr, path)
-
-
-def save_codes(codes: torch.Tensor, path: str | os.PathLike) -> Path:
-    """Codes as a float32 .npy file (written atomically)."""
-    import io
-
-    from ..runs import atomic_write_bytes
-
-    buf = io.BytesIO()
-    np.save(buf, codes.detach().cpu().numpy().astype(np.float32))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
-
-
-def load_codes(path: str | os.PathLike) -> np.ndarray:
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"no code file at {path}")
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError):
-        raise DataError(f"cannot read {path} as codes: expected a NumPy .npy file of numbers "
-                        "(as written by pixelforge encode)") from None
-
-
 def load_autoencoder(run_dir: str | os.PathLike, device: str = "auto") -> AutoencoderPipeline:
     """Rebuild a trained autoencoder / VAE from its run directory (config.json + safetensors)."""
     r, model_cfg, net, runtime = open_model(run_dir, "autoencoder", device)
@@ -563,3 +458,30 @@ def load_autoencoder(run_dir: str | os.PathLike, device: str = "auto") -> Autoen
     return AutoencoderPipeline(net.to(runtime.device), model_cfg, cfg["data"].get("classes", []), r.path,
                                corrupt=cfg.get("task", {}).get("corrupt", ""), data=cfg["data"])
 
+
+def training_report(pipe: AutoencoderPipeline) -> list[str]:
+    """What ``pixelforge train ae/vae`` prints: the test PSNR (and ELBO) and the reconstructions."""
+    lines = []
+    path = pipe.path / "evaluation.json"
+    if path.is_file():
+        ev = json.loads(path.read_text())
+        what = "restoration" if ev.get("corrupt") else "reconstruction"
+        line = f"test {what} PSNR: {ev['test_psnr']:.2f} dB on {ev['test_images']} images"
+        if "test_bpd" in ev:
+            line += f"; test ELBO: {ev['test_bpd']:.3f} bits/dim"
+        lines.append(line)
+    return [*lines, f"reconstructions: {pipe.path / 'samples' / 'final_reconstruction.png'}"]
+
+
+FAMILY = Family(
+    "autoencoder", load_autoencoder, generates=True, exports=(AutoencoderPipeline,),
+    description="autoencoders and VAEs (only VAEs sample)",
+    commands=(
+        TrainCommand("ae", "train a convolutional autoencoder (denoising / inpainting with --corrupt)",
+                     train_autoencoder, (AutoencoderConfig, AutoencoderTrainConfig), fixed={"variational": False},
+                     skip=("beta",), report=training_report,
+                     options=(Option("conditional", "class-conditional encoder and decoder", group="model"),)),
+        TrainCommand("vae", "train a VAE (beta-VAE, conditional VAE)", train_autoencoder,
+                     (AutoencoderConfig, AutoencoderTrainConfig), fixed={"variational": True}, report=training_report,
+                     options=(Option("conditional", "class-conditional encoder and decoder (CVAE)", group="model"),)),
+    ))

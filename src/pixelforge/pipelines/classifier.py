@@ -5,6 +5,7 @@ predict, embed and explain (filters, feature maps, Grad-CAM) images.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 
 from ..data import ImageData, load_dataset, load_image
 from ..errors import PixelforgeError
+from ..family import Family, TrainCommand
 from ..images import pyplot, save_figure, save_grid
 from ..models.classifier import ClassifierConfig, CNNClassifier, check_tta, default_tta, tta_logits
 from ..registry import create_model, get_entry
@@ -21,6 +23,7 @@ from ..runs import Run
 from ..runtime import Runtime
 from ..training import TrainConfig, Trainer
 from ..training.classifier import ClassifierTask, ClassifierTrainConfig
+from ..zoo.catalog import load_network
 from .common import fields_of, load_weights_into, open_model, start_session
 
 
@@ -37,6 +40,7 @@ def train_classifier(data: str | None = "fashion-mnist", run: str | os.PathLike 
         return {"image_size": dataset.size, "channels": dataset.channels, "num_classes": dataset.num_classes}
 
     s = start_session("classifier", ClassifierTrainConfig, data, run, model=model, options=options, resume=resume,
+                      task=ClassifierTask,
                       overwrite=overwrite, size=size, channels=channels, limit=limit, device=device,
                       precision=precision, seed=seed, model_defaults=model_defaults)
     eval_data = _test_split(s.run.config["data"])
@@ -206,9 +210,32 @@ class ClassifierPipeline:
         return save_figure(fig, path)
 
 
+def load_shipped_classifier(name: str, device: str = "auto") -> ClassifierPipeline:
+    """A shipped classifier (the default judges of generated images, see ``pixelforge/zoo``)."""
+    net, info = load_network(name, "classifier")
+    rt = Runtime.create(device, "fp32")
+    return ClassifierPipeline(net.to(rt.device), net.cfg, info["classes"], None, name=name)
+
+
 def load_classifier(run_dir: str | os.PathLike, device: str = "auto", tta: str | None = None) -> ClassifierPipeline:
     """A trained classifier run; ``tta`` overrides the test-time views its recipe implies."""
     r, cfg, net, runtime = open_model(run_dir, "classifier", device)
     load_weights_into(r, net, "classifier")
     tta = tta or default_tta(r.config.get("task", {}).get("augment", ""))
     return ClassifierPipeline(net.to(runtime.device), cfg, r.config["data"].get("classes", []), r.path, tta=tta)
+
+
+def training_report(pipe: ClassifierPipeline) -> list[str]:
+    """What ``pixelforge train classifier`` prints: the test accuracy, when there was a test split."""
+    path = pipe.path / "evaluation.json"
+    if not path.is_file():
+        return []
+    ev = json.loads(path.read_text())
+    return [f"test accuracy: {ev['test_accuracy']:.2%} on {ev['test_images']} images "
+            f"(confusion matrix: {pipe.path / 'confusion.png'})"]
+
+
+FAMILY = Family(
+    "classifier", load_classifier, load_shipped=load_shipped_classifier, exports=(ClassifierPipeline,), description="CNN classifiers",
+    commands=(TrainCommand("classifier", "train a CNN classifier", train_classifier,
+                           (ClassifierConfig, ClassifierTrainConfig), report=training_report),))

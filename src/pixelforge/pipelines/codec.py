@@ -38,12 +38,15 @@ from PIL import Image
 
 from ..data import ImageData
 from ..errors import PixelforgeError, RunError
-from ..images import normalise_mode, read_image, to_tensor
+from ..family import Family, TrainCommand
+from ..imageio import normalise_mode, read_image
+from ..images import to_tensor
 from ..models.codec import CodecConfig, ImageCodec, scale_table
 from ..registry import create_model
 from ..training import Trainer
 from ..training.codec import CodecTask, CodecTrainConfig
-from .common import load_weights_into, open_model, start_session
+from ..zoo.catalog import export_run, list_pretrained, load_network, shipped_name
+from .common import load_weights_into, open_model, samples_report, start_session
 
 MAGIC = b"PXFC"
 VERSION = 1
@@ -78,6 +81,7 @@ def train_codec(data: str | None, run: str | os.PathLike | None = None, *, resum
             options["batch_size"] = 8
         size = size or DEFAULT_SIZE
     s = start_session("codec", CodecTrainConfig, data, run, model=model, options=options, resume=resume,
+                      task=CodecTask,
                       overwrite=overwrite, size=size, channels=None if resume else (channels or 3), limit=limit, device=device,
                       precision=precision, seed=seed, keep_classes=False,
                       model_defaults=lambda d: {"channels": d.channels})
@@ -361,25 +365,14 @@ def load_codec_run(run_dir: str | os.PathLike, device: str = "cpu") -> CodecPipe
 
 def load_shipped_codec(name: str = SHIPPED, device: str = "cpu") -> CodecPipeline:
     """A shipped codec (it always runs on the CPU: decoding must give the same pixels everywhere)."""
-    from safetensors.torch import load_file
-
-    from ..zoo import ZOO_DIR, card
-
-    info = card(name)
-    if info.get("family") != "codec":
-        raise PixelforgeError(f"shipped model {name!r} is not a codec")
-    net = create_model(info["model"], **info["config"])
-    weights = {k: v.float() if v.is_floating_point() else v
-               for k, v in load_file(str(ZOO_DIR / f"{name}.safetensors")).items()}
-    net.load_state_dict(weights)
+    net, _ = load_network(name, "codec")
     return CodecPipeline(net, net.cfg, name)
 
 
 def open_codec(model: str | os.PathLike | None = None, effort: str | None = None):
     """``--model``: None or ``overfit`` for the overfitted codec (the default: it fits each image
-    and needs no weights), a codec run directory, or a shipped amortized codec's name.
+    and needs no weights), a codec run directory, or a shipped amortized codec (``zoo:NAME``).
     ``effort`` (fast, default, best) applies to the overfitted codec only."""
-    from ..zoo import list_pretrained
     from .overfit_codec import MODEL_ID, OverfitCodecPipeline
 
     if model is None or str(model) == MODEL_ID:
@@ -388,9 +381,9 @@ def open_codec(model: str | os.PathLike | None = None, effort: str | None = None
         raise PixelforgeError(f"--effort applies to the overfitted codec only, not to {model}")
     if Path(model).is_dir():
         return load_codec_run(model)
-    name = str(model) if model is not None else SHIPPED
+    name = shipped_name(model)
     if name not in list_pretrained("codec"):
-        shipped = ", ".join(list_pretrained("codec")) or "none"
+        shipped = ", ".join("zoo:" + n for n in list_pretrained("codec")) or "none"
         raise RunError(f"codec {name!r}: neither a run directory nor a shipped codec (shipped: {shipped})")
     return load_shipped_codec(name)
 
@@ -409,8 +402,6 @@ def codec_for_file(path: str | os.PathLike, model: str | os.PathLike | None = No
         if header.model_id.startswith("run:"):
             raise BitstreamError(f"{path} was compressed with a trained run ({header.model_id}); "
                                  "pass that run with --model")
-        from ..zoo import list_pretrained
-
         if header.model_id not in list_pretrained("codec"):
             raise BitstreamError(f"{path} needs codec {header.model_id!r}, which this pixelforge does not ship")
         return load_shipped_codec(header.model_id)
@@ -420,6 +411,11 @@ def codec_for_file(path: str | os.PathLike, model: str | os.PathLike | None = No
 def export_codec(run_dir: str | os.PathLike, name: str, command: str, extra: dict | None = None,
                  dest: Path | None = None) -> Path:
     """Copy a codec run's weights (fp16 safetensors) and a JSON card into the zoo."""
-    from ..zoo import export_run
-
     return export_run(run_dir, name, "codec", command, extra, dest)
+
+
+FAMILY = Family(
+    "codec", load_codec_run, load_shipped=load_shipped_codec, exports=(CodecPipeline, open_codec),
+    description="learned image compression",
+    commands=(TrainCommand("codec", "train a learned image codec on photos (folder:PATH)", train_codec,
+                           (CodecConfig, CodecTrainConfig), report=samples_report),))

@@ -25,6 +25,7 @@ from ..registry import get_entry
 from ..runs import Run, atomic_write_json
 from ..runtime import Runtime
 from ..training import TrainConfig
+from ..training.task import Task
 
 
 @dataclass
@@ -78,11 +79,12 @@ def start_session(family: str, task_cls: type, data: str | None, run: str | os.P
                   model: str, options: dict, resume: bool, overwrite: bool, size: int | None,
                   channels: int | None, limit: int | None, device: str, precision: str, seed: int,
                   model_defaults: Callable[[ImageData], dict], keep_classes: bool = True,
-                  channels_last: bool | None = None) -> Session:
+                  channels_last: bool | None = None, task: type[Task] = Task) -> Session:
     """Create a new run (or reopen one with ``resume``) and load its data.
 
     ``model_defaults(dataset)`` gives the model config entries the data decides (size,
-    channels, number of classes); ``options`` may override the rest.
+    channels, number of classes); ``options`` may override the rest. ``task``: the training
+    task's class, whose refusals (--grad-accum, --eval-every) come before a run directory is made.
     """
     model_cls = get_entry(model).config_cls
     known = {f.name for c in (model_cls, task_cls, TrainConfig) for f in dataclasses.fields(c)}
@@ -90,6 +92,8 @@ def start_session(family: str, task_cls: type, data: str | None, run: str | os.P
     if unknown:
         raise PixelforgeError(f"unknown {family} option(s): {', '.join(sorted(unknown))}")
     budget = fields_of(options, TrainConfig)
+    task.check_grad_accum(budget.get("grad_accum"))
+    task.check_eval_every(budget.get("eval_every"))
     if resume:
         if run is None:
             raise RunError("--resume needs the run directory to continue")
@@ -221,3 +225,8 @@ class LabelParser:
         if not 0 <= i < self.num_classes:
             raise PixelforgeError(f"label {i} out of range 0..{self.num_classes - 1}")
         return i
+
+
+def samples_report(pipe) -> list[str]:
+    """What ``pixelforge train`` prints after training a family that writes samples/final.png."""
+    return [f"samples: {pipe.path / 'samples' / 'final.png'}"]

@@ -14,13 +14,16 @@ from tqdm.auto import tqdm
 
 from ..data import load_image
 from ..errors import PixelforgeError, RunError
+from ..imageio import open_image, to_mode
+from ..family import Family, Option, TrainCommand
 from ..models.diffusion import UNetConfig
 from ..registry import create_model
 from ..runtime import Runtime
 from ..schedulers import check_solver, sample
 from ..training import Trainer
 from ..training.diffusion import DiffusionTask, DiffusionTrainConfig
-from .common import check_resumed_conditioning, data_defaults, LabelParser, load_weights_into, open_model, start_session
+from .common import (LabelParser, check_resumed_conditioning, data_defaults, load_weights_into, open_model,
+                     samples_report, start_session)
 
 
 def train_diffusion(data: str | None = "fashion-mnist", run: str | os.PathLike | None = None, *,
@@ -44,19 +47,21 @@ def train_diffusion(data: str | None = "fashion-mnist", run: str | os.PathLike |
                 "channel_mult": [1, 2] if dataset.size <= 32 else [1, 2, 2]}
 
     s = start_session("diffusion", DiffusionTrainConfig, data, run, model=model, options=options, resume=resume,
+                      task=DiffusionTask,
                       overwrite=overwrite, size=size, channels=channels, limit=limit, device=device,
                       precision=precision, seed=seed, model_defaults=model_defaults, keep_classes=conditional,
                       channels_last=channels_last)
     if resume:  # here False is the flag's absence, not a request to drop the labels
         check_resumed_conditioning(s, conditional or None)
     net = create_model(s.model_name, **dataclasses.asdict(s.model_cfg))
-    task = DiffusionTask(net, s.task_cfg, s.runtime, seed=s.seed, sync_bn=s.train_cfg.sync_bn)
+    evaluator = None
     if s.train_cfg.eval_every:
-        from .evaluate import fid_evaluator
+        from .evaluate import fid_evaluator  # here: the metrics (torchmetrics) take seconds to import
 
-        task.evaluator = fid_evaluator(
+        evaluator = fid_evaluator(
             s.run.config["data"], eval_samples, extractor,
             lambda t: DiffusionPipeline(t.ema.module, t.model.cfg, t.cfg, s.classes, runtime=t.rt, steps=eval_steps))
+    task = DiffusionTask(net, s.task_cfg, s.runtime, seed=s.seed, sync_bn=s.train_cfg.sync_bn, evaluator=evaluator)
     Trainer(task, s.data, s.run, s.train_cfg, s.runtime, seed=s.seed, progress=progress).fit(resume=resume)
     return DiffusionPipeline(task.ema.module, s.model_cfg, s.task_cfg, s.classes, s.run.path, runtime=s.runtime)
 
@@ -175,15 +180,12 @@ class DiffusionPipeline(LabelParser):
         """A mask image (white = keep, black = fill), resized to the model's size -> (1, 1, H, W)."""
         from PIL import Image
 
-        try:
-            with Image.open(path) as im:
-                if im.width != im.height:
-                    raise PixelforgeError(f"mask {path} is {im.width}x{im.height}; it must be square like the "
-                                          f"model's {self.cfg.image_size}x{self.cfg.image_size} images")
-                im = im.convert("L").resize((self.cfg.image_size,) * 2, Image.NEAREST)
-                m = torch.from_numpy(np.asarray(im).copy()).float().div(255)
-        except (OSError, ValueError) as e:
-            raise PixelforgeError(f"cannot read mask {path}: {e}") from None
+        im = open_image(path)
+        if im.width != im.height:
+            raise PixelforgeError(f"mask {path} is {im.width}x{im.height}; it must be square like the "
+                                  f"model's {self.cfg.image_size}x{self.cfg.image_size} images")
+        im = to_mode(im, "L").resize((self.cfg.image_size,) * 2, Image.NEAREST)
+        m = torch.from_numpy(np.asarray(im).copy()).float().div(255)
         mask = (m > 0.5).float()[None, None]
         if mask.min() == 1:
             raise PixelforgeError(f"mask {path} is white everywhere: nothing to fill (black marks the region)")
@@ -231,3 +233,12 @@ def load_diffusion(run_dir: str | os.PathLike, device: str = "auto", ema: bool =
     runtime = Runtime.create(device, precision)
     return DiffusionPipeline(unet, model_cfg, train_cfg, r.config["data"].get("classes", []), r.path,
                              runtime=runtime, steps=steps, guidance=guidance, eta=eta, solver=solver)
+
+
+FAMILY = Family(
+    "diffusion", load_diffusion, generates=True, exports=(DiffusionPipeline,), description="DDPM U-Nets",
+    commands=(TrainCommand(
+        "diffusion", "train a diffusion model (DDPM U-Net)", train_diffusion, (UNetConfig, DiffusionTrainConfig),
+        evaluates=True, report=samples_report,
+        options=(Option("conditional", "class-conditional, for classifier-free guidance", group="model"),
+                 Option("eval_steps", "DDIM steps per evaluation sample", group="evaluation", check="positive"))),))

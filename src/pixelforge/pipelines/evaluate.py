@@ -5,7 +5,6 @@ any classifier run on request).
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 
 import torch
@@ -13,34 +12,25 @@ import torch
 from .. import dryrun
 from ..data import load_dataset
 from ..errors import PixelforgeError
-from ..metrics import METRICS, calculate_metrics
-from ..runs import Run, atomic_write_json
-
-
-# Families whose pipelines have ``sample(n, seed)``; each new generative family adds itself.
-# (Autoencoder runs sample only when they are VAEs; a plain AE's pipeline says so.)
-GENERATOR_FAMILIES = ("gan", "diffusion", "autoencoder")
+from ..zoo.catalog import judge_for, list_pretrained
+from .classifier import load_classifier, load_shipped_classifier
 
 
 def resolve_extractor(spec: str | None, data_spec: str, device: str = "auto"):
     """``None``/"auto": the shipped judge for the dataset; "inception": InceptionV3 (FID
     weights); a shipped model name; or the path of a classifier run."""
-    from .. import zoo
-
     if spec in (None, "", "auto"):
-        return zoo.load_pretrained(zoo.judge_for(data_spec), device=device)
+        return load_shipped_classifier(judge_for(data_spec), device=device)
     if spec == "inception":
         from ..metrics import load_inception
 
         return load_inception()
-    if spec in zoo.list_pretrained("classifier"):
-        return zoo.load_pretrained(spec, device=device)
+    if spec in list_pretrained("classifier"):
+        return load_shipped_classifier(spec, device=device)
     if os.path.isdir(spec):
-        from .classifier import load_classifier
-
         return load_classifier(spec, device=device)
     raise PixelforgeError(f"unknown extractor {spec!r}: use auto, inception, a shipped model "
-                          f"({', '.join(zoo.list_pretrained('classifier'))}) or a classifier run directory")
+                          f"({', '.join(list_pretrained('classifier'))}) or a classifier run directory")
 
 
 def real_images(data: dict, n: int) -> torch.Tensor:
@@ -49,9 +39,13 @@ def real_images(data: dict, n: int) -> torch.Tensor:
     return load_dataset(data["spec"], size=data["size"], channels=data["channels"], split=split, limit=n).images
 
 
-def evaluate_generator(pipe, data: dict, n: int = 10000, extractor=None, metrics=METRICS, seed: int = 0,
+def evaluate_generator(pipe, data: dict, n: int = 10000, extractor=None, metrics=None, seed: int = 0,
                        progress: bool = True, real: torch.Tensor | None = None) -> dict:
-    """Metrics of ``n`` samples of ``pipe`` (anything with ``sample(n, seed)``) against real data."""
+    """Metrics of ``n`` samples of ``pipe`` (anything with ``sample(n, seed)``) against real data;
+    ``metrics`` default: all of :data:`pixelforge.metrics.METRICS`."""
+    # Imported here: the metrics load torchmetrics, seconds that every pipeline import would pay.
+    from ..metrics import METRICS, calculate_metrics
+
     if n < 10:
         raise PixelforgeError(f"evaluation needs at least 10 samples, not {n}")
     n = dryrun.cap(n, "samples")
@@ -59,38 +53,17 @@ def evaluate_generator(pipe, data: dict, n: int = 10000, extractor=None, metrics
         resolve_extractor(extractor, data["spec"])
     real = real_images(data, n) if real is None else real
     fake = pipe.sample(n, seed=seed)
-    result = calculate_metrics(real, fake, ext, metrics=metrics, kid_subset_size=min(1000, n, len(real)),
+    result = calculate_metrics(real, fake, ext, metrics=metrics or METRICS, kid_subset_size=min(1000, n, len(real)),
                                progress=progress)
     return result
 
 
-def check_sampling_options(run_dir, family: str | None, sampling: dict) -> None:
-    """Sampling options (steps, guidance, eta, solver) belong to diffusion runs only."""
-    if sampling and family != "diffusion":
+def check_sampling_options(run_dir, family, sampling: dict) -> None:
+    """Sampling options (steps, guidance, eta, solver) belong to families whose loader takes them
+    (diffusion); ``family`` is a :class:`~pixelforge.family.Family`."""
+    if sampling and not all(family.loader_takes(k) for k in sampling):
         raise PixelforgeError(f"sampling options ({', '.join(sampling)}) are for diffusion runs; {run_dir} is a "
-                              f"{family} run")
-
-
-def evaluate_run(run_dir: str | os.PathLike, n: int = 10000, extractor: str | None = None, metrics=METRICS,
-                 seed: int = 0, progress: bool = True, device: str = "auto", **sampling) -> dict:
-    """Evaluate a generator run and write ``RUN/metrics.json``. ``sampling``: the diffusion loader's
-    options (``steps``, ``guidance``, ``eta``, ``solver``); a diffusion run's file records the
-    settings its samples were drawn with, defaults included."""
-    from ..api import load
-
-    run = Run.open(run_dir)
-    check_sampling_options(run_dir, run.config.get("family"), sampling)
-    if run.config.get("family") not in GENERATOR_FAMILIES:
-        raise PixelforgeError(f"{run_dir} is a {run.config.get('family')} run; eval needs a generator run "
-                              f"({', '.join(GENERATOR_FAMILIES)})")
-    pipe = load(run_dir, device=device, **sampling)
-    result = evaluate_generator(pipe, run.config["data"], n, extractor, metrics, seed, progress)
-    ckpt = run.latest_checkpoint()
-    result = {**result, "step": int(ckpt.name.split("_")[1]) if ckpt else None,
-              "evaluated": _dt.datetime.now().isoformat(timespec="seconds"), "seed": seed,
-              **({"sampling": pipe.sampling} if run.config.get("family") == "diffusion" else {})}
-    atomic_write_json(run.path / "metrics.json", result)
-    return result
+                              f"{family.name} run")
 
 
 def fid_evaluator(data: dict, n: int, extractor: str | None, pipeline_of):

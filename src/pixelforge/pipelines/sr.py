@@ -26,13 +26,16 @@ from PIL import Image
 
 from ..data import ImageData
 from ..errors import PixelforgeError, RunError
-from ..images import normalise_mode, read_image, to_tensor  # noqa: F401  (read_image: public here too)
+from ..family import Family, Option, TrainCommand
+from ..imageio import normalise_mode, read_image  # noqa: F401  (read_image: public here too)
+from ..images import to_tensor
 from ..models.sr import SRConfig, upscale_bicubic
 from ..registry import create_model
 from ..runtime import Runtime
 from ..training import Trainer
 from ..training.sr import SRTask, SRTrainConfig, patches
-from .common import load_weights_into, open_model, start_session
+from ..zoo.catalog import export_run, list_pretrained, load_network, shipped_name
+from .common import load_weights_into, open_model, samples_report, start_session
 
 # The shipped weights `pixelforge upscale` uses when no --model is given, by scale.
 SHIPPED = {2: "photos-sr-x2-v1", 4: "photos-sr-x4-v1"}
@@ -62,6 +65,7 @@ def train_sr(data: str | None, run: str | os.PathLike | None = None, *, resume: 
         size = size or DEFAULT_SIZE
 
     s = start_session("sr", SRTrainConfig, data, run, model=model, options=options, resume=resume,
+                      task=SRTask,
                       overwrite=overwrite, size=size, channels=channels, limit=limit, device=device,
                       precision=precision, seed=seed, keep_classes=False,
                       model_defaults=lambda d: {"channels": d.channels})
@@ -201,22 +205,14 @@ def load_sr(run_dir: str | os.PathLike, device: str = "auto") -> SRPipeline:
 
 def load_shipped_sr(name: str, device: str = "auto") -> SRPipeline:
     """Shipped super-resolution weights (see ``pixelforge/zoo/MODEL_CARDS.md``)."""
-    from safetensors.torch import load_file
-
-    from ..zoo import ZOO_DIR, card
-
-    info = card(name)
-    if info.get("family") != "sr":
-        raise PixelforgeError(f"shipped model {name!r} is not a super-resolution model")
-    net = create_model(info["model"], **info["config"])
-    net.load_state_dict({k: v.float() for k, v in load_file(str(ZOO_DIR / f"{name}.safetensors")).items()})
+    net, _ = load_network(name, "sr")
     rt = Runtime.create(device, "fp32")
     return SRPipeline(net.to(rt.device).eval(), net.cfg, None, name=name)
 
 
 def open_upscaler(model: str | os.PathLike | None, scale: int, device: str = "auto") -> SRPipeline:
-    """The upscaler for ``--model``: a run directory, a shipped name, or (None) the shipped
-    model for ``scale``."""
+    """The upscaler for ``--model``: a run directory, a shipped model (``zoo:NAME``), or (None) the
+    shipped model for ``scale``."""
     if model is None:
         if scale not in SHIPPED:
             raise PixelforgeError(f"no shipped model for x{scale}; shipped scales: "
@@ -225,12 +221,10 @@ def open_upscaler(model: str | os.PathLike | None, scale: int, device: str = "au
     elif Path(model).is_dir():
         pipe = load_sr(model, device)
     else:
-        from ..zoo import list_pretrained
-
-        if str(model) not in list_pretrained("sr"):
+        if shipped_name(model) not in list_pretrained("sr"):
             raise RunError(f"--model {model}: neither a run directory nor a shipped super-resolution model "
-                           f"(shipped: {', '.join(list_pretrained('sr'))})")
-        pipe = load_shipped_sr(str(model), device)
+                           f"(shipped: {', '.join('zoo:' + n for n in list_pretrained('sr'))})")
+        pipe = load_shipped_sr(shipped_name(model), device)
     pipe._check_scale(scale)
     return pipe
 
@@ -238,6 +232,13 @@ def open_upscaler(model: str | os.PathLike | None, scale: int, device: str = "au
 def export_sr(run_dir: str | os.PathLike, name: str, command: str, extra: dict | None = None,
               dest: Path | None = None) -> Path:
     """Copy a super-resolution run's weights (fp16 safetensors) and a JSON card into the zoo."""
-    from ..zoo import export_run
-
     return export_run(run_dir, name, "sr", command, extra, dest)
+
+
+FAMILY = Family(
+    "sr", load_sr, load_shipped=load_shipped_sr, exports=(SRPipeline, open_upscaler), description="super-resolution",
+    commands=(TrainCommand(
+        "sr", "train a super-resolution network on photos (folder:PATH)", train_sr, (SRConfig, SRTrainConfig),
+        report=samples_report,
+        options=(Option("model", "edsr (residual network) or espcn (3 convolutions, fastest)", flag="--arch",
+                        choices=("edsr", "espcn"), group="model"),)),))

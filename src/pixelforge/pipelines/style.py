@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from .. import dryrun
 from ..errors import PixelforgeError
+from ..imageio import read_image
 from ..models.style import build_backbone, content_loss, gram_matrix, style_loss, total_variation
 
 OPTIMIZERS = ("lbfgs", "adam")
@@ -81,8 +82,6 @@ def load_rgb(image: ImageLike, size: int | None) -> Tensor:
         pil = None
     else:
         if not isinstance(image, Image.Image):
-            from .sr import read_image
-
             image = read_image(image)
         pil = image.convert("RGB")
     if pil is not None:

@@ -29,16 +29,18 @@ from tqdm import tqdm
 
 from ..data import ImageData, load_dataset, load_image
 from ..errors import PixelforgeError, RunError
+from ..imageio import read_image, write_image
+from ..family import Family, Option, TrainCommand
 from ..images import save_png
-from ..models.style import AdaINNet, TransformerNet
+from ..models.style import AdaINConfig, AdaINNet, StylizerConfig, TransformerNet
 from ..registry import create_model
 from ..runs import Run
 from ..runtime import Runtime
 from ..training import Trainer
 from ..data.transforms import patches
 from ..training.style import AdaINTask, AdaINTrainConfig, StylizerTask, StylizerTrainConfig
-from .common import load_weights_into, open_model, start_session
-from .style import load_rgb
+from .common import load_weights_into, open_model, samples_report, start_session
+from .style import load_rgb, stylize, synthesize_texture
 
 log = logging.getLogger("pixelforge.style")
 
@@ -87,6 +89,7 @@ def train_stylizer(data: str | None, run: str | os.PathLike | None = None, *, st
     elif style is not None:
         raise PixelforgeError("--style cannot change when resuming; the run keeps its style.png")
     s = start_session("style", StylizerTrainConfig, data, run, model="johnson", options=options, resume=resume,
+                      task=StylizerTask,
                       overwrite=overwrite, size=size, channels=3, limit=limit, device=device, precision=precision,
                       seed=seed, keep_classes=False, model_defaults=lambda d: {})
     if s.model_name != "johnson":
@@ -129,6 +132,7 @@ def train_adain(data: str | None, run: str | os.PathLike | None = None, *, style
     elif styles is not None:
         raise PixelforgeError("--styles cannot change when resuming; the run keeps its styles/ folder")
     s = start_session("style", AdaINTrainConfig, data, run, model="adain", options=options, resume=resume,
+                      task=AdaINTask,
                       overwrite=overwrite, size=size, channels=3, limit=limit, device=device, precision=precision,
                       seed=seed, keep_classes=False, model_defaults=lambda d: {})
     if s.model_name != "adain":
@@ -183,8 +187,6 @@ def fit_size(image: Image.Image, size: int | None, max_size: int | None, what: s
 def _open(image) -> Image.Image:
     if isinstance(image, Image.Image):
         return image.convert("RGB")
-    from .sr import read_image
-
     return read_image(image).convert("RGB")
 
 
@@ -254,8 +256,6 @@ class _Stylizer:
             raise PixelforgeError(f"frames in means a .gif or a folder of images, not {source}")
         if output.suffix.lower() != ".gif":
             raise PixelforgeError(f"a GIF goes to a GIF: give an output ending in .gif, not {output.name}")
-        from .sr import read_image
-
         read_image(source)  # readable at all, not too large
         frames, durations = [], []
         with Image.open(source) as gif:
@@ -275,10 +275,7 @@ class _Stylizer:
 
 
 def _save(image: Image.Image, path: Path) -> None:
-    try:
-        image.save(path)
-    except (KeyError, ValueError, OSError) as e:
-        raise PixelforgeError(f"cannot write {path}: {e}") from None
+    write_image(image, path)
 
 
 class StylizerPipeline(_Stylizer):
@@ -446,3 +443,17 @@ def open_stylizer(model: str | os.PathLike, runtime: str = "torch", device: str 
     if runtime != "torch":
         raise PixelforgeError(f"unknown runtime {runtime!r}; use torch or onnx")
     return load_stylizer(path, device=device, precision=precision)
+
+
+FAMILY = Family(
+    "style", load_stylizer, exports=(StylizerPipeline, OnnxStylizer, export_onnx, stylize, synthesize_texture),
+    description="style transfer: feed-forward and AdaIN networks (Gatys optimisation needs no run)",
+    commands=(
+        TrainCommand("stylizer", "train a fast feed-forward style network for one --style on photos (folder:PATH)",
+                     train_stylizer, (StylizerConfig, StylizerTrainConfig), report=samples_report,
+                     options=(Option("style", "the style image (required)", group=""),)),
+        TrainCommand("adain", "train an AdaIN decoder: any style image at inference", train_adain,
+                     (AdaINConfig, AdaINTrainConfig), report=samples_report,
+                     options=(Option("styles", "style images: folder:PATH or a.png,b.png (required)", group=""),
+                              Option("weights", "VGG weights file for --backbone vgg19/vgg16"))),
+    ))

@@ -28,14 +28,15 @@ from ..data import ImageData
 from ..data.paired import Pairing, load_domain, load_pairs, luma, make_input
 from ..data.transforms import resize_images
 from ..errors import DataError, PixelforgeError, RunError
+from ..family import Family, TrainCommand
+from ..imageio import read_image
 from ..models.translation import CycleGANConfig, Pix2PixConfig
 from ..registry import create_model
 from ..training import Trainer
 from ..training.sr import patches
 from ..training.translation import CycleGANTask, CycleGANTrainConfig, Pix2PixTask, Pix2PixTrainConfig
-from .common import load_weights_into, open_model, start_session
+from .common import load_weights_into, open_model, samples_report, start_session
 
-FAMILY = "translation"
 DEFAULT_FOLDER_SIZE = {"pix2pix": 256, "cyclegan": 128}  # px (shorter side, centre crop) for folder data
 DEFAULT_BATCH = 16
 WHOLE_IMAGE_PIXELS = 4_000_000  # larger inputs are translated in tiles unless a tile is given
@@ -53,9 +54,7 @@ def _precision(precision: str, device: str) -> str:
 
 
 def _check_options(options: dict) -> None:
-    """Refused before a run directory is made: these tasks do not accumulate or all-reduce."""
-    if (options.get("grad_accum") or 1) > 1:
-        raise PixelforgeError("translation tasks take whole batches: use a larger --batch-size, not --grad-accum")
+    """Refused before a run directory is made: these tasks do not all-reduce."""
     if int(os.environ.get("WORLD_SIZE", 1)) > 1:
         raise PixelforgeError("pix2pix and CycleGAN train in one process; run them without torchrun")
 
@@ -114,7 +113,8 @@ def train_pix2pix(data: str | None, run: str | os.PathLike | None = None, *, pai
         return {"in_channels": c if p.kind == "folder" else p.input_channels(c), "out_channels": c,
                 "residual": p.kind in RESIDUAL_PAIRINGS}
 
-    s = start_session(FAMILY, Pix2PixTrainConfig, data, run, model=model, options=options, resume=resume,
+    s = start_session("translation", Pix2PixTrainConfig, data, run, model=model, options=options, resume=resume,
+                      task=Pix2PixTask,
                       overwrite=overwrite, size=size, channels=channels, limit=limit, device=device,
                       precision=precision, seed=seed, model_defaults=model_defaults, keep_classes=False,
                       channels_last=channels_last)
@@ -167,7 +167,8 @@ def train_cyclegan(a: str | None, b: str | None = None, run: str | os.PathLike |
         return {"channels_a": dataset.channels, "channels_b": b_data.channels}
 
     try:
-        s = start_session(FAMILY, CycleGANTrainConfig, a, run, model=model, options=options, resume=resume,
+        s = start_session("translation", CycleGANTrainConfig, a, run, model=model, options=options, resume=resume,
+                          task=CycleGANTask,
                           overwrite=overwrite, size=size, channels=channels, limit=limit, device=device,
                           precision=precision, seed=seed, model_defaults=model_defaults, keep_classes=False,
                           channels_last=channels_last)
@@ -282,8 +283,6 @@ class TranslationPipeline:
     def translate(self, image: Image.Image | str | os.PathLike, direction: str | None = None, derive: bool = False,
                   tile: int | None = None) -> Image.Image:
         """A PIL image (or image file) translated; the result is RGB or L like the output domain."""
-        from .sr import read_image
-
         image = read_image(image) if isinstance(image, (str, os.PathLike)) else image
         if image.mode not in ("L", "RGB"):
             image = image.convert("L" if image.mode in ("LA", "1", "I", "F") else "RGB")
@@ -297,7 +296,7 @@ class TranslationPipeline:
 
 def load_translation(run_dir: str | os.PathLike, device: str = "auto") -> TranslationPipeline:
     """A pix2pix or CycleGAN run's latest generator weights as a :class:`TranslationPipeline`."""
-    r, cfg, net, runtime = open_model(run_dir, FAMILY, device)
+    r, cfg, net, runtime = open_model(run_dir, "translation", device)
     name = r.config["model"]["name"]
     if name == "pix2pix":
         load_weights_into(r, net.generator, "generator")
@@ -313,3 +312,13 @@ def load_translation(run_dir: str | os.PathLike, device: str = "auto") -> Transl
 def interpolate_to(x: torch.Tensor, size: int) -> torch.Tensor:
     """Float images resized to ``size`` x ``size`` (bilinear, antialiased): for judges of a fixed size."""
     return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
+FAMILY = Family(
+    "translation", load_translation, exports=(TranslationPipeline,), description="pix2pix and CycleGAN",
+    commands=(
+        TrainCommand("pix2pix", "train pix2pix (paired image-to-image translation)", train_pix2pix,
+                     (Pix2PixConfig, Pix2PixTrainConfig), report=samples_report),
+        TrainCommand("cyclegan", "train a CycleGAN (unpaired domains --a and --b)", train_cyclegan,
+                     (CycleGANConfig, CycleGANTrainConfig), data_aliases=("--a",), report=samples_report),
+    ))

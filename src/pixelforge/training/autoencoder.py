@@ -31,12 +31,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PixelforgeError
+from ..family import flag
 from ..images import save_grid
 from ..models.autoencoder import ConvAutoencoder, bits_per_dim, discretized_logistic_nll, kl_standard_normal
 from ..nn import no_sync_unless
 from ..runs import Run, atomic_write_json
 from ..runtime import Runtime
-from .loop import SingleNetTask
+from .task import SingleNetTask
 from .lr_schedules import cosine_lr
 
 HOLE_FILL = 0.0  # value of masked pixels in the model's [-1, 1] range (mid-grey)
@@ -218,10 +219,16 @@ def apply_mask(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class AutoencoderTrainConfig:
-    lr: float = 2e-3  # Adam; cosine decay to 2% over the budget
-    weight_decay: float = 0.0
-    beta: float = 1.0  # VAE: weight of the KL term (beta-VAE when > 1)
-    corrupt: str = ""  # corruption spec for denoising / inpainting training, see the module docstring
+    # Adam; cosine decay to 2% over the budget
+    lr: float = flag(2e-3, help="Adam learning rate, cosine-decayed", check="positive")
+    weight_decay: float = flag(0.0, help="AdamW weight decay")
+    # VAE: weight of the KL term (beta-VAE when > 1)
+    beta: float = flag(1.0, help="weight of the KL term (> 1: beta-VAE)")
+    # corruption spec for denoising / inpainting training, see the module docstring
+    corrupt: str = flag(
+        "", help="corrupt inputs on the fly (denoising / inpainting training): comma list of gaussian[:sigma|lo-"
+                  "hi], saltpepper[:p], box[:fraction], boxes[:n], freeform[:n], e.g. gaussian:0.3 or "
+                  "box,boxes,freeform")
 
     def __post_init__(self):
         if not 0 < self.lr < 1:
@@ -244,7 +251,6 @@ class AutoencoderTask(SingleNetTask):
         self.corruption = Corruption(cfg.corrupt)
         self.eval_data = eval_data
         self.progress = 0.0
-        self.grad_accum = 1
         self.variational = model.variational
         self.loss_keys = ("loss", "recon", "kl", "test_psnr") if self.variational else ("loss", "test_psnr")
         self.dims = model.cfg.channels * model.cfg.image_size ** 2

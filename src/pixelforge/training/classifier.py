@@ -14,23 +14,26 @@ import torch.nn.functional as F
 
 from ..data import ImageData
 from ..errors import PixelforgeError
+from ..family import flag
 from ..models.classifier import TTA_MODES, CNNClassifier, default_tta, tta_logits
 from ..nn import diff_augment, no_sync_unless
 from ..nn.augment import parse_policy
 from ..images import plot_confusion
 from ..runs import Run, atomic_write_json
 from ..runtime import Runtime
-from .loop import SingleNetTask
+from .task import SingleNetTask
 from .lr_schedules import one_cycle
 
 
 @dataclass
 class ClassifierTrainConfig:
-    lr: float = 0.05  # peak of the one-cycle schedule
+    # peak of the one-cycle schedule
+    lr: float = flag(0.05, help="peak learning rate of the one-cycle schedule", check="positive")
     momentum: float = 0.9
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.1
-    augment: str = "flip,crop"  # comma list of nn.augment policies; "" for none
+    weight_decay: float = flag(5e-4, help="SGD weight decay")
+    label_smoothing: float = flag(0.1, help="label smoothing of the cross-entropy")
+    augment: str = flag("flip,crop", help="comma list of flip,crop,translation,cutout,color; '' for none (flip: "
+                                          "mirror, crop: shift by up to 1/16 of the size)")
     warmup: float = 0.15  # fraction of the budget spent ramping the learning rate up
 
     def __post_init__(self):
@@ -60,7 +63,6 @@ class ClassifierTask(SingleNetTask):
         self.augment = parse_policy(cfg.augment)
         self.eval_data = eval_data
         self.progress = 0.0
-        self.grad_accum = 1  # micro-batches per step; the trainer sets it from --grad-accum
 
     # -- Task protocol ----------------------------------------------------------------
     def step(self, images: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:

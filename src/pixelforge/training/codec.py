@@ -17,18 +17,20 @@ from torch import nn
 
 from ..data.transforms import random_crops
 from ..errors import PixelforgeError
+from ..family import flag
 from ..images import save_grid
 from ..nn import no_sync_unless
 from ..runs import Run
 from ..runtime import Runtime
-from .loop import SingleNetTask
+from .task import SingleNetTask
 from .lr_schedules import cosine_lr
 
 
 @dataclass
 class CodecTrainConfig:
-    crop: int = 128  # training crop (a multiple of the model's stride)
-    lr: float = 3e-4
+    # training crop (a multiple of the model's stride)
+    crop: int = flag(128, help="training crop, a multiple of 64", check="positive")
+    lr: float = flag(3e-4, help="Adam's peak learning rate", check="positive")
     warmup: float = 0.02
     min_lr_factor: float = 0.05
     grad_clip: float = 1.0
@@ -49,7 +51,6 @@ class CodecTask(SingleNetTask):
         self.net = runtime.module(model)
         self.net_train = runtime.wrap(self.net)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
-        self.grad_accum = 1
         self.last: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def step(self, images: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:

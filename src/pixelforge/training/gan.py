@@ -14,26 +14,29 @@ import torch
 from torch import nn
 
 from ..errors import PixelforgeError
+from ..family import flag
 from ..images import save_grid
 from ..models.gan import GAN, LOSSES, discriminator_loss, generator_loss, gradient_penalty
 from ..nn import EMA, diff_augment, no_sync_unless
 from ..nn.augment import parse_policy
 from ..runs import Run
 from ..runtime import Runtime
+from .task import Task
 
 
 @dataclass
 class GANTrainConfig:
-    loss: str = "ns"
+    loss: str = flag("ns", help="GAN loss", choices=("ns", "hinge", "lsgan", "wgan-gp"))
     # 5x the DCGAN paper's 2e-4: at 5,264 steps FID 2.06 with 2e-4, 1.64 with 5e-4, 1.51 with 1e-3
     # (docs/gan.md). A faster D (TTUR, --lr-d 2x --lr-g) did not help the ns loss (1.57).
-    lr_g: float = 1e-3
-    lr_d: float = 1e-3
+    lr_g: float = flag(1e-3, help="generator learning rate", check="positive")
+    lr_d: float = flag(1e-3, help="discriminator learning rate", check="positive")
     beta1: float = 0.5
     beta2: float = 0.999
-    d_steps: int = 1
-    ema_decay: float = 0.999
-    diffaug: str = ""  # comma list of color,translation,cutout
+    d_steps: int = flag(1, help="D updates per G update", check="positive")
+    ema_decay: float = flag(0.999, help="EMA decay of generator weights")
+    # comma list of color,translation,cutout
+    diffaug: str = flag("", help="DiffAugment policy, e.g. color,translation,cutout")
     gp_weight: float = 10.0
 
     def __post_init__(self):
@@ -50,12 +53,12 @@ class GANTrainConfig:
         parse_policy(self.diffaug)
 
 
-class GANTask:
+class GANTask(Task):
     loss_keys = ("d_loss", "g_loss")
     best_metric = ("fid", "min")
 
     def __init__(self, model: GAN, cfg: GANTrainConfig, runtime: Runtime, seed: int = 0, grid_size: int = 64,
-                 sync_bn: bool = False):
+                 sync_bn: bool = False, evaluator=None):
         if cfg.loss == "wgan-gp" and model.cfg.d_norm == "bn":
             raise PixelforgeError("wgan-gp's gradient penalty is per sample and batch norm breaks it; "
                                   "use --d-norm none or sn")
@@ -82,15 +85,12 @@ class GANTask:
         self.fixed_z = torch.randn(grid_size, model.cfg.latent_dim, generator=g)
         self.fixed_labels = (torch.arange(grid_size) % n_cls) if n_cls else None
         self.conditional = n_cls > 0
-        self.evaluator = None  # set by the pipeline for --eval-every: callable(task) -> dict
-        self.grad_accum = 1  # micro-batches per step; the trainer sets it from --grad-accum
+        self.evaluator = evaluator
 
-    def evaluate(self) -> dict:
-        if self.evaluator is None:
-            raise PixelforgeError("no evaluator configured for this GAN run")
+    def evaluate_checkpoint(self) -> dict:
         was_training = self.ema.module.training
         try:
-            return self.evaluator(self)
+            return super().evaluate_checkpoint()
         finally:
             self.ema.module.train(was_training)
 

@@ -16,16 +16,18 @@ import math
 import signal
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from .. import dryrun
-from ..errors import PixelforgeError, RunError
+from ..errors import Interrupted, PixelforgeError, RunError, TrainingDiverged
+from ..family import flag
 from ..runs import Run
 from ..runtime import Runtime
+from .task import Task
 
 if TYPE_CHECKING:
     from ..data import ImageData
@@ -35,15 +37,24 @@ log = logging.getLogger("pixelforge.training")
 
 @dataclass
 class TrainConfig:
-    epochs: int | None = None  # total epochs for the run (counted across resumes)
-    minutes: float | None = None  # wall-clock budget for this invocation
-    max_steps: int | None = None  # total optimisation steps for the run
-    batch_size: int = 64
-    checkpoint_minutes: float = 5.0
+    # total epochs for the run (counted across resumes)
+    epochs: int | None = flag(None, help="total epochs for the run", check="positive", group="budget")
+    # wall-clock budget for this invocation
+    minutes: float | None = flag(None, help="wall-clock minutes for this invocation", check="positive", group="budget")
+    # total optimisation steps for the run
+    max_steps: int | None = flag(None, help="total optimisation steps for the run", check="positive", group="budget")
+    batch_size: int = flag(64, help="images per micro-batch and process", check="positive", group="budget")
+    checkpoint_minutes: float = flag(5.0, help="checkpoint interval", check="positive", group="budget")
     log_every: int = 20
-    eval_every: int | None = None  # steps between evaluations (tasks with an ``evaluate`` method)
-    sync_bn: bool = False  # under torchrun: batch-norm statistics over the global batch (CUDA)
-    grad_accum: int = 1  # micro-batches of batch_size per optimisation step (one all-reduce per step)
+    # steps between evaluations (tasks with an ``evaluate`` method)
+    eval_every: int | None = flag(
+        None, help="track FID/KID every N steps; keep the best checkpoint", check="positive", group="evaluation")
+    # under torchrun: batch-norm statistics over the global batch (CUDA)
+    sync_bn: bool = flag(
+        False, help="under torchrun on CUDA: batch-norm statistics over the global batch", group="budget")
+    # micro-batches of batch_size per optimisation step (one all-reduce per step)
+    grad_accum: int = flag(
+        1, help="micro-batches per optimisation step (gradient accumulation)", check="positive", group="budget")
     keep_checkpoints: int = 2
 
     def validate(self) -> None:
@@ -63,56 +74,6 @@ class TrainConfig:
             raise PixelforgeError(f"eval-every must be at least 1 step, not {self.eval_every}")
 
 
-class Task(Protocol):
-    loss_keys: tuple[str, ...]
-
-    def modules(self) -> dict[str, nn.Module]: ...
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
-    def set_progress(self, fraction: float) -> None: ...  # share of the budget used, for schedules
-    def step(self, images: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]: ...
-    def extra_state(self) -> dict: ...
-    def load_extra_state(self, state: dict) -> None: ...
-    def on_epoch_end(self, run: Run, epoch: int, step: int) -> None: ...
-    def on_train_end(self, run: Run, step: int) -> None: ...
-    # Optional: ``evaluate() -> dict`` and ``best_metric = ("fid", "min")`` enable --eval-every,
-    # which logs the evaluation and keeps the best checkpoint in checkpoints/best.
-
-
-class SingleNetTask:
-    """The Task protocol's bookkeeping for a family that trains one network with one optimizer,
-    saved under ``name``: subclasses set ``net`` and ``opt`` and write ``step``."""
-
-    name: str
-    net: nn.Module
-    opt: torch.optim.Optimizer
-    progress: float = 0.0
-
-    def modules(self) -> dict[str, nn.Module]:
-        return {self.name: self.net}
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {self.name: self.opt}
-
-    def extra_state(self) -> dict:
-        return {}
-
-    def load_extra_state(self, state: dict) -> None:
-        pass
-
-    def set_progress(self, fraction: float) -> None:
-        self.progress = fraction
-
-
-class TrainingDiverged(PixelforgeError):
-    pass
-
-
-class Interrupted(PixelforgeError):
-    def __init__(self, message: str, signum: int):
-        super().__init__(message)
-        self.signum = signum
-
-
 class Trainer:
     def __init__(self, task: Task, data: "ImageData", run: Run, cfg: TrainConfig, runtime: Runtime,
                  seed: int = 0, progress: bool = True):
@@ -121,7 +82,7 @@ class Trainer:
         self.seed = seed
         self.progress = progress and runtime.is_main
         self.rank_batch = cfg.batch_size * cfg.grad_accum  # images one rank takes per step
-        task.grad_accum = cfg.grad_accum
+        task.configure(cfg.grad_accum, cfg.eval_every)
         per_step = self.rank_batch * runtime.world_size
         if len(data) < per_step:
             raise PixelforgeError(f"dataset {data.name} has {len(data)} images, fewer than one batch of {per_step}; "
@@ -215,83 +176,17 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------
     def fit(self, resume: bool = False) -> dict:
+        """Train until the budget is spent or a signal arrives; checkpoints as it goes and at the end."""
         if resume:
             self.restore()
-        total = self._total_steps()
-        eval_every = self.cfg.eval_every
-        if dryrun.active():  # a few steps of this invocation, and an evaluation at the end if asked for
-            total = min(total or math.inf, self.step + dryrun.LIMITS["steps"])
-            eval_every = eval_every and min(eval_every, max(total, 1))
-        if total is None and self.cfg.minutes is None:
-            raise PixelforgeError("give a budget: --epochs, --max-steps or --minutes")
+        total, eval_every = self._plan()
         old_handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         self._open_tensorboard()
-        start = time.monotonic()
-        deadline = start + self.cfg.minutes * 60 if self.cfg.minutes else None
-        last_ckpt = start
-        bar = self._progress_bar(total, start)
-        images_seen, t_window, last = 0, time.monotonic(), {}
-        reason = "budget reached"
+        clock = _Clock(self.cfg.minutes)
+        bar = self._progress_bar(total, clock.start)
         try:
-            while total is None or self.step < total:
-                order = self._epoch_order(self.epoch)
-                while self.batch_in_epoch < self.steps_per_epoch:
-                    images, labels = self._batch(order, self.batch_in_epoch)
-                    self.task.set_progress(self._fraction_done(total, start))
-                    metrics = self.task.step(images, labels)
-                    bad = [k for k, v in metrics.items() if not math.isfinite(v)]
-                    out_of_time = self._signal is not None or bool(deadline and time.monotonic() >= deadline)
-                    # Under torchrun every rank must take these decisions at the same step, or the
-                    # others wait forever; both flags travel in one all-reduce.
-                    diverged, stop = self.rt.any_true(bool(bad), out_of_time)
-                    if diverged:
-                        self._diverged(bad, metrics)
-                    self.step += 1
-                    self.batch_in_epoch += 1
-                    images_seen += images.shape[0] * self.rt.world_size
-                    last = metrics
-                    if self.step % self.cfg.log_every == 0:
-                        now = time.monotonic()
-                        ips = images_seen / max(now - t_window, 1e-9)
-                        images_seen, t_window = 0, now
-                        self._log({**metrics, "images_per_s": ips})
-                        if bar is not None:
-                            bar.set_postfix({k: f"{v:.3g}" for k, v in {**metrics, "img/s": ips}.items()}, refresh=False)
-                    if bar is not None:
-                        # Steps, or seconds when only --minutes bounds the run; tqdm rate-limits redraws.
-                        done = self.step if total is not None else min(int(time.monotonic() - start), bar.total)
-                        if done > bar.n:
-                            bar.update(done - bar.n)
-                    if eval_every and self.step % eval_every == 0:
-                        self._evaluate()
-                        last_ckpt = time.monotonic()
-                    if stop or (total and self.step >= total):
-                        break
-                    now = time.monotonic()
-                    if now - last_ckpt >= self.cfg.checkpoint_minutes * 60:
-                        self.save()
-                        last_ckpt = now
-                if self.batch_in_epoch >= self.steps_per_epoch:
-                    self.epoch += 1
-                    self.batch_in_epoch = 0
-                    if self.rt.is_main:
-                        self.task.on_epoch_end(self.run, self.epoch, self.step)
-                    self.save()
-                    self._plot()
-                    last_ckpt = time.monotonic()
-                if self._signal is not None:
-                    reason = f"stopped by {signal.Signals(self._signal).name}"
-                    break
-                if self.rt.any_true(bool(deadline and time.monotonic() >= deadline))[0]:
-                    reason = f"time budget of {self.cfg.minutes:g} min reached"
-                    break
-            if last and self.step % self.cfg.log_every:
-                # The final step, so that short runs have metrics and a curve too.
-                self._log({**last, "images_per_s": images_seen / max(time.monotonic() - t_window, 1e-9)})
-            self.save()
-            if self.rt.is_main:
-                self.task.on_train_end(self.run, self.step)
-            self._plot()
+            reason = self._train(total, eval_every, clock, bar)
+            self._finish(clock)
         finally:
             if bar is not None:
                 bar.close()
@@ -302,15 +197,98 @@ class Trainer:
         if self._signal is not None:
             raise Interrupted(f"{reason}: checkpoint saved at step {self.step} in {self.run.path}; "
                               f"continue with --resume {self.run.path}", self._signal)
-        return {"step": self.step, "epoch": self.epoch, "reason": reason, "last": last,
-                "seconds": time.monotonic() - start}
+        return {"step": self.step, "epoch": self.epoch, "reason": reason, "last": clock.last,
+                "seconds": time.monotonic() - clock.start}
+
+    def _plan(self) -> tuple[int | None, int | None]:
+        """The step to stop at (None: only the clock bounds the run) and the evaluation interval."""
+        total = self._total_steps()
+        eval_every = self.cfg.eval_every
+        if dryrun.active():  # a few steps of this invocation, and an evaluation at the end if asked for
+            total = min(total or math.inf, self.step + dryrun.LIMITS["steps"])
+            eval_every = eval_every and min(eval_every, max(total, 1))
+        if total is None and self.cfg.minutes is None:
+            raise PixelforgeError("give a budget: --epochs, --max-steps or --minutes")
+        return total, eval_every
+
+    def _train(self, total: int | None, eval_every: int | None, clock: "_Clock", bar) -> str:
+        """Epoch after epoch until the budget; returns why training stopped."""
+        while total is None or self.step < total:
+            self._train_epoch(total, eval_every, clock, bar)
+            if self.batch_in_epoch >= self.steps_per_epoch:
+                self._end_epoch(clock)
+            if self._signal is not None:
+                return f"stopped by {signal.Signals(self._signal).name}"
+            if self.rt.any_true(clock.out_of_time())[0]:
+                return f"time budget of {self.cfg.minutes:g} min reached"
+        return "budget reached"
+
+    def _train_epoch(self, total: int | None, eval_every: int | None, clock: "_Clock", bar) -> None:
+        """The rest of the current epoch, or less when the budget or a signal ends it."""
+        order = self._epoch_order(self.epoch)
+        while self.batch_in_epoch < self.steps_per_epoch:
+            stop = self._train_step(order, total, clock)
+            self._show(total, clock, bar)
+            if eval_every and self.step % eval_every == 0:
+                self._evaluate()
+                clock.checkpointed()
+            if stop or (total and self.step >= total):
+                return
+            if clock.checkpoint_due(self.cfg.checkpoint_minutes):
+                self.save()
+                clock.checkpointed()
+
+    def _train_step(self, order: torch.Tensor, total: int | None, clock: "_Clock") -> bool:
+        """One optimisation step; True when this rank's clock or a signal says stop."""
+        images, labels = self._batch(order, self.batch_in_epoch)
+        self.task.set_progress(self._fraction_done(total, clock.start))
+        metrics = self.task.step(images, labels)
+        bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+        # Under torchrun every rank must take these decisions at the same step, or the others wait
+        # forever; both flags travel in one all-reduce.
+        diverged, stop = self.rt.any_true(bool(bad), self._signal is not None or clock.out_of_time())
+        if diverged:
+            self._diverged(bad, metrics)
+        self.step += 1
+        self.batch_in_epoch += 1
+        clock.count(images.shape[0] * self.rt.world_size, metrics)
+        if self.step % self.cfg.log_every == 0:
+            self._log({**metrics, "images_per_s": clock.throughput()})
+        return stop
+
+    def _show(self, total: int | None, clock: "_Clock", bar) -> None:
+        if bar is None:
+            return
+        if self.step % self.cfg.log_every == 0:
+            shown = {**clock.last, "img/s": clock.last_throughput}
+            bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items()}, refresh=False)
+        # Steps, or seconds when only --minutes bounds the run; tqdm rate-limits redraws.
+        done = self.step if total is not None else min(int(time.monotonic() - clock.start), bar.total)
+        if done > bar.n:
+            bar.update(done - bar.n)
+
+    def _end_epoch(self, clock: "_Clock") -> None:
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        if self.rt.is_main:
+            self.task.on_epoch_end(self.run, self.epoch, self.step)
+        self.save()
+        self._plot()
+        clock.checkpointed()
+
+    def _finish(self, clock: "_Clock") -> None:
+        if clock.last and self.step % self.cfg.log_every:
+            # The final step, so that short runs have metrics and a curve too.
+            self._log({**clock.last, "images_per_s": clock.throughput()})
+        self.save()
+        if self.rt.is_main:
+            self.task.on_train_end(self.run, self.step)
+        self._plot()
 
     # -- helpers ----------------------------------------------------------------------
     def _evaluate(self) -> None:
         """Run the task's evaluation; checkpoint, and keep the checkpoint if it is the best so far."""
-        if not hasattr(self.task, "evaluate"):
-            raise PixelforgeError("this model family has no evaluation for --eval-every")
-        result = self.task.evaluate() if self.rt.is_main else {}
+        result = self.task.evaluate_checkpoint() if self.rt.is_main else {}
         self.save()  # every rank: saving ends in a barrier
         if not self.rt.is_main:
             return
@@ -367,3 +345,35 @@ class Trainer:
 
 def _unwrap(m: nn.Module) -> nn.Module:
     return m.module if hasattr(m, "module") and isinstance(m.module, nn.Module) else m
+
+
+class _Clock:
+    """The wall-clock side of one ``fit``: deadline, checkpoint interval, throughput window."""
+
+    def __init__(self, minutes: float | None):
+        self.start = time.monotonic()
+        self.deadline = self.start + minutes * 60 if minutes else None
+        self.last_checkpoint = self.start
+        self.window_start, self.window_images = self.start, 0
+        self.last: dict = {}
+        self.last_throughput = 0.0
+
+    def out_of_time(self) -> bool:
+        return bool(self.deadline and time.monotonic() >= self.deadline)
+
+    def count(self, images: int, metrics: dict) -> None:
+        self.window_images += images
+        self.last = metrics
+
+    def throughput(self) -> float:
+        """Images per second since the last call (or the start); starts a new window."""
+        now = time.monotonic()
+        self.last_throughput = self.window_images / max(now - self.window_start, 1e-9)
+        self.window_start, self.window_images = now, 0
+        return self.last_throughput
+
+    def checkpoint_due(self, interval_minutes: float) -> bool:
+        return time.monotonic() - self.last_checkpoint >= interval_minutes * 60
+
+    def checkpointed(self) -> None:
+        self.last_checkpoint = time.monotonic()

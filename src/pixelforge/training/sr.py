@@ -21,12 +21,13 @@ from torch import nn
 
 from ..data.transforms import patches, random_crops  # noqa: F401  (patches: used by pipelines.sr)
 from ..errors import PixelforgeError
+from ..family import flag
 from ..images import save_grid
 from ..models.sr import downscale, upscale_bicubic
 from ..nn import no_sync_unless
 from ..runs import Run
 from ..runtime import Runtime
-from .loop import SingleNetTask
+from .task import SingleNetTask
 from .lr_schedules import cosine_lr
 
 LOSSES = ("l1", "l2")
@@ -34,9 +35,10 @@ LOSSES = ("l1", "l2")
 
 @dataclass
 class SRTrainConfig:
-    crop: int = 96  # high-resolution crop size (a multiple of the scale)
-    loss: str = "l1"
-    lr: float = 1e-3  # Adam's peak learning rate
+    # high-resolution crop size (a multiple of the scale)
+    crop: int = flag(96, help="high-resolution crop size, a multiple of the scale", check="positive")
+    loss: str = flag("l1", help="pixel loss", choices=("l1", "l2"))
+    lr: float = flag(1e-3, help="Adam's peak learning rate", check="positive")  # Adam's peak learning rate
     warmup: float = 0.02  # share of the budget spent ramping the learning rate up
     min_lr_factor: float = 0.02  # the cosine decay ends at lr * this
 
@@ -69,7 +71,6 @@ class SRTask(SingleNetTask):
         self.net_train = runtime.wrap(self.net)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
         self.progress = 0.0
-        self.grad_accum = 1
         self.last_batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     # -- Task protocol ----------------------------------------------------------------

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import PixelforgeError
+from ..family import flag
 from ..images import save_grid
 from ..models.style import (
     AdaINNet, TransformerNet, adain, build_backbone, channel_stats, content_loss, gram_matrix, style_loss,
@@ -44,7 +45,7 @@ from ..models.style import (
 )
 from ..runs import Run
 from ..runtime import Runtime
-from .loop import SingleNetTask
+from .task import SingleNetTask
 from ..data.transforms import random_crops
 from .lr_schedules import cosine_lr
 
@@ -64,14 +65,18 @@ def _check_common(crop: int, style_size: int, lr: float, weights: dict[str, floa
 @dataclass
 class StylizerTrainConfig:
     style: str = ""  # the style image, as given (the run keeps a copy: style.png)
-    style_size: int = 256  # the style image's longest side when its Gram matrices are taken
-    crop: int = 160  # content crops per step
-    content_weight: float = 5.0
-    style_weight: float = 3.0
-    tv_weight: float = 30.0  # high: the offline backbone's finest filters reward pixel-scale stripes
-    backbone: str = "offline"
-    weights: str | None = None  # VGG weights file for backbone vgg19/vgg16
-    lr: float = 2e-3
+    # the style image's longest side when its Gram matrices are taken
+    style_size: int = flag(256, help="style image size in pixels", check="positive")
+    crop: int = flag(160, help="content crop size per step", check="positive")  # content crops per step
+    content_weight: float = flag(5.0, help="content loss weight", check="non-negative")
+    style_weight: float = flag(3.0, help="style loss weight", check="non-negative")
+    # high: the offline backbone's finest filters reward pixel-scale stripes
+    tv_weight: float = flag(30.0, help="total-variation weight", check="non-negative")
+    backbone: str = flag(
+        "offline", help="loss network: offline (built in), vgg19 or vgg16", choices=("offline", "vgg19", "vgg16"))
+    # VGG weights file for backbone vgg19/vgg16
+    weights: str | None = flag(None, help="VGG weights file for --backbone vgg19/vgg16")
+    lr: float = flag(2e-3, help="Adam's peak learning rate", check="positive")
     warmup: float = 0.02
     min_lr_factor: float = 0.05
 
@@ -84,10 +89,11 @@ class StylizerTrainConfig:
 @dataclass
 class AdaINTrainConfig:
     styles: str = ""  # style images: folder:PATH or files separated by commas (the run keeps copies)
-    style_size: int = 256  # style images are loaded at this size (shorter side, centre crop)
-    crop: int = 160
-    style_weight: float = 2.0  # lambda
-    lr: float = 1e-3
+    # style images are loaded at this size (shorter side, centre crop)
+    style_size: int = flag(256, help="style image size in pixels", check="positive")
+    crop: int = flag(160, help="content crop size per step", check="positive")
+    style_weight: float = flag(2.0, help="style loss weight lambda", check="non-negative")  # lambda
+    lr: float = flag(1e-3, help="Adam's peak learning rate", check="positive")
     warmup: float = 0.02
     min_lr_factor: float = 0.05
 
@@ -100,6 +106,7 @@ class StylizerTask(SingleNetTask):
 
     name = "style"
     loss_keys = ("loss", "content", "style")
+    accumulates = False
 
     def __init__(self, model: TransformerNet, cfg: StylizerTrainConfig, runtime: Runtime, style: Tensor):
         self.model, self.cfg, self.rt = model, cfg, runtime
@@ -116,7 +123,6 @@ class StylizerTask(SingleNetTask):
                               for n, g in self.grams.items()}
         self.style_image = style
         self.progress = 0.0
-        self.grad_accum = 1
         self.last_batch: tuple[Tensor, Tensor] | None = None
 
     def losses(self, content: Tensor, output: Tensor) -> dict[str, Tensor]:
@@ -161,6 +167,7 @@ class AdaINTask(SingleNetTask):
 
     name = "style"
     loss_keys = ("loss", "content", "style")
+    accumulates = False
 
     def __init__(self, model: AdaINNet, cfg: AdaINTrainConfig, runtime: Runtime, styles: Tensor):
         self.model, self.cfg, self.rt = model, cfg, runtime
@@ -171,7 +178,6 @@ class AdaINTask(SingleNetTask):
             raise PixelforgeError("AdaIN styles must be a uint8 (N, 3, H, W) tensor")
         self.styles = styles.float().div(127.5).sub(1)  # the loop's scale, for random_crops
         self.progress = 0.0
-        self.grad_accum = 1
         self.last_batch: tuple[Tensor, Tensor, Tensor] | None = None
 
     def modules(self) -> dict[str, nn.Module]:

@@ -24,12 +24,14 @@ from torch import nn
 
 from ..data.paired import PAIRINGS, Pairing, make_input, random_crops
 from ..errors import PixelforgeError
+from ..family import flag
 from ..images import save_grid
 from ..models.gan import discriminator_loss, generator_loss
 from ..models.translation import CycleGAN, Pix2Pix, cycle_loss, identity_loss
 from ..runs import Run
 from ..runtime import Runtime
 from .lr_schedules import cooldown
+from .task import Task
 
 GAN_LOSSES = ("ns", "lsgan", "hinge")
 
@@ -45,12 +47,17 @@ def _check_common(gan_loss: str, lr: float, crop: int) -> None:
 
 @dataclass
 class Pix2PixTrainConfig:
-    pairs: str = "edges"  # edges, gray, blur, lowres, or folder:PATH_TO_B (matched by file name)
-    crop: int = 64  # random training crop (0 or larger than the images: whole images)
-    lambda_l1: float = 100.0
-    gan_weight: float = 1.0  # 0: a plain L1 U-Net, no discriminator (the baseline)
-    gan_loss: str = "ns"
-    lr: float = 2e-4
+    # edges, gray, blur, lowres, or folder:PATH_TO_B (matched by file name)
+    pairs: str = flag(
+        "edges", help="how inputs are paired with the --data images: edges, gray, blur, lowres (made on the fly from "
+                  "the targets), or folder:B (--data is A; files matched by name)")
+    # random training crop (0 or larger than the images: whole images)
+    crop: int = flag(64, help="random training crop in px (0: whole images)")
+    lambda_l1: float = flag(100.0, help="weight of the L1 term")
+    # 0: a plain L1 U-Net, no discriminator (the baseline)
+    gan_weight: float = flag(1.0, help="weight of the adversarial term; 0 = plain L1 U-Net")
+    gan_loss: str = flag("ns", help="adversarial loss", choices=("ns", "lsgan", "hinge"))
+    lr: float = flag(2e-4, help="Adam's learning rate, halved to 0 linearly", check="positive")
     beta1: float = 0.5
 
     def __post_init__(self):
@@ -62,13 +69,15 @@ class Pix2PixTrainConfig:
 
 @dataclass
 class CycleGANTrainConfig:
-    b_data: str = ""  # the spec of domain B (domain A is the run's --data / --a)
-    crop: int = 0
-    lambda_cyc: float = 10.0
-    lambda_id: float = 0.5  # identity weight, relative to lambda_cyc
-    pool_size: int = 50
-    gan_loss: str = "lsgan"
-    lr: float = 2e-4
+    # the spec of domain B (domain A is the run's --data / --a)
+    b_data: str = flag("", help="domain B: folder:PATH, fashion-mnist:9, ...", flag="--b", metavar="SPEC", group="")
+    crop: int = flag(0, help="random training crop in px (0: whole images)")
+    lambda_cyc: float = flag(10.0, help="cycle-consistency weight")
+    # identity weight, relative to lambda_cyc
+    lambda_id: float = flag(0.5, help="identity weight relative to --lambda-cyc")
+    pool_size: int = flag(50, help="generated images kept for the discriminators")
+    gan_loss: str = flag("lsgan", help="adversarial loss", choices=("ns", "lsgan", "hinge"))
+    lr: float = flag(2e-4, help="Adam's learning rate, halved to 0 linearly", check="positive")
     beta1: float = 0.5
 
     def __post_init__(self):
@@ -119,13 +128,13 @@ def _to_unit(x: torch.Tensor) -> torch.Tensor:
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
-class _TranslationTask:
+class _TranslationTask(Task):
     """Shared bookkeeping: Adam optimizers, the LR schedule, sample grids."""
 
     nets: dict[str, nn.Module]
     opts: dict[str, torch.optim.Optimizer]
     lr: float
-    grad_accum: int = 1
+    accumulates = False
 
     def modules(self) -> dict[str, nn.Module]:
         return self.nets

@@ -3,7 +3,6 @@ models, the output folder, upload validation and the one-at-a-time inference loc
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import math
@@ -12,17 +11,19 @@ import re
 import tempfile
 import threading
 import uuid
-import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from ..api import load, shipped_family
 from ..errors import PixelforgeError
+from ..imageio import UnreadableImage, open_image, resize_crop, to_mode
 from ..images import make_grid, save_png, to_pil
+from ..zoo import card, list_pretrained
 from .jobs import Jobs
 
 log = logging.getLogger("pixelforge.web")
@@ -79,15 +80,12 @@ class Studio:
         return [m for m in models if not families or m["family"] in families]
 
     def _shipped(self) -> list[dict]:
-        from ..registry import get_entry
-        from ..zoo import card, list_pretrained
-
         out = []
         for name in list_pretrained():
             info = card(name)
             try:
-                family = get_entry(info["model"]).family
-            except Exception:  # a card naming a model this version does not register
+                family = shipped_family(name)
+            except PixelforgeError:  # a card naming a model this version does not register
                 continue
             out.append({"id": f"zoo:{name}", "name": f"{name} (shipped)", "family": family,
                         "data": info.get("data", ""), "classes": info.get("classes", []),
@@ -148,13 +146,8 @@ class Studio:
             self._models.move_to_end(key)
             return self._models[key]
         if model_id.startswith("zoo:"):
-            loader_of = shipped_loader(family)
-            if loader_of is None:
-                raise PixelforgeError(f"shipped {family} models cannot be loaded by this version")
-            pipe = loader_of(model_id[4:], device=self.device)
+            pipe = load(model_id, device=self.device)
         else:
-            from ..api import load
-
             pipe = (loader or load)(path, device=self.device)
         self._models[key] = pipe
         while len(self._models) > self._cache_size:
@@ -251,25 +244,19 @@ class Studio:
             raise PixelforgeError(f"{what}: {len(data) / 2**20:.1f} MB is over the {self.max_upload_bytes / 2**20:.0f} MB "
                                   "upload limit")
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                im = Image.open(io.BytesIO(data))
-                if im.format not in IMAGE_FORMATS:
-                    raise PixelforgeError(f"{what}: {im.format} files are not accepted "
-                                          f"(use {', '.join(sorted(IMAGE_FORMATS))})")
-                w, h = im.size
-                if w * h > self.max_pixels:
-                    raise PixelforgeError(f"{what}: {w}x{h} is over the {self.max_pixels / 1e6:.0f} megapixel limit")
-                im.load()
-        except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+            im = open_image(data, max_pixels=self.max_pixels, formats=IMAGE_FORMATS, name=what)
+        except UnreadableImage as e:
+            if e.reason == "format":
+                raise PixelforgeError(f"{what}: {e.detail} files are not accepted "
+                                      f"(use {', '.join(sorted(IMAGE_FORMATS))})") from None
+            if e.reason == "too large" and e.size:
+                w, h = e.size
+                raise PixelforgeError(f"{what}: {w}x{h} is over the {self.max_pixels / 1e6:.0f} megapixel limit") \
+                    from None
+            if e.reason == "corrupt or truncated":
+                raise PixelforgeError(f"{what}: the image is corrupt or truncated ({e.detail})") from None
             raise PixelforgeError(f"{what}: not an image file this studio can read") from None
-        except PixelforgeError:
-            raise
-        except Exception as e:  # truncated or corrupt files raise many types from the decoders
-            raise PixelforgeError(f"{what}: the image is corrupt or truncated ({type(e).__name__})") from None
-        from ..data.folder import _to_mode
-
-        return _to_mode(im, "L" if im.mode in ("1", "L", "I", "I;16", "F", "LA") else "RGB")
+        return to_mode(im, "L" if im.mode in ("1", "L", "I", "I;16", "F", "LA") else "RGB")
 
     # -- the lock ------------------------------------------------------------------------
     def exclusive(self, fn: Callable[[], Any]) -> Any:
@@ -281,23 +268,6 @@ class Studio:
                 return fn()
         finally:
             self._lock.release()
-
-
-def shipped_loader(family: str) -> Callable | None:
-    """The function that loads a shipped model of ``family`` (``loader(name, device=...)``), or None."""
-    if family == "classifier":
-        from ..zoo import load_pretrained
-
-        return load_pretrained
-    if family == "sr":
-        from ..pipelines.sr import load_shipped_sr
-
-        return load_shipped_sr
-    if family == "codec":
-        from ..pipelines.codec import load_shipped_codec
-
-        return load_shipped_codec
-    return None
 
 
 def _summary(path: Path) -> dict:
@@ -318,9 +288,7 @@ def _summary(path: Path) -> dict:
 
 def to_model_tensor(image: Image.Image, size: int, channels: int) -> torch.Tensor:
     """A PIL image -> uint8 (1, C, size, size): shorter side scaled to ``size``, centre-cropped."""
-    from ..data.folder import _resize_crop
-
-    im = _resize_crop(image.convert("L" if channels == 1 else "RGB"), size)
+    im = resize_crop(to_mode(image, "L" if channels == 1 else "RGB"), size)
     arr = np.asarray(im).reshape(size, size, channels)
     return torch.from_numpy(arr.copy()).permute(2, 0, 1)[None].contiguous()
 

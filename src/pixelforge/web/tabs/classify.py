@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..studio import to_model_tensor
-from . import Action, Field, Result, Tab, module_exists
+from ..forms import Action, Field, Result, Tab, module_exists
 
 
 def classify(studio, v: dict) -> Result:

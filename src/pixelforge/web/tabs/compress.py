@@ -8,9 +8,10 @@ import io
 
 from PIL import Image
 
+from ...imageio import open_image
 from ...metrics.image_quality import psnr
 from ..studio import to_tensor
-from . import Action, Field, Result, Tab, module_exists
+from ..forms import Action, Field, Result, Tab, module_exists
 
 FAMILIES = ["codec"]
 DEFAULT_MODEL = "zoo:photos-codec-v1"
@@ -27,7 +28,7 @@ def _jpeg_of_size(image: Image.Image, size: int) -> tuple[int, Image.Image]:
         if best is None or abs(n - size) < abs(best[0] - size):
             best = (n, buf.getvalue())
         lo, hi = (q + 1, hi) if n < size else (lo, q - 1)
-    return best[0], Image.open(io.BytesIO(best[1])).convert("RGB")
+    return best[0], open_image(best[1]).convert("RGB")
 
 
 def _beside_jpeg(studio, image: Image.Image, data: bytes, decoded: Image.Image, metrics: dict) -> Result:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import inspect
 import math
 
-from ...pipelines.evaluate import GENERATOR_FAMILIES
+from ... import load_diffusion
+from ...families import generator_families
 from ...schedulers import SAMPLERS
-from . import Action, Field, Result, Tab, module_exists
+from ..forms import Action, Field, Result, Tab, default_of, module_exists
 
 MAX_SAMPLES = 256
 
@@ -18,7 +19,7 @@ def _labels(values: dict):
 
 
 def sample(studio, v: dict) -> Result:
-    pipe = studio.load(v["model"], list(GENERATOR_FAMILIES))
+    pipe = studio.load(v["model"], generator_families())
     options = inspect.signature(pipe.sample).parameters
     extra = {k: v[k] for k in ("steps", "guidance") if k in options and v.get(k) is not None}
     sampler = v.get("sampler") if "solver" in options else None
@@ -39,7 +40,7 @@ def interpolate(studio, v: dict) -> Result:
     return Result(images=[(f"latent walk: {v['rows']} images, {v['frames']} frames", path.name)])
 
 
-MODEL = Field("model", "run", "Model", families=list(GENERATOR_FAMILIES),
+MODEL = Field("model", "run", "Model", families=generator_families,
               help="a run below the runs folder or a shipped model")
 LABEL = Field("label", "class", "Class", required=False, help="empty: every class in turn")
 
@@ -52,10 +53,13 @@ TAB = Tab(
             Field("n", "int", "Count", 16, 1, MAX_SAMPLES),
             Field("seed", "int", "Seed", 0, 0, 2**31 - 1),
             LABEL,
-            Field("steps", "int", "Steps", 50, 1, 1000, only_for=["diffusion"], help="sampler steps"),
-            Field("sampler", "select", "Sampler", "ddim", options=list(SAMPLERS), only_for=["diffusion"],
+            Field("steps", "int", "Steps", default_of(load_diffusion, "steps"), 1, 1000, only_for=["diffusion"],
+                  help="sampler steps"),
+            Field("sampler", "select", "Sampler", default_of(load_diffusion, "solver"), options=list(SAMPLERS),
+                  only_for=["diffusion"],
                   help="ddim: deterministic; ddpm: fresh noise each step; dpm++: second order, best at few steps"),
-            Field("guidance", "float", "Guidance", 3.0, 0, 20, 0.5, only_for=["diffusion"],
+            Field("guidance", "float", "Guidance", default_of(load_diffusion, "guidance"), 0, 20, 0.5,
+                  only_for=["diffusion"],
                   help="classifier-free guidance scale (conditional runs)"),
         ], sample),
         Action("interpolate", "Interpolate (GIF)", [

@@ -10,7 +10,7 @@ import torch
 from ...errors import PixelforgeError
 from ...metrics.image_quality import psnr
 from ..studio import to_model_tensor
-from . import Action, Field, Result, Tab, module_exists
+from ..forms import Action, Field, Result, Tab, module_exists
 from .inpaint import mask_tensor
 
 FAMILIES = ["autoencoder"]
@@ -31,12 +31,9 @@ def _open(studio, v: dict):
 
 def _untrained(pipe, what: str) -> str:
     """A note when the run never saw this kind of damage in training (it restores poorly then)."""
-    from ...training.autoencoder import Corruption
-
-    c = Corruption(pipe.corrupt)
-    if what == "noise" and not c.has_noise:
+    if what == "noise" and not pipe.trained_on("noise"):
         return "This run was trained without noise (--corrupt gaussian,...): expect a weak restoration."
-    if what == "holes" and not c.has_holes:
+    if what == "holes" and not pipe.trained_on("holes"):
         return "This run was trained without holes (--corrupt box,freeform,...): expect a weak restoration."
     return ""
 

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from ...errors import PixelforgeError
-from . import Action, Field, Result, Tab, module_exists
+from ..forms import Action, Field, Result, Tab, module_exists
 
 METHODS = ["lbfgs", "adam"]
 MAX_SIZE = 512
@@ -39,16 +39,16 @@ def check_work(size: int, steps: int, what: str = "the result") -> None:
 
 
 def _device(studio) -> torch.device:
-    from ...runtime import _resolve_device
+    from ...runtime import resolve_device
 
-    return _resolve_device(studio.device)
+    return resolve_device(studio.device)
 
 
 def _backbone(device: torch.device) -> torch.nn.Module:
     """The offline backbone, built once per device (outside inference mode: it is differentiated through)."""
     key = str(device)
     if key not in _BACKBONES:
-        from ...models.style import build_backbone
+        from ...pipelines.style import build_backbone
 
         _BACKBONES[key] = build_backbone("offline").to(device).eval()
     return _BACKBONES[key]

@@ -12,7 +12,7 @@ from PIL import Image
 from ...errors import PixelforgeError
 from ...metrics.image_quality import psnr
 from ..studio import to_tensor
-from . import Action, Field, Result, Tab, module_exists
+from ..forms import Action, Field, Result, Tab, module_exists
 
 FAMILIES = ["sr"]
 DEFAULT_MODEL = "zoo:photos-sr-x4-v1"

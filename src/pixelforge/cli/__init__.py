@@ -1,0 +1,52 @@
+"""The ``pixelforge`` command: thin commands over the Python API, one module per kind of work.
+
+Every user-caused problem surfaces as ``pixelforge: error: <one line>`` and exit status 2;
+an interrupted training run saves a checkpoint and exits with 128 + the signal number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from ..errors import Interrupted, PixelforgeError
+from . import autoencoder, generators, images, style, train, workbench
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser(with_training: bool = True) -> argparse.ArgumentParser:
+    """The whole command line; ``with_training=False`` leaves out the train subcommands, which
+    import every family (and torch) to generate their flags."""
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(prog="pixelforge", description="Deep-learning image generation workbench.")
+    parser.add_argument("--version", action="version", version=f"pixelforge {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    if with_training:
+        train.add_train_parsers(sub)
+    else:
+        sub.add_parser("train", help="train a model")
+    for commands in (images, generators, autoencoder, style, workbench):
+        commands.add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(with_training="train" in argv).parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="pixelforge: %(levelname)s: %(message)s")
+    try:
+        return args.handler(args)
+    except Interrupted as e:
+        print(f"pixelforge: {e}", file=sys.stderr)
+        return 128 + e.signum
+    except PixelforgeError as e:
+        print(f"pixelforge: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pixelforge: interrupted", file=sys.stderr)
+        return 130

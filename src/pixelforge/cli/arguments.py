@@ -1,0 +1,81 @@
+"""Argument types and the argument groups several commands share."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import PixelforgeError
+
+
+def _number(s: str, convert, what: str, valid, requirement: str):
+    try:
+        v = convert(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a {what}") from None
+    if not valid(v):
+        raise argparse.ArgumentTypeError(requirement.format(v=v, s=s))
+    return v
+
+
+def positive_int(s: str) -> int:
+    return _number(s, int, "whole number", lambda v: v >= 1, "must be at least 1, got {v}")
+
+
+def positive_float(s: str) -> float:
+    return _number(s, float, "number", lambda v: v > 0 and v != float("inf"), "must be a positive number, got {s}")
+
+
+def non_negative_float(s: str) -> float:
+    return _number(s, float, "number", lambda v: v >= 0 and v != float("inf"),
+                   "must be a non-negative number, got {s}")
+
+
+def int_list(s: str) -> list[int]:
+    try:
+        values = [int(x) for x in s.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a comma-separated list of whole numbers") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{s!r}: give one or more positive whole numbers, e.g. 1,2,2")
+    return values
+
+
+def float_list(s: str) -> list[float]:
+    try:
+        values = [float(v) for v in s.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a comma-separated list of numbers") from None
+    if not values or any(not 0 < v < float("inf") for v in values):
+        raise argparse.ArgumentTypeError(f"give positive numbers, comma separated, not {s!r}")
+    return values
+
+
+def add_runtime_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("runtime")
+    g.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N")
+    g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto: bf16 autocast on CPUs that have it, fp16/bf16 AMP on CUDA")
+
+
+def add_sampling_args(parser: argparse.ArgumentParser) -> None:
+    """The sampler options of diffusion runs (``sample`` and ``eval``)."""
+    d = parser.add_argument_group("diffusion runs")
+    d.add_argument("--steps", type=positive_int, default=None, help="sampling steps (default 50)")
+    d.add_argument("--sampler", default=None, metavar="NAME",  # checked against schedulers.SAMPLERS
+                   help="ddim: deterministic (default); ddpm: ancestral, fresh noise at every step; "
+                        "dpm++: DPM-Solver++(2M), deterministic and second order (better at few steps)")
+    d.add_argument("--eta", type=float, default=None, help="noise level between DDIM (0) and DDPM (1)")
+    d.add_argument("--guidance", type=float, default=None,
+                   help="classifier-free guidance scale for conditional runs (default 3; 1 = none)")
+
+
+def sampling_options(args) -> dict:
+    """The loader options of --steps/--sampler/--eta/--guidance that were given."""
+    from ..schedulers import SAMPLERS  # here, not at the top: the CLI starts without torch
+
+    if args.sampler is not None and args.eta is not None:
+        raise PixelforgeError("give --sampler or --eta, not both")
+    if args.sampler is not None and args.sampler not in SAMPLERS:
+        raise PixelforgeError(f"unknown sampler {args.sampler!r}; use one of {', '.join(SAMPLERS)}")
+    named = SAMPLERS[args.sampler] if args.sampler else {"eta": args.eta}
+    return {k: v for k, v in {"steps": args.steps, "guidance": args.guidance, **named}.items() if v is not None}

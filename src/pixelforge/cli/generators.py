@@ -1,0 +1,183 @@
+"""Commands on generator runs: sample, inpaint, interpolate, eval, augment, cas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import PixelforgeError
+from .arguments import positive_int, add_sampling_args, sampling_options
+
+
+def add_parsers(sub) -> None:
+    s = sub.add_parser("sample", help="sample an image grid from a trained run")
+    s.add_argument("run")
+    s.add_argument("-n", type=positive_int, default=64, help="number of images (default 64)")
+    s.add_argument("-o", "--output", default=None, help="output PNG (default RUN/samples/sample.png)")
+    s.add_argument("--labels", default=None, help="conditional runs: class ids or names, comma separated, or 'all'")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--nrow", type=positive_int, default=None, help="images per row")
+    s.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
+    s.add_argument("--best", action="store_true", help="the best checkpoint by FID (from --eval-every)")
+    s.add_argument("--device", default="auto")
+    add_sampling_args(s)
+    s.set_defaults(handler=cmd_sample)
+    ip = sub.add_parser("inpaint", help="fill a region of images with a diffusion model")
+    ip.add_argument("run")
+    ip.add_argument("images", nargs="+")
+    where = ip.add_mutually_exclusive_group(required=True)
+    where.add_argument("--box", help="x,y,w,h of the region to fill, in model pixels")
+    where.add_argument("--mask", help="mask image: white = keep, black = fill (resized to the model's size)")
+    ip.add_argument("-o", "--output", required=True, help="output PNG: original | masked | filled, one row per image")
+    ip.add_argument("--steps", type=positive_int, default=50)
+    ip.add_argument("--resample", type=positive_int, default=4, help="RePaint re-noising jumps per step (default 4)")
+    ip.add_argument("--labels", default=None)
+    ip.add_argument("--guidance", type=float, default=None)
+    ip.add_argument("--seed", type=int, default=0)
+    ip.add_argument("--device", default="auto")
+    ip.set_defaults(handler=cmd_inpaint)
+    i = sub.add_parser("interpolate", help="latent-space walk: GIF (GAN); PNG grid or GIF (autoencoder)")
+    i.add_argument("run")
+    i.add_argument("-o", "--output", default=None, help="output GIF, or for autoencoders a PNG grid "
+                                                        "(default RUN/samples/walk.gif or interpolation.png)")
+    i.add_argument("--between", nargs="+", metavar="IMAGE", default=None,
+                   help="autoencoders: walk between the codes of these images, taken in pairs")
+    i.add_argument("--rows", type=positive_int, default=8, help="images walking side by side")
+    i.add_argument("--frames", type=positive_int, default=None, help="frames (GAN, default 48) or steps "
+                                                                      "per walk (autoencoder, default 10)")
+    i.add_argument("--fps", type=positive_int, default=12)
+    i.add_argument("--labels", default=None)
+    i.add_argument("--seed", type=int, default=0)
+    i.add_argument("--device", default="auto")
+    i.set_defaults(handler=cmd_interpolate)
+    ev = sub.add_parser("eval", help="FID, KID, IS and precision/recall of a generator run; writes RUN/metrics.json")
+    ev.add_argument("run")
+    ev.add_argument("-n", "--n", type=positive_int, default=10000, help="samples (and real images) to compare")
+    ev.add_argument("--extractor", default=None, help="auto (shipped judge for the dataset), inception, "
+                                                      "a shipped model name or a classifier run")
+    ev.add_argument("--metrics", default="fid,kid,is,precision,recall")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--device", default="auto")
+    add_sampling_args(ev)
+    ev.set_defaults(handler=cmd_eval)
+    a = sub.add_parser("augment", help="does a conditional GAN's data help a classifier trained on few real images?")
+    a.add_argument("run", help="a class-conditional GAN run")
+    a.add_argument("--per-class", default="50,100,500", help="real images per class, comma separated")
+    a.add_argument("--seeds", type=positive_int, default=3, help="repetitions per size (default 3)")
+    a.add_argument("--synthetic", type=positive_int, default=500, help="generated images per class (default 500)")
+    a.add_argument("--steps", type=positive_int, default=400, help="classifier training steps (default 400)")
+    a.add_argument("-o", "--output", default=None, help="output folder (default RUN/augmentation)")
+    a.set_defaults(handler=cmd_augment)
+    cas = sub.add_parser("cas", help="Classification Accuracy Score of a conditional GAN")
+    cas.add_argument("run")
+    cas.add_argument("--per-class", type=positive_int, default=1000, help="generated (and real) images per class")
+    cas.add_argument("--steps", type=positive_int, default=600, help="classifier training steps (default 600)")
+    cas.set_defaults(handler=cmd_cas)
+
+
+def _sampling_pipeline(args):
+    """The run's pipeline for ``sample``, with the loader options its family takes."""
+    from ..api import load
+    from ..families import generator_families, run_family
+    from ..pipelines.evaluate import check_sampling_options
+
+    family = run_family(args.run)
+    if not family.generates:
+        raise PixelforgeError(f"{args.run} is a {family.name} run; sample needs a generator run "
+                              f"({', '.join(generator_families())})")
+    sampling = sampling_options(args)
+    check_sampling_options(args.run, family, sampling)
+    options = {k: v for k, v in (("ema", not args.no_ema), ("best", args.best)) if family.loader_takes(k)}
+    return load(args.run, device=args.device, **options, **sampling)
+
+
+def cmd_sample(args) -> int:
+    from ..images import save_grid
+
+    pipe = _sampling_pipeline(args)
+    images = pipe.sample(args.n, seed=args.seed, labels=args.labels)
+    nrow = args.nrow or (pipe.num_classes if pipe.num_classes and args.labels in (None, "all") else None)
+    out = Path(args.output) if args.output else pipe.path / "samples" / "sample.png"
+    save_grid(images, out, nrow=nrow, scale=2 if pipe.image_size <= 32 else 1)
+    print(out)
+    return 0
+
+
+def cmd_inpaint(args) -> int:
+    import torch
+
+    from ..api import load_diffusion
+    from ..images import save_grid
+
+    pipe = load_diffusion(args.run, device=args.device)
+    images = pipe.load_images(args.images)
+    mask = pipe.mask_from_box(args.box) if args.box else pipe.load_mask(args.mask)
+    filled = pipe.inpaint(images, mask, seed=args.seed, labels=args.labels, steps=args.steps,
+                          resample=args.resample, guidance=args.guidance)
+    shown = images.float() / 255
+    rows = [t for triple in zip(shown, shown * mask, filled) for t in triple]
+    out = Path(args.output)
+    save_grid(torch.stack(rows), out, nrow=3, scale=4 if pipe.image_size <= 32 else 2)
+    print(out)
+    return 0
+
+
+def cmd_interpolate(args) -> int:
+    from ..api import load, load_gan
+    from ..runs import Run
+
+    if Run.open(args.run).config.get("family") == "autoencoder":
+        pipe = load(args.run, device=args.device)
+        out = Path(args.output) if args.output else pipe.path / "samples" / "interpolation.png"
+        if out.suffix.lower() not in (".png", ".gif"):
+            raise PixelforgeError(f"interpolate writes a .png grid or a .gif; not {out.name}")
+        images = pipe.load_images(args.between) if args.between else None
+        print(pipe.save_interpolation(out, images, rows=args.rows, steps=args.frames or 10, seed=args.seed,
+                                      labels=args.labels, fps=args.fps))
+        return 0
+    if args.between:
+        raise PixelforgeError("--between is for autoencoder runs")
+    pipe = load_gan(args.run, device=args.device)
+    out = Path(args.output) if args.output else pipe.path / "samples" / "walk.gif"
+    if out.suffix.lower() != ".gif":
+        raise PixelforgeError(f"interpolate writes a GIF; give an output ending in .gif, not {out.name}")
+    print(pipe.interpolate(out, rows=args.rows, frames=args.frames or 48, seed=args.seed, labels=args.labels,
+                           fps=args.fps))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from ..evaluation import evaluate_run
+
+    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    result = evaluate_run(args.run, n=args.n, extractor=args.extractor, metrics=metrics, seed=args.seed,
+                          device=args.device, **sampling_options(args))
+    for k, v in result.items():
+        print(f"{k:<12} {v:.4f}" if isinstance(v, float) else f"{k:<12} {v}")
+    print(f"wrote {Path(args.run) / 'metrics.json'}")
+    return 0
+
+
+def cmd_augment(args) -> int:
+    from ..apps.augment import augmentation_study
+
+    try:
+        sizes = tuple(int(x) for x in args.per_class.split(","))
+    except ValueError:
+        raise PixelforgeError(f"--per-class takes whole numbers, e.g. 50,100,500, not {args.per_class!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise PixelforgeError("--per-class sizes must be at least 1")
+    out = Path(args.output) if args.output else Path(args.run) / "augmentation"
+    augmentation_study(args.run, out, sizes=sizes, seeds=tuple(range(args.seeds)), synthetic_per_class=args.synthetic,
+                       steps=args.steps, progress=True)
+    print((out / "augmentation.md").read_text(), end="")
+    print(f"wrote {out}/augmentation.json, augmentation.md, augmentation.png")
+    return 0
+
+
+def cmd_cas(args) -> int:
+    from ..apps.augment import classification_accuracy_score
+
+    r = classification_accuracy_score(args.run, per_class=args.per_class, steps=args.steps, progress=True)
+    print(f"CAS (trained on {r['train_images']} generated images): {r['cas']:.2%}; "
+          f"same budget on real images: {r['real_accuracy']:.2%} (test set of {r['test_images']})")
+    return 0

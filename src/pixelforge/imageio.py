@@ -1,0 +1,149 @@
+"""Reading and writing image files: the one set of rules every reader in pixelforge follows.
+
+- Decompression bombs: an image claiming more than ``max_pixels`` (default
+  :data:`MAX_IMAGE_PIXELS`) is refused before it is decoded; PIL's own limit applies too.
+- EXIF orientation is applied, so a phone photo stands the way it was taken.
+- Modes: 16-bit and 32-bit integer images are scaled from 0..65535 (PIL would clamp at 255),
+  float images are taken as 0..1 when they fit in it, transparency is composited on white
+  when an image becomes L or RGB (:func:`to_mode`); :func:`normalise_mode` keeps alpha.
+- Writing is atomic (a temporary file, then a rename): a viewer never sees half a file.
+
+Every failure is an :class:`UnreadableImage` whose ``reason`` is one of :data:`REASONS`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import DataError, PixelforgeError
+from .runs import atomic_write_bytes
+
+MAX_IMAGE_PIXELS = 64_000_000
+REASONS = ("too large", "not images", "unreadable", "corrupt or truncated", "unsupported", "format")
+_INTEGER_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
+_ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+_ORIENTATION = 0x0112  # the EXIF tag
+
+
+class UnreadableImage(DataError):
+    """An image that cannot be used; ``reason`` is one of :data:`REASONS`, ``size`` the
+    claimed (width, height) when it is known."""
+
+    def __init__(self, name: str, reason: str, detail: str = "", size: tuple[int, int] | None = None):
+        super().__init__(f"cannot read {name} as an image ({reason}{': ' + detail if detail else ''})")
+        self.name, self.reason, self.detail, self.size = name, reason, detail, size
+
+
+def open_image(source: str | os.PathLike | bytes, *, max_pixels: int = MAX_IMAGE_PIXELS,
+               formats: set[str] | None = None, draft: int | None = None, name: str | None = None) -> Image.Image:
+    """The fully decoded image of a file (or of ``bytes``), upright. ``formats``: the PIL format
+    names accepted (default any); ``draft``: JPEG only, let the decoder shrink towards this size."""
+    name = name or ("the upload" if isinstance(source, bytes) else str(source))
+    if not isinstance(source, bytes):
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise DataError(f"no image file at {path}")
+        source = path
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    except Image.DecompressionBombError:
+        raise UnreadableImage(name, "too large") from None
+    except UnidentifiedImageError:
+        raise UnreadableImage(name, "not images") from None
+    except OSError:
+        raise UnreadableImage(name, "unreadable") from None
+    if formats is not None and image.format not in formats:
+        raise UnreadableImage(name, "format", str(image.format))
+    if image.width * image.height > max_pixels:
+        raise UnreadableImage(name, "too large", f"{image.width}x{image.height} px, more than {max_pixels / 1e6:g} MP",
+                              size=image.size)
+    if draft:
+        image.draft(None, (draft, draft))
+    try:
+        image.load()
+        if image.getexif().get(_ORIENTATION, 1) != 1:
+            image = ImageOps.exif_transpose(image)
+        return image
+    except Exception as e:  # PIL decoders signal bad data with many exception types
+        raise UnreadableImage(name, "corrupt or truncated", type(e).__name__) from None
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) of an image file as it stands upright, read from its header alone."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                orientation = image.getexif().get(_ORIENTATION, 1)
+                return image.size[::-1] if orientation in (5, 6, 7, 8) else image.size
+    except Exception:  # PIL signals unreadable data with many exception types
+        raise UnreadableImage(str(path), "unreadable") from None
+
+
+def read_image(path: str | os.PathLike, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """An image file at full size in mode L, LA, RGB or RGBA."""
+    return normalise_mode(open_image(path, max_pixels=max_pixels))
+
+
+def to_mode(image: Image.Image, mode: str) -> Image.Image:
+    """Any PIL mode as 8-bit ``mode`` ("L" or "RGB"); transparency is composited on white."""
+    if image.mode in _INTEGER_MODES:
+        values = np.clip(np.asarray(image, dtype=np.float64), 0, 65535) / 257
+        image = Image.fromarray(np.rint(values).astype(np.uint8), "L")
+    elif image.mode == "F":
+        values = np.nan_to_num(np.asarray(image, dtype=np.float64))
+        if values.size and values.max() <= 1.0:
+            values = values * 255
+        image = Image.fromarray(np.rint(np.clip(values, 0, 255)).astype(np.uint8), "L")
+    elif image.mode in _ALPHA_MODES or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    if image.mode not in ("L", "RGB"):
+        image = image.convert("L" if image.mode == "1" else "RGB")
+    return image if image.mode == mode else image.convert(mode)
+
+
+def normalise_mode(image: Image.Image) -> Image.Image:
+    """Any PIL mode as L, LA, RGB or RGBA (alpha kept; high bit depths scaled as :func:`to_mode`)."""
+    if image.mode in ("L", "LA", "RGB", "RGBA"):
+        return image
+    if image.mode in _INTEGER_MODES or image.mode == "F":
+        return to_mode(image, "L")
+    if image.mode == "1":
+        return image.convert("L")
+    if image.mode in ("P", "PA") and ("transparency" in image.info or image.mode == "PA"):
+        return image.convert("RGBA")
+    return image.convert("RGB")
+
+
+def resize_crop(image: Image.Image, size: int) -> Image.Image:
+    """Scale the shorter side to ``size`` (antialiased), then centre-crop to ``size`` x ``size``."""
+    width, height = image.size
+    if (width, height) == (size, size):
+        return image
+    scale = size / min(width, height)
+    new_width, new_height = max(size, round(width * scale)), max(size, round(height * scale))
+    image = image.resize((new_width, new_height), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    left, top = (new_width - size) // 2, (new_height - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+def write_image(image: Image.Image, path: str | os.PathLike, format: str | None = None) -> Path:
+    """Write ``image`` atomically in the format its suffix names (or ``format``)."""
+    path = Path(path)
+    buffer = io.BytesIO()
+    try:
+        image.save(buffer, format=format or Image.registered_extensions().get(path.suffix.lower()))
+    except (KeyError, ValueError, OSError) as e:
+        raise PixelforgeError(f"cannot write {path}: {e}") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path

@@ -1,0 +1,52 @@
+"""The one set of image-reading rules (pixelforge.imageio) and the one weights locator."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pixelforge.errors import DataError, PixelforgeError
+from pixelforge.imageio import UnreadableImage, image_size, open_image, read_image, to_mode, write_image
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    image = Image.fromarray(np.zeros((10, 20, 3), np.uint8))
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotated 90 degrees
+    image.save(tmp_path / "phone.jpg", exif=exif)
+    assert open_image(tmp_path / "phone.jpg").size == (10, 20) == image_size(tmp_path / "phone.jpg")
+
+
+def test_sixteen_bit_alpha_and_bombs(tmp_path):
+    Image.fromarray(np.full((4, 4), 65535, np.uint16)).save(tmp_path / "deep.png")
+    assert np.asarray(to_mode(open_image(tmp_path / "deep.png"), "L")).min() == 255  # scaled, not clamped
+    Image.new("RGBA", (4, 4), (0, 0, 0, 0)).save(tmp_path / "clear.png")
+    assert to_mode(open_image(tmp_path / "clear.png"), "RGB").getpixel((0, 0)) == (255, 255, 255)
+    assert read_image(tmp_path / "clear.png").mode == "RGBA"
+    with pytest.raises(UnreadableImage, match="too large") as info:
+        open_image(tmp_path / "clear.png", max_pixels=10)
+    assert info.value.size == (4, 4)
+    (tmp_path / "notes.png").write_text("not an image")
+    with pytest.raises(UnreadableImage, match="not images"):
+        open_image(tmp_path / "notes.png")
+    with pytest.raises(DataError, match="no image file"):
+        open_image(tmp_path / "missing.png")
+
+
+def test_write_is_atomic_and_checks_the_format(tmp_path):
+    out = write_image(Image.new("RGB", (4, 4)), tmp_path / "sub" / "a.jpg")
+    assert Image.open(out).format == "JPEG" and not list(out.parent.glob(".*"))
+    with pytest.raises(PixelforgeError, match="cannot write"):
+        write_image(Image.new("RGB", (4, 4)), tmp_path / "a.nope")
+    with pytest.raises(PixelforgeError, match="cannot write"):
+        write_image(Image.new("RGBA", (4, 4)), tmp_path / "b.jpg")
+    assert not (tmp_path / "b.jpg").exists()
+
+
+def test_tasks_refuse_grad_accum_the_same_way():
+    from pixelforge.training.style import AdaINTask, StylizerTask
+    from pixelforge.training.translation import CycleGANTask, Pix2PixTask
+
+    for task in (StylizerTask, AdaINTask, Pix2PixTask, CycleGANTask):
+        with pytest.raises(PixelforgeError, match="--batch-size, not --grad-accum"):
+            task.check_grad_accum(2)
+        task.check_grad_accum(1)
