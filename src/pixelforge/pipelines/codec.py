@@ -47,6 +47,9 @@ from ..training import Trainer
 from ..training.codec import CodecTask, CodecTrainConfig
 from ..zoo.catalog import export_run, list_pretrained, load_network, shipped_name
 from .common import load_weights_into, open_model, samples_report, start_session
+from .overfit_bitstream import VERSION as OVERFIT_VERSION
+from .overfit_codec import MODEL_ID as OVERFIT_ID
+from .overfit_codec import OverfitCodecPipeline
 
 MAGIC = b"PXFC"
 VERSION = 1
@@ -373,9 +376,7 @@ def open_codec(model: str | os.PathLike | None = None, effort: str | None = None
     """``--model``: None or ``overfit`` for the overfitted codec (the default: it fits each image
     and needs no weights), a codec run directory, or a shipped amortized codec (``zoo:NAME``).
     ``effort`` (fast, default, best) applies to the overfitted codec only."""
-    from .overfit_codec import MODEL_ID, OverfitCodecPipeline
-
-    if model is None or str(model) == MODEL_ID:
+    if model is None or str(model) == OVERFIT_ID:
         return OverfitCodecPipeline(effort=effort or "default")
     if effort is not None:
         raise PixelforgeError(f"--effort applies to the overfitted codec only, not to {model}")
@@ -391,9 +392,6 @@ def open_codec(model: str | os.PathLike | None = None, effort: str | None = None
 def codec_for_file(path: str | os.PathLike, model: str | os.PathLike | None = None) -> CodecPipeline:
     """The codec a .pfc file needs: the overfitted codec for a version-2 file, else ``model`` if
     given, else the shipped codec its header names."""
-    from .overfit_bitstream import VERSION as OVERFIT_VERSION
-    from .overfit_codec import OverfitCodecPipeline
-
     head = _read_file(path)[:5]
     if head[:4] == MAGIC and len(head) == 5 and head[4] == OVERFIT_VERSION:
         return OverfitCodecPipeline()
@@ -415,7 +413,8 @@ def export_codec(run_dir: str | os.PathLike, name: str, command: str, extra: dic
 
 
 FAMILY = Family(
-    "codec", load_codec_run, load_shipped=load_shipped_codec, exports=(CodecPipeline, open_codec),
+    "codec", load_codec_run, load_shipped=load_shipped_codec,
+    exports=(CodecPipeline, open_codec, OverfitCodecPipeline),
     description="learned image compression",
     commands=(TrainCommand("codec", "train a learned image codec on photos (folder:PATH)", train_codec,
                            (CodecConfig, CodecTrainConfig), report=samples_report),))
