@@ -158,26 +158,32 @@ def measure(model: str | None) -> dict:
     return result
 
 
-def plot(result: dict, path: Path) -> None:
+def rd_plot(curves: dict, style_of, title: str, path: Path) -> None:
+    """PSNR and MS-SSIM (in dB) against bits per pixel, one line per curve; the 0.25-1 bpp band
+    of the targets shaded. ``style_of(name, index) -> (marker, colour)``."""
     from pixelforge.images import pyplot, save_figure
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    styles = {"pixelforge": ("o-", "C3"), "JPEG": ("s--", "C0"), "WebP": ("^--", "C2")}
-    for key, curve in result["curves"].items():
-        marker, colour = styles[key]
+    for i, (key, curve) in enumerate(curves.items()):
+        marker, colour = style_of(key, i)
         axes[0].plot(curve["bpp"], curve["psnr"], marker, color=colour, label=key)
-        ms = -10 * np.log10(1 - np.array(curve["ms_ssim"]))
-        axes[1].plot(curve["bpp"], ms, marker, color=colour, label=key)
+        axes[1].plot(curve["bpp"], -10 * np.log10(1 - np.array(curve["ms_ssim"])), marker, color=colour, label=key)
     for ax, label in zip(axes, ("PSNR (dB)", "MS-SSIM (dB)")):
         ax.set_xlim(0, 1.6)
         ax.axvspan(0.25, 1.0, color="0.93", zorder=0)
         ax.set_xlabel("bits per pixel")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(f"{result['model']} vs JPEG and WebP on {len(result['held_out_photos'])} held-out photos")
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
     save_figure(fig, path)
+
+
+def plot(result: dict, path: Path) -> None:
+    styles = {"pixelforge": ("o-", "C3"), "JPEG": ("s--", "C0"), "WebP": ("^--", "C2")}
+    rd_plot(result["curves"], lambda key, i: styles[key],
+            f"{result['model']} vs JPEG and WebP on {len(result['held_out_photos'])} held-out photos", path)
 
 
 def compare_sheet(model: str | None, path: Path, target_bpp: float = 0.3) -> None:

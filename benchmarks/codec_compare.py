@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import RESULTS, write_results  # noqa: E402
-from codec import TARGET_BPPS, _quality, _tensor, bd, psnr_at  # noqa: E402
+from codec import TARGET_BPPS, _quality, _tensor, bd, psnr_at, rd_plot  # noqa: E402
 from codec_data import HELD_OUT, photos_dir  # noqa: E402
 
 from pixelforge.images import read_image  # noqa: E402
@@ -198,23 +198,29 @@ def _targets(comparisons: dict, timing: dict) -> dict:
 
 
 def plot(result: dict, path: Path) -> None:
-    from pixelforge.images import pyplot, save_figure
+    rd_plot(result["curves"], lambda key, i: ("o-" if key.startswith("overfit") else "s--", f"C{i}"),
+            f"overfitted codec presets vs amortized, JPEG, WebP, AVIF ({result['crop']})", path)
 
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for i, (key, curve) in enumerate(result["curves"].items()):
-        style = "o-" if key.startswith("overfit") else "s--"
-        axes[0].plot(curve["bpp"], curve["psnr"], style, color=f"C{i}", label=key)
-        axes[1].plot(curve["bpp"], -10 * np.log10(1 - np.array(curve["ms_ssim"])), style, color=f"C{i}", label=key)
-    for ax, label in zip(axes, ("PSNR (dB)", "MS-SSIM (dB)")):
-        ax.set_xlim(0, 1.6)
-        ax.axvspan(0.25, 1.0, color="0.93", zorder=0)
-        ax.set_xlabel("bits per pixel")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(f"overfitted codec presets vs amortized, JPEG, WebP, AVIF ({result['crop']})")
-    save_figure(fig, path)
+
+def timing_probe(presets: list[str], photo: str = HELD_OUT[0]) -> dict:
+    """Encode and decode one whole held-out photo per preset, with this process's thread count:
+    the seconds per megapixel to hold against the caps (run it on a quiet machine)."""
+    image = read_image(photos_dir() / f"{photo}.png").convert("RGB")
+    mp = image.width * image.height / 1e6
+    codec = OverfitCodecPipeline()
+    out = {"photo": f"{photo} ({image.width}x{image.height}, whole)", "threads": torch.get_num_threads(),
+           "load_average_before": round(os.getloadavg()[0], 2)}
+    for preset in presets:
+        result = codec.encode(image, 3, preset)
+        t0 = time.perf_counter()
+        decoded = codec.decompress(result.data)
+        decode_s = time.perf_counter() - t0
+        psnr, _ = _quality(decoded, _tensor(image))
+        out[preset] = {"encode_min_per_mp": round(result.seconds / mp / 60, 2), "decode_s_per_mp": round(decode_s / mp, 3),
+                       "cap_min_per_mp": CAPS_MIN_PER_MP[preset], "bpp": round(result.bpp, 4), "psnr": round(psnr, 3)}
+        print(f"probe {preset}: {out[preset]}", flush=True)
+    out["load_average_after"] = round(os.getloadavg()[0], 2)
+    return out
 
 
 def main() -> None:
@@ -223,7 +229,16 @@ def main() -> None:
     p.add_argument("--qualities", default="2,3,4,5")
     p.add_argument("--crop", default="384x256", help="WxH of the centre crop of each held-out photo")
     p.add_argument("--report-only", action="store_true", help="no new encodes: tables from the cache")
+    p.add_argument("--probe", default=None, help="only time whole-photo encodes of these presets (comma list) "
+                                                 "and add them to the results file as timing_probe")
     args = p.parse_args()
+    if args.probe:
+        path = RESULTS / "codec_compare.json"
+        result = json.loads(path.read_text())
+        result["timing_probe"] = timing_probe([x for x in args.probe.split(",") if x])
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {path}")
+        return
     presets = [x for x in args.presets.split(",") if x]
     qualities = [int(q) for q in args.qualities.split(",")]
     crops = _crops(tuple(int(v) for v in args.crop.lower().split("x")))
