@@ -150,6 +150,21 @@ def test_compress_a_photo_with_the_shipped_codec(page, tmp_path):
     shot(page, "compress")
 
 
+def test_the_overfitted_codec_job_shows_its_progress_then_the_result(page, tmp_path):
+    from .conftest import photo_image
+
+    photo = tmp_path / "photo.png"
+    photo_image(48, 64).save(photo)
+    page.click("nav button[data-tab=compress]")
+    page.set_input_files("#compress-overfit-image", str(photo))
+    page.select_option("#compress-overfit-effort", "fast")
+    page.click("form[data-action=overfit] button.go")
+    page.wait_for_selector("form[data-action=overfit] .result progress", state="attached")
+    assert wait_images(page, "overfit", 3).count() == 3
+    table = page.inner_text("form[data-action=overfit] .result table")
+    assert "overfit" in table and "PSNR JPEG" in table
+
+
 def test_upscale_a_photo_with_the_shipped_x4_model(page, tmp_path):
     from .conftest import photo_image
 

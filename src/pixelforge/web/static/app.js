@@ -50,6 +50,9 @@ function buildField(f, state) {
     input = $("select", { id, name: f.name });
     state.classSelect = input;
     state.classBlank = f.placeholder || "every class in turn";
+  } else if (f.type === "select") {
+    input = $("select", { id, name: f.name },
+              (f.options || []).map(o => $("option", { value: o, text: o, selected: o === f.default })));
   } else if (f.type === "bool") {
     input = $("input", { id, name: f.name, type: "checkbox", checked: !!f.default });
   } else if (f.type === "int" || f.type === "float") {
