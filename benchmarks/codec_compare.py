@@ -171,13 +171,16 @@ def build(crops: dict, presets: list[str], qualities: list[int], cache: dict) ->
             if other not in curves or len(curve["bpp"]) < 4:
                 continue
             oc = curves[other]
-            try:
-                rate, dpsnr = bd(oc["bpp"], oc["psnr"], curve["bpp"], curve["psnr"])
+            overlap = (min(max(oc["psnr"]), max(curve["psnr"])) > max(min(oc["psnr"]), min(curve["psnr"]))
+                       and min(max(oc["bpp"]), max(curve["bpp"])) > max(min(oc["bpp"]), min(curve["bpp"])))
+            try:  # Bjontegaard deltas exist only where both curves span the same rates and PSNRs
+                rate, dpsnr = bd(oc["bpp"], oc["psnr"], curve["bpp"], curve["psnr"]) if overlap else (None, None)
             except (np.linalg.LinAlgError, ValueError):
-                rate, dpsnr = float("nan"), float("nan")
+                rate, dpsnr = None, None
             gaps = {str(b): (None if psnr_at(curve, b) is None or psnr_at(oc, b) is None
                              else round(psnr_at(curve, b) - psnr_at(oc, b), 3)) for b in TARGET_BPPS}
-            entry[other] = {"bd_rate_percent": round(rate, 2), "bd_psnr_db": round(dpsnr, 3), "psnr_gain_db": gaps}
+            entry[other] = {"bd_rate_percent": None if rate is None else round(rate, 2),
+                            "bd_psnr_db": None if dpsnr is None else round(dpsnr, 3), "psnr_gain_db": gaps}
         comparisons[name] = entry
     result["comparisons"] = comparisons
     result["targets"] = _targets(comparisons, timing)
