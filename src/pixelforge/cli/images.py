@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from ..errors import PixelforgeError
@@ -116,8 +117,15 @@ def cmd_compress(args) -> int:
     out = _output_path(args.output, src.with_suffix(".pfc"), args.overwrite)
     codec = open_codec(args.model, args.effort)
     if codec.model_id == "overfit":
-        info = codec.compress_file(src, out, args.quality, overwrite=True, effort=args.effort, progress=True)
-        extra = f", {info['psnr']:.2f} dB PSNR, effort {info['effort']}, {info['seconds']:.0f} s"
+        from .. import dryrun
+        from ..pipelines.overfit_codec import EFFORTS
+
+        effort = args.effort or codec.effort
+        if dryrun.active():  # the fast mode fits for two steps
+            effort = dataclasses.replace(EFFORTS[effort], iterations=dryrun.cap(EFFORTS[effort].iterations, "steps"))
+        info = codec.compress_file(src, out, args.quality, overwrite=True, effort=effort, progress=True)
+        label = effort if isinstance(effort, str) else f"{args.effort or codec.effort} (dry run)"
+        extra = f", {info['psnr']:.2f} dB PSNR, effort {label}, {info['seconds']:.0f} s"
     else:
         info = codec.compress_file(src, out, args.quality, overwrite=True)
         extra = ""
