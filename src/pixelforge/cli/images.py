@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 from ..errors import PixelforgeError
@@ -118,13 +117,9 @@ def cmd_compress(args) -> int:
     codec = open_codec(args.model, args.effort)
     if codec.model_id == "overfit":
         from .. import dryrun
-        from ..pipelines.overfit_codec import EFFORTS
 
-        effort = args.effort or codec.effort
-        if dryrun.active():  # the fast mode fits for two steps
-            effort = dataclasses.replace(EFFORTS[effort], iterations=dryrun.cap(EFFORTS[effort].iterations, "steps"))
-        info = codec.compress_file(src, out, args.quality, overwrite=True, effort=effort, progress=True)
-        label = effort if isinstance(effort, str) else f"{args.effort or codec.effort} (dry run)"
+        info = codec.compress_file(src, out, args.quality, overwrite=True, progress=True)
+        label = (args.effort or "default") + (" (dry run)" if dryrun.active() else "")
         extra = f", {info['psnr']:.2f} dB PSNR, effort {label}, {info['seconds']:.0f} s"
     else:
         info = codec.compress_file(src, out, args.quality, overwrite=True)
