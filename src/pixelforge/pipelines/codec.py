@@ -36,7 +36,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .. import dryrun
 from ..data import ImageData
 from ..errors import PixelforgeError, RunError
 from ..family import Family, TrainCommand
@@ -49,7 +48,6 @@ from ..training.codec import CodecTask, CodecTrainConfig
 from ..zoo.catalog import export_run, list_pretrained, load_network, shipped_name
 from .common import load_weights_into, open_model, samples_report, start_session
 from .overfit_bitstream import VERSION as OVERFIT_VERSION
-from .overfit_codec import EFFORTS
 from .overfit_codec import MODEL_ID as OVERFIT_ID
 from .overfit_codec import OverfitCodecPipeline
 
@@ -379,13 +377,7 @@ def open_codec(model: str | os.PathLike | None = None, effort: str | None = None
     and needs no weights), a codec run directory, or a shipped amortized codec (``zoo:NAME``).
     ``effort`` (fast, default, best) applies to the overfitted codec only."""
     if model is None or str(model) == OVERFIT_ID:
-        effort = effort or "default"
-        if effort not in EFFORTS:
-            raise PixelforgeError(f"effort must be one of {', '.join(EFFORTS)}, not {effort!r}")
-        if dryrun.active():  # the fast mode fits for two steps
-            return OverfitCodecPipeline(effort=dataclasses.replace(
-                EFFORTS[effort], iterations=dryrun.cap(EFFORTS[effort].iterations, "steps")))
-        return OverfitCodecPipeline(effort=effort)
+        return OverfitCodecPipeline(effort=effort or "default")
     if effort is not None:
         raise PixelforgeError(f"--effort applies to the overfitted codec only, not to {model}")
     if Path(model).is_dir():

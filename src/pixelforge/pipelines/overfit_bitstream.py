@@ -21,6 +21,7 @@ on all of them (a few thousand steps for a photo instead of one per latent).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import struct
 import zlib
@@ -97,12 +98,16 @@ def _exp_golomb_lengths(values: np.ndarray, order: int) -> int:
     return int(np.sum(2 * np.floor(np.log2(u.astype(np.float64))).astype(np.int64) + 1 - order))
 
 
+def _best_order(flat: np.ndarray) -> int:
+    return min(range(16), key=lambda k: _exp_golomb_lengths(flat, k))
+
+
 def encode_params(tensors: list[np.ndarray]) -> bytes:
     """Each tensor: its order k (4 bits), then zigzag(v) + 2^k in exp-Golomb code."""
     w = _BitWriter()
     for t in tensors:
         flat = t.reshape(-1).astype(np.int64)
-        order = min(range(16), key=lambda k: _exp_golomb_lengths(flat, k))
+        order = _best_order(flat)
         w.write(order, 4)
         for v in flat.tolist():
             u = (2 * v if v >= 0 else -2 * v - 1) + (1 << order)
@@ -131,8 +136,8 @@ def decode_params(data: bytes, shapes: list[tuple[int, ...]], reader: _BitReader
 
 
 def param_bits(qnet: QuantizedNet) -> int:
-    return sum(4 + _exp_golomb_lengths(t.reshape(-1), min(range(16), key=lambda k: _exp_golomb_lengths(
-        t.reshape(-1), k))) for t in qnet.tensors)
+    """The length of :func:`encode_params`' code for ``qnet``, without writing it."""
+    return sum(4 + _exp_golomb_lengths(t.reshape(-1), _best_order(t.reshape(-1))) for t in qnet.tensors)
 
 
 # -- latents: wavefront order, contexts, probabilities --------------------------------------------
@@ -195,11 +200,18 @@ def _chunks(n: int, size: int = 1 << 17):
     return ((i, min(n, i + size)) for i in range(0, n, size))
 
 
+@functools.lru_cache(maxsize=1)
+def _cumulative_table() -> np.ndarray:
+    """``C[f, s, j]``: the sum of the table's frequencies before column j (row sums by subtraction)."""
+    table, _ = pmf_table()
+    return np.concatenate([np.zeros(table.shape[:2] + (1,), np.int64), np.cumsum(table, -1)], -1)
+
+
 def latent_bits(arm: QuantizedNet, wave: Wavefront, grids: list[np.ndarray]) -> float:
     """The ideal code length of the latents under the integer model (what the coder writes, to
     within a fraction of a percent), without building every latent's row."""
     table, _ = pmf_table()
-    cumulative = np.concatenate([np.zeros(table.shape[:2] + (1,), np.int64), np.cumsum(table, -1)], -1)
+    cumulative = _cumulative_table()
     buf = wave.scatter(grids)
     bits = 0.0
     for lo, hi in _chunks(len(wave)):

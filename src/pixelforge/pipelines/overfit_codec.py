@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .. import dryrun
 from ..errors import PixelforgeError
 from ..images import normalise_mode, read_image, to_tensor
 from ..models.overfit_codec import ACT_BITS, LATENT_MAX, OverfitCodec, OverfitConfig, fixed_synthesis, quantize_net
@@ -164,7 +165,8 @@ def _grids(model: OverfitCodec) -> list[np.ndarray]:
 def quantize_networks(model: OverfitCodec, x: torch.Tensor, lmbda: float, grids: list[np.ndarray],
                       wave: bs.Wavefront):
     """Choose each network's weight step 2^-k by rate-distortion: the context model's k by its
-    parameter bits plus the latents' bits, the synthesis's by its bits plus lambda-weighted error."""
+    parameter bits plus the latents' bits, the synthesis's by its bits plus lambda-weighted error.
+    -> (context model, synthesis, the chosen synthesis's squared error per pixel in [0, 1] units)."""
     target = (x[0].permute(1, 2, 0).numpy() * 255).round()
     pixels = x.shape[2] * x.shape[3]
 
@@ -175,11 +177,11 @@ def quantize_networks(model: OverfitCodec, x: torch.Tensor, lmbda: float, grids:
     def synth_cost(k):
         q = quantize_net(model.synthesis, k, ACT_BITS)
         mse = float(np.mean((fixed_synthesis(q, grids).astype(np.float64) - target) ** 2)) / 255 ** 2
-        return bs.param_bits(q) + lmbda * 255 ** 2 * mse * pixels, q
+        return bs.param_bits(q) + lmbda * 255 ** 2 * mse * pixels, q, mse
 
     arm = min((arm_cost(k) for k in WEIGHT_BITS), key=lambda c: c[0])[1]
-    synth = min((synth_cost(k) for k in WEIGHT_BITS), key=lambda c: c[0])[1]
-    return arm, synth
+    _, synth, mse = min((synth_cost(k) for k in WEIGHT_BITS), key=lambda c: c[0])
+    return arm, synth, mse
 
 
 class OverfitCodecPipeline:
@@ -195,12 +197,13 @@ class OverfitCodecPipeline:
         self.prior = shipped_prior() if warm_start and self.cfg == OverfitConfig() else None
 
     def _effort(self, effort: str | Effort | None) -> Effort:
+        """A preset by name (or an Effort as given); in the dry-run mode it fits for two steps."""
         effort = effort or self.effort
-        if isinstance(effort, Effort):
-            return effort
-        if effort not in EFFORTS:
-            raise PixelforgeError(f"effort must be one of {', '.join(EFFORTS)}, not {effort!r}")
-        return EFFORTS[effort]
+        if not isinstance(effort, Effort):
+            if effort not in EFFORTS:
+                raise PixelforgeError(f"effort must be one of {', '.join(EFFORTS)}, not {effort!r}")
+            effort = EFFORTS[effort]
+        return dataclasses.replace(effort, iterations=dryrun.cap(effort.iterations, "steps"))
 
     def encode(self, image: Image.Image | str | os.PathLike, quality: int | None = None,
                effort: str | Effort | None = None, progress: bool = False, seed: int = 0,
@@ -221,12 +224,10 @@ class OverfitCodecPipeline:
             raise PixelforgeError("the encoder's optimisation diverged on this image; try another quality or effort")
         grids = _grids(model)
         wave = bs.Wavefront(image.height, image.width, self.cfg.levels)
-        arm, synth = quantize_networks(model, x, lmbda, grids, wave)
+        arm, synth, mse = quantize_networks(model, x, lmbda, grids, wave)  # mse: of the decoder's exact pixels
         header = bs.OverfitHeader(mode, image.width, image.height, quality, self.cfg, arm.w_bits, synth.w_bits)
         data = bs.pack(header, bs.encode_params(arm.tensors + synth.tensors), alpha,
                        bs.encode_latents(arm, wave, grids))
-        decoded = fixed_synthesis(synth, grids).astype(np.float64)
-        mse = float(np.mean((decoded - (x[0].permute(1, 2, 0).numpy() * 255).round()) ** 2)) / 255 ** 2
         return EncodeResult(data, 8 * len(data) / (image.width * image.height), _psnr(mse),
                             time.perf_counter() - start, effort.iterations)
 
