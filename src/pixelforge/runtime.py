@@ -33,6 +33,22 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
+def make_optimizer(cls: type[torch.optim.Optimizer], params, **options) -> torch.optim.Optimizer:
+    """``cls(params, **options)`` with torch's fused kernel where it has one for these tensors.
+
+    The fused Adam/AdamW/SGD update all parameters in one pass instead of a chain of
+    element-wise operations per tensor: on the CPU the GAN's optimizer steps take about an
+    eighth of the time (benchmarks/profiling.py). Other optimizers, devices or torch versions
+    without the kernel get the default implementation."""
+    params = list(params)
+    if cls in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD) and "fused" not in options:
+        try:
+            return cls(params, **options, fused=True)
+        except (RuntimeError, TypeError, ValueError):
+            pass
+    return cls(params, **options)
+
+
 @dataclass
 class Runtime:
     device: torch.device

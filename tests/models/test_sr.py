@@ -1,5 +1,7 @@
 """Super-resolution networks, the degradation, the training task and tiled inference."""
 
+import copy
+
 import pytest
 import torch
 
@@ -7,7 +9,7 @@ from pixelforge.errors import PixelforgeError
 from pixelforge.models.sr import downscale, upscale_bicubic
 from pixelforge.pipelines.sr import SRPipeline
 from pixelforge.registry import create_model, list_models
-from pixelforge.runtime import Runtime
+from pixelforge.runtime import Runtime, cpu_supports_bf16
 from pixelforge.training.lr_schedules import cosine_lr
 from pixelforge.training.sr import SRTask, SRTrainConfig, patches
 
@@ -121,7 +123,8 @@ def test_crop_must_be_a_multiple_of_the_scale():
 @pytest.mark.parametrize("name", ["espcn", "edsr"])
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
 def test_tiled_equals_untiled(name, channels):
-    pipe = SRPipeline(_randomised(name, scale=2), create_model(name, scale=2, width=8, blocks=2).cfg)
+    pipe = SRPipeline(_randomised(name, scale=2), create_model(name, scale=2, width=8, blocks=2).cfg,
+                      precision="fp32")
     x = torch.rand(channels, 45, 70)
     whole = pipe.upscale_tensor(x, tile=1000)
     tiled = pipe.upscale_tensor(x, tile=16)
@@ -134,14 +137,25 @@ def test_tiled_equals_untiled(name, channels):
         torch.testing.assert_close(whole[3], upscale_bicubic(x[None, 3:], 2)[0, 0].clamp(0, 1), atol=1e-5, rtol=0)
 
 
+@pytest.mark.skipif(not cpu_supports_bf16(), reason="this CPU has no native bf16")
+def test_bf16_inference_stays_within_an_8bit_level_of_fp32():
+    net = _randomised("edsr", scale=2)
+    x = torch.rand(3, 45, 70)
+    fast = SRPipeline(net, net.cfg)  # auto: bf16 autocast, channels_last
+    assert fast.runtime.precision == "bf16" and fast.runtime.channels_last
+    exact = SRPipeline(copy.deepcopy(net), net.cfg, precision="fp32").upscale_tensor(x)
+    diff = (fast.upscale_tensor(x, tile=16) - exact).abs()
+    assert 0 < diff.max() < 1 / 255  # bf16 did run, and the fp32 sum with bicubic keeps it small
+
+
 def test_gray_through_rgb_network_and_rgb_through_gray_network():
     rgb_net = _randomised("edsr", scale=2)
-    pipe = SRPipeline(rgb_net, rgb_net.cfg)
+    pipe = SRPipeline(rgb_net, rgb_net.cfg, precision="fp32")
     g = torch.rand(1, 20, 24)
     out = pipe.upscale_tensor(g)
     torch.testing.assert_close(out[0], rgb_net(g.expand(3, -1, -1)[None])[0].mean(0).clamp(0, 1))
     gray_net = _randomised("espcn", scale=2, channels=1)
-    pipe = SRPipeline(gray_net, gray_net.cfg)
+    pipe = SRPipeline(gray_net, gray_net.cfg, precision="fp32")
     x = torch.rand(3, 20, 24)
     out = pipe.upscale_tensor(x)
     torch.testing.assert_close(out[1], gray_net(x[None, 1:2])[0, 0].clamp(0, 1))

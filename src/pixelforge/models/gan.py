@@ -32,6 +32,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from ..errors import PixelforgeError
 from ..family import flag
+from ..nn import grad_like_input, like_weights
 from .registration import register_model
 
 SIZES = {28: (7, 2), 32: (4, 3), 64: (4, 4)}  # image size -> (base resolution, number of 2x steps)
@@ -90,7 +91,7 @@ class Generator(nn.Module):
                 raise PixelforgeError("this generator is class-conditional: give labels")
             z = torch.cat([z, self.embed(labels)], dim=1)
         h = self.project(z).view(z.shape[0], *self.base_shape)
-        return self.body(h)
+        return self.body(like_weights(h, self.body[2]))
 
 
 class Discriminator(nn.Module):
@@ -106,14 +107,14 @@ class Discriminator(nn.Module):
             if cfg.d_norm == "bn":
                 layers.append(nn.BatchNorm2d(c_out))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
-        self.body = nn.Sequential(*layers, nn.Flatten())
+        self.body = nn.Sequential(*layers)
         features = chans[-1] * base * base
         self.head = sn(nn.Linear(features, 1))
         self.embed = sn(nn.Embedding(cfg.num_classes, features)) if cfg.num_classes else None
         _init_weights(self)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.body(x)
+        h = grad_like_input(self.body(x)).flatten(1)
         out = self.head(h).squeeze(1)
         if self.embed is not None:
             if labels is None:

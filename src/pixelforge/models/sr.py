@@ -96,7 +96,9 @@ class _SRBase(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.learned(x - 0.5)
         if self.cfg.residual:
-            return upscale_bicubic(x, self.cfg.scale).to(out.dtype) + out
+            # The sum in fp32 even under autocast: bf16 would round the base image itself
+            # (steps of 1/256 near white, a third of an 8-bit level).
+            return upscale_bicubic(x.float(), self.cfg.scale) + out.float()
         return out + 0.5
 
 

@@ -6,9 +6,10 @@ from torch import nn
 
 from .augment import diff_augment
 from .ema import EMA
+from .memory_format import grad_like_input, like_weights
 from .norm import GroupNorm
 
-__all__ = ["EMA", "GroupNorm", "diff_augment", "no_sync_unless"]
+__all__ = ["EMA", "GroupNorm", "diff_augment", "grad_like_input", "like_weights", "no_sync_unless"]
 
 
 def no_sync_unless(module: nn.Module, sync: bool):

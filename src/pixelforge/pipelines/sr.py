@@ -31,7 +31,7 @@ from ..imageio import normalise_mode, read_image  # noqa: F401  (read_image: pub
 from ..images import to_tensor
 from ..models.sr import SRConfig, upscale_bicubic
 from ..registry import create_model
-from ..runtime import Runtime
+from ..runtime import Runtime, resolve_device
 from ..training import Trainer
 from ..training.sr import SRTask, SRTrainConfig, patches
 from ..zoo.catalog import export_run, list_pretrained, load_network, shipped_name
@@ -82,12 +82,18 @@ def train_sr(data: str | None, run: str | os.PathLike | None = None, *, resume: 
 class SRPipeline:
     """A trained super-resolution network: ``upscale`` images of any size by its scale."""
 
-    def __init__(self, net: torch.nn.Module, cfg: SRConfig, path: Path | None = None, name: str | None = None):
-        self.net = net.eval()
+    def __init__(self, net: torch.nn.Module, cfg: SRConfig, path: Path | None = None, name: str | None = None,
+                 precision: str = "auto"):
+        """``precision``: ``auto`` runs the network under bf16 autocast (channels_last) where the
+        CPU has native bf16 (about 3x faster; the residual is added to the bicubic base in fp32,
+        so 8-bit outputs differ from fp32 inference by at most one level), fp32 elsewhere."""
+        device = next(net.parameters()).device
+        self.runtime = Runtime.create(str(device), precision)
+        self.net = self.runtime.module(net.eval())
         self.cfg = cfg
         self.path = path
         self.name = name or (f"run:{path}" if path else "sr")
-        self.device = next(net.parameters()).device
+        self.device = device
 
     @property
     def scale(self) -> int:
@@ -121,14 +127,17 @@ class SRPipeline:
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         """float (C, h, w) in [0, 1] -> (C, s*h, s*w) unclamped; any C the network can take."""
         c, mc = x.shape[0], self.cfg.channels
-        x = x.to(self.device)
         if c == mc:
-            return self.net(x[None])[0].float()
+            return self._net(x[None])[0]
         if mc == 3 and c == 1:
-            return self.net(x.expand(3, -1, -1)[None])[0].float().mean(0, keepdim=True)
+            return self._net(x.expand(3, -1, -1)[None])[0].mean(0, keepdim=True)
         if mc == 1:
-            return self.net(x[:, None])[:, 0].float()
+            return self._net(x[:, None])[:, 0]
         raise PixelforgeError(f"cannot feed {c}-channel images to a {mc}-channel network")
+
+    def _net(self, batch: torch.Tensor) -> torch.Tensor:
+        with self.runtime.autocast():
+            return self.net(self.runtime.tensor(batch)).float()
 
     def _tile(self, x: torch.Tensor) -> torch.Tensor:
         """One input region (colour planes + optional alpha) -> its upscaled float output."""
@@ -206,8 +215,7 @@ def load_sr(run_dir: str | os.PathLike, device: str = "auto") -> SRPipeline:
 def load_shipped_sr(name: str, device: str = "auto") -> SRPipeline:
     """Shipped super-resolution weights (see ``pixelforge/zoo/MODEL_CARDS.md``)."""
     net, _ = load_network(name, "sr")
-    rt = Runtime.create(device, "fp32")
-    return SRPipeline(net.to(rt.device).eval(), net.cfg, None, name=name)
+    return SRPipeline(net.to(resolve_device(device)), net.cfg, None, name=name)
 
 
 def open_upscaler(model: str | os.PathLike | None, scale: int, device: str = "auto") -> SRPipeline:

@@ -36,7 +36,7 @@ from ..images import save_grid
 from ..models.autoencoder import ConvAutoencoder, bits_per_dim, discretized_logistic_nll, kl_standard_normal
 from ..nn import no_sync_unless
 from ..runs import Run, atomic_write_json
-from ..runtime import Runtime
+from ..runtime import Runtime, make_optimizer
 from .task import SingleNetTask
 from .lr_schedules import cosine_lr
 
@@ -247,7 +247,7 @@ class AutoencoderTask(SingleNetTask):
         self.model, self.cfg, self.rt = model, cfg, runtime
         self.net = runtime.module(model)
         self.net_train = runtime.wrap(self.net, sync_bn)
-        self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.opt = make_optimizer(torch.optim.AdamW, self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.corruption = Corruption(cfg.corrupt)
         self.eval_data = eval_data
         self.progress = 0.0

@@ -20,7 +20,7 @@ from ..nn import diff_augment, no_sync_unless
 from ..nn.augment import parse_policy
 from ..images import plot_confusion
 from ..runs import Run, atomic_write_json
-from ..runtime import Runtime
+from ..runtime import Runtime, make_optimizer
 from .task import SingleNetTask
 from .lr_schedules import one_cycle
 
@@ -57,7 +57,7 @@ class ClassifierTask(SingleNetTask):
         self.net_train = runtime.wrap(self.net, sync_bn)  # DDP under torchrun
         decay = [p for n, p in self.net.named_parameters() if p.ndim > 1]
         no_decay = [p for n, p in self.net.named_parameters() if p.ndim <= 1]
-        self.opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
+        self.opt = make_optimizer(torch.optim.SGD, [{"params": decay, "weight_decay": cfg.weight_decay},
                                     {"params": no_decay, "weight_decay": 0.0}],
                                    lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
         self.augment = parse_policy(cfg.augment)

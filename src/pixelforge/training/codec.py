@@ -21,7 +21,7 @@ from ..family import flag
 from ..images import save_grid
 from ..nn import no_sync_unless
 from ..runs import Run
-from ..runtime import Runtime
+from ..runtime import Runtime, make_optimizer
 from .task import SingleNetTask
 from .lr_schedules import cosine_lr
 
@@ -50,7 +50,7 @@ class CodecTask(SingleNetTask):
         self.model, self.cfg, self.rt = model, cfg, runtime
         self.net = runtime.module(model)
         self.net_train = runtime.wrap(self.net)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        self.opt = make_optimizer(torch.optim.Adam, self.net.parameters(), lr=cfg.lr)
         self.last: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def step(self, images: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:

@@ -22,7 +22,7 @@ from ..images import save_grid
 from ..models.diffusion import UNet
 from ..nn import EMA, no_sync_unless
 from ..runs import Run
-from ..runtime import Runtime
+from ..runtime import Runtime, make_optimizer
 from ..schedulers import PREDICTIONS, NoiseSchedule, sample
 from .lr_schedules import cooldown
 from .task import Task
@@ -80,7 +80,7 @@ class DiffusionTask(Task):
         self.net = runtime.module(model)
         self.net_train = runtime.wrap(self.net, sync_bn)
         self.ema = EMA(self.net, cfg.ema_decay)
-        self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.opt = make_optimizer(torch.optim.AdamW, self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scaler = runtime.grad_scaler()
         self.schedule = cfg.noise_schedule()
         self.num_classes = model.cfg.num_classes

@@ -20,7 +20,7 @@ from ..models.gan import GAN, LOSSES, discriminator_loss, generator_loss, gradie
 from ..nn import EMA, diff_augment, no_sync_unless
 from ..nn.augment import parse_policy
 from ..runs import Run
-from ..runtime import Runtime
+from ..runtime import Runtime, make_optimizer
 from .task import Task
 
 
@@ -74,8 +74,8 @@ class GANTask(Task):
         self.D_train = runtime.wrap(self.D, sync_bn)
         self.ema = EMA(self.G, cfg.ema_decay)
         betas = (cfg.beta1, cfg.beta2)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=betas)
+        self.opt_g = make_optimizer(torch.optim.Adam, self.G.parameters(), lr=cfg.lr_g, betas=betas)
+        self.opt_d = make_optimizer(torch.optim.Adam, self.D.parameters(), lr=cfg.lr_d, betas=betas)
         self.scaler = runtime.grad_scaler()
         self.augment = parse_policy(cfg.diffaug)
         n_cls = model.cfg.num_classes

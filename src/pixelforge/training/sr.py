@@ -26,7 +26,7 @@ from ..images import save_grid
 from ..models.sr import downscale, upscale_bicubic
 from ..nn import no_sync_unless
 from ..runs import Run
-from ..runtime import Runtime
+from ..runtime import Runtime, make_optimizer
 from .task import SingleNetTask
 from .lr_schedules import cosine_lr
 
@@ -69,7 +69,7 @@ class SRTask(SingleNetTask):
             raise PixelforgeError(f"crop {cfg.crop} is not a multiple of scale {self.scale}")
         self.net = runtime.module(model)
         self.net_train = runtime.wrap(self.net)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
+        self.opt = make_optimizer(torch.optim.Adam, self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
         self.progress = 0.0
         self.last_batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 

@@ -44,7 +44,7 @@ from ..models.style import (
     total_variation,
 )
 from ..runs import Run
-from ..runtime import Runtime
+from ..runtime import Runtime, make_optimizer
 from .task import SingleNetTask
 from ..data.transforms import random_crops
 from .lr_schedules import cosine_lr
@@ -112,7 +112,7 @@ class StylizerTask(SingleNetTask):
         self.model, self.cfg, self.rt = model, cfg, runtime
         self.net = runtime.module(model)
         self.net_train = runtime.wrap(self.net)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        self.opt = make_optimizer(torch.optim.Adam, self.net.parameters(), lr=cfg.lr)
         self.backbone = build_backbone(cfg.backbone, cfg.weights).to(runtime.device)
         self.style_layers = tuple(self.backbone.style_layers)
         self.content_layer = self.backbone.content_layer
@@ -173,7 +173,7 @@ class AdaINTask(SingleNetTask):
         self.model, self.cfg, self.rt = model, cfg, runtime
         self.net = runtime.module(model)
         self.net_train = self.net
-        self.opt = torch.optim.Adam(model.decoder.parameters(), lr=cfg.lr)
+        self.opt = make_optimizer(torch.optim.Adam, model.decoder.parameters(), lr=cfg.lr)
         if styles.dtype != torch.uint8 or styles.dim() != 4:
             raise PixelforgeError("AdaIN styles must be a uint8 (N, 3, H, W) tensor")
         self.styles = styles.float().div(127.5).sub(1)  # the loop's scale, for random_crops

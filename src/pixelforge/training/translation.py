@@ -29,7 +29,7 @@ from ..images import save_grid
 from ..models.gan import discriminator_loss, generator_loss
 from ..models.translation import CycleGAN, Pix2Pix, cycle_loss, identity_loss
 from ..runs import Run
-from ..runtime import Runtime
+from ..runtime import Runtime, make_optimizer
 from .lr_schedules import cooldown
 from .task import Task
 
@@ -176,9 +176,9 @@ class Pix2PixTask(_TranslationTask):
         betas = (cfg.beta1, 0.999)
         self.lr = cfg.lr
         self.nets = {"generator": self.G, "discriminator": self.D}
-        self.opts = {"generator": torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas)}
+        self.opts = {"generator": make_optimizer(torch.optim.Adam, self.G.parameters(), lr=cfg.lr, betas=betas)}
         if self.adversarial:
-            self.opts["discriminator"] = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=betas)
+            self.opts["discriminator"] = make_optimizer(torch.optim.Adam, self.D.parameters(), lr=cfg.lr, betas=betas)
         self.last_rows: list[torch.Tensor] = []
 
     def split(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -247,8 +247,8 @@ class CycleGANTask(_TranslationTask):
         self.lr = cfg.lr
         self.nets = {"g_ab": self.g_ab, "g_ba": self.g_ba, "d_a": self.d_a, "d_b": self.d_b}
         gen_params = [*self.g_ab.parameters(), *self.g_ba.parameters()]
-        self.opts = {"generators": torch.optim.Adam(gen_params, lr=cfg.lr, betas=betas),
-                     "discriminators": torch.optim.Adam([*self.d_a.parameters(), *self.d_b.parameters()],
+        self.opts = {"generators": make_optimizer(torch.optim.Adam, gen_params, lr=cfg.lr, betas=betas),
+                     "discriminators": make_optimizer(torch.optim.Adam, [*self.d_a.parameters(), *self.d_b.parameters()],
                                                         lr=cfg.lr, betas=betas)}
         self.pool_a, self.pool_b = ImagePool(cfg.pool_size), ImagePool(cfg.pool_size)
         self.last_rows: list[torch.Tensor] = []

@@ -1,0 +1,237 @@
+"""Where the time goes: an operator-level profile of the hot loops on this CPU.
+
+For each workload (the default GAN training step at 28 px, conditional; the default
+conditional diffusion U-Net training step; the x4 upscaler on a 256x256 input; the
+feed-forward style network on a 512x512 photo) this runs the real code of the package under
+``torch.profiler`` and groups the operators' own time into
+
+- phase: forward, backward (inside the autograd engine), optimizer (inside
+  ``Optimizer.step``/``zero_grad``), EMA (the weight average after the step);
+- group: convolution, matmul, normalisation, activation, copies (dtype and memory-format
+  conversions, ``copy_``/``_to_copy``/``contiguous``), other element-wise.
+
+FLOPs come from ``torch.utils.flop_counter`` (convolutions and matmuls); achieved GFLOP/s
+per group is set against the machine's own matmul peak in bf16 and fp32, measured in the
+same run. The profiler adds overhead per operator, so the wall time per step is measured
+again without it.
+
+    python benchmarks/profiling.py [--workloads gan,diffusion,upscale,style] [--steps 10]
+
+Writes benchmarks/results/profile.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict
+
+import torch
+from _common import write_results
+from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode
+
+GROUPS = {
+    "convolution": ("conv", "mkldnn_convolution", "_convolution", "convolution_backward", "slow_conv"),
+    "matmul": ("mm", "addmm", "bmm", "baddbmm", "matmul", "linear", "_scaled_dot_product", "scaled_dot_product"),
+    "normalisation": ("batch_norm", "group_norm", "layer_norm", "instance_norm"),
+    "activation": ("relu", "leaky_relu", "threshold", "silu", "gelu", "tanh", "sigmoid", "elu", "hardtanh"),
+    "copies": ("copy_", "_to_copy", "to", "contiguous", "clone", "empty", "empty_strided", "empty_like",
+               "as_strided", "_reshape_alias", "view", "reshape", "permute", "transpose", "t", "expand"),
+}
+FLOP_GROUPS = {"convolution": "convolution", "convolution_backward": "convolution", "mm": "matmul",
+               "addmm": "matmul", "bmm": "matmul", "baddbmm": "matmul",
+               "_scaled_dot_product_efficient_attention": "matmul",
+               "_scaled_dot_product_flash_attention": "matmul",
+               "_scaled_dot_product_flash_attention_for_cpu": "matmul"}
+
+
+def op_group(name: str) -> str:
+    base = name.split("::")[-1]
+    for group, keys in GROUPS.items():
+        for key in keys:
+            if group in ("convolution", "matmul", "normalisation", "activation"):
+                if key in base:
+                    return group
+            elif base == key:
+                return group
+    return "elementwise/other"
+
+
+def phase_of(event) -> str:
+    parent = event.cpu_parent
+    while parent is not None:
+        if parent.name.startswith("autograd::engine::evaluate_function"):
+            return "backward"
+        if parent.name.startswith("Optimizer."):
+            return "optimizer"
+        if parent.name == "pixelforge::ema":
+            return "ema"
+        parent = parent.cpu_parent
+    return "forward"
+
+
+# -- workloads: each returns a callable that runs one step of the real code ------------------
+
+def gan_workload(conditional: bool = True, size: int = 28):
+    from pixelforge.registry import create_model
+    from pixelforge.runtime import Runtime
+    from pixelforge.training.gan import GANTask, GANTrainConfig
+
+    torch.manual_seed(0)
+    channels, n_cls = (1, 10 if conditional else 0) if size == 28 else (3, 0)
+    rt = Runtime.create("cpu", "auto")
+    task = GANTask(create_model("dcgan", image_size=size, channels=channels, num_classes=n_cls),
+                   GANTrainConfig(), rt)
+    _label_ema(task)
+    real = rt.tensor(torch.rand(64, channels, size, size) * 2 - 1)
+    labels = torch.randint(0, n_cls, (64,)) if n_cls else None
+    return lambda: task.step(real, labels)
+
+
+def diffusion_workload():
+    from pixelforge.registry import create_model
+    from pixelforge.runtime import Runtime
+    from pixelforge.training.diffusion import DiffusionTask, DiffusionTrainConfig
+
+    torch.manual_seed(0)
+    rt = Runtime.create("cpu", "auto")
+    task = DiffusionTask(create_model("unet", image_size=28, channels=1, num_classes=10), DiffusionTrainConfig(), rt)
+    _label_ema(task)
+    x = rt.tensor(torch.rand(64, 1, 28, 28) * 2 - 1)
+    labels = torch.randint(0, 10, (64,))
+    return lambda: task.step(x, labels)
+
+
+def upscale_workload():
+    from pixelforge.pipelines.sr import open_upscaler
+
+    torch.manual_seed(0)
+    pipe = open_upscaler(None, 4)
+    x = torch.rand(3, 256, 256)
+    return lambda: pipe.upscale_tensor(x)
+
+
+def style_workload():
+    from pixelforge.registry import create_model
+
+    torch.manual_seed(0)
+    net = create_model("johnson").eval()
+    x = torch.rand(1, 3, 512, 512)
+
+    def run():
+        with torch.no_grad():
+            return net(x)
+
+    return run
+
+
+WORKLOADS = {
+    "gan": ("GAN training step, 28 px, conditional (default), batch 64", gan_workload),
+    "diffusion": ("diffusion U-Net training step, 28 px, conditional (default), batch 64", diffusion_workload),
+    "upscale": ("x4 upscaler (photos-sr-x4-v1), 256x256 input -> 1024x1024", upscale_workload),
+    "style": ("feed-forward style network (johnson), 512x512, inference", style_workload),
+}
+
+
+def _label_ema(task) -> None:
+    """Mark the EMA update in the profile (it runs after the optimizer step)."""
+    update = task.ema.update
+
+    def labelled(model):
+        with torch.profiler.record_function("pixelforge::ema"):
+            update(model)
+
+    task.ema.update = labelled
+
+
+# -- measuring ----------------------------------------------------------------------------
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9
+
+
+def seconds_per_step(step, steps: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        step()
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - t) / steps
+
+
+def flops_by_group(step) -> dict[str, float]:
+    with FlopCounterMode(display=False) as counter:
+        step()
+    out: dict[str, float] = defaultdict(float)
+    for op, flops in counter.get_flop_counts().get("Global", {}).items():
+        name = str(op).split(".")[-1]
+        group = FLOP_GROUPS.get(name, "other")
+        out[f"{group}_{'backward' if name.endswith('backward') else 'forward'}"] += flops
+    return dict(out)
+
+
+def profile_workload(step, steps: int) -> dict:
+    wall = seconds_per_step(step, steps)
+    flops = flops_by_group(step)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    table: dict[tuple[str, str], float] = defaultdict(float)
+    for ev in prof.events():
+        if ev.name.startswith(("autograd::engine", "Optimizer.", "pixelforge::")) or ev.name.endswith("Backward0"):
+            continue  # wrappers: their work is in the operators beneath them
+        table[(phase_of(ev), op_group(ev.name))] += ev.self_cpu_time_total / 1e6 / steps
+    profiled = sum(table.values())
+    rows = [{"phase": p, "group": g, "ms_per_step": round(s * 1e3, 2), "share": round(s / profiled, 3)}
+            for (p, g), s in sorted(table.items(), key=lambda kv: -kv[1])]
+    achieved = {}
+    for key, fl in flops.items():
+        group, direction = key.rsplit("_", 1)
+        phases = ("backward",) if direction == "backward" else ("forward",)
+        secs = sum(s for (p, g), s in table.items() if g == group and p in phases)
+        if secs > 0 and group != "other":
+            achieved[key] = {"gflop_per_step": round(fl / 1e9, 3), "ms_per_step": round(secs * 1e3, 2),
+                             "gflop_s": round(fl / 1e9 / secs, 1)}
+    total_flops = sum(flops.values())
+    return {"wall_ms_per_step": round(wall * 1e3, 2), "profiled_ms_per_step": round(profiled * 1e3, 2),
+            "gflop_per_step": round(total_flops / 1e9, 3), "gflop_s_overall": round(total_flops / 1e9 / wall, 1),
+            "rows": rows, "achieved": achieved}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workloads", default=",".join(WORKLOADS))
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--no-save", action="store_true")
+    args = ap.parse_args()
+    names = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown:
+        raise SystemExit(f"unknown workloads {unknown}; choose from {', '.join(WORKLOADS)}")
+    peaks = {"bf16": round(matmul_peak(torch.bfloat16), 1), "fp32": round(matmul_peak(torch.float32), 1)}
+    print(f"matmul peak 2048^3: bf16 {peaks['bf16']} GFLOP/s, fp32 {peaks['fp32']} GFLOP/s")
+    results = {}
+    for name in names:
+        what, make = WORKLOADS[name]
+        r = profile_workload(make(), args.steps)
+        r["workload"] = what
+        results[name] = r
+        print(f"\n{name}: {what}\n  wall {r['wall_ms_per_step']} ms/step, {r['gflop_per_step']} GFLOP/step, "
+              f"{r['gflop_s_overall']} GFLOP/s overall ({r['gflop_s_overall'] / peaks['bf16']:.0%} of the bf16 peak)")
+        for row in r["rows"][:12]:
+            print(f"  {row['phase']:<9} {row['group']:<18} {row['ms_per_step']:>8.2f} ms  {row['share']:>6.1%}")
+        for key, a in r["achieved"].items():
+            print(f"  achieved {key:<22} {a['gflop_s']:>7.1f} GFLOP/s over {a['ms_per_step']} ms")
+    if not args.no_save:
+        write_results("profile", {"matmul_peak_gflop_s": peaks, "workloads": results})
+
+
+if __name__ == "__main__":
+    main()

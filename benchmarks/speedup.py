@@ -1,0 +1,180 @@
+"""Old code against new code, side by side in one run: what the speed work bought.
+
+The baseline is a git revision of this repository (``--baseline``, by default the last commit
+before the profile-driven speed work). Its ``src/`` is exported to a temporary folder and each
+measurement runs in a fresh process with either tree first on ``PYTHONPATH``, old and new
+taking turns for ``--rounds`` rounds (the median is kept), so drifts in machine load hit both.
+
+Measured:
+- ``diffusion``: training steps per second of the default conditional U-Net (28 px, batch 64),
+  the real ``DiffusionTask.step`` after a warm-up;
+- ``gan``: the same for the default conditional GAN step;
+- ``upscale``: the whole ``pixelforge upscale --scale 4`` command (process start, import,
+  reading, the network, writing the PNG) in seconds per output megapixel, on a 512x512 and a
+  1024x640 photo; the PNG's size is recorded beside it.
+
+    python benchmarks/speedup.py [--baseline REV] [--rounds 3]
+
+Writes benchmarks/results/speedup.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BASELINE = "3943a0b"  # main before the speed work of issue #33
+TARGET = 1.5
+
+
+# -- workers: run inside a process whose PYTHONPATH picks the tree ---------------------------
+
+def worker_train(family: str, steps: int) -> dict:
+    import torch
+
+    import pixelforge
+    from pixelforge.registry import create_model
+    from pixelforge.runtime import Runtime
+
+    torch.manual_seed(0)
+    rt = Runtime.create("cpu", "auto")
+    if family == "diffusion":
+        from pixelforge.training.diffusion import DiffusionTask, DiffusionTrainConfig
+
+        task = DiffusionTask(create_model("unet", image_size=28, channels=1, num_classes=10),
+                             DiffusionTrainConfig(), rt)
+    else:
+        from pixelforge.training.gan import GANTask, GANTrainConfig
+
+        task = GANTask(create_model("dcgan", image_size=28, channels=1, num_classes=10), GANTrainConfig(), rt)
+    x = rt.tensor(torch.rand(64, 1, 28, 28) * 2 - 1)
+    y = torch.randint(0, 10, (64,))
+    for _ in range(3):
+        task.step(x, y)
+    t = time.perf_counter()
+    for _ in range(steps):
+        task.step(x, y)
+    return {"steps_per_s": steps / (time.perf_counter() - t), "source": str(Path(pixelforge.__file__).parent)}
+
+
+def upscale_command(env: dict, image: Path, out: Path) -> dict:
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "pixelforge.cli", "upscale", str(image), "--scale", "4",
+                           "-o", str(out)], env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - t
+    if proc.returncode:
+        raise SystemExit(f"upscale failed: {proc.stderr.strip().splitlines()[-1]}")
+    from PIL import Image
+
+    with Image.open(out) as im:
+        mp = im.width * im.height / 1e6
+    return {"seconds": seconds, "output_mp": mp, "png_bytes": out.stat().st_size}
+
+
+# -- driver -----------------------------------------------------------------------------------
+
+def export_tree(rev: str, dest: Path) -> Path:
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "src"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return dest / "src"
+
+
+def env_for(src: Path) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(src)
+    return env
+
+
+def run_worker(env: dict, family: str, steps: int) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--worker", family, "--steps", str(steps)], env=env,
+                          capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"{family} worker failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_images(tmp: Path) -> list[Path]:
+    from PIL import Image
+
+    data = os.environ.get("PIXELFORGE_DATA")
+    photo = Path(data) / "photos" / "dune.png" if data else None
+    if photo is None or not photo.exists():
+        raise SystemExit("set PIXELFORGE_DATA to the shared data folder (photos/dune.png is the test photo)")
+    with Image.open(photo) as im:
+        im = im.convert("RGB")
+        crop = im.crop((0, 0, 512, 512))
+        full = im.crop((0, 0, 1024, 640))
+    paths = [tmp / "photo_512x512.png", tmp / "photo_1024x640.png"]
+    crop.save(paths[0])
+    full.save(paths[1])
+    return paths
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--baseline", default=BASELINE, help=f"git revision of the old code (default {BASELINE})")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--workloads", default="diffusion,gan,upscale")
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--no-save", action="store_true")
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker_train(args.worker, args.steps)))
+        return
+
+    from _common import write_results
+
+    workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        (tmp / "old").mkdir()
+        trees = {"old": env_for(export_tree(args.baseline, tmp / "old")), "new": env_for(ROOT / "src")}
+        images = test_images(tmp) if "upscale" in workloads else []
+        raw: dict[str, dict[str, list]] = {}
+        for r in range(args.rounds):
+            for side in ("old", "new") if r % 2 == 0 else ("new", "old"):
+                env = trees[side]
+                for family in ("diffusion", "gan"):
+                    if family in workloads:
+                        res = run_worker(env, family, args.steps)
+                        raw.setdefault(family, {}).setdefault(side, []).append(res["steps_per_s"])
+                        print(f"round {r + 1} {side:<3} {family:<9} {res['steps_per_s']:.2f} steps/s")
+                for image in images:
+                    res = upscale_command(env, image, tmp / f"{side}_{image.name}")
+                    key = f"upscale_{image.stem.split('_')[1]}"
+                    raw.setdefault(key, {}).setdefault(side, []).append(res)
+                    print(f"round {r + 1} {side:<3} {key:<9} {res['seconds']:.2f} s for {res['output_mp']:.1f} MP "
+                          f"({res['png_bytes'] / 1e6:.2f} MB)")
+
+    rows = []
+    for key, sides in raw.items():
+        if key.startswith("upscale"):
+            old = statistics.median(x["seconds"] / x["output_mp"] for x in sides["old"])
+            new = statistics.median(x["seconds"] / x["output_mp"] for x in sides["new"])
+            rows.append({"workload": key, "measure": "seconds per output MP (whole command)",
+                         "old": round(old, 3), "new": round(new, 3), "speedup": round(old / new, 2),
+                         "png_mb_old": round(sides["old"][0]["png_bytes"] / 1e6, 2),
+                         "png_mb_new": round(sides["new"][0]["png_bytes"] / 1e6, 2)})
+        else:
+            old, new = statistics.median(sides["old"]), statistics.median(sides["new"])
+            rows.append({"workload": key, "measure": "training steps per second", "old": round(old, 2),
+                         "new": round(new, 2), "speedup": round(new / old, 2)})
+    print(f"\n{'workload':<16} {'measure':<38} {'old':>8} {'new':>8} {'speedup':>8}")
+    for row in rows:
+        print(f"{row['workload']:<16} {row['measure']:<38} {row['old']:>8} {row['new']:>8} {row['speedup']:>7}x")
+    if not args.no_save:
+        write_results("speedup", {"baseline": args.baseline, "rounds": args.rounds, "target_speedup": TARGET,
+                                  "results": rows})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Keeping activations and their gradients in one memory format.
+
+oneDNN's element-wise backward kernels (ReLU, LeakyReLU, batch norm) are vectorised only when
+the gradient and the saved activation share a memory format; with one in channels_last and
+the other in NCHW they fall back to a strided loop about 30x slower. Mixed formats arise
+where a network leaves the convolutional world (``flatten`` before a linear head gives an
+NCHW gradient) or enters it (a linear projection ``view``-ed to an NCHW map). These helpers
+put such tensors, and their gradients, in the format of the surrounding convolutions.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def is_channels_last(t: torch.Tensor) -> bool:
+    return t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+
+
+def like_weights(x: torch.Tensor, conv: nn.Module) -> torch.Tensor:
+    """``x`` in channels_last when ``conv``'s weight is (the runtime made the module so)."""
+    if is_channels_last(conv.weight) and not is_channels_last(x):
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+class _GradLikeInput(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.channels_last = is_channels_last(x)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        if ctx.channels_last:
+            return grad.contiguous(memory_format=torch.channels_last)
+        return grad
+
+
+def grad_like_input(x: torch.Tensor) -> torch.Tensor:
+    """``x`` itself, whose gradient is given back in ``x``'s memory format (use before a
+    ``flatten`` or ``view`` that would hand back an NCHW gradient to channels_last layers)."""
+    return _GradLikeInput.apply(x) if x.requires_grad and is_channels_last(x) else x
