@@ -362,7 +362,7 @@ def open_codec(model: str | os.PathLike | None = None, effort: str | None = None
     and needs no weights), a codec run directory, or a shipped amortized codec (``zoo:NAME``).
     ``effort`` (fast, default, best) applies to the overfitted codec only."""
     if model is None or str(model) == OVERFIT_ID:
-        return OverfitCodecPipeline(effort=effort or "default")
+        return OverfitCodecPipeline(**({"effort": effort} if effort else {}))
     if effort is not None:
         raise PixelforgeError(f"--effort applies to the overfitted codec only, not to {model}")
     if Path(model).is_dir():
