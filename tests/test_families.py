@@ -6,6 +6,7 @@ its descriptor alone."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -169,6 +170,13 @@ class ToyPipeline:
         shape = (n, self.net.cfg.channels, self.image_size, self.image_size)
         return self.net(torch.randn(shape, generator=g)).add(1).div(2)
 
+    def interpolate(self, path, rows: int = 2, frames: int = 3, seed: int = 0, labels=None, fps: int = 5):
+        """A latent walk of the toy's own kind: one sample grid per frame, as a GIF."""
+        pictures = [Image.fromarray(self.sample(rows, seed=seed + k)[:, 0].flatten(0, 1).mul(255).byte().numpy())
+                    for k in range(frames)]
+        pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=1000 // fps, loop=0)
+        return path
+
 
 def train_toy(data, run=None, *, resume=False, overwrite=False, size=None, channels=None, limit=None,
               device="auto", precision="auto", seed=0, progress=True, **options) -> ToyPipeline:
@@ -187,7 +195,14 @@ def load_toy(run_dir, device="auto") -> ToyPipeline:
     return ToyPipeline(net, r.path)
 
 
-TOY = Family("toy", load_toy, generates=True, exports=(ToyPipeline,), commands=(
+def export_toy(run_dir, output):
+    """The toy's "ONNX export": a file naming the run (``pixelforge export`` only calls it)."""
+    Path(output).write_text(f"toy export of {run_dir}")
+    return output
+
+
+TOY = Family("toy", load_toy, generates=True, interpolates="latent", export_onnx=export_toy,
+             exports=(ToyPipeline,), commands=(
     TrainCommand("toy", "train the toy family", train_toy, (ToyConfig, ToyTrainConfig),
                  report=lambda pipe: [f"toy samples: {pipe.path}"]),))
 
@@ -240,3 +255,31 @@ def test_registering_a_clashing_family_is_refused():
         families.register_family(gan)
     with pytest.raises(ValueError, match="already belongs"):
         families.register_family(dataclasses.replace(TOY, name="toy2", commands=gan.commands))
+
+
+def test_interpolate_and_export_take_a_family_by_its_capabilities(toy_family, tmp_path, capsys):
+    run = tmp_path / "runs" / "toy"
+    with dryrun.enabled(True):
+        pixelforge.train_toy("digits", run=run, size=16, progress=False)
+    # interpolate: a latent walk, with the toy pipeline's own defaults (3 frames)
+    assert main(["interpolate", str(run), "-o", str(tmp_path / "walk.gif")]) == 0
+    assert Image.open(tmp_path / "walk.gif").n_frames == 3
+    assert main(["interpolate", str(run), "--between", str(tmp_path / "walk.gif")]) == 2
+    assert "--between is for runs of autoencoder" in capsys.readouterr().err  # walks between codes
+    # export: the family's own writer
+    assert main(["export", str(run), "-o", str(tmp_path / "toy.onnx")]) == 0
+    assert (tmp_path / "toy.onnx").read_text() == f"toy export of {run}"
+    # the studio's latent walks offer it
+    from pixelforge.web.tabs import get_tab
+
+    assert "toy" in get_tab("generate").action("interpolate").fields[0].spec()["families"]
+    # without the capabilities, both commands refuse it and name the families that have them
+    families.unregister_family("toy")
+    families.register_family(dataclasses.replace(TOY, interpolates="", export_onnx=None))
+    assert main(["interpolate", str(run), "-o", str(tmp_path / "walk2.gif")]) == 2
+    err = capsys.readouterr().err
+    assert "is a toy run; interpolate walks runs of" in err
+    assert "gan" in err.split("walks runs of")[1] and "toy" not in err.split("walks runs of")[1]
+    assert main(["export", str(run), "-o", str(tmp_path / "toy2.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "is a toy run; export writes ONNX for runs of" in err and "style" in err

@@ -5,7 +5,8 @@ import pytest
 from PIL import Image
 
 from pixelforge.errors import DataError, PixelforgeError
-from pixelforge.imageio import UnreadableImage, image_size, open_image, read_image, to_mode, write_image
+from pixelforge.imageio import (UnreadableImage, image_size, join_alpha, open_image, read_image, split_alpha, to_mode,
+                                write_image)
 
 
 def test_exif_orientation_is_applied(tmp_path):
@@ -40,6 +41,24 @@ def test_write_is_atomic_and_checks_the_format(tmp_path):
     with pytest.raises(PixelforgeError, match="cannot write"):
         write_image(Image.new("RGBA", (4, 4)), tmp_path / "b.jpg")
     assert not (tmp_path / "b.jpg").exists()
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA", "P", "I;16"])
+def test_alpha_is_split_off_and_joined_back_losslessly(mode):
+    """What both codecs (amortized and overfitted) store: the colours, the mode, the alpha plane."""
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (6, 5, 4), dtype=np.uint8), "RGBA").convert(mode)
+    colour, kept, alpha = split_alpha(image)
+    assert colour.mode == ("L" if kept in ("L", "LA") else "RGB") and kept in ("L", "LA", "RGB", "RGBA")
+    assert bool(alpha) == (kept in ("LA", "RGBA"))
+    back = join_alpha(colour.convert("RGB"), kept, alpha)  # a decoder may hand back RGB for a gray image
+    assert back.mode == kept and back.size == image.size
+    if kept in ("LA", "RGBA"):
+        assert back.getchannel("A").tobytes() == image.getchannel("A").tobytes()
+    with pytest.raises(DataError, match="corrupted test file: the alpha plane"):
+        join_alpha(colour, "RGBA", b"not zlib", name="test file")
+    with pytest.raises(PixelforgeError, match="wrong size"):
+        join_alpha(colour, "LA", split_alpha(Image.new("LA", (2, 2)))[2], error=PixelforgeError)
 
 
 def test_tasks_refuse_grad_accum_the_same_way():

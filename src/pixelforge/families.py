@@ -17,8 +17,9 @@ from .errors import PixelforgeError, RunError
 from .family import Family, Option, TrainCommand
 from .runs import Run
 
-__all__ = ["Family", "Option", "TrainCommand", "all_families", "generator_families", "get_family",
-           "public_names", "register_family", "run_family", "train_command", "unregister_family"]
+__all__ = ["Family", "Option", "TrainCommand", "all_families", "exporting_families", "generator_families",
+           "get_family", "interpolating_families", "public_names", "register_family", "run_family", "train_command",
+           "unregister_family"]
 
 _FAMILIES: dict[str, Family] = {}
 _discovered = False
@@ -71,6 +72,16 @@ def get_family(name: str | None) -> Family:
 def generator_families() -> list[str]:
     """The families whose pipelines have ``sample(n, seed)``."""
     return [f.name for f in all_families() if f.generates]
+
+
+def interpolating_families(kind: str | None = None) -> list[str]:
+    """The families whose runs ``pixelforge interpolate`` walks (of one ``kind``: "latent", "codes")."""
+    return [f.name for f in all_families() if f.interpolates and kind in (None, f.interpolates)]
+
+
+def exporting_families() -> list[str]:
+    """The families whose runs ``pixelforge export`` writes as ONNX."""
+    return [f.name for f in all_families() if f.export_onnx is not None]
 
 
 def train_command(name: str) -> tuple[Family, TrainCommand]:

@@ -20,6 +20,8 @@ import inspect
 from dataclasses import MISSING, dataclass, field
 from typing import Any, Callable, Mapping
 
+from .defaults import default_in
+
 
 @dataclass(frozen=True)
 class Option:
@@ -56,8 +58,7 @@ class TrainCommand:
 
     def default_of(self, name: str):
         """The train function's default for keyword argument ``name``."""
-        parameter = inspect.signature(self.train).parameters.get(name)
-        return None if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
+        return default_in(self.train, name)
 
 
 @dataclass(frozen=True)
@@ -67,13 +68,20 @@ class Family:
     ``load(run_dir, device=..., **options)`` rebuilds a run's pipeline; ``load_shipped(name,
     device=...)`` a shipped model's (zoo cards name the model, whose registry entry names the
     family); ``generates``: its pipelines have ``sample(n, seed)`` (evaluation, ``sample`` and the
-    studio's Generate tab take its runs); ``exports``: more public names of ``pixelforge``.
+    studio's Generate tab take its runs); ``interpolates``: how ``pixelforge interpolate`` walks
+    its runs, "latent" (``pipe.interpolate(path, rows=, frames=, seed=, labels=, fps=)``: a GIF
+    through the latent space, also in the studio's Generate tab) or "codes"
+    (``pipe.save_interpolation(path, images, rows=, steps=, seed=, labels=, fps=)``: between the
+    codes of images, a PNG grid or a GIF); ``export_onnx(run_dir, output)``: writes a run as ONNX
+    (``pixelforge export``); ``exports``: more public names of ``pixelforge``.
     """
 
     name: str
     load: Callable[..., Any]
     commands: tuple[TrainCommand, ...] = ()
     generates: bool = False
+    interpolates: str = ""
+    export_onnx: Callable[..., Any] | None = None
     load_shipped: Callable[..., Any] | None = None
     exports: tuple[Any, ...] = ()
     description: str = ""

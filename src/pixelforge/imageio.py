@@ -7,6 +7,8 @@
   float images are taken as 0..1 when they fit in it, transparency is composited on white
   when an image becomes L or RGB (:func:`to_mode`); :func:`normalise_mode` keeps alpha.
 - Writing is atomic (a temporary file, then a rename): a viewer never sees half a file.
+- Transparency beside lossy colours: :func:`split_alpha` and :func:`join_alpha` keep the alpha
+  plane apart, losslessly (zlib), as the codecs store it.
 
 Every failure is an :class:`UnreadableImage` whose ``reason`` is one of :data:`REASONS`.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +125,33 @@ def normalise_mode(image: Image.Image) -> Image.Image:
     if image.mode in ("P", "PA") and ("transparency" in image.info or image.mode == "PA"):
         return image.convert("RGBA")
     return image.convert("RGB")
+
+
+def split_alpha(image: Image.Image) -> tuple[Image.Image, str, bytes]:
+    """An image in any mode -> (its colours in mode L or RGB, its mode: L, LA, RGB or RGBA, its alpha
+    plane zlib-compressed, or b"" when it has none)."""
+    image = normalise_mode(image)
+    alpha = b""
+    if image.mode in ("LA", "RGBA"):
+        alpha = zlib.compress(np.asarray(image.getchannel("A")).tobytes(), 9)
+    return image.convert("L" if image.mode in ("L", "LA") else "RGB"), image.mode, alpha
+
+
+def join_alpha(colour: Image.Image, mode: str, alpha: bytes, error: type[Exception] = DataError,
+               name: str = "image") -> Image.Image:
+    """What :func:`split_alpha` took apart, back in ``mode``: ``colour`` (L or RGB) with the alpha
+    plane; a plane that does not decompress to the image's size raises ``error`` ("corrupted NAME")."""
+    colour_mode = "L" if mode in ("L", "LA") else "RGB"
+    image = colour if colour.mode == colour_mode else colour.convert(colour_mode)
+    if mode in ("LA", "RGBA"):
+        try:
+            plane = zlib.decompress(alpha)
+        except zlib.error:
+            raise error(f"corrupted {name}: the alpha plane does not decompress") from None
+        if len(plane) != image.width * image.height:
+            raise error(f"corrupted {name}: the alpha plane has the wrong size")
+        image.putalpha(Image.frombytes("L", image.size, plane))
+    return image
 
 
 def resize_crop(image: Image.Image, size: int) -> Image.Image:

@@ -12,6 +12,7 @@ import sys
 
 from ..errors import Interrupted, PixelforgeError
 from . import autoencoder, generators, images, style, train, workbench
+from .arguments import Parser
 
 __all__ = ["build_parser", "main"]
 
@@ -21,7 +22,7 @@ def build_parser(with_training: bool = True) -> argparse.ArgumentParser:
     import every family (and torch) to generate their flags."""
     from .. import __version__
 
-    parser = argparse.ArgumentParser(prog="pixelforge", description="Deep-learning image generation workbench.")
+    parser = Parser(prog="pixelforge", description="Deep-learning image generation workbench.")
     parser.add_argument("--version", action="version", version=f"pixelforge {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -1,10 +1,50 @@
-"""Argument types and the argument groups several commands share."""
+"""Argument types, the argument groups several commands share, and the parser that takes its
+defaults from the Python API (:class:`~pixelforge.defaults.FromAPI`) without importing it early."""
 
 from __future__ import annotations
 
 import argparse
 
+from ..defaults import FromAPI
 from ..errors import PixelforgeError
+
+LOAD_DIFFUSION = "pixelforge.pipelines.diffusion:load_diffusion"
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser (and its subcommands') whose defaults may be :class:`FromAPI`: they are
+    looked up after parsing, for the command given only, so the command line starts without
+    torch. Help texts name them as ``%(default)s`` / ``%(choices)s`` or through :class:`Help`;
+    a ``choices=FromAPI(...)`` needs a ``metavar`` (argparse would list the choices at once)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        for name, value in vars(namespace).items():
+            if isinstance(value, FromAPI):
+                setattr(namespace, name, value.value)
+        return namespace, extras
+
+    def format_help(self) -> str:
+        for action in self._actions:
+            if isinstance(action.help, Help):
+                action.help = str(action.help)
+        return super().format_help()
+
+
+class Help:
+    """A help text naming values of the API, written out only when the help is shown:
+    ``Help("tile size in input pixels (default {})", FromAPI("pixelforge.pipelines.sr:DEFAULT_TILE"))``."""
+
+    def __init__(self, text: str, *values):
+        self.text, self.values = text, values
+
+    def __str__(self) -> str:
+        return self.text.format(*self.values)
+
+
+def given(**options) -> dict:
+    """The options that were given (not None): the API's own defaults apply to the others."""
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def _number(s: str, convert, what: str, valid, requirement: str):
@@ -60,13 +100,17 @@ def add_runtime_args(p: argparse.ArgumentParser) -> None:
 def add_sampling_args(parser: argparse.ArgumentParser) -> None:
     """The sampler options of diffusion runs (``sample`` and ``eval``)."""
     d = parser.add_argument_group("diffusion runs")
-    d.add_argument("--steps", type=positive_int, default=None, help="sampling steps (default 50)")
+    d.add_argument("--steps", type=positive_int, default=None,
+                   help=Help("sampling steps (default {})", FromAPI(LOAD_DIFFUSION, "steps")))
     d.add_argument("--sampler", default=None, metavar="NAME",  # checked against schedulers.SAMPLERS
-                   help="ddim: deterministic (default); ddpm: ancestral, fresh noise at every step; "
-                        "dpm++: DPM-Solver++(2M), deterministic and second order (better at few steps)")
-    d.add_argument("--eta", type=float, default=None, help="noise level between DDIM (0) and DDPM (1)")
+                   help=Help("ddim: deterministic; ddpm: ancestral, fresh noise at every step; dpm++: "
+                             "DPM-Solver++(2M), deterministic and second order (better at few steps); default {}",
+                             FromAPI(LOAD_DIFFUSION, "solver")))
+    d.add_argument("--eta", type=float, default=None,
+                   help=Help("noise level between DDIM (0) and DDPM (1) (default {})", FromAPI(LOAD_DIFFUSION, "eta")))
     d.add_argument("--guidance", type=float, default=None,
-                   help="classifier-free guidance scale for conditional runs (default 3; 1 = none)")
+                   help=Help("classifier-free guidance scale for conditional runs (default {}; 1 = none)",
+                             FromAPI(LOAD_DIFFUSION, "guidance")))
 
 
 def sampling_options(args) -> dict:
@@ -78,4 +122,4 @@ def sampling_options(args) -> dict:
     if args.sampler is not None and args.sampler not in SAMPLERS:
         raise PixelforgeError(f"unknown sampler {args.sampler!r}; use one of {', '.join(SAMPLERS)}")
     named = SAMPLERS[args.sampler] if args.sampler else {"eta": args.eta}
-    return {k: v for k, v in {"steps": args.steps, "guidance": args.guidance, **named}.items() if v is not None}
+    return given(steps=args.steps, guidance=args.guidance, **named)

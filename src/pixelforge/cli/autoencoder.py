@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..defaults import FromAPI
 from .arguments import positive_int
+
+LATENT_MAP = "pixelforge.pipelines.autoencoder:AutoencoderPipeline.latent_map"
 
 
 def add_parsers(sub) -> None:
@@ -45,9 +48,11 @@ def add_parsers(sub) -> None:
                                            "(and the decoded manifold for a 2-D latent)")
     lm.add_argument("run")
     lm.add_argument("-o", "--output", default=None, help="output PNG (default RUN/latent_map.png)")
-    lm.add_argument("-n", type=positive_int, default=2000, help="test images to encode (default 2000)")
+    lm.add_argument("-n", type=positive_int, default=FromAPI(LATENT_MAP, "n"),
+                    help="test images to encode (default %(default)s)")
     lm.add_argument("--data", default=None, help="dataset to map (default: the run's)")
-    lm.add_argument("--grid", type=positive_int, default=15, help="manifold grid side (2-D latents, default 15)")
+    lm.add_argument("--grid", type=positive_int, default=FromAPI(LATENT_MAP, "grid"),
+                    help="manifold grid side (2-D latents, default %(default)s)")
     lm.add_argument("--label", default=None, help="conditional runs: class of the manifold grid")
     lm.add_argument("--device", default="auto")
     lm.set_defaults(handler=cmd_latent_map)

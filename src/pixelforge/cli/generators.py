@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..defaults import FromAPI
 from ..errors import PixelforgeError
-from .arguments import positive_int, add_sampling_args, sampling_options
+from .arguments import Help, add_sampling_args, given, positive_int, sampling_options
+
+DIFFUSION = "pixelforge.pipelines.diffusion"
+LATENT_WALK = "pixelforge.pipelines.gan:GANPipeline.interpolate"  # the two kinds of walk (Family.interpolates)
+CODE_WALK = "pixelforge.pipelines.autoencoder:AutoencoderPipeline.save_interpolation"
+EVALUATE = "pixelforge.evaluation:evaluate_run"
+STUDY = "pixelforge.apps.augment:augmentation_study"
+CAS = "pixelforge.apps.augment:classification_accuracy_score"
 
 
 def add_parsers(sub) -> None:
@@ -28,8 +36,10 @@ def add_parsers(sub) -> None:
     where.add_argument("--box", help="x,y,w,h of the region to fill, in model pixels")
     where.add_argument("--mask", help="mask image: white = keep, black = fill (resized to the model's size)")
     ip.add_argument("-o", "--output", required=True, help="output PNG: original | masked | filled, one row per image")
-    ip.add_argument("--steps", type=positive_int, default=50)
-    ip.add_argument("--resample", type=positive_int, default=4, help="RePaint re-noising jumps per step (default 4)")
+    ip.add_argument("--steps", type=positive_int, default=FromAPI(f"{DIFFUSION}:load_diffusion", "steps"),
+                    help="sampling steps (default %(default)s)")
+    ip.add_argument("--resample", type=positive_int,
+                    default=FromAPI(f"{DIFFUSION}:DiffusionPipeline.inpaint", "resample"), help="RePaint re-noising jumps per step (default %(default)s)")
     ip.add_argument("--labels", default=None)
     ip.add_argument("--guidance", type=float, default=None)
     ip.add_argument("--seed", type=int, default=0)
@@ -41,36 +51,48 @@ def add_parsers(sub) -> None:
                                                         "(default RUN/samples/walk.gif or interpolation.png)")
     i.add_argument("--between", nargs="+", metavar="IMAGE", default=None,
                    help="autoencoders: walk between the codes of these images, taken in pairs")
-    i.add_argument("--rows", type=positive_int, default=8, help="images walking side by side")
-    i.add_argument("--frames", type=positive_int, default=None, help="frames (GAN, default 48) or steps "
-                                                                      "per walk (autoencoder, default 10)")
-    i.add_argument("--fps", type=positive_int, default=12)
+    i.add_argument("--rows", type=positive_int, default=None,
+                   help=Help("images walking side by side (default {})", FromAPI(LATENT_WALK, "rows")))
+    i.add_argument("--frames", type=positive_int, default=None,
+                   help=Help("frames (GAN, default {}) or steps per walk (autoencoder, default {})",
+                             FromAPI(LATENT_WALK, "frames"), FromAPI(CODE_WALK, "steps")))
+    i.add_argument("--fps", type=positive_int, default=None,
+                   help=Help("GIF frames per second (GAN, default {}; autoencoder, default {})",
+                             FromAPI(LATENT_WALK, "fps"), FromAPI(CODE_WALK, "fps")))
     i.add_argument("--labels", default=None)
     i.add_argument("--seed", type=int, default=0)
     i.add_argument("--device", default="auto")
     i.set_defaults(handler=cmd_interpolate)
     ev = sub.add_parser("eval", help="FID, KID, IS and precision/recall of a generator run; writes RUN/metrics.json")
     ev.add_argument("run")
-    ev.add_argument("-n", "--n", type=positive_int, default=10000, help="samples (and real images) to compare")
+    ev.add_argument("-n", "--n", type=positive_int, default=FromAPI(EVALUATE, "n"),
+                    help="samples (and real images) to compare (default %(default)s)")
     ev.add_argument("--extractor", default=None, help="auto (shipped judge for the dataset), inception, "
                                                       "a shipped model name or a classifier run")
-    ev.add_argument("--metrics", default="fid,kid,is,precision,recall")
+    ev.add_argument("--metrics", default=FromAPI(EVALUATE, "metrics", then=",".join),
+                    help="comma separated (default %(default)s)")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--device", default="auto")
     add_sampling_args(ev)
     ev.set_defaults(handler=cmd_eval)
     a = sub.add_parser("augment", help="does a conditional GAN's data help a classifier trained on few real images?")
     a.add_argument("run", help="a class-conditional GAN run")
-    a.add_argument("--per-class", default="50,100,500", help="real images per class, comma separated")
-    a.add_argument("--seeds", type=positive_int, default=3, help="repetitions per size (default 3)")
-    a.add_argument("--synthetic", type=positive_int, default=500, help="generated images per class (default 500)")
-    a.add_argument("--steps", type=positive_int, default=400, help="classifier training steps (default 400)")
+    a.add_argument("--per-class", default=FromAPI(STUDY, "sizes", then=lambda sizes: ",".join(map(str, sizes))),
+                   help="real images per class, comma separated (default %(default)s)")
+    a.add_argument("--seeds", type=positive_int, default=FromAPI(STUDY, "seeds", then=len),
+                   help="repetitions per size (default %(default)s)")
+    a.add_argument("--synthetic", type=positive_int, default=FromAPI(STUDY, "synthetic_per_class"),
+                   help="generated images per class (default %(default)s)")
+    a.add_argument("--steps", type=positive_int, default=FromAPI(STUDY, "steps"),
+                   help="classifier training steps (default %(default)s)")
     a.add_argument("-o", "--output", default=None, help="output folder (default RUN/augmentation)")
     a.set_defaults(handler=cmd_augment)
     cas = sub.add_parser("cas", help="Classification Accuracy Score of a conditional GAN")
     cas.add_argument("run")
-    cas.add_argument("--per-class", type=positive_int, default=1000, help="generated (and real) images per class")
-    cas.add_argument("--steps", type=positive_int, default=600, help="classifier training steps (default 600)")
+    cas.add_argument("--per-class", type=positive_int, default=FromAPI(CAS, "per_class"),
+                     help="generated (and real) images per class (default %(default)s)")
+    cas.add_argument("--steps", type=positive_int, default=FromAPI(CAS, "steps"),
+                     help="classifier training steps (default %(default)s)")
     cas.set_defaults(handler=cmd_cas)
 
 
@@ -122,26 +144,29 @@ def cmd_inpaint(args) -> int:
 
 
 def cmd_interpolate(args) -> int:
-    from ..api import load, load_gan
-    from ..runs import Run
+    """A walk of the kind the run's family declares (:attr:`~pixelforge.family.Family.interpolates`)."""
+    from ..api import load
+    from ..families import interpolating_families, run_family
 
-    if Run.open(args.run).config.get("family") == "autoencoder":
-        pipe = load(args.run, device=args.device)
+    family = run_family(args.run)
+    if not family.interpolates:
+        raise PixelforgeError(f"{args.run} is a {family.name} run; interpolate walks runs of "
+                              f"{', '.join(interpolating_families())}")
+    if args.between and family.interpolates != "codes":
+        raise PixelforgeError(f"--between is for runs of {', '.join(interpolating_families('codes'))}")
+    pipe = load(args.run, device=args.device)
+    options = given(rows=args.rows, fps=args.fps, seed=args.seed, labels=args.labels)
+    if family.interpolates == "codes":
         out = Path(args.output) if args.output else pipe.path / "samples" / "interpolation.png"
         if out.suffix.lower() not in (".png", ".gif"):
             raise PixelforgeError(f"interpolate writes a .png grid or a .gif; not {out.name}")
         images = pipe.load_images(args.between) if args.between else None
-        print(pipe.save_interpolation(out, images, rows=args.rows, steps=args.frames or 10, seed=args.seed,
-                                      labels=args.labels, fps=args.fps))
+        print(pipe.save_interpolation(out, images, **options, **given(steps=args.frames)))
         return 0
-    if args.between:
-        raise PixelforgeError("--between is for autoencoder runs")
-    pipe = load_gan(args.run, device=args.device)
     out = Path(args.output) if args.output else pipe.path / "samples" / "walk.gif"
     if out.suffix.lower() != ".gif":
         raise PixelforgeError(f"interpolate writes a GIF; give an output ending in .gif, not {out.name}")
-    print(pipe.interpolate(out, rows=args.rows, frames=args.frames or 48, seed=args.seed, labels=args.labels,
-                           fps=args.fps))
+    print(pipe.interpolate(out, **options, **given(frames=args.frames)))
     return 0
 
 

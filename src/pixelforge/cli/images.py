@@ -5,19 +5,25 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..defaults import FromAPI
 from ..errors import PixelforgeError
-from .arguments import positive_int
+from .arguments import Help, positive_int
+
+OVERFIT = "pixelforge.pipelines.overfit_codec"
+SR = "pixelforge.pipelines.sr"
+TRANSLATION = "pixelforge.pipelines.translation"
 
 
 def add_parsers(sub) -> None:
     c = sub.add_parser("classify", help="top-k labels of images with a trained classifier")
     c.add_argument("run")
     c.add_argument("images", nargs="+")
-    c.add_argument("-k", type=positive_int, default=3, help="labels per image (default 3)")
-    c.add_argument("--tta", choices=["none", "flip", "flip-shift"],
-                   help="test-time augmentation: average the logits over the image alone, with its mirror, or over "
-                        "10 views (mirror and 1-px shifts; slower, a little more accurate). Default: flip for a "
-                        "classifier trained with flips, else none")
+    c.add_argument("-k", type=positive_int, default=FromAPI("pixelforge.pipelines.classifier:ClassifierPipeline.topk",
+                                                            "k"), help="labels per image (default %(default)s)")
+    c.add_argument("--tta", choices=FromAPI("pixelforge.models.classifier:TTA_MODES"), metavar="TTA",
+                   help="test-time augmentation (%(choices)s): average the logits over the image alone, with its "
+                        "mirror, or over 10 views (mirror and 1-px shifts; slower, a little more accurate). Default: "
+                        "flip for a classifier trained with flips, else none")
     c.add_argument("--device", default="auto")
     c.set_defaults(handler=cmd_classify)
     e = sub.add_parser("explain", help="filters, feature maps and Grad-CAM of a classifier on one image")
@@ -28,27 +34,30 @@ def add_parsers(sub) -> None:
     e.set_defaults(handler=cmd_explain)
     u = sub.add_parser("upscale", help="super-resolve an image of any size (tiled), x2 or x4")
     u.add_argument("image")
-    u.add_argument("--scale", type=int, choices=[2, 3, 4], default=4, help="upscaling factor (default 4)")
+    u.add_argument("--scale", type=int, choices=FromAPI("pixelforge.models.sr:SCALES"), metavar="SCALE",
+                   default=FromAPI("pixelforge.models.sr:SRConfig", "scale"),
+                   help="upscaling factor, %(choices)s (default %(default)s)")
     u.add_argument("--model", default=None,
                    help="an sr run directory or a shipped model, zoo:NAME (default: the shipped model for --scale)")
     u.add_argument("-o", "--output", default=None, help="output image (default IMAGE_xSCALE.png beside the input)")
-    u.add_argument("--tile", type=positive_int, default=None, help="tile size in input pixels (default 192)")
-    u.add_argument("--max-pixels", type=positive_int, default=None,
-                   help="refuse outputs with more pixels than this (default 200000000)")
+    u.add_argument("--tile", type=positive_int, default=FromAPI(f"{SR}:SRPipeline.upscale", "tile"),
+                   help="tile size in input pixels (default %(default)s)")
+    u.add_argument("--max-pixels", type=positive_int, default=FromAPI(f"{SR}:DEFAULT_MAX_PIXELS"),
+                   help="refuse outputs with more pixels than this (default %(default)s)")
     u.add_argument("--device", default="auto")
     u.set_defaults(handler=cmd_upscale)
     cp = sub.add_parser("compress", help="compress an image to a .pfc file with a learned codec")
     cp.add_argument("image")
     cp.add_argument("-o", "--output", default=None, help="output .pfc file (default IMAGE.pfc beside the input)")
     cp.add_argument("--quality", type=positive_int, default=None,
-                    help="quality level, 1 (smallest file) .. the codec's highest (5 for the overfitted and the "
-                         "shipped codec); default: the middle level")
+                    help=Help("quality level, 1 (smallest file) .. the codec's highest ({} for the overfitted codec); "
+                              "default: the middle level", FromAPI(f"{OVERFIT}:OverfitCodecPipeline.qualities")))
     cp.add_argument("--model", default=None,
                     help="overfit (default: fits a small network to the image, no weights needed), a codec run "
                          "directory or a shipped amortized codec, zoo:NAME (zoo:photos-codec-v1)")
-    cp.add_argument("--effort", choices=["fast", "default", "best"], default=None,
-                    help="overfitted codec: encoding effort, about 1 / 5 / 20 minutes per megapixel on a 2-core CPU "
-                         "(default: default)")
+    cp.add_argument("--effort", choices=FromAPI(f"{OVERFIT}:EFFORTS"), metavar="EFFORT", default=None,
+                    help=Help("overfitted codec: encoding effort (%(choices)s), {} (default: {})",
+                              FromAPI(f"{OVERFIT}:EFFORT_TIMES"), FromAPI(f"{OVERFIT}:DEFAULT_EFFORT")))
     cp.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     cp.set_defaults(handler=cmd_compress)
     dc = sub.add_parser("decompress", help="decode a .pfc file to an image")
@@ -87,7 +96,7 @@ def cmd_explain(args) -> int:
 def cmd_upscale(args) -> int:
 
     from ..imageio import read_image, write_image
-    from ..pipelines.sr import DEFAULT_TILE, open_upscaler
+    from ..pipelines.sr import open_upscaler
 
     image = read_image(args.image)  # a bad file fails before a model is loaded
     pipe = open_upscaler(args.model, args.scale, device=args.device)
@@ -95,8 +104,7 @@ def cmd_upscale(args) -> int:
     out = Path(args.output) if args.output else src.with_name(f"{src.stem}_x{args.scale}.png")
     if not out.suffix:
         raise PixelforgeError(f"give the output a file extension (e.g. {out}.png)")
-    result = pipe.upscale(image, scale=args.scale, tile=args.tile or DEFAULT_TILE, max_pixels=args.max_pixels,
-                          progress=True)
+    result = pipe.upscale(image, scale=args.scale, tile=args.tile, max_pixels=args.max_pixels, progress=True)
     write_image(result, out)
     print(f"{out} ({image.width}x{image.height} -> {result.width}x{result.height}, x{pipe.scale} with {pipe.name})")
     return 0
@@ -119,7 +127,7 @@ def cmd_compress(args) -> int:
         from .. import dryrun
 
         info = codec.compress_file(src, out, args.quality, overwrite=True, progress=True)
-        label = (args.effort or "default") + (" (dry run)" if dryrun.active() else "")
+        label = codec.effort + (" (dry run)" if dryrun.active() else "")
         extra = f", {info['psnr']:.2f} dB PSNR, effort {label}, {info['seconds']:.0f} s"
     else:
         info = codec.compress_file(src, out, args.quality, overwrite=True)
@@ -163,9 +171,13 @@ def _add_translate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="a pix2pix or cyclegan run directory")
     p.add_argument("image")
     p.add_argument("-o", "--output", default=None, help="output image (default IMAGE_translated.png beside the input)")
-    p.add_argument("--direction", choices=["a2b", "b2a"], default="a2b", help="CycleGAN: A -> B or B -> A")
+    p.add_argument("--direction", choices=FromAPI(f"{TRANSLATION}:DIRECTIONS"), metavar="DIRECTION",
+                   default=FromAPI(f"{TRANSLATION}:DIRECTIONS", then=lambda d: d[0]),
+                   help="CycleGAN: %(choices)s (A -> B or B -> A; default %(default)s)")
     p.add_argument("--derive", action="store_true",
                    help="pix2pix with a built-in pairing: make the input from IMAGE first (e.g. its edges)")
     p.add_argument("--tile", type=positive_int, default=None,
-                   help="translate in tiles of N px (default: whole image up to 4 MP)")
+                   help=Help("translate in tiles of N px (default: the whole image up to {:g} MP, else tiles of {} px)",
+                             FromAPI(f"{TRANSLATION}:WHOLE_IMAGE_PIXELS", then=lambda n: n / 1e6),
+                             FromAPI(f"{TRANSLATION}:DEFAULT_TILE")))
     p.add_argument("--device", default="auto")

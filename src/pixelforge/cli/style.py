@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..defaults import FromAPI, default_in, resolve
 from ..errors import PixelforgeError
-from .arguments import positive_int, non_negative_float
+from .arguments import Help, given, positive_int, non_negative_float
+
+STYLE = "pixelforge.pipelines.style"
+STYLIZER = "pixelforge.pipelines.stylizer"
+# Options for trained models only, and their defaults (what they are when not given).
+MODEL_ONLY = {"runtime": FromAPI(f"{STYLIZER}:open_stylizer", "runtime"), "alpha": None, "max_size": None,
+              "precision": FromAPI(f"{STYLIZER}:open_stylizer", "precision")}
 
 
 def add_parsers(sub) -> None:
@@ -15,51 +22,67 @@ def add_parsers(sub) -> None:
                     help="content image (with --model also a .gif or a folder of frames; leave out, or --texture, "
                          "for a texture)")
     st.add_argument("--style", default=None, help="style image(s), comma-separated: a.png or a.png,b.png")
-    _add_style_args(st, default_size=None, tv_default=None)
+    _add_style_args(st, texture=False)
     ml = st.add_argument_group("trained models (--model)")
     ml.add_argument("--model", default=None, help="a style run (train stylizer / train adain) or an exported .onnx")
-    ml.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
-                    help="onnx: run the model's ONNX export with ONNX Runtime (exported to RUN/model.onnx)")
-    ml.add_argument("--alpha", type=float, default=None, help="AdaIN: 0 = content ... 1 = full style (default 1)")
+    ml.add_argument("--runtime", choices=FromAPI(f"{STYLIZER}:RUNTIMES"), metavar="RUNTIME",
+                    default=MODEL_ONLY["runtime"],
+                    help="%(choices)s (default %(default)s); onnx: run the model's ONNX export with ONNX Runtime "
+                         "(exported to RUN/model.onnx)")
+    ml.add_argument("--alpha", type=float, default=None,
+                    help=Help("AdaIN: 0 = content ... 1 = full style (default {})",
+                              FromAPI(f"{STYLIZER}:DEFAULT_ALPHA")))
     ml.add_argument("--max-size", type=positive_int, default=None,
-                    help="downscale larger images to this longest side (default 2048)")
-    ml.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="fp32",
-                    help="torch runtime: fp32 (default) or bf16 autocast with channels_last")
+                    help=Help("downscale larger images to this longest side (default {})",
+                              FromAPI(f"{STYLIZER}:DEFAULT_MAX_SIZE")))
+    ml.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=MODEL_ONLY["precision"],
+                    help="torch runtime: fp32 or bf16 autocast with channels_last (default %(default)s)")
     st.add_argument("--style-mix", default=None, help="weights of the styles, e.g. 0.7,0.3 (default equal)")
-    st.add_argument("--content-weight", type=non_negative_float, default=None, help="default 10")
-    st.add_argument("--init", choices=["content", "noise"], default=None,
-                    help="start from the content image (default) or from noise")
+    st.add_argument("--content-weight", type=non_negative_float,
+                    default=FromAPI(f"{STYLE}:stylize", "content_weight"), help="default %(default)s")
+    st.add_argument("--init", choices=FromAPI(f"{STYLE}:INITS"), metavar="INIT", default=None,
+                    help="start from the content image (default) or from noise: %(choices)s")
     st.add_argument("--preserve-color", action="store_true",
                     help="luminance-only transfer: keep the content's colours (Cb, Cr) exactly")
     st.add_argument("--texture", action="store_true", help="synthesise a texture from --style (no content)")
     st.set_defaults(handler=cmd_stylize)
     tx = sub.add_parser("texture", help="texture synthesis: a new image with the Gram statistics of STYLE")
     tx.add_argument("style", help="example texture / style image(s), comma-separated")
-    _add_style_args(tx, default_size=256, tv_default=1.0)
+    _add_style_args(tx, texture=True)
     tx.add_argument("--style-mix", default=None, help="weights of the styles, e.g. 0.7,0.3 (default equal)")
     tx.set_defaults(handler=cmd_texture)
-    ex = sub.add_parser("export", help="export a style run to ONNX (run it with stylize --model FILE.onnx)")
+    ex = sub.add_parser("export", help="export a run to ONNX (a style run: run the file with "
+                                       "stylize --model FILE.onnx)")
     ex.add_argument("run")
     ex.add_argument("-o", "--output", required=True, help="output .onnx file")
     ex.set_defaults(handler=cmd_export)
 
 
-def _add_style_args(p, *, default_size: int, tv_default) -> None:
+def _add_style_args(p, texture: bool) -> None:
+    """The options of Gatys' optimisation; their defaults are those of ``synthesize_texture`` (the texture
+    command) or ``stylize``, but for stylize's --size and --tv-weight, which depend on --model / --texture."""
+    api = f"{STYLE}:{'synthesize_texture' if texture else 'stylize'}"
     p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, ...)")
-    p.add_argument("--size", type=positive_int, default=default_size,
-                   help=f"longest side of the result in pixels (default {default_size or '512; with --model: as is'})")
-    p.add_argument("--steps", type=positive_int, default=300, help="optimisation steps (default 300)")
-    p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs", help="default lbfgs")
-    p.add_argument("--style-weight", type=non_negative_float, default=None, help="default 3")
-    p.add_argument("--tv-weight", type=non_negative_float, default=tv_default,
-                   help=f"total-variation weight (default {tv_default or 10})")
-    p.add_argument("--backbone", default="offline",
-                   help="feature network: offline (built in, no download; default), vgg19 or vgg16")
+    p.add_argument("--size", type=positive_int, default=FromAPI(api, "size") if texture else None,
+                   help="longest side of the result in pixels (default %(default)s)" if texture else
+                   Help("longest side of the result in pixels (default {}; with --model: as is)", FromAPI(api, "size")))
+    p.add_argument("--steps", type=positive_int, default=FromAPI(api, "steps"),
+                   help="optimisation steps (default %(default)s)")
+    p.add_argument("--optimizer", choices=FromAPI(f"{STYLE}:OPTIMIZERS"), metavar="OPTIMIZER",
+                   default=FromAPI(api, "optimizer"), help="%(choices)s (default %(default)s)")
+    p.add_argument("--style-weight", type=non_negative_float, default=FromAPI(api, "style_weight"),
+                   help="default %(default)s")
+    p.add_argument("--tv-weight", type=non_negative_float, default=FromAPI(api, "tv_weight") if texture else None,
+                   help="total-variation weight (default %(default)s)" if texture else
+                   Help("total-variation weight (default {}; {} with --texture)", FromAPI(api, "tv_weight"),
+                        FromAPI(f"{STYLE}:synthesize_texture", "tv_weight")))
+    p.add_argument("--backbone", default=FromAPI(api, "backbone"),
+                   help="feature network: offline (built in, no download), vgg19 or vgg16 (default %(default)s)")
     p.add_argument("--weights", default=None, help="VGG weights file (torchvision's vgg19-dcbb9e9d.pth format)")
     p.add_argument("--save-every", type=positive_int, default=None,
                    help="also write OUTPUT_stepNNNN.png every K steps")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default cpu)")
+    p.add_argument("--seed", type=int, default=FromAPI(api, "seed"))
+    p.add_argument("--device", default=FromAPI(api, "device"), help="cpu, cuda, cuda:N (default %(default)s)")
 
 
 def _style_output(path: str) -> Path:
@@ -75,7 +98,7 @@ def _style_output(path: str) -> Path:
 
 def _run_style(args, content) -> int:
     from ..imageio import write_image
-    from ..pipelines.style import DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT, stylize
+    from ..pipelines.style import DEFAULT_TV_WEIGHT, TEXTURE_TV_WEIGHT, stylize
 
     out = _style_output(args.output)
     styles = [part.strip() for part in args.style.split(",") if part.strip()]
@@ -86,18 +109,12 @@ def _run_style(args, content) -> int:
     def save_step(step, result):
         write_image(result.to_pil(), out.with_name(f"{out.stem}_step{step:04d}.png"))
 
-    def weight(value, default):
-        return default if value is None else value
-
-    tv_default = 1.0 if texture else DEFAULT_TV_WEIGHT
+    tv_weight = (TEXTURE_TV_WEIGHT if texture else DEFAULT_TV_WEIGHT) if args.tv_weight is None else args.tv_weight
     result = stylize(content, styles, style_mix=args.style_mix, size=args.size, steps=args.steps,
-                     optimizer=args.optimizer, content_weight=weight(getattr(args, "content_weight", None),
-                                                                     DEFAULT_CONTENT_WEIGHT),
-                     style_weight=weight(args.style_weight, DEFAULT_STYLE_WEIGHT),
-                     tv_weight=weight(args.tv_weight, tv_default), init=getattr(args, "init", None),
-                     preserve_color=getattr(args, "preserve_color", False), backbone=args.backbone,
-                     weights=args.weights, save_every=args.save_every, on_save=save_step, seed=args.seed,
-                     device=args.device)
+                     optimizer=args.optimizer, style_weight=args.style_weight, tv_weight=tv_weight,
+                     init=getattr(args, "init", None), preserve_color=getattr(args, "preserve_color", False),
+                     backbone=args.backbone, weights=args.weights, save_every=args.save_every, on_save=save_step,
+                     seed=args.seed, device=args.device, **given(content_weight=getattr(args, "content_weight", None)))
     write_image(result.to_pil(), out)
     last = result.history[-1]
     losses = ", ".join(f"{k} {last[k]:.3g}" for k in ("content", "style", "tv") if not (texture and k == "content"))
@@ -109,16 +126,18 @@ def _run_style(args, content) -> int:
 def cmd_stylize(args) -> int:
     if args.model is not None:
         return _run_model_style(args)
-    for flag, value in (("--runtime", args.runtime != "torch"), ("--alpha", args.alpha is not None),
-                        ("--max-size", args.max_size is not None), ("--precision", args.precision != "fp32")):
-        if value:
-            raise PixelforgeError(f"{flag} is for trained models: add --model RUN")
+    for name, default in MODEL_ONLY.items():
+        if getattr(args, name) != resolve(default):
+            raise PixelforgeError(f"--{name.replace('_', '-')} is for trained models: add --model RUN")
     if args.style is None:
         raise PixelforgeError("give the style image(s) with --style (or a trained model with --model RUN)")
     if args.content is not None and (Path(args.content).is_dir() or Path(args.content).suffix.lower() == ".gif"):
         raise PixelforgeError("GIFs and frame folders need a trained model (--model RUN): optimising every "
                               "frame with Gatys' method would take minutes per frame")
-    args.size = args.size or 512
+    if args.size is None:
+        from ..pipelines.style import stylize
+
+        args.size = default_in(stylize, "size")
     if args.texture and args.content is not None:
         raise PixelforgeError("--texture makes a texture from --style alone; leave out the content image")
     return _run_style(args, None if args.texture else args.content)
@@ -151,14 +170,13 @@ def _run_model_style(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from ..pipelines.stylizer import export_onnx
-    from ..runs import Run
+    from ..families import exporting_families, run_family
 
-    family = Run.open(args.run).config.get("family")
-    if family != "style":
-        raise PixelforgeError(f"{args.run} is a {family} run; export writes ONNX for style runs "
-                              "(train stylizer / train adain)")
-    print(export_onnx(args.run, args.output))
+    family = run_family(args.run)
+    if family.export_onnx is None:
+        raise PixelforgeError(f"{args.run} is a {family.name} run; export writes ONNX for runs of "
+                              f"{', '.join(exporting_families())}")
+    print(family.export_onnx(args.run, args.output))
     return 0
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import types
 import typing
 
 from .. import dryrun
+from ..defaults import default_in, default_text
 from ..errors import PixelforgeError
 from ..family import Option
 from .arguments import (add_runtime_args, float_list, int_list, non_negative_float, positive_float,
@@ -74,8 +74,8 @@ class _Flags:
         for f in dataclasses.fields(config):
             if "help" not in f.metadata or f.name in skip:
                 continue
-            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-            self._add(f.name, hints[f.name], default, {**f.metadata, "group": f.metadata.get("group", group)})
+            meta = {**f.metadata, "group": f.metadata.get("group", group)}
+            self._add(f.name, hints[f.name], default_in(config, f.name), meta)
 
     def add_loop_fields(self, evaluates: bool) -> None:
         from ..training import TrainConfig
@@ -127,15 +127,7 @@ def _conversion(hint, meta: dict, default) -> dict:
 
 
 def _default_text(meta: dict, default) -> str | None:
-    if "default_text" in meta:
-        return meta["default_text"]
-    if default is None or default == "" or default is inspect.Parameter.empty:
-        return None
-    if isinstance(default, bool):
-        return "on" if default else None
-    if isinstance(default, (list, tuple)):
-        return ",".join(map(str, default))
-    return f"{default:g}" if isinstance(default, float) else str(default)
+    return meta["default_text"] if "default_text" in meta else default_text(default)
 
 
 def _add_common_args(p: argparse.ArgumentParser, data_aliases: tuple[str, ...]) -> None:

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 from ..errors import PixelforgeError
+from ..defaults import FromAPI
 from .arguments import positive_float
+
+STUDIO = "pixelforge.web:Studio"
 
 
 def add_parsers(sub) -> None:
     sv = sub.add_parser("serve", help="the web studio in the browser (needs pixelforge[web])")
-    sv.add_argument("--runs-dir", default="runs", help="folder whose runs the studio lists (default runs)")
+    sv.add_argument("--runs-dir", default=FromAPI(STUDIO, "runs_dir"),
+                    help="folder whose runs the studio lists (default %(default)s)")
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     sv.add_argument("--port", type=int, default=7860, help="default 7860")
     sv.add_argument("--output-dir", default=None, help="where generated images go (default: a temporary folder)")
-    sv.add_argument("--max-upload-mb", type=positive_float, default=8.0, help="largest accepted upload (default 8)")
-    sv.add_argument("--max-megapixels", type=positive_float, default=16.0,
-                    help="largest accepted image in megapixels (default 16)")
-    sv.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    sv.add_argument("--max-upload-mb", type=positive_float, default=FromAPI(STUDIO, "max_upload_mb"),
+                    help="largest accepted upload (default %(default)s)")
+    sv.add_argument("--max-megapixels", type=positive_float,
+                    default=FromAPI(STUDIO, "max_pixels", then=lambda pixels: pixels / 1e6),
+                    help="largest accepted image in megapixels (default %(default)s)")
+    sv.add_argument("--device", default=FromAPI(STUDIO, "device"),
+                    help="auto, cpu, cuda, cuda:N (default %(default)s)")
     sv.set_defaults(handler=cmd_serve)
     sub.add_parser("datasets", help="list the named datasets and where each was found").set_defaults(handler=cmd_datasets)
     sub.add_parser("models", help="list the registered models").set_defaults(handler=cmd_models)

@@ -44,7 +44,7 @@ SCALES = (2, 3, 4)
 
 @dataclass
 class SRConfig:
-    scale: int = flag(4, help="upscaling factor", choices=(2, 3, 4))
+    scale: int = flag(4, help="upscaling factor", choices=SCALES)
     channels: int = 3  # 3: RGB in and out; 1: one plane (grayscale; RGB images go channel by channel)
     # feature channels (espcn: of the first layer; the second has half)
     width: int = flag(32, help="feature channels", check="positive")

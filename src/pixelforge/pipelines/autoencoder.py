@@ -474,7 +474,7 @@ def training_report(pipe: AutoencoderPipeline) -> list[str]:
 
 
 FAMILY = Family(
-    "autoencoder", load_autoencoder, generates=True, exports=(AutoencoderPipeline,),
+    "autoencoder", load_autoencoder, generates=True, interpolates="codes", exports=(AutoencoderPipeline,),
     description="autoencoders and VAEs (only VAEs sample)",
     commands=(
         TrainCommand("ae", "train a convolutional autoencoder (denoising / inpainting with --corrupt)",

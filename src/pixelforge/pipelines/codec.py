@@ -39,7 +39,7 @@ from PIL import Image
 from ..data import ImageData
 from ..errors import PixelforgeError, RunError
 from ..family import Family, TrainCommand
-from ..imageio import normalise_mode, read_image
+from ..imageio import join_alpha, normalise_mode, read_image, split_alpha
 from ..images import to_tensor
 from ..models.codec import CodecConfig, ImageCodec, scale_table
 from ..registry import create_model
@@ -241,11 +241,7 @@ class CodecPipeline:
         image = read_image(image) if isinstance(image, (str, os.PathLike)) else normalise_mode(image)
         if image.width * image.height > MAX_PIXELS:
             raise PixelforgeError(f"{image.width}x{image.height} px is above the codec's {MAX_PIXELS / 1e6:.0f} MP limit")
-        mode = image.mode
-        alpha = b""
-        if mode in ("LA", "RGBA"):
-            alpha = zlib.compress(np.asarray(image.getchannel("A")).tobytes(), 9)
-        colour = image.convert("L" if mode in ("L", "LA") else "RGB")
+        colour, mode, alpha = split_alpha(image)
         x = to_tensor(colour)
         if x.shape[0] != self.cfg.channels:
             if self.cfg.channels == 3:
@@ -313,20 +309,9 @@ class CodecPipeline:
         _, inverse_gain = net.gains(torch.tensor([header.quality - 1]))
         x_hat = net.g_s(y_hat * inverse_gain)[0, :, :header.height, :header.width].clamp(0, 1)
         arr = x_hat.mul(255).round_().to(torch.uint8).permute(1, 2, 0).numpy()
-        colour_mode = "L" if header.mode in ("L", "LA") else "RGB"
-        image = Image.fromarray(arr[:, :, 0] if colour_mode == "L" and arr.shape[2] == 1 else arr,
-                                mode="RGB" if arr.shape[2] == 3 else "L")
-        if image.mode != colour_mode:
-            image = image.convert(colour_mode)
-        if header.mode in ("LA", "RGBA"):
-            try:
-                plane = zlib.decompress(alpha)
-            except zlib.error:
-                raise BitstreamError("corrupted .pfc file: the alpha plane does not decompress") from None
-            if len(plane) != header.width * header.height:
-                raise BitstreamError("corrupted .pfc file: the alpha plane has the wrong size")
-            image.putalpha(Image.frombytes("L", (header.width, header.height), plane))
-        return image
+        colour = Image.fromarray(arr[:, :, 0] if header.mode in ("L", "LA") and arr.shape[2] == 1 else arr,
+                                 mode="RGB" if arr.shape[2] == 3 else "L")
+        return join_alpha(colour, header.mode, alpha, BitstreamError, ".pfc file")
 
     def compress_file(self, src: str | os.PathLike, dest: str | os.PathLike, quality: int | None = None,
                       overwrite: bool = False) -> dict:
@@ -377,7 +362,7 @@ def open_codec(model: str | os.PathLike | None = None, effort: str | None = None
     and needs no weights), a codec run directory, or a shipped amortized codec (``zoo:NAME``).
     ``effort`` (fast, default, best) applies to the overfitted codec only."""
     if model is None or str(model) == OVERFIT_ID:
-        return OverfitCodecPipeline(effort=effort or "default")
+        return OverfitCodecPipeline(**({"effort": effort} if effort else {}))
     if effort is not None:
         raise PixelforgeError(f"--effort applies to the overfitted codec only, not to {model}")
     if Path(model).is_dir():

@@ -165,7 +165,7 @@ def load_gan(run_dir: str | os.PathLike, device: str = "auto", ema: bool = True,
 
 
 FAMILY = Family(
-    "gan", load_gan, generates=True, exports=(GANPipeline,), description="DCGAN family",
+    "gan", load_gan, generates=True, interpolates="latent", exports=(GANPipeline,), description="DCGAN family",
     commands=(TrainCommand(
         "gan", "train a GAN (DCGAN family)", train_gan, (GANConfig, GANTrainConfig), evaluates=True,
         report=samples_report,

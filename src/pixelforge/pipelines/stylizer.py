@@ -47,6 +47,8 @@ log = logging.getLogger("pixelforge.style")
 DEFAULT_PHOTO_SIZE = 512  # training photos: shorter side, centre crop
 MIN_SIDE = 16  # smallest image side the learned models take
 DEFAULT_MAX_SIZE = 2048  # larger images are downscaled to this longest side (with a message)
+DEFAULT_ALPHA = 1.0  # AdaIN: 0 = the content's features, 1 = the full style
+RUNTIMES = ("torch", "onnx")
 FRAME_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 ONNX_MAGIC = "pixelforge-stylizer-1"
 
@@ -229,7 +231,7 @@ class _Stylizer:
             _style_tensor = self.prepare_style(style)
         picture = fit_size(_open(image), size, max_size)
         style_tensor = _style_tensor
-        return _to_pil(self.run_tensor(_to_tensor(picture), style_tensor, 1.0 if alpha is None else alpha))
+        return _to_pil(self.run_tensor(_to_tensor(picture), style_tensor, DEFAULT_ALPHA if alpha is None else alpha))
 
     def stylize_frames(self, source: str | os.PathLike, output: str | os.PathLike, style=None,
                        alpha: float | None = None, size: int | None = None, max_size: int | None = None,
@@ -292,7 +294,7 @@ class StylizerPipeline(_Stylizer):
             self.net = self.net.to(memory_format=torch.channels_last)
 
     @torch.no_grad()
-    def run_tensor(self, image: Tensor, style: Tensor | None = None, alpha: float = 1.0) -> Tensor:
+    def run_tensor(self, image: Tensor, style: Tensor | None = None, alpha: float = DEFAULT_ALPHA) -> Tensor:
         """(3, H, W) in [0, 1] (and a (3, h, w) style for AdaIN) -> (3, H, W) in [0, 1]."""
         x = image[None].to(self.device)
         if self.precision == "bf16":
@@ -410,7 +412,7 @@ class OnnxStylizer(_Stylizer):
         self.multiple = int(meta["multiple"])
         self.name = f"onnx:{self.path}"
 
-    def run_tensor(self, image: Tensor, style: Tensor | None = None, alpha: float = 1.0) -> Tensor:
+    def run_tensor(self, image: Tensor, style: Tensor | None = None, alpha: float = DEFAULT_ALPHA) -> Tensor:
         h, w = image.shape[1:]
         ph, pw = (max(2 * self.multiple, s + -s % self.multiple) - s for s in (h, w))
         x = torch.nn.functional.pad(image[None], (0, pw, 0, ph), mode="replicate") if ph or pw else image[None]
@@ -440,13 +442,14 @@ def open_stylizer(model: str | os.PathLike, runtime: str = "torch", device: str 
         if not onnx_file.is_file() or onnx_file.stat().st_mtime < (ckpt / "style.safetensors").stat().st_mtime:
             export_onnx(path, onnx_file)
         return OnnxStylizer(onnx_file)
-    if runtime != "torch":
-        raise PixelforgeError(f"unknown runtime {runtime!r}; use torch or onnx")
+    if runtime not in RUNTIMES:
+        raise PixelforgeError(f"unknown runtime {runtime!r}; use {' or '.join(RUNTIMES)}")
     return load_stylizer(path, device=device, precision=precision)
 
 
 FAMILY = Family(
-    "style", load_stylizer, exports=(StylizerPipeline, OnnxStylizer, export_onnx, stylize, synthesize_texture),
+    "style", load_stylizer, export_onnx=export_onnx,
+    exports=(StylizerPipeline, OnnxStylizer, export_onnx, stylize, synthesize_texture),
     description="style transfer: feed-forward and AdaIN networks (Gatys optimisation needs no run)",
     commands=(
         TrainCommand("stylizer", "train a fast feed-forward style network for one --style on photos (folder:PATH)",

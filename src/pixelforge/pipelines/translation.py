@@ -42,6 +42,7 @@ DEFAULT_BATCH = 16
 WHOLE_IMAGE_PIXELS = 4_000_000  # larger inputs are translated in tiles unless a tile is given
 DEFAULT_TILE = 512
 MIN_SIDE = 8
+DIRECTIONS = ("a2b", "b2a")  # CycleGAN runs translate both ways, pix2pix runs the first
 RESIDUAL_PAIRINGS = ("gray", "blur", "lowres")  # the input is a rough output: the U-Net learns the change
 
 
@@ -223,7 +224,7 @@ class TranslationPipeline:
         return (ca, cb) if direction == "a2b" else (cb, ca)
 
     def _direction(self, direction: str | None) -> str:
-        direction = direction or "a2b"
+        direction = direction or DIRECTIONS[0]
         if direction not in self.generators:
             raise PixelforgeError(f"this {self.kind} run translates {' and '.join(self.directions)}, not {direction}")
         return direction

@@ -62,6 +62,7 @@ def _result_json(result: Result) -> dict:
 
 def _convert(f: Field, raw):
     """A form value -> the type the handler expects; PixelforgeError names the field."""
+    f = f.resolved()
     label = f.label
     if f.type in ("image", "mask"):
         if raw is None or isinstance(raw, str):

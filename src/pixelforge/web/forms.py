@@ -1,14 +1,18 @@
 """The studio's forms, as data: a :class:`Tab` has :class:`Action` s, an action is a list of
 :class:`Field` s plus a handler ``handler(studio, values) -> Result`` that calls the Python API.
-The page renders every form from this description.
+The page renders every form from this description. A field's default, limits and options that
+the API defines are not written again: they are :class:`~pixelforge.defaults.FromAPI`, looked
+up when a form is first drawn (so a tab whose capability is missing still imports).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
-import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from ..defaults import FromAPI, resolve
 
 
 @dataclass
@@ -16,7 +20,8 @@ class Field:
     """One form input. ``type``: int, float, text, select, bool, run (a run of ``families``;
     ``default`` is the model chosen first, e.g. a shipped one), class (a class of the run
     chosen in the form's run field; ``placeholder`` names the empty choice), image (an
-    upload), mask (drawn over the form's image field)."""
+    upload), mask (drawn over the form's image field). ``default``, ``min``, ``max``,
+    ``options`` and ``help`` may be :class:`FromAPI`: see :meth:`resolved`."""
 
     name: str
     type: str
@@ -25,16 +30,21 @@ class Field:
     min: float | None = None
     max: float | None = None
     step: float | None = None
-    options: list[str] = field(default_factory=list)
+    options: list[str] | FromAPI = field(default_factory=list)
     families: list[str] | Callable[[], list[str]] = field(default_factory=list)  # a callable: asked at each render
     required: bool = True
     only_for: list[str] = field(default_factory=list)  # shown only when the chosen run is of these families
-    placeholder: str = ""  # class fields: the text of the empty choice
-    help: str = ""
+    placeholder: str = ""  # class fields: the text of the empty choice; numbers: what an empty field means
+    help: str | FromAPI = ""
 
     def spec(self) -> dict:
-        values = {**self.__dict__, "families": self.family_names()}
+        values = {**self.resolved().__dict__, "families": self.family_names()}
         return {k: v for k, v in values.items() if v not in (None, [], "")}
+
+    def resolved(self) -> "Field":
+        """This field with the values it takes from the API looked up."""
+        return dataclasses.replace(self, default=resolve(self.default), min=resolve(self.min), max=resolve(self.max),
+                                   options=list(resolve(self.options)), help=resolve(self.help))
 
     def family_names(self) -> list[str]:
         return list(self.families() if callable(self.families) else self.families)
@@ -89,11 +99,6 @@ class Tab:
 
     def action(self, name: str) -> Action | None:
         return next((a for a in self.actions if a.name == name), None)
-
-
-def default_of(function: Callable, name: str):
-    """The default of ``function``'s parameter ``name``: a form field shows the API's own default."""
-    return inspect.signature(function).parameters[name].default
 
 
 def module_exists(name: str) -> Callable[[], bool]:

@@ -57,7 +57,7 @@ function buildField(f, state) {
     input = $("input", { id, name: f.name, type: "checkbox", checked: !!f.default });
   } else if (f.type === "int" || f.type === "float") {
     input = $("input", { id, name: f.name, type: "number", value: f.default, min: f.min, max: f.max,
-                         step: f.step || (f.type === "int" ? 1 : "any") });
+                         step: f.step || (f.type === "int" ? 1 : "any"), placeholder: f.placeholder });
   } else if (f.type === "image") {
     input = $("input", { id, name: f.name, type: "file", accept: "image/*" });
     const preview = $("img", { class: "pix", alt: "", style: "display:none;max-width:160px" });

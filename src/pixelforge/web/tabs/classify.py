@@ -9,7 +9,7 @@ from ..forms import Action, Field, Result, Tab, module_exists
 def classify(studio, v: dict) -> Result:
     pipe = studio.load(v["model"], ["classifier"])
     x = to_model_tensor(v["image"], pipe.cfg.image_size, pipe.cfg.channels)
-    top = pipe.topk(x, k=3)[0]
+    top = pipe.topk(x)[0]
     return Result(images=[("as the model sees it", studio.save(x.float() / 255))],
                   metrics={name: f"{p * 100:.1f}%" for name, p in top})
 

@@ -8,13 +8,17 @@ import io
 
 from PIL import Image
 
+from ...defaults import FromAPI
 from ...imageio import open_image
 from ...metrics.image_quality import psnr
 from ..studio import to_tensor
 from ..forms import Action, Field, Result, Tab, module_exists
 
 FAMILIES = ["codec"]
-DEFAULT_MODEL = "zoo:photos-codec-v1"
+CODEC = "pixelforge.pipelines.codec"
+OVERFIT = "pixelforge.pipelines.overfit_codec"
+DEFAULT_MODEL = FromAPI(f"{CODEC}:SHIPPED", then=lambda name: f"zoo:{name}")
+EFFORT = "fast"  # the studio's: its answer in about a minute per megapixel
 
 
 def _jpeg_of_size(image: Image.Image, size: int) -> tuple[int, Image.Image]:
@@ -50,7 +54,7 @@ def compress(studio, v: dict) -> Result:
 
     codec = studio.load(v["model"], FAMILIES, loader=load_codec_run)
     image = v["image"].convert("RGB")
-    quality = min(max(1, int(v["quality"])), codec.qualities)
+    quality = codec.default_quality if v.get("quality") is None else min(max(1, int(v["quality"])), codec.qualities)
     data = codec.compress(image, quality)
     return _beside_jpeg(studio, image, data, codec.decompress(data),
                         {"model": v["model"].removeprefix("zoo:"), "quality": f"{quality} of {codec.qualities}"})
@@ -76,13 +80,15 @@ TAB = Tab(
     actions=[
         Action("overfit", "Compress (overfitted codec)", [
             Field("image", "image", "Image"),
-            Field("quality", "int", "Quality", 3, min=1, max=5, help="1 = smallest file"),
-            Field("effort", "select", "Effort", "fast", options=["fast", "default", "best"],
-                  help="encoding time: about 1 / 5 / 20 minutes per megapixel on a 2-core CPU"),
+            Field("quality", "int", "Quality", FromAPI(f"{OVERFIT}:OverfitCodecPipeline.default_quality"), min=1,
+                  max=FromAPI(f"{OVERFIT}:OverfitCodecPipeline.qualities"), help="1 = smallest file"),
+            Field("effort", "select", "Effort", EFFORT, options=FromAPI(f"{OVERFIT}:EFFORTS"),
+                  help=FromAPI(f"{OVERFIT}:EFFORT_TIMES", then=lambda times: f"encoding time: {times}")),
         ], compress_overfitted, background=True),
         Action("compress", "Compress (amortized codec)", [
             Field("model", "run", "Codec", DEFAULT_MODEL, families=FAMILIES,
                   help="the shipped codec (photos-codec-v1) or a codec run"),
             Field("image", "image", "Image"),
-            Field("quality", "int", "Quality", 3, min=1, max=8, help="1 = smallest file; the shipped codec has 5 levels"),
+            Field("quality", "int", "Quality", min=1, max=8, required=False, placeholder="the codec's middle level",
+                  help="1 = smallest file; empty: the codec's middle level (the shipped codec has 5 levels)"),
         ], compress)])

@@ -6,12 +6,16 @@ from __future__ import annotations
 import inspect
 import math
 
-from ... import load_diffusion
-from ...families import generator_families
+from ...defaults import FromAPI
+from ...families import generator_families, interpolating_families
 from ...schedulers import SAMPLERS
-from ..forms import Action, Field, Result, Tab, default_of, module_exists
+from ..forms import Action, Field, Result, Tab, module_exists
 
 MAX_SAMPLES = 256
+SAMPLES = 16  # the studio's grid: smaller than the API's 64, so it answers at once
+LOAD_DIFFUSION = "pixelforge.pipelines.diffusion:load_diffusion"
+SAMPLE = "pixelforge.pipelines.gan:GANPipeline.sample"
+WALK = "pixelforge.pipelines.gan:GANPipeline.interpolate"  # a latent walk (Family.interpolates)
 
 
 def _labels(values: dict):
@@ -33,8 +37,12 @@ def sample(studio, v: dict) -> Result:
                   metrics={"size": f"{pipe.image_size} px", **{k: extra[k] for k in extra}})
 
 
+def _walkers() -> list[str]:
+    return interpolating_families("latent")
+
+
 def interpolate(studio, v: dict) -> Result:
-    pipe = studio.load(v["model"], ["gan"])
+    pipe = studio.load(v["model"], _walkers())
     path = studio.new_output(".gif")
     pipe.interpolate(path, rows=v["rows"], frames=v["frames"], seed=v["seed"], labels=_labels(v))
     return Result(images=[(f"latent walk: {v['rows']} images, {v['frames']} frames", path.name)])
@@ -50,23 +58,23 @@ TAB = Tab(
     actions=[
         Action("sample", "Generate", [
             MODEL,
-            Field("n", "int", "Count", 16, 1, MAX_SAMPLES),
-            Field("seed", "int", "Seed", 0, 0, 2**31 - 1),
+            Field("n", "int", "Count", SAMPLES, 1, MAX_SAMPLES),
+            Field("seed", "int", "Seed", FromAPI(SAMPLE, "seed"), 0, 2**31 - 1),
             LABEL,
-            Field("steps", "int", "Steps", default_of(load_diffusion, "steps"), 1, 1000, only_for=["diffusion"],
+            Field("steps", "int", "Steps", FromAPI(LOAD_DIFFUSION, "steps"), 1, 1000, only_for=["diffusion"],
                   help="sampler steps"),
-            Field("sampler", "select", "Sampler", default_of(load_diffusion, "solver"), options=list(SAMPLERS),
-                  only_for=["diffusion"],
+            Field("sampler", "select", "Sampler", FromAPI(LOAD_DIFFUSION, "solver"), options=FromAPI(
+                  "pixelforge.schedulers:SAMPLERS"), only_for=["diffusion"],
                   help="ddim: deterministic; ddpm: fresh noise each step; dpm++: second order, best at few steps"),
-            Field("guidance", "float", "Guidance", default_of(load_diffusion, "guidance"), 0, 20, 0.5,
+            Field("guidance", "float", "Guidance", FromAPI(LOAD_DIFFUSION, "guidance"), 0, 20, 0.5,
                   only_for=["diffusion"],
                   help="classifier-free guidance scale (conditional runs)"),
         ], sample),
         Action("interpolate", "Interpolate (GIF)", [
-            Field("model", "run", "Model", families=["gan"], help="a GAN run"),
-            Field("rows", "int", "Images", 8, 1, 16),
-            Field("frames", "int", "Frames", 48, 2, 120),
-            Field("seed", "int", "Seed", 0, 0, 2**31 - 1),
+            Field("model", "run", "Model", families=_walkers, help="a GAN run"),
+            Field("rows", "int", "Images", FromAPI(WALK, "rows"), 1, 16),
+            Field("frames", "int", "Frames", FromAPI(WALK, "frames"), 2, 120),
+            Field("seed", "int", "Seed", FromAPI(WALK, "seed"), 0, 2**31 - 1),
             LABEL,
         ], interpolate),
     ])

@@ -6,10 +6,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ... import load_diffusion
+from ...defaults import FromAPI
 from ...errors import PixelforgeError
 from ...metrics.image_quality import psnr, ssim
-from ..forms import Action, Field, Result, Tab, default_of, module_exists
+from ..forms import Action, Field, Result, Tab, module_exists
 from ..studio import to_model_tensor
 
 
@@ -45,6 +45,7 @@ TAB = Tab(
         Field("image", "image", "Image"),
         Field("mask", "mask", "Region to fill", help="paint over the part to replace"),
         Field("label", "class", "Class", required=False),
-        Field("steps", "int", "Steps", default_of(load_diffusion, "steps"), 1, 1000),
-        Field("seed", "int", "Seed", 0, 0, 2**31 - 1),
+        Field("steps", "int", "Steps", FromAPI("pixelforge.pipelines.diffusion:load_diffusion", "steps"), 1, 1000),
+        Field("seed", "int", "Seed", FromAPI("pixelforge.pipelines.diffusion:DiffusionPipeline.inpaint", "seed"),
+              0, 2**31 - 1),
     ], inpaint)])

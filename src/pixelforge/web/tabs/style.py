@@ -17,12 +17,16 @@ import time
 import torch
 from PIL import Image
 
+from ...defaults import FromAPI
 from ...errors import PixelforgeError
 from ..forms import Action, Field, Result, Tab, module_exists
 
-METHODS = ["lbfgs", "adam"]
+STYLIZE = "pixelforge.pipelines.style:stylize"
+METHODS = FromAPI("pixelforge.pipelines.style:OPTIMIZERS")
 MAX_SIZE = 512
 MAX_STEPS = 500
+# The studio's own starting points, below the API's (300 steps at 512 px take minutes on a CPU):
+STEPS, SIZE, TEXTURE_SIZE, TEXTURE_METHOD = 100, 192, 128, "adam"
 MAX_WORK = 256 * 256 * 200  # size^2 x steps: 256 px at 200 L-BFGS steps took ~30 s on one CPU thread
 _BACKBONES: dict[str, torch.nn.Module] = {}
 
@@ -61,7 +65,7 @@ def _as_pil(image: torch.Tensor) -> Image.Image:
 
 def _run(studio, content: Image.Image | None, style: Image.Image, v: dict, size: int):
     """Optimise with gradients on: the studio runs handlers in inference mode, which would forbid them."""
-    from ...pipelines.style import DEFAULT_STYLE_WEIGHT, TEXTURE_TV_WEIGHT, load_rgb, stylize
+    from ...pipelines.style import TEXTURE_TV_WEIGHT, load_rgb, stylize
 
     with torch.inference_mode(False), torch.enable_grad():
         device = _device(studio)
@@ -69,10 +73,10 @@ def _run(studio, content: Image.Image | None, style: Image.Image, v: dict, size:
         style_rgb = load_rgb(style, size)
         content_rgb = None if content is None else load_rgb(content, size)
         kwargs = {} if content is not None else {"tv_weight": TEXTURE_TV_WEIGHT}
+        kwargs.update({api: v[name] for name, api in (("strength", "style_weight"), ("seed", "seed"),
+                                                      ("preserve_color", "preserve_color")) if name in v})
         start = time.perf_counter()
-        result = stylize(content_rgb, style_rgb, size=size, steps=v["steps"], optimizer=v["method"],
-                         style_weight=v.get("strength", DEFAULT_STYLE_WEIGHT),
-                         preserve_color=bool(v.get("preserve_color")), backbone=net, seed=v.get("seed", 0),
+        result = stylize(content_rgb, style_rgb, size=size, steps=v["steps"], optimizer=v["method"], backbone=net,
                          device=device, progress=False, **kwargs)
         seconds = time.perf_counter() - start
     return content_rgb, style_rgb, result, seconds
@@ -139,7 +143,7 @@ def model_action(studio, v: dict) -> Result:
     return Result(images=images, metrics=metrics, layout="compare")
 
 
-def _method(default: str, help: str) -> Field:
+def _method(default: str | FromAPI, help: str) -> Field:
     return Field("method", "select", "Optimiser", default, options=METHODS, help=help)
 
 
@@ -157,21 +161,23 @@ TAB = Tab(
         Action("stylize", "Stylize", [
             Field("content", "image", "Content image"),
             Field("style", "image", "Style image", help="this version ships no example styles: upload a painting"),
-            _method("lbfgs", "L-BFGS (Gatys et al.) converges in fewer steps; Adam is slower but never jumps"),
-            Field("strength", "float", "Style strength (style weight)", 3.0, 0, 100, 0.5,
-                  help="3 by default; raise it (e.g. 10) for a stronger, noisier style"),
-            _steps(100),
-            Field("size", "int", "Size (longest side, px)", 192, 16, MAX_SIZE, 1,
+            _method(FromAPI(STYLIZE, "optimizer"),
+                    "L-BFGS (Gatys et al.) converges in fewer steps; Adam is slower but never jumps"),
+            Field("strength", "float", "Style strength (style weight)", FromAPI(STYLIZE, "style_weight"), 0, 100, 0.5,
+                  help="raise it (e.g. 10) for a stronger, noisier style"),
+            _steps(STEPS),
+            Field("size", "int", "Size (longest side, px)", SIZE, 16, MAX_SIZE, 1,
                   help=f"both images are scaled to it; at most {MAX_SIZE}"),
-            Field("preserve_color", "bool", "Preserve the content's colours", False,
+            Field("preserve_color", "bool", "Preserve the content's colours", FromAPI(STYLIZE, "preserve_color"),
                   help="luminance-only transfer: only brightness patterns come from the style"),
         ], stylize_action),
         Action("texture", "Texture", [
             Field("style", "image", "Style image", help="an example of the texture"),
-            _method("adam", "Adam by default: from flat noise at small sizes L-BFGS needs hundreds of steps to get going"),
-            _steps(100),
-            Field("size", "int", "Size (px, square)", 128, 16, MAX_SIZE, 1, help=f"at most {MAX_SIZE}"),
-            Field("seed", "int", "Seed", 0, 0, 2**31 - 1),
+            _method(TEXTURE_METHOD,
+                    "Adam by default: from flat noise at small sizes L-BFGS needs hundreds of steps to get going"),
+            _steps(STEPS),
+            Field("size", "int", "Size (px, square)", TEXTURE_SIZE, 16, MAX_SIZE, 1, help=f"at most {MAX_SIZE}"),
+            Field("seed", "int", "Seed", FromAPI(STYLIZE, "seed"), 0, 2**31 - 1),
         ], texture_action),
         Action("model", "Trained model", [
             Field("model", "run", "Model", families=["style"],
@@ -179,7 +185,8 @@ TAB = Tab(
             Field("content", "image", "Content image", help=f"scaled down to {MAX_MODEL_SIZE} px if larger"),
             Field("style", "image", "Style image (AdaIN runs)", required=False,
                   help="AdaIN runs only; leave empty for a feed-forward stylizer"),
-            Field("alpha", "float", "Style strength alpha (AdaIN)", 1.0, 0, 1, 0.05,
+            Field("alpha", "float", "Style strength alpha (AdaIN)",
+                  FromAPI("pixelforge.pipelines.stylizer:DEFAULT_ALPHA"), 0, 1, 0.05,
                   help="0 = the content, 1 = the full style"),
         ], model_action),
     ])
