@@ -128,6 +128,7 @@ def style_workload():
 
 WORKLOADS = {
     "gan": ("GAN training step, 28 px, conditional (default), batch 64", gan_workload),
+    "gan64": ("GAN training step, 64 px RGB, unconditional, batch 64", lambda: gan_workload(False, 64)),
     "diffusion": ("diffusion U-Net training step, 28 px, conditional (default), batch 64", diffusion_workload),
     "upscale": ("x4 upscaler (photos-sr-x4-v1), 256x256 input -> 1024x1024", upscale_workload),
     "style": ("feed-forward style network (johnson), 512x512, inference", style_workload),
