@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "load": "api", "load_shipped": "api", "evaluate_run": "evaluation",
-    "list_datasets": "data", "load_dataset": "data",
+    "list_datasets": "data", "load_dataset": "data", "write_examples": "data",
     "PixelforgeError": "errors",
     "make_grid": "images", "save_grid": "images",
     "create_model": "registry", "list_models": "registry", "register_model": "registry",

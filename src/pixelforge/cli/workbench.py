@@ -1,4 +1,4 @@
-"""The studio and the listings: serve, datasets, models."""
+"""The studio, the listings and the example images: serve, datasets, models, examples."""
 
 from __future__ import annotations
 
@@ -26,6 +26,12 @@ def add_parsers(sub) -> None:
     sv.set_defaults(handler=cmd_serve)
     sub.add_parser("datasets", help="list the named datasets and where each was found").set_defaults(handler=cmd_datasets)
     sub.add_parser("models", help="list the registered models").set_defaults(handler=cmd_models)
+    ex = sub.add_parser("examples", help="write example images to try the commands on (Fashion-MNIST items, "
+                                         "two photos, two style pictures)")
+    ex.add_argument("-o", "--output", default="examples", help="folder to write them to (default examples)")
+    ex.add_argument("--no-download", action="store_true",
+                    help="use only a local copy of Fashion-MNIST (without one its images are left out)")
+    ex.set_defaults(handler=cmd_examples)
 
 
 def cmd_serve(args) -> int:
@@ -55,4 +61,15 @@ def cmd_models(args) -> int:
     for name in list_models():
         e = get_entry(name)
         print(f"{name:<12} [{e.family}] {e.description}")
+    return 0
+
+
+def cmd_examples(args) -> int:
+    from ..data import write_examples
+
+    written = write_examples(args.output, download=not args.no_download)
+    for path in written:
+        print(path)
+    print(f"{len(written) - 1} images in {args.output}/ (fashion/, photos/, styles/); sources and licences in "
+          f"{args.output}/CREDITS.txt")
     return 0

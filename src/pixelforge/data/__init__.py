@@ -8,6 +8,7 @@ decompression-bomb limit.
 """
 
 from .download import download_file, parse_hash_spec
+from .examples import write_examples
 from .folder import load_folder, load_image
 from .idx import encode_idx, parse_idx, read_idx
 from .imagedata import ImageData
@@ -20,5 +21,5 @@ __all__ = [
     "DATASETS", "FileHashes", "IDXSpec", "ImageData",
     "cache_dir", "convert_channels", "download_file", "encode_idx", "find_dataset",
     "list_datasets", "load_dataset", "load_folder", "load_image", "parse_hash_spec", "parse_idx",
-    "read_idx", "register_dataset", "resize_images", "search_path", "to_float", "to_uint8",
+    "read_idx", "register_dataset", "resize_images", "search_path", "to_float", "to_uint8", "write_examples",
 ]
