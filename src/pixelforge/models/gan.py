@@ -119,7 +119,9 @@ class Discriminator(nn.Module):
         if self.embed is not None:
             if labels is None:
                 raise PixelforgeError("this discriminator is class-conditional: give labels")
-            out = out + (self.embed(labels) * h).sum(dim=1)  # projection term <embed(y), features>
+            # projection term <embed(y), features>, in fp32: under autocast the features are bf16,
+            # and a product of bf16 and fp32 tensors takes a slow mixed-precision path on the CPU
+            out = out + (h.float() * self.embed(labels)).sum(dim=1)
         return out
 
 
