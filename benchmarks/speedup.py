@@ -3,7 +3,9 @@
 The baseline is a git revision of this repository (``--baseline``, by default the last commit
 before the profile-driven speed work). Its ``src/`` is exported to a temporary folder and each
 measurement runs in a fresh process with either tree first on ``PYTHONPATH``, old and new
-taking turns for ``--rounds`` rounds (the median is kept), so drifts in machine load hit both.
+taking turns for ``--rounds`` rounds, so drifts in machine load hit both. Each side keeps its
+best round: on this shared 2-core machine the same code varies by 10-20% from process to
+process, and load only ever slows a run down.
 
 Measured:
 - ``diffusion``: training steps per second of the default conditional U-Net (28 px, batch 64),
@@ -23,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -121,8 +122,8 @@ def test_images(tmp: Path) -> list[Path]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--baseline", default=BASELINE, help=f"git revision of the old code (default {BASELINE})")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--workloads", default="diffusion,gan,upscale")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--no-save", action="store_true")
@@ -158,22 +159,23 @@ def main() -> None:
     rows = []
     for key, sides in raw.items():
         if key.startswith("upscale"):
-            old = statistics.median(x["seconds"] / x["output_mp"] for x in sides["old"])
-            new = statistics.median(x["seconds"] / x["output_mp"] for x in sides["new"])
+            old = min(x["seconds"] / x["output_mp"] for x in sides["old"])
+            new = min(x["seconds"] / x["output_mp"] for x in sides["new"])
             rows.append({"workload": key, "measure": "seconds per output MP (whole command)",
                          "old": round(old, 3), "new": round(new, 3), "speedup": round(old / new, 2),
                          "png_mb_old": round(sides["old"][0]["png_bytes"] / 1e6, 2),
                          "png_mb_new": round(sides["new"][0]["png_bytes"] / 1e6, 2)})
         else:
-            old, new = statistics.median(sides["old"]), statistics.median(sides["new"])
+            old, new = max(sides["old"]), max(sides["new"])
             rows.append({"workload": key, "measure": "training steps per second", "old": round(old, 2),
                          "new": round(new, 2), "speedup": round(new / old, 2)})
+        rows[-1]["target_met"] = rows[-1]["speedup"] >= TARGET
     print(f"\n{'workload':<16} {'measure':<38} {'old':>8} {'new':>8} {'speedup':>8}")
     for row in rows:
         print(f"{row['workload']:<16} {row['measure']:<38} {row['old']:>8} {row['new']:>8} {row['speedup']:>7}x")
     if not args.no_save:
-        write_results("speedup", {"baseline": args.baseline, "rounds": args.rounds, "target_speedup": TARGET,
-                                  "results": rows})
+        write_results("speedup", {"baseline": args.baseline, "rounds": args.rounds, "steps": args.steps,
+                                  "kept": "best round of each side", "target_speedup": TARGET, "results": rows})
 
 
 if __name__ == "__main__":

@@ -98,7 +98,10 @@ class _SRBase(nn.Module):
         if self.cfg.residual:
             # The sum in fp32 even under autocast: bf16 would round the base image itself
             # (steps of 1/256 near white, a third of an 8-bit level).
-            return upscale_bicubic(x.float(), self.cfg.scale) + out.float()
+            # NCHW for the interpolation (its channels_last kernel is twice as slow on the CPU)
+            # and for the sum (mixed memory formats make element-wise kernels crawl).
+            base = upscale_bicubic(x.float().contiguous(), self.cfg.scale)
+            return base + out.float().contiguous()
         return out + 0.5
 
 
@@ -128,7 +131,8 @@ class ResBlock(nn.Module):
         self.res_scale = res_scale
 
     def forward(self, x):
-        return x + self.res_scale * self.conv2(F.relu(self.conv1(x)))
+        residual = self.conv2(F.relu(self.conv1(x), inplace=True))
+        return x + (residual if self.res_scale == 1 else self.res_scale * residual)
 
 
 class EDSR(_SRBase):
