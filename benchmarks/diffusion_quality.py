@@ -22,7 +22,9 @@ diffusion model samples with ``--eval-sampler`` (DDIM or DPM-Solver++) at ``--ev
 ``--families diffusion-cond`` adds the class-conditional diffusion model (`train diffusion
 --conditional`), the like-for-like rival of the GAN, whose default uses the labels too; its
 samples are class-balanced and drawn with classifier-free guidance ``--guidance``, and at the
-last mark FID is also measured at each scale of ``--guidance-sweep``. With ``--reuse``, the
+last mark FID is also measured at ``--guidance`` and each scale of ``--guidance-sweep`` against
+as many validation images (``val_fid_by_guidance``: a choice of scale is made on validation,
+never on the test images the verdict uses). With ``--reuse``, the
 families of the earlier results that are not re-run now stay in the results; ``--fresh``
 names the families to measure anew instead of continuing them. Rows are matched on minutes and
 steps only, so after a change to a family's recipe name it in ``--fresh``.
@@ -160,7 +162,8 @@ def main() -> None:
     marks = [float(m) for m in args.checkpoints.split(",")]
     data = {"spec": "fashion-mnist", "size": 28, "channels": 1}
     judge = resolve_extractor(None, "fashion-mnist")
-    real = real_images(data, args.samples)
+    real = real_images(data, args.samples, "test")  # the verdict
+    real_val = real_images(data, args.samples, "val")  # choices: the guidance sweep
     table: dict[str, list[dict]] = {}
     families = args.families.split(",")
     fresh = [f for f in args.fresh.split(",") if f]
@@ -228,14 +231,14 @@ def main() -> None:
             if sampling:
                 row["sampler"] = f"{args.eval_sampler}, {args.eval_steps} steps"
             if guided and mark == marks[-1]:
-                row["fid_by_guidance"] = {str(args.guidance): row["fid"]}
-                for w in (float(v) for v in args.guidance_sweep.split(",") if v):
-                    if w != args.guidance:
-                        pipe.guidance = w  # the scale sample() uses by default
-                        fid = evaluate_generator(pipe, data, args.samples, judge, metrics=("fid",), real=real,
-                                                 progress=False)["fid"]
-                        row["fid_by_guidance"][str(w)] = round(fid, 3)
-                        print(f"{family:<10} guidance {w:g}: FID {fid:.3f}", flush=True)
+                row["val_fid_by_guidance"] = {}
+                for w in sorted({args.guidance, *(float(v) for v in args.guidance_sweep.split(",") if v)}):
+                    pipe.guidance = w  # the scale sample() uses by default
+                    fid = evaluate_generator(pipe, data, args.samples, judge, metrics=("fid",), real=real_val,
+                                             split="val", progress=False)["fid"]
+                    row["val_fid_by_guidance"][str(w)] = round(fid, 3)
+                    print(f"{family:<10} guidance {w:g}: validation FID {fid:.3f}", flush=True)
+                pipe.guidance = args.guidance
             table[family].append(row)
             print(f"{family:<10} {mark:>5.1f} min  step {steps:>6}  FID {row['fid']:8.3f}  KID {row['kid']:.4f}  "
                   f"(eval {row['eval_seconds']:.0f} s)", flush=True)

@@ -33,13 +33,15 @@ def digit_files(tmp_path_factory):
 
 def test_training_artefacts(clf_run):
     ev = json.loads((clf_run / "evaluation.json").read_text())
-    assert ev["test_images"] == 360
+    assert ev["split"] == "test" and ev["test_images"] == 360
     assert ev["test_accuracy"] > 0.8  # 4 short epochs on 8x8 digits
     assert set(ev["per_class_accuracy"]) == {str(i) for i in range(10)}
     assert sum(map(sum, ev["confusion_matrix"])) == 360
     assert (clf_run / "confusion.png").is_file() and (clf_run / "loss.png").is_file()
-    accs = [json.loads(l)["test_acc"] for l in (clf_run / "metrics.jsonl").read_text().splitlines() if "test_acc" in l]
-    assert len(accs) == 4
+    # The per-epoch curve is on the validation split: the test split is measured once, at the end.
+    records = [json.loads(l) for l in (clf_run / "metrics.jsonl").read_text().splitlines()]
+    assert len([r for r in records if "val_acc" in r]) == 4 and not any("test_acc" in r for r in records)
+    assert json.loads((clf_run / "config.json").read_text())["data"]["split"] == "train"
     # Trained with flips (the default augmentation): the loaded pipeline averages each image and
     # its mirror as the final evaluation did, so it reproduces the run's test accuracy.
     pipe = pixelforge.load(clf_run)
@@ -48,6 +50,10 @@ def test_training_artefacts(clf_run):
     assert set(ev["test_accuracy_by_tta"]) == {"none", "flip", "flip-shift"}
     test = load_dataset("digits", size=16, split="test")
     assert pipe.accuracy(test.images, test.labels) == pytest.approx(ev["test_accuracy"], abs=0.015)
+    # Choices (which test-time views) are made on the validation split, recorded beside the test.
+    val = load_dataset("digits", size=16, split="val")
+    assert ev["val_images"] == len(val) == 120 and set(ev["val_accuracy_by_tta"]) == {"none", "flip", "flip-shift"}
+    assert pipe.accuracy(val.images, val.labels) == pytest.approx(ev["val_accuracy"], abs=1e-6)
 
 
 def test_classify_files(clf_run, digit_files, capsys):
@@ -88,6 +94,22 @@ def test_bad_inputs(clf_run, tiny_run, tmp_path, capsys):
     assert "needs a classifier run" in capsys.readouterr().err
     assert main(["sample", str(clf_run)]) == 2
     assert "sample needs a generator run" in capsys.readouterr().err
+
+
+def test_folder_classifier_reports_its_validation_images(tmp_path, capsys):
+    """A folder has no test split: the final accuracy is on its held-out (validation) files."""
+    data = tmp_path / "data"
+    for i in range(40):
+        folder = data / ("dark" if i % 2 else "light")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.new("L", (8, 8), 0 if i % 2 else 255).save(folder / f"{i}.png")
+    run = tmp_path / "r"
+    assert main(["train", "classifier", "--data", f"folder:{data}", "--size", "8", "--max-steps", "2",
+                 "--batch-size", "8", "--run", str(run), "--no-progress"]) == 0
+    ev = json.loads((run / "evaluation.json").read_text())
+    val = load_dataset(f"folder:{data}", size=8, split="val")
+    assert ev["split"] == "val" and ev["val_images"] == len(val) and "test_accuracy" not in ev
+    assert f"val accuracy: {ev['val_accuracy']:.2%} on {len(val)} images" in capsys.readouterr().out
 
 
 def test_unlabelled_folder_is_refused(tmp_path, capsys):

@@ -1,6 +1,8 @@
-"""Judging generators: the zoo, `pixelforge eval`, and --eval-every keeping the best checkpoint."""
+"""Judging generators: the zoo, `pixelforge eval`, and --eval-every keeping the best checkpoint;
+choices on the validation split, reported numbers on the test split."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -9,9 +11,12 @@ import pixelforge
 from pixelforge import zoo
 from pixelforge.cli import main
 from pixelforge.errors import PixelforgeError
-from pixelforge.pipelines.evaluate import resolve_extractor
+from pixelforge.data import load_dataset
+from pixelforge.pipelines import evaluate as evaluate_module
+from pixelforge.pipelines.evaluate import fid_evaluator, resolve_extractor
 
 from tests.conftest import TINY
+from tests.test_cli import assert_clean_error, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -82,12 +87,17 @@ def test_eval_command_writes_metrics(tiny_run, judge_run, capsys):
     code = main(["eval", str(tiny_run), "-n", "60", "--extractor", str(judge_run), "--metrics", "fid,kid,precision,recall,is"])
     assert code == 0, capsys.readouterr().err
     m = json.loads((tiny_run / "metrics.json").read_text())
-    assert m["n_fake"] == 60 and m["step"] == 6
+    assert m["n_fake"] == 60 and m["step"] == 6 and m["split"] == "test"  # the reported number: test images
     for k in ("fid", "kid_mean", "precision", "recall", "is_mean"):
         assert k in m and m[k] == m[k]  # present and not NaN
     assert m["fid"] > 0
     assert main(["eval", str(tiny_run), "-n", "5", "--extractor", str(judge_run)]) == 2
     assert "at least 10" in capsys.readouterr().err
+    # --split val: the number to choose settings by, recorded as such.
+    assert main(["eval", str(tiny_run), "-n", "20", "--extractor", str(judge_run), "--metrics", "fid",
+                 "--split", "val"]) == 0
+    assert json.loads((tiny_run / "metrics.json").read_text())["split"] == "val"
+    assert "split        val" in capsys.readouterr().out
 
 
 def test_eval_every_keeps_best_checkpoint(tmp_path, judge_run):
@@ -98,5 +108,87 @@ def test_eval_every_keeps_best_checkpoint(tmp_path, judge_run):
     assert len(fids) == 2
     best = json.loads((run / "checkpoints" / "best" / "best.json").read_text())
     assert best["fid"] == pytest.approx(min(fids), rel=1e-5)
+    assert best["split"] == "val"  # chosen on validation images, never on the test split
     pipe = pixelforge.load(run, best=True)
     assert pipe.sample(4).shape == (4, 1, 28, 28)
+
+
+def test_fid_evaluator_measures_on_the_validation_split(monkeypatch, judge_run, tmp_path):
+    loaded = []
+
+    def spy(spec, **kwargs):
+        loaded.append(kwargs["split"])
+        return load_dataset(spec, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "load_dataset", spy)
+    data = {"spec": "digits", "size": 28, "channels": 1, "split": "train"}
+    samples = load_dataset("digits", size=28, split="val").images
+
+    class Pipe:
+        def sample(self, n, seed=0):
+            return samples[:n].float() / 255  # the validation images themselves: a perfect score
+
+    evaluate = fid_evaluator(data, 40, str(judge_run), lambda task: Pipe())
+    out = evaluate(None)
+    assert loaded == ["val"] and out["split"] == "val" and out["fid"] < 1e-6
+    # Reported numbers: the test split; a folder has none, so its held-out files (no longer its training images).
+    assert evaluate_module.real_images({"spec": "digits", "size": 8, "channels": 1}, 5).shape == (5, 1, 8, 8)
+    assert loaded[-1] == "test"
+    from PIL import Image
+
+    for i in range(40):
+        Image.new("L", (8, 8), i).save(tmp_path / f"{i}.png")
+    folder = {"spec": f"folder:{tmp_path}", "size": 8, "channels": 1, "split": "train"}
+    real = evaluate_module.real_images(folder, 100)
+    assert loaded[-1] == "val" and torch.equal(real, load_dataset(folder["spec"], size=8, channels=1, split="val").images)
+    fid_evaluator(folder, 40, str(judge_run), lambda task: Pipe())
+    assert loaded[-1] == "val"
+
+
+def test_best_needs_validation_metrics(tiny_run, tmp_path, capsys):
+    """--best on a run without --eval-every, or on one whose best checkpoint was chosen on the test
+    split (runs from before validation splits), is a one-line error, not a traceback."""
+    code, _, err = run_cli(capsys, "sample", str(tiny_run), "--best", "-n", "4", "-o", str(tmp_path / "a.png"))
+    assert_clean_error(code, err, "has no validation metrics for --best: train it with --eval-every")
+    old = tmp_path / "old"
+    shutil.copytree(tiny_run, old)
+    latest = sorted((old / "checkpoints").glob("step_*"))[-1]
+    shutil.copytree(latest, old / "checkpoints" / "best")
+    (old / "checkpoints" / "best" / "best.json").write_text(json.dumps({"checkpoint": latest.name, "fid": 1.0}))
+    code, _, err = run_cli(capsys, "sample", str(old), "--best", "-n", "4", "-o", str(tmp_path / "b.png"))
+    assert_clean_error(code, err, "its best checkpoint was chosen on the test split")
+
+
+def test_runs_from_before_validation_splits(tiny_run, judge_run, tmp_path, capsys):
+    """A run whose config.json has no data.split trained on the whole training set: it still loads,
+    samples, resumes on the same images and reports on test; it is never measured on validation."""
+    old = tmp_path / "old"
+    shutil.copytree(tiny_run, old)
+    config = json.loads((old / "config.json").read_text())
+    del config["data"]["split"]
+    (old / "config.json").write_text(json.dumps(config))
+    assert pixelforge.load(old).sample(2).shape == (2, 1, 28, 28)
+    code, _, err = run_cli(capsys, "eval", str(old), "-n", "20", "--extractor", str(judge_run), "--split", "val")
+    assert_clean_error(code, err, "which this run trained on")
+    assert main(["eval", str(old), "-n", "20", "--extractor", str(judge_run), "--metrics", "fid"]) == 0
+    with pytest.raises(PixelforgeError, match="--eval-every measures on the validation split, which this run"):
+        pixelforge.train_gan(None, old, resume=True, max_steps=8, eval_every=1, extractor=str(judge_run),
+                             progress=False)
+    pixelforge.train_gan(None, old, resume=True, max_steps=7, progress=False)
+    assert "split" not in json.loads((old / "config.json").read_text())["data"]  # still the old full set
+    # One trained with --eval-every resumes with it off (its validation images were training images).
+    config["train"]["eval_every"] = 3
+    (old / "config.json").write_text(json.dumps(config))
+    pixelforge.train_gan(None, old, resume=True, max_steps=9, progress=False)
+    assert json.loads((old / "config.json").read_text())["train"]["eval_every"] is None
+    assert not (old / "checkpoints" / "best").exists()
+
+
+def test_too_small_for_a_validation_split(tmp_path, capsys):
+    from PIL import Image
+
+    for i in range(5):
+        Image.new("RGB", (32, 32), (i * 40, 0, 0)).save(tmp_path / f"{i}.png")
+    code, _, err = run_cli(capsys, "train", "gan", "--data", f"folder:{tmp_path}", "--size", "32", "--max-steps", "1",
+                           "--eval-every", "1", "--run-dir", str(tmp_path / "run"), "--no-progress")
+    assert_clean_error(code, err, "is too small for a validation split")

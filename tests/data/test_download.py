@@ -73,7 +73,7 @@ def test_mirror_replaces_the_url_list(tiny, http_server, monkeypatch):
     tiny.register(urls=[_refused_url()])
     monkeypatch.setenv("PIXELFORGE_DATA_MIRROR", base + "/")
 
-    assert len(load_dataset("tiny")) == 12
+    assert len(load_dataset("tiny", split="train+val")) == 12
     assert sorted(requests) == sorted(f"/tiny/{f}.gz" for f in tiny.content)
 
 
@@ -81,7 +81,7 @@ def test_later_urls_are_tried_when_the_first_fails(tiny, http_server):
     root, base, _, _ = http_server
     tiny.write(root / "tiny")
     tiny.register(urls=[_refused_url(), f"{base}/tiny"])
-    assert len(load_dataset("tiny")) == 12
+    assert len(load_dataset("tiny", split="train+val")) == 12
 
 
 @pytest.mark.parametrize("hash_kind", ["content", "gz"])

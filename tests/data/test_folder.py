@@ -45,7 +45,7 @@ def test_class_subfolders_become_labels(tmp_path, caplog):
     _save(_noise(), tmp_path / "dogs" / ".hidden.png")
     _save(_noise(), tmp_path / ".git" / "d.png")
 
-    data = load_dataset(f"folder:{tmp_path}", size=8, split="test")
+    data = load_dataset(f"folder:{tmp_path}", size=8)  # under 20 files: no validation split, all train
 
     assert data.images.shape == (3, 3, 8, 8) and data.images.dtype == torch.uint8
     assert data.classes == ["cats", "dogs"] and data.labels.tolist() == [0, 0, 1]
@@ -217,7 +217,7 @@ def test_folder_errors(tmp_path):
 
 
 def test_shared_photos(shared_data):
-    data = load_dataset(f"folder:{shared_data / 'photos'}", size=48)
+    data = load_dataset(f"folder:{shared_data / 'photos'}", size=48, split="train+val")
     count = len(list((shared_data / "photos").glob("*.png")))  # 30 in today's shared data (SOURCES.md)
     assert count >= 17 and data.images.shape == (count, 3, 48, 48) and data.labels is None
     assert data.images.float().std() > 20  # real content, not blank

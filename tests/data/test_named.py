@@ -16,15 +16,20 @@ def fashion_env(shared_data, monkeypatch):
 
 
 def test_fashion_mnist_train_and_test(fashion_env, shared_data):
-    train = load_dataset("fashion-mnist", download=False)
-    assert isinstance(train, ImageData)
-    assert train.images.shape == (60000, 1, 28, 28) and train.images.dtype == torch.uint8
-    assert train.labels.dtype == torch.int64 and train.labels.shape == (60000,)
-    assert train.labels.unique().tolist() == list(range(10))
-    assert train.classes == FASHION_CLASSES and train.num_classes == 10
-    assert (len(train), train.channels, train.size) == (60000, 1, 28)
-    assert train.name == "fashion-mnist" and train.source == str(shared_data / "fashion-mnist")
-    assert train.labels[:5].tolist() == [9, 0, 0, 3, 0]  # the published first labels
+    full = load_dataset("fashion-mnist", split="train+val", download=False)
+    assert isinstance(full, ImageData)
+    assert full.images.shape == (60000, 1, 28, 28) and full.images.dtype == torch.uint8
+    assert full.labels.dtype == torch.int64 and full.labels.shape == (60000,)
+    assert full.labels.unique().tolist() == list(range(10))
+    assert full.classes == FASHION_CLASSES and full.num_classes == 10
+    assert (len(full), full.channels, full.size) == (60000, 1, 28)
+    assert full.name == "fashion-mnist" and full.source == str(shared_data / "fashion-mnist")
+    assert full.labels[:5].tolist() == [9, 0, 0, 3, 0]  # the published first labels
+
+    # Training leaves the 5,000 validation images out.
+    train, val = load_dataset("fashion-mnist", download=False), load_dataset("fashion-mnist", split="val")
+    assert (len(train), len(val)) == (55000, 5000) and (train.split, val.split) == ("train", "val")
+    assert sorted(val.labels.bincount().tolist())[0] > 400  # a random draw: every class about 500
 
     test = load_dataset("fashion-mnist", split="test", download=False)
     assert test.images.shape == (10000, 1, 28, 28)
@@ -58,10 +63,12 @@ def test_limit_keeps_the_first_images(fashion_env):
 def test_digits():
     train = load_dataset("digits")
     test = load_dataset("digits", split="test")
-    assert train.images.shape == (1437, 1, 8, 8) and test.images.shape == (360, 1, 8, 8)
+    assert train.images.shape == (1317, 1, 8, 8) and test.images.shape == (360, 1, 8, 8)
+    assert len(load_dataset("digits", split="val")) == 120  # 1/12 of the 1,437 training digits
+    full = load_dataset("digits", split="train+val")
+    assert len(full) == 1437 and full.labels[:10].tolist() == list(range(10))  # scikit-learn's fixed order
     assert train.classes == [str(d) for d in range(10)] and train.source == "scikit-learn"
     assert train.images.max() == 255 and train.images.min() == 0
-    assert train.labels[:10].tolist() == list(range(10))  # scikit-learn's fixed order
     assert load_dataset("digits", size=16, channels=3, limit=7).images.shape == (7, 3, 16, 16)
     assert set(load_dataset("digits:3", split="test").labels.tolist()) == {3}
 
@@ -101,6 +108,6 @@ def test_uncompressed_local_files_load(tiny, tmp_path, monkeypatch):
     tiny.register()
     tiny.write(tmp_path / "mine" / "tiny", compressed=False)
     monkeypatch.setenv("PIXELFORGE_DATA", str(tmp_path / "mine"))
-    data = load_dataset("tiny:1,2", size=10, channels=3)
+    data = load_dataset("tiny:1,2", size=10, channels=3, split="train+val")
     assert data.images.shape == (8, 3, 10, 10)
     assert data.labels.tolist() == [1, 2] * 4

@@ -217,6 +217,36 @@ def test_extract_accepts_uint8_floats_and_batches_of_pairs(tiny_extractor):
     torch.testing.assert_close(batched_logits, logits)
 
 
+def test_generated_images_are_quantised_to_8_bits_like_real_ones(tiny_extractor):
+    """Float samples reach the judge on the 8-bit grid real images live on: round(x * 255) / 255,
+    so a metric never rewards a precision no real (or saved) image has."""
+    seen = []
+
+    class Recording:
+        name, feature_dim = "recording", 8
+
+        def features(self, images):
+            seen.append(images.clone())
+            return tiny_extractor.features(images)
+
+        def logits(self, images):
+            return tiny_extractor.logits(images)
+
+    generator = torch.Generator().manual_seed(3)
+    fake = torch.rand(20, 1, 9, 9, generator=generator)
+    quantised = (fake * 255).round() / 255
+    real = torch.randint(0, 256, (20, 1, 9, 9), dtype=torch.uint8, generator=generator)
+    result = calculate_metrics(real, fake, Recording(), metrics=("fid", "kid"), kid_subset_size=10)
+    fake_seen = seen[-1]
+    assert not torch.equal(fake, quantised) and torch.equal(fake_seen, quantised)
+    assert torch.equal(fake_seen * 255, (fake_seen * 255).round())
+    assert torch.equal(seen[0], real.float() / 255)
+    again = calculate_metrics(real, quantised, Recording(), metrics=("fid", "kid"), kid_subset_size=10)
+    assert again["fid"] == result["fid"] and again["kid_mean"] == result["kid_mean"]
+    as_uint8 = calculate_metrics(real, (fake * 255).round().to(torch.uint8), Recording(), metrics=("fid",))
+    assert as_uint8["fid"] == pytest.approx(result["fid"], rel=1e-6)
+
+
 @pytest.mark.parametrize("images, pattern", [
     (torch.rand(2, 4, 8, 8), "1 or 3 channels"),
     (torch.rand(2, 8, 8, 3), "channels-last"),

@@ -25,7 +25,7 @@ def add_parsers(sub) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--nrow", type=positive_int, default=None, help="images per row")
     s.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
-    s.add_argument("--best", action="store_true", help="the best checkpoint by FID (from --eval-every)")
+    s.add_argument("--best", action="store_true", help="the best checkpoint by validation FID (from --eval-every)")
     s.add_argument("--device", default="auto")
     add_sampling_args(s)
     s.set_defaults(handler=cmd_sample)
@@ -71,6 +71,9 @@ def add_parsers(sub) -> None:
                                                       "a shipped model name or a classifier run")
     ev.add_argument("--metrics", default=FromAPI(EVALUATE, "metrics", then=",".join),
                     help="comma separated (default %(default)s)")
+    ev.add_argument("--split", choices=("test", "val"), default=None,
+                    help="real images to compare with: test (default; the number to report) or val (to choose "
+                         "settings by); folder datasets have only val")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--device", default="auto")
     add_sampling_args(ev)
@@ -175,7 +178,7 @@ def cmd_eval(args) -> int:
 
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     result = evaluate_run(args.run, n=args.n, extractor=args.extractor, metrics=metrics, seed=args.seed,
-                          device=args.device, **sampling_options(args))
+                          device=args.device, split=args.split, **sampling_options(args))
     for k, v in result.items():
         print(f"{k:<12} {v:.4f}" if isinstance(v, float) else f"{k:<12} {v}")
     print(f"wrote {Path(args.run) / 'metrics.json'}")

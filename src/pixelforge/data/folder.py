@@ -10,6 +10,10 @@ Every other file is tried with PIL, whatever its extension. Files that are not
 images, are corrupt or truncated, or claim more than :data:`MAX_IMAGE_PIXELS`
 pixels (decompression bombs, refused before decoding) are skipped, and one
 warning on the ``pixelforge.data`` logger summarises what was skipped.
+
+About a tenth of the files (chosen by a hash of their path, so that adding files moves
+no other file) are the folder's validation images, which ``split="train"`` leaves out;
+see :mod:`pixelforge.data.splits`.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from tqdm import tqdm
 from ..errors import DataError
 from ..imageio import MAX_IMAGE_PIXELS, UnreadableImage, open_image, resize_crop, to_mode
 from .imagedata import ImageData
+from .splits import check_split, folder_keeps
 
 log = logging.getLogger("pixelforge.data")
 
@@ -81,8 +86,9 @@ def load_image(path: str | os.PathLike, *, size: int, channels: int) -> torch.Te
 
 
 def load_folder(path: str | os.PathLike, *, size: int | None, channels: int | None = None,
-                limit: int | None = None) -> ImageData:
-    """Load every readable image below ``path`` as ``channels`` x ``size`` x ``size`` (channels default 3)."""
+                limit: int | None = None, split: str = "train") -> ImageData:
+    """Load every readable image of ``split`` (train, val or train+val) below ``path`` as
+    ``channels`` x ``size`` x ``size`` (channels default 3)."""
     root = Path(path).expanduser().absolute()
     if size is None:
         raise DataError(f"folder datasets need a size: pass size= to load {root}")
@@ -92,7 +98,9 @@ def load_folder(path: str | os.PathLike, *, size: int | None, channels: int | No
     if not root.is_dir():
         raise DataError(f"{root} is not a folder")
 
-    files = _list_files(root)
+    listed = _list_files(root)
+    keeps = folder_keeps([file.relative_to(root).as_posix() for file, _ in listed], check_split(split), str(root))
+    files = [entry for entry, keep in zip(listed, keeps) if keep]
     wanted = len(files) if limit is None else min(limit, len(files))
     images = np.empty((wanted, size, size, channels), dtype=np.uint8)
     tops: list[str | None] = []
@@ -119,9 +127,9 @@ def load_folder(path: str | os.PathLike, *, size: int | None, channels: int | No
         raise DataError(f"no readable images in {root}")
 
     images_tensor = torch.from_numpy(images[:len(tops)]).permute(0, 3, 1, 2).contiguous()
-    subfolders = sorted({top for _, top in files if top is not None})
+    subfolders = sorted({top for _, top in listed if top is not None})  # every split has the same classes
     if subfolders and None not in tops:
         index = {name: i for i, name in enumerate(subfolders)}
         labels = torch.tensor([index[top] for top in tops], dtype=torch.int64)
-        return ImageData(images_tensor, labels, subfolders, root.name, str(root))
-    return ImageData(images_tensor, None, [], root.name, str(root))
+        return ImageData(images_tensor, labels, subfolders, root.name, str(root), split)
+    return ImageData(images_tensor, None, [], root.name, str(root), split)

@@ -13,7 +13,9 @@ class ImageData:
 
     ``images`` is ``(N, C, H, W)`` uint8, already at the requested channels and
     size; ``labels`` is int64 ``(N,)`` or ``None`` for unlabeled data, and label
-    ``i`` names ``classes[i]``. ``source`` says where the data came from.
+    ``i`` names ``classes[i]``. ``source`` says where the data came from, ``split``
+    which part of it this is ("train", "val", "test", "train+val"; None for data
+    made in memory).
     """
 
     images: torch.Tensor
@@ -21,6 +23,7 @@ class ImageData:
     classes: list[str]
     name: str
     source: str
+    split: str | None = None
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:

@@ -3,7 +3,8 @@
 A spec is a registered IDX dataset name (``fashion-mnist``, ``mnist``),
 ``digits`` (scikit-learn's bundled 8x8 digits) or ``folder:PATH``. Named
 datasets take an optional class selector, ``fashion-mnist:7,9`` (ids or class
-names), which keeps only those labels with their original ids.
+names), which keeps only those labels with their original ids. ``split`` picks the
+training, validation or test images (:mod:`pixelforge.data.splits`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .idx import parse_idx, read_idx_bytes
 from .imagedata import ImageData
 from .registry import (DIGITS_NAME, IDXSpec, cache_dir, find_dataset, get_spec,
                        locate_file, search_path)
+from .splits import carve, check_split
 from .transforms import convert_channels, resize_images
 
 log = logging.getLogger("pixelforge.data")
@@ -82,11 +84,17 @@ def _read_idx_file(directory: Path, file_name: str, spec: IDXSpec, ndim: int) ->
     return array
 
 
+def _file_split(split: str) -> str:
+    """The published part a split comes from: validation images are carved from "train"."""
+    return "test" if split == "test" else "train"
+
+
 def _load_idx(spec: IDXSpec, split: str, download: bool) -> tuple[torch.Tensor, torch.Tensor, str]:
-    if split not in spec.files:
-        raise DataError(f"{spec.name} has no split {split!r}; choose {' or '.join(spec.files)}")
+    part = _file_split(split)
+    if part not in spec.files:
+        raise DataError(f"{spec.name} has no {part} files; it has {' and '.join(spec.files)}")
     directory = find_dataset(spec.name) or _download(spec, download)
-    images_file, labels_file = spec.files[split]
+    images_file, labels_file = spec.files[part]
     images = _read_idx_file(directory, images_file, spec, ndim=3)
     labels = _read_idx_file(directory, labels_file, spec, ndim=1)
     if len(images) != len(labels):
@@ -99,15 +107,13 @@ def _load_idx(spec: IDXSpec, split: str, download: bool) -> tuple[torch.Tensor, 
 
 
 def _load_digits(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    if split not in ("train", "test"):
-        raise DataError(f"{DIGITS_NAME} has no split {split!r}; choose train or test")
     from sklearn.datasets import load_digits  # slow to import, so only when needed
 
     digits = load_digits()
     images = np.rint(digits.images * (255 / 16)).astype(np.uint8)
     labels = digits.target.astype(np.int64)
     n_train = int(len(images) * DIGITS_TRAIN_FRACTION)
-    part = slice(0, n_train) if split == "train" else slice(n_train, None)
+    part = slice(n_train, None) if _file_split(split) == "test" else slice(0, n_train)
     return torch.from_numpy(images[part]).unsqueeze(1), torch.from_numpy(labels[part])
 
 
@@ -130,19 +136,21 @@ def load_dataset(spec: str, *, size: int | None = None, channels: int | None = N
     """Load a whole dataset into memory as uint8 ``(N, C, size, size)`` images.
 
     ``size`` and ``channels`` default to the dataset's native ones (channels 3
-    for folders, which need an explicit size). ``split`` ("train" or "test") is
-    ignored for folders. ``limit`` keeps the first N images (after the class
-    selector). ``download=False`` forbids fetching a named dataset that is not
-    found locally.
+    for folders, which need an explicit size). ``split``: "train" (without the
+    validation images), "val", "test" (not for folders) or "train+val" (see
+    :mod:`pixelforge.data.splits`). ``limit`` keeps the first N images (after the
+    split and the class selector). ``download=False`` forbids fetching a named dataset
+    that is not found locally.
     """
     _check_options(size, channels, limit)
+    check_split(split)
     limit = dryrun.cap(limit, "images")
     spec = spec.strip()
     name, has_selector, rest = spec.partition(":")
     if name == "folder" and has_selector:
         if not rest:
             raise DataError("folder spec needs a path: folder:PATH")
-        return load_folder(rest, size=size, channels=channels, limit=limit)
+        return load_folder(rest, size=size, channels=channels, limit=limit, split=split)
 
     if name == DIGITS_NAME:
         images, labels = _load_digits(split)
@@ -151,6 +159,10 @@ def load_dataset(spec: str, *, size: int | None = None, channels: int | None = N
         idx_spec = get_spec(name)
         images, labels, source = _load_idx(idx_spec, split, download)
         classes = list(idx_spec.classes)
+    keep = carve(len(labels), split, name)
+    if keep is not None:
+        keep = torch.from_numpy(keep)
+        images, labels = images[keep], labels[keep]
 
     if has_selector:
         keep = torch.tensor(_parse_selector(rest, classes, name), dtype=torch.int64)
@@ -168,4 +180,4 @@ def load_dataset(spec: str, *, size: int | None = None, channels: int | None = N
         images = resize_images(images, size)
     if channels is not None:
         images = convert_channels(images, channels)
-    return ImageData(images.contiguous(), labels.contiguous(), classes, name, source)
+    return ImageData(images.contiguous(), labels.contiguous(), classes, name, source, split)

@@ -8,7 +8,10 @@ runs one over a whole image set in batches, without gradients.
 Images reach an extractor as float tensors in [0, 1] of shape (N, C, H, W) with
 C in {1, 3}; :func:`as_unit_float` converts and checks user input on the way
 (uint8 0..255 or float 0..1, detected by dtype) and refuses anything else with a
-one-line :class:`~pixelforge.errors.PixelforgeError`.
+one-line :class:`~pixelforge.errors.PixelforgeError`. Float images are quantised to
+8 bits on the way (``round(x * 255) / 255``), so generated samples are judged as the
+real images are, and as they would be once saved: on the same 256 levels, never with
+a precision no real image has.
 """
 
 from __future__ import annotations
@@ -51,10 +54,16 @@ class FeatureExtractor(Protocol):
         ...
 
 
-def as_unit_float(images: Tensor | np.ndarray) -> Tensor:
-    """Check an (N, C, H, W) batch and return it as float32 in [0, 1].
+def quantize_8bit(images: Tensor) -> Tensor:
+    """Float images in [0, 1] on the 8-bit grid: ``round(x * 255) / 255`` (what saving them as a PNG keeps)."""
+    return images.clamp(0, 1).mul(255).round().div(255)
 
-    uint8 images are divided by 255; float images must already lie in [0, 1].
+
+def as_unit_float(images: Tensor | np.ndarray) -> Tensor:
+    """Check an (N, C, H, W) batch and return it as float32 in [0, 1] on the 8-bit grid.
+
+    uint8 images are divided by 255; float images must already lie in [0, 1] and are
+    quantised like them (:func:`quantize_8bit`).
     """
     if isinstance(images, np.ndarray):
         images = torch.from_numpy(images)
@@ -80,7 +89,7 @@ def as_unit_float(images: Tensor | np.ndarray) -> Tensor:
             raise PixelforgeError(
                 f"float images must lie in [0, 1], got values in [{low:.3g}, {high:.3g}] "
                 "(from [-1, 1] use (x + 1) / 2; from 0..255 use x / 255)")
-    return images.clamp(0, 1)
+    return quantize_8bit(images)
 
 
 def _batches(images, batch_size: int) -> Iterator[Tensor]:
@@ -109,8 +118,8 @@ def extract(extractor: FeatureExtractor, images, batch_size: int = 256, progress
             with_logits: bool = True) -> tuple[Tensor, Tensor | None]:
     """Run ``extractor`` over an image set; return ``(features, logits)`` as float32 CPU tensors.
 
-    ``images`` is a tensor (uint8 0..255 or float 0..1, told apart by dtype) of
-    shape (N, C, H, W), or an iterable of such batches, e.g. a DataLoader
+    ``images`` is a tensor (uint8 0..255 or float 0..1, told apart by dtype; floats are
+    quantised to 8 bits) of shape (N, C, H, W), or an iterable of such batches, e.g. a DataLoader
     (``(images, labels)`` pairs are accepted; the labels are ignored). Batches
     of at most ``batch_size`` go through the network under ``torch.no_grad()``.
     ``with_logits=False`` skips the logits and returns None in their place.

@@ -238,8 +238,8 @@ def calculate_metrics(real, fake, extractor: FeatureExtractor, metrics=METRICS, 
     """Compute several metrics between real and generated images, extracting features once per set.
 
     ``real`` and ``fake`` are what :func:`~pixelforge.metrics.extractor.extract`
-    accepts: (N, C, H, W) tensors (uint8 0..255 or float 0..1) or iterables of
-    batches. ``metrics`` is any subset of :data:`METRICS`. Returns a dict with
+    accepts: (N, C, H, W) tensors (uint8 0..255 or float 0..1, quantised to 8 bits
+    like the uint8 ones before the extractor sees them) or iterables of batches. ``metrics`` is any subset of :data:`METRICS`. Returns a dict with
     the requested entries among ``fid``, ``kid_mean``, ``kid_std``, ``is_mean``,
     ``is_std`` (on the fake set only), ``precision``, ``recall``, plus
     ``n_real``, ``n_fake`` and ``extractor`` (its name).

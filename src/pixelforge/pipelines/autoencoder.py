@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..data import load_dataset, resize_images
-from ..errors import DataError, PixelforgeError, RunError
+from ..errors import PixelforgeError, RunError
 from ..family import Family, Option, TrainCommand
 from ..images import make_grid, pyplot, save_figure, save_gif, save_grid
 from ..models.autoencoder import (AutoencoderConfig, ConvAutoencoder, bits_per_dim, discretized_logistic_nll,
@@ -31,7 +31,8 @@ from ..training.autoencoder import AutoencoderTask, AutoencoderTrainConfig, Corr
 # load_codes and save_codes: part of this module's API too
 from .autoencoder_files import (box_to_mask, expand_image_paths, load_codes, read_image_tensor, read_mask,  # noqa: F401
                                 save_codes, save_image)
-from .common import check_resumed_conditioning, data_defaults, LabelParser, load_weights_into, open_model, start_session
+from .common import (check_resumed_conditioning, data_defaults, evaluation_data, LabelParser, load_weights_into,
+                     open_model, start_session)
 
 log = logging.getLogger("pixelforge.autoencoder")
 
@@ -72,22 +73,14 @@ def train_autoencoder(data: str | None = "fashion-mnist", run: str | os.PathLike
     if resume:  # here False is the flag's absence, not a request to drop the labels
         check_resumed_conditioning(s, conditional or None)
     net = create_model(s.model_name, **dataclasses.asdict(s.model_cfg))
-    eval_data = _held_out(s.run.config["data"])
-    task = AutoencoderTask(net, s.task_cfg, s.runtime, eval_data=eval_data, sync_bn=s.train_cfg.sync_bn, seed=s.seed)
+    d = s.run.config["data"]
+    val_data, eval_data = evaluation_data(d, d.get("limit"))
+    task = AutoencoderTask(net, s.task_cfg, s.runtime, eval_data=eval_data, val_data=val_data,
+                           sync_bn=s.train_cfg.sync_bn, seed=s.seed)
     Trainer(task, s.data, s.run, s.train_cfg, s.runtime, seed=s.seed, progress=progress).fit(resume=resume)
     net = task.net.float().eval().to(memory_format=torch.contiguous_format)
     return AutoencoderPipeline(net, s.model_cfg, s.classes, s.run.path, corrupt=s.task_cfg.corrupt,
                                data=s.run.config["data"])
-
-
-def _held_out(d: dict, limit: int | None = None):
-    """The test split of a named dataset; folders have none (their first images are used)."""
-    split = "train" if d["spec"].startswith("folder:") else "test"
-    try:
-        return load_dataset(d["spec"], size=d["size"], channels=d["channels"], split=split, limit=limit or d.get("limit"))
-    except DataError as e:
-        log.warning("no evaluation data: %s", e)
-        return None
 
 
 class AutoencoderPipeline(LabelParser):
@@ -460,15 +453,17 @@ def load_autoencoder(run_dir: str | os.PathLike, device: str = "auto") -> Autoen
 
 
 def training_report(pipe: AutoencoderPipeline) -> list[str]:
-    """What ``pixelforge train ae/vae`` prints: the test PSNR (and ELBO) and the reconstructions."""
+    """What ``pixelforge train ae/vae`` prints: the PSNR (and ELBO) on the reported split (test, or
+    a folder's validation images) and the reconstructions."""
     lines = []
     path = pipe.path / "evaluation.json"
     if path.is_file():
         ev = json.loads(path.read_text())
         what = "restoration" if ev.get("corrupt") else "reconstruction"
-        line = f"test {what} PSNR: {ev['test_psnr']:.2f} dB on {ev['test_images']} images"
-        if "test_bpd" in ev:
-            line += f"; test ELBO: {ev['test_bpd']:.3f} bits/dim"
+        split = ev.get("split", "test")
+        line = f"{split} {what} PSNR: {ev[f'{split}_psnr']:.2f} dB on {ev[f'{split}_images']} images"
+        if f"{split}_bpd" in ev:
+            line += f"; {split} ELBO: {ev[f'{split}_bpd']:.3f} bits/dim"
         lines.append(line)
     return [*lines, f"reconstructions: {pipe.path / 'samples' / 'final_reconstruction.png'}"]
 

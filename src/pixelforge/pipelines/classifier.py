@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..data import ImageData, load_dataset, load_image
+from ..data import ImageData, load_image
 from ..errors import PixelforgeError
 from ..family import Family, TrainCommand
 from ..images import pyplot, save_figure, save_grid
@@ -24,7 +24,7 @@ from ..runtime import Runtime
 from ..training import TrainConfig, Trainer
 from ..training.classifier import ClassifierTask, ClassifierTrainConfig
 from ..zoo.catalog import load_network
-from .common import fields_of, load_weights_into, open_model, start_session
+from .common import evaluation_data, fields_of, load_weights_into, open_model, start_session
 
 
 def train_classifier(data: str | None = "fashion-mnist", run: str | os.PathLike | None = None, *,
@@ -32,7 +32,8 @@ def train_classifier(data: str | None = "fashion-mnist", run: str | os.PathLike 
                      channels: int | None = None, limit: int | None = None, model: str = "cnn",
                      device: str = "auto", precision: str = "auto", seed: int = 0, progress: bool = True,
                      **options: Any) -> "ClassifierPipeline":
-    """Train (or continue) a classifier; named datasets are evaluated on their test split."""
+    """Train (or continue) a classifier: validation accuracy after every epoch, the reported
+    accuracy on the test split (a folder's validation images) at the end."""
 
     def model_defaults(dataset):
         if dataset.num_classes < 2:
@@ -43,9 +44,10 @@ def train_classifier(data: str | None = "fashion-mnist", run: str | os.PathLike 
                       task=ClassifierTask,
                       overwrite=overwrite, size=size, channels=channels, limit=limit, device=device,
                       precision=precision, seed=seed, model_defaults=model_defaults)
-    eval_data = _test_split(s.run.config["data"])
+    val_data, eval_data = evaluation_data(s.run.config["data"])
     net = create_model(s.model_name, **dataclasses.asdict(s.model_cfg))
-    task = ClassifierTask(net, s.task_cfg, s.runtime, eval_data=eval_data, sync_bn=s.train_cfg.sync_bn)
+    task = ClassifierTask(net, s.task_cfg, s.runtime, eval_data=eval_data, val_data=val_data,
+                          sync_bn=s.train_cfg.sync_bn)
     Trainer(task, s.data, s.run, s.train_cfg, s.runtime, seed=s.seed, progress=progress).fit(resume=resume)
     return ClassifierPipeline(task.net.float().eval(), s.model_cfg, s.classes, s.run.path, tta=task.tta)
 
@@ -70,13 +72,6 @@ def fit_classifier(train: ImageData, test: ImageData | None, run: str | os.PathL
     Trainer(task, train, r, train_cfg, runtime, seed=seed, progress=progress).fit()
     pipe = ClassifierPipeline(task.net.float().eval(), model_cfg, train.classes, r.path, tta=task.tta)
     return pipe, (pipe.accuracy(test.images, test.labels) if test is not None else None)
-
-
-def _test_split(d: dict):
-    """The held-out split of a named dataset; folders have none (evaluation is then skipped)."""
-    if d["spec"].startswith(("folder:", "memory:")):
-        return None
-    return load_dataset(d["spec"], size=d["size"], channels=d["channels"], split="test")
 
 
 class ClassifierPipeline:
@@ -226,12 +221,14 @@ def load_classifier(run_dir: str | os.PathLike, device: str = "auto", tta: str |
 
 
 def training_report(pipe: ClassifierPipeline) -> list[str]:
-    """What ``pixelforge train classifier`` prints: the test accuracy, when there was a test split."""
+    """What ``pixelforge train classifier`` prints: the accuracy on the reported split (test, or a
+    folder's validation images), when there was one."""
     path = pipe.path / "evaluation.json"
     if not path.is_file():
         return []
     ev = json.loads(path.read_text())
-    return [f"test accuracy: {ev['test_accuracy']:.2%} on {ev['test_images']} images "
+    split = ev.get("split", "test")
+    return [f"{split} accuracy: {ev[f'{split}_accuracy']:.2%} on {ev[f'{split}_images']} images "
             f"(confusion matrix: {pipe.path / 'confusion.png'})"]
 
 

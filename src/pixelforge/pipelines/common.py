@@ -3,13 +3,17 @@ configs, check that a resume asks for nothing the run cannot give, load the data
 
 config.json sections: ``family``, ``model`` (registry name + config), ``task`` (the
 family's training options), ``train`` (the generic loop's budget), ``data`` (spec, size,
-channels, classes, limit), ``seed``.
+channels, classes, limit, split), ``seed``. ``data.split`` is the split training uses,
+"train" (the validation images left out); a run without it predates validation splits and
+trained, and resumes, on "train+val".
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import json
+import logging
 import numbers
 import os
 from dataclasses import dataclass
@@ -19,13 +23,16 @@ from typing import Any, Callable
 import torch
 
 from .. import __version__
-from ..data import ImageData, load_dataset
-from ..errors import PixelforgeError, RunError
+from ..data import ImageData, load_dataset, report_split
+from ..data.splits import LEGACY_TRAIN_SPLIT
+from ..errors import DataError, PixelforgeError, RunError
 from ..registry import get_entry
 from ..runs import Run, atomic_write_json
 from ..runtime import Runtime
 from ..training import TrainConfig
 from ..training.task import Task
+
+log = logging.getLogger("pixelforge")
 
 
 @dataclass
@@ -109,8 +116,15 @@ def start_session(family: str, task_cls: type, data: str | None, run: str | os.P
         train_cfg = TrainConfig(**{**cfg["train"], **budget, "minutes": options.get("minutes")})
         train_cfg.validate()
         d = cfg["data"]
+        if train_cfg.eval_every and trained_on_val(d):
+            if budget.get("eval_every"):
+                check_unseen(d, "val", "--eval-every")
+            log.warning("--eval-every is off from here: this run trained on its validation images (it predates "
+                        "validation splits)")
+            train_cfg = dataclasses.replace(train_cfg, eval_every=None)
         runtime = Runtime.create(device, precision, seed=None, channels_last=channels_last)
-        dataset = load_dataset(d["spec"], size=d["size"], channels=d["channels"], limit=d.get("limit"))
+        dataset = load_dataset(d["spec"], size=d["size"], channels=d["channels"], limit=d.get("limit"),
+                               split=d.get("split", LEGACY_TRAIN_SPLIT))
         cfg["train"] = dataclasses.asdict(train_cfg)
         if runtime.is_main:
             atomic_write_json(r.path / "config.json", cfg)
@@ -122,7 +136,7 @@ def start_session(family: str, task_cls: type, data: str | None, run: str | os.P
     task_cfg = task_cls(**fields_of(options, task_cls))
     runtime = Runtime.create(device, precision, seed=seed, channels_last=channels_last)
     data = data or "fashion-mnist"
-    dataset = load_dataset(data, size=size, channels=channels, limit=limit)
+    dataset = load_dataset(data, size=size, channels=channels, limit=limit, split="train")
     model_cfg = model_cls(**{**model_defaults(dataset), **fields_of(options, model_cls)})
     if run is None and runtime.distributed:
         raise RunError("under torchrun give the run directory (--run-dir): every rank must agree on it")
@@ -133,7 +147,7 @@ def start_session(family: str, task_cls: type, data: str | None, run: str | os.P
         "model": {"name": model, "config": dataclasses.asdict(model_cfg)},
         "task": dataclasses.asdict(task_cfg), "train": dataclasses.asdict(train_cfg),
         "data": {"spec": data, "size": dataset.size, "channels": dataset.channels,
-                 "classes": dataset.classes if keep_classes else [], "limit": limit},
+                 "classes": dataset.classes if keep_classes else [], "limit": limit, "split": "train"},
         "seed": seed, "runtime": runtime.describe(),
     }
     # Under torchrun rank 0 creates the run directory; the other ranks open it once it exists.
@@ -174,6 +188,57 @@ def open_model(run_dir: str | os.PathLike, family: str, device: str = "auto"):
         raise RunError(f"{run_dir}/config.json does not describe a {entry.name} model: {e}") from None
     model = entry.builder(model_cfg)
     return r, model_cfg, model, Runtime.create(device, "fp32")
+
+
+def trained_on_val(d: dict) -> bool:
+    """Whether a run's training data (config.json ``data``) held its validation images: runs from
+    before validation splits (no ``split``) trained on "train+val"."""
+    return d.get("split", LEGACY_TRAIN_SPLIT) != "train"
+
+
+def check_unseen(d: dict, split: str, what: str) -> None:
+    """Refuse to measure a run on validation images it trained on (runs from before validation splits)."""
+    if split == "val" and trained_on_val(d):
+        raise RunError(f"{what} measures on the validation split, which this run trained on (it predates "
+                       "validation splits: config.json has no data.split); train a new run")
+
+
+def held_out(d: dict, split: str, limit: int | None = None) -> ImageData | None:
+    """The ``split`` ("val" or "test") images of a run's dataset at its size and channels, or None
+    (logged) when there are none to measure on: in-memory data, a folder's test split, a dataset
+    too small for a validation split, or the validation images of a run that trained on them."""
+    if d["spec"].startswith("memory:"):
+        return None
+    if split == "val" and trained_on_val(d):
+        log.warning("no validation data: the run trained on its validation images (it predates validation splits)")
+        return None
+    try:
+        return load_dataset(d["spec"], size=d["size"], channels=d["channels"], split=split, limit=limit)
+    except DataError as e:
+        log.warning("no %s data: %s", split, e)
+        return None
+
+
+def evaluation_data(d: dict, limit: int | None = None) -> tuple[ImageData | None, ImageData | None]:
+    """(the validation images, the images results are reported on: test) of a run's dataset, each
+    None where :func:`held_out` finds none; for a folder both are its validation images."""
+    val = held_out(d, "val", limit)
+    split = report_split(d["spec"])
+    return val, (val if split == "val" else held_out(d, split, limit))
+
+
+def best_checkpoint(run: Run) -> Path:
+    """The checkpoint ``--best`` loads: the one ``--eval-every`` kept by its validation FID; a
+    :class:`RunError` when the run has none, or only one chosen on the test split (older runs)."""
+    best = run.best_checkpoint()
+    if best is None:
+        raise RunError(f"{run.path} has no validation metrics for --best: train it with --eval-every to keep the "
+                       "best checkpoint")
+    split = json.loads((best / "best.json").read_text()).get("split", "test")
+    if split != "val":
+        raise RunError(f"{run.path} has no validation metrics for --best: its best checkpoint was chosen on the "
+                       f"{split} split (before validation splits); sample its latest checkpoint instead")
+    return best
 
 
 def load_weights_into(run: Run, module, weights_name: str, checkpoint: Path | None = None) -> None:

@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data import load_image
-from ..errors import PixelforgeError, RunError
+from ..errors import PixelforgeError
 from ..imageio import open_image, to_mode
 from ..family import Family, Option, TrainCommand
 from ..models.diffusion import UNetConfig
@@ -22,8 +22,8 @@ from ..runtime import Runtime
 from ..schedulers import check_solver, sample
 from ..training import Trainer
 from ..training.diffusion import DiffusionTask, DiffusionTrainConfig
-from .common import (LabelParser, check_resumed_conditioning, data_defaults, load_weights_into, open_model,
-                     samples_report, start_session)
+from .common import (LabelParser, best_checkpoint, check_resumed_conditioning, data_defaults, load_weights_into,
+                     open_model, samples_report, start_session)
 
 
 def train_diffusion(data: str | None = "fashion-mnist", run: str | os.PathLike | None = None, *,
@@ -221,13 +221,10 @@ class DiffusionPipeline(LabelParser):
 def load_diffusion(run_dir: str | os.PathLike, device: str = "auto", ema: bool = True, best: bool = False,
                    precision: str = "auto", steps: int = 50, guidance: float = 3.0, eta: float = 0.0,
                    solver: str = "ddim") -> DiffusionPipeline:
-    """Rebuild a trained diffusion model from its run directory (config.json + safetensors)."""
+    """Rebuild a trained diffusion model from its run directory (config.json + safetensors);
+    ``best``: the checkpoint with the best validation FID seen by ``--eval-every``."""
     r, model_cfg, unet, _ = open_model(run_dir, "diffusion", device)
-    ckpt = None
-    if best:
-        ckpt = r.best_checkpoint()
-        if ckpt is None:
-            raise RunError(f"{run_dir} has no best checkpoint (train with --eval-every to track one)")
+    ckpt = best_checkpoint(r) if best else None
     load_weights_into(r, unet, "unet_ema" if ema else "unet", ckpt)
     train_cfg = DiffusionTrainConfig(**r.config["task"])
     runtime = Runtime.create(device, precision)

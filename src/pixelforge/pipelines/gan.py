@@ -9,15 +9,15 @@ from typing import Any, Sequence
 
 import torch
 
-from ..errors import PixelforgeError, RunError
+from ..errors import PixelforgeError
 from ..family import Family, Option, TrainCommand
 from ..images import make_grid, save_gif
 from ..models.gan import SIZES, GANConfig
 from ..registry import create_model
 from ..training import Trainer
 from ..training.gan import GANTask, GANTrainConfig
-from .common import (LabelParser, check_resumed_conditioning, data_defaults, load_weights_into, open_model,
-                     samples_report, start_session)
+from .common import (LabelParser, best_checkpoint, check_resumed_conditioning, data_defaults, load_weights_into,
+                     open_model, samples_report, start_session)
 
 
 def train_gan(data: str | None = "fashion-mnist", run: str | os.PathLike | None = None, *, resume: bool = False,
@@ -153,13 +153,9 @@ def _slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
 
 def load_gan(run_dir: str | os.PathLike, device: str = "auto", ema: bool = True, best: bool = False) -> GANPipeline:
     """Rebuild a trained GAN's generator from its run directory (config.json + safetensors);
-    ``best``: the checkpoint with the best FID seen by ``--eval-every``."""
+    ``best``: the checkpoint with the best validation FID seen by ``--eval-every``."""
     r, model_cfg, gan, runtime = open_model(run_dir, "gan", device)
-    ckpt = None
-    if best:
-        ckpt = r.best_checkpoint()
-        if ckpt is None:
-            raise RunError(f"{run_dir} has no best checkpoint (train with --eval-every to track one)")
+    ckpt = best_checkpoint(r) if best else None
     load_weights_into(r, gan.generator, "generator_ema" if ema else "generator", ckpt)
     return GANPipeline(gan.generator.to(runtime.device), model_cfg, r.config["data"].get("classes", []), r.path)
 

@@ -110,7 +110,7 @@ def load_style_set(spec: str, size: int) -> Tensor:
     """Style images as a uint8 (N, 3, size, size) tensor: ``folder:PATH`` or image files separated by commas."""
     spec = str(spec).strip()
     if spec.startswith("folder:"):
-        return load_dataset(spec, size=size, channels=3).images
+        return load_dataset(spec, size=size, channels=3, split="train+val").images  # every style, none held out
     files = [part.strip() for part in spec.split(",") if part.strip()]
     if not files:
         raise PixelforgeError("give style images: --styles folder:PATH or a.png,b.png")
@@ -141,7 +141,7 @@ def train_adain(data: str | None, run: str | os.PathLike | None = None, *, style
         raise RunError(f"{s.run.path} is a {s.model_name} run, not an AdaIN run")
     folder = s.run.path / "styles"
     if resume:
-        style_set = load_dataset(f"folder:{folder}", size=s.task_cfg.style_size, channels=3).images
+        style_set = load_style_set(f"folder:{folder}", s.task_cfg.style_size)
     else:
         for i, image in enumerate(style_set):
             save_png(image.permute(1, 2, 0).numpy(), folder / f"style_{i:03d}.png")

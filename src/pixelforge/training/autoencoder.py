@@ -243,16 +243,19 @@ class AutoencoderTrainConfig:
 class AutoencoderTask(SingleNetTask):
     name = "autoencoder"
     def __init__(self, model: ConvAutoencoder, cfg: AutoencoderTrainConfig, runtime: Runtime,
-                 eval_data=None, sync_bn: bool = False, seed: int = 0):
+                 eval_data=None, sync_bn: bool = False, seed: int = 0, val_data=None):
+        """``eval_data``: the split the final PSNR is reported on (test); ``val_data``: the
+        validation split, measured after every epoch."""
         self.model, self.cfg, self.rt = model, cfg, runtime
         self.net = runtime.module(model)
         self.net_train = runtime.wrap(self.net, sync_bn)
         self.opt = make_optimizer(torch.optim.AdamW, self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.corruption = Corruption(cfg.corrupt)
         self.eval_data = eval_data
+        self.val_data = val_data
         self.progress = 0.0
         self.variational = model.variational
-        self.loss_keys = ("loss", "recon", "kl", "test_psnr") if self.variational else ("loss", "test_psnr")
+        self.loss_keys = ("loss", "recon", "kl", "val_psnr") if self.variational else ("loss", "val_psnr")
         self.dims = model.cfg.channels * model.cfg.image_size ** 2
         self.seed = seed
 
@@ -298,12 +301,12 @@ class AutoencoderTask(SingleNetTask):
 
     # -- evaluation -------------------------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self, limit: int = 2000) -> dict:
-        """Test-set reconstruction PSNR (and, for a VAE, the ELBO in bits/dim)."""
+    def evaluate(self, d, limit: int = 2000) -> dict:
+        """Reconstruction PSNR on the first ``limit`` images of ``d`` (and, for a VAE, the ELBO in
+        bits/dim), under the split's name: ``{"test_psnr": ...}``."""
         from ..metrics import psnr
 
         self.net.eval()
-        d = self.eval_data
         images = d.images[:limit]
         labels = d.labels[:limit] if self.model.conditional else None
         g = torch.Generator().manual_seed(self.seed)
@@ -319,19 +322,21 @@ class AutoencoderTask(SingleNetTask):
                 _, parts = self.losses(self.net, x, x, y)
                 bpds.append(parts["bpd"].item() * len(x))
         self.net.train()
-        result = {"test_psnr": torch.cat(psnrs).mean().item()}
+        split = d.split or "test"
+        result = {f"{split}_psnr": torch.cat(psnrs).mean().item()}
         if self.variational:
-            result["test_bpd"] = sum(bpds) / len(images)
+            result[f"{split}_bpd"] = sum(bpds) / len(images)
         return result
 
     @torch.no_grad()
     def _grids(self, run: Run, name: str) -> None:
-        if self.eval_data is None:
+        shown = self.eval_data if self.eval_data is not None else self.val_data
+        if shown is None:
             return
         self.net.eval()
         n = 32
-        x = self.rt.tensor(self.eval_data.images[:n].float().div(127.5).sub(1))
-        y = self.eval_data.labels[:n].to(self.rt.device) if self.model.conditional else None
+        x = self.rt.tensor(shown.images[:n].float().div(127.5).sub(1))
+        y = shown.labels[:n].to(self.rt.device) if self.model.conditional else None
         xin, _ = self.corruption(x, torch.Generator().manual_seed(0))
         with self.rt.autocast():
             out = self.model(xin, y).float()
@@ -352,16 +357,16 @@ class AutoencoderTask(SingleNetTask):
         self.net.train()
 
     def on_epoch_end(self, run: Run, epoch: int, step: int) -> None:
-        if self.eval_data is None:
-            return
-        ev = self.evaluate(limit=1000)
-        run.log_metrics({"step": step, "epoch": epoch, **{k: round(v, 6) for k, v in ev.items()}})
+        if self.val_data is not None:
+            ev = self.evaluate(self.val_data, limit=1000)
+            run.log_metrics({"step": step, "epoch": epoch, **{k: round(v, 6) for k, v in ev.items()}})
         self._grids(run, f"epoch_{epoch:03d}")
 
     def on_train_end(self, run: Run, step: int) -> None:
-        if self.eval_data is None:
-            return
-        ev = self.evaluate()
-        atomic_write_json(run.path / "evaluation.json", {
-            "step": step, "test_images": min(2000, len(self.eval_data)), "corrupt": self.cfg.corrupt, **ev})
+        d = self.eval_data
+        if d is not None:
+            split = d.split or "test"
+            atomic_write_json(run.path / "evaluation.json", {
+                "step": step, "split": split, f"{split}_images": min(2000, len(d)), "corrupt": self.cfg.corrupt,
+                **self.evaluate(d)})
         self._grids(run, "final")

@@ -1,8 +1,9 @@
 """The classifier training task: SGD with Nesterov momentum on label-smoothed cross-entropy,
 random flips and small shifts (black-padded) on the fly, a one-cycle learning rate over the run's budget
-(steps or wall-clock, whichever ends first), test accuracy after every epoch (one view) and
-at the end (averaged over the image and its mirror when flips are in the augmentation) with a
-confusion matrix.
+(steps or wall-clock, whichever ends first), validation accuracy after every epoch (one view),
+and at the end the accuracy on the reported split (test; a folder's validation images),
+averaged over the image and its mirror when flips are in the augmentation, with a confusion
+matrix, beside the validation accuracy of every test-time view set (to choose them by).
 """
 
 from __future__ import annotations
@@ -48,10 +49,12 @@ class ClassifierTrainConfig:
 
 class ClassifierTask(SingleNetTask):
     name = "classifier"
-    loss_keys = ("loss", "test_loss", "test_acc")
+    loss_keys = ("loss", "val_loss", "val_acc")
 
     def __init__(self, model: CNNClassifier, cfg: ClassifierTrainConfig, runtime: Runtime,
-                 eval_data: ImageData | None = None, sync_bn: bool = False):
+                 eval_data: ImageData | None = None, sync_bn: bool = False, val_data: ImageData | None = None):
+        """``eval_data``: the split the final accuracy is reported on (test); ``val_data``: the
+        validation split, for the per-epoch curve and the comparison of test-time views."""
         self.model, self.cfg, self.rt = model, cfg, runtime
         self.net = runtime.module(model)
         self.net_train = runtime.wrap(self.net, sync_bn)  # DDP under torchrun
@@ -62,6 +65,7 @@ class ClassifierTask(SingleNetTask):
                                    lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
         self.augment = parse_policy(cfg.augment)
         self.eval_data = eval_data
+        self.val_data = val_data
         self.progress = 0.0
 
     # -- Task protocol ----------------------------------------------------------------
@@ -110,36 +114,41 @@ class ClassifierTask(SingleNetTask):
                 out.append(tta_logits(self.net, x, tta or self.tta).cpu())
         return torch.cat(out)
 
-    def evaluate(self, tta: str | None = None) -> dict:
-        d = self.eval_data
-        logits = self.predict(d.images, tta=tta)
-        loss = F.cross_entropy(logits, d.labels).item()
+    def evaluate(self, data: ImageData, tta: str | None = None) -> dict:
+        """Loss, accuracy and predictions on ``data`` with the test-time views ``tta``."""
+        logits = self.predict(data.images, tta=tta)
         pred = logits.argmax(1)
-        return {"test_loss": loss, "test_acc": (pred == d.labels).float().mean().item(), "pred": pred}
+        return {"loss": F.cross_entropy(logits, data.labels).item(),
+                "acc": (pred == data.labels).float().mean().item(), "pred": pred}
 
     def on_epoch_end(self, run: Run, epoch: int, step: int) -> None:
-        if self.eval_data is None:
+        if self.val_data is None:
             return
-        ev = self.evaluate(tta="none")  # single view, to keep the per-epoch curve cheap
-        run.log_metrics({"step": step, "epoch": epoch, "test_loss": round(ev["test_loss"], 6),
-                         "test_acc": round(ev["test_acc"], 6)})
+        ev = self.evaluate(self.val_data, tta="none")  # single view, to keep the per-epoch curve cheap
+        run.log_metrics({"step": step, "epoch": epoch, "val_loss": round(ev["loss"], 6),
+                         "val_acc": round(ev["acc"], 6)})
 
     def on_train_end(self, run: Run, step: int) -> None:
-        if self.eval_data is None:
+        # The validation split first: the reported split's keys, confusion matrix and "split" come last.
+        reported = self.eval_data if self.eval_data is not self.val_data else None  # a folder's: the same images
+        sets = [d for d in (self.val_data, reported) if d is not None]
+        if not sets:
             return
-        ev = self.evaluate()
-        classes = self.eval_data.classes
+        result: dict = {"step": step, "tta": self.tta}
+        for data in sets:
+            split = data.split or "test"
+            ev = self.evaluate(data)
+            # The recipe's views (self.tta) give the headline; the others are for choosing on val.
+            by_tta = {mode: ev["acc"] if mode == self.tta else self.evaluate(data, tta=mode)["acc"]
+                      for mode in (TTA_MODES if self.tta == "flip" else ("none",))}
+            result.update({"split": split, f"{split}_images": len(data), f"{split}_accuracy": ev["acc"],
+                           f"{split}_loss": ev["loss"], f"{split}_accuracy_by_tta": by_tta})
         k = self.model.cfg.num_classes
-        labels = self.eval_data.labels
+        labels = data.labels
         confusion = torch.zeros(k, k, dtype=torch.long)
         confusion.index_put_((labels, ev["pred"]), torch.ones_like(labels), accumulate=True)
         per_class = (confusion.diag().float() / confusion.sum(1).clamp(min=1)).tolist()
-        names = classes if len(classes) == k else [str(i) for i in range(k)]
-        # The headline accuracy uses the recipe's views (self.tta); the others are for comparison.
-        by_tta = {mode: ev["test_acc"] if mode == self.tta else self.evaluate(tta=mode)["test_acc"]
-                  for mode in (TTA_MODES if self.tta == "flip" else ("none",))}
+        names = data.classes if len(data.classes) == k else [str(i) for i in range(k)]
         atomic_write_json(run.path / "evaluation.json", {
-            "step": step, "test_images": len(labels), "test_accuracy": ev["test_acc"], "test_loss": ev["test_loss"],
-            "tta": self.tta, "test_accuracy_by_tta": by_tta,
-            "per_class_accuracy": dict(zip(names, per_class)), "confusion_matrix": confusion.tolist()})
-        plot_confusion(confusion, names, run.path / "confusion.png", title=f"test accuracy {ev['test_acc']:.2%}")
+            **result, "per_class_accuracy": dict(zip(names, per_class)), "confusion_matrix": confusion.tolist()})
+        plot_confusion(confusion, names, run.path / "confusion.png", title=f"{split} accuracy {ev['acc']:.2%}")

@@ -292,10 +292,12 @@ class Trainer:
         self.save()  # every rank: saving ends in a barrier
         if not self.rt.is_main:
             return
-        self._log(result)
+        self._log({k: v for k, v in result.items() if not isinstance(v, str)})  # numbers; "split" names them
         key, mode = self.task.best_metric
         best = self.run.best_checkpoint()
-        previous = json.loads((best / "best.json").read_text()).get(key) if best else None
+        kept = json.loads((best / "best.json").read_text()) if best else {}
+        # A best kept on another split (an older run's test FID) is not comparable: replace it.
+        previous = kept.get(key) if kept.get("split") == result.get("split") else None
         value = result[key]
         if previous is None or (value < previous if mode == "min" else value > previous):
             self.run.mark_best(self.run.latest_checkpoint(), {"step": self.step, **result})

@@ -7,7 +7,9 @@ does everything else. What a task can do beyond that is declared here, not probe
 - ``accumulates``: ``step`` splits its batch into ``grad_accum`` micro-batches (--grad-accum).
   A task that does not is refused any ``grad_accum`` above 1, the same way for every family.
 - ``best_metric``: ``(key, "min" | "max")`` of :meth:`Task.evaluate_checkpoint`, which
-  --eval-every logs and uses to keep the best checkpoint; None: no such evaluation.
+  --eval-every logs and uses to keep the best checkpoint; None: no such evaluation. The
+  evaluation measures on the validation split and says so (``"split": "val"``), which
+  ``--best`` requires of the checkpoint it loads.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ class Task:
         self.grad_accum = grad_accum
 
     def evaluate_checkpoint(self) -> dict:
-        """--eval-every's measurement of the current weights; holds ``best_metric[0]``."""
+        """--eval-every's measurement of the current weights; holds ``best_metric[0]`` and ``split``."""
         return self.evaluator(self)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
+from ..data.splits import LEGACY_TRAIN_SPLIT
 from ..errors import PixelforgeError
 from ..registry import create_model
 from ..runs import Run
@@ -71,17 +72,21 @@ def judge_for(data_spec: str) -> str:
 
 
 def export(run_dir: str | os.PathLike, name: str, command: str, dest: Path = ZOO_DIR) -> Path:
-    """Copy a classifier run's weights (as fp16) and its evaluation into the zoo."""
+    """Copy a classifier run's weights (as fp16) and its test evaluation into the zoo; the card
+    records the split it trained on (``data_split``: "train", or "train+val" for older runs)."""
     run = Run.open(run_dir)
     cfg = run.config
     if cfg.get("family") != "classifier":
         raise PixelforgeError(f"{run_dir} is not a classifier run")
+    evaluation = json.loads((run.path / "evaluation.json").read_text())
+    if "test_accuracy" not in evaluation:
+        raise PixelforgeError(f"{run_dir} has no test accuracy to put on the card (its data has no test split)")
     weights = run.load_weights("classifier")
     half = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
     save_file(half, str(dest / f"{name}.safetensors"), metadata={"name": name, "format": "pixelforge-zoo-1"})
-    evaluation = json.loads((run.path / "evaluation.json").read_text())
     info = {"name": name, "model": cfg["model"]["name"], "config": cfg["model"]["config"],
-            "classes": cfg["data"]["classes"], "data": cfg["data"]["spec"], "command": command,
+            "classes": cfg["data"]["classes"], "data": cfg["data"]["spec"],
+            "data_split": cfg["data"].get("split", LEGACY_TRAIN_SPLIT), "command": command,
             "trained": cfg.get("created"), "test_accuracy": evaluation["test_accuracy"],
             "test_images": evaluation["test_images"], "dtype": "float16"}
     (dest / f"{name}.json").write_text(json.dumps(info, indent=2) + "\n")
