@@ -15,7 +15,8 @@ per group is set against the machine's own matmul peak in bf16 and fp32, measure
 same run. The profiler adds overhead per operator, so the wall time per step is measured
 again without it.
 
-    python benchmarks/profiling.py [--workloads gan,diffusion,upscale,style] [--steps 10]
+    python benchmarks/profiling.py [--workloads gan,gan64,diffusion,upscale,style] [--steps 10]
+    PIXELFORGE_DATA=../shared/data python benchmarks/profiling.py --probes   # the micro-measurements
 
 Writes benchmarks/results/profile.json.
 """
@@ -23,11 +24,13 @@ Writes benchmarks/results/profile.json.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import torch
-from _common import write_results
+from _common import RESULTS, write_results
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -206,12 +209,68 @@ def profile_workload(step, steps: int) -> dict:
             "rows": rows, "achieved": achieved}
 
 
+# -- probes: the micro-measurements behind the changes in docs/performance.md -----------------
+
+def _micro(fn, reps: int = 30) -> float:
+    for _ in range(3):
+        fn()
+    t = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - t) / reps * 1e3
+
+
+def probes() -> dict:
+    import io
+    import os
+
+    import torch.nn.functional as F
+
+    out = {}
+    cl = torch.channels_last
+    x = torch.randn(64, 64, 14, 14, dtype=torch.bfloat16).contiguous(memory_format=cl)
+    grads = {"matching": torch.randn_like(x), "mixed": torch.randn(64, 64, 14, 14, dtype=torch.bfloat16)}
+    out["leaky_relu_backward_ms"] = {
+        "shape": "64x64x14x14 bf16, activation channels_last",
+        **{f"{k}_formats": round(_micro(lambda g=g: torch.ops.aten.leaky_relu_backward(g, x, 0.2, True)), 3)
+           for k, g in grads.items()}}
+    img = torch.rand(1, 3, 256, 256)
+    out["bicubic_x4_256px_ms"] = {
+        fmt: round(_micro(lambda t=t: F.interpolate(t, scale_factor=4, mode="bicubic", align_corners=False), 10), 2)
+        for fmt, t in (("nchw", img), ("channels_last", img.contiguous(memory_format=cl)))}
+    photo = Path(os.environ.get("PIXELFORGE_DATA", "")) / "photos" / "dune.png"
+    if photo.is_file():
+        from PIL import Image
+
+        with Image.open(photo) as im:
+            big = im.convert("RGB").resize((im.width * 2, im.height * 2), Image.BICUBIC)
+        rows = {}
+        for level in (1, 6):
+            buf = io.BytesIO()
+            t = time.perf_counter()
+            big.save(buf, format="PNG", compress_level=level)
+            rows[f"level_{level}"] = {"seconds": round(time.perf_counter() - t, 3), "mb": round(len(buf.getvalue()) / 1e6, 2)}
+        out["png_encode"] = {"image": f"photos/dune.png upscaled to {big.width}x{big.height}", **rows}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--probes", action="store_true",
+                    help="only the micro-measurements (memory formats, bicubic, PNG levels), kept beside the profile")
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args()
+    if args.probes:
+        found = probes()
+        print(json.dumps(found, indent=2))
+        if not args.no_save:
+            previous = RESULTS / "profile.json"
+            figures = json.loads(previous.read_text()) if previous.exists() else {}
+            figures = {k: v for k, v in figures.items() if k not in ("benchmark", "date", "machine")}
+            write_results("profile", {**figures, "probes": found})
+        return
     names = [w.strip() for w in args.workloads.split(",") if w.strip()]
     unknown = [n for n in names if n not in WORKLOADS]
     if unknown:

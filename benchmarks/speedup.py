@@ -169,7 +169,8 @@ def main() -> None:
             old, new = max(sides["old"]), max(sides["new"])
             rows.append({"workload": key, "measure": "training steps per second", "old": round(old, 2),
                          "new": round(new, 2), "speedup": round(new / old, 2)})
-        rows[-1]["target_met"] = rows[-1]["speedup"] >= TARGET
+        if key != "gan":  # the GAN's goal is a ratio to a plain fp32 step (gan_throughput.py)
+            rows[-1]["target_met"] = rows[-1]["speedup"] >= TARGET
     print(f"\n{'workload':<16} {'measure':<38} {'old':>8} {'new':>8} {'speedup':>8}")
     for row in rows:
         print(f"{row['workload']:<16} {row['measure']:<38} {row['old']:>8} {row['new']:>8} {row['speedup']:>7}x")

@@ -166,9 +166,9 @@ def resize_crop(image: Image.Image, size: int) -> Image.Image:
     return image.crop((left, top, left + size, top + size))
 
 
-# zlib level of written PNGs: 1, as OpenCV writes them. On a 4-megapixel photo Pillow's default
-# (6) takes 3x as long for a file about 18% smaller, and for an upscaled photo it was the
-# larger part of the whole command (benchmarks/speedup.py).
+# zlib level of written PNGs: 1, as OpenCV writes them. Pillow's default (6) takes 4x as long
+# for a file 12% smaller (benchmarks/profiling.py --probes), and encoding an upscaled photo
+# at level 6 took longer than upscaling it.
 PNG_COMPRESS_LEVEL = 1
 
 

@@ -98,7 +98,7 @@ class _SRBase(nn.Module):
         if self.cfg.residual:
             # The sum in fp32 even under autocast: bf16 would round the base image itself
             # (steps of 1/256 near white, a third of an 8-bit level).
-            # NCHW for the interpolation (its channels_last kernel is twice as slow on the CPU)
+            # NCHW for the interpolation (its channels_last kernel is slower on the CPU)
             # and for the sum (mixed memory formats make element-wise kernels crawl).
             base = upscale_bicubic(x.float().contiguous(), self.cfg.scale)
             return base + out.float().contiguous()
