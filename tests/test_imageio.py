@@ -69,3 +69,28 @@ def test_tasks_refuse_grad_accum_the_same_way():
         with pytest.raises(PixelforgeError, match="--batch-size, not --grad-accum"):
             task.check_grad_accum(2)
         task.check_grad_accum(1)
+
+
+def test_frames_round_trip_with_durations_and_loop(tmp_path):
+    from pixelforge.imageio import read_frames, write_frames
+
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    frames = [Image.new("RGB", (12, 8), c) for c in colours]
+    path = write_frames(frames, tmp_path / "anim.gif", [40, 80, 120], loop=2)
+    assert not list(tmp_path.glob(".tmp*")) and not list(tmp_path.glob("*.tmp"))
+    back, durations, loop = read_frames(path)
+    assert len(back) == 3 and durations == [40, 80, 120] and loop == 2
+    assert [f.getpixel((5, 5)) for f in back] == colours
+    assert all(f.mode == "RGB" and f.size == (12, 8) for f in back)
+
+
+def test_frames_errors(tmp_path):
+    from pixelforge.errors import PixelforgeError
+    from pixelforge.imageio import UnreadableImage, read_frames, write_frames
+
+    with pytest.raises(PixelforgeError, match="no frames"):
+        write_frames([], tmp_path / "none.gif", 100)
+    bad = tmp_path / "bad.gif"
+    bad.write_bytes(b"GIF89a" + b"\0" * 20)
+    with pytest.raises(UnreadableImage):
+        read_frames(bad)

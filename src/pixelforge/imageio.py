@@ -7,6 +7,7 @@
   float images are taken as 0..1 when they fit in it, transparency is composited on white
   when an image becomes L or RGB (:func:`to_mode`); :func:`normalise_mode` keeps alpha.
 - Writing is atomic (a temporary file, then a rename): a viewer never sees half a file.
+- Animations: :func:`read_frames` and :func:`write_frames` (GIFs, frame by frame).
 - Transparency beside lossy colours: :func:`split_alpha` and :func:`join_alpha` keep the alpha
   plane apart, losslessly (zlib), as the codecs store it.
 
@@ -183,6 +184,37 @@ def write_image(image: Image.Image, path: str | os.PathLike, format: str | None 
         image.save(buffer, format=format, **options)
     except (KeyError, ValueError, OSError) as e:
         raise PixelforgeError(f"cannot write {path}: {e}") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def read_frames(path: str | os.PathLike, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[list[Image.Image], list[int], int]:
+    """An animation's frames (RGB), each frame's duration in ms and the loop count, read with
+    the rules of :func:`read_image` (checked once, on the file)."""
+    read_image(path, max_pixels)  # readable at all, and not a decompression bomb
+    frames, durations = [], []
+    try:
+        with Image.open(path) as animation:
+            loop = animation.info.get("loop", 0)
+            for index in range(getattr(animation, "n_frames", 1)):
+                animation.seek(index)
+                durations.append(animation.info.get("duration", 100))
+                frames.append(animation.convert("RGB"))
+    except (OSError, ValueError, EOFError) as e:
+        raise UnreadableImage(Path(path).name, "corrupt or truncated", str(e)) from None
+    return frames, durations, loop
+
+
+def write_frames(frames: list[Image.Image], path: str | os.PathLike, durations: list[int] | int,
+                 loop: int = 0) -> Path:
+    """Write an animated GIF atomically (``durations`` in ms, one per frame or one for all)."""
+    if not frames:
+        raise PixelforgeError(f"no frames to write to {path}")
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=loop,
+                   disposal=2, optimize=False)
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, buffer.getvalue())
     return path

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .imageio import normalise_mode, read_image, write_image  # noqa: F401  (read_image, normalise_mode: their old home)
+from .imageio import normalise_mode, read_image, write_frames, write_image  # noqa: F401  (read_image, normalise_mode: their old home)
 from .runs import atomic_write_bytes
 
 
@@ -50,12 +50,7 @@ def save_gif(frames: list[np.ndarray], path: str | os.PathLike, fps: int = 12, s
     pil = [to_pil(f) for f in frames]
     if scale > 1:
         pil = [p.resize((p.width * scale, p.height * scale), Image.NEAREST) for p in pil]
-    buf = io.BytesIO()
-    pil[0].save(buf, format="GIF", save_all=True, append_images=pil[1:], duration=int(1000 / fps), loop=0)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+    return write_frames(pil, path, int(1000 / fps))
 
 
 def plot_curves(records: list[dict], keys: list[str], path: str | os.PathLike, title: str = "") -> Path | None:

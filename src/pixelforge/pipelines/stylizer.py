@@ -23,13 +23,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageSequence
+from PIL import Image
 from torch import Tensor
 from tqdm import tqdm
 
 from ..data import ImageData, load_dataset, load_image
 from ..errors import PixelforgeError, RunError
-from ..imageio import read_image, write_image
+from ..imageio import read_frames, read_image, write_frames, write_image
 from ..family import Family, Option, TrainCommand
 from ..images import save_png
 from ..models.style import AdaINConfig, AdaINNet, StylizerConfig, TransformerNet
@@ -258,21 +258,11 @@ class _Stylizer:
             raise PixelforgeError(f"frames in means a .gif or a folder of images, not {source}")
         if output.suffix.lower() != ".gif":
             raise PixelforgeError(f"a GIF goes to a GIF: give an output ending in .gif, not {output.name}")
-        read_image(source)  # readable at all, not too large
-        frames, durations = [], []
-        with Image.open(source) as gif:
-            count = getattr(gif, "n_frames", 1)
-            loop = gif.info.get("loop", 0)
-            bar = tqdm(total=count, desc="frames", unit="frame", file=sys.stderr, disable=not progress or None)
-            for frame in ImageSequence.Iterator(gif):
-                durations.append(frame.info.get("duration", gif.info.get("duration", 100)))
-                frames.append(self.stylize(frame.convert("RGB"), alpha=alpha, size=size, max_size=max_size,
-                                           _style_tensor=style_tensor, _checked=True))
-                bar.update(1)
-            bar.close()
-        output.parent.mkdir(parents=True, exist_ok=True)
-        frames[0].save(output, save_all=True, append_images=frames[1:], duration=durations, loop=loop,
-                       disposal=2, optimize=False)
+        frames, durations, loop = read_frames(source)
+        styled = [self.stylize(frame, alpha=alpha, size=size, max_size=max_size, _style_tensor=style_tensor,
+                               _checked=True)
+                  for frame in tqdm(frames, desc="frames", unit="frame", file=sys.stderr, disable=not progress or None)]
+        write_frames(styled, output, durations, loop)
         return output, len(frames)
 
 
