@@ -2,7 +2,8 @@
 
 Schedules (``T`` steps, ``abar_t`` = share of the signal's variance left at step t):
 - ``linear``: beta from 1e-4 to 0.02 (Ho et al. 2020).
-- ``cosine``: abar_t = cos^2(((t/T + s) / (1 + s)) * pi/2), s = 0.008, betas capped at 0.999
+- ``cosine``: abar_t = f(t) / f(0) with f(t) = cos^2(((t/T + s) / (1 + s)) * pi/2), s = 0.008,
+  betas capped at 0.999
   (Nichol & Dhariwal 2021): less signal is destroyed early on, better for small images.
 
 Sampling walks a decreasing sub-sequence t_S > ... > t_1 of the T training steps. At each step
