@@ -43,9 +43,9 @@ COMMENT = re.compile(r"<!--(?P<body>.*?)-->")
 MARKER = re.compile(r"\s*(?P<file>[\w.-]+\.json):(?P<path>\S.*?)(?:\*(?P<factor>-?\d+(?:\.\d+)?))?\s*")
 STEP = re.compile(r'\.(?P<key>[\w-]+)|\["(?P<quoted>[^"]+)"\]|\[(?P<index>\d+)\]')
 # The number at the end of the text before a marker: sign, digits (commas between thousands),
-# decimals, an optional unit of up to eight characters, and closing emphasis.
+# decimals, an exponent (2e-6), an optional unit of up to eight characters, and closing emphasis.
 NUMBER = re.compile(r"(?<![\w.,])(?P<sign>[-+\u2212]?)(?P<digits>\d{1,3}(?:,\d{3})+|\d+)(?P<frac>\.\d+)?"
-                    r"(?P<unit>\s?(?:%|[A-Za-z][A-Za-z/]{0,7}))?[*_`]*$")
+                    r"(?P<exp>e-?\d+)?(?P<unit>\s?(?:%|[A-Za-z][A-Za-z/]{0,7}))?[*_`]*$")
 
 pytestmark = pytest.mark.docs
 
@@ -112,12 +112,12 @@ def check(marker: Marker, results: Path = RESULTS) -> str | None:
     shown = NUMBER.search(marker.before)
     if shown is None:
         return f"{where}: no number right before the marker"
-    text = shown["sign"].replace("\u2212", "-") + shown["digits"].replace(",", "") + (shown["frac"] or "")
-    number, decimals = Decimal(text), len(shown["frac"] or ".") - 1
+    number = Decimal(shown["sign"].replace("\u2212", "-") + shown["digits"].replace(",", "")
+                     + (shown["frac"] or "") + (shown["exp"] or ""))
     factors = [Decimal(form["factor"])] if form["factor"] else [Decimal(1)]
     if not form["factor"] and (shown["unit"] or "").strip() == "%":
         factors.append(Decimal(100))
-    half = Decimal(5) / 10 ** (decimals + 1)
+    half = Decimal(5).scaleb(number.as_tuple().exponent - 1)  # half a unit of the last digit shown
     expected = [Decimal(repr(float(value))) * f for f in factors]
     if any(abs(number - e) <= half for e in expected):
         return None
@@ -163,6 +163,8 @@ def test_every_readme_benchmark_row_is_marked():
     ("KID 0.94", "r.json:acc", True),
     ("gain 8.61%", "r.json:gain_pct", True),  # already in percent
     ("vs WebP -6.6 dB", "r.json:bd", True),
+    ("differs by 2e-6", "r.json:tiny", True),
+    ("differs by 3e-6", "r.json:tiny", False),
     ("vs WebP \u22126.57 dB", "r.json:bd", True),
     ("vs WebP 6.6 dB", "r.json:bd", False),
     ("(**+8.61 dB**", 'r.json:x["gaussian_0.3"].gain', True),
@@ -184,6 +186,6 @@ def test_checker(tmp_path, before, body, ok):
     (tmp_path / "r.json").write_text(json.dumps({
         "results": [{"ratio": 2.21, "img_s": 2012.9}], "acc": 0.9387, "gain_pct": 8.61, "bd": -6.567,
         "x": {"gaussian_0.3": {"gain": 8.61}}, "seconds": {"page (GET /)": 0.0017},
-        "rows": [{}, {"gain": -0.020666}], "half": 0.245, "name": "gan"}))
+        "rows": [{}, {"gain": -0.020666}], "half": 0.245, "name": "gan", "tiny": 2e-6}))
     why = check(Marker("page.md", 1, before, body), results=tmp_path)
     assert (why is None) == ok, why
