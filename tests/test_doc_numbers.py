@@ -40,6 +40,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 COMMENT = re.compile(r"<!--(?P<body>.*?)-->")
+CODE_SPAN = re.compile(r"`[^`]+`")
 MARKER = re.compile(r"\s*(?P<file>[\w.-]+\.json):(?P<path>\S.*?)(?:\*(?P<factor>-?\d+(?:\.\d+)?))?\s*")
 STEP = re.compile(r'\.(?P<key>[\w-]+)|\["(?P<quoted>[^"]+)"\]|\[(?P<index>\d+)\]')
 # The number at the end of the text before a marker: sign, digits (commas between thousands),
@@ -59,7 +60,7 @@ class Marker:
 
 
 def _markers(path: Path) -> list[Marker]:
-    """Every comment that names a .json file, outside fenced code blocks."""
+    """Every comment that names a .json file, outside code blocks and `code spans`."""
     found, fenced = [], False
     page = path.name if path.parent == ROOT else f"docs/{path.name}"
     for number, line in enumerate(path.read_text().splitlines(), 1):
@@ -68,9 +69,11 @@ def _markers(path: Path) -> list[Marker]:
             continue
         if fenced:
             continue
+        code = [span.span() for span in CODE_SPAN.finditer(line)]
         # The text before a marker, less earlier comments: two markers may follow one number.
         found += [Marker(page, number, COMMENT.sub("", line[:m.start()]), m["body"])
-                  for m in COMMENT.finditer(line) if ".json" in m["body"]]
+                  for m in COMMENT.finditer(line)
+                  if ".json" in m["body"] and not any(a <= m.start() < b for a, b in code)]
     return found
 
 
@@ -189,3 +192,12 @@ def test_checker(tmp_path, before, body, ok):
         "rows": [{}, {"gain": -0.020666}], "half": 0.245, "name": "gan", "tiny": 2e-6}))
     why = check(Marker("page.md", 1, before, body), results=tmp_path)
     assert (why is None) == ok, why
+
+
+def test_markers_skip_code_and_read_stacked_comments(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("write `1.5<!-- r.json:a -->` like this\n```\n2<!-- r.json:b -->\n```\n"
+                    "KID 0.0005<!-- r.json:c --><!-- r.json:d --> each\n")
+    found = _markers(page)
+    assert [(m.line, m.body.strip(), m.before) for m in found] == [
+        (5, "r.json:c", "KID 0.0005"), (5, "r.json:d", "KID 0.0005")]
