@@ -124,7 +124,7 @@ def test_bad_inputs(diffusion_run, tiny_run, capsys):
     assert "divisible" in capsys.readouterr().err
 
 
-def test_eval_accepts_diffusion_runs(diffusion_run, tmp_path, capsys):
+def test_eval_accepts_diffusion_runs(diffusion_run, tmp_path, capsys, monkeypatch):
     judge = tmp_path / "judge"
     pixelforge.train_classifier("digits", judge, size=28, epochs=1, batch_size=64, width=8, progress=False)
     assert main(["eval", str(diffusion_run), "-n", "20", "--extractor", str(judge), "--metrics", "fid,kid"]) == 0
@@ -133,6 +133,17 @@ def test_eval_accepts_diffusion_runs(diffusion_run, tmp_path, capsys):
     assert main(["eval", str(diffusion_run), "-n", "20", "--extractor", str(judge), "--metrics", "fid",
                  "--sampler", "dpm++", "--steps", "3"]) == 0
     m2 = json.loads((diffusion_run / "metrics.json").read_text())
-    assert m2["sampling"] == {"steps": 3, "eta": 0.0, "solver": "dpm++"} and m2["fid"] != m["fid"]
+    assert m2["sampling"] == {"steps": 3, "eta": 0.0, "solver": "dpm++"}
+    # ... and the options reach the sampler itself (an untrained model's samples saturate, so the
+    # two FIDs can be equal: look at the calls instead).
+    from pixelforge.pipelines.diffusion import DiffusionPipeline
+
+    calls, sample = [], DiffusionPipeline.sample
+    monkeypatch.setattr(DiffusionPipeline, "sample",
+                        lambda self, *a, **kw: calls.append((kw.get("steps") or self.steps,
+                                                             kw.get("solver") or self.solver)) or sample(self, *a, **kw))
+    assert main(["eval", str(diffusion_run), "-n", "20", "--extractor", str(judge), "--metrics", "fid",
+                 "--sampler", "dpm++", "--steps", "3"]) == 0
+    assert calls and set(calls) == {(3, "dpm++")}, calls
     assert main(["eval", str(judge), "-n", "20", "--steps", "3"]) == 2
     assert "for diffusion runs" in capsys.readouterr().err
