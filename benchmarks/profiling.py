@@ -34,14 +34,16 @@ from _common import RESULTS, write_results
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
+# An operator belongs to the first group one of whose words its name contains ...
 GROUPS = {
-    "convolution": ("conv", "mkldnn_convolution", "_convolution", "convolution_backward", "slow_conv"),
-    "matmul": ("mm", "addmm", "bmm", "baddbmm", "matmul", "linear", "_scaled_dot_product", "scaled_dot_product"),
+    "convolution": ("conv",),
+    "matmul": ("mm", "matmul", "linear", "scaled_dot_product"),
     "normalisation": ("batch_norm", "group_norm", "layer_norm", "instance_norm"),
-    "activation": ("relu", "leaky_relu", "threshold", "silu", "gelu", "tanh", "sigmoid", "elu", "hardtanh"),
-    "copies": ("copy_", "_to_copy", "to", "contiguous", "clone", "empty", "empty_strided", "empty_like",
-               "as_strided", "_reshape_alias", "view", "reshape", "permute", "transpose", "t", "expand"),
+    "activation": ("relu", "threshold", "silu", "gelu", "tanh", "sigmoid", "elu"),
 }
+# ... or, failing that, to "copies" when it is one of these (memory movement, no arithmetic).
+COPIES = {"copy_", "_to_copy", "to", "contiguous", "clone", "empty", "empty_strided", "empty_like", "as_strided",
+          "_reshape_alias", "view", "reshape", "permute", "transpose", "t", "expand"}
 FLOP_GROUPS = {"convolution": "convolution", "convolution_backward": "convolution", "mm": "matmul",
                "addmm": "matmul", "bmm": "matmul", "baddbmm": "matmul",
                "_scaled_dot_product_efficient_attention": "matmul",
@@ -51,14 +53,10 @@ FLOP_GROUPS = {"convolution": "convolution", "convolution_backward": "convolutio
 
 def op_group(name: str) -> str:
     base = name.split("::")[-1]
-    for group, keys in GROUPS.items():
-        for key in keys:
-            if group in ("convolution", "matmul", "normalisation", "activation"):
-                if key in base:
-                    return group
-            elif base == key:
-                return group
-    return "elementwise/other"
+    for group, words in GROUPS.items():
+        if any(word in base for word in words):
+            return group
+    return "copies" if base in COPIES else "elementwise/other"
 
 
 def phase_of(event) -> str:
@@ -76,7 +74,7 @@ def phase_of(event) -> str:
 
 # -- workloads: each returns a callable that runs one step of the real code ------------------
 
-def gan_workload(conditional: bool = True, size: int = 28):
+def gan_workload(conditional: bool = True, size: int = 28, label_ema: bool = True):
     from pixelforge.registry import create_model
     from pixelforge.runtime import Runtime
     from pixelforge.training.gan import GANTask, GANTrainConfig
@@ -86,13 +84,14 @@ def gan_workload(conditional: bool = True, size: int = 28):
     rt = Runtime.create("cpu", "auto")
     task = GANTask(create_model("dcgan", image_size=size, channels=channels, num_classes=n_cls),
                    GANTrainConfig(), rt)
-    _label_ema(task)
+    if label_ema:
+        _label_ema(task)
     real = rt.tensor(torch.rand(64, channels, size, size) * 2 - 1)
     labels = torch.randint(0, n_cls, (64,)) if n_cls else None
     return lambda: task.step(real, labels)
 
 
-def diffusion_workload():
+def diffusion_workload(label_ema: bool = True):
     from pixelforge.registry import create_model
     from pixelforge.runtime import Runtime
     from pixelforge.training.diffusion import DiffusionTask, DiffusionTrainConfig
@@ -100,7 +99,8 @@ def diffusion_workload():
     torch.manual_seed(0)
     rt = Runtime.create("cpu", "auto")
     task = DiffusionTask(create_model("unet", image_size=28, channels=1, num_classes=10), DiffusionTrainConfig(), rt)
-    _label_ema(task)
+    if label_ema:
+        _label_ema(task)
     x = rt.tensor(torch.rand(64, 1, 28, 28) * 2 - 1)
     labels = torch.randint(0, 10, (64,))
     return lambda: task.step(x, labels)

@@ -39,30 +39,17 @@ TARGET = 1.5
 # -- workers: run inside a process whose PYTHONPATH picks the tree ---------------------------
 
 def worker_train(family: str, steps: int) -> dict:
-    import torch
-
+    """The default step of ``family`` as benchmarks/profiling.py builds it, from whichever tree
+    ``PYTHONPATH`` puts first."""
     import pixelforge
-    from pixelforge.registry import create_model
-    from pixelforge.runtime import Runtime
+    from profiling import diffusion_workload, gan_workload
 
-    torch.manual_seed(0)
-    rt = Runtime.create("cpu", "auto")
-    if family == "diffusion":
-        from pixelforge.training.diffusion import DiffusionTask, DiffusionTrainConfig
-
-        task = DiffusionTask(create_model("unet", image_size=28, channels=1, num_classes=10),
-                             DiffusionTrainConfig(), rt)
-    else:
-        from pixelforge.training.gan import GANTask, GANTrainConfig
-
-        task = GANTask(create_model("dcgan", image_size=28, channels=1, num_classes=10), GANTrainConfig(), rt)
-    x = rt.tensor(torch.rand(64, 1, 28, 28) * 2 - 1)
-    y = torch.randint(0, 10, (64,))
+    step = diffusion_workload(label_ema=False) if family == "diffusion" else gan_workload(label_ema=False)
     for _ in range(3):
-        task.step(x, y)
+        step()
     t = time.perf_counter()
     for _ in range(steps):
-        task.step(x, y)
+        step()
     return {"steps_per_s": steps / (time.perf_counter() - t), "source": str(Path(pixelforge.__file__).parent)}
 
 

@@ -91,7 +91,7 @@ class Generator(nn.Module):
                 raise PixelforgeError("this generator is class-conditional: give labels")
             z = torch.cat([z, self.embed(labels)], dim=1)
         h = self.project(z).view(z.shape[0], *self.base_shape)
-        return self.body(like_weights(h, self.body[2]))
+        return self.body(like_weights(h, self.body[2]))  # body[2]: the first transposed convolution
 
 
 class Discriminator(nn.Module):

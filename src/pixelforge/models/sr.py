@@ -100,8 +100,8 @@ class _SRBase(nn.Module):
             # (steps of 1/256 near white, a third of an 8-bit level).
             # NCHW for the interpolation (its channels_last kernel is slower on the CPU)
             # and for the sum (mixed memory formats make element-wise kernels crawl).
-            base = upscale_bicubic(x.float().contiguous(), self.cfg.scale)
-            return base + out.float().contiguous()
+            nchw = dict(dtype=torch.float32, memory_format=torch.contiguous_format)  # one copy each
+            return upscale_bicubic(x.to(**nchw), self.cfg.scale) + out.to(**nchw)
         return out + 0.5
 
 

@@ -2,10 +2,11 @@
 
 oneDNN's element-wise backward kernels (ReLU, LeakyReLU, batch norm) are vectorised only when
 the gradient and the saved activation share a memory format; with one in channels_last and
-the other in NCHW they fall back to a strided loop about 30x slower. Mixed formats arise
-where a network leaves the convolutional world (``flatten`` before a linear head gives an
-NCHW gradient) or enters it (a linear projection ``view``-ed to an NCHW map). These helpers
-put such tensors, and their gradients, in the format of the surrounding convolutions.
+the other in NCHW they fall back to a strided loop (a LeakyReLU backward 16x slower,
+benchmarks/profiling.py --probes). Mixed formats arise where a network leaves the
+convolutional world (``flatten`` before a linear head gives an NCHW gradient) or enters it (a
+linear projection ``view``-ed to an NCHW map). These helpers put such tensors, and their
+gradients, in the format of the surrounding convolutions.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .memory_format import grad_like_input
+from .memory_format import grad_like_input, is_channels_last
 
 
 class GroupNorm(nn.GroupNorm):
@@ -21,8 +21,7 @@ class GroupNorm(nn.GroupNorm):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type == "cpu" and x.dim() == 4 and not x.is_contiguous() \
-                and x.is_contiguous(memory_format=torch.channels_last):
+        if x.device.type == "cpu" and is_channels_last(x):
             y = F.group_norm(grad_like_input(x).contiguous(), self.num_groups, self.weight, self.bias, self.eps)
             # Back in the input's precision too: autocast computes the norm in fp32, and the
             # activation and convolution after it would otherwise run on (and cast) fp32 maps.
