@@ -89,11 +89,11 @@ function buildField(f, state) {
 async function loadModels(state) {
   const sel = state.modelSelect;
   if (!sel) return;
-  const keep = sel.value;
   let models = [];
   try {
     models = (await getJSON(`/api/models?family=${encodeURIComponent(state.modelFamilies.join(","))}`)).models;
   } catch (e) { showError(state.result, `cannot list models: ${e.message}`); }
+  const keep = sel.value; // read after the request: the user may have picked a model meanwhile
   state.models = Object.fromEntries(models.map(m => [m.id, m]));
   sel.replaceChildren(...models.map(m => $("option", { value: m.id, text: `${m.name} · ${m.family}${m.data ? " · " + m.data : ""}` })));
   if (!models.length) {
