@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import platform
+import statistics
 from pathlib import Path
 
 import torch
@@ -26,3 +27,9 @@ def write_results(name: str, figures: dict) -> Path:
                                 **figures}, indent=2) + "\n")
     print(f"wrote {path}")
     return path
+
+
+def summarise(values: list[float], digits: int = 5) -> dict:
+    """Mean, sample standard deviation (None for one value) and count, as results record repeats."""
+    return {"mean": round(statistics.fmean(values), digits),
+            "std": round(statistics.stdev(values), digits) if len(values) > 1 else None, "n": len(values)}

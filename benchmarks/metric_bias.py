@@ -1,6 +1,7 @@
 """How the generator metrics behave when nothing is wrong: real Fashion-MNIST images
 (training split) measured against real ones (test split) at several sample sizes, and
-precision/recall at several k, all in the shipped judge's feature space.
+precision/recall at several k, all in the shipped default judge's feature space (FID and
+KID under the other Fashion-MNIST judges beside it).
 
     PIXELFORGE_DATA=../shared/data python benchmarks/metric_bias.py
 
@@ -24,11 +25,17 @@ SIZES = (100, 500, 2000, 10000)
 KS = (1, 3, 5, 10)
 
 
-def main() -> None:
-    judge = zoo.load_pretrained("fashion-mnist-cnn-v1")
-    t = time.perf_counter()
+def features(judge) -> tuple:
+    """The judge's features of the training images and of the test images."""
     train, _ = extract(judge, load_dataset("fashion-mnist").images, with_logits=False)
     test, _ = extract(judge, load_dataset("fashion-mnist", split="test").images, with_logits=False)
+    return train, test
+
+
+def main() -> None:
+    judge = zoo.load_pretrained(zoo.judge_for("fashion-mnist"))
+    t = time.perf_counter()
+    train, test = features(judge)
     rows = []
     print(f"real (train) vs real (test), {judge.name} features")
     print(f"{'N':>6} {'FID':>8} {'KID':>10} {'KID std':>9}")
@@ -43,7 +50,13 @@ def main() -> None:
         p, r = precision_recall_from_features(train[:2000], test[:2000], k=k)
         pr.append({"k": k, "precision": round(p, 4), "recall": round(r, 4)})
         print(f"{k:>3} {p:>10.4f} {r:>8.4f}")
+    others = {}
+    for name in [n for n in zoo.list_pretrained("classifier") if n.startswith("fashion-mnist") and n != judge.name]:
+        a, b = features(zoo.load_pretrained(name))
+        others[name] = [{"n": n, "fid": round(fid_from_features(a[:n], b[:n]), 4)} for n in SIZES]
+        print(f"{name}: FID " + ", ".join(f"{r['fid']:.3f} (N = {r['n']})" for r in others[name]))
     write_results("metric_bias", {"judge": judge.name, "real_vs_real": rows, "precision_recall_real_vs_real": pr,
+                                  "fid_real_vs_real_other_judges": others,
                                   "seconds": round(time.perf_counter() - t, 1)})
 
 

@@ -128,6 +128,43 @@ def check(marker: Marker, results: Path = RESULTS) -> str | None:
             + (f" (x{form['factor']})" if form["factor"] else ""))
 
 
+def refresh(path: Path, results: Path = RESULTS) -> int:
+    """Rewrite the stale marked numbers of a page from their results files, in the form the page
+    shows them (decimals, thousands commas, sign, percent); returns how many changed. The words
+    around a number (a verdict, "met on seed 0") are the writer's to update."""
+    lines, changed = path.read_text().split("\n"), 0
+    for i, line in enumerate(lines):
+        for m in reversed(list(COMMENT.finditer(line))):
+            form = MARKER.fullmatch(m["body"])
+            shown = NUMBER.search(line[:m.start()])
+            if form is None or shown is None or not (results / form["file"]).is_file():
+                continue
+            if check(Marker(path.name, i + 1, COMMENT.sub("", line[:m.start()]), m["body"]), results) is None:
+                continue
+            try:
+                value = resolve(json.loads((results / form["file"]).read_text()), form["path"])
+            except LookupError:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            old = float(shown["digits"].replace(",", "") + (shown["frac"] or ""))
+            factor = float(form["factor"] or (100 if (shown["unit"] or "").strip() == "%" and abs(value) <= 1.5
+                                              and old > 1.5 else 1))
+            decimals = len(shown["frac"]) - 1 if shown["frac"] else 0
+            text = f"{abs(value * factor):,.{decimals}f}" if "," in shown["digits"] else \
+                f"{abs(value * factor):.{decimals}f}"
+            start, sign = shown.start(), "-" if value < 0 else ("+" if shown["sign"] == "+" else "")
+            if not NUMBER.search(COMMENT.sub("", line[:m.start()]))["sign"]:
+                start, sign = shown.start("digits"), ""  # "4<!-- a -->-5": a range's dash, not a sign
+            line = line[:start] + sign + text + line[shown.start("exp") if shown["exp"] else
+                                                             shown.end("frac") if shown["frac"] else
+                                                             shown.end("digits"):]
+            changed += 1
+        lines[i] = line
+    path.write_text("\n".join(lines))
+    return changed
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name if p.parent == ROOT else f"docs/{p.name}")
 def test_marked_numbers_match_their_results_file(page):
     wrong = [why for m in _markers(page) if (why := check(m))]
@@ -194,6 +231,19 @@ def test_checker(tmp_path, before, body, ok):
     assert (why is None) == ok, why
 
 
+def test_refresh_rewrites_stale_numbers_in_the_form_shown(tmp_path):
+    (tmp_path / "r.json").write_text(json.dumps({"fid": 0.2066, "steps": 17198.0, "acc": 0.9391, "gain": -1.234,
+                                                 "lo": 4.19, "hi": 5.01}))
+    page = tmp_path / "page.md"
+    page.write_text("FID **0.20**<!-- r.json:fid --> after 18,999<!-- r.json:steps --> steps, 93.87%<!-- r.json:acc -->\n"
+                    "gain +0.50 dB<!-- r.json:gain -->, 4<!-- r.json:lo -->-5 min<!-- r.json:hi -->, kept 0.21<!-- r.json:fid -->\n")
+    assert refresh(page, results=tmp_path) == 4
+    assert page.read_text() == ("FID **0.21**<!-- r.json:fid --> after 17,198<!-- r.json:steps --> steps, "
+                                "93.91%<!-- r.json:acc -->\ngain -1.23 dB<!-- r.json:gain -->, 4<!-- r.json:lo -->-5 "
+                                "min<!-- r.json:hi -->, kept 0.21<!-- r.json:fid -->\n")
+    assert not [why for m in _markers(page) if (why := check(m, results=tmp_path))]
+
+
 def test_markers_skip_code_and_read_stacked_comments(tmp_path):
     page = tmp_path / "page.md"
     page.write_text("write `1.5<!-- r.json:a -->` like this\n```\n2<!-- r.json:b -->\n```\n"
@@ -201,3 +251,10 @@ def test_markers_skip_code_and_read_stacked_comments(tmp_path):
     found = _markers(page)
     assert [(m.line, m.body.strip(), m.before) for m in found] == [
         (5, "r.json:c", "KID 0.0005"), (5, "r.json:d", "KID 0.0005")]
+
+
+if __name__ == "__main__":
+    # python tests/test_doc_numbers.py: refresh every page's stale marked numbers after a benchmark run.
+    for page in PAGES:
+        if n := refresh(page):
+            print(f"{page.relative_to(ROOT)}: {n} number(s) refreshed")

@@ -75,6 +75,21 @@ def test_shipped_mnist_judge_reads_other_handwriting():
     assert judge.features(images[:3]).shape == (3, judge.feature_dim)
 
 
+def test_shipped_fashion_judges_never_saw_validation_or_test_images(shared_data):
+    """The default Fashion-MNIST judge and the second one were trained on the train split only,
+    by the command on their cards, and read the test images as their cards say."""
+    assert zoo.judge_for("fashion-mnist") == "fashion-mnist-cnn-v2" == zoo.judge_for("fashion-mnist:0,1")
+    test = load_dataset("fashion-mnist", split="test", limit=2000)
+    dims = set()
+    for name in ("fashion-mnist-cnn-v2", "fashion-mnist-cnn-gn-v1"):
+        info = zoo.card(name)
+        assert info["data_split"] == "train" and "benchmarks/train_judges.py" in info["command"]
+        judge = resolve_extractor(name, "fashion-mnist")
+        assert judge.accuracy(test.images, test.labels) == pytest.approx(info["test_accuracy"], abs=0.02)
+        dims.add(judge.feature_dim)
+    assert len(dims) == 2  # another architecture: another feature space
+
+
 def test_resolve_extractor(judge_run):
     assert resolve_extractor(str(judge_run), "digits").feature_dim == 32
     with pytest.raises(PixelforgeError, match="no shipped judge"):
