@@ -98,6 +98,28 @@ def denoising_target(results: dict) -> dict:
     return {"denoising_gain_db": 10.0, "measured_db": gains[best], "met": gains[best] >= 10.0, "model": best}
 
 
+def sweep_labels(sweep: list[dict]) -> list[str]:
+    """Row labels of autoencoder_latent_sweep.png: each latent size with its test-set PSNR."""
+    return ["test images", *(f"latent {r['latent_dim']}: {r['psnr']:.2f} dB" for r in sweep)]
+
+
+def denoise_labels(denoise: dict) -> list[str]:
+    """Row labels of autoencoder_denoise.png, with the test-set PSNRs of ``results["denoising"]``."""
+    gauss_map, gauss_vector = denoise["map"]["gaussian_0.3"], denoise["vector"]["gaussian_0.3"]
+    salt = denoise["map"]["saltpepper_0.1"]
+    return ["clean", f"Gaussian sigma 0.3: {gauss_map['input']['psnr']:.2f} dB",
+            f"vector code: {gauss_vector['restored']['psnr']:.2f} dB",
+            f"map code: {gauss_map['restored']['psnr']:.2f} dB",
+            f"salt-and-pepper 10%: {salt['input']['psnr']:.2f} dB", f"map code: {salt['restored']['psnr']:.2f} dB"]
+
+
+def inpaint_labels(inpaint_map: dict) -> list[str]:
+    """Row labels of autoencoder_inpaint.png, with the test-set PSNRs of the map-code inpainter's
+    14x14 centre box (the free-form strokes are only shown)."""
+    return ["clean", f"14x14 hole: {inpaint_map['input']['psnr']:.2f} dB",
+            f"map code: {inpaint_map['restored']['psnr']:.2f} dB", "free-form strokes", "map code"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--latents", default="4,16,64,256", help="AE latent sizes for the PSNR sweep")
@@ -133,7 +155,8 @@ def main() -> None:
             rows.append(rec[show])
             print(f"AE latent {d:>4}: PSNR {sweep[-1]['psnr']:.2f} dB, SSIM {sweep[-1]['ssim']:.3f} ({secs:.0f} s)")
         results["reconstruction_vs_latent"] = sweep
-        save_grid(torch.cat([clean[show], *rows]), DOCS / "autoencoder_latent_sweep.png", nrow=10, scale=2)
+        save_grid(torch.cat([clean[show], *rows]), DOCS / "autoencoder_latent_sweep.png", nrow=10, scale=2,
+                  rows=sweep_labels(sweep))
 
     if "vae" in parts:  # 2. VAE: test ELBO in bits/dim, FID/KID of samples, reconstruction PSNR.
         vae, secs = train("vae-z16", args.minutes, runs, variational=True, latent_dim=16)
@@ -192,11 +215,11 @@ def main() -> None:
                 ff, ff_mask = Corruption("freeform:3")(clean[show] * 2 - 1, torch.Generator().manual_seed(1))
                 ff_out = inp.restore(clean[show], "inpaint", mask=ff_mask)
                 save_grid(torch.cat([clean[show], holed[show], out[show], ff.add(1).div(2), ff_out]),
-                          DOCS / "autoencoder_inpaint.png", nrow=10, scale=2)
+                          DOCS / "autoencoder_inpaint.png", nrow=10, scale=2, rows=inpaint_labels(inpaint[kind]))
         results["denoising"], results["inpainting"] = denoise, inpaint
         g = grids["map"]
         save_grid(torch.cat([clean[show], g[0], grids["vector"][1], g[1], g[2], g[3]]),
-                  DOCS / "autoencoder_denoise.png", nrow=10, scale=2)
+                  DOCS / "autoencoder_denoise.png", nrow=10, scale=2, rows=denoise_labels(denoise))
         gain = denoise["map"]["gaussian_0.3"]["psnr_gain_db"]
 
         print(f"\n{'':<32} {'input PSNR':>10} {'output PSNR':>11} {'gain':>6} {'in SSIM':>8} {'out SSIM':>8}")

@@ -10,6 +10,7 @@ over the photos per setting. Reported: the table, BD-rate and BD-PSNR against JP
 
     python benchmarks/codec.py [--model photos-codec-v1 | RUN_DIR]
     python benchmarks/codec.py --export runs/codec-v1     # ship a run as photos-codec-v1 first
+    python benchmarks/codec.py --compare-sheet            # only redraw docs/images/codec_compare.png
 
 ``--compare`` measures the overfitted codec's effort presets beside the shipped amortized
 codec, JPEG, WebP (method 6) and AVIF (Pillow) on centre crops of the held-out photos (the
@@ -187,30 +188,32 @@ def plot(result: dict, path: Path) -> None:
 
 
 def compare_sheet(model: str | None, path: Path, target_bpp: float = 0.3) -> None:
-    """One held-out photo's crop: original, pixelforge, JPEG and WebP at about the same size."""
-    from pixelforge.images import save_png
+    """One held-out photo's crop: original, pixelforge, JPEG and WebP at about the same size, each
+    labelled with its setting, rate and PSNR over the whole photo."""
+    from pixelforge.images import save_grid, to_tensor
 
     codec = open_codec(model)
     image = read_image(photos_dir() / f"{HELD_OUT[1]}.png").convert("RGB")
+    original = _tensor(image)
     n = image.width * image.height
     best = min(range(1, codec.qualities + 1), key=lambda q: abs(8 * len(codec.compress(image, q)) / n - target_bpp))
     data = codec.compress(image, best)
     size = len(data)
-    ours = codec.decompress(data)
 
     def closest(fmt, qualities):
-        options = [_pillow(image, fmt, q) for q in qualities]
-        return min(options, key=lambda o: abs(len(o[0]) - size))
+        options = [(q, *_pillow(image, fmt, q)) for q in qualities]
+        return min(options, key=lambda o: abs(len(o[1]) - size))
 
-    jpeg, webp = closest("JPEG", range(2, 96)), closest("WEBP", range(0, 100))
     box = (300, 150, 556, 406)
-    tiles = [image.crop(box), ours.crop(box), jpeg[1].crop(box), webp[1].crop(box)]
-    sheet = Image.new("RGB", (4 * 256 + 3 * 4, 256), "white")
-    for i, tile in enumerate(tiles):
-        sheet.paste(tile, (i * 260, 0))
-    save_png(np.asarray(sheet.resize((sheet.width * 2 // 2, 256))), path)
-    print(f"{path}: original | pixelforge {8 * size / n:.3f} bpp | JPEG {8 * len(jpeg[0]) / n:.3f} bpp | "
-          f"WebP {8 * len(webp[0]) / n:.3f} bpp")
+    tiles, labels = [image.crop(box)], [f"original ({HELD_OUT[1]})"]
+    for name, (setting, encoded, decoded) in (("pixelforge", (best, data, codec.decompress(data))),
+                                              ("JPEG", closest("JPEG", range(2, 96))),
+                                              ("WebP", closest("WEBP", range(0, 100)))):
+        psnr = _quality(decoded, original)[0]
+        tiles.append(decoded.crop(box))
+        labels.append(f"{name} quality {setting}\n{8 * len(encoded) / n:.3f} bpp, {psnr:.2f} dB")
+    save_grid(torch.stack([to_tensor(t) for t in tiles]), path, nrow=len(tiles), columns=labels)
+    print(f"{path}: " + " | ".join(label.replace("\n", " ") for label in labels))
 
 
 def update_card(result: dict, with_training_photos: bool) -> None:
@@ -242,11 +245,15 @@ def main() -> None:
         sys.argv.remove("--compare")
         return compare_main()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=None, help=f"a codec run or shipped name (default {SHIPPED})")
+    p.add_argument("--model", default=SHIPPED, help=f"a codec run or shipped name (default {SHIPPED})")
     p.add_argument("--export", default=None, help="first ship this codec run as photos-codec-v1")
     p.add_argument("--update-card", action="store_true",
                    help="write the measured figures into the shipped model card (implied by --export)")
+    p.add_argument("--compare-sheet", action="store_true",
+                   help="only redraw docs/images/codec_compare.png (about a minute; the results file is left alone)")
     args = p.parse_args()
+    if args.compare_sheet:
+        return compare_sheet(args.model, ROOT / "docs" / "images" / "codec_compare.png")
     if args.export:
         export_codec(args.export, SHIPPED, TRAIN_COMMAND)
     result = measure(args.model)

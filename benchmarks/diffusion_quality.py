@@ -41,7 +41,7 @@ on; 64 samples with 50 DDIM steps in <= 10 s.
     PIXELFORGE_DATA=../shared/data python benchmarks/diffusion_quality.py [--checkpoints 10,20,30]
 
 Writes benchmarks/results/diffusion_quality.json, diffusion_quality.png and a sample grid
-docs/images/diffusion_samples.png.
+docs/images/diffusion_samples.png; ``--replot`` only redraws diffusion_quality.png from the JSON.
 """
 
 from __future__ import annotations
@@ -151,8 +151,15 @@ def main() -> None:
     ap.add_argument("--confirm-samples", type=int, default=0,
                     help="also measure each family's last mark on this many samples (10000: the whole test set), "
                          "from the run directories in --runs-dir")
+    ap.add_argument("--replot", action="store_true",
+                    help="only redraw diffusion_quality.png from benchmarks/results/diffusion_quality.json")
     ap.add_argument("--probe", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.replot:
+        saved = json.loads((RESULTS / "diffusion_quality.json").read_text())
+        plot(saved["results"], saved["judge"], saved["samples"], RESULTS / "diffusion_quality.png",
+             saved.get("confirmation"))
+        return
     if args.probe == "sampling":
         print(json.dumps(sampling_times(Path(args.runs_dir) / "bench-diffusion-quality")))
         return
@@ -370,7 +377,7 @@ def plot(table: dict, judge: str, samples: int, path: Path, confirmation: dict |
     """FID against training time; a GAN stopped early is drawn on as its best-so-far bound, and the
     larger-sample confirmations as open markers of the family's colour."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    fig, ax = plt.subplots(figsize=(8.5, 4), dpi=100)
     end = max((r["minutes"] for rows in table.values() for r in rows), default=0)
     for family, rows in table.items():
         line, = ax.plot([r["minutes"] for r in rows], [r["fid"] for r in rows], marker="o", label=family)
@@ -387,7 +394,7 @@ def plot(table: dict, judge: str, samples: int, path: Path, confirmation: dict |
     ax.set_title(f"{samples} samples" + (" (open markers: as labelled)" if confirmation else ""), fontsize=10)
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0, fontsize=9)  # beside the axes
     save_figure(fig, path)
     print(f"wrote {path}")
 

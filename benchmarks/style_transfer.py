@@ -57,11 +57,13 @@ def gallery(args, photos: Path, styles: Path) -> list[dict]:
     pairs = [("garden", ["udnie", "mosaic"]), ("bythewater", ["kokkini", "licorice"])]
     for photo, style_names in pairs:
         content = load_rgb(photos / f"{photo}.png", args.size)
-        panels = [content]
+        panels, labels = [content], [photo]
         for style in style_names:
+            name = f"{photo} x {style}"
             panels += [_fit(load_rgb(styles / f"{style}.png", args.size), content),
-                       run(f"{photo} x {style}", stylize, photos / f"{photo}.png", styles / f"{style}.png")]
-        save_grid(torch.stack(panels), DOCS / f"style_{photo}.png", nrow=len(panels))
+                       run(name, stylize, photos / f"{photo}.png", styles / f"{style}.png")]
+            labels += [style, name]
+        save_grid(torch.stack(panels), DOCS / f"style_{photo}.png", nrow=len(panels), columns=labels)
 
     content = load_rgb(photos / "garden.png", args.size)
     panels = [content,
@@ -69,14 +71,16 @@ def gallery(args, photos: Path, styles: Path) -> list[dict]:
                   preserve_color=True),
               run("garden x udnie 0.5 + mosaic 0.5", stylize, photos / "garden.png",
                   [styles / "udnie.png", styles / "mosaic.png"], style_mix=[0.5, 0.5])]
-    save_grid(torch.stack(panels), DOCS / "style_color_and_mix.png", nrow=len(panels))
+    save_grid(torch.stack(panels), DOCS / "style_color_and_mix.png", nrow=len(panels),
+              columns=["garden", *(r["name"] for r in rows[-2:])])
 
-    panels = []
+    panels, labels = [], []
     for style in ("truchet", "honeywave"):
         example = load_rgb(styles / f"{style}.png", args.size)
         square = F.interpolate(example[None], size=(args.size, args.size), mode="bilinear", antialias=True)[0]
         panels += [square, run(f"texture {style}", synthesize_texture, styles / f"{style}.png")]
-    save_grid(torch.stack(panels), DOCS / "style_textures.png", nrow=len(panels))
+        labels += [f"{style} (example)", rows[-1]["name"]]
+    save_grid(torch.stack(panels), DOCS / "style_textures.png", nrow=len(panels), columns=labels)
     return rows
 
 
@@ -200,17 +204,24 @@ def learned(args, photos: Path, styles: Path) -> dict:
             "held_out_style": HELD_OUT_STYLE}
 
 
+def sheet_columns(kinds) -> list[tuple[str, str | None]]:
+    """style_sheet.png's columns with the learned methods in ``kinds``: (label, the style shown above it)."""
+    columns = [("content", None), ("Gatys", TRAINED_STYLE)]
+    if "feed-forward" in kinds:
+        columns.append(("feed-forward", TRAINED_STYLE))
+    if "adain" in kinds:
+        columns += [("AdaIN", TRAINED_STYLE), ("AdaIN, a style it never saw", HELD_OUT_STYLE),
+                    ("AdaIN, alpha 0.5", HELD_OUT_STYLE)]
+    return columns
+
+
 def sheet(args, photos: Path, styles: Path, pipelines: dict) -> None:
     """docs/images/style_sheet.png: a row per held-out photo; columns content, Gatys, feed-forward and AdaIN with
     mosaic, AdaIN with the held-out udnie at alpha 1 and 0.5. The top row shows each column's style image."""
     size = 256
-    blank = torch.ones(3, size, size)
-    mosaic, udnie = square(styles / f"{TRAINED_STYLE}.png", size), square(styles / f"{HELD_OUT_STYLE}.png", size)
-    header = [blank, mosaic]
-    if "feed-forward" in pipelines:
-        header.append(mosaic)
-    if "adain" in pipelines:
-        header += [mosaic, udnie, udnie]
+    columns = sheet_columns(pipelines)
+    header = [torch.ones(3, size, size) if style is None else square(styles / f"{style}.png", size)
+              for _, style in columns]
     panels = list(header)
     for photo in HELD_OUT_PHOTOS:
         c = square(photos / f"{photo}.png", size)
@@ -222,7 +233,8 @@ def sheet(args, photos: Path, styles: Path, pipelines: dict) -> None:
             row += [pipelines["adain"].run_tensor(c, s_mosaic), pipelines["adain"].run_tensor(c, s_udnie),
                     pipelines["adain"].run_tensor(c, s_udnie, 0.5)]
         panels += row
-    save_grid(torch.stack(panels), DOCS / "style_sheet.png", nrow=len(header))
+    save_grid(torch.stack(panels), DOCS / "style_sheet.png", nrow=len(header),
+              columns=[label for label, _ in columns], rows=["style", *HELD_OUT_PHOTOS])
     print(f"wrote {DOCS / 'style_sheet.png'}")
 
 

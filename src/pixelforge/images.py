@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
+from .errors import PixelforgeError
 from .imageio import normalise_mode, read_image, write_frames, write_image  # noqa: F401  (read_image, normalise_mode: their old home)
 from .runs import atomic_write_bytes
 
@@ -39,11 +41,73 @@ def save_png(arr_or_img, path: str | os.PathLike) -> Path:
     return write_image(arr_or_img if isinstance(arr_or_img, Image.Image) else to_pil(arr_or_img), path, "PNG")
 
 
-def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None, scale: int = 1) -> Path:
-    img = to_pil(make_grid(images, nrow))
+LABEL_FONT_SIZE = 14
+LABEL_MARGIN = 4  # white space around the labels in their band
+
+
+def grid_image(images: torch.Tensor, nrow: int | None = None, scale: int = 1, columns: Sequence[str] | None = None,
+               rows: Sequence[str] | None = None, padding: int = 2) -> Image.Image:
+    """:func:`make_grid` as a PIL image, enlarged ``scale`` times (nearest), with a label per column on a
+    white band above the grid and a label per row on a white band to its left. A column label wraps
+    at spaces to its column's width; "\\n" breaks a label anywhere."""
+    n, _, h, w = images.shape
+    nrow = nrow or max(1, int(math.ceil(math.sqrt(n))))
+    for labels, count, what in ((columns, nrow, "column"), (rows, int(math.ceil(n / nrow)), "row")):
+        if labels is not None and len(labels) != count:
+            raise PixelforgeError(f"{len(labels)} {what} labels for a grid of {count} {what}s")
+    img = to_pil(make_grid(images, nrow, padding))
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    return save_png(img, path)
+    if columns is None and rows is None:
+        return img
+    h, w, padding = h * scale, w * scale, padding * scale
+    font = ImageFont.load_default(size=LABEL_FONT_SIZE)
+    measure = ImageDraw.Draw(img)
+
+    def box(text: str) -> tuple[int, int, int, int]:
+        return measure.multiline_textbbox((0, 0), text, font=font)
+
+    def extent(text: str) -> tuple[int, int]:
+        left, top, right, bottom = box(text)
+        return right - left, bottom - top
+
+    columns = [_wrap(label, lambda line: extent(line)[0], w) for label in columns or []]
+    rows = list(rows or [])
+    band_h = max((extent(t)[1] + 2 * LABEL_MARGIN for t in columns), default=0)
+    band_w = max((extent(t)[0] + 2 * LABEL_MARGIN for t in rows), default=0)
+    out = Image.new(img.mode, (img.width + band_w, img.height + band_h), "white")
+    out.paste(img, (band_w, band_h))
+    draw = ImageDraw.Draw(out)
+    for k, text in enumerate(columns):  # centred on the column, resting on the grid's top edge
+        left, _, right, bottom = box(text)
+        x = band_w + padding + k * (w + padding) + (w - left - right) / 2
+        draw.multiline_text((x, band_h - LABEL_MARGIN - bottom), text, fill="black", font=font, align="center")
+    for k, text in enumerate(rows):  # right-aligned against the grid, centred on the row
+        _, top, right, bottom = box(text)
+        y = band_h + padding + k * (h + padding) + (h - top - bottom) / 2
+        draw.multiline_text((band_w - LABEL_MARGIN - right, y), text, fill="black", font=font, align="right")
+    return out
+
+
+def _wrap(label: str, width_of, width: int) -> str:
+    """``label`` with its spaces turned into line breaks where a line would grow wider than ``width``."""
+    lines = []
+    for paragraph in label.split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            if line and width_of(f"{line} {word}") > width:
+                lines.append(line)
+                line = word
+            else:
+                line = f"{line} {word}" if line else word
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None, scale: int = 1,
+              columns: Sequence[str] | None = None, rows: Sequence[str] | None = None) -> Path:
+    """Write :func:`grid_image` as a PNG."""
+    return save_png(grid_image(images, nrow, scale, columns, rows), path)
 
 
 def save_gif(frames: list[np.ndarray], path: str | os.PathLike, fps: int = 12, scale: int = 1) -> Path:
