@@ -15,8 +15,8 @@ is the model a solo run of that length would give, even when the long training r
 machine with other work (``leg_seconds``: the wall time of a diffusion mark's run, or of the
 GAN's leg from the mark before). The GAN is trained only as far as the verdict needs: its
 best FID so far can only go down, so if diffusion at 30 min is worse than the GAN at an earlier
-mark it is worse than the GAN's best at 30 min. FID uses the shipped Fashion-MNIST judge
-(fashion-mnist-cnn-v1 features) on ``--samples`` samples against as many test images; the
+mark it is worse than the GAN's best at 30 min. FID uses the shipped default Fashion-MNIST judge
+(the results name it) on ``--samples`` samples against as many test images; the
 diffusion model samples with ``--eval-sampler`` (DDIM or DPM-Solver++) at ``--eval-steps`` steps
 (each row records which), the GAN from its EMA generator.
 ``--families diffusion-cond`` adds the class-conditional diffusion model (`train diffusion
@@ -197,8 +197,8 @@ def main() -> None:
     if not any(f in DIFFUSION for f in families) and "eval_steps" in previous:
         # No diffusion row is drawn now: the reused rows' settings stay (files before the sampler option: DDIM).
         drawn = {"eval_steps": previous["eval_steps"], "eval_sampler": previous.get("eval_sampler", "ddim")}
-    # Beyond rows and rates, an earlier results file holds hand-written notes on the recipes and sampling times.
-    carried = {k: v for k, v in previous.items() if k.endswith("_recipe") or k in SAMPLING_KEYS}
+    # Beyond rows and rates, an earlier results file holds the sampling times (--time-sampling).
+    carried = {k: v for k, v in previous.items() if k in SAMPLING_KEYS}
     for f, r in rates.items():
         print(f"{f:<10} {r:.2f} steps/s solo -> {r * 60:.0f} steps per minute", flush=True)
     for family in families:

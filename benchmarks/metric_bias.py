@@ -1,7 +1,7 @@
 """How the generator metrics behave when nothing is wrong: real Fashion-MNIST images
 (training split) measured against real ones (test split) at several sample sizes, and
-precision/recall at several k, all in the shipped default judge's feature space (FID and
-KID under the other Fashion-MNIST judges beside it).
+precision/recall at several k, all in the shipped default judge's feature space (FID under
+the other shipped Fashion-MNIST judges beside it).
 
     PIXELFORGE_DATA=../shared/data python benchmarks/metric_bias.py
 
@@ -33,7 +33,8 @@ def features(judge) -> tuple:
 
 
 def main() -> None:
-    judge = zoo.load_pretrained(zoo.judge_for("fashion-mnist"))
+    default, *other_judges = zoo.judges_for("fashion-mnist")
+    judge = zoo.load_pretrained(default)
     t = time.perf_counter()
     train, test = features(judge)
     rows = []
@@ -51,7 +52,7 @@ def main() -> None:
         pr.append({"k": k, "precision": round(p, 4), "recall": round(r, 4)})
         print(f"{k:>3} {p:>10.4f} {r:>8.4f}")
     others = {}
-    for name in [n for n in zoo.list_pretrained("classifier") if n.startswith("fashion-mnist") and n != judge.name]:
+    for name in other_judges:
         a, b = features(zoo.load_pretrained(name))
         others[name] = [{"n": n, "fid": round(fid_from_features(a[:n], b[:n]), 4)} for n in SIZES]
         print(f"{name}: FID " + ", ".join(f"{r['fid']:.3f} (N = {r['n']})" for r in others[name]))

@@ -57,6 +57,7 @@ class Marker:
     line: int
     before: str  # the line's text up to the comment
     body: str  # the comment's text
+    start: int = -1  # where the comment starts in its line
 
 
 def _markers(path: Path) -> list[Marker]:
@@ -71,7 +72,7 @@ def _markers(path: Path) -> list[Marker]:
             continue
         code = [span.span() for span in CODE_SPAN.finditer(line)]
         # The text before a marker, less earlier comments: two markers may follow one number.
-        found += [Marker(page, number, COMMENT.sub("", line[:m.start()]), m["body"])
+        found += [Marker(page, number, COMMENT.sub("", line[:m.start()]), m["body"], m.start())
                   for m in COMMENT.finditer(line)
                   if ".json" in m["body"] and not any(a <= m.start() < b for a, b in code)]
     return found
@@ -130,37 +131,32 @@ def check(marker: Marker, results: Path = RESULTS) -> str | None:
 
 def refresh(path: Path, results: Path = RESULTS) -> int:
     """Rewrite the stale marked numbers of a page from their results files, in the form the page
-    shows them (decimals, thousands commas, sign, percent); returns how many changed. The words
-    around a number (a verdict, "met on seed 0") are the writer's to update."""
+    shows them (decimals, thousands commas, sign, percent); returns how many changed. Numbers in
+    code, in exponent form or under a second stacked marker are left alone, and the words around
+    a number (a verdict, "mean of 3 seeds") are the writer's to update."""
     lines, changed = path.read_text().split("\n"), 0
-    for i, line in enumerate(lines):
-        for m in reversed(list(COMMENT.finditer(line))):
-            form = MARKER.fullmatch(m["body"])
-            shown = NUMBER.search(line[:m.start()])
-            if form is None or shown is None or not (results / form["file"]).is_file():
-                continue
-            if check(Marker(path.name, i + 1, COMMENT.sub("", line[:m.start()]), m["body"]), results) is None:
-                continue
-            try:
-                value = resolve(json.loads((results / form["file"]).read_text()), form["path"])
-            except LookupError:
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                continue
-            old = float(shown["digits"].replace(",", "") + (shown["frac"] or ""))
-            factor = float(form["factor"] or (100 if (shown["unit"] or "").strip() == "%" and abs(value) <= 1.5
-                                              and old > 1.5 else 1))
-            decimals = len(shown["frac"]) - 1 if shown["frac"] else 0
-            text = f"{abs(value * factor):,.{decimals}f}" if "," in shown["digits"] else \
-                f"{abs(value * factor):.{decimals}f}"
-            start, sign = shown.start(), "-" if value < 0 else ("+" if shown["sign"] == "+" else "")
-            if not NUMBER.search(COMMENT.sub("", line[:m.start()]))["sign"]:
-                start, sign = shown.start("digits"), ""  # "4<!-- a -->-5": a range's dash, not a sign
-            line = line[:start] + sign + text + line[shown.start("exp") if shown["exp"] else
-                                                             shown.end("frac") if shown["frac"] else
-                                                             shown.end("digits"):]
-            changed += 1
-        lines[i] = line
+    for marker in sorted(_markers(path), key=lambda m: (m.line, -m.start)):
+        line = lines[marker.line - 1]
+        form, shown = MARKER.fullmatch(marker.body), NUMBER.search(line[:marker.start])
+        if form is None or shown is None or shown["exp"] or check(marker, results) is None:
+            continue
+        try:
+            value = resolve(json.loads((results / form["file"]).read_text()), form["path"])
+        except (LookupError, OSError):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        old = float(shown["digits"].replace(",", "") + (shown["frac"] or ""))
+        percent = (shown["unit"] or "").strip() == "%" and abs(value) <= 1.5 and old > 1.5
+        factor = float(form["factor"] or (100 if percent else 1))
+        decimals = len(shown["frac"]) - 1 if shown["frac"] else 0
+        text = f"{abs(value * factor):{',' if ',' in shown['digits'] else ''}.{decimals}f}"
+        start, sign = shown.start(), "-" if value < 0 else ("+" if shown["sign"] == "+" else "")
+        if not NUMBER.search(marker.before)["sign"]:
+            start = shown.start("digits")  # "4<!-- a -->-5": the dash of a range stays
+        lines[marker.line - 1] = line[:start] + sign + text + line[shown.end("frac") if shown["frac"] else
+                                                                     shown.end("digits"):]
+        changed += 1
     path.write_text("\n".join(lines))
     return changed
 
@@ -233,15 +229,18 @@ def test_checker(tmp_path, before, body, ok):
 
 def test_refresh_rewrites_stale_numbers_in_the_form_shown(tmp_path):
     (tmp_path / "r.json").write_text(json.dumps({"fid": 0.2066, "steps": 17198.0, "acc": 0.9391, "gain": -1.234,
-                                                 "lo": 4.19, "hi": 5.01}))
+                                                 "lo": 4.19, "hi": 5.01, "kid": -0.00176}))
     page = tmp_path / "page.md"
     page.write_text("FID **0.20**<!-- r.json:fid --> after 18,999<!-- r.json:steps --> steps, 93.87%<!-- r.json:acc -->\n"
-                    "gain +0.50 dB<!-- r.json:gain -->, 4<!-- r.json:lo -->-5 min<!-- r.json:hi -->, kept 0.21<!-- r.json:fid -->\n")
-    assert refresh(page, results=tmp_path) == 4
+                    "gain +0.50 dB<!-- r.json:gain -->, 4<!-- r.json:lo -->-5 min<!-- r.json:hi -->, kept 0.21<!-- r.json:fid -->\n"
+                    "| 0.0027<!-- r.json:kid --> | `0.5<!-- r.json:fid -->` 3e-6<!-- r.json:kid -->\n"
+                    "```\n0.5<!-- r.json:fid -->\n```\n")
+    assert refresh(page, results=tmp_path) == 5
     assert page.read_text() == ("FID **0.21**<!-- r.json:fid --> after 17,198<!-- r.json:steps --> steps, "
                                 "93.91%<!-- r.json:acc -->\ngain -1.23 dB<!-- r.json:gain -->, 4<!-- r.json:lo -->-5 "
-                                "min<!-- r.json:hi -->, kept 0.21<!-- r.json:fid -->\n")
-    assert not [why for m in _markers(page) if (why := check(m, results=tmp_path))]
+                                "min<!-- r.json:hi -->, kept 0.21<!-- r.json:fid -->\n| -0.0018<!-- r.json:kid --> | "
+                                "`0.5<!-- r.json:fid -->` 3e-6<!-- r.json:kid -->\n```\n0.5<!-- r.json:fid -->\n```\n")
+    assert [m.line for m in _markers(page) if check(m, results=tmp_path)] == [3]  # the exponent form, left alone
 
 
 def test_markers_skip_code_and_read_stacked_comments(tmp_path):

@@ -5,11 +5,11 @@ also loads as ``pixelforge.load("zoo:NAME")``.
 
 from __future__ import annotations
 
-from .catalog import (JUDGES, ZOO_DIR, ZOO_PREFIX, card, export, export_run, judge_for, list_pretrained,
-                      load_network, shipped_name)
+from .catalog import (JUDGES, ZOO_DIR, ZOO_PREFIX, card, export, export_run, judge_for, judges_for,
+                      list_pretrained, load_network, shipped_name)
 
-__all__ = ["JUDGES", "ZOO_DIR", "ZOO_PREFIX", "card", "export", "export_run", "judge_for", "list_pretrained",
-           "load_network", "load_pretrained", "shipped_name"]
+__all__ = ["JUDGES", "ZOO_DIR", "ZOO_PREFIX", "card", "export", "export_run", "judge_for", "judges_for",
+           "list_pretrained", "load_network", "load_pretrained", "shipped_name"]
 
 
 def load_pretrained(name: str, device: str = "auto"):

@@ -28,6 +28,9 @@ ZOO_PREFIX = "zoo:"
 # fashion-mnist-cnn-v2 trained on the train split only; v1 (all 60,000 training images) stays
 # shipped so that the results measured with it can be reproduced.
 JUDGES = {"fashion-mnist": "fashion-mnist-cnn-v2", "mnist": "mnist-cnn-v1"}
+# Judges beside the default, for reports: an independently trained second judge (another
+# architecture and seed), then earlier defaults kept for reproducing their results.
+OTHER_JUDGES = {"fashion-mnist": ("fashion-mnist-cnn-gn-v1", "fashion-mnist-cnn-v1")}
 
 
 def list_pretrained(family: str | None = None) -> list[str]:
@@ -71,6 +74,11 @@ def judge_for(data_spec: str) -> str:
         raise PixelforgeError(f"no shipped judge network for {base!r}; pass --extractor inception "
                               "or --extractor CLASSIFIER_RUN")
     return JUDGES[base]
+
+
+def judges_for(data_spec: str) -> list[str]:
+    """Every shipped judge for a dataset spec, the default first."""
+    return [judge_for(data_spec), *OTHER_JUDGES.get(data_spec.split(":")[0], ())]
 
 
 def export(run_dir: str | os.PathLike, name: str, command: str, dest: Path = ZOO_DIR) -> Path:
