@@ -79,6 +79,8 @@ def test_shipped_fashion_judges_never_saw_validation_or_test_images(shared_data)
     """The default Fashion-MNIST judge and the second one were trained on the train split only,
     by the command on their cards, and read the test images as their cards say."""
     assert zoo.judge_for("fashion-mnist") == "fashion-mnist-cnn-v2" == zoo.judge_for("fashion-mnist:0,1")
+    assert zoo.judges_for("fashion-mnist:0,1")[0] == "fashion-mnist-cnn-v2" and zoo.judges_for("mnist") == ["mnist-cnn-v1"]
+    assert set(zoo.judges_for("fashion-mnist")) <= set(zoo.list_pretrained("classifier"))
     test = load_dataset("fashion-mnist", split="test", limit=2000)
     dims = set()
     for name in ("fashion-mnist-cnn-v2", "fashion-mnist-cnn-gn-v1"):
