@@ -22,7 +22,10 @@ has it) for a short wall-clock budget, then measured on all 10,000 test images:
   (``--specialist-minutes``, 40), alone and with a mirror self-ensemble (restore the image
   and its mirror, mirror back, average): how far training time goes toward the target.
 
-Target: denoising gain >= 10 dB PSNR over the noisy input. Writes
+Target: denoising gain >= 10 dB PSNR over the noisy input, for the denoiser (map code,
+specialist, or the specialist's mirror ensemble) with the best gain on the validation images
+(noised with the same fixed seed); the test gain of that choice is the reported figure.
+Restored images are put on the 8-bit grid before PSNR/SSIM, as a saved image would be. Writes
 benchmarks/results/autoencoder.json and the result images in docs/images/autoencoder_*.png.
 `--parts restore` (or sweep, vae, specialist) measures only those parts and updates their entries in
 the existing results file.
@@ -43,6 +46,7 @@ import pixelforge
 from pixelforge.data import load_dataset
 from pixelforge.images import save_grid
 from pixelforge.metrics import psnr, ssim
+from pixelforge.metrics.extractor import quantize_8bit
 from pixelforge.pipelines.evaluate import evaluate_generator
 from pixelforge.training.autoencoder import Corruption, center_box_mask
 
@@ -89,13 +93,29 @@ def psnr_gain(restored: torch.Tensor, corrupted: torch.Tensor, clean: torch.Tens
     return round((psnr(restored, clean).mean() - psnr(corrupted, clean).mean()).item(), 3)
 
 
+def noisy_copy(clean: torch.Tensor, spec: str) -> torch.Tensor:
+    """``clean`` ([0, 1]) corrupted by ``spec`` with a fixed seed, on the 8-bit grid as a saved photo is."""
+    x, _ = Corruption(spec)(clean * 2 - 1, torch.Generator().manual_seed(0))
+    return quantize_8bit(x.add(1).div(2))
+
+
 def denoising_target(results: dict) -> dict:
-    """The >= 10 dB target, judged on the best sigma-0.3 denoiser the results hold."""
-    models = {"map": results.get("denoising", {}).get("map", {}),
-              "specialist": results.get("denoising_specialist", {})}
-    gains = {name: m["gaussian_0.3"]["psnr_gain_db"] for name, m in models.items() if "gaussian_0.3" in m}
-    best = max(gains, key=gains.get)
-    return {"denoising_gain_db": 10.0, "measured_db": gains[best], "met": gains[best] >= 10.0, "model": best}
+    """The >= 10 dB target, judged on the sigma-0.3 denoiser (and prediction: one view or the mirror
+    ensemble) with the best gain on the validation images; its test gain is the reported figure."""
+    candidates = {}
+    map_code = results.get("denoising", {}).get("map", {}).get("gaussian_0.3", {})
+    specialist = results.get("denoising_specialist", {}).get("gaussian_0.3", {})
+    for name, r, key in (("map", map_code, "psnr_gain_db"), ("specialist", specialist, "psnr_gain_db"),
+                         ("specialist, mirror ensemble", specialist, "mirror_ensemble_psnr_gain_db")):
+        if f"val_{key}" in r:
+            candidates[name] = (r[f"val_{key}"], r[key])
+    if not candidates:
+        return {"denoising_gain_db": 10.0, "met": None, "model": None,
+                "note": "no denoiser with a validation gain in the results: re-run --parts restore,specialist"}
+    best = max(candidates, key=lambda name: candidates[name][0])
+    val_gain, test_gain = candidates[best]
+    return {"denoising_gain_db": 10.0, "chosen_on": "val", "val_gain_db": val_gain, "measured_db": test_gain,
+            "met": test_gain >= 10.0, "model": best}
 
 
 def sweep_labels(sweep: list[dict]) -> list[str]:
@@ -143,6 +163,9 @@ def main() -> None:
 
     test = load_dataset("fashion-mnist", split="test", limit=args.test_limit)
     clean = test.images.float() / 255
+    # Choices (which denoiser is the headline) are made on the validation images; test is reported.
+    val_clean = load_dataset("fashion-mnist", split="val", limit=args.test_limit).images.float() / 255
+    val_noisy = noisy_copy(val_clean, "gaussian:0.3")
     results: dict = {"test_images": len(clean), "batch_size": 128}
     show = torch.cat([torch.nonzero(test.labels == k).flatten()[:1] for k in range(10)])  # one image per class
 
@@ -179,10 +202,8 @@ def main() -> None:
                              "train_seconds": round(secs2, 1)}
 
     if "restore" in parts:  # 3. Denoising and 4. inpainting, spatial and vector codes side by side.
-        noisy = {}
-        for name, spec in (("gaussian_0.3", "gaussian:0.3"), ("saltpepper_0.1", "saltpepper:0.1")):
-            x, _ = Corruption(spec)(clean * 2 - 1, torch.Generator().manual_seed(0))
-            noisy[name] = x.add(1).div(2)
+        noisy = {name: noisy_copy(clean, spec)
+                 for name, spec in (("gaussian_0.3", "gaussian:0.3"), ("saltpepper_0.1", "saltpepper:0.1"))}
         mask = center_box_mask(28, 14)
         holed = torch.where(mask, torch.full_like(clean, 0.5), clean)
         denoise, inpaint, grids = {}, {}, {}
@@ -194,17 +215,19 @@ def main() -> None:
             denoise[kind] = describe(den, DENOISE_CORRUPT, secs, batch)
             grids[kind] = []
             for name, x in noisy.items():
-                out = den.restore(x, "denoise")
+                out = quantize_8bit(den.restore(x, "denoise"))
                 q_in, q_out = quality(x, clean), quality(out, clean)
                 denoise[kind][name] = {"input": q_in, "restored": q_out, "psnr_gain_db": psnr_gain(out, x, clean)}
                 grids[kind] += [x[show], out[show]]
                 print(f"denoise {kind} {name}: PSNR {q_in['psnr']:.2f} -> {q_out['psnr']:.2f} dB "
                       f"(gain {denoise[kind][name]['psnr_gain_db']:.2f}), SSIM {q_in['ssim']:.3f} -> "
                       f"{q_out['ssim']:.3f} ({secs:.0f} s)")
+            val_out = quantize_8bit(den.restore(val_noisy, "denoise"))
+            denoise[kind]["gaussian_0.3"]["val_psnr_gain_db"] = psnr_gain(val_out, val_noisy, val_clean)
 
             inp, secs = train(f"inpaint-{kind}", args.restore_minutes, runs, corrupt=INPAINT_CORRUPT,
                               batch_size=batch, **opts)
-            out = inp.restore(clean, "inpaint", mask=mask)
+            out = quantize_8bit(inp.restore(clean, "inpaint", mask=mask))
             q_in, q_out = quality(holed, clean), quality(out, clean)
             inpaint[kind] = {**describe(inp, INPAINT_CORRUPT, secs, batch), "box": "14x14 center",
                              "hole_fill": "mid-grey", "input": q_in, "restored": q_out,
@@ -232,21 +255,27 @@ def main() -> None:
         print(f"denoising gain, map code (2.2 min): {gain:.3f} dB")
 
     if "specialist" in parts:  # 5. How far training time goes: one map-code AE for sigma = 0.3 only, longer.
-        x, _ = Corruption("gaussian:0.3")(clean * 2 - 1, torch.Generator().manual_seed(0))
-        x = x.add(1).div(2)
+        x = noisy_copy(clean, "gaussian:0.3")
         opts = {**SPECIALIST_RECIPE, **RESTORERS["map"]}
         batch = opts.pop("batch_size")
         den, secs = train("denoise-specialist", args.specialist_minutes, runs, corrupt="gaussian:0.3",
                           batch_size=batch, **opts)
-        out = den.restore(x, "denoise")
-        # Self-ensemble (as EDSR's "+"): also restore the mirror image, mirror back, average.
-        both = (out + den.restore(x.flip(3), "denoise").flip(3)) / 2
+        def restored(noisy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            """One view, and the self-ensemble (as EDSR's "+": also restore the mirror image, mirror
+            back, average), both on the 8-bit grid."""
+            one = den.restore(noisy, "denoise")
+            return quantize_8bit(one), quantize_8bit((one + den.restore(noisy.flip(3), "denoise").flip(3)) / 2)
+
+        out, both = restored(x)
+        val_out, val_both = restored(val_noisy)
         q_in, q_out, q_both = quality(x, clean), quality(out, clean), quality(both, clean)
         gain, gain_both = psnr_gain(out, x, clean), psnr_gain(both, x, clean)
         results["denoising_specialist"] = {
             **describe(den, "gaussian:0.3", secs, batch, opts["lr"]), "minutes": args.specialist_minutes,
             "gaussian_0.3": {"input": q_in, "restored": q_out, "psnr_gain_db": gain,
-                             "restored_mirror_ensemble": q_both, "mirror_ensemble_psnr_gain_db": gain_both},
+                             "restored_mirror_ensemble": q_both, "mirror_ensemble_psnr_gain_db": gain_both,
+                             "val_psnr_gain_db": psnr_gain(val_out, val_noisy, val_clean),
+                             "val_mirror_ensemble_psnr_gain_db": psnr_gain(val_both, val_noisy, val_clean)},
             "target_met": gain >= 10.0}
         print(f"specialist ({args.specialist_minutes:g} min, sigma 0.3 only): PSNR {q_in['psnr']:.2f} -> "
               f"{q_out['psnr']:.2f} dB (gain {gain:.3f}); with the mirror ensemble {q_both['psnr']:.2f} dB "
@@ -266,8 +295,11 @@ def main() -> None:
         results = {**{k: v for k, v in kept.items() if k not in ("benchmark", "date", "machine")}, **results}
     if "denoising" in results or "denoising_specialist" in results:
         results["target"] = target = denoising_target(results)
-        print(f"denoising gain target >= 10 dB: {'met' if target['met'] else 'missed'} "
-              f"({target['measured_db']:.3f} dB, {target['model']})")
+        if target["model"] is None:
+            print(f"denoising gain target >= 10 dB: not judged ({target['note']})")
+        else:
+            print(f"denoising gain target >= 10 dB: {'met' if target['met'] else 'missed'} ({target['measured_db']:.3f} "
+                  f"dB on test, {target['model']}, chosen on validation: {target['val_gain_db']:.3f} dB)")
     results["part_dates"] = {**dates, **{p: today for p in parts}}
     results["part_minutes"] = {**spent, ",".join(parts): minutes}
     write_results("autoencoder", results)
