@@ -42,7 +42,7 @@ def add_train_parsers(sub) -> None:
             for option in (*command.options, *(EVALUATION_OPTIONS if command.evaluates else ())):
                 flags.add_option(command, option)
             flags.add_loop_fields(command.evaluates)
-            _add_common_args(p, command.data_aliases)
+            _add_common_args(p, command.data_aliases, flags.group("data"))
             p.set_defaults(handler=cmd_train, train_command=command, train_options=tuple(flags.names))
 
 
@@ -97,10 +97,11 @@ class _Flags:
                   **_conversion(hint, meta, default)}
         if meta.get("metavar"):
             kwargs["metavar"] = meta["metavar"]
-        self._group(meta.get("group", "")).add_argument(flag, **kwargs)
+        self.group(meta.get("group", "")).add_argument(flag, **kwargs)
         self.names.append(name)
 
-    def _group(self, name: str):
+    def group(self, name: str):
+        """The parser's argument group ``name`` (made at first use), or the parser for ""."""
         if not name:
             return self.parser
         if name not in self.groups:
@@ -130,7 +131,9 @@ def _default_text(meta: dict, default) -> str | None:
     return meta["default_text"] if "default_text" in meta else default_text(default)
 
 
-def _add_common_args(p: argparse.ArgumentParser, data_aliases: tuple[str, ...]) -> None:
+def _add_common_args(p: argparse.ArgumentParser, data_aliases: tuple[str, ...], d) -> None:
+    """--data, --run-dir, ... and into the "data" group ``d`` (which may hold the command's own
+    data options) --size, --channels and --limit."""
     p.add_argument("--data", *data_aliases, dest="data", default=None,
                    help="fashion-mnist, mnist, digits, folder:PATH, or NAME:CLASSES (e.g. fashion-mnist:7,9)")
     # --run-dir, not only --run: torchrun's parser rejects "--run" as an abbreviation of its --run-path.
@@ -138,7 +141,6 @@ def _add_common_args(p: argparse.ArgumentParser, data_aliases: tuple[str, ...]) 
                    help="run directory (default runs/FAMILY-DATA-TIMESTAMP); under torchrun spell it --run-dir")
     p.add_argument("--resume", action="store_true", help="continue the run in --run where it stopped")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    d = p.add_argument_group("data")
     d.add_argument("--size", type=positive_int, help="image size (default: the dataset's)")
     d.add_argument("--channels", type=int, choices=[1, 3], help="1 (grayscale) or 3 (RGB)")
     d.add_argument("--limit", type=positive_int, help="use only the first N images (quick tries)")

@@ -8,6 +8,7 @@ decompression-bomb limit, and :mod:`pixelforge.data.splits` for the validation s
 carved from every dataset's training data.
 """
 
+from .crops import CropData
 from .download import download_file, parse_hash_spec
 from .examples import write_examples
 from .folder import load_folder, load_image
@@ -20,7 +21,7 @@ from .splits import SPLITS, report_split
 from .transforms import convert_channels, resize_images, to_float, to_uint8
 
 __all__ = [
-    "DATASETS", "FileHashes", "IDXSpec", "ImageData", "SPLITS",
+    "CropData", "DATASETS", "FileHashes", "IDXSpec", "ImageData", "SPLITS",
     "cache_dir", "convert_channels", "download_file", "encode_idx", "find_dataset",
     "list_datasets", "load_dataset", "load_folder", "load_image", "parse_hash_spec", "parse_idx",
     "read_idx", "register_dataset", "report_split", "resize_images", "search_path", "to_float", "to_uint8", "write_examples",

@@ -14,6 +14,11 @@ warning on the ``pixelforge.data`` logger summarises what was skipped.
 About a tenth of the files (chosen by a hash of their path, so that adding files moves
 no other file) are the folder's validation images, which ``split="train"`` leaves out;
 see :mod:`pixelforge.data.splits`.
+
+Every image is one centre crop of ``size`` x ``size`` unless ``random_crops=True``: then the
+photos are kept whole (at most :data:`~pixelforge.data.crops.MAX_CROP_SCALE` times ``size`` on
+the shorter side) in a :class:`~pixelforge.data.crops.CropData` that training cuts random
+``size`` crops from, and a photo smaller than ``size`` is an error.
 """
 
 from __future__ import annotations
@@ -26,10 +31,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from tqdm import tqdm
 
 from ..errors import DataError
 from ..imageio import MAX_IMAGE_PIXELS, UnreadableImage, open_image, resize_crop, to_mode
+from .crops import MAX_CROP_SCALE, CropData
 from .imagedata import ImageData
 from .splits import check_split, folder_keeps
 
@@ -61,16 +68,38 @@ def _list_files(root: Path) -> list[tuple[Path, str | None]]:
     return files
 
 
-def _decode(path: Path, size: int, channels: int) -> np.ndarray:
-    """Decode one file to a uint8 ``(size, size, channels)`` array, or raise :class:`_Skipped`."""
+def _open(path: Path, draft: int, channels: int) -> Image.Image:
+    """One file decoded in mode L (``channels`` 1) or RGB, or raise :class:`_Skipped`."""
     try:
-        image = open_image(path, draft=size, max_pixels=MAX_IMAGE_PIXELS)
-        converted = to_mode(image, "L" if channels == 1 else "RGB")
+        image = open_image(path, draft=draft, max_pixels=MAX_IMAGE_PIXELS)
+        return to_mode(image, "L" if channels == 1 else "RGB")
     except UnreadableImage as e:
         raise _Skipped(e.reason) from None
     except (ValueError, OSError):
         raise _Skipped("unsupported") from None
-    return np.asarray(resize_crop(converted, size)).reshape(size, size, channels)
+
+
+def _decode(path: Path, size: int, channels: int) -> np.ndarray:
+    """Decode one file to a uint8 ``(size, size, channels)`` array (centre crop), or raise :class:`_Skipped`."""
+    return np.asarray(resize_crop(_open(path, size, channels), size)).reshape(size, size, channels)
+
+
+def _decode_photo(path: Path, size: int, channels: int, root: Path) -> np.ndarray:
+    """Decode one file whole to a uint8 ``(H, W, channels)`` array for random ``size`` crops, its
+    shorter side scaled down to ``MAX_CROP_SCALE * size`` when above it; :class:`DataError` when
+    it is smaller than ``size``."""
+    max_short_side = MAX_CROP_SCALE * size
+    image = _open(path, max_short_side, channels)
+    width, height = image.size
+    if min(width, height) < size:
+        raise DataError(f"{path.relative_to(root)} in {root} is {width}x{height} px, smaller than the {size} px "
+                        "random crops; remove it, or train at a smaller --size or without --random-crops")
+    if min(width, height) > max_short_side:
+        scale = max_short_side / min(width, height)
+        image = image.resize((max(max_short_side, round(width * scale)),
+                              max(max_short_side, round(height * scale))),
+                             Image.Resampling.BICUBIC, reducing_gap=3.0)
+    return np.array(image).reshape(image.height, image.width, channels)  # writable, for torch
 
 
 def load_image(path: str | os.PathLike, *, size: int, channels: int) -> torch.Tensor:
@@ -86,9 +115,10 @@ def load_image(path: str | os.PathLike, *, size: int, channels: int) -> torch.Te
 
 
 def load_folder(path: str | os.PathLike, *, size: int | None, channels: int | None = None,
-                limit: int | None = None, split: str = "train") -> ImageData:
+                limit: int | None = None, split: str = "train", random_crops: bool = False) -> ImageData | CropData:
     """Load every readable image of ``split`` (train, val or train+val) below ``path`` as
-    ``channels`` x ``size`` x ``size`` (channels default 3)."""
+    ``channels`` x ``size`` x ``size`` (channels default 3) centre crops, or with ``random_crops``
+    as whole photos that training cuts random ``size`` crops from (see the module docstring)."""
     root = Path(path).expanduser().absolute()
     if size is None:
         raise DataError(f"folder datasets need a size: pass size= to load {root}")
@@ -102,7 +132,8 @@ def load_folder(path: str | os.PathLike, *, size: int | None, channels: int | No
     keeps = folder_keeps([file.relative_to(root).as_posix() for file, _ in listed], check_split(split), str(root))
     files = [entry for entry, keep in zip(listed, keeps) if keep]
     wanted = len(files) if limit is None else min(limit, len(files))
-    images = np.empty((wanted, size, size, channels), dtype=np.uint8)
+    images = np.empty((0 if random_crops else wanted, size, size, channels), dtype=np.uint8)
+    photos: list[np.ndarray] = []
     tops: list[str | None] = []
     skipped: Counter[str] = Counter()
     tried = 0
@@ -114,7 +145,10 @@ def load_folder(path: str | os.PathLike, *, size: int | None, channels: int | No
                 break
             tried += 1
             try:
-                images[len(tops)] = _decode(file, size, channels)
+                if random_crops:
+                    photos.append(_decode_photo(file, size, channels, root))
+                else:
+                    images[len(tops)] = _decode(file, size, channels)
             except _Skipped as skip:
                 skipped[skip.reason] += 1
                 continue
@@ -126,10 +160,14 @@ def load_folder(path: str | os.PathLike, *, size: int | None, channels: int | No
     if not tops:
         raise DataError(f"no readable images in {root}")
 
-    images_tensor = torch.from_numpy(images[:len(tops)]).permute(0, 3, 1, 2).contiguous()
     subfolders = sorted({top for _, top in listed if top is not None})  # every split has the same classes
+    labels, classes = None, []
     if subfolders and None not in tops:
         index = {name: i for i, name in enumerate(subfolders)}
         labels = torch.tensor([index[top] for top in tops], dtype=torch.int64)
-        return ImageData(images_tensor, labels, subfolders, root.name, str(root), split)
-    return ImageData(images_tensor, None, [], root.name, str(root), split)
+        classes = subfolders
+    if random_crops:
+        return CropData([torch.from_numpy(photo).permute(2, 0, 1).contiguous() for photo in photos],
+                        labels, classes, root.name, str(root), split, size)
+    images_tensor = torch.from_numpy(images[:len(tops)]).permute(0, 3, 1, 2).contiguous()
+    return ImageData(images_tensor, labels, classes, root.name, str(root), split)

@@ -34,6 +34,11 @@ class ImageData:
     def __len__(self) -> int:
         return self.images.shape[0]
 
+    def take(self, idx: torch.Tensor, key: tuple[int, ...] = ()) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The images and labels at ``idx``, as :meth:`CropData.take <pixelforge.data.crops.CropData.take>`
+        gives crops (``key`` seeds those; whole images need none)."""
+        return self.images[idx], (self.labels[idx] if self.labels is not None else None)
+
     @property
     def num_classes(self) -> int:
         return len(self.classes)

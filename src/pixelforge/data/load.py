@@ -4,7 +4,9 @@ A spec is a registered IDX dataset name (``fashion-mnist``, ``mnist``),
 ``digits`` (scikit-learn's bundled 8x8 digits) or ``folder:PATH``. Named
 datasets take an optional class selector, ``fashion-mnist:7,9`` (ids or class
 names), which keeps only those labels with their original ids. ``split`` picks the
-training, validation or test images (:mod:`pixelforge.data.splits`).
+training, validation or test images (:mod:`pixelforge.data.splits`). Folders can also load
+as whole photos that training cuts random crops from (``random_crops=True``,
+:mod:`pixelforge.data.crops`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 from .. import dryrun
 from ..errors import DataError
 from .download import check_hash, download_file
+from .crops import CropData
 from .folder import load_folder
 from .idx import parse_idx, read_idx_bytes
 from .imagedata import ImageData
@@ -32,13 +35,15 @@ log = logging.getLogger("pixelforge.data")
 DIGITS_TRAIN_FRACTION = 0.8
 
 
-def _check_options(size: int | None, channels: int | None, limit: int | None) -> None:
+def _check_options(size: int | None, channels: int | None, limit: int | None, random_crops: bool) -> None:
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
         raise DataError(f"size must be a positive integer, got {size!r}")
     if channels is not None and channels not in (1, 3):
         raise DataError(f"channels must be 1 or 3, got {channels!r}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise DataError(f"limit must be a positive integer, got {limit!r}")
+    if not isinstance(random_crops, bool):
+        raise DataError(f"random_crops must be True or False, got {random_crops!r}")
 
 
 def _download(spec: IDXSpec, allowed: bool) -> Path:
@@ -132,7 +137,8 @@ def _parse_selector(selector: str, classes: list[str], name: str) -> list[int]:
 
 
 def load_dataset(spec: str, *, size: int | None = None, channels: int | None = None,
-                 split: str = "train", limit: int | None = None, download: bool = True) -> ImageData:
+                 split: str = "train", limit: int | None = None, download: bool = True,
+                 random_crops: bool = False) -> ImageData | CropData:
     """Load a whole dataset into memory as uint8 ``(N, C, size, size)`` images.
 
     ``size`` and ``channels`` default to the dataset's native ones (channels 3
@@ -140,9 +146,11 @@ def load_dataset(spec: str, *, size: int | None = None, channels: int | None = N
     validation images), "val", "test" (not for folders) or "train+val" (see
     :mod:`pixelforge.data.splits`). ``limit`` keeps the first N images (after the
     split and the class selector). ``download=False`` forbids fetching a named dataset
-    that is not found locally.
+    that is not found locally. ``random_crops=True`` (folders only) returns a
+    :class:`~pixelforge.data.crops.CropData` of whole photos that training cuts random ``size``
+    crops from, instead of one centre crop per file.
     """
-    _check_options(size, channels, limit)
+    _check_options(size, channels, limit, random_crops)
     check_split(split)
     limit = dryrun.cap(limit, "images")
     spec = spec.strip()
@@ -150,7 +158,10 @@ def load_dataset(spec: str, *, size: int | None = None, channels: int | None = N
     if name == "folder" and has_selector:
         if not rest:
             raise DataError("folder spec needs a path: folder:PATH")
-        return load_folder(rest, size=size, channels=channels, limit=limit, split=split)
+        return load_folder(rest, size=size, channels=channels, limit=limit, split=split, random_crops=random_crops)
+    if random_crops:
+        raise DataError(f"random crops are for folders of photos (--data folder:PATH), not {spec}, whose "
+                        "images are all one size; train on them whole")
 
     if name == DIGITS_NAME:
         images, labels = _load_digits(split)

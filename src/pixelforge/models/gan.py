@@ -40,6 +40,12 @@ LOSSES = ("ns", "hinge", "lsgan", "wgan-gp")
 D_NORMS = ("bn", "sn", "none")
 
 
+def check_size(size: int) -> None:
+    """Refuse an image size the architecture cannot make (it doubles a 4x4 or 7x7 map)."""
+    if size not in SIZES:
+        raise PixelforgeError(f"GAN image size {size} is not supported; use --size {' or '.join(map(str, SIZES))}")
+
+
 @dataclass
 class GANConfig:
     image_size: int = 28
@@ -52,9 +58,7 @@ class GANConfig:
     d_norm: str = flag("bn", help="discriminator normalisation", choices=("bn", "sn", "none"))
 
     def __post_init__(self):
-        if self.image_size not in SIZES:
-            raise PixelforgeError(
-                f"GAN image size {self.image_size} is not supported; use one of {', '.join(map(str, SIZES))}")
+        check_size(self.image_size)
         if self.channels not in (1, 3):
             raise PixelforgeError(f"GANs take 1 or 3 channels, not {self.channels}")
         if self.d_norm not in D_NORMS:

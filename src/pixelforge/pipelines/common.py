@@ -3,9 +3,11 @@ configs, check that a resume asks for nothing the run cannot give, load the data
 
 config.json sections: ``family``, ``model`` (registry name + config), ``task`` (the
 family's training options), ``train`` (the generic loop's budget), ``data`` (spec, size,
-channels, classes, limit, split), ``seed``. ``data.split`` is the split training uses,
+channels, classes, limit, split, random_crops), ``seed``. ``data.split`` is the split training uses,
 "train" (the validation images left out); a run without it predates validation splits and
-trained, and resumes, on "train+val".
+trained, and resumes, on "train+val". ``data.random_crops`` (folders: train on random crops
+of whole photos, :mod:`pixelforge.data.crops`) only changes the training data: validation and
+evaluation images are centre crops either way.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any, Callable
 import torch
 
 from .. import __version__
-from ..data import ImageData, load_dataset, report_split
+from ..data import CropData, ImageData, load_dataset, report_split
 from ..data.splits import LEGACY_TRAIN_SPLIT
 from ..errors import DataError, PixelforgeError, RunError
 from ..registry import get_entry
@@ -39,7 +41,7 @@ log = logging.getLogger("pixelforge")
 class Session:
     run: Run
     runtime: Runtime
-    data: ImageData
+    data: ImageData | CropData
     model_name: str
     model_cfg: Any
     task_cfg: Any
@@ -85,13 +87,16 @@ def default_run_dir(family: str, data: str) -> Path:
 def start_session(family: str, task_cls: type, data: str | None, run: str | os.PathLike | None, *,
                   model: str, options: dict, resume: bool, overwrite: bool, size: int | None,
                   channels: int | None, limit: int | None, device: str, precision: str, seed: int,
-                  model_defaults: Callable[[ImageData], dict], keep_classes: bool = True,
-                  channels_last: bool | None = None, task: type[Task] = Task) -> Session:
+                  model_defaults: Callable[[ImageData | CropData], dict], keep_classes: bool = True,
+                  channels_last: bool | None = None, task: type[Task] = Task,
+                  random_crops: bool | None = None) -> Session:
     """Create a new run (or reopen one with ``resume``) and load its data.
 
     ``model_defaults(dataset)`` gives the model config entries the data decides (size,
     channels, number of classes); ``options`` may override the rest. ``task``: the training
     task's class, whose refusals (--grad-accum, --eval-every) come before a run directory is made.
+    ``random_crops``: train on random crops of a folder's whole photos (None: off for a new run,
+    the run's choice on resume).
     """
     model_cls = get_entry(model).config_cls
     known = {f.name for c in (model_cls, task_cls, TrainConfig) for f in dataclasses.fields(c)}
@@ -108,7 +113,7 @@ def start_session(family: str, task_cls: type, data: str | None, run: str | os.P
         cfg = r.config
         if cfg.get("family") != family:
             raise RunError(f"{run} is a {cfg.get('family')} run, not a {family} run")
-        _check_compatible(cfg, task_cls, options, data, size, channels)
+        _check_compatible(cfg, task_cls, options, data, size, channels, random_crops)
         model_name = cfg["model"]["name"]
         model_cfg = get_entry(model_name).config_cls(**cfg["model"]["config"])
         task_cfg = task_cls(**cfg["task"])
@@ -124,7 +129,7 @@ def start_session(family: str, task_cls: type, data: str | None, run: str | os.P
             train_cfg = dataclasses.replace(train_cfg, eval_every=None)
         runtime = Runtime.create(device, precision, seed=None, channels_last=channels_last)
         dataset = load_dataset(d["spec"], size=d["size"], channels=d["channels"], limit=d.get("limit"),
-                               split=d.get("split", LEGACY_TRAIN_SPLIT))
+                               split=d.get("split", LEGACY_TRAIN_SPLIT), random_crops=d.get("random_crops", False))
         cfg["train"] = dataclasses.asdict(train_cfg)
         if runtime.is_main:
             atomic_write_json(r.path / "config.json", cfg)
@@ -136,7 +141,8 @@ def start_session(family: str, task_cls: type, data: str | None, run: str | os.P
     task_cfg = task_cls(**fields_of(options, task_cls))
     runtime = Runtime.create(device, precision, seed=seed, channels_last=channels_last)
     data = data or "fashion-mnist"
-    dataset = load_dataset(data, size=size, channels=channels, limit=limit, split="train")
+    random_crops = bool(random_crops)
+    dataset = load_dataset(data, size=size, channels=channels, limit=limit, split="train", random_crops=random_crops)
     model_cfg = model_cls(**{**model_defaults(dataset), **fields_of(options, model_cls)})
     if run is None and runtime.distributed:
         raise RunError("under torchrun give the run directory (--run-dir): every rank must agree on it")
@@ -147,7 +153,8 @@ def start_session(family: str, task_cls: type, data: str | None, run: str | os.P
         "model": {"name": model, "config": dataclasses.asdict(model_cfg)},
         "task": dataclasses.asdict(task_cfg), "train": dataclasses.asdict(train_cfg),
         "data": {"spec": data, "size": dataset.size, "channels": dataset.channels,
-                 "classes": dataset.classes if keep_classes else [], "limit": limit, "split": "train"},
+                 "classes": dataset.classes if keep_classes else [], "limit": limit, "split": "train",
+                 "random_crops": random_crops},
         "seed": seed, "runtime": runtime.describe(),
     }
     # Under torchrun rank 0 creates the run directory; the other ranks open it once it exists.
@@ -157,7 +164,7 @@ def start_session(family: str, task_cls: type, data: str | None, run: str | os.P
     return Session(r, runtime, dataset, model, model_cfg, task_cfg, train_cfg, seed)
 
 
-def _check_compatible(cfg: dict, task_cls: type, options: dict, data, size, channels) -> None:
+def _check_compatible(cfg: dict, task_cls: type, options: dict, data, size, channels, random_crops) -> None:
     # Fields a run predates (written before the option existed) hold their defaults, as the
     # resumed run's configs will.
     defaults = {f.name: f.default for c in (get_entry(cfg["model"]["name"]).config_cls, task_cls)
@@ -171,6 +178,8 @@ def _check_compatible(cfg: dict, task_cls: type, options: dict, data, size, chan
     for k, v in (("size", size), ("channels", channels)):
         if v is not None and v != d[k]:
             clashes.append(f"{k}={v} (run has {d[k]})")
+    if random_crops is not None and random_crops != d.get("random_crops", False):
+        clashes.append(f"random_crops={random_crops} (run has {d.get('random_crops', False)})")
     if clashes:
         raise RunError(f"cannot resume {cfg['model']['name']} run with different settings: " + "; ".join(clashes))
 

@@ -12,7 +12,7 @@ import torch
 from ..errors import PixelforgeError
 from ..family import Family, Option, TrainCommand
 from ..images import make_grid, save_gif
-from ..models.gan import SIZES, GANConfig
+from ..models.gan import SIZES, GANConfig, check_size
 from ..registry import create_model
 from ..training import Trainer
 from ..training.gan import GANTask, GANTrainConfig
@@ -25,7 +25,7 @@ def train_gan(data: str | None = "fashion-mnist", run: str | os.PathLike | None 
               conditional: bool | None = None, limit: int | None = None, model: str = "dcgan",
               device: str = "auto", precision: str = "auto", seed: int = 0, progress: bool = True,
               eval_samples: int = 2000, extractor: str | None = None, channels_last: bool | None = None,
-              spectral_norm: bool = False, **options: Any) -> "GANPipeline":
+              spectral_norm: bool = False, random_crops: bool | None = None, **options: Any) -> "GANPipeline":
     """Train (or with ``resume=True`` continue) a GAN; returns a pipeline over the result.
 
     ``options`` are fields of :class:`GANConfig` (latent_dim, width, d_norm),
@@ -40,7 +40,12 @@ def train_gan(data: str | None = "fashion-mnist", run: str | os.PathLike | None 
     (docs/gan.md: FID 0.35 against 1.51 on Fashion-MNIST at 5,264 steps).
     ``spectral_norm=True`` is ``d_norm="sn"``; with ``loss="wgan-gp"`` a new run's D has no
     normalisation unless ``d_norm`` says otherwise (the gradient penalty needs a D without batch norm).
+    ``random_crops=True`` (folder data) trains on random ``size`` crops of the whole photos, many
+    per photo and epoch, instead of one centre crop per file (:mod:`pixelforge.data.crops`);
+    None: off for a new run, the run's choice on resume.
     """
+    if size is not None:
+        check_size(size)  # before the data is decoded
     if spectral_norm:
         if options.get("d_norm") not in (None, "sn"):
             raise PixelforgeError("--spectral-norm contradicts --d-norm " + options["d_norm"])
@@ -59,7 +64,7 @@ def train_gan(data: str | None = "fashion-mnist", run: str | os.PathLike | None 
                       overwrite=overwrite, size=size, channels=channels, limit=limit, device=device,
                       precision=precision, seed=seed, model_defaults=model_defaults,
                       keep_classes=conditional is not False,
-                      channels_last=channels_last)
+                      channels_last=channels_last, random_crops=random_crops)
     if resume:
         check_resumed_conditioning(s, conditional)
     gan = create_model(s.model_name, **dataclasses.asdict(s.model_cfg))
@@ -167,4 +172,6 @@ FAMILY = Family(
         report=samples_report,
         options=(Option("conditional", "class-conditional G and projection D (default: when the data has classes)",
                         group="model"),
-                 Option("spectral_norm", "same as --d-norm sn", group="model"))),))
+                 Option("spectral_norm", "same as --d-norm sn", group="model"),
+                 Option("random_crops", "folder data: train on random --size crops of the whole photos, many per "
+                                        "photo and epoch, not one centre crop per file", group="data"))),))

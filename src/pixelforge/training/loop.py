@@ -3,7 +3,8 @@
 A family supplies a *task* (see :class:`Task`): its modules and optimizers, and a
 ``step(images, labels) -> dict`` that performs one optimisation step and returns scalar
 metrics. The loop owns everything else: batching and shuffling (reproducible per epoch,
-sharded across ranks), the budget (epochs, steps, wall-clock minutes), the progress bar,
+sharded across ranks; random crops of folder photos, :class:`~pixelforge.data.CropData`, are
+seeded by seed, epoch, batch and rank), the budget (epochs, steps, wall-clock minutes), the progress bar,
 metrics.jsonl and TensorBoard, periodic and final checkpoints, exact resume (step, data
 position, RNG state), NaN/inf detection, and SIGINT/SIGTERM handling.
 """
@@ -30,7 +31,7 @@ from ..runtime import Runtime
 from .task import Task
 
 if TYPE_CHECKING:
-    from ..data import ImageData
+    from ..data import CropData, ImageData
 
 log = logging.getLogger("pixelforge.training")
 
@@ -75,7 +76,7 @@ class TrainConfig:
 
 
 class Trainer:
-    def __init__(self, task: Task, data: "ImageData", run: Run, cfg: TrainConfig, runtime: Runtime,
+    def __init__(self, task: Task, data: "ImageData | CropData", run: Run, cfg: TrainConfig, runtime: Runtime,
                  seed: int = 0, progress: bool = True):
         cfg.validate()
         self.task, self.data, self.run, self.cfg, self.rt = task, data, run, cfg, runtime
@@ -151,9 +152,9 @@ class Trainer:
 
     def _batch(self, order: torch.Tensor, b: int):
         idx = order[b * self.rank_batch:(b + 1) * self.rank_batch]
-        images = self.data.images[idx].to(torch.float32).div_(127.5).sub_(1.0)
-        labels = self.data.labels[idx] if self.data.labels is not None else None
-        images = self.rt.tensor(images)
+        # The key seeds random crops (CropData): the same at the same point of a resumed run.
+        images, labels = self.data.take(idx, (self.seed, self.epoch, b, self.rt.rank))
+        images = self.rt.tensor(images.to(torch.float32).div_(127.5).sub_(1.0))
         return images, (labels.to(self.rt.device) if labels is not None else None)
 
     # -- budget -----------------------------------------------------------------------
