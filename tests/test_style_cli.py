@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from pixelforge.cli import main
-from pixelforge.pipelines.style import rgb_to_ycbcr
+from pixelforge.pipelines.style import load_rgb, rgb_to_ycbcr
+from tests.synthetic import UNUSUAL_MODES, save_claiming_size, save_in_mode
 
 
 @pytest.fixture(autouse=True)
@@ -126,3 +127,54 @@ def test_stylize_with_vgg16_weights_from_a_file(images, tmp_path, capsys):
     assert main(["stylize", str(images["content"]), "--style", str(images["style"]), "-o", str(out), "--size", "32",
                  "--steps", "2", "--backbone", "vgg16", "--weights", str(truncated)]) == 2
     assert "missing keys (e.g. features.19.weight)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("role", ["content", "style"])
+@pytest.mark.parametrize("mode", UNUSUAL_MODES)
+def test_grey_alpha_and_16_bit_images_are_stylized_as_rgb(images, tmp_path, capsys, mode, role):
+    odd = save_in_mode(tmp_path / f"{mode.replace(';', '')}.png", mode)
+    content, style = (odd, images["style"]) if role == "content" else (images["content"], odd)
+    out = tmp_path / "o.png"
+    assert main(["stylize", str(content), "--style", str(style), "-o", str(out), "--size", "32", "--steps", "1",
+                 "--optimizer", "adam"]) == 0, capsys.readouterr().err
+    with Image.open(out) as img:
+        assert img.mode == "RGB" and img.size == ((32, 24) if role == "content" else (32, 21))
+
+
+def test_alpha_is_composited_on_white_and_16_bit_is_scaled(tmp_path):
+    clear = Image.new("RGBA", (20, 20), (0, 0, 0, 0))  # transparent black: white once composited
+    assert load_rgb(clear, None).min().item() == 1.0
+    deep = Image.fromarray(np.full((20, 20), 128 * 257, np.uint16))  # mid grey in 16 bits, not clamped white
+    assert deep.mode == "I;16"
+    assert load_rgb(deep, None).unique().tolist() == pytest.approx([128 / 255])
+    assert load_rgb(save_in_mode(tmp_path / "deep.png", "I;16"), None).std().item() > 0.1  # not a flat clamp
+
+
+def test_tiny_images_are_upscaled_to_size(images, tmp_path):
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (4, 4, 3), dtype=np.uint8)).save(tiny)
+    out = tmp_path / "o.png"
+    assert main(["stylize", str(tiny), "--style", str(tiny), "-o", str(out), "--size", "16", "--steps", "1",
+                 "--optimizer", "adam"]) == 0
+    with Image.open(out) as img:
+        assert img.size == (16, 16)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["{thin}", "--style", "{style}", "--size", "32"], "the content image is 32x2 px at --size 32; the offline "
+                                                       "feature network needs at least 16 px on each side"),
+    (["{content}", "--style", "{thin}", "--size", "32"], "the style image thin.png is 32x2 px"),
+    (["{content}", "--style", "{style}", "--size", "16"], "the content image is 16x11 px"),
+    (["--texture", "--style", "{style}", "--size", "8"], "the texture is 8x8 px"),
+    (["{huge}", "--style", "{style}", "--size", "16"], "too large: 9000x9000 px, more than 64 MP"),
+    (["{content}", "--style", "{huge}", "--size", "16"], "too large: 9000x9000 px"),
+])
+def test_too_thin_too_small_and_huge_images_are_one_clear_line(images, tmp_path, capsys, argv, message):
+    thin = tmp_path / "thin.png"
+    Image.fromarray(np.zeros((2, 32, 3), np.uint8)).save(thin)
+    fields = {"thin": thin, "huge": save_claiming_size(tmp_path / "huge.png", 9000, 9000), **images}
+    args = [a.format(**{k: str(v) for k, v in fields.items()}) for a in argv]
+    assert main(["stylize", *args, "-o", str(tmp_path / "o.png"), "--steps", "1", "--optimizer", "adam"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "o.png").exists()

@@ -10,6 +10,7 @@ from PIL import Image
 from pixelforge.api import load
 from pixelforge.cli import main
 from pixelforge.pipelines.stylizer import OnnxStylizer, StylizerPipeline, export_onnx, load_stylizer
+from tests.synthetic import UNUSUAL_MODES, save_claiming_size, save_in_mode
 
 TINY_STYLIZER = ["--widths", "4,8,8", "--blocks", "1", "--outer-kernel", "3", "--shuffle", "2"]
 TRAIN = ["--crop", "32", "--size", "64", "--style-size", "48", "--batch-size", "2", "--max-steps", "2",
@@ -165,6 +166,8 @@ def test_huge_images_are_downscaled_with_a_message(stylizer_run, files, tmp_path
     (["{content}", "--model", "{fake_onnx}"], "cannot load"),
     (["{notes}", "--model", "{ff}"], "cannot read"),
     (["{tiny}", "--model", "{ff}"], "need at least 16 px"),
+    (["{huge}", "--model", "{ff}"], "too large: 9000x9000 px"),
+    (["{content}", "--model", "{adain}", "--style", "{huge}"], "too large: 9000x9000 px"),
     (["{content}", "--model", "{adain}", "--style", "{tiny}"], "the style image is 8x8 px"),
     (["{gif}", "--style", "{style}"], "need a trained model"),
     (["{content}", "--style", "{style}", "--alpha", "0.5"], "--alpha is for trained models"),
@@ -174,12 +177,38 @@ def test_bad_input_is_one_clear_line(args, message, stylizer_run, adain_run, tin
     (tmp_path / "fake.onnx").write_bytes(b"not onnx")
     fields = {"content": files / "content.png", "ff": stylizer_run, "adain": adain_run, "gan": tiny_run,
               "style": files / "styles/s0.png", "notes": files / "notes.png", "tiny": files / "tiny.png",
-              "gif": files / "anim.gif", "fake_onnx": tmp_path / "fake.onnx"}
+              "gif": files / "anim.gif", "fake_onnx": tmp_path / "fake.onnx",
+              "huge": save_claiming_size(tmp_path / "huge.png", 9000, 9000)}
     argv = ["stylize", *[a.format(**{k: str(v) for k, v in fields.items()}) for a in args], "-o", str(tmp_path / "o.png")]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("role", ["content", "style"])
+@pytest.mark.parametrize("mode", UNUSUAL_MODES)
+def test_grey_alpha_and_16_bit_images_are_stylized_as_rgb(stylizer_run, adain_run, files, tmp_path, capsys, mode,
+                                                           role):
+    odd = save_in_mode(tmp_path / f"{mode.replace(';', '')}.png", mode)
+    out = tmp_path / "o.png"
+    if role == "content":  # the feed-forward model: content only
+        argv = [str(odd), "--model", str(stylizer_run)]
+    else:  # AdaIN: any style image
+        argv = [str(files / "content.png"), "--model", str(adain_run), "--style", str(odd)]
+    assert main(["stylize", *argv, "-o", str(out)]) == 0, capsys.readouterr().err
+    with Image.open(out) as img:
+        assert img.mode == "RGB" and img.size == ((32, 24) if role == "content" else (61, 45))
+
+
+def test_transparency_is_composited_on_white(stylizer_run):
+    pipe = load_stylizer(stylizer_run, device="cpu")
+    rgb = np.random.default_rng(3).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    alpha = np.zeros((24, 32, 1), np.uint8)
+    alpha[:, :16] = 255  # left half opaque, right half transparent (over colours that must not show)
+    on_white = np.where(alpha == 255, rgb, 255).astype(np.uint8)
+    assert np.array_equal(np.asarray(pipe.stylize(Image.fromarray(np.dstack([rgb, alpha])))),
+                          np.asarray(pipe.stylize(Image.fromarray(on_white))))
 
 
 def test_export_refuses_other_runs_and_onnx_files_of_other_models(tiny_run, tmp_path, capsys):

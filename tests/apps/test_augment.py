@@ -3,8 +3,8 @@ import json
 import torch
 
 import pixelforge
-from pixelforge.apps.augment import (augmentation_study, classification_accuracy_score, generated_dataset,
-                                     real_subset)
+from pixelforge.apps.augment import (augmentation_study, check_per_class_budget, classification_accuracy_score,
+                                     generated_dataset, real_subset)
 from pixelforge.cli import main
 from pixelforge.data import load_dataset
 
@@ -44,3 +44,50 @@ def test_unconditional_gan_is_refused(tiny_run, capsys):
     assert main(["cas", str(tiny_run), "--per-class", "2", "--steps", "1"]) == 2
     assert "not a class-conditional" in capsys.readouterr().err
     assert main(["augment", str(tiny_run), "--per-class", "a,b"]) == 2
+
+
+def test_unconditional_gan_is_refused_by_the_augmentation_study(tiny_run, tmp_path, capsys):
+    out = tmp_path / "study"
+    assert main(["augment", str(tiny_run), "--per-class", "2", "--seeds", "1", "--steps", "1", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "not a class-conditional GAN" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_conditional_runs_of_other_families_are_refused(tmp_path, capsys):
+    run = tmp_path / "cvae"
+    assert main(["train", "vae", "--data", "digits", "--size", "28", "--width", "8", "--batch-size", "32",
+                 "--latent-dim", "2", "--max-steps", "1", "--conditional", "--no-progress", "--run-dir", str(run)]) == 0
+    capsys.readouterr()
+    for command in (["cas", str(run), "--per-class", "2"], ["augment", str(run), "--per-class", "2", "--seeds", "1"]):
+        assert main([*command, "--steps", "1"]) == 2
+        err = capsys.readouterr().err
+        assert "is a autoencoder run; CAS and the augmentation study need a class-conditional GAN run" in err
+        assert "Traceback" not in err
+
+
+def _smallest_training_class():
+    counts = torch.bincount(load_dataset("digits").labels)  # the tiny GANs' training images
+    return str(int(counts.argmin())), int(counts.min())
+
+
+def test_per_class_budget_above_the_smallest_class_is_refused(tiny_conditional_run, tmp_path, capsys):
+    name, available = _smallest_training_class()
+    expected = f"--per-class {available + 1} is more than the {available} training images of class {name!r}"
+    assert main(["cas", str(tiny_conditional_run), "--per-class", str(available + 1), "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and f"use at most {available}" in err and "Traceback" not in err
+    out = tmp_path / "study"
+    assert main(["augment", str(tiny_conditional_run), "--per-class", f"2,{available + 1}", "--seeds", "1",
+                 "--steps", "1", "-o", str(out)]) == 2
+    assert expected in capsys.readouterr().err
+    assert not out.exists()  # refused before any classifier was trained
+
+
+def test_per_class_budget_up_to_the_smallest_class_is_taken(monkeypatch):
+    data = load_dataset("digits")
+    _, available = _smallest_training_class()
+    check_per_class_budget(data, available)
+    assert torch.bincount(real_subset(data, available, seed=0).labels).tolist() == [available] * 10
+    monkeypatch.setenv("PIXELFORGE_DRY_RUN", "1")  # the fast mode cuts datasets, so it takes what there is
+    check_per_class_budget(data, available + 1)

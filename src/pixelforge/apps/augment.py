@@ -29,7 +29,12 @@ from ..runs import atomic_write_json
 
 def _conditional_pipe(gan_run):
     from ..api import load
+    from ..families import run_family
 
+    family = run_family(gan_run)
+    if family.name != "gan":
+        raise PixelforgeError(f"{gan_run} is a {family.name} run; CAS and the augmentation study need a "
+                              "class-conditional GAN run (train gan --conditional)")
     pipe = load(gan_run)
     if not getattr(pipe, "conditional", False):
         raise PixelforgeError(f"{gan_run} is not a class-conditional GAN (train it with --conditional)")
@@ -57,6 +62,19 @@ def real_subset(data: ImageData, per_class: int, seed: int) -> ImageData:
     return ImageData(data.images[idx], data.labels[idx], data.classes, f"{data.name}-{per_class}pc", data.source)
 
 
+def check_per_class_budget(data: ImageData, per_class: int) -> None:
+    """Refuse a budget of ``per_class`` real images per class that the smallest class of ``data`` cannot
+    fill (:func:`real_subset` would quietly take fewer). The fast mode, whose datasets are cut to a
+    few hundred images, takes what there is instead."""
+    counts = torch.bincount(data.labels, minlength=data.num_classes)
+    smallest = int(counts.argmin())
+    available = int(counts[smallest])
+    if per_class > available and not dryrun.active():
+        raise PixelforgeError(f"--per-class {per_class} is more than the {available} training images of "
+                              f"class {data.classes[smallest]!r} (the smallest class of {data.name}); "
+                              f"use at most {available}")
+
+
 def concat(a: ImageData, b: ImageData) -> ImageData:
     return ImageData(torch.cat([a.images, b.images]), torch.cat([a.labels, b.labels]), a.classes,
                      f"{a.name}+{b.name}", f"{a.source}+{b.source}")
@@ -75,6 +93,7 @@ def classification_accuracy_score(gan_run: str | os.PathLike, per_class: int = 1
 
     pipe = _conditional_pipe(gan_run)
     train, test = _real_splits(Run.open(gan_run).config)
+    check_per_class_budget(train, per_class)
     fake = generated_dataset(pipe, per_class, seed)
     real = real_subset(train, per_class, seed)
     opts = dict(max_steps=steps, batch_size=batch_size, seed=seed, progress=progress)
@@ -93,6 +112,7 @@ def augmentation_study(gan_run: str | os.PathLike, out_dir: str | os.PathLike, s
 
     pipe = _conditional_pipe(gan_run)
     train, test = _real_splits(Run.open(gan_run).config)
+    check_per_class_budget(train, max(sizes))
     seeds = tuple(seeds)[:dryrun.cap(len(seeds), "repeats")]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

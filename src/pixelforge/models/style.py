@@ -134,6 +134,12 @@ class _Backbone(nn.Module):
             raise PixelforgeError(f"the {self.name} backbone has no layer {unknown[0]!r}; "
                                   f"its layers are {', '.join(self.layer_names)}")
 
+    def min_side(self, layers) -> int:
+        """The shortest image side (px) whose features reach every one of ``layers``: each 2x2 pooling
+        before the deepest of them halves the image, and a side below 1 px has no features."""
+        self.check_layers(layers)
+        return 2 ** max(_downsamplings(self.name, name) for name in layers)
+
 
 class RandomFeatures(_Backbone):
     """The offline backbone: fixed seeded random multi-scale convolutions (see the module docstring)."""

@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from .. import dryrun
 from ..errors import PixelforgeError
-from ..imageio import read_image
+from ..imageio import read_image, to_mode
 from ..models.style import build_backbone, content_loss, gram_matrix, style_loss, total_variation
 
 OPTIMIZERS = ("lbfgs", "adam")
@@ -74,7 +74,9 @@ class StyleResult:
 # ----------------------------------------------------------------------------- images and colour
 
 def load_rgb(image: ImageLike, size: int | None) -> Tensor:
-    """An image (path, PIL image or (3, H, W) tensor in [0, 1]) as (3, H, W) floats, longest side ``size``."""
+    """An image (path, PIL image or (3, H, W) tensor in [0, 1]) as (3, H, W) floats, longest side ``size``.
+    Files and PIL images of any mode are read by :func:`~pixelforge.imageio.to_mode`'s rules: grey becomes
+    RGB, 16-bit is scaled, transparency is composited on white (the result has no alpha)."""
     if isinstance(image, Tensor):
         tensor = image.detach().float()
         if tensor.dim() != 3 or tensor.shape[0] != 3:
@@ -83,7 +85,7 @@ def load_rgb(image: ImageLike, size: int | None) -> Tensor:
     else:
         if not isinstance(image, Image.Image):
             image = read_image(image)
-        pil = image.convert("RGB")
+        pil = to_mode(image, "RGB")
     if pil is not None:
         if size is not None and max(pil.size) != size:
             scale = size / max(pil.size)
@@ -184,6 +186,15 @@ def stylize(content: ImageLike | None, styles: ImageLike | Sequence[ImageLike], 
     content_layer = content_layer or net.content_layer
     style_layers = tuple(style_layers or net.style_layers)
     net.check_layers([content_layer, *style_layers])
+    shortest = net.min_side(style_layers if texture else [content_layer, *style_layers])
+    inputs = [("the texture", texture_size or (size, size))] if texture else \
+        [("the content image", tuple(content_rgb.shape[1:]))]
+    inputs += [(_style_name(s), tuple(rgb.shape[1:])) for s, rgb in zip(styles, style_rgbs)]
+    for what, (h, w) in inputs:
+        if min(h, w) < shortest:
+            hint = "raise --size" if what == "the texture" else "raise --size, or use a less elongated image"
+            raise PixelforgeError(f"{what} is {w}x{h} px at --size {size}; the {net.name} feature network needs "
+                                  f"at least {shortest} px on each side ({hint})")
 
     def features_of(image: Tensor, layers) -> dict[str, Tensor]:
         image = image.to(device)
@@ -282,6 +293,10 @@ def stylize(content: ImageLike | None, styles: ImageLike | Sequence[ImageLike], 
             on_save(step, result())
     bar.close()
     return result()
+
+
+def _style_name(style: ImageLike) -> str:
+    return f"the style image {Path(style).name}" if isinstance(style, (str, os.PathLike)) else "the style image"
 
 
 def _match_moments(source: Tensor, reference: Tensor) -> Tensor:

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from ..data import ImageData, load_dataset, load_image
 from ..errors import PixelforgeError, RunError
-from ..imageio import read_frames, read_image, write_frames, write_image
+from ..imageio import read_frames, read_image, to_mode, write_frames, write_image
 from ..family import Family, Option, TrainCommand
 from ..images import save_png
 from ..models.style import AdaINConfig, AdaINNet, StylizerConfig, TransformerNet
@@ -187,9 +187,9 @@ def fit_size(image: Image.Image, size: int | None, max_size: int | None, what: s
 
 
 def _open(image) -> Image.Image:
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    return read_image(image).convert("RGB")
+    """A path or PIL image as RGB by :func:`~pixelforge.imageio.to_mode`'s rules (grey -> RGB, 16-bit
+    scaled, transparency composited on white)."""
+    return to_mode(image if isinstance(image, Image.Image) else read_image(image), "RGB")
 
 
 # ----------------------------------------------------------------------------- the pipelines
