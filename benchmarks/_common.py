@@ -29,6 +29,14 @@ def write_results(name: str, figures: dict) -> Path:
     return path
 
 
+def save_cache(path: Path, cache: dict) -> None:
+    """A benchmark's resumable measurements, written atomically (a killed sitting keeps the old file)."""
+    # Imported here: speedup.py's workers import this module under another tree's pixelforge.
+    from pixelforge.runs import atomic_write_bytes
+
+    atomic_write_bytes(path, (json.dumps(cache, indent=1) + "\n").encode())
+
+
 def summarise(values: list[float], digits: int = 5) -> dict:
     """Mean, sample standard deviation (None for one value) and count, as results record repeats."""
     return {"mean": round(statistics.fmean(values), digits),

@@ -25,12 +25,11 @@ import statistics
 import time
 from pathlib import Path
 
-from _common import RESULTS, summarise, write_results
+from _common import RESULTS, save_cache, summarise, write_results
 
 import pixelforge
 from pixelforge.data import load_dataset
 from pixelforge.pipelines.classifier import load_classifier
-from pixelforge.runs import atomic_write_bytes
 
 CACHE = RESULTS / "classifier_accuracy_cache.json"
 VIEWS = {"none": "single view", "flip": "image + mirror (the recipe's default)",
@@ -87,7 +86,7 @@ def main() -> None:
         if key not in cache:
             cache[key] = measure()
             if not args.no_save:
-                atomic_write_bytes(CACHE, (json.dumps(cache, indent=1) + "\n").encode())
+                save_cache(CACHE, cache)
         return cache[key]
 
     def baseline() -> dict:

@@ -38,13 +38,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from _common import RESULTS, summarise, write_results
+from _common import RESULTS, save_cache, summarise, write_results
 
 import pixelforge
 from pixelforge import zoo
 from pixelforge.images import pyplot, save_figure
 from pixelforge.pipelines.evaluate import evaluate_generator, real_images, resolve_extractor
-from pixelforge.runs import atomic_write_bytes
 
 RECIPES = {
     "pixelforge default": dict(options={}, precision="auto", ema=True, channels_last=None),
@@ -75,10 +74,6 @@ def cache_key(name: str, seed: int, mark: float, judge: str) -> str:
 
 def snapshot(run: Path, mark: float) -> Path:
     return run.with_name(f"{run.name}-{mark:g}min")
-
-
-def save_cache(path: Path, cache: dict) -> None:
-    atomic_write_bytes(path, (json.dumps(cache, indent=1) + "\n").encode())
 
 
 def measure_seed(name: str, recipe: dict, seed: int, marks: list[float], args, data, judges, real, cache) -> None:

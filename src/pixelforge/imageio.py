@@ -155,15 +155,20 @@ def join_alpha(colour: Image.Image, mode: str, alpha: bytes, error: type[Excepti
     return image
 
 
+def resize_short_side(image: Image.Image, side: int) -> Image.Image:
+    """Scale ``image`` (antialiased bicubic) so that its shorter side is ``side`` px."""
+    width, height = image.size
+    scale = side / min(width, height)
+    return image.resize((max(side, round(width * scale)), max(side, round(height * scale))),
+                        Image.Resampling.BICUBIC, reducing_gap=3.0)
+
+
 def resize_crop(image: Image.Image, size: int) -> Image.Image:
     """Scale the shorter side to ``size`` (antialiased), then centre-crop to ``size`` x ``size``."""
-    width, height = image.size
-    if (width, height) == (size, size):
+    if image.size == (size, size):
         return image
-    scale = size / min(width, height)
-    new_width, new_height = max(size, round(width * scale)), max(size, round(height * scale))
-    image = image.resize((new_width, new_height), Image.Resampling.BICUBIC, reducing_gap=3.0)
-    left, top = (new_width - size) // 2, (new_height - size) // 2
+    image = resize_short_side(image, size)
+    left, top = (image.width - size) // 2, (image.height - size) // 2
     return image.crop((left, top, left + size, top + size))
 
 

@@ -35,7 +35,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..errors import DataError
-from ..imageio import MAX_IMAGE_PIXELS, UnreadableImage, open_image, resize_crop, to_mode
+from ..imageio import MAX_IMAGE_PIXELS, UnreadableImage, open_image, resize_crop, resize_short_side, to_mode
 from .crops import MAX_CROP_SCALE, CropData
 from .imagedata import ImageData
 from .splits import check_split, folder_keeps
@@ -95,10 +95,7 @@ def _decode_photo(path: Path, size: int, channels: int, root: Path) -> np.ndarra
         raise DataError(f"{path.relative_to(root)} in {root} is {width}x{height} px, smaller than the {size} px "
                         "random crops; remove it, or train at a smaller --size or without --random-crops")
     if min(width, height) > max_short_side:
-        scale = max_short_side / min(width, height)
-        image = image.resize((max(max_short_side, round(width * scale)),
-                              max(max_short_side, round(height * scale))),
-                             Image.Resampling.BICUBIC, reducing_gap=3.0)
+        image = resize_short_side(image, max_short_side)
     return np.array(image).reshape(image.height, image.width, channels)  # writable, for torch
 
 
