@@ -94,10 +94,18 @@ def test_rate_falls_as_the_context_predicts_better():
 
 
 def _mu_scale(arm, grid, drop_first_column=False):
-    mu, log_scale = arm(gather_context(grid))
+    mu, log_scale = arm(gather_context([grid]))
     if drop_first_column:
         mu, log_scale = mu.reshape(grid.shape)[:, 1:].flatten(), log_scale.reshape(grid.shape)[:, 1:].flatten()
     return mu, coder_scale(log_scale)
+
+
+def test_the_hand_written_backwards_are_the_true_gradients():
+    """gather_context and the float upsampler carry their own backward passes (for speed)."""
+    torch.manual_seed(0)
+    grids = [torch.randn(s, dtype=torch.float64, requires_grad=True) for s in [(7, 11), (4, 6), (2, 3)]]
+    assert torch.autograd.gradcheck(lambda *g: gather_context(list(g), torch.float64), tuple(grids))
+    assert torch.autograd.gradcheck(lambda *g: upsample(list(g)), tuple(grids))
 
 
 # -- the exact decoder path ----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from PIL import Image
 
 from .. import dryrun
 from ..errors import PixelforgeError
+from ..runtime import make_optimizer
 from ..images import read_image, to_tensor
 from ..imageio import join_alpha, split_alpha
 from ..models.overfit_codec import ACT_BITS, LATENT_MAX, OverfitCodec, OverfitConfig, fixed_synthesis, quantize_net
@@ -47,7 +48,7 @@ class Effort:
     latent_lr: float = 5e-2
 
 
-EFFORTS = {"fast": Effort(60, hard_fraction=1.0), "default": Effort(330), "best": Effort(1350)}
+EFFORTS = {"fast": Effort(120, hard_fraction=1.0), "default": Effort(620), "best": Effort(2500)}
 DEFAULT_EFFORT = "default"
 EFFORT_TIMES = "about 1 / 5 / 20 minutes per megapixel on a 2-core CPU"  # of the presets, in their order
 
@@ -114,7 +115,8 @@ def _optimise(models: list[OverfitCodec], targets: list[torch.Tensor], lmbda: fl
     torch.set_flush_denormal(True)  # tiny Adam moments otherwise slow every step down ~10x
     networks = [p for net in (models[0].arm, models[0].synthesis) for p in net.parameters()]
     latents = [y for m in models for y in m.latents]
-    opt = torch.optim.Adam([{"params": latents, "peak": effort.latent_lr}, {"params": networks, "peak": effort.lr}])
+    opt = make_optimizer(torch.optim.Adam, [{"params": latents, "peak": effort.latent_lr},
+                                            {"params": networks, "peak": effort.lr}])
     hard_from = int(effort.iterations * (1 - effort.hard_fraction))
     pixels = sum(x.shape[2] * x.shape[3] for x in targets)
     bar = tqdm(range(effort.iterations), desc="encoding", unit="it", disable=not progress, leave=False)
