@@ -192,8 +192,8 @@ def test_any_image_size(codec, size):
 
 
 def test_bad_settings_are_refused(codec):
-    with pytest.raises(PixelforgeError, match="quality must be 1..5"):
-        codec.compress(_photo(), 6, TINY)
+    with pytest.raises(PixelforgeError, match="quality must be 1..6"):
+        codec.compress(_photo(), 7, TINY)
     with pytest.raises(PixelforgeError, match="effort must be one of fast, default, best"):
         codec.compress(_photo(), 2, "hardest")
 

@@ -34,8 +34,10 @@ MODEL_ID = "overfit"
 PRIOR = "overfit-prior-v1"  # the networks' warm start, in the zoo (benchmarks/codec_prior.py)
 PRIOR_LAMBDA = 0.006
 # lambda per quality level (1 = smallest file), in the project's R + lambda * 255^2 * D convention
-QUALITY_LAMBDAS = (0.001, 0.0025, 0.006, 0.015, 0.04)
-WEIGHT_BITS = range(6, 13)
+QUALITY_LAMBDAS = (0.001, 0.0025, 0.006, 0.015, 0.04, 0.1)
+# the weight steps 2^-k tried for each network: the context model's best k is often 2-4 (its
+# parameters cost more bits than finer weights save on the latents); the synthesis's 5-8
+ARM_WEIGHT_BITS, SYNTH_WEIGHT_BITS = range(2, 13), range(5, 13)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,8 +180,8 @@ def quantize_networks(model: OverfitCodec, x: torch.Tensor, lmbda: float, grids:
         mse = float(np.mean((fixed_synthesis(q, grids).astype(np.float64) - target) ** 2)) / 255 ** 2
         return bs.param_bits(q) + lmbda * 255 ** 2 * mse * pixels, q, mse
 
-    arm = min((arm_cost(k) for k in WEIGHT_BITS), key=lambda c: c[0])[1]
-    _, synth, mse = min((synth_cost(k) for k in WEIGHT_BITS), key=lambda c: c[0])
+    arm = min((arm_cost(k) for k in ARM_WEIGHT_BITS), key=lambda c: c[0])[1]
+    _, synth, mse = min((synth_cost(k) for k in SYNTH_WEIGHT_BITS), key=lambda c: c[0])
     return arm, synth, mse
 
 
@@ -188,7 +190,7 @@ class OverfitCodecPipeline:
 
     model_id = MODEL_ID
     qualities = len(QUALITY_LAMBDAS)
-    default_quality = (qualities + 1) // 2  # the middle level, as for the amortized codecs
+    default_quality = QUALITY_LAMBDAS.index(PRIOR_LAMBDA) + 1  # the level the warm start was fitted at
 
     def __init__(self, cfg: OverfitConfig | None = None, effort: str = DEFAULT_EFFORT, warm_start: bool = True):
         self.cfg = cfg or OverfitConfig()
