@@ -11,8 +11,8 @@ Measured:
 - ``diffusion``: training steps per second of the default conditional U-Net (28 px, batch 64),
   the real ``DiffusionTask.step`` after a warm-up;
 - ``gan``: the same for the default conditional GAN step;
-- ``codec``: fitting steps per second of the overfitted codec (the encoder's inner loop, no
-  warm start) on a 1024x640 crop of the test photo, quality 3's lambda;
+- ``codec``: fitting steps per second of the overfitted codec (the encoder's own loop, both
+  quantisation-proxy phases, no warm start) on a 1024x640 crop of the test photo;
 - ``upscale``: the whole ``pixelforge upscale --scale 4`` command (process start, import,
   reading, the network, writing the PNG) in seconds per output megapixel, on a 512x512 and a
   1024x640 photo; the PNG's size is recorded beside it.
@@ -42,33 +42,39 @@ TARGET = 1.5
 
 # -- workers: run inside a process whose PYTHONPATH picks the tree ---------------------------
 
-def codec_workload():
-    """One fitting step of the overfitted codec per call (fit's own loop, a step at a time)."""
+def codec_fit_rate(steps: int) -> float:
+    """Fitting steps per second of the overfitted codec's own loop (``fit``: both proxy phases,
+    the optimizer, no warm start) on a 1024x640 crop of the test photo, quality 3's lambda."""
     import torch
-    from pixelforge.pipelines.overfit_codec import Effort, fit
-
     from PIL import Image
+    from pixelforge.pipelines.overfit_codec import Effort, fit
 
     with Image.open(Path(os.environ["PIXELFORGE_DATA"]) / "photos" / "dune.png") as im:
         x = torch.from_numpy(np.asarray(im.convert("RGB").crop((0, 0, 1024, 640))).copy())
     x = x.permute(2, 0, 1)[None].float() / 255
-    return lambda: fit(x, 0.006, Effort(1))
+    fit(x, 0.006, Effort(3))  # warm-up
+    t = time.perf_counter()
+    fit(x, 0.006, Effort(steps))
+    return steps / (time.perf_counter() - t)
 
 
 def worker_train(family: str, steps: int) -> dict:
-    """The default step of ``family`` as benchmarks/profiling.py builds it, from whichever tree
-    ``PYTHONPATH`` puts first."""
+    """The default step of ``family`` as benchmarks/profiling.py builds it (or the codec's
+    fitting loop), from whichever tree ``PYTHONPATH`` puts first."""
     import pixelforge
+
+    source = str(Path(pixelforge.__file__).parent)
+    if family == "codec":
+        return {"steps_per_s": codec_fit_rate(steps), "source": source}
     from profiling import diffusion_workload, gan_workload
 
-    workloads = {"diffusion": diffusion_workload, "gan": gan_workload}
-    step = codec_workload() if family == "codec" else workloads[family](label_ema=False)
+    step = diffusion_workload(label_ema=False) if family == "diffusion" else gan_workload(label_ema=False)
     for _ in range(3):
         step()
     t = time.perf_counter()
     for _ in range(steps):
         step()
-    return {"steps_per_s": steps / (time.perf_counter() - t), "source": str(Path(pixelforge.__file__).parent)}
+    return {"steps_per_s": steps / (time.perf_counter() - t), "source": source}
 
 
 def upscale_command(env: dict, image: Path, out: Path) -> dict:
@@ -145,9 +151,9 @@ def main() -> None:
         tmp = Path(tmp_name)
         (tmp / "old").mkdir()
         trees = {"old": env_for(export_tree(args.baseline, tmp / "old")), "new": env_for(ROOT / "src")}
+        if "codec" in workloads and not os.environ.get("PIXELFORGE_DATA"):
+            raise SystemExit("set PIXELFORGE_DATA to the shared data folder (photos/dune.png is the test photo)")
         images = test_images(tmp) if "upscale" in workloads else []
-        if "codec" in workloads:
-            test_images(tmp)  # the same check of PIXELFORGE_DATA
         raw: dict[str, dict[str, list]] = {}
         for r in range(args.rounds):
             for side in ("old", "new") if r % 2 == 0 else ("new", "old"):
@@ -178,15 +184,23 @@ def main() -> None:
             measure = "fitting steps per second (1024x640)" if key == "codec" else "training steps per second"
             rows.append({"workload": key, "measure": measure, "old": round(old, 2),
                          "new": round(new, 2), "speedup": round(new / old, 2)})
-        if key != "gan":  # the GAN's goal is a ratio to a plain fp32 step (gan_throughput.py)
+        if key not in ("gan", "codec"):  # the GAN's goal is a ratio to a plain fp32 step (gan_throughput.py);
+            # the codec's is rate-distortion within time caps (codec_compare.py)
             rows[-1]["target_met"] = rows[-1]["speedup"] >= TARGET
     print(f"\n{'workload':<16} {'measure':<38} {'old':>8} {'new':>8} {'speedup':>8}")
     for row in rows:
         print(f"{row['workload']:<16} {row['measure']:<38} {row['old']:>8} {row['new']:>8} {row['speedup']:>7}x")
+    today = time.strftime("%Y-%m-%d")
+    for row in rows:
+        row.update(date=today, rounds=args.rounds, steps=args.steps)
     path = ROOT / "benchmarks" / "results" / "speedup.json"
-    if path.exists():  # keep the rows of workloads this run left out
-        kept = [r for r in json.loads(path.read_text())["results"] if not any(r["workload"] == x["workload"] for x in rows)]
-        rows = kept + rows
+    if path.exists():  # rows of workloads this run left out stay, if measured against the same baseline
+        old = json.loads(path.read_text())
+        if old.get("baseline") == args.baseline:
+            fresh = {r["workload"]: r for r in rows}
+            merged = [fresh.pop(r["workload"], {"date": old["date"], "rounds": old["rounds"], "steps": old["steps"], **r})
+                      for r in old["results"]]
+            rows = merged + list(fresh.values())
     if not args.no_save:
         write_results("speedup", {"baseline": args.baseline, "rounds": args.rounds, "steps": args.steps,
                                   "kept": "best round of each side", "target_speedup": TARGET, "results": rows})

@@ -103,9 +103,42 @@ def _mu_scale(arm, grid, drop_first_column=False):
 def test_the_hand_written_backwards_are_the_true_gradients():
     """gather_context and the float upsampler carry their own backward passes (for speed)."""
     torch.manual_seed(0)
-    grids = [torch.randn(s, dtype=torch.float64, requires_grad=True) for s in [(7, 11), (4, 6), (2, 3)]]
-    assert torch.autograd.gradcheck(lambda *g: gather_context(list(g), torch.float64), tuple(grids))
-    assert torch.autograd.gradcheck(lambda *g: upsample(list(g)), tuple(grids))
+    for shapes in ([(7, 11), (4, 6), (2, 3)], [(3, 1), (2, 1), (1, 1)], [(1, 5), (1, 3)]):
+        grids = [torch.randn(s, dtype=torch.float64, requires_grad=True) for s in shapes]
+        assert torch.autograd.gradcheck(lambda *g: gather_context(list(g), torch.float64), tuple(grids))
+        assert torch.autograd.gradcheck(lambda *g: upsample(list(g)), tuple(grids))
+
+
+def test_the_bf16_context_buffer_holds_the_same_neighbours():
+    grids = [torch.randint(-20, 21, s).float() for s in [(9, 13), (5, 7)]]
+    assert torch.equal(gather_context(grids, torch.bfloat16).float(), gather_context(grids))
+
+
+def _reference_up2(x, dim):
+    """The decoder's x2 step written plainly, one output at a time: output 2i is
+    sum_k EVEN[k] x[i - 2 + k], output 2i + 1 is sum_k ODD[k] x[i - 1 + k], indices clamped
+    to the edges, each floored after dividing by 128."""
+    even, odd = (-3, 29, 111, -9), (-9, 111, 29, -3)
+    x = x.movedim(dim, -1)
+    n = x.shape[-1]
+    out = torch.empty(*x.shape[:-1], 2 * n, dtype=x.dtype)
+    for i in range(n):
+        out[..., 2 * i] = sum(even[k] * x[..., min(max(i - 2 + k, 0), n - 1)] for k in range(4))
+        out[..., 2 * i + 1] = sum(odd[k] * x[..., min(max(i - 1 + k, 0), n - 1)] for k in range(4))
+    return torch.floor(out / 128).movedim(-1, dim)
+
+
+@pytest.mark.parametrize("shape", [(13, 21), (1, 9), (6, 1), (3, 2)])
+def test_the_decoders_upsampler_is_the_plain_definition(shape):
+    """Files decode to what the format defines: rows first, then columns, a floor after each."""
+    torch.manual_seed(0)
+    h, w = shape
+    grids = [torch.randint(-9, 10, (-(-h // 2 ** k), -(-w // 2 ** k))).double() * 2 ** ACT_BITS for k in range(4)]
+    feat = grids[-1][None]
+    for grid in reversed(grids[:-1]):
+        feat = _reference_up2(_reference_up2(feat, 1), 2)[:, :grid.shape[0], :grid.shape[1]]
+        feat = torch.cat([feat, grid[None]], 0)
+    assert torch.equal(upsample(grids, exact=True), feat)
 
 
 # -- the exact decoder path ----------------------------------------------------------------------------

@@ -51,7 +51,9 @@ def add_parsers(sub) -> None:
     cp.add_argument("-o", "--output", default=None, help="output .pfc file (default IMAGE.pfc beside the input)")
     cp.add_argument("--quality", type=positive_int, default=None,
                     help=Help("quality level, 1 (smallest file) .. the codec's highest ({} for the overfitted codec); "
-                              "default: the middle level", FromAPI(f"{OVERFIT}:OverfitCodecPipeline.qualities")))
+                              "default: {} for the overfitted codec, the middle level for an amortized one",
+                              FromAPI(f"{OVERFIT}:OverfitCodecPipeline.qualities"),
+                              FromAPI(f"{OVERFIT}:OverfitCodecPipeline.default_quality")))
     cp.add_argument("--model", default=None,
                     help="overfit (default: fits a small network to the image, no weights needed), a codec run "
                          "directory or a shipped amortized codec, zoo:NAME (zoo:photos-codec-v1)")

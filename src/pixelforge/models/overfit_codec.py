@@ -178,7 +178,9 @@ def gather_context(grids: list[torch.Tensor], dtype: torch.dtype = torch.float32
 
 def _up2_last(x: torch.Tensor, even_taps, odd_taps) -> torch.Tensor:
     """x2 upsampling along the last axis (edges repeated): output 2i is sum_k even_taps[k] *
-    x[i - 2 + k], output 2i + 1 is sum_k odd_taps[k] * x[i - 1 + k]."""
+    x[i - 2 + k], output 2i + 1 is sum_k odd_taps[k] * x[i - 1 + k]. It writes into its output
+    (``out=``), which autograd cannot trace: the float path goes through :class:`_Up2`, the
+    exact one runs without gradients."""
     n = x.shape[-1]
     p = torch.cat([x[..., :1], x[..., :1], x, x[..., -1:], x[..., -1:]], -1)
     out = x.new_empty(*x.shape[:-1], n, 2)
@@ -294,8 +296,8 @@ class OverfitCodec(nn.Module):
         return out
 
     def forward(self, mode: str = "hard", autocast: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> (reconstruction (1, 3, H, W), total latent bits). ``autocast``: the 1x1 layers of
-        both networks in bf16."""
+        """-> (reconstruction (1, 3, H, W), total latent bits). ``autocast``: the gathered
+        contexts and the hidden layers of both networks in bf16."""
         q = self.quantized_latents(mode)
         ctx = gather_context(q, torch.bfloat16 if autocast else torch.float32)
         symbols = torch.cat([y.flatten() for y in q])

@@ -24,10 +24,10 @@ from PIL import Image
 
 from .. import dryrun
 from ..errors import PixelforgeError
-from ..runtime import make_optimizer
 from ..images import read_image, to_tensor
 from ..imageio import join_alpha, split_alpha
 from ..models.overfit_codec import ACT_BITS, LATENT_MAX, OverfitCodec, OverfitConfig, fixed_synthesis, quantize_net
+from ..runtime import make_optimizer
 from . import overfit_bitstream as bs
 
 MODEL_ID = "overfit"
