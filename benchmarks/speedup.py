@@ -46,11 +46,9 @@ def codec_fit_rate(steps: int) -> float:
     """Fitting steps per second of the overfitted codec's own loop (``fit``: both proxy phases,
     the optimizer, no warm start) on a 1024x640 crop of the test photo, quality 3's lambda."""
     import torch
-    from PIL import Image
     from pixelforge.pipelines.overfit_codec import Effort, fit
 
-    with Image.open(Path(os.environ["PIXELFORGE_DATA"]) / "photos" / "dune.png") as im:
-        x = torch.from_numpy(np.asarray(im.convert("RGB").crop((0, 0, 1024, 640))).copy())
+    x = torch.from_numpy(np.asarray(test_photo((0, 0, 1024, 640))).copy())
     x = x.permute(2, 0, 1)[None].float() / 255
     fit(x, 0.006, Effort(3))  # warm-up
     t = time.perf_counter()
@@ -113,20 +111,27 @@ def run_worker(env: dict, family: str, steps: int) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_images(tmp: Path) -> list[Path]:
-    from PIL import Image
-
+def photo_path() -> Path:
+    """The test photo, PIXELFORGE_DATA/photos/dune.png (a clear exit when it is missing)."""
     data = os.environ.get("PIXELFORGE_DATA")
     photo = Path(data) / "photos" / "dune.png" if data else None
     if photo is None or not photo.exists():
         raise SystemExit("set PIXELFORGE_DATA to the shared data folder (photos/dune.png is the test photo)")
-    with Image.open(photo) as im:
-        im = im.convert("RGB")
-        crop = im.crop((0, 0, 512, 512))
-        full = im.crop((0, 0, 1024, 640))
+    return photo
+
+
+def test_photo(box: tuple[int, int, int, int]):
+    """The test photo's ``box`` crop, RGB."""
+    from PIL import Image
+
+    with Image.open(photo_path()) as im:
+        return im.convert("RGB").crop(box)
+
+
+def test_images(tmp: Path) -> list[Path]:
     paths = [tmp / "photo_512x512.png", tmp / "photo_1024x640.png"]
-    crop.save(paths[0])
-    full.save(paths[1])
+    test_photo((0, 0, 512, 512)).save(paths[0])
+    test_photo((0, 0, 1024, 640)).save(paths[1])
     return paths
 
 
@@ -151,8 +156,8 @@ def main() -> None:
         tmp = Path(tmp_name)
         (tmp / "old").mkdir()
         trees = {"old": env_for(export_tree(args.baseline, tmp / "old")), "new": env_for(ROOT / "src")}
-        if "codec" in workloads and not os.environ.get("PIXELFORGE_DATA"):
-            raise SystemExit("set PIXELFORGE_DATA to the shared data folder (photos/dune.png is the test photo)")
+        if "codec" in workloads:
+            photo_path()  # before any worker starts
         images = test_images(tmp) if "upscale" in workloads else []
         raw: dict[str, dict[str, list]] = {}
         for r in range(args.rounds):
