@@ -34,7 +34,7 @@ MODEL_ID = "overfit"
 PRIOR = "overfit-prior-v1"  # the networks' warm start, in the zoo (benchmarks/codec_prior.py)
 PRIOR_LAMBDA = 0.006
 # lambda per quality level (1 = smallest file), in the project's R + lambda * 255^2 * D convention
-QUALITY_LAMBDAS = (0.001, 0.0025, 0.006, 0.015, 0.04, 0.1, 0.25)
+QUALITY_LAMBDAS = (0.001, 0.0025, 0.006, 0.015, 0.04, 0.1, 0.25, 0.6)
 # the weight steps 2^-k tried for each network: the context model's best k is often 2-4 (its
 # parameters cost more bits than finer weights save on the latents); the synthesis's 5-8
 ARM_WEIGHT_BITS, SYNTH_WEIGHT_BITS = range(2, 13), range(5, 13)
