@@ -261,6 +261,11 @@ def main() -> None:
     print("timing:", json.dumps(result["timing"]))
     print("targets:", json.dumps(result["targets"]))
     plot(result, ROOT / "docs" / "images" / "codec_compare_rd.png")
+    previous = RESULTS / "codec_compare.json"
+    if previous.exists():  # the whole-photo probe (--probe) stays while the code it timed is unchanged
+        previous = json.loads(previous.read_text())
+        if "timing_probe" in previous and previous.get("code_versions") == result["code_versions"]:
+            result["timing_probe"] = previous["timing_probe"]
     write_results("codec_compare", result)
 
 
