@@ -24,7 +24,7 @@ from pixelforge.models.overfit_codec import (ACT_BITS, CONTEXT, LATENT_MAX, MU_B
                                              OverfitConfig, coder_scale, fixed_arm, gather_context, laplace_bits,
                                              pmf_table, quantize_net, soft_round, upsample)
 from pixelforge.pipelines import overfit_bitstream as bs
-from pixelforge.pipelines.overfit_codec import Effort, OverfitCodecPipeline, fit
+from pixelforge.pipelines.overfit_codec import QUALITY_LAMBDAS, Effort, OverfitCodecPipeline, fit
 
 TINY = Effort(25)
 
@@ -235,8 +235,9 @@ def test_any_image_size(codec, size):
 
 
 def test_bad_settings_are_refused(codec):
-    with pytest.raises(PixelforgeError, match="quality must be 1..6"):
-        codec.compress(_photo(), 7, TINY)
+    top = len(QUALITY_LAMBDAS)
+    with pytest.raises(PixelforgeError, match=f"quality must be 1..{top}"):
+        codec.compress(_photo(), top + 1, TINY)
     with pytest.raises(PixelforgeError, match="effort must be one of fast, default, best"):
         codec.compress(_photo(), 2, "hardest")
 
