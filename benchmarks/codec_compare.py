@@ -229,7 +229,7 @@ def timing_probe(presets: list[str], photo: str = HELD_OUT[0]) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--presets", default="fast,default,best")
-    p.add_argument("--qualities", default="1,2,3,4,5,6")
+    p.add_argument("--qualities", default=",".join(str(q) for q in range(1, len(QUALITY_LAMBDAS) + 1)))
     p.add_argument("--crop", default="384x256", help="WxH of the centre crop of each held-out photo")
     p.add_argument("--report-only", action="store_true", help="no new encodes: tables from the cache")
     p.add_argument("--probe", default=None, help="only time whole-photo encodes of these presets (comma list) "
@@ -261,6 +261,11 @@ def main() -> None:
     print("timing:", json.dumps(result["timing"]))
     print("targets:", json.dumps(result["targets"]))
     plot(result, ROOT / "docs" / "images" / "codec_compare_rd.png")
+    previous = RESULTS / "codec_compare.json"
+    if previous.exists():  # the whole-photo probe (--probe) stays while the code it timed is unchanged
+        previous = json.loads(previous.read_text())
+        if "timing_probe" in previous and previous.get("code_versions") == result["code_versions"]:
+            result["timing_probe"] = previous["timing_probe"]
     write_results("codec_compare", result)
 
 

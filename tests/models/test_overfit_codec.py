@@ -22,9 +22,9 @@ import pixelforge
 from pixelforge.errors import PixelforgeError
 from pixelforge.models.overfit_codec import (ACT_BITS, CONTEXT, LATENT_MAX, MU_BITS, ContextModel, OverfitCodec,
                                              OverfitConfig, coder_scale, fixed_arm, gather_context, laplace_bits,
-                                             pmf_table, quantize_net, upsample)
+                                             pmf_table, quantize_net, soft_round, upsample)
 from pixelforge.pipelines import overfit_bitstream as bs
-from pixelforge.pipelines.overfit_codec import Effort, OverfitCodecPipeline, fit
+from pixelforge.pipelines.overfit_codec import QUALITY_LAMBDAS, Effort, OverfitCodecPipeline, fit
 
 TINY = Effort(25)
 
@@ -98,6 +98,16 @@ def _mu_scale(arm, grid, drop_first_column=False):
     if drop_first_column:
         mu, log_scale = mu.reshape(grid.shape)[:, 1:].flatten(), log_scale.reshape(grid.shape)[:, 1:].flatten()
     return mu, coder_scale(log_scale)
+
+
+def test_soft_rounding_runs_from_the_identity_to_rounding():
+    y = torch.linspace(-3, 3, 601, dtype=torch.float64)
+    assert torch.allclose(soft_round(y, 50.0), y, atol=1e-4)
+    away_from_halves = (y - torch.floor(y) - 0.5).abs() > 0.05
+    assert torch.allclose(soft_round(y, 0.01)[away_from_halves], torch.round(y)[away_from_halves], atol=1e-3)
+    fixed = torch.tensor([-2.0, -1.5, 0.0, 0.5, 1.0], dtype=torch.float64)
+    assert torch.allclose(soft_round(fixed, 0.3), fixed)
+    assert (soft_round(y, 0.3).diff() > 0).all()
 
 
 def test_the_hand_written_backwards_are_the_true_gradients():
@@ -225,8 +235,9 @@ def test_any_image_size(codec, size):
 
 
 def test_bad_settings_are_refused(codec):
-    with pytest.raises(PixelforgeError, match="quality must be 1..6"):
-        codec.compress(_photo(), 7, TINY)
+    top = len(QUALITY_LAMBDAS)
+    with pytest.raises(PixelforgeError, match=f"quality must be 1..{top}"):
+        codec.compress(_photo(), top + 1, TINY)
     with pytest.raises(PixelforgeError, match="effort must be one of fast, default, best"):
         codec.compress(_photo(), 2, "hardest")
 

@@ -20,8 +20,9 @@ Fitting minimises the rate-distortion Lagrangian (the project's convention)
     L = R / (H W) + lambda * 255^2 * D,   R = sum_i -log2 P(y_hat_i | context_i),
                                           D = mean((x - f(U(y_hat)))^2),  x in [0, 1]
 
-with ``y_hat`` replaced by the proxy ``y + u``, ``u ~ U(-1/2, 1/2)``, in the first phase and
-by ``round(y)`` with a straight-through gradient at the end. The bits of the quantized
+with ``y_hat`` replaced by the proxy ``s_T(s_T(y) + u)``, ``u ~ U(-1/2, 1/2)`` (:func:`soft_round`,
+the temperature T falling), in the first phase and by ``round(y)`` with a straight-through
+gradient at the end. The bits of the quantized
 network parameters are added to R in the file (they are coded with it).
 
 Decoding is exact: :func:`fixed_point_forward` runs the context model, the upsampler and the
@@ -248,6 +249,14 @@ def laplace_bits(symbols: torch.Tensor, mu: torch.Tensor, scale: torch.Tensor) -
     return -log_p.clamp_min(-16 * math.log(2)) / math.log(2)
 
 
+def soft_round(y: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Soft rounding (Agustsson & Theis 2020, as C3 uses it): floor(y) + 1/2 + tanh((r - 1/2) / T)
+    / (2 tanh(1 / (2T))), r = y - floor(y). Continuous and increasing, it keeps integers and
+    half-integers in place and tends to rounding as T -> 0, to the identity as T grows."""
+    m = torch.floor(y) + 0.5
+    return m + torch.tanh((y - m) / temperature) / (2 * math.tanh(1 / (2 * temperature)))
+
+
 def coder_scale(log_scale: torch.Tensor) -> torch.Tensor:
     return torch.exp(log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MIN + (SCALE_LEVELS - 1) / 2 ** LOG_SCALE_BITS))
 
@@ -284,21 +293,26 @@ class OverfitCodec(nn.Module):
         self.synthesis = Synthesis(cfg.levels, cfg.synth_hidden)
         self.arm = ContextModel(cfg.arm_hidden, cfg.arm_layers)
 
-    def quantized_latents(self, mode: str) -> list[torch.Tensor]:
-        """'noise': y + U(-1/2, 1/2); 'hard': round(y) with a straight-through gradient."""
+    def quantized_latents(self, mode: str, temperature: float = 0.1) -> list[torch.Tensor]:
+        """'noise': y + u, u ~ U(-1/2, 1/2); 'soft': s_T(s_T(y) + u) with :func:`soft_round` at
+        ``temperature`` T (C3's proxy: between the smooth noisy one and rounding, closer to
+        rounding as T falls); 'hard': round(y) with a straight-through gradient."""
         out = []
         for y in self.latents:
             y = y.clamp(-LATENT_MAX, LATENT_MAX)
             if mode == "noise":
                 out.append(y + torch.rand_like(y) - 0.5)
+            elif mode == "soft":
+                out.append(soft_round(soft_round(y, temperature) + torch.rand_like(y) - 0.5, temperature))
             else:
                 out.append(y + (torch.round(y) - y).detach())
         return out
 
-    def forward(self, mode: str = "hard", autocast: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, mode: str = "hard", autocast: bool = False,
+                temperature: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (reconstruction (1, 3, H, W), total latent bits). ``autocast``: the gathered
         contexts and the hidden layers of both networks in bf16."""
-        q = self.quantized_latents(mode)
+        q = self.quantized_latents(mode, temperature)
         ctx = gather_context(q, torch.bfloat16 if autocast else torch.float32)
         symbols = torch.cat([y.flatten() for y in q])
         mu, log_scale = self.arm(ctx, bf16=autocast)

@@ -34,7 +34,7 @@ MODEL_ID = "overfit"
 PRIOR = "overfit-prior-v1"  # the networks' warm start, in the zoo (benchmarks/codec_prior.py)
 PRIOR_LAMBDA = 0.006
 # lambda per quality level (1 = smallest file), in the project's R + lambda * 255^2 * D convention
-QUALITY_LAMBDAS = (0.001, 0.0025, 0.006, 0.015, 0.04, 0.1)
+QUALITY_LAMBDAS = (0.001, 0.0025, 0.006, 0.015, 0.04, 0.1, 0.25, 0.6)
 # the weight steps 2^-k tried for each network: the context model's best k is often 2-4 (its
 # parameters cost more bits than finer weights save on the latents); the synthesis's 5-8
 ARM_WEIGHT_BITS, SYNTH_WEIGHT_BITS = range(2, 13), range(5, 13)
@@ -48,6 +48,10 @@ class Effort:
     hard_fraction: float = 0.2
     lr: float = 1e-2
     latent_lr: float = 5e-2
+    # the first phase's proxy: "soft" (soft rounding of noisy latents, its temperature falling
+    # geometrically from the first value to the second) or "noise" (additive uniform noise)
+    proxy: str = "soft"
+    temperatures: tuple[float, float] = (0.3, 0.1)
 
 
 EFFORTS = {"fast": Effort(120, hard_fraction=1.0), "default": Effort(620), "best": Effort(2500)}
@@ -122,12 +126,14 @@ def _optimise(models: list[OverfitCodec], targets: list[torch.Tensor], lmbda: fl
     hard_from = int(effort.iterations * (1 - effort.hard_fraction))
     pixels = sum(x.shape[2] * x.shape[3] for x in targets)
     bar = tqdm(range(effort.iterations), desc="encoding", unit="it", disable=not progress, leave=False)
+    hot, cold = effort.temperatures
     for it in bar:
+        temperature = hot * (cold / hot) ** (it / max(1, hard_from))
         for group in opt.param_groups:
             group["lr"] = group["peak"] * 0.5 * (1 + math.cos(math.pi * it / effort.iterations))
         bits = sq_err = 0
         for model, x in zip(models, targets):
-            x_hat, b = model("noise" if it < hard_from else "hard", autocast=autocast)
+            x_hat, b = model(effort.proxy if it < hard_from else "hard", autocast=autocast, temperature=temperature)
             bits = bits + b
             sq_err = sq_err + F.mse_loss(x_hat, x, reduction="sum") / 3
         mse, bpp = sq_err / pixels, bits / pixels
