@@ -140,7 +140,7 @@ def report() -> dict:
     training = loss_curve(DOC_IMAGES / "photo_gan_losses.png")
     config = json.loads((JUDGE_RUN / "config.json").read_text())
     return {
-        "command": "pixelforge train gan --data folder:PHOTOS --size 64 --channels 3 --random-crops "
+        "command": "pixelforge train gan --data folder:photos --size 64 --channels 3 --random-crops "
                    "--diffaug color,translation,cutout --minutes 30",
         "minutes": round(trained_minutes(), 1), **training,
         "judge": {"name": "photos-crops-judge", "task": "which training photo a 64 px crop comes from",
