@@ -52,9 +52,12 @@ class Effort:
     # geometrically from the first value to the second) or "noise" (additive uniform noise)
     proxy: str = "soft"
     temperatures: tuple[float, float] = (0.3, 0.1)
+    # the latents' rate grows with lambda: latent_lr * max(1, lambda / PRIOR_LAMBDA) ** growth. High-rate
+    # fits must move their latents much further from the warm start than the steps of a short preset allow
+    latent_lr_growth: float = 0.0
 
 
-EFFORTS = {"fast": Effort(120, hard_fraction=1.0), "default": Effort(620), "best": Effort(2500)}
+EFFORTS = {"fast": Effort(120, hard_fraction=1.0), "default": Effort(620, latent_lr_growth=0.25), "best": Effort(2500)}
 DEFAULT_EFFORT = "default"
 EFFORT_TIMES = "about 1 / 5 / 20 minutes per megapixel on a 2-core CPU"  # of the presets, in their order
 
@@ -121,7 +124,8 @@ def _optimise(models: list[OverfitCodec], targets: list[torch.Tensor], lmbda: fl
     torch.set_flush_denormal(True)  # tiny Adam moments otherwise slow every step down ~10x
     networks = [p for net in (models[0].arm, models[0].synthesis) for p in net.parameters()]
     latents = [y for m in models for y in m.latents]
-    opt = make_optimizer(torch.optim.Adam, [{"params": latents, "peak": effort.latent_lr},
+    latent_lr = effort.latent_lr * max(1.0, lmbda / PRIOR_LAMBDA) ** effort.latent_lr_growth
+    opt = make_optimizer(torch.optim.Adam, [{"params": latents, "peak": latent_lr},
                                             {"params": networks, "peak": effort.lr}])
     hard_from = int(effort.iterations * (1 - effort.hard_fraction))
     pixels = sum(x.shape[2] * x.shape[3] for x in targets)
