@@ -27,6 +27,7 @@ Steps, each skipped when its output exists (so a stopped sitting resumes):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import subprocess
 import sys
@@ -41,6 +42,7 @@ from codec_data import photos_dir  # noqa: E402
 
 from pixelforge.data import load_dataset  # noqa: E402
 from pixelforge.images import plot_curves, save_grid, save_png  # noqa: E402
+from pixelforge.runs import Run  # noqa: E402
 
 RUNS = Path(__file__).parents[1] / "runs"
 GAN_RUN, JUDGE_RUN, CROP_FOLDER = RUNS / "photo-gan-64", RUNS / "photos-crops-judge", RUNS / "photos-crops-64"
@@ -54,20 +56,30 @@ def pixelforge(*args: str) -> None:
     subprocess.run(command, check=True)
 
 
+@functools.cache
+def photos(split: str):
+    """The folder's ``split`` photos, whole, as training's random crops see them (decoded once)."""
+    return load_dataset(f"folder:{photos_dir()}", size=SIZE, channels=3, split=split, random_crops=True)
+
+
 def crops(split: str, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` uint8 random 64 px crops of the folder's ``split`` photos and the photo each came from."""
-    data = load_dataset(f"folder:{photos_dir()}", size=SIZE, channels=3, split=split, random_crops=True)
+    data = photos(split)
     photo_of = torch.randint(len(data.photos), (n,), generator=torch.Generator().manual_seed(seed))
-    tiles = torch.stack([torch.nonzero(data.photo_of_tile == p)[0, 0] for p in photo_of.tolist()])
-    images, _ = data.take(tiles, (seed, n))
+    first_tile = torch.searchsorted(data.photo_of_tile, torch.arange(len(data.photos)))  # tiles run photo by photo
+    images, _ = data.take(first_tile[photo_of], (seed, n))
     return images, photo_of
+
+
+def gan_args(data: str) -> list[str]:
+    return ["train", "gan", "--data", f"folder:{data}", "--size", str(SIZE), "--channels", "3",
+            "--random-crops", "--diffaug", "color,translation,cutout"]
 
 
 def train_judge() -> None:
     if (JUDGE_RUN / "config.json").exists():
         return
-    photos = len(load_dataset(f"folder:{photos_dir()}", size=SIZE, channels=3, split="train", random_crops=True).photos)
-    images, photo_of = crops("train", CROPS_PER_PHOTO * photos, seed=1)
+    images, photo_of = crops("train", CROPS_PER_PHOTO * len(photos("train").photos), seed=1)
     for i, (image, p) in enumerate(zip(images, photo_of.tolist())):
         save_png(image.permute(1, 2, 0).numpy(), CROP_FOLDER / f"photo{p:02d}" / f"{i:05d}.png")
     pixelforge("train", "classifier", "--data", f"folder:{CROP_FOLDER}", "--size", str(SIZE), "--channels", "3",
@@ -76,29 +88,27 @@ def train_judge() -> None:
 
 
 def train_gan(minutes: float) -> None:
-    args = ["train", "gan", "--data", f"folder:{photos_dir()}", "--size", str(SIZE), "--channels", "3",
-            "--random-crops", "--diffaug", "color,translation,cutout", "--run-dir", str(GAN_RUN)]
     done = trained_minutes()
     if done >= minutes - 0.5:
         return
-    pixelforge(*args, "--minutes", f"{minutes - done:.1f}", *(["--resume"] if done else []))
+    pixelforge(*gan_args(str(photos_dir())), "--run-dir", str(GAN_RUN), "--minutes", f"{minutes - done:.1f}",
+               *(["--resume"] if done else []))
+
+
+def gan_losses() -> list[dict]:
+    return [r for r in Run(GAN_RUN).read_metrics() if "d_loss" in r]
 
 
 def trained_minutes() -> float:
     """Training wall-clock minutes in the run's metrics log (0 if none): the sum of its
     invocations' spans, so a resumed run counts only the time it trained."""
-    path = GAN_RUN / "metrics.jsonl"
-    if not path.exists():
-        return 0.0
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    times = [r["time"] for r in rows if "time" in r and "d_loss" in r]
+    times = [r["time"] for r in gan_losses()]
     gaps = [b - a for a, b in zip(times, times[1:])]
     return sum(g for g in gaps if g < 120) / 60  # a gap over 2 minutes is a stop between invocations
 
 
 def loss_curve(path: Path) -> dict:
-    rows = [json.loads(line) for line in (GAN_RUN / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if "d_loss" in r]
+    rows = gan_losses()
     plot_curves(rows, ["d_loss", "g_loss"], path, "64 px photo GAN: discriminator and generator losses")
     return {"steps": rows[-1]["step"], "images_per_s_mean": round(sum(r["images_per_s"] for r in rows) / len(rows), 1)}
 
@@ -138,17 +148,15 @@ def report() -> dict:
     save_grid(pairs, DOC_IMAGES / "photo_gan_nearest.png", nrow=SHOWN, scale=2, rows=["sample", "nearest training crop"])
     save_grid(fake[:64].float() / 255, DOC_IMAGES / "photo_gan_samples.png", nrow=8)
     training = loss_curve(DOC_IMAGES / "photo_gan_losses.png")
-    config = json.loads((JUDGE_RUN / "config.json").read_text())
+    config = Run.open(JUDGE_RUN).config
     return {
-        "command": "pixelforge train gan --data folder:photos --size 64 --channels 3 --random-crops "
-                   "--diffaug color,translation,cutout --minutes 30",
+        "command": " ".join(["pixelforge", *gan_args("photos"), "--minutes", "30"]),
         "minutes": round(trained_minutes(), 1), **training,
         "judge": {"name": "photos-crops-judge", "task": "which training photo a 64 px crop comes from",
-                  "classes": len(list(CROP_FOLDER.iterdir())), "epochs": JUDGE_EPOCHS,
-                  "val_accuracy": _last_val_accuracy(), "config": config.get("model", config)},
+                  "classes": config["model"]["config"]["num_classes"], "epochs": JUDGE_EPOCHS,
+                  "val_accuracy": _last_val_accuracy(), "config": config["model"]},
         "eval": {"n": EVAL_N, "real": "random 64 px crops of the folder's held-out photos (split val)",
-                 "held_out_photos": len(load_dataset(f"folder:{photos_dir()}", size=SIZE, channels=3, split="val",
-                                                      random_crops=True).photos)},
+                 "held_out_photos": len(photos("val").photos)},
         "scores": {k: {m: (round(float(v), 5) if isinstance(v, (int, float)) else v) for m, v in s.items()}
                    for k, s in scores.items()},
         "memorisation": {"bank": BANK_N, "distance": "RMS pixel distance (0-255) to the nearest training crop",
@@ -159,8 +167,7 @@ def report() -> dict:
 
 
 def _last_val_accuracy() -> float | None:
-    rows = [json.loads(line) for line in (JUDGE_RUN / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    accs = [r[k] for r in rows for k in ("val_accuracy", "val_acc") if k in r]
+    accs = [r["val_acc"] for r in Run(JUDGE_RUN).read_metrics() if "val_acc" in r]
     return round(accs[-1], 4) if accs else None
 
 
