@@ -220,7 +220,8 @@ def timing_probe(presets: list[str], photo: str = HELD_OUT[0]) -> dict:
         decode_s = time.perf_counter() - t0
         psnr, _ = _quality(decoded, _tensor(image))
         out[preset] = {"encode_min_per_mp": round(result.seconds / mp / 60, 2), "decode_s_per_mp": round(decode_s / mp, 3),
-                       "cap_min_per_mp": CAPS_MIN_PER_MP[preset], "bpp": round(result.bpp, 4), "psnr": round(psnr, 3)}
+                       "cap_min_per_mp": CAPS_MIN_PER_MP[preset], "bpp": round(result.bpp, 4), "psnr": round(psnr, 3),
+                       "code_version": _code_version(preset)}
         print(f"probe {preset}: {out[preset]}", flush=True)
     out["load_average_after"] = round(os.getloadavg()[0], 2)
     return out
@@ -238,7 +239,7 @@ def main() -> None:
     if args.probe:
         path = RESULTS / "codec_compare.json"
         result = json.loads(path.read_text())
-        result["timing_probe"] = timing_probe([x for x in args.probe.split(",") if x])
+        result["timing_probe"] = {**result.get("timing_probe", {}), **timing_probe([x for x in args.probe.split(",") if x])}
         path.write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {path}")
         return
@@ -262,10 +263,12 @@ def main() -> None:
     print("targets:", json.dumps(result["targets"]))
     plot(result, ROOT / "docs" / "images" / "codec_compare_rd.png")
     previous = RESULTS / "codec_compare.json"
-    if previous.exists():  # the whole-photo probe (--probe) stays while the code it timed is unchanged
-        previous = json.loads(previous.read_text())
-        if "timing_probe" in previous and previous.get("code_versions") == result["code_versions"]:
-            result["timing_probe"] = previous["timing_probe"]
+    if previous.exists():  # each preset's whole-photo probe (--probe) stays while the code it timed is unchanged
+        probe = json.loads(previous.read_text()).get("timing_probe", {})
+        kept = {k: v for k, v in probe.items()
+                if k not in EFFORTS or v.get("code_version") == result["code_versions"].get(k)}
+        if set(kept) & set(EFFORTS):
+            result["timing_probe"] = kept
     write_results("codec_compare", result)
 
 
