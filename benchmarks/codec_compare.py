@@ -239,7 +239,8 @@ def main() -> None:
     if args.probe:
         path = RESULTS / "codec_compare.json"
         result = json.loads(path.read_text())
-        result["timing_probe"] = {**result.get("timing_probe", {}), **timing_probe([x for x in args.probe.split(",") if x])}
+        probed = timing_probe([x for x in args.probe.split(",") if x])
+        result["timing_probe"] = {**result.get("timing_probe", {}), **probed}
         path.write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {path}")
         return

@@ -145,7 +145,8 @@ def report() -> dict:
     _, sample_dist = nearest(fake[:500], bank)
     _, held_out_dist = nearest(held_out[:500], bank)
     pairs = torch.cat([shown, bank[index]]).float() / 255
-    save_grid(pairs, DOC_IMAGES / "photo_gan_nearest.png", nrow=SHOWN, scale=2, rows=["sample", "nearest training crop"])
+    save_grid(pairs, DOC_IMAGES / "photo_gan_nearest.png", nrow=SHOWN, scale=2,
+              rows=["sample", "nearest training crop"])
     save_grid(fake[:64].float() / 255, DOC_IMAGES / "photo_gan_samples.png", nrow=8)
     training = loss_curve(DOC_IMAGES / "photo_gan_losses.png")
     config = Run.open(JUDGE_RUN).config
