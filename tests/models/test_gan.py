@@ -2,8 +2,9 @@ import pytest
 import torch
 
 from pixelforge.errors import PixelforgeError
+import pixelforge.training.gan as training_gan
 from pixelforge.models.gan import (LOSSES, SIZES, GANConfig, discriminator_loss, generator_loss,
-                                   gradient_penalty)
+                                   gradient_penalty, r1_penalty)
 from pixelforge.registry import create_model, list_models
 from pixelforge.runtime import Runtime
 from pixelforge.training.gan import GANTask, GANTrainConfig
@@ -66,6 +67,29 @@ def test_gradient_penalty_of_linear_critic():
     critic = lambda x, y=None: (x * w).flatten(1).sum(1)  # noqa: E731
     gp = gradient_penalty(critic, torch.randn(5, 1, 2, 2), torch.randn(5, 1, 2, 2))
     assert gp.item() == pytest.approx((0.5 - 1) ** 2, abs=1e-6)
+
+
+def test_r1_penalty_of_quadratic_critic():
+    # D(x) = sum(x^2) / 2 has gradient x: penalty = E ||x||^2, independent of the fakes.
+    critic = lambda x, y=None: (x ** 2).flatten(1).sum(1) / 2  # noqa: E731
+    real = torch.randn(5, 1, 2, 2)
+    assert r1_penalty(critic, real).item() == pytest.approx(real.square().flatten(1).sum(1).mean().item(), rel=1e-5)
+
+
+def test_r1_runs_lazily(monkeypatch):
+    torch.manual_seed(0)
+    gan = create_model("dcgan", width=8, latent_dim=8, d_norm="sn")
+    task = GANTask(gan, GANTrainConfig(loss="hinge", r1_gamma=10.0, r1_every=2), Runtime.create("cpu"))
+    penalties = []
+    monkeypatch.setattr(training_gan, "r1_penalty", lambda *a: penalties.append(r1_penalty(*a)) or penalties[-1])
+    for _ in range(4):
+        m = task.step(torch.rand(8, 1, 28, 28) * 2 - 1, None)
+        assert all(torch.isfinite(torch.tensor(v)) for v in m.values())
+    assert len(penalties) == 2 and all(p.item() > 0 for p in penalties) and task.d_updates == 4 and task.extra_state()["d_updates"] == 4
+    with pytest.raises(PixelforgeError, match="batch norm"):
+        GANTask(create_model("dcgan", width=8), GANTrainConfig(r1_gamma=1.0), Runtime.create("cpu"))
+    with pytest.raises(PixelforgeError, match="r1-gamma"):
+        GANTrainConfig(r1_gamma=-1.0)
 
 
 @pytest.mark.parametrize("loss", LOSSES)

@@ -13,6 +13,8 @@ Losses offered (all on raw logits ``d = D(.)``):
 - ``wgan-gp`` critic: d_fake - d_real + 10 * (||grad D(x_hat)|| - 1)^2 on random
              interpolates x_hat; G: -d_fake (Gulrajani et al. 2017). Needs a D without
              batch norm.
+Any loss can add the R1 penalty gamma/2 * E_x ||grad_x D(x)||^2 on real images
+(Mescheder et al. 2018), lazily every k-th D step with weight k (Karras et al. 2020).
 
 Architecture (Radford et al. 2016): G projects z with a linear layer to a 4x4 (7x7 for
 28 px) map and doubles the resolution with stride-2 transposed convolutions, batch norm
@@ -194,3 +196,11 @@ def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.T
     out = discriminator(x_hat, labels)
     (grad,) = torch.autograd.grad(out.float().sum(), x_hat, create_graph=True)
     return ((grad.float().flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def r1_penalty(discriminator: nn.Module, real: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): E[||grad_x D(x)||_2^2] on real images only, which keeps D
+    from growing steep around the data; StyleGAN2 applies it lazily, every few D steps."""
+    x = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(discriminator(x, labels).float().sum(), x, create_graph=True)
+    return grad.float().square().flatten(1).sum(1).mean()

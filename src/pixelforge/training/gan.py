@@ -16,7 +16,7 @@ from torch import nn
 from ..errors import PixelforgeError
 from ..family import flag
 from ..images import save_grid
-from ..models.gan import GAN, LOSSES, discriminator_loss, generator_loss, gradient_penalty
+from ..models.gan import GAN, LOSSES, discriminator_loss, generator_loss, gradient_penalty, r1_penalty
 from ..nn import EMA, diff_augment, no_sync_unless
 from ..nn.augment import parse_policy
 from ..runs import Run
@@ -38,6 +38,9 @@ class GANTrainConfig:
     # comma list of color,translation,cutout
     diffaug: str = flag("", help="DiffAugment policy, e.g. color,translation,cutout")
     gp_weight: float = 10.0
+    r1_gamma: float = flag(0.0, help="R1 penalty weight on real images, 0 for none (needs --d-norm sn or none)")
+    # the R1 penalty runs on every r1_every-th D update, weighted by r1_every (lazy regularisation)
+    r1_every: int = flag(16, help="D updates between R1 penalties", check="positive")
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -48,6 +51,10 @@ class GANTrainConfig:
                 raise PixelforgeError(f"{name.replace('_', '-')} must be in (0, 1), not {v}")
         if self.d_steps < 1:
             raise PixelforgeError(f"d-steps must be at least 1, not {self.d_steps}")
+        if self.r1_gamma < 0:
+            raise PixelforgeError(f"r1-gamma must be >= 0, not {self.r1_gamma}")
+        if self.r1_every < 1:
+            raise PixelforgeError(f"r1-every must be at least 1, not {self.r1_every}")
         if not (0 <= self.ema_decay < 1):
             raise PixelforgeError(f"ema-decay must be in [0, 1), not {self.ema_decay}")
         parse_policy(self.diffaug)
@@ -62,9 +69,12 @@ class GANTask(Task):
         if cfg.loss == "wgan-gp" and model.cfg.d_norm == "bn":
             raise PixelforgeError("wgan-gp's gradient penalty is per sample and batch norm breaks it; "
                                   "use --d-norm none or sn")
-        if cfg.loss == "wgan-gp" and runtime.distributed:
-            raise PixelforgeError("wgan-gp's double backward does not run under DistributedDataParallel; "
-                                  "use --loss hinge with --d-norm sn for multi-process training")
+        if cfg.r1_gamma and model.cfg.d_norm == "bn":
+            raise PixelforgeError("the R1 penalty is per sample and batch norm breaks it; use --d-norm sn or none")
+        if (cfg.loss == "wgan-gp" or cfg.r1_gamma) and runtime.distributed:
+            raise PixelforgeError("gradient penalties (wgan-gp, R1) need a double backward, which does not run "
+                                  "under DistributedDataParallel; use --loss hinge with --d-norm sn for "
+                                  "multi-process training")
         self.model, self.cfg, self.rt = model, cfg, runtime
         self.G = runtime.module(model.generator)
         self.D = runtime.module(model.discriminator)
@@ -86,6 +96,7 @@ class GANTask(Task):
         self.fixed_labels = (torch.arange(grid_size) % n_cls) if n_cls else None
         self.conditional = n_cls > 0
         self.evaluator = evaluator
+        self.d_updates = 0  # counts D updates for the lazy R1 penalty
 
     def evaluate_checkpoint(self) -> dict:
         was_training = self.ema.module.training
@@ -102,10 +113,11 @@ class GANTask(Task):
         return {"generator": self.opt_g, "discriminator": self.opt_d}
 
     def extra_state(self) -> dict:
-        return {"ema_updates": self.ema.num_updates, "scaler": self.scaler.state_dict()}
+        return {"ema_updates": self.ema.num_updates, "scaler": self.scaler.state_dict(), "d_updates": self.d_updates}
 
     def load_extra_state(self, state: dict) -> None:
         self.ema.num_updates = int(state.get("ema_updates", 0))
+        self.d_updates = int(state.get("d_updates", 0))
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
 
@@ -124,6 +136,7 @@ class GANTask(Task):
         stats = dict.fromkeys(("d_loss", "d_real", "d_fake", "g_loss"), 0.0)
         for d_step in range(self.cfg.d_steps):
             last_d_step = d_step == self.cfg.d_steps - 1
+            r1_now = self.cfg.r1_gamma > 0 and self.d_updates % self.cfg.r1_every == 0
             self.opt_d.zero_grad(set_to_none=True)
             fakes = []
             for i, (r, y) in enumerate(chunks):
@@ -139,6 +152,9 @@ class GANTask(Task):
                     d_loss = discriminator_loss(self.cfg.loss, d_real, d_fake)
                     if self.cfg.loss == "wgan-gp":
                         d_loss = d_loss + self.cfg.gp_weight * gradient_penalty(self.D_train, r, fake.detach(), y)
+                    if r1_now:
+                        r1 = r1_penalty(self.D_train, self._aug(r), y)
+                        d_loss = d_loss + self.cfg.r1_gamma / 2 * self.cfg.r1_every * r1
                 self.scaler.scale(d_loss / k).backward()
                 fakes.append((z, fake))
                 if last_d_step:
@@ -147,6 +163,7 @@ class GANTask(Task):
                     stats["d_fake"] += d_fake.float().mean().item() / k
             self.scaler.step(self.opt_d)
             self.scaler.update()
+            self.d_updates += 1
 
         self.D.requires_grad_(False)
         try:
