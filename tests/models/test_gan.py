@@ -14,8 +14,10 @@ from pixelforge.training.gan import GANTask, GANTrainConfig
 @pytest.mark.parametrize("size", sorted(SIZES))
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("num_classes", [0, 5])
-def test_shapes(name, size, channels, num_classes):
-    gan = create_model(name, image_size=size, channels=channels, num_classes=num_classes, width=8, latent_dim=12)
+@pytest.mark.parametrize("upsample", ["transposed", "resize"])
+def test_shapes(name, size, channels, num_classes, upsample):
+    gan = create_model(name, image_size=size, channels=channels, num_classes=num_classes, width=8, latent_dim=12,
+                       upsample=upsample)
     z = torch.randn(3, 12)
     y = torch.tensor([0, 4, 2]) if num_classes else None
     x = gan.generator(z, y)
@@ -33,7 +35,14 @@ def test_conditional_generator_uses_labels():
         gan.generator(z, None)
 
 
-@pytest.mark.parametrize("bad", [dict(image_size=48), dict(channels=2), dict(d_norm="ln"), dict(width=0)])
+def test_resize_upsampling_has_no_transposed_convolutions():
+    resize = create_model("dcgan", width=8, upsample="resize").generator
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in resize.modules())
+    assert sum(isinstance(m, torch.nn.Upsample) for m in resize.modules()) == 2  # 7 -> 14 -> 28
+
+
+@pytest.mark.parametrize("bad", [dict(image_size=48), dict(channels=2), dict(d_norm="ln"), dict(width=0),
+                                 dict(upsample="bilinear")])
 def test_bad_config(bad):
     with pytest.raises(PixelforgeError):
         GANConfig(**bad)

@@ -18,7 +18,8 @@ Any loss can add the R1 penalty gamma/2 * E_x ||grad_x D(x)||^2 on real images
 
 Architecture (Radford et al. 2016): G projects z with a linear layer to a 4x4 (7x7 for
 28 px) map and doubles the resolution with stride-2 transposed convolutions, batch norm
-and ReLU, ending in tanh; D mirrors it with stride-2 convolutions and LeakyReLU(0.2).
+and ReLU, ending in tanh (or, with ``upsample="resize"``, nearest upsampling and 3x3
+convolutions); D mirrors it with stride-2 convolutions and LeakyReLU(0.2).
 Options: spectral norm in D (Miyato et al. 2018), class conditioning (label embedding
 concatenated to z in G; a projection discriminator, Miyato & Koyama 2018).
 """
@@ -40,6 +41,7 @@ from .registration import register_model
 SIZES = {28: (7, 2), 32: (4, 3), 64: (4, 4)}  # image size -> (base resolution, number of 2x steps)
 LOSSES = ("ns", "hinge", "lsgan", "wgan-gp")
 D_NORMS = ("bn", "sn", "none")
+UPSAMPLES = ("transposed", "resize")
 
 
 def check_size(size: int) -> None:
@@ -57,7 +59,11 @@ class GANConfig:
     width: int = flag(64, help="base channel width", check="positive")
     num_classes: int = 0  # > 0: class-conditional G and projection D
     # normalisation in D: batch norm, spectral norm or none
-    d_norm: str = flag("bn", help="discriminator normalisation", choices=("bn", "sn", "none"))
+    d_norm: str = flag("bn", help="discriminator normalisation", choices=D_NORMS)
+    # how G doubles its resolution: a stride-2 4x4 transposed convolution (DCGAN), or nearest
+    # upsampling then a 3x3 convolution, free of the transposed kind's checkerboard pattern
+    # (Odena et al. 2016) at about twice the multiplications
+    upsample: str = flag("transposed", help="generator upsampling", choices=UPSAMPLES)
 
     def __post_init__(self):
         check_size(self.image_size)
@@ -65,6 +71,8 @@ class GANConfig:
             raise PixelforgeError(f"GANs take 1 or 3 channels, not {self.channels}")
         if self.d_norm not in D_NORMS:
             raise PixelforgeError(f"unknown discriminator norm {self.d_norm!r}; use one of {', '.join(D_NORMS)}")
+        if self.upsample not in UPSAMPLES:
+            raise PixelforgeError(f"unknown generator upsampling {self.upsample!r}; use one of {', '.join(UPSAMPLES)}")
         if self.latent_dim < 1 or self.width < 1 or self.num_classes < 0:
             raise PixelforgeError("latent_dim and width must be positive, num_classes >= 0")
 
@@ -86,9 +94,10 @@ class Generator(nn.Module):
         self.base_shape = (chans[0], base, base)
         layers: list[nn.Module] = [nn.BatchNorm2d(chans[0]), nn.ReLU(inplace=True)]
         for c_in, c_out in zip(chans, chans[1:]):
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
-        layers += [nn.ConvTranspose2d(chans[-1], cfg.channels, 4, 2, 1), nn.Tanh()]
+            layers += [*_upsampling(cfg.upsample, c_in, c_out, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+        layers += [*_upsampling(cfg.upsample, chans[-1], cfg.channels, bias=True), nn.Tanh()]
         self.body = nn.Sequential(*layers)
+        self.first_conv_index = next(i for i, m in enumerate(layers) if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
         _init_weights(self)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -97,7 +106,13 @@ class Generator(nn.Module):
                 raise PixelforgeError("this generator is class-conditional: give labels")
             z = torch.cat([z, self.embed(labels)], dim=1)
         h = self.project(z).view(z.shape[0], *self.base_shape)
-        return self.body(like_weights(h, self.body[2]))  # body[2]: the first transposed convolution
+        return self.body(like_weights(h, self.body[self.first_conv_index]))
+
+
+def _upsampling(kind: str, c_in: int, c_out: int, bias: bool) -> list[nn.Module]:
+    if kind == "resize":
+        return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=bias)]
+    return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=bias)]
 
 
 class Discriminator(nn.Module):
