@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 from pathlib import Path
 
 import torch
@@ -27,6 +28,13 @@ def write_results(name: str, figures: dict) -> Path:
                                 **figures}, indent=2) + "\n")
     print(f"wrote {path}")
     return path
+
+
+def commit() -> str:
+    """The checkout's short commit, recorded beside cached measurements."""
+    out = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True)
+    return out.stdout.strip() or "unknown"
 
 
 def save_cache(path: Path, cache: dict) -> None:

@@ -35,10 +35,9 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
-from _common import RESULTS, save_cache, summarise, write_results
+from _common import RESULTS, commit, save_cache, summarise, write_results
 
 import pixelforge
 from pixelforge import zoo
@@ -60,12 +59,6 @@ METRICS = ("fid", "kid_mean", "precision", "recall")
 # The headline table and plot: the judge that measured every seed's minute marks (seeds 0 and 1
 # ran before marks were kept, so other judges see only their 10-minute generators).
 CURVE_JUDGE = "fashion-mnist-cnn-v1"
-
-
-def commit() -> str:
-    out = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "--short", "HEAD"],
-                         capture_output=True, text=True)
-    return out.stdout.strip() or "unknown"
 
 
 def cache_key(name: str, seed: int, mark: float, judge: str) -> str:

@@ -94,11 +94,24 @@ def test_r1_runs_lazily(monkeypatch):
     for _ in range(4):
         m = task.step(torch.rand(8, 1, 28, 28) * 2 - 1, None)
         assert all(torch.isfinite(torch.tensor(v)) for v in m.values())
-    assert len(penalties) == 2 and all(p.item() > 0 for p in penalties) and task.d_updates == 4 and task.extra_state()["d_updates"] == 4
+    assert len(penalties) == 2 and all(p.item() > 0 for p in penalties)
+    assert "r1" in task.step(torch.rand(8, 1, 28, 28) * 2 - 1, None)  # the 5th update: 4 % 2 == 0 and task.d_updates == 4 and task.extra_state()["d_updates"] == 4
     with pytest.raises(PixelforgeError, match="batch norm"):
         GANTask(create_model("dcgan", width=8), GANTrainConfig(r1_gamma=1.0), Runtime.create("cpu"))
     with pytest.raises(PixelforgeError, match="r1-gamma"):
         GANTrainConfig(r1_gamma=-1.0)
+
+
+def test_r1_weight_is_gamma_over_two_times_the_interval(monkeypatch):
+    gan = create_model("dcgan", width=8, latent_dim=8, d_norm="none")
+    task = GANTask(gan, GANTrainConfig(r1_gamma=4.0, r1_every=3), Runtime.create("cpu"))
+    bias = gan.discriminator.head.bias
+    monkeypatch.setattr(training_gan, "discriminator_loss", lambda kind, real, fake: real.float().sum() * 0)
+    monkeypatch.setattr(training_gan, "r1_penalty", lambda D, x, y: bias.sum())  # d/d bias = 1
+    grads = []
+    monkeypatch.setattr(task.opt_d, "step", lambda *a, **k: grads.append(bias.grad.clone()))
+    task.step(torch.rand(4, 1, 28, 28) * 2 - 1, None)
+    assert grads[0].item() == pytest.approx(4.0 / 2 * 3)
 
 
 @pytest.mark.parametrize("loss", LOSSES)

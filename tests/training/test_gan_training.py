@@ -176,3 +176,12 @@ def test_sampling_degrades_to_smaller_batches_when_memory_runs_out(tiny_run):
     assert sum(n for n in seen if n <= 4) == 10 and seen[-1] == 2  # then kept small: 4 + 4 + 2
     pipe.generator.forward = real_forward
     assert torch.allclose(out, pipe.sample(10, seed=0), atol=1e-5)  # same images as one batch
+
+
+def test_r1_run_gets_a_spectral_norm_discriminator_and_resumes_its_schedule(tmp_path):
+    run = tmp_path / "r1"
+    pixelforge.train_gan("digits", run, max_steps=3, conditional=False, seed=0, r1_gamma=1.0, r1_every=2, **TINY)
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["model"]["config"]["d_norm"] == "sn" and cfg["task"]["r1_gamma"] == 1.0
+    state = torch.load(pixelforge.runs.Run.open(run).latest_checkpoint() / "trainer_state.pt", weights_only=True)
+    assert state["task"]["d_updates"] == 3

@@ -62,7 +62,7 @@ class GANConfig:
     d_norm: str = flag("bn", help="discriminator normalisation", choices=D_NORMS)
     # how G doubles its resolution: a stride-2 4x4 transposed convolution (DCGAN), or nearest
     # upsampling then a 3x3 convolution, free of the transposed kind's checkerboard pattern
-    # (Odena et al. 2016) at about twice the multiplications
+    # (Odena et al. 2016) at 9/4 of the multiplications
     upsample: str = flag("transposed", help="generator upsampling", choices=UPSAMPLES)
 
     def __post_init__(self):

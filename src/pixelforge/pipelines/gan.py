@@ -39,7 +39,8 @@ def train_gan(data: str | None = "fashion-mnist", run: str | os.PathLike | None 
     At equal steps the labels buy far more quality than any other change tried
     (docs/gan.md: FID 0.35 against 1.51 on Fashion-MNIST at 5,264 steps).
     ``spectral_norm=True`` is ``d_norm="sn"``; with ``loss="wgan-gp"`` a new run's D has no
-    normalisation unless ``d_norm`` says otherwise (the gradient penalty needs a D without batch norm).
+    normalisation, with ``r1_gamma`` spectral norm, unless ``d_norm`` says otherwise (gradient
+    penalties need a D without batch norm).
     ``random_crops=True`` (folder data) trains on random ``size`` crops of the whole photos, many
     per photo and epoch, instead of one centre crop per file (:mod:`pixelforge.data.crops`);
     None: off for a new run, the run's choice on resume.
@@ -52,6 +53,11 @@ def train_gan(data: str | None = "fashion-mnist", run: str | os.PathLike | None 
         options["d_norm"] = "sn"
     if options.get("loss") == "wgan-gp" and options.get("d_norm") is None and not resume:
         options["d_norm"] = "none"
+    if options.get("r1_gamma") and options.get("d_norm") is None and not resume:
+        options["d_norm"] = "sn"
+    if (options.get("loss") == "wgan-gp" or options.get("r1_gamma")) and options.get("d_norm") == "bn":
+        raise PixelforgeError("gradient penalties (wgan-gp, R1) are per sample and batch norm breaks them; "
+                              "use --d-norm sn or none")  # here, before a run folder is made or replaced
 
     def model_defaults(dataset):
         if size is None and dataset.size not in SIZES:

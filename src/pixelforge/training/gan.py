@@ -38,7 +38,8 @@ class GANTrainConfig:
     # comma list of color,translation,cutout
     diffaug: str = flag("", help="DiffAugment policy, e.g. color,translation,cutout")
     gp_weight: float = 10.0
-    r1_gamma: float = flag(0.0, help="R1 penalty weight on real images, 0 for none (needs --d-norm sn or none)")
+    r1_gamma: float = flag(0.0, help="R1 penalty weight on real images, 0 for none (D without batch norm)",
+                           check="non-negative")
     # the R1 penalty runs on every r1_every-th D update, weighted by r1_every (lazy regularisation)
     r1_every: int = flag(16, help="D updates between R1 penalties", check="positive")
 
@@ -71,10 +72,12 @@ class GANTask(Task):
                                   "use --d-norm none or sn")
         if cfg.r1_gamma and model.cfg.d_norm == "bn":
             raise PixelforgeError("the R1 penalty is per sample and batch norm breaks it; use --d-norm sn or none")
-        if (cfg.loss == "wgan-gp" or cfg.r1_gamma) and runtime.distributed:
-            raise PixelforgeError("gradient penalties (wgan-gp, R1) need a double backward, which does not run "
-                                  "under DistributedDataParallel; use --loss hinge with --d-norm sn for "
-                                  "multi-process training")
+        if cfg.loss == "wgan-gp" and runtime.distributed:
+            raise PixelforgeError("wgan-gp's double backward does not run under DistributedDataParallel; "
+                                  "use --loss hinge with --d-norm sn for multi-process training")
+        if cfg.r1_gamma and runtime.distributed:
+            raise PixelforgeError("the R1 penalty's double backward does not run under DistributedDataParallel; "
+                                  "drop --r1-gamma for multi-process training")
         self.model, self.cfg, self.rt = model, cfg, runtime
         self.G = runtime.module(model.generator)
         self.D = runtime.module(model.discriminator)
@@ -152,15 +155,17 @@ class GANTask(Task):
                     d_loss = discriminator_loss(self.cfg.loss, d_real, d_fake)
                     if self.cfg.loss == "wgan-gp":
                         d_loss = d_loss + self.cfg.gp_weight * gradient_penalty(self.D_train, r, fake.detach(), y)
-                    if r1_now:
-                        r1 = r1_penalty(self.D_train, self._aug(r), y)
-                        d_loss = d_loss + self.cfg.r1_gamma / 2 * self.cfg.r1_every * r1
-                self.scaler.scale(d_loss / k).backward()
+                    # R1 on a fresh augmentation draw of the reals: an extra D forward, once in r1_every updates
+                    r1 = r1_penalty(self.D_train, self._aug(r), y) if r1_now else None
+                    d_objective = d_loss if r1 is None else d_loss + self.cfg.r1_gamma / 2 * self.cfg.r1_every * r1
+                self.scaler.scale(d_objective / k).backward()
                 fakes.append((z, fake))
                 if last_d_step:
                     stats["d_loss"] += d_loss.item() / k
                     stats["d_real"] += d_real.float().mean().item() / k
                     stats["d_fake"] += d_fake.float().mean().item() / k
+                    if r1 is not None:
+                        stats["r1"] = stats.get("r1", 0.0) + r1.item() / k
             self.scaler.step(self.opt_d)
             self.scaler.update()
             self.d_updates += 1
