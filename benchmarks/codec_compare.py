@@ -120,10 +120,11 @@ def _curve(points: list[tuple]) -> dict:
             "psnr": [round(float(p[2]), 3) for p in points], "ms_ssim": [round(float(p[3]), 5) for p in points]}
 
 
-def _seed_curves(crops: dict, preset: str, qualities: list[int], seeds: list[int], cache: dict) -> tuple[dict, list]:
-    """{seed: its curve (means over the photos)} for the seeds with every (photo, quality) encoded,
-    and those encodes' cache rows."""
-    curves, used, version = {}, [], _code_version(preset)
+def _seed_curves(crops: dict, preset: str, version: str, qualities: list[int], seeds: list[int],
+                 cache: dict) -> tuple[dict, list]:
+    """{seed: its curve (means over the photos)} for the seeds with every (photo, quality) encoded
+    under code ``version``, and those encodes' cache rows."""
+    curves, used = {}, []
     for seed in seeds:
         rows = {q: [cache.get(_key(n, im, q, preset, version, seed)) for n, im in crops.items()] for q in qualities}
         if any(r is None for qrows in rows.values() for r in qrows):
@@ -214,8 +215,9 @@ def build(crops: dict, qualities: list[int], seeds: list[int], cache: dict) -> d
         points.append((q, *np.mean(rows, 0)))
     references = {SHIPPED: _curve(points), **_pillow_curves(crops, originals)}
     curves, timing, comparisons, seeds_used = {}, {}, {}, {}
+    versions = {p: _code_version(p) for p in EFFORTS}
     for preset in EFFORTS:
-        per_seed, rows = _seed_curves(crops, preset, qualities, seeds, cache)
+        per_seed, rows = _seed_curves(crops, preset, versions[preset], qualities, seeds, cache)
         if not per_seed:
             continue
         name = f"overfit-{preset}"
@@ -235,7 +237,7 @@ def build(crops: dict, qualities: list[int], seeds: list[int], cache: dict) -> d
     return {"photos": list(crops), "crop": f"{crop.width}x{crop.height} centre crops of the held-out photos",
             "qualities": qualities, "lambdas": {q: QUALITY_LAMBDAS[q - 1] for q in qualities},
             "efforts": {p: dataclasses.asdict(EFFORTS[p]) for p in seeds_used},
-            "code_versions": {p: _code_version(p) for p in seeds_used}, "seeds": seeds_used,
+            "code_versions": {p: versions[p] for p in seeds_used}, "seeds": seeds_used,
             "threads": torch.get_num_threads(), "curves": curves, "timing": timing,
             "jpeg_xl": "not measured: no maintained Pillow plugin installed",
             "comparisons": comparisons, "targets": _targets(comparisons, timing)}

@@ -15,7 +15,7 @@ from ..images import make_grid, save_gif
 from ..models.gan import SIZES, GANConfig, check_size
 from ..registry import create_model
 from ..training import Trainer
-from ..training.gan import GANTask, GANTrainConfig
+from ..training.gan import GANTask, GANTrainConfig, check_penalty_norm
 from .common import (LabelParser, best_checkpoint, check_resumed_conditioning, data_defaults, load_weights_into,
                      open_model, samples_report, start_session)
 
@@ -55,9 +55,7 @@ def train_gan(data: str | None = "fashion-mnist", run: str | os.PathLike | None 
         options["d_norm"] = "none"
     if options.get("r1_gamma") and options.get("d_norm") is None and not resume:
         options["d_norm"] = "sn"
-    if (options.get("loss") == "wgan-gp" or options.get("r1_gamma")) and options.get("d_norm") == "bn":
-        raise PixelforgeError("gradient penalties (wgan-gp, R1) are per sample and batch norm breaks them; "
-                              "use --d-norm sn or none")  # here, before a run folder is made or replaced
+    check_penalty_norm(options.get("loss"), options.get("r1_gamma"), options.get("d_norm"))  # before the run folder
 
     def model_defaults(dataset):
         if size is None and dataset.size not in SIZES:

@@ -61,17 +61,20 @@ class GANTrainConfig:
         parse_policy(self.diffaug)
 
 
+def check_penalty_norm(loss: str, r1_gamma: float, d_norm: str | None) -> None:
+    """Refuse a gradient penalty (wgan-gp's, R1) with a batch-norm D: the penalties are per sample."""
+    if (loss == "wgan-gp" or r1_gamma) and d_norm == "bn":
+        raise PixelforgeError("gradient penalties (wgan-gp, R1) are per sample and batch norm breaks them; "
+                              "use --d-norm sn or none")
+
+
 class GANTask(Task):
     loss_keys = ("d_loss", "g_loss")
     best_metric = ("fid", "min")
 
     def __init__(self, model: GAN, cfg: GANTrainConfig, runtime: Runtime, seed: int = 0, grid_size: int = 64,
                  sync_bn: bool = False, evaluator=None):
-        if cfg.loss == "wgan-gp" and model.cfg.d_norm == "bn":
-            raise PixelforgeError("wgan-gp's gradient penalty is per sample and batch norm breaks it; "
-                                  "use --d-norm none or sn")
-        if cfg.r1_gamma and model.cfg.d_norm == "bn":
-            raise PixelforgeError("the R1 penalty is per sample and batch norm breaks it; use --d-norm sn or none")
+        check_penalty_norm(cfg.loss, cfg.r1_gamma, model.cfg.d_norm)
         if cfg.loss == "wgan-gp" and runtime.distributed:
             raise PixelforgeError("wgan-gp's double backward does not run under DistributedDataParallel; "
                                   "use --loss hinge with --d-norm sn for multi-process training")
