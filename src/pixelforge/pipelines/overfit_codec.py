@@ -58,7 +58,7 @@ class Effort:
 
 
 # best's hard phase is shorter: 500 straight-through steps let the latents drift (training-photo
-# probe: RD cost 10-18% higher than with 250)
+# probe: RD cost 17-22% higher than with 250)
 EFFORTS = {"fast": Effort(120, hard_fraction=1.0), "default": Effort(620, latent_lr_growth=0.25),
            "best": Effort(2500, hard_fraction=0.1, latent_lr_growth=0.25)}
 DEFAULT_EFFORT = "default"
