@@ -15,9 +15,29 @@ import torch
 RESULTS = Path(__file__).parent / "results"
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def speed_class() -> str:
+    """What a minute of training buys here: the accelerator, or the CPU's bf16 support, and the
+    cores. Time-budgeted caches key their entries by it, so that results from machines of
+    different speeds are never compared in one table."""
+    from pixelforge.runtime import cpu_supports_bf16
+
+    kind = "cuda" if torch.cuda.is_available() else ("cpu-bf16" if cpu_supports_bf16() else "cpu-fp32")
+    return f"{kind}-{os.cpu_count()}c"
+
+
 def machine() -> str:
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads")
+    return (f"{platform.machine()}, {cpu_model()}, {speed_class()}, {os.cpu_count()} cores, "
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
 
 def write_results(name: str, figures: dict) -> Path:

@@ -3,7 +3,8 @@ the validation split.
 
 Every arm is `pixelforge train gan --no-conditional` on Fashion-MNIST for ``--minutes`` of this
 CPU with one change against the unconditional default, or one change against another arm
-(an R1 arm against the spectral-norm D it needs). Each trained generator (EMA weights) is
+(an R1 arm against the spectral-norm D it needs). The "clusters" arms condition G and D on
+k-means clusters of the training images (no labels). Each trained generator (EMA weights) is
 measured with ``--samples`` samples against as many images of the *validation* split (5,000
 training images that training never sees), under every judge of ``--judges`` (the shipped
 Fashion-MNIST judges: fashion-mnist-cnn-v2 and fashion-mnist-cnn-gn-v1, another architecture and
@@ -13,8 +14,8 @@ touched: a chosen recipe is reported on it by benchmarks/gan_quality.py.
 Reported per arm: the means and standard deviations over its seeds, and the FID ratio to the
 unconditional default of the same seed (mean and std over the seeds). Every measurement is kept
 in a cache (benchmarks/results/gan_levers_cache.json, keyed by arm, its options, seed, minutes,
-samples and judge, with the commit), so arms and seeds can be added over sittings; run folders
-are runs/levers/ARM-OPTIONSHASH-sSEED-MINUTESmin. Training is time-budgeted: run it alone on the machine.
+samples, judge and the machine's speed class, with the commit), so arms and seeds can be added over sittings; run folders
+are runs/levers/ARM-OPTIONSHASH-sSEED-MINUTESmin-SPEED. Training is time-budgeted: run it alone on the machine.
 
     PIXELFORGE_DATA=../shared/data python benchmarks/gan_levers.py [--arms a,b] [--seeds 0] [--minutes 5]
 
@@ -28,7 +29,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from _common import RESULTS, commit, save_cache, summarise, write_results
+from _common import RESULTS, commit, save_cache, speed_class, summarise, write_results
 
 import pixelforge
 from pixelforge import zoo
@@ -46,8 +47,12 @@ ARMS = {  # name: train_gan options on top of conditional=False
     "batch 128": dict(batch_size=128),
     "EMA 0.9995": dict(ema_decay=0.9995),
     "resize upsampling": dict(upsample="resize"),
+    "clusters 10": dict(clusters=10),
+    "clusters 25": dict(clusters=25),
+    "clusters 50": dict(clusters=50),
 }
 METRICS = ("fid", "kid_mean", "precision", "recall")
+SPEED = speed_class()  # a minute buys different numbers of steps on machines of different speeds
 CACHE = RESULTS / "gan_levers_cache.json"
 
 
@@ -56,13 +61,13 @@ def _options(arm: str) -> str:
 
 
 def cache_key(arm: str, seed: int, minutes: float, samples: int, judge: str) -> str:
-    return f"{arm}|{_options(arm)}|{seed}|{minutes:g}|{samples}|{judge}"
+    return f"{arm}|{_options(arm)}|{seed}|{minutes:g}|{samples}|{judge}|{SPEED}"
 
 
 def run_dir(runs: Path, arm: str, seed: int, minutes: float) -> Path:
     """One folder per arm, options, seed and budget (an arm whose options change trains anew)."""
     slug = "".join(c if c.isalnum() or c == "." else "-" for c in arm.lower())
-    return runs / f"{slug}-{hashlib.sha256(_options(arm).encode()).hexdigest()[:6]}-s{seed}-{minutes:g}min"
+    return runs / f"{slug}-{hashlib.sha256(_options(arm).encode()).hexdigest()[:6]}-s{seed}-{minutes:g}min-{SPEED}"
 
 
 def measure(arm: str, seed: int, args, data: dict, judges: list, real, cache: dict) -> None:
@@ -70,9 +75,11 @@ def measure(arm: str, seed: int, args, data: dict, judges: list, real, cache: di
     if not todo:
         return
     run = run_dir(args.runs_dir, arm, seed, args.minutes)
-    if not (run / "samples" / "final.png").is_file():  # trained to the end, or trained anew
+    trained = run / "levers_trained"  # written once training returns: an interrupted run trains anew
+    if not trained.is_file():
         pixelforge.train_gan("fashion-mnist", run, overwrite=True, seed=seed, conditional=False,
                              minutes=args.minutes, progress=False, **ARMS[arm])
+        trained.touch()
     pipe = pixelforge.load(run, ema=True)
     steps = pixelforge.runs.Run.open(run).load_state()["step"]
     for judge in todo:

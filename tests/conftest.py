@@ -38,7 +38,7 @@ def shared_data() -> Path:
 def tiny_run(tmp_path_factory) -> Path:
     """An unconditional GAN trained for a few steps on digits."""
     run = tmp_path_factory.mktemp("runs") / "tiny"
-    pixelforge.train_gan("digits", run, max_steps=6, conditional=False, seed=0, **TINY)
+    pixelforge.train_gan("digits", run, max_steps=6, conditional=False, clusters=0, seed=0, **TINY)
     return run
 
 

@@ -122,7 +122,7 @@ def test_conditional_when_the_data_has_classes(tmp_path, tiny_conditional_run):
     a resume cannot switch between the two."""
     labelled = pixelforge.train_gan("digits", tmp_path / "auto", max_steps=1, seed=0, **TINY)
     assert labelled.num_classes == 10 and len(labelled.classes) == 10
-    plain = pixelforge.train_gan("digits", tmp_path / "off", max_steps=1, conditional=False, seed=0, **TINY)
+    plain = pixelforge.train_gan("digits", tmp_path / "off", max_steps=1, conditional=False, clusters=0, seed=0, **TINY)
     assert plain.num_classes == 0 and not plain.classes
     images = tmp_path / "flat"
     images.mkdir()
@@ -185,3 +185,49 @@ def test_r1_run_gets_a_spectral_norm_discriminator_and_resumes_its_schedule(tmp_
     assert cfg["model"]["config"]["d_norm"] == "sn" and cfg["task"]["r1_gamma"] == 1.0
     state = torch.load(pixelforge.runs.Run.open(run).latest_checkpoint() / "trainer_state.pt", weights_only=True)
     assert state["task"]["d_updates"] == 3
+
+
+def test_cluster_conditioned_gan_trains_without_labels_and_samples_by_cluster_share(tmp_path):
+    run = tmp_path / "clusters"
+    pipe = pixelforge.train_gan("digits", run, max_steps=2, conditional=False, clusters=5, seed=0, **TINY)
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["model"]["config"]["clusters"] == 5 and cfg["model"]["config"]["num_classes"] == 5
+    assert cfg["data"]["classes"] == []  # the digits' labels were not used
+    prior = _weights(run, "generator_ema")["label_prior"]
+    assert prior.shape == (5,) and abs(float(prior.sum()) - 1) < 1e-5 and float(prior.min()) > 0
+    loaded = pixelforge.load(run)
+    x = loaded.sample(12, seed=1)
+    assert x.shape == (12, 1, 28, 28) and torch.equal(x, loaded.sample(12, seed=1))
+    assert loaded.sample(3, labels="4").shape == (3, 1, 28, 28)  # one cluster on request
+    # resumable, and still unconditional to its user
+    pixelforge.train_gan(None, run, resume=True, max_steps=3, conditional=False, progress=False)
+    assert torch.equal(_weights(run, "generator_ema")["label_prior"], prior)
+    with pytest.raises(PixelforgeError, match="does not combine with --conditional"):
+        pixelforge.train_gan("digits", tmp_path / "both", max_steps=1, conditional=True, clusters=3, **TINY)
+    with pytest.raises(PixelforgeError, match="cannot make 5000 clusters"):
+        pixelforge.train_gan("digits", tmp_path / "many", max_steps=1, conditional=False, clusters=5000, **TINY)
+    assert not (tmp_path / "many").exists()
+    assert pipe.num_classes == 5
+
+
+def test_unconditional_runs_get_clusters_by_default_when_the_data_is_large_enough(tmp_path, monkeypatch):
+    import pixelforge.pipelines.gan as gan_pipeline
+
+    monkeypatch.setattr(gan_pipeline, "AUTO_CLUSTERS", 3)
+    monkeypatch.setattr(gan_pipeline, "IMAGES_PER_CLUSTER", 100)  # digits' training split: over 300 images
+    auto = pixelforge.train_gan("digits", tmp_path / "auto", max_steps=1, conditional=False, seed=0, **TINY)
+    assert auto.cfg.clusters == 3 and auto.num_classes == 3
+    assert pixelforge.train_gan("digits", tmp_path / "off", max_steps=1, conditional=False, clusters=0,
+                                seed=0, **TINY).cfg.clusters == 0
+    labelled = pixelforge.train_gan("digits", tmp_path / "labels", max_steps=1, seed=0, **TINY)
+    assert labelled.cfg.clusters == 0 and labelled.num_classes == 10  # labels win over clusters
+    monkeypatch.setattr(gan_pipeline, "IMAGES_PER_CLUSTER", 500)  # 1,317 images: 2 clusters, not 3
+    assert pixelforge.train_gan("digits", tmp_path / "fewer", max_steps=1, conditional=False, seed=0,
+                                **TINY).cfg.clusters == 2
+    monkeypatch.setattr(gan_pipeline, "IMAGES_PER_CLUSTER", 1_000)  # too few images: plain unconditional
+    assert pixelforge.train_gan("digits", tmp_path / "few", max_steps=1, conditional=False, seed=0,
+                                **TINY).cfg.clusters == 0
+    with pytest.raises(RunError, match="with --clusters 4: the run has 3"):
+        pixelforge.train_gan(None, tmp_path / "auto", resume=True, max_steps=2, clusters=4)
+    with pytest.raises(PixelforgeError, match="--clusters must be >= 0"):
+        pixelforge.train_gan("digits", tmp_path / "neg", max_steps=1, conditional=False, clusters=-1, **TINY)

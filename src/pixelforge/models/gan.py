@@ -21,7 +21,8 @@ Architecture (Radford et al. 2016): G projects z with a linear layer to a 4x4 (7
 and ReLU, ending in tanh (or, with ``upsample="resize"``, nearest upsampling and 3x3
 convolutions); D mirrors it with stride-2 convolutions and LeakyReLU(0.2).
 Options: spectral norm in D (Miyato et al. 2018), class conditioning (label embedding
-concatenated to z in G; a projection discriminator, Miyato & Koyama 2018).
+concatenated to z in G; a projection discriminator, Miyato & Koyama 2018), and for data
+without labels the same conditioning on k-means clusters of the training images.
 """
 
 from __future__ import annotations
@@ -58,6 +59,10 @@ class GANConfig:
     # channels at the highest hidden resolution; each 2x lower resolution doubles them (cap 8x)
     width: int = flag(64, help="base channel width", check="positive")
     num_classes: int = 0  # > 0: class-conditional G and projection D
+    # > 0: G and D condition on this many k-means clusters of the training images instead of
+    # labels (pixelforge.data.clusters; train_gan chooses it); num_classes is then the number of
+    # clusters, and sampling without labels draws clusters by their share of the training images
+    clusters: int = 0
     # normalisation in D: batch norm, spectral norm or none
     d_norm: str = flag("bn", help="discriminator normalisation", choices=D_NORMS)
     # how G doubles its resolution: a stride-2 4x4 transposed convolution (DCGAN), or nearest
@@ -75,6 +80,9 @@ class GANConfig:
             raise PixelforgeError(f"unknown generator upsampling {self.upsample!r}; use one of {', '.join(UPSAMPLES)}")
         if self.latent_dim < 1 or self.width < 1 or self.num_classes < 0:
             raise PixelforgeError("latent_dim and width must be positive, num_classes >= 0")
+        if self.clusters < 0 or (self.clusters and self.num_classes != self.clusters):
+            raise PixelforgeError(f"clusters ({self.clusters}) must be >= 0 and, when set, equal num_classes "
+                                  f"({self.num_classes}): a GAN conditions on labels or on clusters, not both")
 
     def level_channels(self) -> list[int]:
         """Channels from the base resolution up to the last hidden layer of G."""
@@ -90,6 +98,8 @@ class Generator(nn.Module):
         chans = cfg.level_channels()
         in_dim = cfg.latent_dim * (2 if cfg.num_classes else 1)
         self.embed = nn.Embedding(cfg.num_classes, cfg.latent_dim) if cfg.num_classes else None
+        if cfg.clusters:  # each cluster's share of the training images, set when training starts
+            self.register_buffer("label_prior", torch.full((cfg.clusters,), 1.0 / cfg.clusters))
         self.project = nn.Linear(in_dim, chans[0] * base * base, bias=False)
         self.base_shape = (chans[0], base, base)
         layers: list[nn.Module] = [nn.BatchNorm2d(chans[0]), nn.ReLU(inplace=True)]
