@@ -35,6 +35,15 @@ def speed_class() -> str:
     return f"{kind}-{os.cpu_count()}c"
 
 
+# The machine the project's headline figures come from: results measured on other speed classes
+# go to their own files (NAME_SPEED.json), so that neither replaces the other.
+REFERENCE_SPEED = "cpu-bf16-2c"
+
+
+def results_name(name: str, speed: str) -> str:
+    return name if speed == REFERENCE_SPEED else f"{name}_{speed}"
+
+
 def machine() -> str:
     return (f"{platform.machine()}, {cpu_model()}, {speed_class()}, {os.cpu_count()} cores, "
             f"torch {torch.__version__}, {torch.get_num_threads()} threads")

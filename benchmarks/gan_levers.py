@@ -2,8 +2,9 @@
 the validation split.
 
 Every arm is `pixelforge train gan --no-conditional` on Fashion-MNIST for ``--minutes`` of this
-CPU with one change against the unconditional default, or one change against another arm
-(an R1 arm against the spectral-norm D it needs). The "clusters" arms condition G and D on
+CPU with one change against the plain unconditional GAN (no labels, no clusters: `--clusters 0`),
+or one change against another arm (an R1 arm against the spectral-norm D it needs; the
+"clusters 50 + ..." arms against the clusters default). The "clusters" arms condition G and D on
 k-means clusters of the training images (no labels). Each trained generator (EMA weights) is
 measured with ``--samples`` samples against as many images of the *validation* split (5,000
 training images that training never sees), under every judge of ``--judges`` (the shipped
@@ -12,14 +13,15 @@ seed; neither is used inside training): FID, KID, precision and recall. The test
 touched: a chosen recipe is reported on it by benchmarks/gan_quality.py.
 
 Reported per arm: the means and standard deviations over its seeds, and the FID ratio to the
-unconditional default of the same seed (mean and std over the seeds). Every measurement is kept
+plain unconditional GAN of the same seed (mean and std over the seeds). Every measurement is kept
 in a cache (benchmarks/results/gan_levers_cache.json, keyed by arm, its options, seed, minutes,
-samples, judge and the machine's speed class, with the commit), so arms and seeds can be added over sittings; run folders
-are runs/levers/ARM-OPTIONSHASH-sSEED-MINUTESmin-SPEED. Training is time-budgeted: run it alone on the machine.
+samples, judge and the machine's speed class, with the commit), so arms and seeds can be added
+over sittings; run folders are runs/levers/ARM-OPTIONSHASH-sSEED-MINUTESmin-SPEED. Training is
+time-budgeted: run it alone on the machine.
 
     PIXELFORGE_DATA=../shared/data python benchmarks/gan_levers.py [--arms a,b] [--seeds 0] [--minutes 5]
 
-Writes benchmarks/results/gan_levers.json.
+Writes benchmarks/results/gan_levers.json (gan_levers_SPEED.json off the reference machine).
 """
 
 from __future__ import annotations
@@ -29,27 +31,34 @@ import hashlib
 import json
 from pathlib import Path
 
-from _common import RESULTS, commit, save_cache, speed_class, summarise, write_results
+from _common import RESULTS, commit, results_name, save_cache, speed_class, summarise, write_results
 
 import pixelforge
 from pixelforge import zoo
 from pixelforge.pipelines.evaluate import evaluate_generator, real_images, resolve_extractor
 
-BASELINE = "unconditional default"
+BASELINE = "plain unconditional"
+PLAIN = dict(clusters=0)  # no labels and no clusters: the arms below change one thing against it
 ARMS = {  # name: train_gan options on top of conditional=False
-    BASELINE: {},
-    "SN D": dict(d_norm="sn"),
-    "hinge + SN D": dict(loss="hinge", d_norm="sn"),
-    "hinge + SN D + R1 0.1": dict(loss="hinge", d_norm="sn", r1_gamma=0.1),
-    "ns + SN D + R1 0.1": dict(d_norm="sn", r1_gamma=0.1),
-    "ns + SN D + R1 1": dict(d_norm="sn", r1_gamma=1.0),
-    "DiffAugment translation": dict(diffaug="translation"),
-    "batch 128": dict(batch_size=128),
-    "EMA 0.9995": dict(ema_decay=0.9995),
-    "resize upsampling": dict(upsample="resize"),
+    BASELINE: PLAIN,
+    "SN D": dict(PLAIN, d_norm="sn"),
+    "hinge + SN D": dict(PLAIN, loss="hinge", d_norm="sn"),
+    "hinge + SN D + R1 0.1": dict(PLAIN, loss="hinge", d_norm="sn", r1_gamma=0.1),
+    "ns + SN D + R1 0.1": dict(PLAIN, d_norm="sn", r1_gamma=0.1),
+    "ns + SN D + R1 1": dict(PLAIN, d_norm="sn", r1_gamma=1.0),
+    "DiffAugment translation": dict(PLAIN, diffaug="translation"),
+    "batch 128": dict(PLAIN, batch_size=128),
+    "EMA 0.9995": dict(PLAIN, ema_decay=0.9995),
+    "resize upsampling": dict(PLAIN, upsample="resize"),
     "clusters 10": dict(clusters=10),
     "clusters 25": dict(clusters=25),
-    "clusters 50": dict(clusters=50),
+    "clusters 50": dict(clusters=50),  # the default for unlabelled data
+    "clusters 100": dict(clusters=100),
+    # one change against the clusters default
+    "clusters 50 + batch 128": dict(clusters=50, batch_size=128),
+    "clusters 50 + EMA 0.9995": dict(clusters=50, ema_decay=0.9995),
+    "clusters 50 + DiffAugment translation": dict(clusters=50, diffaug="translation"),
+    "clusters 50 + resize upsampling": dict(clusters=50, upsample="resize"),
 }
 METRICS = ("fid", "kid_mean", "precision", "recall")
 SPEED = speed_class()  # a minute buys different numbers of steps on machines of different speeds
@@ -142,8 +151,9 @@ def main() -> None:
                   f"{'' if ratio is None else f'{ratio:.3f}':>6} {e['precision']['mean']:>9.3f} "
                   f"{e['recall']['mean']:>6.3f} {e['seeds']}")
     if not args.no_save:
-        write_results("gan_levers", {"split": "val", "samples": args.samples, "minutes": args.minutes,
-                                     "baseline": BASELINE, "arms": {a: ARMS[a] for a in ARMS}, "by_judge": by_judge})
+        write_results(results_name("gan_levers", SPEED), {
+            "speed_class": SPEED, "split": "val", "samples": args.samples, "minutes": args.minutes,
+            "baseline": BASELINE, "arms": {a: ARMS[a] for a in ARMS}, "by_judge": by_judge})
 
 
 if __name__ == "__main__":

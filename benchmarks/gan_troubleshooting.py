@@ -32,9 +32,9 @@ from pixelforge.runs import Run
 ROOT = Path(__file__).resolve().parents[1]
 RUNS_DIR = ROOT / "runs" / "ts"
 IMAGES = ROOT / "docs" / "images"
-# Every run is unconditional at Adam 2e-4/2e-4 (the default recipe until 2026-11-23, when these
-# were measured); each names only what it changes.
-BASE = ["--no-conditional", "--lr-g", "2e-4", "--lr-d", "2e-4"]
+# Every run is plain unconditional (no labels, no clusters) at Adam 2e-4/2e-4 (the default
+# recipe until 2026-11-23, when these were measured); each names only what it changes.
+BASE = ["--no-conditional", "--clusters", "0", "--lr-g", "2e-4", "--lr-d", "2e-4"]
 RUNS = {  # name: (CLI options after `train gan --data fashion-mnist` + BASE, what it shows)
     "default": ([], "ns loss, batch-norm D, Adam 2e-4/2e-4 (the default recipe until 2026-11-23)"),
     "d-overpower": (["--lr-d", "2e-3", "--lr-g", "5e-5"], "D learning rate 40x G's"),

@@ -89,13 +89,18 @@ def test_train_dry_run(tmp_path, capsys):
     (["train", "gan", "--data", "digits", "--size", "28", "--r1-gamma", "1", "--d-norm", "bn", "--max-steps", "1"],
      "batch norm"),
     (["train", "gan", "--data", "digits", "--size", "28", "--r1-gamma", "-1", "--max-steps", "1"], "r1-gamma"),
+    (["train", "gan", "--data", "digits", "--size", "28", "--no-conditional", "--clusters", "99999",
+      "--max-steps", "1"],
+     "cannot make 99999 clusters"),
+    (["train", "gan", "--data", "digits", "--size", "28", "--clusters", "5", "--conditional", "--max-steps", "1"],
+     "does not combine with --conditional"),
 ])
 def test_bad_input_clean_errors(argv, pattern, tmp_path, capsys):
     if "--run" not in argv and argv[:2] == ["train", "gan"] and "--resume" not in argv:
         argv = argv + ["--run", str(tmp_path / "r")]
     code, _, err = run_cli(capsys, *argv)
     assert_clean_error(code, err, pattern)
-    if "batch norm" in pattern:  # refused before a run folder is made
+    if "batch norm" in pattern or "clusters" in pattern:  # refused before a run folder is made
         assert not (tmp_path / "r").exists()
 
 

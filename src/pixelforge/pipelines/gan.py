@@ -181,7 +181,8 @@ class GANPipeline(LabelParser):
         z = torch.randn(n, self.cfg.latent_dim, generator=g)
         prior = getattr(self.generator, "label_prior", None)
         if labels is None and prior is not None:  # a cluster-conditioned GAN: clusters by their share
-            return self.generate(z, torch.multinomial(prior.float().cpu(), n, replacement=True, generator=g), batch_size)
+            clusters = torch.multinomial(prior.float().cpu(), n, replacement=True, generator=g)
+            return self.generate(z, clusters, batch_size)
         return self.generate(z, self.parse_labels(labels, n), batch_size)
 
     def interpolate(self, path: str | os.PathLike, rows: int = 8, frames: int = 48, seed: int = 0,
