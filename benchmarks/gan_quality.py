@@ -136,8 +136,9 @@ def judged(cache: dict, judge: str, seeds: list[int], marks: list[float], recipe
     if not all(rows and rows[-1]["minutes"] == end for rows in table.values()):
         return {"results": table, "target": f"not judged (the {end:g}-minute mark is not measured for every seed)"}
 
-    def ratio(name: str) -> dict:
-        return summarise([table[name][-1]["per_seed"][s]["fid"] / table["textbook DCGAN"][-1]["per_seed"][s]["fid"]
+    def ratio(name: str, base: str = "textbook DCGAN") -> dict:
+        """The per-seed FID ratio of ``name`` to ``base`` at the last mark, over the seeds."""
+        return summarise([table[name][-1]["per_seed"][s]["fid"] / table[base][-1]["per_seed"][s]["fid"]
                           for s in seeds])
 
     def verdict(r: dict, bound: float) -> str:
@@ -153,8 +154,7 @@ def judged(cache: dict, judge: str, seeds: list[int], marks: list[float], recipe
     if "pixelforge unconditional" in table:
         # issue #35: without labels, at most 1/3 of the textbook's FID and at most 2x the conditional default's
         unconditional = ratio("pixelforge unconditional")
-        to_conditional = summarise([table["pixelforge unconditional"][-1]["per_seed"][s]["fid"]
-                                    / table["pixelforge default"][-1]["per_seed"][s]["fid"] for s in seeds])
+        to_conditional = ratio("pixelforge unconditional", base="pixelforge default")
         verdicts = {verdict(unconditional, 1 / 3), verdict(to_conditional, 2.0)}
         out.update(unconditional_fid_ratio_at_end=unconditional,
                    unconditional_to_conditional_fid_ratio_at_end=to_conditional,
