@@ -24,7 +24,10 @@ demo: venv
 	$(VENV)/bin/pixelforge train gan --data fashion-mnist --minutes $(DEMO_MINUTES) --run-dir runs/demo --overwrite
 	$(VENV)/bin/pixelforge sample runs/demo -n 100 --nrow 10 -o runs/demo/samples/grid.png
 	$(VENV)/bin/pixelforge interpolate runs/demo -o runs/demo/samples/walk.gif
+	$(VENV)/bin/pixelforge train gan --data fashion-mnist --no-conditional --minutes $(DEMO_MINUTES) --run-dir runs/demo-unconditional --overwrite
+	$(VENV)/bin/pixelforge sample runs/demo-unconditional -n 100 --nrow 10 -o runs/demo-unconditional/samples/grid.png
 	@echo "samples: runs/demo/samples/ (grid.png, walk.gif, epoch_*.png), losses: runs/demo/loss.png"
+	@echo "the same GAN without the labels: runs/demo-unconditional/samples/grid.png"
 
 # A headless Chromium for the studio's browser tests: the system's chromium, else Playwright's
 # own build, else Debian's chromium package (needs root); without one the browser tests skip

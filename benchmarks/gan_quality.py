@@ -159,6 +159,15 @@ def judged(cache: dict, judge: str, seeds: list[int], marks: list[float], recipe
         out.update(unconditional_fid_ratio_at_end=unconditional,
                    unconditional_to_conditional_fid_ratio_at_end=to_conditional,
                    unconditional_target=verdicts.pop() if len(verdicts) == 1 else "missed")
+        if "plain unconditional" in table:
+            # ... with recall no lower than the plain unconditional recipe's (per-seed difference;
+            # "within noise" when one standard deviation spans zero)
+            gain = summarise([table["pixelforge unconditional"][-1]["per_seed"][s]["recall"]
+                              - table["plain unconditional"][-1]["per_seed"][s]["recall"] for s in seeds])
+            lower, upper = gain["mean"] - (gain["std"] or 0.0), gain["mean"] + (gain["std"] or 0.0)
+            out.update(unconditional_recall_gain_over_plain=gain,
+                       unconditional_recall_target=verdict(gain, float("inf")) if len(seeds) < 3
+                       else "met" if lower >= 0 else "within noise" if upper >= 0 else "missed")
     return out
 
 
@@ -209,12 +218,18 @@ def main() -> None:
             print(f"{judge:<24} unconditional: {result['unconditional_fid_ratio_at_end']['mean']:.3f} of the "
                   f"textbook's FID, {result['unconditional_to_conditional_fid_ratio_at_end']['mean']:.2f}x the default's "
                   f"(targets <= 0.333 and <= 2x: {result['unconditional_target']})")
+        if "unconditional_recall_target" in result:
+            gain = result["unconditional_recall_gain_over_plain"]
+            print(f"{judge:<24} unconditional recall minus the plain unconditional's: {gain['mean']:+.3f} +- "
+                  f"{gain['std'] or 0:.3f} (target >= 0: {result['unconditional_recall_target']})")
 
     def every_judge(key: str) -> str:
         verdicts = {r.get(key, "not judged") for r in by_judge.values()}
         if len(verdicts) == 1:
             return verdicts.pop()
-        return "missed" if "missed" in verdicts else "not judged under every judge"
+        if "missed" in verdicts:
+            return "missed"
+        return "within noise" if verdicts == {"met", "within noise"} else "not judged under every judge"
 
     if not args.no_save:
         headline = by_judge[args.curve_judge]
@@ -226,7 +241,8 @@ def main() -> None:
                                and k.endswith(f"|{SPEED}")}),
             **headline, "other_judges": {j: r for j, r in by_judge.items() if j != args.curve_judge},
             "target_ratio": round(1 / 3, 3), "target_under_every_judge": every_judge("target"),
-            "unconditional_target_under_every_judge": every_judge("unconditional_target")})
+            "unconditional_target_under_every_judge": every_judge("unconditional_target"),
+            "unconditional_recall_target_under_every_judge": every_judge("unconditional_recall_target")})
         plt = pyplot()
         fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
         for name, rows in headline["results"].items():

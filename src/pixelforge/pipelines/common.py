@@ -69,11 +69,12 @@ def data_defaults(dataset: ImageData, data: str | None, conditional: bool) -> di
             "num_classes": dataset.num_classes if conditional else 0}
 
 
-def check_resumed_conditioning(session: Session, conditional: bool | None) -> None:
+def check_resumed_conditioning(session: Session, conditional: bool | None, has_labels: bool | None = None) -> None:
     """On resume: refuse a request for labels (True) the run has none for, or to drop (False)
-    the labels a class-conditional run was trained on; None accepts either."""
-    # a GAN conditioned on clusters of its images (``clusters``) is unconditional to its user
-    has_labels = session.model_cfg.num_classes > 0 and not getattr(session.model_cfg, "clusters", 0)
+    the labels a class-conditional run was trained on; None accepts either. ``has_labels``:
+    whether the run was trained on its data's labels (default: its model has classes)."""
+    if has_labels is None:
+        has_labels = session.model_cfg.num_classes > 0
     if conditional is not None and conditional != has_labels:
         wanted, actual = ("conditional", "unconditional") if conditional else ("unconditional", "class-conditional")
         raise RunError(f"cannot resume {session.run.path} as {wanted}: the run is {actual}")

@@ -69,7 +69,7 @@ def train_gan(data: str | None = "fashion-mnist", run: str | os.PathLike | None 
     if clusters and conditional:
         raise PixelforgeError("--clusters stands in for labels: it does not combine with --conditional")
     if clusters and random_crops:
-        raise PixelforgeError("--clusters groups whole images: it does not combine with --random-crops")
+        raise PixelforgeError(CLUSTERS_NEED_WHOLE_IMAGES)
 
     def model_defaults(dataset):
         if size is None and dataset.size not in SIZES:
@@ -93,7 +93,8 @@ def train_gan(data: str | None = "fashion-mnist", run: str | os.PathLike | None 
                       keep_classes=conditional is not False and not clusters,
                       channels_last=channels_last, random_crops=random_crops)
     if resume:
-        check_resumed_conditioning(s, conditional)
+        # a GAN conditioned on clusters of its images is unconditional to its user
+        check_resumed_conditioning(s, conditional, has_labels=s.model_cfg.num_classes > 0 and not s.model_cfg.clusters)
         if clusters is not None and clusters != s.model_cfg.clusters:
             raise RunError(f"cannot resume {s.run.path} with --clusters {clusters}: the run has {s.model_cfg.clusters}")
     gan = create_model(s.model_name, **dataclasses.asdict(s.model_cfg))
@@ -117,6 +118,9 @@ AUTO_CLUSTERS = 50
 IMAGES_PER_CLUSTER = 100  # smaller datasets get fewer clusters, and none below 2 clusters' worth
 
 
+CLUSTERS_NEED_WHOLE_IMAGES = "--clusters groups whole images: it does not combine with --random-crops"
+
+
 def auto_clusters(n_images: int) -> int:
     """The default number of clusters for ``n_images`` unlabelled whole images."""
     k = min(AUTO_CLUSTERS, n_images // IMAGES_PER_CLUSTER)
@@ -127,7 +131,7 @@ def _with_cluster_labels(s, generator: torch.nn.Module):
     """The session with its images' k-means cluster ids as labels; G's ``label_prior`` set to
     the clusters' shares (the same on resume: the clustering is deterministic for a seed)."""
     if not isinstance(s.data, ImageData):
-        raise PixelforgeError("--clusters groups whole images: it does not combine with --random-crops")
+        raise PixelforgeError(CLUSTERS_NEED_WHOLE_IMAGES)
     labels = cluster_labels(s.data.images, s.model_cfg.clusters, seed=s.seed)
     generator.label_prior.copy_(torch.bincount(labels, minlength=s.model_cfg.clusters).float() / len(labels))
     return dataclasses.replace(s, data=dataclasses.replace(s.data, labels=labels, classes=[]))
