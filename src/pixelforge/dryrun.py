@@ -3,10 +3,10 @@
 ``PIXELFORGE_DRY_RUN=1 pixelforge ...`` (or ``pixelforge train ... --dry-run``) runs any
 command end to end with tiny budgets: training stops after :data:`LIMITS` ``["steps"]``
 optimisation steps of this invocation (an ``--eval-every`` evaluation included), datasets
-are cut to their first few hundred images, evaluations and studies generate a few hundred
-samples (``metrics.calculate_metrics`` keeps the first few hundred of each set), diffusion
-sampling and style-transfer optimisation take two steps, and style transfer works at 64
-pixels. Options are parsed and checked exactly as in a real run, run folders, checkpoints,
+are cut to their first few hundred images, a classifier is scored on a hundred or so of them,
+evaluations and studies generate a few hundred samples (``metrics.calculate_metrics`` keeps
+the first few hundred of each set), diffusion sampling and style-transfer optimisation take
+two steps, and style transfer works at 64 pixels. Options are parsed and checked exactly as in a real run, run folders, checkpoints,
 samples and reports are written as usual, so a dry run checks a set-up (or a documented
 command, see ``tests/test_docs.py``) in seconds; its numbers mean nothing. ``serve`` builds
 the studio and returns without listening.
@@ -27,6 +27,7 @@ LIMITS = {
     "steps": 2,  # optimisation steps per training invocation
     "images": 512,  # images loaded per dataset split
     "samples": 128,  # images generated for an evaluation (and real images compared with them)
+    "scored": 128,  # images a classifier's accuracy is measured on
     "per_class": 20,  # generated images per class in the CAS and augmentation studies
     "repeats": 1,  # seeds of the augmentation study
     "sampling_steps": 2,  # diffusion sampling steps; style-transfer optimisation steps

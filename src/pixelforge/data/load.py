@@ -11,6 +11,8 @@ as whole photos that training cuts random crops from (``random_crops=True``,
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
 import logging
 import os
 from pathlib import Path
@@ -111,12 +113,24 @@ def _load_idx(spec: IDXSpec, split: str, download: bool) -> tuple[torch.Tensor, 
             torch.from_numpy(labels.astype(np.int64)), str(directory))
 
 
-def _load_digits(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    from sklearn.datasets import load_digits  # slow to import, so only when needed
+def _digits_array() -> np.ndarray:
+    """scikit-learn's 8x8 digits as its (1797, 65) table: 64 pixels in 0..16, then the label. Read
+    from the package's own file, since importing ``sklearn.datasets`` takes seconds."""
+    package = importlib.util.find_spec("sklearn")  # locates the package without importing it
+    path = Path(package.origin).parent / "datasets" / "data" / "digits.csv.gz" if package and package.origin else None
+    if path is not None and path.is_file():
+        with gzip.open(path, "rt") as f:
+            return np.loadtxt(f, delimiter=",")
+    from sklearn.datasets import load_digits  # another layout: through the library
 
     digits = load_digits()
-    images = np.rint(digits.images * (255 / 16)).astype(np.uint8)
-    labels = digits.target.astype(np.int64)
+    return np.column_stack([digits.data, digits.target])
+
+
+def _load_digits(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    table = _digits_array()
+    images = np.rint(table[:, :-1].reshape(-1, 8, 8) * (255 / 16)).astype(np.uint8)
+    labels = table[:, -1].astype(np.int64)
     n_train = int(len(images) * DIGITS_TRAIN_FRACTION)
     part = slice(n_train, None) if _file_split(split) == "test" else slice(0, n_train)
     return torch.from_numpy(images[part]).unsqueeze(1), torch.from_numpy(labels[part])

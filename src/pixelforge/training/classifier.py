@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .. import dryrun
 from ..data import ImageData
 from ..errors import PixelforgeError
 from ..family import flag
@@ -115,11 +116,13 @@ class ClassifierTask(SingleNetTask):
         return torch.cat(out)
 
     def evaluate(self, data: ImageData, tta: str | None = None) -> dict:
-        """Loss, accuracy and predictions on ``data`` with the test-time views ``tta``."""
-        logits = self.predict(data.images, tta=tta)
+        """Loss, accuracy, predictions and their labels on ``data`` (in the fast mode its first
+        ``dryrun.LIMITS["scored"]`` images) with the test-time views ``tta``."""
+        n = dryrun.cap(len(data), "scored")
+        logits, labels = self.predict(data.images[:n], tta=tta), data.labels[:n]
         pred = logits.argmax(1)
-        return {"loss": F.cross_entropy(logits, data.labels).item(),
-                "acc": (pred == data.labels).float().mean().item(), "pred": pred}
+        return {"loss": F.cross_entropy(logits, labels).item(),
+                "acc": (pred == labels).float().mean().item(), "pred": pred, "labels": labels}
 
     def on_epoch_end(self, run: Run, epoch: int, step: int) -> None:
         if self.val_data is None:
@@ -138,7 +141,7 @@ class ClassifierTask(SingleNetTask):
         for data in sets:
             split = data.split or "test"
             ev = self.evaluate(data)
-            result.update({"split": split, f"{split}_images": len(data), f"{split}_accuracy": ev["acc"],
+            result.update({"split": split, f"{split}_images": len(ev["pred"]), f"{split}_accuracy": ev["acc"],
                            f"{split}_loss": ev["loss"]})
             if data is self.val_data:
                 # Every view set on validation, to choose --tta by; the reported split is scored once,
@@ -147,7 +150,7 @@ class ClassifierTask(SingleNetTask):
                     mode: ev["acc"] if mode == self.tta else self.evaluate(data, tta=mode)["acc"]
                     for mode in (TTA_MODES if self.tta == "flip" else ("none",))}
         k = self.model.cfg.num_classes
-        labels = data.labels
+        labels = ev["labels"]
         confusion = torch.zeros(k, k, dtype=torch.long)
         confusion.index_put_((labels, ev["pred"]), torch.ones_like(labels), accumulate=True)
         per_class = (confusion.diag().float() / confusion.sum(1).clamp(min=1)).tolist()
