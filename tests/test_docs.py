@@ -290,15 +290,20 @@ for message in sys.stdin:
 _spare_worker: subprocess.Popen | None = None
 
 
+def _session_env() -> dict[str, str]:
+    """The test's environment in the fast mode, with this checkout (not an installed copy) on the path."""
+    env = dict(os.environ, PIXELFORGE_DRY_RUN="1", PYTHONUNBUFFERED="1")
+    src = str(Path(pixelforge.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
 def _session_worker() -> subprocess.Popen:
     """A warmed-up Python process for a page's blocks; another is started to warm up for the next page."""
     global _spare_worker
 
     def start() -> subprocess.Popen:
-        env = dict(os.environ, PIXELFORGE_DRY_RUN="1", PYTHONUNBUFFERED="1")
-        src = str(Path(pixelforge.__file__).resolve().parents[1])  # this checkout, not an installed copy
-        env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [env.get("PYTHONPATH")])])
-        return subprocess.Popen([sys.executable, "-c", _SESSION], cwd=ROOT, env=env, text=True,
+        return subprocess.Popen([sys.executable, "-c", _SESSION], cwd=ROOT, env=_session_env(), text=True,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
     worker = _spare_worker if _spare_worker is not None and _spare_worker.poll() is None else start()
@@ -325,9 +330,9 @@ class PythonSession:
         """Run a block; None when it ran, else the error (traceback and output tail)."""
         if self.proc is None:
             self.proc = _session_worker()
-            env = dict(os.environ, PIXELFORGE_DRY_RUN="1", PYTHONUNBUFFERED="1")
             self.log.touch()
-            self.proc.stdin.write(json.dumps({"folder": str(self.folder), "env": env, "log": str(self.log)}) + "\n")
+            page = {"folder": str(self.folder), "env": _session_env(), "log": str(self.log)}
+            self.proc.stdin.write(json.dumps(page) + "\n")
         start = len(self.log.read_text())
         message = {"code": block.code, "filename": str(ROOT / block.page if block.page == "README.md"
                                                         else ROOT / "docs" / block.page), "line": block.line}

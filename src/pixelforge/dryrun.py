@@ -6,10 +6,10 @@ optimisation steps of this invocation (an ``--eval-every`` evaluation included),
 are cut to their first few hundred images, a classifier is scored on a hundred or so of them,
 evaluations and studies generate a few hundred samples (``metrics.calculate_metrics`` keeps
 the first few hundred of each set), diffusion sampling and style-transfer optimisation take
-two steps, and style transfer works at 64 pixels. Options are parsed and checked exactly as in a real run, run folders, checkpoints,
-samples and reports are written as usual, so a dry run checks a set-up (or a documented
-command, see ``tests/test_docs.py``) in seconds; its numbers mean nothing. ``serve`` builds
-the studio and returns without listening.
+two steps, and style transfer works at 64 pixels. Options are parsed and checked exactly as
+in a real run, run folders, checkpoints, samples and reports are written as usual, so a dry
+run checks a set-up (or a documented command, see ``tests/test_docs.py``) in seconds; its
+numbers mean nothing. ``serve`` builds the studio and returns without listening.
 
 This module is the only place that reads the variable; code asks :func:`active` or caps a
 value with :func:`cap`.
