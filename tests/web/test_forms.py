@@ -34,6 +34,7 @@ def _api_defaults() -> dict:
     from pixelforge.pipelines.diffusion import DiffusionPipeline, load_diffusion
     from pixelforge.pipelines.gan import GANPipeline
     from pixelforge.pipelines.overfit_codec import OverfitCodecPipeline
+    from pixelforge.pipelines import style as style_pipeline
     from pixelforge.pipelines.style import stylize
     from pixelforge.pipelines.stylizer import StylizerPipeline
 
@@ -49,6 +50,7 @@ def _api_defaults() -> dict:
             ("style", "stylize", "method"): _default(stylize, "optimizer"),
             ("style", "stylize", "strength"): _default(stylize, "style_weight"),
             ("style", "stylize", "preserve_color"): _default(stylize, "preserve_color"),
+            ("style", "stylize", "match_colors"): style_pipeline.DEFAULT_MATCH_COLORS,
             ("style", "texture", "seed"): _default(stylize, "seed"),
             ("style", "model", "alpha"): _default(StylizerPipeline.run_tensor, "alpha"),
             ("compress", "overfit", "quality"): OverfitCodecPipeline.default_quality,

@@ -91,7 +91,7 @@ def test_stylize_with_adam_and_preserved_colours(client):
 def test_the_studio_result_is_what_the_pipeline_returns(client):
     from pixelforge.pipelines.style import load_rgb, stylize
 
-    r = post(client, "style", "stylize", files(), method="lbfgs", strength=3, steps=4, size=32)
+    r = post(client, "style", "stylize", files(), method="lbfgs", strength=3, steps=4, size=32, match_colors="true")
     assert r.status_code == 200, r.text
     served = arr(image_at(client, r.json()["images"][2]["url"]))
     direct = stylize(load_rgb(photo_image(40, 48), 32), load_rgb(stripes(), 32), size=32, steps=4,

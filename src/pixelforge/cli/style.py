@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from ..defaults import FromAPI, default_in, resolve
@@ -44,6 +45,9 @@ def add_parsers(sub) -> None:
                     help="start from the content image (default) or from noise: %(choices)s")
     st.add_argument("--preserve-color", action="store_true",
                     help="luminance-only transfer: keep the content's colours (Cb, Cr) exactly")
+    st.add_argument("--match-colors", action=argparse.BooleanOptionalAction, default=None,
+                    help=Help("give the photo the style's colour distribution before optimising (default: {}; "
+                              "never with --preserve-color)", FromAPI(f"{STYLE}:DEFAULT_MATCH_COLORS")))
     st.add_argument("--texture", action="store_true", help="synthesise a texture from --style (no content)")
     st.set_defaults(handler=cmd_stylize)
     tx = sub.add_parser("texture", help="texture synthesis: a new image with the Gram statistics of STYLE")
@@ -68,14 +72,21 @@ def _add_style_args(p, texture: bool) -> None:
                    Help("longest side of the result in pixels (default {}; with --model: as is)", FromAPI(api, "size")))
     p.add_argument("--steps", type=positive_int, default=FromAPI(api, "steps"),
                    help="optimisation steps (default %(default)s)")
+    texture_api = f"{STYLE}:synthesize_texture"
+    p.add_argument("--scales", type=positive_int, default=FromAPI(api, "scales") if texture else None,
+                   help="coarse to fine: optimise at 1/2, 1/4, ... of --size first (default %(default)s)" if texture
+                   else Help("coarse to fine: optimise at 1/2, 1/4, ... of --size first (default {}; {} with "
+                             "--texture)", FromAPI(api, "scales"), FromAPI(texture_api, "scales")))
     p.add_argument("--optimizer", choices=FromAPI(f"{STYLE}:OPTIMIZERS"), metavar="OPTIMIZER",
                    default=FromAPI(api, "optimizer"), help="%(choices)s (default %(default)s)")
-    p.add_argument("--style-weight", type=non_negative_float, default=FromAPI(api, "style_weight"),
-                   help="default %(default)s")
+    p.add_argument("--style-weight", type=non_negative_float, default=FromAPI(api, "style_weight") if texture else None,
+                   help="default %(default)s" if texture else
+                   Help("default {}; {} with --texture", FromAPI(api, "style_weight"),
+                        FromAPI(texture_api, "style_weight")))
     p.add_argument("--tv-weight", type=non_negative_float, default=FromAPI(api, "tv_weight") if texture else None,
                    help="total-variation weight (default %(default)s)" if texture else
                    Help("total-variation weight (default {}; {} with --texture)", FromAPI(api, "tv_weight"),
-                        FromAPI(f"{STYLE}:synthesize_texture", "tv_weight")))
+                        FromAPI(texture_api, "tv_weight")))
     p.add_argument("--backbone", default=FromAPI(api, "backbone"),
                    help="feature network: offline (built in, no download), vgg19 or vgg16 (default %(default)s)")
     p.add_argument("--weights", default=None, help="VGG weights file (torchvision's vgg19-dcbb9e9d.pth format)")
@@ -98,7 +109,7 @@ def _style_output(path: str) -> Path:
 
 def _run_style(args, content) -> int:
     from ..imageio import write_image
-    from ..pipelines.style import DEFAULT_TV_WEIGHT, TEXTURE_TV_WEIGHT, stylize
+    from ..pipelines.style import stylize, synthesize_texture
 
     out = _style_output(args.output)
     styles = [part.strip() for part in args.style.split(",") if part.strip()]
@@ -109,10 +120,14 @@ def _run_style(args, content) -> int:
     def save_step(step, result):
         write_image(result.to_pil(), out.with_name(f"{out.stem}_step{step:04d}.png"))
 
-    tv_weight = (TEXTURE_TV_WEIGHT if texture else DEFAULT_TV_WEIGHT) if args.tv_weight is None else args.tv_weight
+    # Options left out take the defaults of the API call that matches: synthesize_texture's for a texture.
+    defaults_of = synthesize_texture if texture else stylize
+    style_weight, tv_weight, scales = (default_in(defaults_of, name) if getattr(args, name) is None
+                                       else getattr(args, name) for name in ("style_weight", "tv_weight", "scales"))
     result = stylize(content, styles, style_mix=args.style_mix, size=args.size, steps=args.steps,
-                     optimizer=args.optimizer, style_weight=args.style_weight, tv_weight=tv_weight,
+                     optimizer=args.optimizer, style_weight=style_weight, tv_weight=tv_weight,
                      init=getattr(args, "init", None), preserve_color=getattr(args, "preserve_color", False),
+                     match_colors=getattr(args, "match_colors", None), scales=scales,
                      backbone=args.backbone, weights=args.weights, save_every=args.save_every, on_save=save_step,
                      seed=args.seed, device=args.device, **given(content_weight=getattr(args, "content_weight", None)))
     write_image(result.to_pil(), out)

@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..colour import rgb_to_ycbcr
 from ..errors import PixelforgeError
-from ..models.style import IMAGENET_MEAN, IMAGENET_STD, RandomFeatures, _pink_noise, gram_matrix
-from ..pipelines.style import rgb_to_ycbcr
+from ..models.style import IMAGENET_MEAN, IMAGENET_STD, RandomFeatures, pink_noise, gram_matrix
 from .image_quality import ssim
 
 STYLE_SIDE = 256  # longer side (px) both images are resized to for the style measures
@@ -65,7 +65,7 @@ class MaxPoolFeatures(nn.Module):
             conv.bias.data.copy_(torch.rand(conv.bias.shape, generator=generator) * 0.1)
             self.register_buffer(f"scale{i}", torch.ones(1, conv.out_channels, 1, 1))
         self.style_layers = tuple(f"m{i + 1}" for i in range(len(widths)))
-        noise = _pink_noise(calibration_size, seed + 1)
+        noise = pink_noise(calibration_size, seed + 1)
         with torch.no_grad():
             for i, name in enumerate(self.style_layers):
                 rms = self._raw(noise, i + 1)[name].pow(2).mean(dim=(0, 2, 3), keepdim=True).sqrt()

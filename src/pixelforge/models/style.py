@@ -168,7 +168,7 @@ class RandomFeatures(_Backbone):
             conv.bias.data.copy_(torch.rand(conv.bias.shape, generator=generator) * 0.1)
         for i in range(len(widths)):
             self.register_buffer(f"scale{i}", torch.ones(1, widths[i], 1, 1))
-        self._calibrate(_pink_noise(calibration_size, seed + 1))
+        self._calibrate(pink_noise(calibration_size, seed + 1))
         self._freeze()
 
     def _raw(self, images: Tensor, layers) -> dict[str, Tensor]:
@@ -196,7 +196,7 @@ class RandomFeatures(_Backbone):
         return self._raw(images, layers)
 
 
-def _pink_noise(size: int, seed: int) -> Tensor:
+def pink_noise(size: int, seed: int) -> Tensor:
     """A (1, 3, size, size) image in [0, 1] with a 1/f amplitude spectrum (natural-image-like statistics)."""
     generator = torch.Generator().manual_seed(seed)
     freq = torch.fft.fftfreq(size)

@@ -18,7 +18,14 @@ from noise.
 *luminance-only transfer*: content and style are reduced to their luminance Y (BT.601 YCbCr), the
 style's Y is shifted and scaled to the content's mean and standard deviation, only Y is optimised,
 and the result is recombined with the content's own Cb and Cr channels, so its colours are the
-content's exactly.
+content's exactly. ``match_colors`` is the paper's other option turned around: the *content* takes the
+style's full 3-D colour distribution (:func:`pixelforge.colour.transfer_colours`) before the
+optimisation, and that recoloured photo is both the start and the content target, so the content term
+no longer pulls the colours back to the photo's.
+
+Coarse to fine (``scales``): the image is optimised at 1/4 and 1/2 of its size first (for three
+scales), each result upsampled to start the next; the large structures of the style settle where a
+step is cheap, and the full-size steps refine the detail.
 """
 
 from __future__ import annotations
@@ -37,16 +44,21 @@ from tqdm import tqdm
 
 from .. import dryrun
 from ..errors import PixelforgeError
+from ..colour import luminance as _luminance, rgb_to_ycbcr, transfer_colours, ycbcr_to_rgb
 from ..imageio import read_image, to_mode
 from ..models.style import build_backbone, content_loss, gram_matrix, style_loss, total_variation
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise")
-# Chosen by eye on 128 px photos with the offline backbone (docs/style_transfer.md): the losses are relative
-# errors, so these are ratios; raise style_weight for a stronger style, tv_weight for smoother results.
+# The losses are relative errors, so the weights are ratios. Style weight, colour matching and scales were
+# chosen on validation pairs against a peer package (`benchmarks/style_transfer.py --tune`, whose results
+# file a test checks these against); content and tv weights by eye on 128 px photos (docs/style_transfer.md).
 DEFAULT_CONTENT_WEIGHT = 10.0
-DEFAULT_STYLE_WEIGHT = 3.0
+DEFAULT_STYLE_WEIGHT = 100.0
 DEFAULT_TV_WEIGHT = 10.0
+DEFAULT_MATCH_COLORS = True
+DEFAULT_SCALES = 3
+TEXTURE_STYLE_WEIGHT = 3.0
 TEXTURE_TV_WEIGHT = 1.0
 ADAM_LR = 0.02
 RANGE_WEIGHT = 1e3  # penalty on pixels outside [0, 1] (mean squared excess)
@@ -99,26 +111,6 @@ def load_rgb(image: ImageLike, size: int | None) -> Tensor:
     return tensor
 
 
-def rgb_to_ycbcr(rgb: Tensor) -> Tensor:
-    """(..., 3, H, W) RGB in [0, 1] -> Y, Cb, Cr (BT.601, full range, Cb/Cr centred at 0.5)."""
-    r, g, b = rgb.unbind(-3)
-    y = 0.299 * r + 0.587 * g + 0.114 * b
-    return torch.stack([y, 0.5 + (b - y) / 1.772, 0.5 + (r - y) / 1.402], dim=-3)
-
-
-def ycbcr_to_rgb(ycc: Tensor) -> Tensor:
-    """The inverse of :func:`rgb_to_ycbcr`."""
-    y, cb, cr = ycc.unbind(-3)
-    r = y + 1.402 * (cr - 0.5)
-    b = y + 1.772 * (cb - 0.5)
-    g = (y - 0.299 * r - 0.114 * b) / 0.587
-    return torch.stack([r, g, b], dim=-3)
-
-
-def _luminance(rgb: Tensor) -> Tensor:
-    return rgb_to_ycbcr(rgb)[..., :1, :, :]
-
-
 # ----------------------------------------------------------------------------- the optimisation
 
 def parse_style_mix(mix: Sequence[float] | str | None, count: int) -> list[float]:
@@ -148,7 +140,8 @@ def stylize(content: ImageLike | None, styles: ImageLike | Sequence[ImageLike], 
             style_mix: Sequence[float] | str | None = None, size: int = 512, steps: int = 300,
             optimizer: str = "lbfgs", content_weight: float = DEFAULT_CONTENT_WEIGHT,
             style_weight: float = DEFAULT_STYLE_WEIGHT, tv_weight: float = DEFAULT_TV_WEIGHT,
-            init: str | None = None, preserve_color: bool = False, backbone="offline", weights=None,
+            init: str | None = None, preserve_color: bool = False, match_colors: bool | None = None,
+            scales: int = DEFAULT_SCALES, backbone="offline", weights=None,
             content_layer: str | None = None, style_layers: Sequence[str] | None = None,
             save_every: int | None = None, on_save: Callable[[int, StyleResult], None] | None = None,
             seed: int = 0, device: str | torch.device = "cpu", progress: bool = True,
@@ -157,7 +150,12 @@ def stylize(content: ImageLike | None, styles: ImageLike | Sequence[ImageLike], 
 
     ``content=None`` synthesises a texture (style loss only) of ``texture_size`` (default size x size)
     from noise. ``backbone`` is a name (offline, vgg19, vgg16) or a backbone module. ``on_save`` is
-    called with (step, result so far) every ``save_every`` steps.
+    called with (step, result so far) every ``save_every`` steps. ``match_colors`` (default
+    :data:`DEFAULT_MATCH_COLORS`, never with ``preserve_color``) gives the content the styles' colour distribution before the optimisation
+    (:func:`pixelforge.colour.transfer_colours`); the recoloured photo is both the start and the content
+    target. ``scales`` > 1 optimises coarse to fine: at 1/2^(scales-1) of ``size`` first, each result
+    upsampled to start the next scale; the ``steps`` are split so that each coarser scale gets twice the
+    steps of the next finer one (a step there costs about a quarter).
     """
     _check_choice(optimizer, OPTIMIZERS, "optimizer")
     texture = content is None
@@ -167,8 +165,15 @@ def stylize(content: ImageLike | None, styles: ImageLike | Sequence[ImageLike], 
         raise PixelforgeError("--init content needs a content image; textures start from noise")
     if texture and preserve_color:
         raise PixelforgeError("--preserve-color needs a content image")
-    if steps < 1 or size < 8:
-        raise PixelforgeError(f"need steps >= 1 and size >= 8 (got steps={steps}, size={size})")
+    if preserve_color and match_colors:
+        raise PixelforgeError("--preserve-color keeps the photo's colours; it cannot also take the style's "
+                              "(--match-colors)")
+    if match_colors is None:
+        match_colors = DEFAULT_MATCH_COLORS and not preserve_color
+    match_colors = match_colors and not texture
+    if steps < 1 or size < 8 or scales < 1:
+        raise PixelforgeError(f"need steps >= 1, size >= 8 and scales >= 1 (got steps={steps}, size={size}, "
+                              f"scales={scales})")
     steps, size = dryrun.cap(steps, "sampling_steps"), dryrun.cap(size, "image_size")
     for name, value in (("content", content_weight), ("style", style_weight), ("tv", tv_weight)):
         if not np.isfinite(value) or value < 0:
@@ -187,8 +192,8 @@ def stylize(content: ImageLike | None, styles: ImageLike | Sequence[ImageLike], 
     style_layers = tuple(style_layers or net.style_layers)
     net.check_layers([content_layer, *style_layers])
     shortest = net.min_side(style_layers if texture else [content_layer, *style_layers])
-    inputs = [("the texture", texture_size or (size, size))] if texture else \
-        [("the content image", tuple(content_rgb.shape[1:]))]
+    shape = tuple(texture_size or (size, size)) if texture else tuple(content_rgb.shape[1:])
+    inputs = [("the texture" if texture else "the content image", shape)]
     inputs += [(_style_name(s), tuple(rgb.shape[1:])) for s, rgb in zip(styles, style_rgbs)]
     for what, (h, w) in inputs:
         if min(h, w) < shortest:
@@ -196,103 +201,158 @@ def stylize(content: ImageLike | None, styles: ImageLike | Sequence[ImageLike], 
             raise PixelforgeError(f"{what} is {w}x{h} px at --size {size}; the {net.name} feature network needs "
                                   f"at least {shortest} px on each side ({hint})")
 
-    def features_of(image: Tensor, layers) -> dict[str, Tensor]:
-        image = image.to(device)
-        return net(image[None] if image.dim() == 3 else image, layers)
-
-    to_rgb = (lambda y: y.expand(-1, 3, -1, -1)) if preserve_color else (lambda x: x)
+    if match_colors:
+        content_rgb = transfer_colours(content_rgb, style_rgbs, mix, seed=seed)
     if preserve_color:
-        content_y = _luminance(content_rgb)
-        style_rgbs = [_match_moments(_luminance(s), content_y).expand(3, -1, -1) for s in style_rgbs]
+        original_chroma = rgb_to_ycbcr(content_rgb)[1:]
+        content_rgb = _luminance(content_rgb)
+        style_rgbs = [_match_moments(_luminance(s), content_rgb) for s in style_rgbs]
+    generator = torch.Generator().manual_seed(seed)
+    if init == "content":
+        start = content_rgb[None].clone()
+    else:
+        start = torch.rand(1, 1 if preserve_color else 3, *shape, generator=generator) * 0.2 + 0.4
 
-    with torch.no_grad():
+    problem = _Problem(net, content_layer, style_layers, content_weight, style_weight, tv_weight, texture,
+                       preserve_color)
+    history: list[dict[str, float]] = []
+
+    def result(x: Tensor) -> StyleResult:
+        with torch.no_grad():
+            image = x.detach()[0].cpu()
+            if preserve_color:
+                chroma = original_chroma if image.shape[1:] == original_chroma.shape[1:] else _resize(
+                    original_chroma[None], image.shape[1:])[0]
+                image = ycbcr_to_rgb(torch.cat([image, chroma], dim=0))
+            return StyleResult(image.clamp(0, 1), list(history))
+
+    plan = _scale_plan(shape, steps, scales, shortest)
+    bar = tqdm(total=steps, desc="texture" if texture else "stylize", file=sys.stderr,
+               disable=not progress or None, unit="step")
+    x = None
+    for side_shape, scale_steps in plan:
+        x = _resize(start if x is None else x.detach(), side_shape).to(device)
+        problem.set_targets(None if texture else _resize(content_rgb[None], side_shape)[0],
+                            [_resize(s[None], _scaled(s.shape[1:], side_shape, shape))[0] for s in style_rgbs], mix,
+                            device)
+        x = problem.optimise(x, scale_steps, optimizer, history, bar, save_every,
+                             (lambda step, image: on_save(step, result(image))) if on_save else None, steps)
+    bar.close()
+    return result(x)
+
+
+def _scaled(hw: tuple[int, int], side_shape: tuple[int, int], full_shape: tuple[int, int]) -> tuple[int, int]:
+    """``hw`` scaled by the factor that takes ``full_shape`` to ``side_shape`` (at least 1 px a side)."""
+    factor = max(side_shape) / max(full_shape)
+    return max(1, round(hw[0] * factor)), max(1, round(hw[1] * factor))
+
+
+def _resize(images: Tensor, hw: tuple[int, int]) -> Tensor:
+    if tuple(images.shape[-2:]) == tuple(hw):
+        return images
+    return torch.nn.functional.interpolate(images, size=hw, mode="bicubic", antialias=True,
+                                           align_corners=False).clamp(0, 1)
+
+
+def _scale_plan(shape: tuple[int, int], steps: int, scales: int, shortest: int) -> list[tuple[tuple[int, int], int]]:
+    """[(image shape, steps)] from coarse to fine: shapes halved per coarser scale (those the feature
+    network cannot see, and the coarsest when there are fewer steps than scales, are left out), steps
+    weighted 2^k towards the coarse scales and summing to ``steps``."""
+    shapes = [_scaled(shape, (round(max(shape) / 2 ** k),) * 2, shape) for k in reversed(range(scales))]
+    shapes = [hw for hw in shapes[:-1] if min(hw) >= shortest and hw != shape] + [shape]
+    shapes = list(dict.fromkeys(shapes))[-steps:]  # at least one step per scale
+    weights = [2.0 ** (len(shapes) - 1 - i) for i in range(len(shapes))]
+    counts = [max(1, int(steps * w / sum(weights))) for w in weights[:-1]]
+    while sum(counts) >= steps:  # tiny budgets: the finest scale still gets a step
+        counts[counts.index(max(counts))] -= 1
+    counts.append(steps - sum(counts))
+    return [(hw, n) for hw, n in zip(shapes, counts)]
+
+
+class _Problem:
+    """The loss of the module docstring for one scale's targets, and its optimisation."""
+
+    def __init__(self, net, content_layer, style_layers, content_weight, style_weight, tv_weight, texture,
+                 preserve_color):
+        self.net, self.content_layer, self.style_layers = net, content_layer, style_layers
+        self.weights = (content_weight, style_weight, tv_weight)
+        self.texture = texture
+        self.to_rgb = (lambda y: y.expand(-1, 3, -1, -1)) if preserve_color else (lambda x: x)
+
+    @torch.no_grad()
+    def set_targets(self, content_rgb: Tensor | None, style_rgbs: list[Tensor], mix: list[float], device) -> None:
         grams = {}
         for style_rgb, m in zip(style_rgbs, mix):
-            feats = features_of(style_rgb, style_layers)
-            for name in style_layers:
+            feats = self.net(self.to_rgb(style_rgb[None].to(device)), self.style_layers)
+            for name in self.style_layers:
                 grams[name] = grams.get(name, 0) + m * gram_matrix(feats[name])
-        layer_weights = {name: 1.0 / (len(style_layers) * grams[name].pow(2).mean().clamp_min(1e-12).item())
-                         for name in style_layers}
-        if texture:
-            content_target, content_norm = None, 1.0
+        self.grams = grams
+        self.layer_weights = {name: 1.0 / (len(self.style_layers) * g.pow(2).mean().clamp_min(1e-12).item())
+                              for name, g in grams.items()}
+        if self.texture:
+            self.content_target, self.content_norm = None, 1.0
         else:
-            content_target = features_of(to_rgb(_luminance(content_rgb)[None]) if preserve_color else content_rgb,
-                                         [content_layer])[content_layer]
-            content_norm = 1.0 / content_target.pow(2).mean().clamp_min(1e-12).item()
+            self.content_target = self.net(self.to_rgb(content_rgb[None].to(device)),
+                                           [self.content_layer])[self.content_layer]
+            self.content_norm = 1.0 / self.content_target.pow(2).mean().clamp_min(1e-12).item()
 
-    generator = torch.Generator().manual_seed(seed)
-    if texture:
-        h, w = texture_size or (size, size)
-        start = torch.rand(1, 3, h, w, generator=generator) * 0.2 + 0.4
-    elif init == "noise":
-        start = torch.rand(1, 3, *content_rgb.shape[1:], generator=generator) * 0.2 + 0.4
-    else:
-        start = content_rgb[None].clone()
-    if preserve_color:
-        start = _luminance(start)
-    x = start.to(device).requires_grad_(True)
-
-    def losses() -> dict[str, Tensor]:
-        image = to_rgb(x)
-        layers = tuple(dict.fromkeys([*style_layers, *([] if texture else [content_layer])]))
-        feats = net(image, layers)
-        out = {"style": style_loss(feats, {n: grams[n] for n in style_layers}, layer_weights),
-               "tv": total_variation(image)}
-        out["content"] = (content_loss(feats[content_layer], content_target) * content_norm if not texture
-                          else torch.zeros((), device=image.device))
+    def losses(self, x: Tensor) -> dict[str, Tensor]:
+        image = self.to_rgb(x)
+        layers = tuple(dict.fromkeys([*self.style_layers, *([] if self.texture else [self.content_layer])]))
+        feats = self.net(image, layers)
+        out = {"style": style_loss(feats, self.grams, self.layer_weights), "tv": total_variation(image)}
+        out["content"] = (content_loss(feats[self.content_layer], self.content_target) * self.content_norm
+                          if not self.texture else torch.zeros((), device=image.device))
         out["range"] = (x - x.clamp(0, 1)).pow(2).mean()
+        content_weight, style_weight, tv_weight = self.weights
         out["total"] = (content_weight * out["content"] + style_weight * out["style"] + tv_weight * out["tv"]
                         + RANGE_WEIGHT * out["range"])
         return out
 
-    if optimizer == "lbfgs":
-        opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=50, tolerance_grad=0.0, tolerance_change=0.0)
-    else:
-        opt = torch.optim.Adam([x], lr=ADAM_LR)
-    last: dict[str, float] = {}
-    # torch's L-BFGS is not scale-invariant: it skips curvature pairs with s.y < 1e-10, so with the tiny
-    # per-pixel gradients of a large image (or small weights) it would crawl along -g forever. It optimises
-    # the loss scaled so that the mean |gradient| at the start is 1; the reported losses are unscaled.
-    scale = 1.0
-    if optimizer == "lbfgs":
-        gradient, = torch.autograd.grad(losses()["total"], x)
-        scale = 1.0 / gradient.abs().mean().clamp_min(1e-30).item()
+    def optimise(self, x: Tensor, steps: int, optimizer: str, history: list, bar, save_every, on_save,
+                 total_steps: int) -> Tensor:
+        """``steps`` steps from ``x``; appends to ``history`` and advances ``bar``; returns the image."""
+        x = x.clone().requires_grad_(True)
+        if optimizer == "lbfgs":
+            opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=50, tolerance_grad=0.0,
+                                    tolerance_change=0.0)
+        else:
+            opt = torch.optim.Adam([x], lr=ADAM_LR)
+        last: dict[str, float] = {}
+        # torch's L-BFGS is not scale-invariant: it skips curvature pairs with s.y < 1e-10, so with the tiny
+        # per-pixel gradients of a large image (or small weights) it would crawl along -g forever. It optimises
+        # the loss scaled so that the mean |gradient| at the start is 1; the reported losses are unscaled.
+        scale = 1.0
+        if optimizer == "lbfgs":
+            gradient, = torch.autograd.grad(self.losses(x)["total"], x)
+            scale = 1.0 / gradient.abs().mean().clamp_min(1e-30).item()
 
-    def closure() -> Tensor:
-        opt.zero_grad(set_to_none=True)
-        values = losses()
-        (values["total"] * scale).backward()
-        last.update({k: float(v.detach()) for k, v in values.items()})
-        return values["total"] * scale
+        def closure() -> Tensor:
+            opt.zero_grad(set_to_none=True)
+            values = self.losses(x)
+            (values["total"] * scale).backward()
+            last.update({k: float(v.detach()) for k, v in values.items()})
+            return values["total"] * scale
 
-    history: list[dict[str, float]] = []
-
-    def result() -> StyleResult:
-        with torch.no_grad():
-            image = x.detach()[0].cpu()
-            if preserve_color:
-                ycc = rgb_to_ycbcr(content_rgb)
-                image = ycbcr_to_rgb(torch.cat([image, ycc[1:]], dim=0))
-            return StyleResult(image.clamp(0, 1), list(history))
-
-    desc = "texture" if texture else "stylize"
-    bar = tqdm(range(1, steps + 1), desc=desc, file=sys.stderr, disable=not progress or None, unit="step")
-    for step in bar:
-        opt.step(closure)
-        if optimizer == "adam":
-            # Adam moves each pixel by at most ~lr per step, so projecting back into [0, 1] is harmless; L-BFGS's
-            # curvature pairs would be corrupted by it, so there the range penalty keeps pixels in range instead.
-            with torch.no_grad():
-                x.clamp_(0, 1)
-        if not all(np.isfinite(v) for v in last.values()):
-            raise PixelforgeError(f"the loss became {last['total']} at step {step}; lower the weights or use --optimizer adam")
-        history.append({"step": step, **last})
-        keys = ("style", "tv") if texture else ("content", "style", "tv")
-        bar.set_postfix({k: f"{last[k]:.3g}" for k in keys})
-        if save_every and on_save and step % save_every == 0 and step != steps:
-            on_save(step, result())
-    bar.close()
-    return result()
+        keys = ("style", "tv") if self.texture else ("content", "style", "tv")
+        for _ in range(steps):
+            opt.step(closure)
+            if optimizer == "adam":
+                # Adam moves each pixel by at most ~lr per step, so projecting back into [0, 1] is harmless;
+                # L-BFGS's curvature pairs would be corrupted by it, so there the range penalty keeps pixels in
+                # range instead.
+                with torch.no_grad():
+                    x.clamp_(0, 1)
+            step = len(history) + 1
+            if not all(np.isfinite(v) for v in last.values()):
+                raise PixelforgeError(f"the loss became {last['total']} at step {step}; lower the weights or "
+                                      "use --optimizer adam")
+            history.append({"step": step, "side": max(x.shape[-2:]), **last})
+            bar.update(1)
+            bar.set_postfix({k: f"{last[k]:.3g}" for k in keys})
+            if save_every and on_save and step % save_every == 0 and step != total_steps:
+                on_save(step, x)
+        return x.detach()
 
 
 def _style_name(style: ImageLike) -> str:
@@ -305,12 +365,12 @@ def _match_moments(source: Tensor, reference: Tensor) -> Tensor:
 
 
 def synthesize_texture(styles: ImageLike | Sequence[ImageLike], *, size: int = 256, steps: int = 300,
-                       style_mix: Sequence[float] | str | None = None, optimizer: str = "lbfgs",
-                       style_weight: float = DEFAULT_STYLE_WEIGHT, tv_weight: float = TEXTURE_TV_WEIGHT,
+                       scales: int = 1, style_mix: Sequence[float] | str | None = None, optimizer: str = "lbfgs",
+                       style_weight: float = TEXTURE_STYLE_WEIGHT, tv_weight: float = TEXTURE_TV_WEIGHT,
                        backbone="offline", weights=None, seed: int = 0, progress: bool = True,
                        save_every: int | None = None, on_save=None, device="cpu") -> StyleResult:
     """A size x size texture with the Gram statistics of ``styles`` (style loss only, from noise)."""
-    return stylize(None, styles, style_mix=style_mix, size=size, steps=steps, optimizer=optimizer,
+    return stylize(None, styles, style_mix=style_mix, size=size, steps=steps, scales=scales, optimizer=optimizer,
                    style_weight=style_weight, tv_weight=tv_weight, backbone=backbone, weights=weights, seed=seed,
                    progress=progress, save_every=save_every, on_save=on_save, device=device)
 

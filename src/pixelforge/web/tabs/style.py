@@ -17,11 +17,12 @@ import time
 import torch
 from PIL import Image
 
-from ...defaults import FromAPI
+from ...defaults import FromAPI, default_in
 from ...errors import PixelforgeError
 from ..forms import Action, Field, Result, Tab, module_exists
 
 STYLIZE = "pixelforge.pipelines.style:stylize"
+STYLIZE_SCALES = FromAPI(STYLIZE, "scales")
 METHODS = FromAPI("pixelforge.pipelines.style:OPTIMIZERS")
 MAX_SIZE = 512
 MAX_STEPS = 500
@@ -31,13 +32,17 @@ MAX_WORK = 256 * 256 * 200  # size^2 x steps: 256 px at 200 L-BFGS steps took ~3
 _BACKBONES: dict[str, torch.nn.Module] = {}
 
 
-def check_work(size: int, steps: int, what: str = "the result") -> None:
-    """Refuse a request whose size^2 x steps is over :data:`MAX_WORK`, naming what would fit."""
-    if size * size * steps > MAX_WORK:
+def check_work(size: int, steps: int, scales: int = 1) -> None:
+    """Refuse a request whose size^2 x steps is over :data:`MAX_WORK`, naming what would fit; with
+    coarse-to-fine ``scales``, each scale's steps count at that scale's size."""
+    from ...pipelines.style import _scale_plan
+
+    work = sum(max(hw) ** 2 * n for hw, n in _scale_plan((size, size), steps, scales, shortest=1))
+    if work > MAX_WORK:
         fit_steps = MAX_WORK // (size * size)
         fit_size = math.isqrt(MAX_WORK // steps)
         raise PixelforgeError(
-            f"Size x steps: {size} px with {steps} steps is too much work for the studio (at most "
+            f"Size x steps: {size} px with {steps} steps ({work // 1000}k px^2 x steps) is too much work for the studio (at most "
             f"{MAX_WORK // 1000}k px^2 x steps, about 30 s on a CPU); at {size} px use at most {fit_steps} steps, or at "
             f"{steps} steps at most {fit_size} px; `pixelforge stylize` has no limit")
 
@@ -65,16 +70,19 @@ def _as_pil(image: torch.Tensor) -> Image.Image:
 
 def _run(studio, content: Image.Image | None, style: Image.Image, v: dict, size: int):
     """Optimise with gradients on: the studio runs handlers in inference mode, which would forbid them."""
-    from ...pipelines.style import TEXTURE_TV_WEIGHT, load_rgb, stylize
+    from ...pipelines.style import load_rgb, stylize, synthesize_texture
 
     with torch.inference_mode(False), torch.enable_grad():
         device = _device(studio)
         net = _backbone(device)
         style_rgb = load_rgb(style, size)
         content_rgb = None if content is None else load_rgb(content, size)
-        kwargs = {} if content is not None else {"tv_weight": TEXTURE_TV_WEIGHT}
+        kwargs = {} if content is not None else {name: default_in(synthesize_texture, name)
+                                                 for name in ("style_weight", "tv_weight", "scales")}
         kwargs.update({api: v[name] for name, api in (("strength", "style_weight"), ("seed", "seed"),
                                                       ("preserve_color", "preserve_color")) if name in v})
+        if "match_colors" in v:  # preserving the photo's colours wins over taking the style's
+            kwargs["match_colors"] = v["match_colors"] and not v.get("preserve_color")
         start = time.perf_counter()
         result = stylize(content_rgb, style_rgb, size=size, steps=v["steps"], optimizer=v["method"], backbone=net,
                          device=device, progress=False, **kwargs)
@@ -88,12 +96,13 @@ def _losses(result, keys) -> dict:
 
 
 def stylize_action(studio, v: dict) -> Result:
-    check_work(v["size"], v["steps"])
+    check_work(v["size"], v["steps"], STYLIZE_SCALES.value)
     content_rgb, style_rgb, result, seconds = _run(studio, v["content"], v["style"], v, v["size"])
     h, w = result.image.shape[1:]
     metrics = {"method": f"Gatys, {'L-BFGS' if v['method'] == 'lbfgs' else 'Adam'}, offline backbone",
                "size": f"{w}x{h}", "steps": v["steps"], "style weight": v["strength"],
                "preserve color": "yes" if v["preserve_color"] else "no",
+               "style's colours": "yes" if v["match_colors"] and not v["preserve_color"] else "no",
                **_losses(result, ("content", "style")), "time (s)": round(seconds, 2)}
     return Result(images=[("content", studio.save(_as_pil(content_rgb))), ("style", studio.save(_as_pil(style_rgb))),
                           ("result", studio.save(result.to_pil()))], metrics=metrics, layout="compare")
@@ -163,13 +172,17 @@ TAB = Tab(
             Field("style", "image", "Style image", help="this version ships no example styles: upload a painting"),
             _method(FromAPI(STYLIZE, "optimizer"),
                     "L-BFGS (Gatys et al.) converges in fewer steps; Adam is slower but never jumps"),
-            Field("strength", "float", "Style strength (style weight)", FromAPI(STYLIZE, "style_weight"), 0, 100, 0.5,
-                  help="raise it (e.g. 10) for a stronger, noisier style"),
+            Field("strength", "float", "Style strength (style weight)", FromAPI(STYLIZE, "style_weight"), 0, 1000, 1,
+                  help="raise it for a stronger style, lower it to keep more of the photo"),
             _steps(STEPS),
             Field("size", "int", "Size (longest side, px)", SIZE, 16, MAX_SIZE, 1,
                   help=f"both images are scaled to it; at most {MAX_SIZE}"),
+            Field("match_colors", "bool", "Take the style's colours",
+                  FromAPI("pixelforge.pipelines.style:DEFAULT_MATCH_COLORS"),
+                  help="recolour the photo with the style's palette before painting"),
             Field("preserve_color", "bool", "Preserve the content's colours", FromAPI(STYLIZE, "preserve_color"),
-                  help="luminance-only transfer: only brightness patterns come from the style"),
+                  help="luminance-only transfer: only brightness patterns come from the style (wins over "
+                       "taking the style's colours)"),
         ], stylize_action),
         Action("texture", "Texture", [
             Field("style", "image", "Style image", help="an example of the texture"),
