@@ -50,6 +50,8 @@ ARMS = {  # name: train_gan options on top of conditional=False
     "batch 128": dict(PLAIN, batch_size=128),
     "EMA 0.9995": dict(PLAIN, ema_decay=0.9995),
     "resize upsampling": dict(PLAIN, upsample="resize"),
+    "residual G and D": dict(PLAIN, arch="resnet"),
+    "residual G and D + hinge + SN D": dict(PLAIN, arch="resnet", loss="hinge", d_norm="sn"),
     "clusters 10": dict(clusters=10),
     "clusters 25": dict(clusters=25),
     "clusters 50": dict(clusters=50),  # the default for unlabelled data
@@ -58,6 +60,7 @@ ARMS = {  # name: train_gan options on top of conditional=False
     "clusters 50 + batch 128": dict(clusters=50, batch_size=128),
     "clusters 50 + EMA 0.9995": dict(clusters=50, ema_decay=0.9995),
     "clusters 50 + DiffAugment translation": dict(clusters=50, diffaug="translation"),
+    "clusters 50 + residual G and D": dict(clusters=50, arch="resnet"),
     "clusters 50 + resize upsampling": dict(clusters=50, upsample="resize"),
 }
 METRICS = ("fid", "kid_mean", "precision", "recall")

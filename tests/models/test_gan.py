@@ -14,10 +14,10 @@ from pixelforge.training.gan import GANTask, GANTrainConfig
 @pytest.mark.parametrize("size", sorted(SIZES))
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("num_classes", [0, 5])
-@pytest.mark.parametrize("upsample", ["transposed", "resize"])
-def test_shapes(name, size, channels, num_classes, upsample):
+@pytest.mark.parametrize("upsample, arch", [("transposed", "dcgan"), ("resize", "dcgan"), ("transposed", "resnet")])
+def test_shapes(name, size, channels, num_classes, upsample, arch):
     gan = create_model(name, image_size=size, channels=channels, num_classes=num_classes, width=8, latent_dim=12,
-                       upsample=upsample)
+                       upsample=upsample, arch=arch)
     z = torch.randn(3, 12)
     y = torch.tensor([0, 4, 2]) if num_classes else None
     x = gan.generator(z, y)
@@ -35,13 +35,30 @@ def test_conditional_generator_uses_labels():
         gan.generator(z, None)
 
 
+@pytest.mark.parametrize("d_norm", ["sn", "bn"])
+def test_residual_gan_trains_and_its_blocks_add_a_shortcut(d_norm):
+    from pixelforge.models.gan import _DBlock, _GBlock
+
+    gan = create_model("dcgan", arch="resnet", d_norm=d_norm, width=8, latent_dim=8)
+    assert sum(isinstance(m, _GBlock) for m in gan.generator.modules()) == 2  # 7 -> 14 -> 28 px
+    assert sum(isinstance(m, _DBlock) for m in gan.discriminator.modules()) == 2  # 28 -> 14 -> 7 px
+    block = next(m for m in gan.generator.modules() if isinstance(m, _GBlock))
+    x = torch.randn(2, block.shortcut[1].in_channels, 7, 7)
+    assert torch.allclose(block(x), block.residual(x) + block.shortcut(x))
+    task = GANTask(gan, GANTrainConfig(loss="hinge"), Runtime.create("cpu"))
+    before = [p.detach().clone() for p in task.G.parameters()]
+    metrics = task.step(torch.rand(4, 1, 28, 28) * 2 - 1, None)
+    assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+    assert any(not torch.equal(a, b) for a, b in zip(before, task.G.parameters()))
+
+
 def test_resize_upsampling_has_no_transposed_convolutions():
     resize = create_model("dcgan", width=8, upsample="resize").generator
     assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in resize.modules())
     assert sum(isinstance(m, torch.nn.Upsample) for m in resize.modules()) == 2  # 7 -> 14 -> 28
 
 
-@pytest.mark.parametrize("bad", [dict(image_size=48), dict(channels=2), dict(d_norm="ln"), dict(width=0),
+@pytest.mark.parametrize("bad", [dict(image_size=48), dict(channels=2), dict(d_norm="ln"), dict(width=0), dict(arch="vit"),
                                  dict(upsample="bilinear")])
 def test_bad_config(bad):
     with pytest.raises(PixelforgeError):

@@ -20,6 +20,10 @@ Architecture (Radford et al. 2016): G projects z with a linear layer to a 4x4 (7
 28 px) map and doubles the resolution with stride-2 transposed convolutions, batch norm
 and ReLU, ending in tanh (or, with ``upsample="resize"``, nearest upsampling and 3x3
 convolutions); D mirrors it with stride-2 convolutions and LeakyReLU(0.2).
+``arch="resnet"`` swaps both bodies for residual blocks in the SNGAN / BigGAN spirit (Miyato et al.
+2018, Brock et al. 2019): G blocks are BN-ReLU-upsample-conv3x3-BN-ReLU-conv3x3 plus an upsampled
+1x1 shortcut, D blocks ReLU-conv3x3-ReLU-conv3x3-avgpool plus a pooled 1x1 shortcut, and D ends in a
+ReLU and a sum over positions (so its features are per channel, not per position).
 Options: spectral norm in D (Miyato et al. 2018), class conditioning (label embedding
 concatenated to z in G; a projection discriminator, Miyato & Koyama 2018), and for data
 without labels the same conditioning on k-means clusters of the training images.
@@ -43,6 +47,7 @@ SIZES = {28: (7, 2), 32: (4, 3), 64: (4, 4)}  # image size -> (base resolution, 
 LOSSES = ("ns", "hinge", "lsgan", "wgan-gp")
 D_NORMS = ("bn", "sn", "none")
 UPSAMPLES = ("transposed", "resize")
+ARCHS = ("dcgan", "resnet")
 
 
 def check_size(size: int) -> None:
@@ -69,9 +74,13 @@ class GANConfig:
     # upsampling then a 3x3 convolution, free of the transposed kind's checkerboard pattern
     # (Odena et al. 2016) at 9/4 of the multiplications
     upsample: str = flag("transposed", help="generator upsampling", choices=UPSAMPLES)
+    # dcgan: strided (transposed) convolutions; resnet: residual blocks in G and D (module docstring)
+    arch: str = flag("dcgan", help="generator and discriminator architecture", choices=ARCHS)
 
     def __post_init__(self):
         check_size(self.image_size)
+        if self.arch not in ARCHS:
+            raise PixelforgeError(f"unknown GAN architecture {self.arch!r}; use one of {', '.join(ARCHS)}")
         if self.channels not in (1, 3):
             raise PixelforgeError(f"GANs take 1 or 3 channels, not {self.channels}")
         if self.d_norm not in D_NORMS:
@@ -100,14 +109,19 @@ class Generator(nn.Module):
         self.embed = nn.Embedding(cfg.num_classes, cfg.latent_dim) if cfg.num_classes else None
         if cfg.clusters:  # each cluster's share of the training images, set when training starts
             self.register_buffer("label_prior", torch.full((cfg.clusters,), 1.0 / cfg.clusters))
-        self.project = nn.Linear(in_dim, chans[0] * base * base, bias=False)
+        self.project = nn.Linear(in_dim, chans[0] * base * base, bias=cfg.arch == "resnet")
         self.base_shape = (chans[0], base, base)
-        layers: list[nn.Module] = [nn.BatchNorm2d(chans[0]), nn.ReLU(inplace=True)]
-        for c_in, c_out in zip(chans, chans[1:]):
-            layers += [*_upsampling(cfg.upsample, c_in, c_out, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
-        layers += [*_upsampling(cfg.upsample, chans[-1], cfg.channels, bias=True), nn.Tanh()]
+        if cfg.arch == "resnet":
+            layers: list[nn.Module] = [_GBlock(c_in, c_out) for c_in, c_out in zip(chans, [*chans[1:], chans[-1]])]
+            layers += [nn.BatchNorm2d(chans[-1]), nn.ReLU(), nn.Conv2d(chans[-1], cfg.channels, 3, 1, 1), nn.Tanh()]
+        else:
+            layers = [nn.BatchNorm2d(chans[0]), nn.ReLU(inplace=True)]
+            for c_in, c_out in zip(chans, chans[1:]):
+                layers += [*_upsampling(cfg.upsample, c_in, c_out, bias=False), nn.BatchNorm2d(c_out),
+                           nn.ReLU(inplace=True)]
+            layers += [*_upsampling(cfg.upsample, chans[-1], cfg.channels, bias=True), nn.Tanh()]
         self.body = nn.Sequential(*layers)
-        self.first_conv_index = next(i for i, m in enumerate(layers) if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
+        self.first_conv = next(m for m in self.body.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
         _init_weights(self)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -116,7 +130,7 @@ class Generator(nn.Module):
                 raise PixelforgeError("this generator is class-conditional: give labels")
             z = torch.cat([z, self.embed(labels)], dim=1)
         h = self.project(z).view(z.shape[0], *self.base_shape)
-        return self.body(like_weights(h, self.body[self.first_conv_index]))
+        return self.body(like_weights(h, self.first_conv))
 
 
 def _upsampling(kind: str, c_in: int, c_out: int, bias: bool) -> list[nn.Module]:
@@ -132,14 +146,21 @@ class Discriminator(nn.Module):
         base, _ = SIZES[cfg.image_size]
         chans = list(reversed(cfg.level_channels()))  # widest resolution first
         sn = spectral_norm if cfg.d_norm == "sn" else (lambda m: m)
-        layers: list[nn.Module] = [sn(nn.Conv2d(cfg.channels, chans[0], 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True)]
-        for c_in, c_out in zip(chans, chans[1:]):
-            layers.append(sn(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=cfg.d_norm != "bn")))
-            if cfg.d_norm == "bn":
-                layers.append(nn.BatchNorm2d(c_out))
-            layers.append(nn.LeakyReLU(0.2, inplace=True))
+        if cfg.arch == "resnet":
+            widths = [cfg.channels, *chans]
+            layers: list[nn.Module] = [_DBlock(c_in, c_out, sn, cfg.d_norm == "bn", first=i == 0)
+                                       for i, (c_in, c_out) in enumerate(zip(widths, widths[1:]))]
+            layers += [nn.ReLU(), _SumOverPositions()]
+            features = chans[-1]
+        else:
+            layers = [sn(nn.Conv2d(cfg.channels, chans[0], 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True)]
+            for c_in, c_out in zip(chans, chans[1:]):
+                layers.append(sn(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=cfg.d_norm != "bn")))
+                if cfg.d_norm == "bn":
+                    layers.append(nn.BatchNorm2d(c_out))
+                layers.append(nn.LeakyReLU(0.2, inplace=True))
+            features = chans[-1] * base * base
         self.body = nn.Sequential(*layers)
-        features = chans[-1] * base * base
         self.head = sn(nn.Linear(features, 1))
         self.embed = sn(nn.Embedding(cfg.num_classes, features)) if cfg.num_classes else None
         _init_weights(self)
@@ -154,6 +175,40 @@ class Discriminator(nn.Module):
             # and a product of bf16 and fp32 tensors takes a slow mixed-precision path on the CPU
             out = out + (h.float() * self.embed(labels)).sum(dim=1)
         return out
+
+
+class _GBlock(nn.Module):
+    """BN-ReLU-upsample-conv3x3-BN-ReLU-conv3x3, plus an upsampled 1x1 shortcut: doubles the resolution."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.residual = nn.Sequential(nn.BatchNorm2d(c_in), nn.ReLU(), nn.Upsample(scale_factor=2, mode="nearest"),
+                                      nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
+                                      nn.Conv2d(c_out, c_out, 3, 1, 1))
+        self.shortcut = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.residual(x) + self.shortcut(x)
+
+
+class _DBlock(nn.Module):
+    """(ReLU)-conv3x3-ReLU-conv3x3-avgpool, plus a pooled 1x1 shortcut: halves the resolution. The first
+    block takes the image itself, so it starts with the convolution (no ReLU of pixel values)."""
+
+    def __init__(self, c_in: int, c_out: int, sn, batch_norm: bool, first: bool):
+        super().__init__()
+        norm = (lambda c: nn.BatchNorm2d(c)) if batch_norm else (lambda c: nn.Identity())
+        self.residual = nn.Sequential(*([] if first else [nn.ReLU()]), sn(nn.Conv2d(c_in, c_out, 3, 1, 1)), norm(c_out),
+                                      nn.ReLU(), sn(nn.Conv2d(c_out, c_out, 3, 1, 1)), norm(c_out), nn.AvgPool2d(2))
+        self.shortcut = nn.Sequential(nn.AvgPool2d(2), sn(nn.Conv2d(c_in, c_out, 1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.residual(x) + self.shortcut(x)
+
+
+class _SumOverPositions(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.sum(dim=(2, 3))
 
 
 class GAN(nn.Module):
@@ -176,9 +231,16 @@ def build_dcgan(cfg: GANConfig) -> GAN:
 
 
 def _init_weights(module: nn.Module) -> None:
-    # DCGAN init: N(0, 0.02) for conv/linear weights, N(1, 0.02) for batch-norm scales.
+    # DCGAN init: N(0, 0.02) for conv/linear weights, N(1, 0.02) for batch-norm scales. Residual nets
+    # use Xavier-uniform convolutions and linear layers instead (SNGAN's), which keep the activations'
+    # scale through many layers.
+    resnet = module.cfg.arch == "resnet"
     for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
+        if resnet and isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, 0.0, 0.02)
             if getattr(m, "bias", None) is not None:
                 nn.init.zeros_(m.bias)
