@@ -63,9 +63,10 @@ def _api_defaults():
            ((*gatys,), "runtime"): _default(open_stylizer, "runtime"),
            ((*gatys,), "precision"): _default(open_stylizer, "precision")},
         **{((*gatys,), name): _default(stylize, name)
-           for name in ("steps", "optimizer", "style_weight", "backbone", "seed", "device")},
+           for name in ("steps", "optimizer", "backbone", "seed", "device")},  # style weight, scales: by --texture
         **{((*texture,), name): _default(synthesize_texture, name)
-           for name in ("size", "steps", "optimizer", "style_weight", "tv_weight", "backbone", "seed", "device")},
+           for name in ("size", "steps", "optimizer", "style_weight", "tv_weight", "scales", "backbone", "seed",
+                        "device")},
     }
 
 

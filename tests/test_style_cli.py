@@ -1,9 +1,11 @@
 """``pixelforge stylize`` and ``pixelforge texture`` end to end on tiny images, and their refusals."""
 
+import functools
 import socket
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from pixelforge.cli import main
@@ -72,6 +74,31 @@ def test_coarse_to_fine_with_the_styles_colours_via_the_cli(images, tmp_path, ca
     # The mean colour moves from the photo's to the style's.
     assert np.abs(result.mean((0, 1)) - style.mean((0, 1))).sum() < 0.5 * np.abs(content.mean((0, 1))
                                                                                - style.mean((0, 1))).sum()
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ([], {"style_weight": 100.0, "tv_weight": 10.0, "scales": 3}),
+    (["--texture"], {"style_weight": 3.0, "tv_weight": 1.0, "scales": 1}),
+    (["--texture", "--style-weight", "7", "--scales", "2"], {"style_weight": 7.0, "tv_weight": 1.0, "scales": 2}),
+])
+def test_left_out_options_take_the_defaults_of_the_matching_api_call(images, tmp_path, monkeypatch, extra,
+                                                                      expected):
+    from pixelforge.defaults import default_in
+    from pixelforge.pipelines import style
+
+    calls = []
+
+    @functools.wraps(style.stylize)  # keeps the signature, whose defaults the command reads
+    def recording(*a, **kw):
+        calls.append(kw)
+        return style.StyleResult(torch.zeros(3, 8, 8), [{"content": 0.0, "style": 0.0, "tv": 0.0}])
+
+    monkeypatch.setattr(style, "stylize", recording)
+    content = [] if "--texture" in extra else [str(images["content"])]
+    assert main(["stylize", *content, "--style", str(images["style"]), "-o", str(tmp_path / "o.png"), *extra]) == 0
+    api = style.synthesize_texture if "--texture" in extra else style.stylize
+    assert {k: calls[0][k] for k in expected} == expected
+    assert all(expected[k] == default_in(api, k) for k in expected if f"--{k.replace('_', '-')}" not in extra)
 
 
 def test_texture_command_and_stylize_texture_flag(images, tmp_path):

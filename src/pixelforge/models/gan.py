@@ -121,7 +121,8 @@ class Generator(nn.Module):
                            nn.ReLU(inplace=True)]
             layers += [*_upsampling(cfg.upsample, chans[-1], cfg.channels, bias=True), nn.Tanh()]
         self.body = nn.Sequential(*layers)
-        self.first_conv = next(m for m in self.body.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
+        # in a tuple, so that it is not registered (and saved) a second time as a submodule
+        self._first_conv = (next(m for m in self.body.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))),)
         _init_weights(self)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -130,7 +131,7 @@ class Generator(nn.Module):
                 raise PixelforgeError("this generator is class-conditional: give labels")
             z = torch.cat([z, self.embed(labels)], dim=1)
         h = self.project(z).view(z.shape[0], *self.base_shape)
-        return self.body(like_weights(h, self.first_conv))
+        return self.body(like_weights(h, self._first_conv[0]))
 
 
 def _upsampling(kind: str, c_in: int, c_out: int, bias: bool) -> list[nn.Module]:
