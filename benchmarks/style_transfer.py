@@ -464,6 +464,47 @@ def choose_settings(summary: list[dict], grid: list[dict], peer: str | None) -> 
             "rule": f"within {GATYS_SECONDS_LIMIT} s per square image, the best worst-measure ratio to the peer"}
 
 
+# How the runs behind the shipped weights were trained (PHOTOS: a folder of links to the photos of
+# $PIXELFORGE_DATA/photos but HELD_OUT_PHOTOS; STYLES: to the styles of $PIXELFORGE_DATA/styles but COMPARE_STYLES).
+SHIPPED_FEED_FORWARD = "photos-stylizer-mosaic-v1"
+TRAINING_COMMANDS = {
+    "feed-forward": "pixelforge train stylizer --data folder:PHOTOS --style $PIXELFORGE_DATA/styles/mosaic.png "
+                    "--run-dir runs/stylizer-mosaic --minutes 6; pixelforge train stylizer --run-dir "
+                    "runs/stylizer-mosaic --resume --minutes 10",
+    "adain": "pixelforge train adain --data folder:PHOTOS --styles folder:STYLES --run-dir runs/adain --minutes 6; "
+             "pixelforge train adain --run-dir runs/adain --resume --minutes 10",
+}
+
+
+def ship(args, results: dict) -> None:
+    """Copy the --stylizer and --adain runs into the zoo (fp16), their cards carrying the training commands
+    and the run's measures from the results file's ``compare`` (which must have been made with these runs)."""
+    from pixelforge.pipelines.stylizer import SHIPPED_ADAIN, export_stylizer
+
+    compare = results.get("compare", {})
+    for kind, run, name in (("feed-forward", args.stylizer, SHIPPED_FEED_FORWARD), ("adain", args.adain, SHIPPED_ADAIN)):
+        if run is None:
+            continue
+        if compare.get(kind, {}).get("run") != str(run):
+            raise SystemExit(f"--ship: the results' compare was not measured with {run}; run --compare with it first")
+        config = json.loads((Path(run) / "config.json").read_text())
+        photos = sorted(p.stem for p in Path(config["data"]["spec"].removeprefix("folder:")).iterdir())
+        method = next(e for e in compare["summary"] if e["method"].startswith("AdaIN" if kind == "adain" else kind))
+        extra = {"data": "folder of photos (training_photos)", "training_photos": photos,
+                 "task": {k: v for k, v in config["task"].items() if k not in ("style", "styles")},  # no local paths
+                 "held_out_photos": list(HELD_OUT_PHOTOS), "command": TRAINING_COMMANDS[kind],
+                 "compare": {"date": compare["date"], "machine": compare["machine"], "size": compare["size"],
+                             "pairs": method["pairs"], "means": method["means"],
+                             "ratio_to_peer": method.get("ratio_to_peer")}}
+        if kind == "feed-forward":
+            extra["style"] = Path(config["task"]["style"]).name
+        else:
+            styles = Path(config["task"]["styles"].removeprefix("folder:"))
+            extra["training_styles"] = sorted(p.stem for p in styles.iterdir())
+        path = export_stylizer(run, name, extra["command"], extra)
+        print(f"shipped {path} ({path.stat().st_size / 1e6:.2f} MB)")
+
+
 def compare_summary(rows: list[dict], methods: list[str], peer: str | None, square_seconds: dict) -> list[dict]:
     """Per method: the means over its (photo, style) pairs and its time per square image, each also divided
     by the peer's mean over the same pairs (``ratio_to_peer``; not for the unchanged photo and the peer)."""
@@ -515,6 +556,8 @@ def main() -> None:
     parser.add_argument("--tune", action="store_true",
                         help="choose Gatys' defaults on validation pairs against the peer (writes the 'tune' key)")
     parser.add_argument("--grid", default=TUNE_GRID, help="--tune: settings separated by ';' (default %(default)s)")
+    parser.add_argument("--ship", action="store_true",
+                        help="copy the --stylizer and --adain runs into the zoo with the measures of the last --compare")
     parser.add_argument("--no-save", action="store_true",
                         help="--compare: print only; write neither the results file nor the contact sheet")
     args = parser.parse_args()
@@ -527,6 +570,9 @@ def main() -> None:
     path = Path(__file__).parent / "results" / "style_transfer.json"
     if path.is_file():
         previous = json.loads(path.read_text())
+    if args.ship:
+        ship(args, previous)
+        return
     if args.compare or args.tune:
         args.size = args.size or 512
         result = compare(args, photos, styles)

@@ -9,6 +9,7 @@ from PIL import Image
 
 from pixelforge.api import load
 from pixelforge.cli import main
+from pixelforge.pipelines.style import load_rgb
 from pixelforge.pipelines.stylizer import OnnxStylizer, StylizerPipeline, export_onnx, load_stylizer
 from tests.synthetic import UNUSUAL_MODES, save_claiming_size, save_in_mode
 
@@ -162,7 +163,7 @@ def test_huge_images_are_downscaled_with_a_message(stylizer_run, files, tmp_path
     (["{content}", "--model", "{adain}"], "give the style image with --style"),
     (["{content}", "--model", "{adain}", "--style", "{style}", "--alpha", "1.5"], "--alpha must be between"),
     (["{content}", "--model", "{gan}"], "is a gan run; --model needs a style run"),
-    (["{content}", "--model", "{notes}"], "neither a run directory nor an .onnx file"),
+    (["{content}", "--model", "{notes}"], "neither a run directory, an .onnx file nor a shipped style model"),
     (["{content}", "--model", "{fake_onnx}"], "cannot load"),
     (["{notes}", "--model", "{ff}"], "cannot read"),
     (["{tiny}", "--model", "{ff}"], "need at least 16 px"),
@@ -263,3 +264,33 @@ def test_resume_continues_from_the_run_alone(files, tmp_path):
     assert [r["step"] for r in records] == [1, 2]
     assert main(["train", "stylizer", "--resume", "--run-dir", str(run), "--max-steps", "3", "--no-progress",
                  "--style", str(files / "styles/s0.png")]) == 2
+
+
+def test_shipped_style_weights_load_from_the_zoo_in_the_cli_and_the_api(stylizer_run, adain_run, files, tmp_path,
+                                                                        monkeypatch, capsys):
+    from safetensors.torch import load_file
+
+    import pixelforge.zoo as zoo
+    from pixelforge.pipelines.stylizer import export_stylizer
+
+    for run, name in ((stylizer_run, "tiny-ff-v0"), (adain_run, "tiny-adain-v0")):
+        path = export_stylizer(run, name, "pixelforge train ...", {"data": "three photos"}, dest=tmp_path)
+        card = json.loads((tmp_path / f"{name}.json").read_text())
+        assert card["family"] == "style" and card["data"] == "three photos" and card["steps"] == 2
+        assert all(t.dtype == torch.float16 for t in load_file(str(path)).values() if t.is_floating_point())
+    monkeypatch.setattr(zoo.catalog, "ZOO_DIR", tmp_path)
+    content = load_rgb(files / "content.png", None)
+    for name, run, style in (("tiny-ff-v0", stylizer_run, None), ("tiny-adain-v0", adain_run,
+                                                                    load_rgb(files / "styles/s1.png", None))):
+        shipped, own = load(f"zoo:{name}", device="cpu"), load_stylizer(run, device="cpu")
+        assert shipped.name == f"zoo:{name}" and shipped.path is None
+        assert (shipped.run_tensor(content, style) - own.run_tensor(content, style)).abs().max() < 0.02  # fp16
+    out = tmp_path / "shipped.png"
+    assert main(["stylize", str(files / "content.png"), "--model", "zoo:tiny-adain-v0", "--style",
+                 str(files / "styles/s1.png"), "-o", str(out)]) == 0
+    assert Image.open(out).size == (61, 45)
+    assert main(["stylize", str(files / "content.png"), "--model", "zoo:nope", "-o", str(out)]) == 2
+    assert "shipped: zoo:tiny-adain-v0, zoo:tiny-ff-v0" in capsys.readouterr().err
+    assert main(["stylize", str(files / "content.png"), "--model", "zoo:tiny-ff-v0", "--runtime", "onnx",
+                 "-o", str(out)]) == 2
+    assert "shipped style models run in torch" in capsys.readouterr().err

@@ -35,6 +35,7 @@ def _api_defaults() -> dict:
     from pixelforge.pipelines.gan import GANPipeline
     from pixelforge.pipelines.overfit_codec import OverfitCodecPipeline
     from pixelforge.pipelines import style as style_pipeline
+    from pixelforge.pipelines import stylizer as stylizer_pipeline
     from pixelforge.pipelines.style import stylize
     from pixelforge.pipelines.stylizer import StylizerPipeline
 
@@ -53,6 +54,7 @@ def _api_defaults() -> dict:
             ("style", "stylize", "match_colors"): style_pipeline.DEFAULT_MATCH_COLORS,
             ("style", "texture", "seed"): _default(stylize, "seed"),
             ("style", "model", "alpha"): _default(StylizerPipeline.run_tensor, "alpha"),
+            ("style", "model", "model"): "zoo:" + stylizer_pipeline.SHIPPED_ADAIN,
             ("compress", "overfit", "quality"): OverfitCodecPipeline.default_quality,
             ("compress", "compress", "model"): "zoo:" + _default(load_shipped_codec, "name")}
 

@@ -159,3 +159,21 @@ def test_trained_models_in_the_style_tab(client):
     assert refused.status_code == 400 and "give the style image" in refused.json()["error"]
     refused = post(client, "style", "model", files(style=False), model="gan")
     assert refused.status_code == 400 and "needs a style run" in refused.json()["error"]
+
+
+def test_the_shipped_models_work_out_of_the_box(client):
+    from pixelforge.pipelines.stylizer import SHIPPED_ADAIN
+    from pixelforge.zoo import list_pretrained
+
+    assert SHIPPED_ADAIN in list_pretrained("style")
+    tab = next(t for t in client.get("/api/tabs").json()["tabs"] if t["name"] == "style")
+    model_form = next(a for a in tab["actions"] if a["name"] == "model")
+    assert next(f for f in model_form["fields"] if f["name"] == "model")["default"] == f"zoo:{SHIPPED_ADAIN}"
+    r = post(client, "style", "model", files(), model=f"zoo:{SHIPPED_ADAIN}")
+    assert r.status_code == 200, r.text
+    result = arr(image_at(client, r.json()["images"][-1]["url"]))
+    assert result.shape == (40, 48, 3) and result.std() > 0.02  # a picture, not a flat field
+    for name in (n for n in list_pretrained("style") if n != SHIPPED_ADAIN):  # feed-forward: no style image
+        r = post(client, "style", "model", files(style=False), model=f"zoo:{name}")
+        assert r.status_code == 200, r.text
+        assert [i["title"] for i in r.json()["images"]] == ["content", "result"]

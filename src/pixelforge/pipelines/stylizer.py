@@ -39,6 +39,7 @@ from ..runtime import Runtime
 from ..training import Trainer
 from ..data.transforms import patches
 from ..training.style import AdaINTask, AdaINTrainConfig, StylizerTask, StylizerTrainConfig
+from ..zoo.catalog import export_run, list_pretrained, load_network, shipped_name
 from .common import load_weights_into, open_model, samples_report, start_session
 from .style import load_rgb, stylize, synthesize_texture
 
@@ -51,6 +52,7 @@ DEFAULT_ALPHA = 1.0  # AdaIN: 0 = the content's features, 1 = the full style
 RUNTIMES = ("torch", "onnx")
 FRAME_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 ONNX_MAGIC = "pixelforge-stylizer-1"
+SHIPPED_ADAIN = "photos-adain-v1"  # the studio's Style tab starts with it (pixelforge/zoo/MODEL_CARDS.md)
 
 
 # ----------------------------------------------------------------------------- training
@@ -273,11 +275,12 @@ def _save(image: Image.Image, path: Path) -> None:
 class StylizerPipeline(_Stylizer):
     """A trained feed-forward stylizer or AdaIN model in torch (fp32, or bf16 autocast + channels_last)."""
 
-    def __init__(self, net: TransformerNet | AdaINNet, path: Path | None = None, precision: str = "fp32"):
+    def __init__(self, net: TransformerNet | AdaINNet, path: Path | None = None, precision: str = "fp32",
+                 name: str | None = None):
         self.net = net.eval()
-        self.path = path
+        self.path = path  # the run directory; None for shipped weights
         self.kind = net.family_kind
-        self.name = f"run:{path}" if path else self.kind
+        self.name = name or (f"run:{path}" if path else self.kind)
         self.device = next(net.parameters()).device
         self.precision = precision
         if precision == "bf16":
@@ -302,11 +305,28 @@ def load_stylizer(run_dir: str | os.PathLike, device: str = "auto", precision: s
     """A style run (feed-forward or AdaIN) rebuilt from config.json and its latest safetensors."""
     r, _, net, runtime = open_model(run_dir, "style", device)
     load_weights_into(r, net, "style")
+    return StylizerPipeline(net.to(runtime.device), r.path, _precision(precision, device))
+
+
+def load_shipped_stylizer(name: str, device: str = "auto", precision: str = "fp32") -> StylizerPipeline:
+    """Shipped style weights, feed-forward or AdaIN (see ``pixelforge/zoo/MODEL_CARDS.md``)."""
+    net, _ = load_network(name, "style")
+    runtime = Runtime.create(device, "fp32")
+    return StylizerPipeline(net.to(runtime.device), None, _precision(precision, device), name=f"zoo:{name}")
+
+
+def _precision(precision: str, device: str) -> str:
     if precision == "auto":
         precision = Runtime.create(device, "auto").precision
     if precision not in ("fp32", "bf16"):
         raise PixelforgeError(f"style models run in fp32 or bf16, not {precision}")
-    return StylizerPipeline(net.to(runtime.device), r.path, precision)
+    return precision
+
+
+def export_stylizer(run_dir: str | os.PathLike, name: str, command: str, extra: dict | None = None,
+                    dest: Path | None = None) -> Path:
+    """Copy a style run's weights (fp16 safetensors) and a JSON card into the zoo."""
+    return export_run(run_dir, name, "style", command, extra, dest)
 
 
 # ----------------------------------------------------------------------------- ONNX
@@ -416,12 +436,19 @@ class OnnxStylizer(_Stylizer):
 def open_stylizer(model: str | os.PathLike, runtime: str = "torch", device: str = "cpu",
                   precision: str = "fp32") -> _Stylizer:
     """``--model``: a style run directory (torch, or ``runtime="onnx"``: its export, made on first use
-    as RUN/model.onnx) or an exported .onnx file."""
+    as RUN/model.onnx), an exported .onnx file, or shipped weights (``zoo:NAME``; torch only)."""
     path = Path(model)
     if path.suffix.lower() == ".onnx":
         return OnnxStylizer(path)
     if not path.is_dir():
-        raise PixelforgeError(f"--model {model}: neither a run directory nor an .onnx file")
+        shipped = list_pretrained("style")
+        if shipped_name(model) in shipped:
+            if runtime != "torch":
+                raise PixelforgeError(f"shipped style models run in torch; for ONNX Runtime export one first "
+                                      f"(pixelforge.export_onnx(pixelforge.load('zoo:{shipped_name(model)}'), FILE))")
+            return load_shipped_stylizer(shipped_name(model), device=device, precision=precision)
+        raise PixelforgeError(f"--model {model}: neither a run directory, an .onnx file nor a shipped style model "
+                              f"(shipped: {', '.join('zoo:' + n for n in shipped) or 'none'})")
     family = Run.open(path).config.get("family")
     if family != "style":
         raise RunError(f"{path} is a {family} run; --model needs a style run "
@@ -438,8 +465,8 @@ def open_stylizer(model: str | os.PathLike, runtime: str = "torch", device: str 
 
 
 FAMILY = Family(
-    "style", load_stylizer, export_onnx=export_onnx,
-    exports=(StylizerPipeline, OnnxStylizer, export_onnx, stylize, synthesize_texture),
+    "style", load_stylizer, load_shipped=load_shipped_stylizer, export_onnx=export_onnx,
+    exports=(StylizerPipeline, OnnxStylizer, export_onnx, export_stylizer, stylize, synthesize_texture),
     description="style transfer: feed-forward and AdaIN networks (Gatys optimisation needs no run)",
     commands=(
         TrainCommand("stylizer", "train a fast feed-forward style network for one --style on photos (folder:PATH)",

@@ -22,6 +22,7 @@ from ...errors import PixelforgeError
 from ..forms import Action, Field, Result, Tab, module_exists
 
 STYLIZE = "pixelforge.pipelines.style:stylize"
+STYLIZER = "pixelforge.pipelines.stylizer"
 STYLIZE_SCALES = FromAPI(STYLIZE, "scales")
 METHODS = FromAPI("pixelforge.pipelines.style:OPTIMIZERS")
 MAX_SIZE = 512
@@ -144,7 +145,7 @@ def model_action(studio, v: dict) -> Result:
     if pipe.kind == "adain":
         metrics["alpha"] = alpha
         images.append(("style", studio.save(style.convert("RGB"))))
-    else:
+    elif pipe.path is not None:  # a run keeps the style it was trained on; shipped weights do not
         from ...pipelines.style import load_rgb
 
         images.append(("style (trained)", studio.save(_as_pil(load_rgb(pipe.path / "style.png", None)))))
@@ -193,8 +194,10 @@ TAB = Tab(
             Field("seed", "int", "Seed", FromAPI(STYLIZE, "seed"), 0, 2**31 - 1),
         ], texture_action),
         Action("model", "Trained model", [
-            Field("model", "run", "Model", families=["style"],
-                  help="a feed-forward stylizer run (its style is built in) or an AdaIN run (any style image)"),
+            Field("model", "run", "Model", FromAPI(f"{STYLIZER}:SHIPPED_ADAIN", then=lambda name: f"zoo:{name}"),
+                  families=["style"],
+                  help="a feed-forward stylizer (its style is built in) or an AdaIN model (any style image): "
+                       "shipped, or a run"),
             Field("content", "image", "Content image", help=f"scaled down to {MAX_MODEL_SIZE} px if larger"),
             Field("style", "image", "Style image (AdaIN runs)", required=False,
                   help="AdaIN runs only; leave empty for a feed-forward stylizer"),
