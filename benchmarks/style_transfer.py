@@ -438,7 +438,12 @@ def parse_grid(text: str) -> list[dict]:
             key, _, value = item.partition("=")
             if key not in TUNABLE:
                 raise SystemExit(f"--grid: {key!r} is not one of {', '.join(TUNABLE)}")
-            settings[key] = TUNABLE[key](value)
+            try:
+                settings[key] = TUNABLE[key](value)
+            except ValueError:
+                raise SystemExit(f"--grid: {key}={value!r} is not a {TUNABLE[key].__name__}") from None
+        if settings in grid:
+            raise SystemExit(f"--grid: {setting_label(settings)} is listed twice")
         if settings:
             grid.append(settings)
     return grid
@@ -453,7 +458,7 @@ def choose_settings(summary: list[dict], grid: list[dict], peer: str | None) -> 
     scores = {}
     for entry, settings in zip((e for e in summary if e["method"].startswith("Gatys ")), grid):
         ratios = entry["ratio_to_peer"]
-        oriented = [ratios[k] if HIGHER_IS_BETTER[k] else 1 / ratios[k] for k in MEASURES]
+        oriented = [ratios[k] if HIGHER_IS_BETTER[k] else 1 / max(ratios[k], 1e-12) for k in MEASURES]
         if entry["means"]["seconds_square"] <= GATYS_SECONDS_LIMIT:
             scores[entry["method"]] = (min(oriented), settings)
     if not scores:
@@ -481,6 +486,8 @@ def ship(args, results: dict) -> None:
     and the run's measures from the results file's ``compare`` (which must have been made with these runs)."""
     from pixelforge.pipelines.stylizer import SHIPPED_ADAIN, export_stylizer
 
+    if args.stylizer is None and args.adain is None:
+        raise SystemExit("--ship: name the runs to ship with --stylizer RUN and/or --adain RUN")
     compare = results.get("compare", {})
     for kind, run, name in (("feed-forward", args.stylizer, SHIPPED_FEED_FORWARD), ("adain", args.adain, SHIPPED_ADAIN)):
         if run is None:

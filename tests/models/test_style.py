@@ -253,6 +253,23 @@ def test_scale_plan_halves_the_image_and_weights_steps_towards_coarse_scales():
     assert _scale_plan((300, 400), 2, 3, shortest=16) == [((150, 200), 1), ((300, 400), 1)]
 
 
+def test_coarse_scales_a_style_image_could_not_be_seen_at_are_left_out(offline):
+    from pixelforge.pipelines.style import _scale_plan
+
+    # A 4:1 style is 16 px tall at 64 px: every coarser scale would shrink it below the 16 px minimum.
+    assert _scale_plan((64, 64), 9, 3, shortest=16, others=[(16, 64)]) == [((64, 64), 9)]
+    result = stylize(_pattern(64, 64, seed=1), _pattern(16, 64, seed=2), size=64, steps=3, scales=3,
+                     backbone=offline, progress=False)
+    assert result.image.shape == (3, 64, 64) and {h["side"] for h in result.history} == {64}
+
+
+def test_intermediate_saves_are_at_the_full_size(offline):
+    saved = []
+    stylize(_pattern(32, 48, seed=1), _pattern(32, 32, seed=2), size=48, steps=6, scales=2, save_every=2,
+            on_save=lambda step, r: saved.append((step, tuple(r.image.shape))), backbone=offline, progress=False)
+    assert saved == [(2, (3, 32, 48)), (4, (3, 32, 48))]
+
+
 def test_coarse_to_fine_optimises_every_scale_and_ends_at_full_size(offline):
     result = stylize(_pattern(32, 48, seed=1), _pattern(32, 32, seed=2), size=48, steps=9, scales=2,
                      backbone=offline, progress=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -124,7 +125,7 @@ def test_limits_are_enforced_with_a_message_before_any_work(client, data, messag
     r = post(client, "style", "stylize", files(), **data)
     assert r.status_code == 400 and message in r.json()["error"], r.text
     if "too much work" in message:
-        assert "at 512 px use at most 50 steps" in r.json()["error"] and "pixelforge stylize" in r.json()["error"]
+        assert "at 512 px use at most 197 steps" in r.json()["error"] and "pixelforge stylize" in r.json()["error"]
 
 
 def test_missing_images_are_named(client):
@@ -141,6 +142,16 @@ def test_check_work_names_what_fits():
     style_tab.check_work(256, 200)
     with pytest.raises(Exception, match=r"at 200 steps at most 256 px"):
         style_tab.check_work(300, 200)
+    # Coarse to fine: the coarse scales' steps are cheap, so more fits; the suggestions are what passes.
+    style_tab.check_work(300, 200, scales=3)
+    with pytest.raises(Exception) as refused:
+        style_tab.check_work(512, 300, scales=3)
+    steps, size = map(int, re.search(r"at most (\d+) steps, or at 300 steps at most (\d+) px", str(refused.value)).groups())
+    style_tab.check_work(512, steps, scales=3)
+    style_tab.check_work(size, 300, scales=3)
+    for too_much in ((512, steps + 1), (size + 1, 300)):
+        with pytest.raises(Exception, match="too much work"):
+            style_tab.check_work(*too_much, scales=3)
 
 
 def test_trained_models_in_the_style_tab(client):

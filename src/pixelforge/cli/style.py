@@ -25,7 +25,8 @@ def add_parsers(sub) -> None:
     st.add_argument("--style", default=None, help="style image(s), comma-separated: a.png or a.png,b.png")
     _add_style_args(st, texture=False)
     ml = st.add_argument_group("trained models (--model)")
-    ml.add_argument("--model", default=None, help="a style run (train stylizer / train adain) or an exported .onnx")
+    ml.add_argument("--model", default=None, help="a style run (train stylizer / train adain), an exported .onnx, or "
+                                                   "a shipped model (zoo:photos-adain-v1, zoo:photos-stylizer-mosaic-v1)")
     ml.add_argument("--runtime", choices=FromAPI(f"{STYLIZER}:RUNTIMES"), metavar="RUNTIME",
                     default=MODEL_ONLY["runtime"],
                     help="%(choices)s (default %(default)s); onnx: run the model's ONNX export with ONNX Runtime "

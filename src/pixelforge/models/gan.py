@@ -234,7 +234,9 @@ def build_dcgan(cfg: GANConfig) -> GAN:
 def _init_weights(module: nn.Module) -> None:
     # DCGAN init: N(0, 0.02) for conv/linear weights, N(1, 0.02) for batch-norm scales. Residual nets
     # use Xavier-uniform convolutions and linear layers instead (SNGAN's), which keep the activations'
-    # scale through many layers.
+    # scale through many layers. Spectral-norm layers keep torch's default init: their ``weight`` is
+    # recomputed from a parametrised original, so writing into it changes nothing (and spectral norm
+    # rescales whatever the init is).
     resnet = module.cfg.arch == "resnet"
     for m in module.modules():
         if resnet and isinstance(m, (nn.Conv2d, nn.Linear)):

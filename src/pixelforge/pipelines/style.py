@@ -149,7 +149,8 @@ def stylize(content: ImageLike | None, styles: ImageLike | Sequence[ImageLike], 
     """Render ``content`` in the style of ``styles`` (see the module docstring); returns a :class:`StyleResult`.
 
     ``content=None`` synthesises a texture (style loss only) of ``texture_size`` (default size x size)
-    from noise. ``backbone`` is a name (offline, vgg19, vgg16) or a backbone module. ``on_save`` is
+    from noise, with the weights and scales given here; :func:`synthesize_texture` has the defaults
+    that suit textures. ``backbone`` is a name (offline, vgg19, vgg16) or a backbone module. ``on_save`` is
     called with (step, result so far) every ``save_every`` steps. ``match_colors`` (default
     :data:`DEFAULT_MATCH_COLORS`, never with ``preserve_color``) gives the content the styles' colour distribution before the optimisation
     (:func:`pixelforge.colour.transfer_colours`); the recoloured photo is both the start and the content
@@ -218,15 +219,14 @@ def stylize(content: ImageLike | None, styles: ImageLike | Sequence[ImageLike], 
     history: list[dict[str, float]] = []
 
     def result(x: Tensor) -> StyleResult:
+        """The image so far at the full size (a coarse scale's image upsampled)."""
         with torch.no_grad():
-            image = x.detach()[0].cpu()
+            image = _resize(x.detach(), shape)[0].cpu()
             if preserve_color:
-                chroma = original_chroma if image.shape[1:] == original_chroma.shape[1:] else _resize(
-                    original_chroma[None], image.shape[1:])[0]
-                image = ycbcr_to_rgb(torch.cat([image, chroma], dim=0))
+                image = ycbcr_to_rgb(torch.cat([image, original_chroma], dim=0))
             return StyleResult(image.clamp(0, 1), list(history))
 
-    plan = _scale_plan(shape, steps, scales, shortest)
+    plan = _scale_plan(shape, steps, scales, shortest, [tuple(s.shape[1:]) for s in style_rgbs])
     bar = tqdm(total=steps, desc="texture" if texture else "stylize", file=sys.stderr,
                disable=not progress or None, unit="step")
     x = None
@@ -254,12 +254,17 @@ def _resize(images: Tensor, hw: tuple[int, int]) -> Tensor:
                                            align_corners=False).clamp(0, 1)
 
 
-def _scale_plan(shape: tuple[int, int], steps: int, scales: int, shortest: int) -> list[tuple[tuple[int, int], int]]:
-    """[(image shape, steps)] from coarse to fine: shapes halved per coarser scale (those the feature
-    network cannot see, and the coarsest when there are fewer steps than scales, are left out), steps
-    weighted 2^k towards the coarse scales and summing to ``steps``."""
+def _scale_plan(shape: tuple[int, int], steps: int, scales: int, shortest: int,
+                others: Sequence[tuple[int, int]] = ()) -> list[tuple[tuple[int, int], int]]:
+    """[(image shape, steps)] from coarse to fine: shapes halved per coarser scale, steps weighted 2^k
+    towards the coarse scales and summing to ``steps``. Left out: scales at which the image or one of
+    ``others`` (the style images, scaled alike) is smaller than the feature network can see, and the
+    coarsest scales when there are fewer steps than scales."""
+    def seen(hw: tuple[int, int]) -> bool:
+        return all(min(_scaled(other, hw, shape)) >= shortest for other in (shape, *others))
+
     shapes = [_scaled(shape, (round(max(shape) / 2 ** k),) * 2, shape) for k in reversed(range(scales))]
-    shapes = [hw for hw in shapes[:-1] if min(hw) >= shortest and hw != shape] + [shape]
+    shapes = [hw for hw in shapes[:-1] if seen(hw) and hw != shape] + [shape]
     shapes = list(dict.fromkeys(shapes))[-steps:]  # at least one step per scale
     weights = [2.0 ** (len(shapes) - 1 - i) for i in range(len(shapes))]
     counts = [max(1, int(steps * w / sum(weights))) for w in weights[:-1]]

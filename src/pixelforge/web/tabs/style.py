@@ -11,7 +11,6 @@ weight files the studio cannot ask for.
 
 from __future__ import annotations
 
-import math
 import time
 
 import torch
@@ -33,19 +32,26 @@ MAX_WORK = 256 * 256 * 200  # size^2 x steps: 256 px at 200 L-BFGS steps took ~3
 _BACKBONES: dict[str, torch.nn.Module] = {}
 
 
-def check_work(size: int, steps: int, scales: int = 1) -> None:
-    """Refuse a request whose size^2 x steps is over :data:`MAX_WORK`, naming what would fit; with
-    coarse-to-fine ``scales``, each scale's steps count at that scale's size."""
+def _work(size: int, steps: int, scales: int) -> int:
+    """size^2 x steps of an optimisation, each coarse-to-fine scale's steps counted at that scale's size."""
     from ...pipelines.style import _scale_plan
 
-    work = sum(max(hw) ** 2 * n for hw, n in _scale_plan((size, size), steps, scales, shortest=1))
+    with torch.inference_mode(False):  # the cached backbone must stay usable for gradients
+        net = _backbone(torch.device("cpu"))
+    shortest = net.min_side([net.content_layer, *net.style_layers])
+    return sum(max(hw) ** 2 * n for hw, n in _scale_plan((size, size), steps, scales, shortest))
+
+
+def check_work(size: int, steps: int, scales: int = 1) -> None:
+    """Refuse a request whose work (:func:`_work`) is over :data:`MAX_WORK`, naming what would fit."""
+    work = _work(size, steps, scales)
     if work > MAX_WORK:
-        fit_steps = MAX_WORK // (size * size)
-        fit_size = math.isqrt(MAX_WORK // steps)
+        fit_steps = max((n for n in range(1, steps) if _work(size, n, scales) <= MAX_WORK), default=0)
+        fit_size = max((side for side in range(16, size) if _work(side, steps, scales) <= MAX_WORK), default=0)
         raise PixelforgeError(
-            f"Size x steps: {size} px with {steps} steps ({work // 1000}k px^2 x steps) is too much work for the studio (at most "
-            f"{MAX_WORK // 1000}k px^2 x steps, about 30 s on a CPU); at {size} px use at most {fit_steps} steps, or at "
-            f"{steps} steps at most {fit_size} px; `pixelforge stylize` has no limit")
+            f"Size x steps: {size} px with {steps} steps ({work // 1000}k px^2 x steps) is too much work for the "
+            f"studio (at most {MAX_WORK // 1000}k, about 30 s on a CPU); at {size} px use at most {fit_steps} steps, "
+            f"or at {steps} steps at most {fit_size} px; `pixelforge stylize` has no limit")
 
 
 def _device(studio) -> torch.device:
@@ -124,7 +130,7 @@ MAX_MODEL_SIZE = 1024  # trained models: longest side of the content (larger upl
 
 
 def model_action(studio, v: dict) -> Result:
-    """A trained feed-forward stylizer (its own style) or AdaIN run (the uploaded style, ``alpha``)."""
+    """A shipped or trained feed-forward stylizer (its own style) or AdaIN model (the uploaded style, ``alpha``)."""
     from ...pipelines.stylizer import load_stylizer
 
     pipe = studio.load(v["model"], ["style"], loader=load_stylizer)
@@ -159,7 +165,8 @@ def _method(default: str | FromAPI, help: str) -> Field:
 
 def _steps(default: int) -> Field:
     return Field("steps", "int", "Steps", default, 1, MAX_STEPS, 1,
-                 help=f"at most {MAX_STEPS}, and size^2 x steps at most that of 256 px x 200 steps")
+                 help=f"at most {MAX_STEPS}, and size^2 x steps (coarse scales' steps at their size) at most that "
+                      "of 256 px x 200 steps")
 
 
 TAB = Tab(
@@ -199,8 +206,8 @@ TAB = Tab(
                   help="a feed-forward stylizer (its style is built in) or an AdaIN model (any style image): "
                        "shipped, or a run"),
             Field("content", "image", "Content image", help=f"scaled down to {MAX_MODEL_SIZE} px if larger"),
-            Field("style", "image", "Style image (AdaIN runs)", required=False,
-                  help="AdaIN runs only; leave empty for a feed-forward stylizer"),
+            Field("style", "image", "Style image (AdaIN models)", required=False,
+                  help="AdaIN models only; leave empty for a feed-forward stylizer"),
             Field("alpha", "float", "Style strength alpha (AdaIN)",
                   FromAPI("pixelforge.pipelines.stylizer:DEFAULT_ALPHA"), 0, 1, 0.05,
                   help="0 = the content, 1 = the full style"),
