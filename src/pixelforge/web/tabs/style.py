@@ -32,22 +32,28 @@ MAX_WORK = 256 * 256 * 200  # size^2 x steps: 256 px at 200 L-BFGS steps took ~3
 _BACKBONES: dict[str, torch.nn.Module] = {}
 
 
-def _work(size: int, steps: int, scales: int) -> int:
+def _shortest_side() -> int:
+    """The smallest image side the studio's backbone sees at every layer it uses."""
+    with torch.inference_mode(False):  # the cached backbone must stay usable for gradients
+        net = _backbone(torch.device("cpu"))
+    return net.min_side([net.content_layer, *net.style_layers])
+
+
+def _work(size: int, steps: int, scales: int, shortest: int) -> int:
     """size^2 x steps of an optimisation, each coarse-to-fine scale's steps counted at that scale's size."""
     from ...pipelines.style import _scale_plan
 
-    with torch.inference_mode(False):  # the cached backbone must stay usable for gradients
-        net = _backbone(torch.device("cpu"))
-    shortest = net.min_side([net.content_layer, *net.style_layers])
     return sum(max(hw) ** 2 * n for hw, n in _scale_plan((size, size), steps, scales, shortest))
 
 
 def check_work(size: int, steps: int, scales: int = 1) -> None:
     """Refuse a request whose work (:func:`_work`) is over :data:`MAX_WORK`, naming what would fit."""
-    work = _work(size, steps, scales)
+    shortest = _shortest_side()
+    work = _work(size, steps, scales, shortest)
     if work > MAX_WORK:
-        fit_steps = max((n for n in range(1, steps) if _work(size, n, scales) <= MAX_WORK), default=0)
-        fit_size = max((side for side in range(16, size) if _work(side, steps, scales) <= MAX_WORK), default=0)
+        fit_steps = max((n for n in range(1, steps) if _work(size, n, scales, shortest) <= MAX_WORK), default=0)
+        fit_size = max((side for side in range(16, size) if _work(side, steps, scales, shortest) <= MAX_WORK),
+                       default=0)
         raise PixelforgeError(
             f"Size x steps: {size} px with {steps} steps ({work // 1000}k px^2 x steps) is too much work for the "
             f"studio (at most {MAX_WORK // 1000}k, about 30 s on a CPU); at {size} px use at most {fit_steps} steps, "
