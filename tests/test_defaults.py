@@ -22,7 +22,8 @@ def _default(function, name):
 
 def _api_defaults():
     """(argv, option) -> the API's own default, for the options whose default the API defines."""
-    from pixelforge.apps.augment import augmentation_study, classification_accuracy_score
+    from pixelforge.apps.augment import classification_accuracy_score
+    from pixelforge.apps.scarce_data import budget_study
     from pixelforge.evaluation import evaluate_run
     from pixelforge.models.sr import SRConfig
     from pixelforge.pipelines.autoencoder import AutoencoderPipeline
@@ -47,10 +48,11 @@ def _api_defaults():
                _default(DiffusionPipeline.inpaint, "resample"),
            (("eval", "r"), "n"): _default(evaluate_run, "n"),
            (("eval", "r"), "metrics"): ",".join(_default(evaluate_run, "metrics")),
-           (("augment", "r"), "per_class"): ",".join(map(str, _default(augmentation_study, "sizes"))),
-           (("augment", "r"), "seeds"): len(_default(augmentation_study, "seeds")),
-           (("augment", "r"), "synthetic"): _default(augmentation_study, "synthetic_per_class"),
-           (("augment", "r"), "steps"): _default(augmentation_study, "steps"),
+           (("augment",), "per_class"): ",".join(map(str, _default(budget_study, "budgets"))),
+           (("augment",), "seeds"): len(_default(budget_study, "seeds")),
+           (("augment",), "steps"): ",".join(map(str, _default(budget_study, "steps"))),
+           (("augment",), "gan_steps"): _default(budget_study, "gan_steps"),
+           (("augment",), "data"): _default(budget_study, "data"),
            (("cas", "r"), "per_class"): _default(classification_accuracy_score, "per_class"),
            (("cas", "r"), "steps"): _default(classification_accuracy_score, "steps"),
            (("latent-map", "r"), "n"): _default(AutoencoderPipeline.latent_map, "n"),

@@ -1,10 +1,7 @@
-import json
-
 import torch
 
 import pixelforge
-from pixelforge.apps.augment import (augmentation_study, check_per_class_budget, classification_accuracy_score,
-                                     generated_dataset, real_subset)
+from pixelforge.apps.augment import check_per_class_budget, classification_accuracy_score, generated_dataset, real_subset
 from pixelforge.cli import main
 from pixelforge.data import load_dataset
 
@@ -30,28 +27,9 @@ def test_cas(tiny_conditional_run):
     assert r["train_images"] == 40 and r["test_images"] == 360
 
 
-def test_augmentation_study_writes_table(tiny_conditional_run, tmp_path):
-    res = augmentation_study(tiny_conditional_run, tmp_path, sizes=(2, 4), seeds=(0, 1), synthetic_per_class=2,
-                             steps=2, batch_size=8)
-    assert [r["per_class"] for r in res["rows"]] == [2, 4]
-    assert all(len(r["real"]["runs"]) == 2 for r in res["rows"])
-    assert json.loads((tmp_path / "augmentation.json").read_text())["rows"][0]["per_class"] == 2
-    assert "| 2 |" in (tmp_path / "augmentation.md").read_text()
-    assert (tmp_path / "augmentation.png").is_file()
-
-
 def test_unconditional_gan_is_refused(tiny_run, capsys):
     assert main(["cas", str(tiny_run), "--per-class", "2", "--steps", "1"]) == 2
     assert "not a class-conditional" in capsys.readouterr().err
-    assert main(["augment", str(tiny_run), "--per-class", "a,b"]) == 2
-
-
-def test_unconditional_gan_is_refused_by_the_augmentation_study(tiny_run, tmp_path, capsys):
-    out = tmp_path / "study"
-    assert main(["augment", str(tiny_run), "--per-class", "2", "--seeds", "1", "--steps", "1", "-o", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert "not a class-conditional GAN" in err and "Traceback" not in err
-    assert not out.exists()
 
 
 def test_conditional_runs_of_other_families_are_refused(tmp_path, capsys):
@@ -59,8 +37,9 @@ def test_conditional_runs_of_other_families_are_refused(tmp_path, capsys):
     assert main(["train", "vae", "--data", "digits", "--size", "28", "--width", "8", "--batch-size", "32",
                  "--latent-dim", "2", "--max-steps", "1", "--conditional", "--no-progress", "--run-dir", str(run)]) == 0
     capsys.readouterr()
-    for command in (["cas", str(run), "--per-class", "2"], ["augment", str(run), "--per-class", "2", "--seeds", "1"]):
-        assert main([*command, "--steps", "1"]) == 2
+    for command in (["cas", str(run), "--per-class", "2", "--steps", "1"],
+                    ["augment", str(run), "--data", "digits", "--size", "28", "-o", str(tmp_path / "study")]):
+        assert main(command) == 2
         err = capsys.readouterr().err
         assert "is a autoencoder run; CAS and the augmentation study need a class-conditional GAN run" in err
         assert "Traceback" not in err
@@ -77,11 +56,6 @@ def test_per_class_budget_above_the_smallest_class_is_refused(tiny_conditional_r
     assert main(["cas", str(tiny_conditional_run), "--per-class", str(available + 1), "--steps", "1"]) == 2
     err = capsys.readouterr().err
     assert expected in err and f"use at most {available}" in err and "Traceback" not in err
-    out = tmp_path / "study"
-    assert main(["augment", str(tiny_conditional_run), "--per-class", f"2,{available + 1}", "--seeds", "1",
-                 "--steps", "1", "-o", str(out)]) == 2
-    assert expected in capsys.readouterr().err
-    assert not out.exists()  # refused before any classifier was trained
 
 
 def test_per_class_budget_up_to_the_smallest_class_is_taken(monkeypatch):

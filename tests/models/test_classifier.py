@@ -86,3 +86,40 @@ def test_test_time_augmentation():
     assert torch.allclose(task.predict(x, tta="flip-shift"), expected, atol=1e-5)
     with pytest.raises(PixelforgeError, match="unknown test-time augmentation 'crop10'"):
         ClassifierPipeline(net, net.cfg, ["a", "b", "c"], tta="crop10")
+
+
+def test_mixup_blends_pairs_of_images_and_their_labels():
+    from pixelforge.nn.augment import mixup
+
+    torch.manual_seed(0)
+    x = torch.randn(16, 1, 4, 4)
+    mixed, perm, lam = mixup(x, 0.2)
+    assert 0 <= lam <= 1 and sorted(perm.tolist()) == list(range(16))
+    assert torch.allclose(mixed, lam * x + (1 - lam) * x[perm])
+
+
+def test_mixup_loss_mixes_the_two_labels(monkeypatch):
+    """With mixup the loss is lam * CE(y) + (1 - lam) * CE(y[perm]) of the blended batch."""
+    import torch.nn.functional as F
+
+    import pixelforge.training.classifier as training
+
+    perm = torch.arange(8).flip(0)
+    monkeypatch.setattr(training, "mixup", lambda x, alpha: (0.3 * x + 0.7 * x[perm], perm, 0.3))
+    torch.manual_seed(0)
+    net = create_model("cnn", image_size=8, num_classes=2, width=4, blocks=2)
+    task = ClassifierTask(net, ClassifierTrainConfig(augment="", mixup=0.2, label_smoothing=0.0, lr=1e-9),
+                          Runtime.create("cpu", "fp32"))
+    x, y = torch.randn(8, 1, 8, 8), torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    net.train()  # batch statistics and dropout as in the step, with the same seed
+    with torch.no_grad():
+        torch.manual_seed(1)
+        logits = net(0.3 * x + 0.7 * x[perm])
+    expected = 0.3 * F.cross_entropy(logits, y) + 0.7 * F.cross_entropy(logits, y[perm])
+    torch.manual_seed(1)
+    assert task.step(x, y)["loss"] == pytest.approx(expected.item(), rel=1e-4)
+
+
+def test_mixup_is_checked():
+    with pytest.raises(PixelforgeError, match="mixup must be in"):
+        ClassifierTrainConfig(mixup=-1)

@@ -1,19 +1,14 @@
-"""Generative data augmentation and the Classification Accuracy Score.
+"""The Classification Accuracy Score, and the helpers of the augmentation study
+(:mod:`pixelforge.apps.scarce_data`).
 
-Both ask whether a class-conditional generator learnt the classes, by handing its
-samples to a classifier:
-
-- **CAS** (Ravuri & Vinyals 2019): train the classifier *only* on generated images,
-  test it on the real test set, and put the accuracy beside the same classifier trained
-  on as many real images for the same number of steps.
-- **Augmentation**: train on a small labelled real subset (k images per class), with and
-  without generated images added, for several seeds; report mean +- std test accuracy.
+**CAS** (Ravuri & Vinyals 2019) asks whether a class-conditional generator learnt the classes:
+train a classifier *only* on generated images, test it on the real test set, and put the
+accuracy beside the same classifier trained on as many real images for the same number of steps.
 """
 
 from __future__ import annotations
 
 import os
-import statistics
 import tempfile
 from pathlib import Path
 
@@ -22,9 +17,7 @@ import torch
 from .. import dryrun
 from ..data import ImageData, load_dataset
 from ..errors import PixelforgeError
-from ..images import pyplot, save_figure
 from ..pipelines.classifier import fit_classifier
-from ..runs import atomic_write_json
 
 
 def _conditional_pipe(gan_run):
@@ -102,53 +95,3 @@ def classification_accuracy_score(gan_run: str | os.PathLike, per_class: int = 1
         _, real_acc = fit_classifier(real, test, Path(tmp) / "real", **opts)
     return {"cas": cas, "real_accuracy": real_acc, "per_class": per_class, "steps": steps,
             "train_images": len(fake), "test_images": len(test)}
-
-
-def augmentation_study(gan_run: str | os.PathLike, out_dir: str | os.PathLike, sizes=(50, 100, 500),
-                       seeds=(0, 1, 2), synthetic_per_class: int = 500, steps: int = 400, batch_size: int = 64,
-                       progress: bool = False) -> dict:
-    """Accuracy with and without generated samples for each subset size; writes JSON, Markdown and a plot."""
-    from ..runs import Run
-
-    pipe = _conditional_pipe(gan_run)
-    train, test = _real_splits(Run.open(gan_run).config)
-    check_per_class_budget(train, max(sizes))
-    seeds = tuple(seeds)[:dryrun.cap(len(seeds), "repeats")]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for k in sizes:
-            acc = {"real": [], "real+generated": []}
-            for seed in seeds:
-                real = real_subset(train, k, seed)
-                fake = generated_dataset(pipe, synthetic_per_class, seed=1000 + seed)
-                opts = dict(max_steps=steps, batch_size=min(batch_size, len(real)), seed=seed, progress=progress)
-                acc["real"].append(fit_classifier(real, test, Path(tmp) / f"r{k}-{seed}", **opts)[1])
-                acc["real+generated"].append(fit_classifier(concat(real, fake), test, Path(tmp) / f"a{k}-{seed}",
-                                                            **opts)[1])
-            row = {"per_class": k}
-            for name, vals in acc.items():
-                row[name] = {"mean": statistics.mean(vals), "std": statistics.pstdev(vals), "runs": vals}
-            row["gain"] = row["real+generated"]["mean"] - row["real"]["mean"]
-            rows.append(row)
-    result = {"gan_run": str(gan_run), "synthetic_per_class": synthetic_per_class, "steps": steps,
-              "seeds": list(seeds), "test_images": len(test), "rows": rows}
-    atomic_write_json(out / "augmentation.json", result)
-    lines = ["| real images per class | real only | real + generated | gain |", "|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['per_class']} | {r['real']['mean']:.2%} +- {r['real']['std']:.2%} | "
-                     f"{r['real+generated']['mean']:.2%} +- {r['real+generated']['std']:.2%} | {r['gain']:+.2%} |")
-    (out / "augmentation.md").write_text("\n".join(lines) + "\n")
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    for name in ("real", "real+generated"):
-        ax.errorbar([r["per_class"] for r in rows], [r[name]["mean"] for r in rows],
-                    yerr=[r[name]["std"] for r in rows], marker="o", capsize=3, label=name)
-    ax.set_xscale("log")
-    ax.set_xlabel("real labelled images per class")
-    ax.set_ylabel("test accuracy")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    save_figure(fig, out / "augmentation.png")
-    return result

@@ -12,7 +12,7 @@ DIFFUSION = "pixelforge.pipelines.diffusion"
 LATENT_WALK = "pixelforge.pipelines.gan:GANPipeline.interpolate"  # the two kinds of walk (Family.interpolates)
 CODE_WALK = "pixelforge.pipelines.autoencoder:AutoencoderPipeline.save_interpolation"
 EVALUATE = "pixelforge.evaluation:evaluate_run"
-STUDY = "pixelforge.apps.augment:augmentation_study"
+STUDY = "pixelforge.apps.scarce_data:budget_study"
 CAS = "pixelforge.apps.augment:classification_accuracy_score"
 
 
@@ -78,17 +78,25 @@ def add_parsers(sub) -> None:
     ev.add_argument("--device", default="auto")
     add_sampling_args(ev)
     ev.set_defaults(handler=cmd_eval)
-    a = sub.add_parser("augment", help="does a conditional GAN's data help a classifier trained on few real images?")
-    a.add_argument("run", help="a class-conditional GAN run")
-    a.add_argument("--per-class", default=FromAPI(STUDY, "sizes", then=lambda sizes: ",".join(map(str, sizes))),
+    a = sub.add_parser("augment", help="does generated data help a classifier trained on few real images? "
+                                       "(classic augmentation against generated images, budget by budget)")
+    a.add_argument("run", nargs="?", default=None,
+                   help="optional: a class-conditional GAN run trained elsewhere (e.g. on the whole training split), "
+                        "added as one more arm; the study trains its own generator on each budget's images")
+    a.add_argument("--data", default=FromAPI(STUDY, "data"), help="a labelled dataset with a test split "
+                                                                  "(default %(default)s)")
+    a.add_argument("--size", type=positive_int, default=None, help="image size (default: the dataset's)")
+    a.add_argument("--per-class", default=FromAPI(STUDY, "budgets", then=lambda sizes: ",".join(map(str, sizes))),
                    help="real images per class, comma separated (default %(default)s)")
     a.add_argument("--seeds", type=positive_int, default=FromAPI(STUDY, "seeds", then=len),
-                   help="repetitions per size (default %(default)s)")
-    a.add_argument("--synthetic", type=positive_int, default=FromAPI(STUDY, "synthetic_per_class"),
-                   help="generated images per class (default %(default)s)")
-    a.add_argument("--steps", type=positive_int, default=FromAPI(STUDY, "steps"),
-                   help="classifier training steps (default %(default)s)")
-    a.add_argument("-o", "--output", default=None, help="output folder (default RUN/augmentation)")
+                   help="repetitions per budget (default %(default)s)")
+    a.add_argument("--steps", default=FromAPI(STUDY, "steps", then=lambda steps: ",".join(map(str, steps))),
+                   help="classifier step counts each arm chooses from on validation (default %(default)s)")
+    a.add_argument("--gan-steps", type=positive_int, default=FromAPI(STUDY, "gan_steps"),
+                   help="training steps of each budget's GAN (default %(default)s)")
+    a.add_argument("-o", "--output", default="runs/augment",
+                   help="study folder: budget images, runs, cache and report; a stopped study resumes there "
+                        "(default %(default)s)")
     a.set_defaults(handler=cmd_augment)
     cas = sub.add_parser("cas", help="Classification Accuracy Score of a conditional GAN")
     cas.add_argument("run")
@@ -185,18 +193,24 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def cmd_augment(args) -> int:
-    from ..apps.augment import augmentation_study
-
+def _whole_numbers(text: str, option: str) -> tuple[int, ...]:
     try:
-        sizes = tuple(int(x) for x in args.per_class.split(","))
+        values = tuple(int(x) for x in text.split(","))
     except ValueError:
-        raise PixelforgeError(f"--per-class takes whole numbers, e.g. 50,100,500, not {args.per_class!r}") from None
-    if not sizes or min(sizes) < 1:
-        raise PixelforgeError("--per-class sizes must be at least 1")
-    out = Path(args.output) if args.output else Path(args.run) / "augmentation"
-    augmentation_study(args.run, out, sizes=sizes, seeds=tuple(range(args.seeds)), synthetic_per_class=args.synthetic,
-                       steps=args.steps, progress=True)
+        raise PixelforgeError(f"{option} takes whole numbers separated by commas, not {text!r}") from None
+    if min(values) < 1:
+        raise PixelforgeError(f"{option} values must be at least 1")
+    return values
+
+
+def cmd_augment(args) -> int:
+    from ..apps.scarce_data import budget_study
+
+    budgets = _whole_numbers(args.per_class, "--per-class")
+    steps = _whole_numbers(args.steps, "--steps")
+    out = Path(args.output)
+    budget_study(out, args.data, budgets=budgets, seeds=tuple(range(args.seeds)), steps=steps,
+                 gan_steps=args.gan_steps, generator=args.run, size=args.size, progress=True)
     print((out / "augmentation.md").read_text(), end="")
     print(f"wrote {out}/augmentation.json, augmentation.md, augmentation.png")
     return 0

@@ -79,3 +79,12 @@ def _crop(x):
 
 
 _AUGMENTS = {"color": _color, "translation": _translation, "cutout": _cutout, "flip": _flip, "crop": _crop}
+
+
+def mixup(x: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """mixup (Zhang et al. 2018): ``lam * x + (1 - lam) * x[perm]`` with ``lam ~ Beta(alpha, alpha)``
+    drawn once per batch and ``perm`` a random pairing of the batch; the loss mixes the two
+    labels' cross-entropies with the same ``lam``. Returns (mixed batch, perm, lam)."""
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    perm = torch.randperm(x.shape[0], device=x.device)
+    return lam * x + (1 - lam) * x[perm], perm, lam

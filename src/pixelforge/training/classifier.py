@@ -1,5 +1,5 @@
 """The classifier training task: SGD with Nesterov momentum on label-smoothed cross-entropy,
-random flips and small shifts (black-padded) on the fly, a one-cycle learning rate over the run's budget
+random flips and small shifts (black-padded) on the fly, optionally mixup, a one-cycle learning rate over the run's budget
 (steps or wall-clock, whichever ends first), validation accuracy after every epoch (one view),
 and at the end the accuracy on the reported split (test; a folder's validation images),
 averaged over the image and its mirror when flips are in the augmentation, with a confusion
@@ -19,7 +19,7 @@ from ..errors import PixelforgeError
 from ..family import flag
 from ..models.classifier import TTA_MODES, CNNClassifier, default_tta, tta_logits
 from ..nn import diff_augment, no_sync_unless
-from ..nn.augment import parse_policy
+from ..nn.augment import mixup, parse_policy
 from ..images import plot_confusion
 from ..runs import Run, atomic_write_json
 from ..runtime import Runtime, make_optimizer
@@ -36,6 +36,8 @@ class ClassifierTrainConfig:
     label_smoothing: float = flag(0.1, help="label smoothing of the cross-entropy")
     augment: str = flag("flip,crop", help="comma list of flip,crop,translation,cutout,color; '' for none (flip: "
                                           "mirror, crop: shift by up to 1/16 of the size)")
+    mixup: float = flag(0.0, help="mixup's Beta(a, a) parameter a: each batch is blended with a shuffled copy of "
+                                  "itself, labels too; 0 for none (0.2 is usual)")
     warmup: float = 0.15  # fraction of the budget spent ramping the learning rate up
 
     def __post_init__(self):
@@ -45,6 +47,8 @@ class ClassifierTrainConfig:
             raise PixelforgeError(f"label smoothing must be in [0, 1), not {self.label_smoothing}")
         if not 0 <= self.warmup < 1:
             raise PixelforgeError(f"warmup must be in [0, 1), not {self.warmup}")
+        if not 0 <= self.mixup <= 10:
+            raise PixelforgeError(f"mixup must be in [0, 10], not {self.mixup}")
         parse_policy(self.augment)
 
 
@@ -78,14 +82,19 @@ class ClassifierTask(SingleNetTask):
             g["lr"] = lr
         if self.augment:
             images = self.augment_batch(images)
+        partners, lam = labels, 1.0
+        if self.cfg.mixup:
+            images, perm, lam = mixup(images, self.cfg.mixup)
+            partners = labels[perm]
         self.net_train.train()
         k = self.grad_accum
         self.opt.zero_grad(set_to_none=True)
         loss_sum, correct = 0.0, 0
-        for i, (x, y) in enumerate(zip(images.chunk(k), labels.chunk(k))):
+        for i, (x, y, y2) in enumerate(zip(images.chunk(k), labels.chunk(k), partners.chunk(k))):
             with no_sync_unless(self.net_train, i == k - 1), self.rt.autocast():
                 logits = self.net_train(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=self.cfg.label_smoothing) * (len(y) / len(labels))
+            ce = lambda target: F.cross_entropy(logits.float(), target, label_smoothing=self.cfg.label_smoothing)  # noqa: E731
+            loss = (lam * ce(y) + (1 - lam) * ce(y2) if lam < 1 else ce(y)) * (len(y) / len(labels))
             loss.backward()
             loss_sum += loss.item()
             correct += (logits.argmax(1) == y).sum().item()

@@ -1,0 +1,76 @@
+"""Generated images for a scarce training set, lever by lever: the per-budget study of
+:mod:`pixelforge.apps.scarce_data` on Fashion-MNIST (classic augmentation arms against arms that
+add images from a class-conditional GAN trained on the same few images, and one that adds images
+from a GAN trained on the whole training split, reported apart).
+
+    PIXELFORGE_DATA=../shared/data python benchmarks/scarce_augmentation.py \\
+        [--budgets 10,50,100,500] [--seeds 0,1,2] [--full-generator RUN]
+
+Every choice is made on each budget's own validation images (a tenth of the budget); the test
+split is scored once per arm and seed at the arm's chosen step count. Fits are counted in steps,
+not minutes, so the figures do not depend on the machine's speed. Every fit is cached in
+benchmarks/results/scarce_augmentation_cache.json (the runs in --root), so the study resumes
+across sittings; after each budget the results so far are written to
+benchmarks/results/scarce_augmentation.json and docs/images/scarce_augmentation.png.
+The full-split generator is --full-generator, or else generative_augmentation.py's GAN
+(trained here if missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from _common import RESULTS, commit, write_results
+from generative_augmentation import GAN_RUN, full_split_generator
+
+import pixelforge
+from pixelforge.apps.scarce_data import GAN_STEPS, STEPS, BudgetStudy, write_report
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "images"
+CACHE = RESULTS / "scarce_augmentation_cache.json"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--budgets", default="10,50,100,500", help="real images per class, comma separated")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--steps", default=",".join(map(str, STEPS)), help="classifier step counts to choose from")
+    ap.add_argument("--gan-steps", type=int, default=GAN_STEPS, help="steps of each per-budget GAN")
+    ap.add_argument("--full-generator", default=None, help="a conditional GAN run trained on the whole split")
+    ap.add_argument("--root", default="runs/bench-scarce")
+    args = ap.parse_args()
+
+    full = Path(args.full_generator) if args.full_generator else full_split_generator(Path(GAN_RUN))
+    full_steps = pixelforge.runs.Run.open(full).load_state()["step"]
+    study = BudgetStudy(args.root, "fashion-mnist", steps=[int(s) for s in args.steps.split(",")], full_generator=full,
+                        gan_steps=args.gan_steps, cache=CACHE, progress=True)
+    budgets = [int(b) for b in args.budgets.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    done = []
+    for k in budgets:
+        done.append(k)
+        result = study.run(done, seeds)
+        row = next(r for r in result["rows"] if r["per_class"] == k)
+        for a in row["arms"]:
+            print(f"{k:>4} per class | {a['arm']:<55} | {a['steps']:>5} steps | val {a['val']['mean']:.2%} | "
+                  f"test {a['test']['mean']:.2%} +- {a['test']['std']:.2%}")
+        if row.get("gain"):
+            print(f"{k:>4} per class | best generative ({row['best_generative']}) - best classic "
+                  f"({row['best_classic']}): {row['gain']['mean']:+.2%} +- {row['gain']['std']:.2%} "
+                  f"[{row['target']}: {'met' if row['met'] else 'missed'}]")
+        out = Path(args.root) / "report"
+        write_report(result, out)
+        shutil.copyfile(out / "augmentation.png", DOCS / "scarce_augmentation.png")
+        write_results("scarce_augmentation", {
+            "commit": commit(),
+            "full_generator": {"run": str(full), "steps": full_steps,
+                               "trained_on": "the whole Fashion-MNIST training split (validation images excluded)"},
+            "command": f"python benchmarks/scarce_augmentation.py --budgets {','.join(map(str, sorted(done)))} "
+                       f"--seeds {args.seeds} --steps {args.steps} --gan-steps {args.gan_steps}",
+            **result})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,348 @@
+"""Does generated data help when labelled images are scarce? The per-budget lever study.
+
+For a per-class budget k and a seed, k labelled images of every class are drawn from the
+training split and written to a folder (``ROOT/k{k}-s{seed}/images``, one subfolder per class).
+The folder's fixed validation fraction (:mod:`pixelforge.data.splits`, a tenth: k images in
+all, no more than the budget) is the only validation data: every choice - each arm's classifier
+steps, the best classic and the best generative arm - is made on it. The test split is touched
+once per arm and seed, for the reported number.
+
+Each arm (:data:`ARMS`) is a way to train the classifier on the folder's training images:
+classic augmentation (none; flips and shifts; plus mixup) or generated images added at a ratio
+to the real ones, optionally filtered by a classifier's confidence. The generator of the
+"budget" arms is a class-conditional GAN trained with DiffAugment on the folder's training
+images only, so it has seen exactly what the classifier sees. A "full" generator (optional,
+``full_generator``) was trained on the whole training split: a different experiment, since it
+brings the knowledge of tens of thousands of labelled images, reported apart.
+
+The verdict compares, per seed, the test accuracy of the best generative arm with that of the
+best classic arm (both chosen on validation): at 50 and 100 images per class the generative one
+should win by :data:`TARGET_GAIN` (mean minus one standard deviation of the per-seed gains), and
+at other budgets its mean should not fall below the classic one's by more than that arm's
+standard deviation over the seeds.
+
+Every fit is cached in ``ROOT/study.json`` and every run is kept, so an interrupted study
+resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .. import dryrun
+from ..data import ImageData, load_dataset
+from ..data.splits import MIN_FOLDER_FILES
+from ..errors import PixelforgeError
+from ..images import pyplot, save_figure, save_grid, save_png
+from ..pipelines.classifier import fit_classifier
+from ..runs import Run, atomic_write_json
+from ..training.loop import TrainConfig
+from .augment import _conditional_pipe, check_per_class_budget, concat, generated_dataset, real_subset
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    augment: str = "flip,crop"  # the classifier's on-the-fly augmentation
+    mixup: float = 0.0
+    synthetic: int = 0  # generated images per real training image, class by class
+    generator: str = ""  # "budget" (trained on the same scarce images) or "full" (on the whole split)
+    filtered: bool = False  # keep the generated images a real-data classifier is surest of
+
+    @property
+    def kind(self) -> str:
+        return {"": "classic", "budget": "generative", "full": "full-split generator"}[self.generator]
+
+
+CLASSIC = Arm("flips + shifts")
+ARMS = (
+    Arm("no augmentation", augment=""),
+    CLASSIC,
+    Arm("flips + shifts + mixup", mixup=0.2),
+    Arm("flips + shifts + generated 1:1", synthetic=1, generator="budget"),
+    Arm("flips + shifts + generated 4:1", synthetic=4, generator="budget"),
+    Arm("flips + shifts + generated 4:1, confidence-filtered", synthetic=4, generator="budget", filtered=True),
+    Arm("flips + shifts + generated 4:1 from the full split", synthetic=4, generator="full"),
+)
+BUDGETS = (10, 50, 100, 500)  # real images per class
+SEEDS = (0, 1, 2)
+STEPS = (300, 900)  # the classifier step counts each arm chooses from on validation
+GAN_STEPS = 2000
+GAN_DIFFAUG = "translation,cutout"
+FILTER_POOL = 2  # the filtered arm draws this many times the images it keeps
+TARGET_GAIN = 0.02
+TARGET_BUDGETS = (50, 100)  # where generated data must win by TARGET_GAIN; at larger budgets not lose
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
+
+
+def write_budget_folder(data: ImageData, per_class: int, seed: int, folder: Path) -> Path:
+    """``per_class`` images of every class of ``data`` (:func:`real_subset`) as PNGs in one
+    subfolder per class, named ``NN-class`` so that the folder's sorted classes keep the
+    dataset's label order. Written once; an existing folder is reused."""
+    if (folder / ".complete").exists():
+        return folder
+    subset = real_subset(data, per_class, seed)
+    for i, (image, label) in enumerate(zip(subset.images, subset.labels.tolist())):
+        arr = image.permute(1, 2, 0).numpy()
+        save_png(arr[:, :, 0] if arr.shape[2] == 1 else arr,
+                 folder / f"{label:02d}-{_slug(data.classes[label])}" / f"{i:05d}.png")
+    (folder / ".complete").write_text("")
+    return folder
+
+
+def budget_generator(folder: Path, run: Path, size: int, channels: int, seed: int, steps: int = GAN_STEPS,
+                     progress: bool = False):
+    """The class-conditional GAN (the default recipe plus DiffAugment) trained on the training
+    images of ``folder`` for ``steps`` steps (in batches no larger than those images); resumed
+    where a run stopped, reused when done."""
+    from ..api import load
+    from ..pipelines.gan import train_gan
+
+    steps = dryrun.cap(steps, "steps")
+    images = load_dataset(f"folder:{folder}", size=size, channels=channels)
+    if run.is_dir() and Run.open(run).load_state()["step"] >= steps:
+        return load(run)
+    resume = run.is_dir()
+    return train_gan(None if resume else f"folder:{folder}", run, resume=resume, conditional=True,
+                     max_steps=steps, diffaug=GAN_DIFFAUG, seed=seed, progress=progress,
+                     **({} if resume else {"size": size, "channels": channels,
+                                           "batch_size": min(TrainConfig.batch_size, len(images))}))
+
+
+def confidence_filtered(pipe, judge, per_class: int, seed: int) -> ImageData:
+    """``per_class`` generated images of every class: the surest of ``FILTER_POOL`` times as
+    many, by the probability ``judge`` (a classifier trained on the same real images) gives the
+    class they were generated for."""
+    pool = generated_dataset(pipe, per_class * FILTER_POOL, seed)
+    confidence = judge.predict(pool.images).gather(1, pool.labels[:, None]).squeeze(1)
+    keep = []
+    for c in range(pipe.cfg.num_classes):
+        members = (pool.labels == c).nonzero().flatten()
+        keep.append(members[confidence[members].argsort(descending=True)[:per_class]])
+    keep = torch.cat(keep)
+    return dataclasses.replace(pool, images=pool.images[keep], labels=pool.labels[keep])
+
+
+class BudgetStudy:
+    """One study: ``root`` holds the budget folders, the generator and classifier runs, and the cache."""
+
+    def __init__(self, root: str | os.PathLike, data: str = "fashion-mnist", arms=ARMS, steps=STEPS,
+                 full_generator: str | os.PathLike | None = None, gan_steps: int = GAN_STEPS,
+                 cache: str | os.PathLike | None = None, size: int | None = None, progress: bool = False):
+        """``data``: a labelled dataset with a test split, at its own size or ``size``;
+        ``full_generator``: a class-conditional GAN run for the full-split arm (left out without one);
+        ``cache``: the JSON file of every fit's accuracies (default ``root/study.json``)."""
+        self.root = Path(root)
+        self.data_spec = data
+        self.arms = tuple(a for a in arms if a.generator != "full" or full_generator)
+        self.steps = tuple(steps)
+        self.full_generator = full_generator
+        self.gan_steps = gan_steps
+        self.progress = progress
+        self.train = load_dataset(data, size=size)
+        if not self.train.num_classes:
+            raise PixelforgeError(f"{data} has no classes; the augmentation study needs labelled images")
+        try:
+            self.test = load_dataset(data, split="test", size=self.train.size, channels=self.train.channels)
+        except PixelforgeError as e:
+            raise PixelforgeError(f"the augmentation study reports on a test split, which {data} lacks ({e})") from None
+        self.cache_path = Path(cache) if cache else self.root / "study.json"
+        self.cache = json.loads(self.cache_path.read_text()) if self.cache_path.exists() else {}
+        self._pipes: dict = {"full": self._full_generator()} if full_generator else {}
+
+    # -- data and generators --------------------------------------------------------------
+    def folder(self, k: int, seed: int) -> Path:
+        return write_budget_folder(self.train, k, seed, self.root / f"k{k}-s{seed}" / "images")
+
+    def split(self, k: int, seed: int, split: str) -> ImageData:
+        d = load_dataset(f"folder:{self.folder(k, seed)}", size=self.train.size, channels=self.train.channels,
+                         split=split)
+        return dataclasses.replace(d, classes=list(self.train.classes))
+
+    def _full_generator(self):
+        pipe = _conditional_pipe(self.full_generator)
+        if (pipe.cfg.image_size, pipe.cfg.channels, pipe.cfg.num_classes) != (
+                self.train.size, self.train.channels, self.train.num_classes):
+            raise PixelforgeError(
+                f"{self.full_generator} makes {pipe.cfg.image_size} px, {pipe.cfg.channels}-channel images of "
+                f"{pipe.cfg.num_classes} classes; {self.data_spec} has {self.train.size} px, "
+                f"{self.train.channels}-channel images of {self.train.num_classes}")
+        return pipe
+
+    def generator(self, arm: Arm, k: int, seed: int):
+        if arm.generator == "full":
+            return self._pipes["full"]
+        key = (k, seed)
+        if key not in self._pipes:
+            run = self.root / f"k{k}-s{seed}" / "gan"
+            pipe = budget_generator(self.folder(k, seed), run, self.train.size, self.train.channels, seed,
+                                    self.gan_steps, self.progress)
+            self._pipes[key] = pipe
+            labels = torch.arange(pipe.cfg.num_classes).repeat_interleave(10)
+            z = torch.randn(len(labels), pipe.cfg.latent_dim, generator=torch.Generator().manual_seed(0))
+            save_grid(pipe.generate(z, labels), run / "per_class.png", nrow=10)
+        return self._pipes[key]
+
+    def training_set(self, arm: Arm, k: int, seed: int) -> ImageData:
+        real = self.split(k, seed, "train")
+        if not arm.synthetic:
+            return real
+        pipe = self.generator(arm, k, seed)
+        per_class = arm.synthetic * max(1, round(len(real) / real.num_classes))
+        if arm.filtered:
+            judge, _ = self.classifier(CLASSIC, k, seed, self.chosen_steps(CLASSIC, k))
+            fake = confidence_filtered(pipe, judge, per_class, seed=1000 + seed)
+        else:
+            fake = generated_dataset(pipe, per_class, seed=1000 + seed)
+        return concat(real, fake)
+
+    # -- classifiers and the cache --------------------------------------------------------
+    def _key(self, arm: Arm, k: int, seed: int, steps: int) -> str:
+        return f"{k}|{seed}|{arm.name}|{steps}"
+
+    def _save(self) -> None:
+        atomic_write_json(self.cache_path, self.cache)
+
+    def classifier(self, arm: Arm, k: int, seed: int, steps: int):
+        """The arm's classifier for budget ``k`` and ``seed`` at ``steps`` steps (trained once,
+        then loaded), with its cache entry (validation accuracy)."""
+        from ..api import load
+
+        key = self._key(arm, k, seed, steps)
+        run = self.root / f"k{k}-s{seed}" / "classifiers" / f"{_slug(arm.name)}-{steps}"
+        entry = self.cache.get(key)
+        if entry is not None and run.is_dir():
+            return load(run), entry
+        train = self.training_set(arm, k, seed)
+        pipe, _ = fit_classifier(train, None, run, max_steps=steps, batch_size=min(64, len(train)), seed=seed,
+                                 augment=arm.augment, mixup=arm.mixup, progress=self.progress)
+        val = self.split(k, seed, "val")
+        entry = {"val_accuracy": pipe.accuracy(val.images, val.labels), "train_images": len(train),
+                 "val_images": len(val)}
+        self.cache[key] = entry
+        self._save()
+        return pipe, entry
+
+    def _entry(self, arm: Arm, k: int, seed: int, steps: int) -> dict:
+        """The cached accuracies of a fit, fitting it first if there are none."""
+        return self.cache.get(self._key(arm, k, seed, steps)) or self.classifier(arm, k, seed, steps)[1]
+
+    def chosen_steps(self, arm: Arm, k: int, selection_seed: int = 0) -> int:
+        """The arm's step count with the best validation accuracy on the selection seed (fewer on a tie)."""
+        scores = {s: self._entry(arm, k, selection_seed, s)["val_accuracy"] for s in self.steps}
+        return max(self.steps, key=lambda s: (scores[s], -s))
+
+    def test_accuracy(self, arm: Arm, k: int, seed: int) -> tuple[float, float]:
+        """(validation, test) accuracy of the arm at its chosen steps; the test split is scored once."""
+        steps = self.chosen_steps(arm, k)
+        entry = self._entry(arm, k, seed, steps)
+        if "test_accuracy" not in entry:
+            pipe, entry = self.classifier(arm, k, seed, steps)
+            n = dryrun.cap(len(self.test), "scored")
+            entry["test_accuracy"] = pipe.accuracy(self.test.images[:n], self.test.labels[:n])
+            self._save()
+        return entry["val_accuracy"], entry["test_accuracy"]
+
+    # -- the study ------------------------------------------------------------------------
+    def run(self, budgets=BUDGETS, seeds=SEEDS) -> dict:
+        seeds = tuple(seeds)[:dryrun.cap(len(seeds), "repeats")]
+        budgets = sorted(budgets)
+        for k in budgets:
+            check_per_class_budget(self.train, k)
+            if k * self.train.num_classes < MIN_FOLDER_FILES:
+                raise PixelforgeError(f"--per-class {k} gives {k * self.train.num_classes} images, too few to hold "
+                                      f"a tenth out for validation; use at least "
+                                      f"{-(-MIN_FOLDER_FILES // self.train.num_classes)}")
+        rows = []
+        for k in budgets:
+            arms = []
+            for arm in self.arms:
+                val, test = zip(*(self.test_accuracy(arm, k, s) for s in seeds))
+                arms.append({"arm": arm.name, "kind": arm.kind, "steps": self.chosen_steps(arm, k),
+                             "val": _stats(val), "test": _stats(test)})
+            rows.append({"per_class": k, "arms": arms, **verdict(arms, k)})
+        return {"data": self.data_spec, "budgets": list(budgets), "seeds": list(seeds), "steps_grid": list(self.steps),
+                "gan_steps": self.gan_steps, "gan_diffaug": GAN_DIFFAUG, "full_generator": str(self.full_generator or ""),
+                "test_images": len(self.test), "rows": rows}
+
+
+def _stats(values) -> dict:
+    values = [float(v) for v in values]
+    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "runs": values}
+
+
+def verdict(arms: list[dict], k: int) -> dict:
+    """The best classic and the best generative arm (by mean validation accuracy) and the
+    per-seed test gain of the second over the first, against the target for budget ``k``."""
+    def best(kind):
+        candidates = [a for a in arms if a["kind"] == kind]
+        return max(candidates, key=lambda a: a["val"]["mean"]) if candidates else None
+
+    classic, generative = best("classic"), best("generative")
+    if classic is None or generative is None:
+        return {}
+    gains = [g - c for g, c in zip(generative["test"]["runs"], classic["test"]["runs"])]
+    gain = _stats(gains)
+    if k in TARGET_BUDGETS:
+        target, met = f"gain >= {TARGET_GAIN:+.0%}", gain["mean"] - gain["std"] >= TARGET_GAIN
+    else:  # not below the baseline by more than the baseline's own spread over seeds
+        baseline = _stats(classic["test"]["runs"])
+        target, met = "not below by > 1 std", _stats(generative["test"]["runs"])["mean"] >= baseline["mean"] - baseline["std"]
+    return {"best_classic": classic["arm"], "best_generative": generative["arm"], "gain": gain,
+            "target": target, "met": met}
+
+
+def budget_study(out: str | os.PathLike, data: str = "fashion-mnist", budgets=BUDGETS, seeds=SEEDS, steps=STEPS,
+                 gan_steps: int = GAN_STEPS, generator: str | os.PathLike | None = None, size: int | None = None,
+                 progress: bool = False) -> dict:
+    """The whole study in ``out`` (its budget folders, runs and cache there, so that a stopped
+    study resumes), then its report: ``augmentation.json``, ``.md`` and ``.png``. ``generator``:
+    a class-conditional GAN run trained elsewhere, added as the full-split arm."""
+    study = BudgetStudy(out, data, steps=steps, full_generator=generator, gan_steps=gan_steps, size=size,
+                        progress=progress)
+    result = study.run(budgets, seeds)
+    write_report(result, out)
+    return result
+
+
+def write_report(result: dict, out: str | os.PathLike) -> None:
+    """study.json's figures as ``augmentation.json``, a Markdown table and a plot in ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "augmentation.json", result)
+    lines = ["| real images per class | arm | steps | validation | test (mean +- std) |", "|---:|---|---:|---:|---:|"]
+    for row in result["rows"]:
+        for a in row["arms"]:
+            lines.append(f"| {row['per_class']} | {a['arm']} | {a['steps']} | {a['val']['mean']:.2%} | "
+                         f"{a['test']['mean']:.2%} +- {a['test']['std']:.2%} |")
+        if row.get("gain"):
+            lines.append(f"| {row['per_class']} | **best generative - best classic** | | | "
+                         f"{row['gain']['mean']:+.2%} +- {row['gain']['std']:.2%} "
+                         f"({row['target']}: {'met' if row['met'] else 'missed'}) |")
+    (out / "augmentation.md").write_text("\n".join(lines) + "\n")
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    budgets = [r["per_class"] for r in result["rows"]]
+    for i, name in enumerate(a["arm"] for a in result["rows"][0]["arms"]):
+        cells = [next(a for a in r["arms"] if a["arm"] == name) for r in result["rows"]]
+        ax.errorbar([b * (1 + 0.02 * (i - 3)) for b in budgets], [c["test"]["mean"] for c in cells],
+                    yerr=[c["test"]["std"] for c in cells], marker="o", capsize=3, label=name,
+                    linestyle="--" if cells[0]["kind"] != "classic" else "-")
+    ax.set_xscale("log")
+    ax.set_xlabel("real labelled images per class")
+    ax.set_ylabel("test accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    save_figure(fig, out / "augmentation.png")

@@ -1,0 +1,165 @@
+import json
+
+import pytest
+import torch
+
+import pixelforge
+from pixelforge.apps import scarce_data
+from pixelforge.apps.augment import real_subset
+from pixelforge.apps.scarce_data import ARMS, Arm, budget_study, confidence_filtered, verdict, write_budget_folder
+from pixelforge.cli import main
+from pixelforge.data import ImageData, load_dataset
+
+STUDY = dict(budgets=(5,), seeds=(0, 1), steps=(2, 3), gan_steps=2, size=28)
+
+
+def test_budget_folder_keeps_the_images_and_the_label_order(tmp_path):
+    digits = load_dataset("digits")
+    folder = write_budget_folder(digits, 3, seed=4, folder=tmp_path / "images")
+    loaded = load_dataset(f"folder:{folder}", size=8, channels=1, split="train+val")
+    subset = real_subset(digits, 3, seed=4)
+    assert loaded.classes == [f"{i:02d}-{name}" for i, name in enumerate(digits.classes)]
+    assert torch.equal(loaded.images, subset.images) and torch.equal(loaded.labels, subset.labels)
+    write_budget_folder(load_dataset("digits", limit=1), 3, seed=5, folder=folder)  # written once, then reused
+    assert torch.equal(load_dataset(f"folder:{folder}", size=8, channels=1, split="train+val").images, subset.images)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, tiny_conditional_run):
+    out = tmp_path_factory.mktemp("study")
+    return out, budget_study(out, "digits", generator=tiny_conditional_run, **STUDY)
+
+
+def test_study_measures_every_arm_on_validation_then_test(study):
+    out, result = study
+    (row,) = result["rows"]
+    assert row["per_class"] == 5 and [a["arm"] for a in row["arms"]] == [a.name for a in ARMS]
+    for a in row["arms"]:
+        assert a["steps"] in (2, 3) and len(a["test"]["runs"]) == 2 and 0 <= a["test"]["mean"] <= 1
+    assert row["best_classic"] in {a.name for a in ARMS if a.kind == "classic"}
+    assert row["best_generative"] in {a.name for a in ARMS if a.kind == "generative"}
+    cache = json.loads((out / "study.json").read_text())
+    selection = [key for key in cache if key.startswith("5|0|")]
+    assert len(selection) == 2 * len(ARMS)  # every arm at every step count on the selection seed
+    assert all("test_accuracy" not in cache[key] for key in selection
+               if int(key.rsplit("|", 1)[1]) != next(a["steps"] for a in row["arms"] if a["arm"] in key))
+    assert (out / "k5-s1" / "gan" / "per_class.png").is_file()  # each budget and seed: its own generator
+    assert json.loads((out / "augmentation.json").read_text())["rows"][0]["per_class"] == 5
+    assert "| 5 | flips + shifts |" in (out / "augmentation.md").read_text()
+    assert (out / "augmentation.png").is_file()
+
+
+def test_study_resumes_from_its_cache(study, tiny_conditional_run, monkeypatch):
+    out, result = study
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(scarce_data, "fit_classifier", refuse)
+    monkeypatch.setattr(scarce_data, "budget_generator", refuse)
+    again = budget_study(out, "digits", generator=tiny_conditional_run, **STUDY)
+    assert again["rows"] == result["rows"]
+
+
+def test_budget_generator_trains_on_the_budget_only(study):
+    out, _ = study
+    cfg = pixelforge.runs.Run.open(out / "k5-s0" / "gan").config
+    assert cfg["data"]["spec"] == f"folder:{out / 'k5-s0' / 'images'}" and cfg["data"]["split"] == "train"
+    assert cfg["task"]["diffaug"] == scarce_data.GAN_DIFFAUG
+
+
+def _arm(name, kind, val, test):
+    return {"arm": name, "kind": kind, "val": {"mean": val}, "test": {"runs": test}}
+
+
+def test_verdict_chooses_on_validation_and_judges_the_per_seed_gain():
+    arms = [_arm("a", "classic", 0.80, [0.80, 0.81, 0.82]), _arm("b", "classic", 0.70, [0.90, 0.90, 0.90]),
+            _arm("g", "generative", 0.85, [0.83, 0.84, 0.85])]
+    v = verdict(arms, 50)
+    assert (v["best_classic"], v["best_generative"]) == ("a", "g")  # b is better on test, but not on validation
+    assert v["gain"]["mean"] == pytest.approx(0.03) and v["met"]
+    arms[2]["test"]["runs"] = [0.81, 0.82, 0.86]  # the same mean gain, less steady: mean - std < 2 points
+    assert not verdict(arms, 50)["met"]
+    arms[2]["test"]["runs"] = [0.795, 0.805, 0.815]  # at 500: a loss within the baseline's std is no failure
+    assert verdict(arms, 500)["met"] and not verdict(arms, 100)["met"]
+
+
+class _Generator:
+    cfg = type("cfg", (), {"num_classes": 2, "latent_dim": 1})()
+    classes = ["a", "b"]
+    path = "fake"
+
+    def generate(self, z, labels):
+        return z.view(-1, 1, 1, 1).clamp(0, 1).expand(-1, 1, 2, 2)  # brightness = the latent
+
+
+class _Judge:
+    """Sure of class 0 for bright images and of class 1 for dark ones."""
+
+    def predict(self, images):
+        p0 = images.float().mean((1, 2, 3)) / 255
+        return torch.stack([p0, 1 - p0], 1)
+
+
+def test_confidence_filter_keeps_the_images_the_judge_is_surest_of():
+    kept = confidence_filtered(_Generator(), _Judge(), per_class=5, seed=0)
+    assert torch.bincount(kept.labels).tolist() == [5, 5]
+    brightness = kept.images.float().mean((1, 2, 3))
+    pool = scarce_data.generated_dataset(_Generator(), 5 * scarce_data.FILTER_POOL, seed=0)
+    pool_brightness = pool.images.float().mean((1, 2, 3))
+    assert brightness[kept.labels == 0].min() >= pool_brightness[pool.labels == 0].median()
+    assert brightness[kept.labels == 1].max() <= pool_brightness[pool.labels == 1].median()
+
+
+def test_arms_say_their_kind():
+    assert Arm("x").kind == "classic" and Arm("x", synthetic=1, generator="budget").kind == "generative"
+    assert Arm("x", synthetic=1, generator="full").kind == "full-split generator"
+
+
+def test_augment_command(tmp_path, capsys):
+    out = tmp_path / "study"
+    assert main(["augment", "--data", "digits", "--size", "28", "--per-class", "5", "--seeds", "1", "--steps", "2",
+                 "--gan-steps", "1", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| 5 | flips + shifts + generated 4:1 |" in printed and "from the full split" not in printed
+    assert (out / "augmentation.png").is_file()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--per-class", "1"], "--per-class 1 gives 10 images, too few to hold a tenth out for validation; use at least 2"),
+    (["--per-class", "2,x"], "--per-class takes whole numbers"),
+    (["--steps", "0"], "--steps values must be at least 1"),
+    (["--per-class", "100000"], "--per-class 100000 is more than the"),
+])
+def test_augment_refuses_bad_budgets(argv, message, tmp_path, capsys):
+    out = tmp_path / "study"
+    assert main(["augment", "--data", "digits", "--size", "28", *argv, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_augment_refuses_unconditional_generators_and_data_without_a_test_split(tiny_run, tmp_path, capsys):
+    out = tmp_path / "study"
+    assert main(["augment", str(tiny_run), "--data", "digits", "--size", "28", "-o", str(out)]) == 2
+    assert "not a class-conditional GAN" in capsys.readouterr().err
+    folder = tmp_path / "photos"
+    write_budget_folder(load_dataset("digits"), 3, seed=0, folder=folder)
+    assert main(["augment", "--data", f"folder:{folder}", "--size", "28", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "the augmentation study reports on a test split" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_generated_images_join_the_real_ones(study):
+    out, _ = study
+    real = load_dataset(f"folder:{out / 'k5-s0' / 'images'}", size=28, channels=1)
+    cache = json.loads((out / "study.json").read_text())
+    one_to_one = next(v for k, v in cache.items() if k.startswith("5|0|flips + shifts + generated 1:1|"))
+    assert one_to_one["train_images"] == len(real) + 10 * round(len(real) / 10)
+    assert isinstance(real, ImageData)
+
+
+def test_verdict_at_large_budgets_allows_a_loss_within_the_baselines_spread():
+    arms = [_arm("a", "classic", 0.80, [0.80, 0.81, 0.82]), _arm("g", "generative", 0.85, [0.79, 0.79, 0.79])]
+    assert not verdict(arms, 500)["met"]  # 0.79 < 0.81 - 0.01
