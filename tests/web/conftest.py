@@ -45,7 +45,28 @@ def web_runs(tmp_path_factory) -> Path:
     train_stylizer(f"folder:{photos}", root / "stylizer", style=photos / "p1.png", widths=(4, 8, 8), blocks=1,
                    **tiny_style)
     train_adain(f"folder:{photos}", root / "adain", styles=str(photos / "p0.png"), widths=(8, 8), **tiny_style)
+    from pixelforge.apps.scarce_data import write_report
+
+    write_report(study_result(), root / "augment")
     return root
+
+
+def study_result() -> dict:
+    """An augmentation study's report (the form `pixelforge augment` writes) with made-up figures:
+    two budgets, one classic and one generative arm."""
+    from pixelforge.apps.scarce_data import verdict
+
+    def arm(name, kind, accuracies):
+        mean = sum(accuracies) / len(accuracies)
+        return {"arm": name, "kind": kind, "steps": 300, "val": {"mean": mean, "std": 0.01, "runs": accuracies},
+                "test": {"mean": mean, "std": 0.01, "runs": accuracies}}
+
+    rows = []
+    for k, base in ((50, 0.80), (100, 0.84)):
+        arms = [arm("flips + shifts", "classic", [base, base + 0.01]),
+                arm("flips + shifts + generated 4:1", "generative", [base + 0.03, base + 0.035])]
+        rows.append({"per_class": k, "arms": arms, **verdict(arms, k)})
+    return {"data": "digits", "budgets": [50, 100], "seeds": [0, 1], "rows": rows}
 
 
 def photo_image(h: int, w: int, seed: int = 0):

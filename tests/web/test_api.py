@@ -260,6 +260,25 @@ def test_run_browser(client):
     assert client.get("/api/runs/nope").status_code == 404
 
 
+def test_augmentation_studies_are_listed_with_their_plot(client):
+    studies = client.get("/api/runs").json()["studies"]
+    assert [s["id"] for s in studies] == ["augment"] and studies[0]["budgets"] == [50, 100]
+    row = studies[0]["rows"][0]
+    assert row["best_generative"] == "flips + shifts + generated 4:1" and row["met"] is True
+    assert image_at(client, f"/files/runs/{studies[0]['plot']}").size[0] > 100
+    assert client.get("/files/runs/augment/augmentation.json").status_code == 404  # pictures only
+
+
+def test_broken_study_reports_are_skipped(studio, web_runs, tmp_path):
+    from pixelforge.web import Studio
+
+    (tmp_path / "runs" / "broken").mkdir(parents=True)
+    (tmp_path / "runs" / "broken" / "augmentation.json").write_text("{not json")
+    (tmp_path / "runs" / "other").mkdir()
+    (tmp_path / "runs" / "other" / "augmentation.json").write_text('{"rows": 3}')
+    assert Studio(tmp_path / "runs", tmp_path / "out").list_studies() == []
+
+
 def test_metrics_are_thinned_for_the_chart(studio):
     d = studio.run_details("gan", max_points=3)
     assert len(d["series"]["g_loss"]) <= 4 and d["series"]["g_loss"][-1][0] == 16

@@ -238,6 +238,12 @@ def test_runs_loss_curves_sample_history_and_metrics(page):
     page.locator(".history input[type=range]").fill("0")
     assert img.get_attribute("src").endswith("epoch_001.png")
     shot(page, "runs")
+    page.click("tr[data-study=augment]")
+    page.wait_for_function("() => { const i = document.querySelector('img.study-plot'); "
+                           "return i && i.complete && i.naturalWidth > 0; }")
+    assert page.locator(".study-table").count() == 2
+    assert "target gain >= +2%: met" in page.inner_text(".run-detail")
+    shot(page, "augmentation_study")
 
 
 def test_style_transfer_and_texture(page, tmp_path):

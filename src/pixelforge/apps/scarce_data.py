@@ -341,6 +341,8 @@ def write_report(result: dict, out: str | os.PathLike) -> None:
                     yerr=[c["test"]["std"] for c in cells], marker="o", capsize=3, label=name,
                     linestyle="--" if cells[0]["kind"] != "classic" else "-")
     ax.set_xscale("log")
+    ax.set_xticks(budgets, [str(b) for b in budgets])
+    ax.minorticks_off()
     ax.set_xlabel("real labelled images per class")
     ax.set_ylabel("test accuracy")
     ax.grid(alpha=0.3)

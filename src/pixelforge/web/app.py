@@ -6,11 +6,11 @@ Routes::
     GET  /static/...                its script and style sheet
     GET  /api/tabs                  every tab, whether it is available, its forms
     GET  /api/models?family=a,b     runs with a checkpoint and shipped models
-    GET  /api/runs, /api/runs/ID    the run browser
+    GET  /api/runs, /api/runs/ID    the run browser (and the augmentation studies in the runs folder)
     POST /api/tabs/TAB/ACTION       multipart form -> {"images": [...], "metrics": {...}}, or for a
                                     background action {"job": ID} (202)
     GET  /api/jobs/ID               a background job: state, progress, note, and its result
-    GET  /files/runs/RUN/...        pictures inside run folders (nothing else)
+    GET  /files/runs/RUN/...        pictures inside run and study folders (nothing else)
     GET  /files/out/NAME            the studio's own outputs
 
 Every error is a JSON ``{"error": "one line"}`` with a 4xx/5xx status that the page shows as
@@ -115,6 +115,7 @@ def create_app(studio: Studio | None = None, **options) -> Starlette:
 
     async def runs(request: Request) -> Response:
         return JSONResponse({"runs": await to_thread.run_sync(studio.list_runs),
+                             "studies": await to_thread.run_sync(studio.list_studies),
                              "runs_dir": studio.runs_dir.name})
 
     async def run_details(request: Request) -> Response:

@@ -32,6 +32,7 @@ IMAGE_FORMATS = {"PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF"}
 SERVED_SUFFIXES = {".png", ".gif", ".jpg", ".jpeg", ".webp"}
 OUTPUT_NAME = re.compile(r"^[0-9a-f]{32}\.(png|gif)$")
 RUN_DEPTH = 3  # runs may be nested: runs/NAME/config.json ... runs/A/B/C/config.json
+STUDY_REPORT = "augmentation.json"  # what `pixelforge augment` writes in its study folder
 
 
 class Busy(Exception):
@@ -72,6 +73,32 @@ class Studio:
                         found.append(info)
         found.sort(key=lambda r: (r.get("created") or "", r["id"]), reverse=True)
         return found
+
+    def list_studies(self) -> list[dict]:
+        """Every augmentation study below ``runs_dir`` (a folder holding :data:`STUDY_REPORT`, as
+        ``pixelforge augment -o runs/NAME`` writes it): its budgets, every arm's figures per budget,
+        the verdicts and its plot."""
+        found = []
+        if self.runs_dir.is_dir():
+            for depth in range(1, RUN_DEPTH + 1):
+                for report in self.runs_dir.glob("/".join(["*"] * depth) + "/" + STUDY_REPORT):
+                    info = self._study_info(report.parent)
+                    if info is not None:
+                        found.append(info)
+        return sorted(found, key=lambda s: s["id"])
+
+    def _study_info(self, path: Path) -> dict | None:
+        try:
+            result = json.loads((path / STUDY_REPORT).read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        if not isinstance(result, dict) or not isinstance(result.get("rows"), list):
+            return None
+        rel = path.relative_to(self.runs_dir).as_posix()
+        plot = path / "augmentation.png"
+        return {"id": rel, "data": result.get("data", ""), "seeds": len(result.get("seeds", [])),
+                "budgets": [r.get("per_class") for r in result["rows"]], "rows": result["rows"],
+                "plot": f"{rel}/augmentation.png" if plot.is_file() else None}
 
     def list_models(self, families: list[str] | None = None) -> list[dict]:
         """Runs with a checkpoint plus the shipped models, optionally only of ``families``."""
@@ -196,18 +223,19 @@ class Studio:
                 "images": [f"{rel}/{p}" for p in extra]}
 
     def run_file(self, rel: str) -> Path:
-        """A picture inside a run folder; anything else (or outside runs_dir) is 'not found'."""
+        """A picture inside a run or study folder; anything else (or outside runs_dir) is 'not found'."""
         parts = rel.split("/")
         if not rel or "\\" in rel or "\x00" in rel or rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
             raise FileNotFoundError(rel)
         path = (self.runs_dir / rel).resolve()
         if not path.is_relative_to(self.runs_dir) or path.suffix.lower() not in SERVED_SUFFIXES or not path.is_file():
             raise FileNotFoundError(rel)
-        # It must belong to a run: a folder with config.json between it and runs_dir.
+        # It must belong to a run or a study: a folder with config.json or a study report between it
+        # and runs_dir.
         for parent in path.parents:
             if parent == self.runs_dir or not parent.is_relative_to(self.runs_dir):
                 break
-            if (parent / "config.json").is_file():
+            if (parent / "config.json").is_file() or (parent / STUDY_REPORT).is_file():
                 return path
         raise FileNotFoundError(rel)
 

@@ -272,16 +272,33 @@ function buildRuns(panel) {
   const detail = $("div", { class: "run-detail" }, $("p", { class: "desc", text: "Choose a run." }));
   const watch = $("input", { type: "checkbox", id: "runs-watch" });
   panel.append($("div", { class: "runs" }, $("div", {}, $("label", {}, watch, " watch (refresh every 5 s)"), list), detail));
-  let selected = null, sampleIndex = null;
+  let selected = null, sampleIndex = null, selectedStudy = null;
   async function refreshList() {
     try {
-      const { runs, runs_dir } = await getJSON("/api/runs");
-      if (!runs.length) { list.replaceChildren($("p", { text: `No runs in ${runs_dir}/ yet.` })); return; }
-      list.replaceChildren($("table", { class: "list" },
+      const { runs, studies, runs_dir } = await getJSON("/api/runs");
+      const parts = [runs.length ? $("table", { class: "list" },
         $("tr", {}, $("th", { text: "run" }), $("th", { text: "family" }), $("th", { text: "step" })),
-        runs.map(r => $("tr", { class: r.id === selected ? "sel" : "", "data-run": r.id, onclick: () => { selected = r.id; sampleIndex = null; refreshList(); refreshDetail(); } },
-          $("td", { text: r.name }), $("td", { text: r.family }), $("td", { text: r.step ?? "—" })))));
+        runs.map(r => $("tr", { class: r.id === selected ? "sel" : "", "data-run": r.id, onclick: () => { selected = r.id; selectedStudy = null; sampleIndex = null; refreshList(); refreshDetail(); } },
+          $("td", { text: r.name }), $("td", { text: r.family }), $("td", { text: r.step ?? "—" }))))
+        : $("p", { text: `No runs in ${runs_dir}/ yet.` })];
+      if (studies.length) parts.push($("h3", { text: "Augmentation studies" }), $("table", { class: "list" },
+        $("tr", {}, $("th", { text: "study" }), $("th", { text: "data" }), $("th", { text: "per class" })),
+        studies.map(s => $("tr", { class: s.id === selectedStudy ? "sel" : "", "data-study": s.id, onclick: () => { selected = null; selectedStudy = s.id; refreshList(); showStudy(s); } },
+          $("td", { text: s.id }), $("td", { text: s.data }), $("td", { text: s.budgets.join(", ") })))));
+      list.replaceChildren(...parts);
     } catch (e) { showError(list, e.message); }
+  }
+  function showStudy(s) {
+    const pct = v => `${(100 * v).toFixed(2)}%`;
+    const parts = [$("h3", { text: `${s.id} — does generated data help ${s.data}? (${s.seeds} seed(s) per budget)` })];
+    if (s.plot) parts.push($("img", { src: `/files/runs/${s.plot}?t=${Date.now()}`, alt: "test accuracy of every arm by budget", class: "study-plot", style: "max-width:700px" }));
+    for (const row of s.rows) {
+      parts.push($("h3", { text: `${row.per_class} real images per class` }), $("table", { class: "metric-table study-table" },
+        $("tr", {}, ["arm", "kind", "steps", "validation", "test"].map(h => $("th", { text: h }))),
+        row.arms.map(a => $("tr", {}, [a.arm, a.kind, a.steps, pct(a.val.mean), `${pct(a.test.mean)} ± ${pct(a.test.std)}`].map(v => $("td", { text: String(v) }))))));
+      if (row.gain) parts.push($("p", { class: "verdict", text: `best generative (${row.best_generative}) − best classic (${row.best_classic}), both chosen on validation: ${(100 * row.gain.mean).toFixed(2)} ± ${(100 * row.gain.std).toFixed(2)} points on test; target ${row.target}: ${row.met ? "met" : "missed"}` }));
+    }
+    detail.replaceChildren(...parts);
   }
   async function refreshDetail() {
     if (!selected) return;
