@@ -11,7 +11,8 @@ split is scored once per arm and seed at the arm's chosen step count. Fits are c
 not minutes, so the figures do not depend on the machine's speed. Every fit is cached in
 benchmarks/results/scarce_augmentation_cache.json (the runs in --root), so the study resumes
 across sittings; after each budget the results so far are written to
-benchmarks/results/scarce_augmentation.json and docs/images/scarce_augmentation.png.
+benchmarks/results/scarce_augmentation.json and docs/images/scarce_augmentation.png, with the
+first seed's per-budget GAN samples (docs/images/scarce_augmentation_gan_kK.png).
 The full-split generator is --full-generator, or else generative_augmentation.py's GAN
 (trained here if missing).
 """
@@ -63,6 +64,9 @@ def main() -> None:
         out = Path(args.root) / "report"
         write_report(result, out)
         shutil.copyfile(out / "augmentation.png", DOCS / "scarce_augmentation.png")
+        grid = Path(args.root) / f"k{k}-s{seeds[0]}" / "gan" / "per_class.png"
+        if grid.is_file():  # what a GAN trained on the budget's own images draws
+            shutil.copyfile(grid, DOCS / f"scarce_augmentation_gan_k{k}.png")
         write_results("scarce_augmentation", {
             "commit": commit(),
             "full_generator": {"run": str(full), "steps": full_steps,
