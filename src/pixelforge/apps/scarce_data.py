@@ -68,6 +68,7 @@ ARMS = (
     CLASSIC,
     Arm("flips + shifts + mixup", mixup=0.2),
     Arm("flips + shifts + generated 1:1", synthetic=1, generator="budget"),
+    Arm("flips + shifts + mixup + generated 1:1", mixup=0.2, synthetic=1, generator="budget"),
     Arm("flips + shifts + generated 4:1", synthetic=4, generator="budget"),
     Arm("flips + shifts + generated 4:1, confidence-filtered", synthetic=4, generator="budget", filtered=True),
     Arm("flips + shifts + generated 4:1 from the full split", synthetic=4, generator="full"),
