@@ -39,7 +39,7 @@ def test_study_measures_every_arm_on_validation_then_test(study):
     assert row["best_classic"] in {a.name for a in ARMS if a.kind == "classic"}
     assert row["best_generative"] in {a.name for a in ARMS if a.kind == "generative"}
     cache = json.loads((out / "study.json").read_text())
-    selection = [key for key in cache if key.startswith("5|0|")]
+    selection = [key for key in cache if key.startswith("5|0|")]  # and "settings"
     assert len(selection) == 2 * len(ARMS)  # every arm at every step count on the selection seed
     assert all("test_accuracy" not in cache[key] for key in selection
                if int(key.rsplit("|", 1)[1]) != next(a["steps"] for a in row["arms"] if a["arm"] in key))
@@ -163,3 +163,15 @@ def test_generated_images_join_the_real_ones(study):
 def test_verdict_at_large_budgets_allows_a_loss_within_the_baselines_spread():
     arms = [_arm("a", "classic", 0.80, [0.80, 0.81, 0.82]), _arm("g", "generative", 0.85, [0.79, 0.79, 0.79])]
     assert not verdict(arms, 500)["met"]  # 0.79 < 0.81 - 0.01
+
+
+def test_a_study_folder_keeps_its_settings(study, tiny_conditional_run, capsys):
+    out, _ = study
+    settings = json.loads((out / "study.json").read_text())["settings"]
+    assert settings["gan_steps"] == 2 and settings["full_generator"] == str(tiny_conditional_run)
+    assert main(["augment", str(tiny_conditional_run), "--data", "digits", "--size", "28", "--per-class", "5",
+                 "--gan-steps", "3", "-o", str(out)]) == 2
+    assert "holds a study with gan_steps 2 (not 3); give another output folder" in capsys.readouterr().err
+    assert main(["augment", str(tiny_conditional_run), "--data", "digits", "--size", "32", "--per-class", "5",
+                 "--gan-steps", "2", "-o", str(out)]) == 2
+    assert "size 28 (not 32)" in capsys.readouterr().err

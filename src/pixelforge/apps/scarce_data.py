@@ -160,7 +160,20 @@ class BudgetStudy:
             raise PixelforgeError(f"the augmentation study reports on a test split, which {data} lacks ({e})") from None
         self.cache_path = Path(cache) if cache else self.root / "study.json"
         self.cache = json.loads(self.cache_path.read_text()) if self.cache_path.exists() else {}
+        self._check_settings()
         self._pipes: dict = {"full": self._full_generator()} if full_generator else {}
+
+    def _check_settings(self) -> None:
+        """Refuse to mix fits of other settings into a cached study (its runs would be reused)."""
+        settings = {"data": self.data_spec, "size": self.train.size, "channels": self.train.channels,
+                    "gan_steps": self.gan_steps, "gan_diffaug": GAN_DIFFAUG}
+        saved = self.cache.setdefault("settings", settings)
+        if self.full_generator:
+            settings["full_generator"] = saved.setdefault("full_generator", str(self.full_generator))
+        changed = [f"{k} {saved.get(k)} (not {v})" for k, v in settings.items() if saved.get(k) != v]
+        if changed:
+            raise PixelforgeError(f"{self.cache_path} holds a study with {', '.join(changed)}; "
+                                  "give another output folder")
 
     # -- data and generators --------------------------------------------------------------
     def folder(self, k: int, seed: int) -> Path:
