@@ -8,7 +8,7 @@ from pixelforge.apps import scarce_data
 from pixelforge.apps.augment import real_subset
 from pixelforge.apps.scarce_data import ARMS, Arm, budget_study, confidence_filtered, verdict, write_budget_folder
 from pixelforge.cli import main
-from pixelforge.data import ImageData, load_dataset
+from pixelforge.data import load_dataset
 
 STUDY = dict(budgets=(5,), seeds=(0, 1), steps=(2, 3), gan_steps=2, size=28)
 
@@ -41,8 +41,10 @@ def test_study_measures_every_arm_on_validation_then_test(study):
     cache = json.loads((out / "study.json").read_text())
     selection = [key for key in cache if key.startswith("5|0|")]  # and "settings"
     assert len(selection) == 2 * len(ARMS)  # every arm at every step count on the selection seed
-    assert all("test_accuracy" not in cache[key] for key in selection
-               if int(key.rsplit("|", 1)[1]) != next(a["steps"] for a in row["arms"] if a["arm"] in key))
+    chosen = {a["arm"]: a["steps"] for a in row["arms"]}
+    for key in selection:  # the test split is scored at the chosen steps only
+        _, _, arm, steps = key.split("|")
+        assert ("test_accuracy" in cache[key]) == (int(steps) == chosen[arm]), key
     assert (out / "k5-s1" / "gan" / "per_class.png").is_file()  # each budget and seed: its own generator
     assert json.loads((out / "augmentation.json").read_text())["rows"][0]["per_class"] == 5
     assert "| 5 | flips + shifts |" in (out / "augmentation.md").read_text()
@@ -157,7 +159,8 @@ def test_generated_images_join_the_real_ones(study):
     cache = json.loads((out / "study.json").read_text())
     one_to_one = next(v for k, v in cache.items() if k.startswith("5|0|flips + shifts + generated 1:1|"))
     assert one_to_one["train_images"] == len(real) + 10 * round(len(real) / 10)
-    assert isinstance(real, ImageData)
+    filtered = next(v for k, v in cache.items() if k.startswith("5|0|flips + shifts + generated 4:1, confidence"))
+    assert filtered["train_images"] == len(real) + 40 * round(len(real) / 10)
 
 
 def test_verdict_at_large_budgets_allows_a_loss_within_the_baselines_spread():
@@ -175,3 +178,29 @@ def test_a_study_folder_keeps_its_settings(study, tiny_conditional_run, capsys):
     assert main(["augment", str(tiny_conditional_run), "--data", "digits", "--size", "32", "--per-class", "5",
                  "--gan-steps", "2", "-o", str(out)]) == 2
     assert "size 28 (not 32)" in capsys.readouterr().err
+
+
+def test_a_study_refuses_another_generator_and_an_unreadable_cache(study, tiny_conditional_run, tmp_path, capsys):
+    import shutil
+
+    out, _ = study
+    other = tmp_path / "other-gan"
+    shutil.copytree(tiny_conditional_run, other)
+    assert main(["augment", str(other), "--data", "digits", "--size", "28", "--per-class", "5", "--gan-steps", "2",
+                 "-o", str(out)]) == 2
+    assert f"full_generator {tiny_conditional_run} (not {other})" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "study.json").write_text("{half")
+    assert main(["augment", "--data", "digits", "--size", "28", "-o", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read the study cache" in err and "Traceback" not in err
+
+
+def test_a_generator_run_without_a_checkpoint_starts_over(tmp_path):
+    folder = write_budget_folder(load_dataset("digits", size=28), 3, seed=0, folder=tmp_path / "images")
+    run = tmp_path / "gan"
+    run.mkdir()
+    (run / "config.json").write_text("{}")  # killed before its first checkpoint
+    pipe = scarce_data.budget_generator(folder, run, 28, 1, seed=0, steps=1)
+    assert pipe.conditional and pixelforge.runs.Run.open(run).load_state()["step"] == 1

@@ -269,14 +269,21 @@ def test_augmentation_studies_are_listed_with_their_plot(client):
     assert client.get("/files/runs/augment/augmentation.json").status_code == 404  # pictures only
 
 
-def test_broken_study_reports_are_skipped(studio, web_runs, tmp_path):
+def test_broken_study_reports_are_skipped(tmp_path):
+    from PIL import Image as _Image
+
     from pixelforge.web import Studio
 
-    (tmp_path / "runs" / "broken").mkdir(parents=True)
-    (tmp_path / "runs" / "broken" / "augmentation.json").write_text("{not json")
-    (tmp_path / "runs" / "other").mkdir()
-    (tmp_path / "runs" / "other" / "augmentation.json").write_text('{"rows": 3}')
-    assert Studio(tmp_path / "runs", tmp_path / "out").list_studies() == []
+    reports = {"broken": "{not json", "other": '{"rows": 3}', "numbers": '{"rows": [1]}',
+               "old-form": '{"rows": [{"per_class": 50, "real": {"mean": 0.8, "std": 0.01}}]}'}
+    for name, text in reports.items():
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        (tmp_path / "runs" / name / "augmentation.json").write_text(text)
+        _Image.new("L", (4, 4)).save(tmp_path / "runs" / name / "augmentation.png")
+    studio = Studio(tmp_path / "runs", tmp_path / "out")
+    assert studio.list_studies() == []
+    with pytest.raises(FileNotFoundError):  # no study, no run: its pictures are not served
+        studio.run_file("old-form/augmentation.png")
 
 
 def test_metrics_are_thinned_for_the_chart(studio):

@@ -2,8 +2,8 @@
 
 For a per-class budget k and a seed, k labelled images of every class are drawn from the
 training split and written to a folder (``ROOT/k{k}-s{seed}/images``, one subfolder per class).
-The folder's fixed validation fraction (:mod:`pixelforge.data.splits`, a tenth: k images in
-all, no more than the budget) is the only validation data: every choice - each arm's classifier
+The folder's fixed validation fraction (:mod:`pixelforge.data.splits`: the files whose path
+hashes into the lowest tenth, so about k images in all) is the only validation data: every choice - each arm's classifier
 steps, the best classic and the best generative arm - is made on it. The test split is touched
 once per arm and seed, for the reported number.
 
@@ -68,7 +68,6 @@ ARMS = (
     CLASSIC,
     Arm("flips + shifts + mixup", mixup=0.2),
     Arm("flips + shifts + generated 1:1", synthetic=1, generator="budget"),
-    Arm("flips + shifts + mixup + generated 1:1", mixup=0.2, synthetic=1, generator="budget"),
     Arm("flips + shifts + generated 4:1", synthetic=4, generator="budget"),
     Arm("flips + shifts + generated 4:1, confidence-filtered", synthetic=4, generator="budget", filtered=True),
     Arm("flips + shifts + generated 4:1 from the full split", synthetic=4, generator="full"),
@@ -94,10 +93,11 @@ def write_budget_folder(data: ImageData, per_class: int, seed: int, folder: Path
     if (folder / ".complete").exists():
         return folder
     subset = real_subset(data, per_class, seed)
+    digits = max(2, len(str(data.num_classes - 1)))
     for i, (image, label) in enumerate(zip(subset.images, subset.labels.tolist())):
         arr = image.permute(1, 2, 0).numpy()
         save_png(arr[:, :, 0] if arr.shape[2] == 1 else arr,
-                 folder / f"{label:02d}-{_slug(data.classes[label])}" / f"{i:05d}.png")
+                 folder / f"{label:0{digits}d}-{_slug(data.classes[label])}" / f"{i:05d}.png")
     (folder / ".complete").write_text("")
     return folder
 
@@ -112,10 +112,12 @@ def budget_generator(folder: Path, run: Path, size: int, channels: int, seed: in
 
     steps = dryrun.cap(steps, "steps")
     images = load_dataset(f"folder:{folder}", size=size, channels=channels)
-    if run.is_dir() and Run.open(run).load_state()["step"] >= steps:
+    # a run killed before its first checkpoint starts over
+    resume = run.is_dir() and Run(run).latest_checkpoint() is not None
+    if resume and Run.open(run).load_state()["step"] >= steps:
         return load(run)
-    resume = run.is_dir()
-    return train_gan(None if resume else f"folder:{folder}", run, resume=resume, conditional=True,
+    return train_gan(None if resume else f"folder:{folder}", run, resume=resume, overwrite=not resume,
+                     conditional=True,
                      max_steps=steps, diffaug=GAN_DIFFAUG, seed=seed, progress=progress,
                      **({} if resume else {"size": size, "channels": channels,
                                            "batch_size": min(TrainConfig.batch_size, len(images))}))
@@ -159,18 +161,33 @@ class BudgetStudy:
         except PixelforgeError as e:
             raise PixelforgeError(f"the augmentation study reports on a test split, which {data} lacks ({e})") from None
         self.cache_path = Path(cache) if cache else self.root / "study.json"
-        self.cache = json.loads(self.cache_path.read_text()) if self.cache_path.exists() else {}
+        try:
+            self.cache = json.loads(self.cache_path.read_text()) if self.cache_path.exists() else {}
+        except (OSError, json.JSONDecodeError) as e:
+            raise PixelforgeError(f"cannot read the study cache {self.cache_path} ({e}); give another output "
+                                  "folder") from None
+        if not isinstance(self.cache, dict):
+            raise PixelforgeError(f"{self.cache_path} is not a study cache; give another output folder")
+        self.selection_seed = SEEDS[0]
         self._check_settings()
         self._pipes: dict = {"full": self._full_generator()} if full_generator else {}
 
     def _check_settings(self) -> None:
         """Refuse to mix fits of other settings into a cached study (its runs would be reused)."""
         settings = {"data": self.data_spec, "size": self.train.size, "channels": self.train.channels,
-                    "gan_steps": self.gan_steps, "gan_diffaug": GAN_DIFFAUG}
+                    "gan_steps": self.gan_steps, "gan_diffaug": GAN_DIFFAUG, "fast_mode": dryrun.active()}
         saved = self.cache.setdefault("settings", settings)
-        if self.full_generator:
-            settings["full_generator"] = saved.setdefault("full_generator", str(self.full_generator))
-        changed = [f"{k} {saved.get(k)} (not {v})" for k, v in settings.items() if saved.get(k) != v]
+        saved.setdefault("fast_mode", False)  # caches from before the setting was recorded
+        if self.full_generator:  # as given (a cache travels with the repository), compared resolved
+            settings["full_generator"] = str(self.full_generator)
+            saved.setdefault("full_generator", settings["full_generator"])
+
+        def same(key, value):
+            if key == "full_generator":
+                return Path(saved[key]).resolve() == Path(value).resolve()
+            return saved.get(key) == value
+
+        changed = [f"{k} {saved.get(k)} (not {v})" for k, v in settings.items() if not same(k, v)]
         if changed:
             raise PixelforgeError(f"{self.cache_path} holds a study with {', '.join(changed)}; "
                                   "give another output folder")
@@ -186,6 +203,9 @@ class BudgetStudy:
 
     def _full_generator(self):
         pipe = _conditional_pipe(self.full_generator)
+        if pipe.classes != list(self.train.classes):
+            raise PixelforgeError(f"{self.full_generator} draws the classes {', '.join(pipe.classes)}; "
+                                  f"{self.data_spec} has {', '.join(self.train.classes)}")
         if (pipe.cfg.image_size, pipe.cfg.channels, pipe.cfg.num_classes) != (
                 self.train.size, self.train.channels, self.train.num_classes):
             raise PixelforgeError(
@@ -252,9 +272,10 @@ class BudgetStudy:
         """The cached accuracies of a fit, fitting it first if there are none."""
         return self.cache.get(self._key(arm, k, seed, steps)) or self.classifier(arm, k, seed, steps)[1]
 
-    def chosen_steps(self, arm: Arm, k: int, selection_seed: int = 0) -> int:
-        """The arm's step count with the best validation accuracy on the selection seed (fewer on a tie)."""
-        scores = {s: self._entry(arm, k, selection_seed, s)["val_accuracy"] for s in self.steps}
+    def chosen_steps(self, arm: Arm, k: int) -> int:
+        """The arm's step count with the best validation accuracy on the selection seed (the study's
+        first; fewer steps on a tie)."""
+        scores = {s: self._entry(arm, k, self.selection_seed, s)["val_accuracy"] for s in self.steps}
         return max(self.steps, key=lambda s: (scores[s], -s))
 
     def test_accuracy(self, arm: Arm, k: int, seed: int) -> tuple[float, float]:
@@ -270,14 +291,20 @@ class BudgetStudy:
 
     # -- the study ------------------------------------------------------------------------
     def run(self, budgets=BUDGETS, seeds=SEEDS) -> dict:
-        seeds = tuple(seeds)[:dryrun.cap(len(seeds), "repeats")]
-        budgets = sorted(budgets)
+        seeds = tuple(dict.fromkeys(seeds))[:dryrun.cap(len(seeds), "repeats")]
+        budgets = sorted(set(budgets))
+        if not seeds or not budgets:
+            raise PixelforgeError("the augmentation study needs at least one budget and one seed")
+        self.selection_seed = seeds[0]
         for k in budgets:
             check_per_class_budget(self.train, k)
             if k * self.train.num_classes < MIN_FOLDER_FILES:
                 raise PixelforgeError(f"--per-class {k} gives {k * self.train.num_classes} images, too few to hold "
                                       f"a tenth out for validation; use at least "
                                       f"{-(-MIN_FOLDER_FILES // self.train.num_classes)}")
+        for k in budgets:  # every budget's folder has validation images before anything trains
+            for seed in seeds:
+                self.split(k, seed, "val")
         rows = []
         for k in budgets:
             arms = []

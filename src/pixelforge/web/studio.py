@@ -35,6 +35,21 @@ RUN_DEPTH = 3  # runs may be nested: runs/NAME/config.json ... runs/A/B/C/config
 STUDY_REPORT = "augmentation.json"  # what `pixelforge augment` writes in its study folder
 
 
+def _is_study_report(result) -> bool:
+    """Whether a parsed augmentation.json has the form the studio shows (reports of other forms,
+    e.g. hand-made or from older versions, are left out)."""
+    def figures(cell):
+        return isinstance(cell, dict) and all(isinstance(cell.get(k), (int, float)) for k in ("mean", "std"))
+
+    if not isinstance(result, dict) or not isinstance(result.get("rows"), list) \
+            or not isinstance(result.get("seeds", []), list):
+        return False
+    return all(isinstance(row, dict) and isinstance(row.get("per_class"), int) and isinstance(row.get("arms"), list)
+               and all(isinstance(a, dict) and isinstance(a.get("arm"), str) and figures(a.get("val"))
+                       and figures(a.get("test")) for a in row["arms"])
+               for row in result["rows"])
+
+
 class Busy(Exception):
     """Another inference holds the lock for longer than the caller may wait."""
 
@@ -92,7 +107,7 @@ class Studio:
             result = json.loads((path / STUDY_REPORT).read_text())
         except (OSError, json.JSONDecodeError):
             return None
-        if not isinstance(result, dict) or not isinstance(result.get("rows"), list):
+        if not _is_study_report(result):
             return None
         rel = path.relative_to(self.runs_dir).as_posix()
         plot = path / "augmentation.png"
@@ -235,7 +250,7 @@ class Studio:
         for parent in path.parents:
             if parent == self.runs_dir or not parent.is_relative_to(self.runs_dir):
                 break
-            if (parent / "config.json").is_file() or (parent / STUDY_REPORT).is_file():
+            if (parent / "config.json").is_file() or self._study_info(parent) is not None:
                 return path
         raise FileNotFoundError(rel)
 
