@@ -123,6 +123,13 @@ def budget_generator(folder: Path, run: Path, size: int, channels: int, seed: in
                                            "batch_size": min(TrainConfig.batch_size, len(images))}))
 
 
+def _finished(run: Path, steps: int) -> bool:
+    """Whether ``run`` holds a checkpoint at ``steps`` steps or more."""
+    if not run.is_dir() or Run(run).latest_checkpoint() is None:
+        return False
+    return Run(run).load_state()["step"] >= dryrun.cap(steps, "steps")
+
+
 def confidence_filtered(pipe, judge, per_class: int, seed: int) -> ImageData:
     """``per_class`` generated images of every class: the surest of ``FILTER_POOL`` times as
     many, by the probability ``judge`` (a classifier trained on the same real images) gives the
@@ -256,11 +263,16 @@ class BudgetStudy:
         key = self._key(arm, k, seed, steps)
         run = self.root / f"k{k}-s{seed}" / "classifiers" / f"{_slug(arm.name)}-{steps}"
         entry = self.cache.get(key)
-        if entry is not None and run.is_dir():
+        finished = _finished(run, steps)
+        if entry is not None and finished:
             return load(run), entry
         train = self.training_set(arm, k, seed)
-        pipe, _ = fit_classifier(train, None, run, max_steps=steps, batch_size=min(64, len(train)), seed=seed,
-                                 augment=arm.augment, mixup=arm.mixup, progress=self.progress)
+        if finished:  # trained to the end, stopped before its accuracy was cached: measured again
+            pipe = load(run)
+        else:
+            self.cache.pop(key, None)  # a stale entry of an unfinished or lost run
+            pipe, _ = fit_classifier(train, None, run, max_steps=steps, batch_size=min(64, len(train)), seed=seed,
+                                     augment=arm.augment, mixup=arm.mixup, progress=self.progress)
         val = self.split(k, seed, "val")
         entry = {"val_accuracy": pipe.accuracy(val.images, val.labels), "train_images": len(train),
                  "val_images": len(val)}
