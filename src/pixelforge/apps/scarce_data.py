@@ -110,17 +110,17 @@ def budget_generator(folder: Path, run: Path, size: int, channels: int, seed: in
     from ..api import load
     from ..pipelines.gan import train_gan
 
-    steps = dryrun.cap(steps, "steps")
-    images = load_dataset(f"folder:{folder}", size=size, channels=channels)
+    if _finished(run, steps):
+        return load(run)
     # a run killed before its first checkpoint starts over
     resume = run.is_dir() and Run(run).latest_checkpoint() is not None
-    if resume and Run.open(run).load_state()["step"] >= steps:
-        return load(run)
+    new_run = {}
+    if not resume:
+        images = load_dataset(f"folder:{folder}", size=size, channels=channels)
+        new_run = {"size": size, "channels": channels, "batch_size": min(TrainConfig.batch_size, len(images))}
     return train_gan(None if resume else f"folder:{folder}", run, resume=resume, overwrite=not resume,
-                     conditional=True,
-                     max_steps=steps, diffaug=GAN_DIFFAUG, seed=seed, progress=progress,
-                     **({} if resume else {"size": size, "channels": channels,
-                                           "batch_size": min(TrainConfig.batch_size, len(images))}))
+                     conditional=True, max_steps=dryrun.cap(steps, "steps"), diffaug=GAN_DIFFAUG, seed=seed,
+                     progress=progress, **new_run)
 
 
 def _finished(run: Path, steps: int) -> bool:
@@ -184,7 +184,6 @@ class BudgetStudy:
         settings = {"data": self.data_spec, "size": self.train.size, "channels": self.train.channels,
                     "gan_steps": self.gan_steps, "gan_diffaug": GAN_DIFFAUG, "fast_mode": dryrun.active()}
         saved = self.cache.setdefault("settings", settings)
-        saved.setdefault("fast_mode", False)  # caches from before the setting was recorded
         if self.full_generator:  # as given (a cache travels with the repository), compared resolved
             settings["full_generator"] = str(self.full_generator)
             saved.setdefault("full_generator", settings["full_generator"])

@@ -77,15 +77,21 @@ class Studio:
         self._cache_size = cache_models
 
     # -- runs and shipped models ------------------------------------------------------
-    def list_runs(self) -> list[dict]:
-        """Every run below ``runs_dir`` (config.json at most RUN_DEPTH levels down), newest first."""
+    def _folders_holding(self, name: str, describe: Callable[[Path], dict | None]) -> list[dict]:
+        """``describe(folder)`` of every folder below ``runs_dir`` (at most RUN_DEPTH levels down)
+        that holds a file ``name``, where it describes one."""
         found = []
         if self.runs_dir.is_dir():
             for depth in range(1, RUN_DEPTH + 1):
-                for cfg in self.runs_dir.glob("/".join(["*"] * depth) + "/config.json"):
-                    info = self._run_info(cfg.parent)
+                for file in self.runs_dir.glob("/".join(["*"] * depth) + "/" + name):
+                    info = describe(file.parent)
                     if info is not None:
                         found.append(info)
+        return found
+
+    def list_runs(self) -> list[dict]:
+        """Every run below ``runs_dir`` (config.json at most RUN_DEPTH levels down), newest first."""
+        found = self._folders_holding("config.json", self._run_info)
         found.sort(key=lambda r: (r.get("created") or "", r["id"]), reverse=True)
         return found
 
@@ -93,14 +99,7 @@ class Studio:
         """Every augmentation study below ``runs_dir`` (a folder holding :data:`STUDY_REPORT`, as
         ``pixelforge augment -o runs/NAME`` writes it): its budgets, every arm's figures per budget,
         the verdicts and its plot."""
-        found = []
-        if self.runs_dir.is_dir():
-            for depth in range(1, RUN_DEPTH + 1):
-                for report in self.runs_dir.glob("/".join(["*"] * depth) + "/" + STUDY_REPORT):
-                    info = self._study_info(report.parent)
-                    if info is not None:
-                        found.append(info)
-        return sorted(found, key=lambda s: s["id"])
+        return sorted(self._folders_holding(STUDY_REPORT, self._study_info), key=lambda s: s["id"])
 
     def _study_info(self, path: Path) -> dict | None:
         try:
