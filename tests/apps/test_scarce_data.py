@@ -163,6 +163,19 @@ def test_generated_images_join_the_real_ones(study):
     assert filtered["train_images"] == len(real) + 40 * round(len(real) / 10)
 
 
+def test_a_pretraining_arm_fine_tunes_on_the_real_images_only(study):
+    out, _ = study
+    arm = next(a for a in ARMS if a.pretrain)
+    real = load_dataset(f"folder:{out / 'k5-s0' / 'images'}", size=28, channels=1)
+    cache = json.loads((out / "study.json").read_text())
+    assert all(v["train_images"] == len(real) for k, v in cache.items() if k.startswith(f"5|0|{arm.name}|"))
+    classifiers = out / "k5-s0" / "classifiers"
+    (pretraining,) = classifiers.glob("*-pretraining")
+    assert pixelforge.runs.Run.open(pretraining).config["data"]["spec"] == "memory:generated"
+    tuned = pixelforge.runs.Run.open(next(p for p in classifiers.glob("generated-10-1-pre*") if p != pretraining))
+    assert tuned.config["init"] == str(pretraining) and "generated" not in tuned.config["data"]["spec"]
+
+
 def test_verdict_at_large_budgets_allows_a_loss_within_the_baselines_spread():
     arms = [_arm("a", "classic", 0.80, [0.80, 0.81, 0.82]), _arm("g", "generative", 0.85, [0.79, 0.79, 0.79])]
     assert not verdict(arms, 500)["met"]  # 0.79 < 0.81 - 0.01

@@ -123,3 +123,20 @@ def test_mixup_loss_mixes_the_two_labels(monkeypatch):
 def test_mixup_is_checked():
     with pytest.raises(PixelforgeError, match="mixup must be in"):
         ClassifierTrainConfig(mixup=-1)
+
+
+def test_fine_tuning_starts_from_the_given_classifier(tmp_path):
+    from pixelforge.data import load_dataset
+    from pixelforge.pipelines.classifier import fit_classifier
+
+    digits = load_dataset("digits", limit=64)
+    first, _ = fit_classifier(digits, None, tmp_path / "first", max_steps=3, batch_size=16, seed=0)
+    # a vanishing learning rate: the weights stay where training started
+    tuned, _ = fit_classifier(digits, None, tmp_path / "tuned", max_steps=2, batch_size=16, seed=1, lr=1e-9, init=first)
+    fresh, _ = fit_classifier(digits, None, tmp_path / "fresh", max_steps=2, batch_size=16, seed=1, lr=1e-9)
+    weights = [n for n, w in first.net.state_dict().items() if n.endswith("weight") and w.dim() > 1]
+    assert weights and all(torch.allclose(first.net.state_dict()[n], tuned.net.state_dict()[n], atol=1e-6)
+                           for n in weights)
+    assert not torch.allclose(first.net.state_dict()[weights[0]], fresh.net.state_dict()[weights[0]], atol=1e-3)
+    with pytest.raises(PixelforgeError, match="cannot be its starting point"):
+        fit_classifier(digits, None, tmp_path / "wider", max_steps=1, batch_size=16, width=16, init=first)

@@ -9,7 +9,8 @@ once per arm and seed, for the reported number.
 
 Each arm (:data:`ARMS`) is a way to train the classifier on the folder's training images:
 classic augmentation (none; flips and shifts; plus mixup) or generated images added at a ratio
-to the real ones, optionally filtered by a classifier's confidence. The generator of the
+to the real ones (optionally filtered by a classifier's confidence, or with mixup), or used to
+pre-train the classifier before the real images fine-tune it. The generator of the
 "budget" arms is a class-conditional GAN trained with DiffAugment on the folder's training
 images only, so it has seen exactly what the classifier sees. A "full" generator (optional,
 ``full_generator``) was trained on the whole training split: a different experiment, since it
@@ -56,6 +57,7 @@ class Arm:
     synthetic: int = 0  # generated images per real training image, class by class
     generator: str = ""  # "budget" (trained on the same scarce images) or "full" (on the whole split)
     filtered: bool = False  # keep the generated images a real-data classifier is surest of
+    pretrain: bool = False  # the generated images pre-train the classifier, then the real ones fine-tune it
 
     @property
     def kind(self) -> str:
@@ -70,6 +72,8 @@ ARMS = (
     Arm("flips + shifts + generated 1:1", synthetic=1, generator="budget"),
     Arm("flips + shifts + generated 4:1", synthetic=4, generator="budget"),
     Arm("flips + shifts + generated 4:1, confidence-filtered", synthetic=4, generator="budget", filtered=True),
+    Arm("flips + shifts + mixup + generated 1:1", mixup=0.2, synthetic=1, generator="budget"),
+    Arm("generated 10:1 pre-training, then flips + shifts on real", synthetic=10, generator="budget", pretrain=True),
     Arm("flips + shifts + generated 4:1 from the full split", synthetic=4, generator="full"),
 )
 BUDGETS = (10, 50, 100, 500)  # real images per class
@@ -234,18 +238,36 @@ class BudgetStudy:
             save_grid(pipe.generate(z, labels), run / "per_class.png", nrow=10)
         return self._pipes[key]
 
-    def training_set(self, arm: Arm, k: int, seed: int) -> ImageData:
-        real = self.split(k, seed, "train")
-        if not arm.synthetic:
-            return real
+    def generated(self, arm: Arm, k: int, seed: int) -> ImageData:
+        """The arm's generated images: ``arm.synthetic`` per real training image, class by class."""
         pipe = self.generator(arm, k, seed)
+        real = self.split(k, seed, "train")
         per_class = arm.synthetic * max(1, round(len(real) / real.num_classes))
         if arm.filtered:
             judge, _ = self.classifier(CLASSIC, k, seed, self.chosen_steps(CLASSIC, k))
-            fake = confidence_filtered(pipe, judge, per_class, seed=1000 + seed)
-        else:
-            fake = generated_dataset(pipe, per_class, seed=1000 + seed)
-        return concat(real, fake)
+            return confidence_filtered(pipe, judge, per_class, seed=1000 + seed)
+        return generated_dataset(pipe, per_class, seed=1000 + seed)
+
+    def training_set(self, arm: Arm, k: int, seed: int) -> ImageData:
+        """The images the arm's classifier is trained (for a pre-training arm: fine-tuned) on."""
+        real = self.split(k, seed, "train")
+        if not arm.synthetic or arm.pretrain:
+            return real
+        return concat(real, self.generated(arm, k, seed))
+
+    def pretrained(self, arm: Arm, k: int, seed: int):
+        """A pre-training arm's classifier after as many steps on its generated images alone as
+        the longest fit of the step grid (trained once, then loaded)."""
+        from ..api import load
+
+        run = self.root / f"k{k}-s{seed}" / "classifiers" / f"{_slug(arm.name)}-pretraining"
+        steps = max(self.steps)
+        if _finished(run, steps):
+            return load(run)
+        fake = self.generated(arm, k, seed)
+        pipe, _ = fit_classifier(fake, None, run, max_steps=steps,
+                                 batch_size=min(64, len(fake)), seed=seed, augment=arm.augment, progress=self.progress)
+        return pipe
 
     # -- classifiers and the cache --------------------------------------------------------
     def _key(self, arm: Arm, k: int, seed: int, steps: int) -> str:
@@ -270,8 +292,9 @@ class BudgetStudy:
             pipe = load(run)
         else:
             self.cache.pop(key, None)  # a stale entry of an unfinished or lost run
+            init = self.pretrained(arm, k, seed) if arm.pretrain else None
             pipe, _ = fit_classifier(train, None, run, max_steps=steps, batch_size=min(64, len(train)), seed=seed,
-                                     augment=arm.augment, mixup=arm.mixup, progress=self.progress)
+                                     augment=arm.augment, mixup=arm.mixup, init=init, progress=self.progress)
         val = self.split(k, seed, "val")
         entry = {"val_accuracy": pipe.accuracy(val.images, val.labels), "train_images": len(train),
                  "val_images": len(val)}

@@ -54,9 +54,11 @@ def train_classifier(data: str | None = "fashion-mnist", run: str | os.PathLike 
 
 def fit_classifier(train: ImageData, test: ImageData | None, run: str | os.PathLike, *, model: str = "cnn",
                    seed: int = 0, device: str = "auto", precision: str = "auto", progress: bool = False,
+                   init: "ClassifierPipeline | None" = None,
                    **options: Any) -> tuple["ClassifierPipeline", float | None]:
     """Train on in-memory images (e.g. a real subset plus generated samples) into a fresh run;
-    returns the pipeline and its accuracy on ``test``."""
+    returns the pipeline and its accuracy on ``test``. ``init``: a classifier of the same
+    architecture, classes and image shape whose weights training starts from (fine-tuning)."""
     model_cls = get_entry(model).config_cls
     train_cfg = TrainConfig(**fields_of(options, TrainConfig))
     task_cfg = ClassifierTrainConfig(**fields_of(options, ClassifierTrainConfig))
@@ -66,9 +68,16 @@ def fit_classifier(train: ImageData, test: ImageData | None, run: str | os.PathL
     r = Run.create(run, {"family": "classifier", "model": {"name": model, "config": dataclasses.asdict(model_cfg)},
                          "task": dataclasses.asdict(task_cfg), "train": dataclasses.asdict(train_cfg),
                          "data": {"spec": f"memory:{train.name}", "size": train.size, "channels": train.channels,
-                                  "classes": train.classes, "limit": None}, "seed": seed}, overwrite=True)
+                                  "classes": train.classes, "limit": None}, "seed": seed,
+                         **({"init": str(init.path or init.name)} if init is not None else {})}, overwrite=True)
+    net = create_model(model, **dataclasses.asdict(model_cfg))
+    if init is not None:
+        if init.cfg != model_cfg:
+            raise PixelforgeError(f"{init.name} has another architecture, image shape or classes than the "
+                                  "classifier to train; it cannot be its starting point")
+        net.load_state_dict(init.net.state_dict())
     # No per-epoch evaluation: on a few hundred images an "epoch" is a handful of steps.
-    task = ClassifierTask(create_model(model, **dataclasses.asdict(model_cfg)), task_cfg, runtime)
+    task = ClassifierTask(net, task_cfg, runtime)
     Trainer(task, train, r, train_cfg, runtime, seed=seed, progress=progress).fit()
     pipe = ClassifierPipeline(task.net.float().eval(), model_cfg, train.classes, r.path, tta=task.tta)
     return pipe, (pipe.accuracy(test.images, test.labels) if test is not None else None)
