@@ -6,9 +6,10 @@ import torch
 import pixelforge
 from pixelforge.apps import scarce_data
 from pixelforge.apps.augment import real_subset
-from pixelforge.apps.scarce_data import ARMS, Arm, budget_study, confidence_filtered, verdict, write_budget_folder
+from pixelforge.apps.scarce_data import (ARMS, Arm, budget_study, confidence_filtered, neighbour_filtered, verdict,
+                                        write_budget_folder)
 from pixelforge.cli import main
-from pixelforge.data import load_dataset
+from pixelforge.data import ImageData, load_dataset
 
 STUDY = dict(budgets=(5,), seeds=(0, 1), steps=(2, 3), gan_steps=2, size=28)
 
@@ -96,15 +97,24 @@ class _Generator:
 
 
 class _Judge:
-    """Sure of class 0 for bright images and of class 1 for dark ones."""
+    """Sure of class 0 for bright images and of class 1 for dark ones; its features are the
+    brightness and the darkness."""
 
     def predict(self, images):
         p0 = images.float().mean((1, 2, 3)) / 255
         return torch.stack([p0, 1 - p0], 1)
 
+    features = predict
 
-def test_confidence_filter_keeps_the_images_the_judge_is_surest_of():
-    kept = confidence_filtered(_Generator(), _Judge(), per_class=5, seed=0)
+
+@pytest.mark.parametrize("kind", ["confidence", "neighbour"])
+def test_filters_keep_the_images_most_like_their_class(kind):
+    if kind == "confidence":
+        kept = confidence_filtered(_Generator(), _Judge(), per_class=5, seed=0)
+    else:  # one white real image of class 0, one black of class 1
+        real = ImageData(torch.tensor([255, 0], dtype=torch.uint8).view(2, 1, 1, 1).expand(-1, 1, 2, 2),
+                         torch.tensor([0, 1]), ["a", "b"], "real", "test")
+        kept = neighbour_filtered(_Generator(), _Judge(), real, per_class=5, seed=0)
     assert torch.bincount(kept.labels).tolist() == [5, 5]
     brightness = kept.images.float().mean((1, 2, 3))
     pool = scarce_data.generated_dataset(_Generator(), 5 * scarce_data.FILTER_POOL, seed=0)
@@ -161,6 +171,8 @@ def test_generated_images_join_the_real_ones(study):
     assert one_to_one["train_images"] == len(real) + 10 * round(len(real) / 10)
     filtered = next(v for k, v in cache.items() if k.startswith("5|0|flips + shifts + generated 4:1, confidence"))
     assert filtered["train_images"] == len(real) + 40 * round(len(real) / 10)
+    neighbours = next(v for k, v in cache.items() if k.startswith("5|0|flips + shifts + generated 4:1, nearest"))
+    assert neighbours["train_images"] == filtered["train_images"]
 
 
 def test_a_pretraining_arm_fine_tunes_on_the_real_images_only(study):

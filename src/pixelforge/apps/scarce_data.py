@@ -9,7 +9,8 @@ once per arm and seed, for the reported number.
 
 Each arm (:data:`ARMS`) is a way to train the classifier on the folder's training images:
 classic augmentation (none; flips and shifts; plus mixup) or generated images added at a ratio
-to the real ones (optionally filtered by a classifier's confidence, or with mixup), or used to
+to the real ones (optionally filtered by a classifier's confidence or by their nearest real
+neighbours, or with mixup), or used to
 pre-train the classifier before the real images fine-tune it. The generator of the
 "budget" arms is a class-conditional GAN trained with DiffAugment on the folder's training
 images only, so it has seen exactly what the classifier sees. A "full" generator (optional,
@@ -56,7 +57,9 @@ class Arm:
     mixup: float = 0.0
     synthetic: int = 0  # generated images per real training image, class by class
     generator: str = ""  # "budget" (trained on the same scarce images) or "full" (on the whole split)
-    filtered: bool = False  # keep the generated images a real-data classifier is surest of
+    # keep the generated images a real-data classifier is surest of ("confidence") or whose
+    # nearest real neighbour in its feature space is of their class by the widest margin ("neighbour")
+    filtered: str = ""
     pretrain: bool = False  # the generated images pre-train the classifier, then the real ones fine-tune it
 
     @property
@@ -71,7 +74,9 @@ ARMS = (
     Arm("flips + shifts + mixup", mixup=0.2),
     Arm("flips + shifts + generated 1:1", synthetic=1, generator="budget"),
     Arm("flips + shifts + generated 4:1", synthetic=4, generator="budget"),
-    Arm("flips + shifts + generated 4:1, confidence-filtered", synthetic=4, generator="budget", filtered=True),
+    Arm("flips + shifts + generated 4:1, confidence-filtered", synthetic=4, generator="budget", filtered="confidence"),
+    Arm("flips + shifts + generated 4:1, nearest-neighbour-filtered", synthetic=4, generator="budget",
+        filtered="neighbour"),
     Arm("flips + shifts + mixup + generated 1:1", mixup=0.2, synthetic=1, generator="budget"),
     Arm("generated 10:1 pre-training, then flips + shifts on real", synthetic=10, generator="budget", pretrain=True),
     Arm("flips + shifts + generated 4:1 from the full split", synthetic=4, generator="full"),
@@ -139,11 +144,28 @@ def confidence_filtered(pipe, judge, per_class: int, seed: int) -> ImageData:
     many, by the probability ``judge`` (a classifier trained on the same real images) gives the
     class they were generated for."""
     pool = generated_dataset(pipe, per_class * FILTER_POOL, seed)
-    confidence = judge.predict(pool.images).gather(1, pool.labels[:, None]).squeeze(1)
+    return _best_of_each_class(pool, judge.predict(pool.images).gather(1, pool.labels[:, None]).squeeze(1), per_class)
+
+
+def neighbour_filtered(pipe, judge, real: ImageData, per_class: int, seed: int) -> ImageData:
+    """``per_class`` generated images of every class: of ``FILTER_POOL`` times as many, those
+    whose nearest real image (in ``judge``'s feature space, by cosine distance) of the class they
+    were generated for is nearest compared with the nearest real image of any other class."""
+    pool = generated_dataset(pipe, per_class * FILTER_POOL, seed)
+    fake_f = torch.nn.functional.normalize(judge.features(pool.images), dim=1)
+    real_f = torch.nn.functional.normalize(judge.features(real.images), dim=1)
+    distance = torch.cdist(fake_f, real_f)
+    same = pool.labels[:, None] == real.labels[None, :]
+    to_own = distance.masked_fill(~same, float("inf")).min(1).values
+    to_other = distance.masked_fill(same, float("inf")).min(1).values
+    return _best_of_each_class(pool, to_other - to_own, per_class)
+
+
+def _best_of_each_class(pool: ImageData, score: torch.Tensor, per_class: int) -> ImageData:
     keep = []
-    for c in range(pipe.cfg.num_classes):
+    for c in range(pool.num_classes):
         members = (pool.labels == c).nonzero().flatten()
-        keep.append(members[confidence[members].argsort(descending=True)[:per_class]])
+        keep.append(members[score[members].argsort(descending=True)[:per_class]])
     keep = torch.cat(keep)
     return dataclasses.replace(pool, images=pool.images[keep], labels=pool.labels[keep])
 
@@ -243,10 +265,12 @@ class BudgetStudy:
         pipe = self.generator(arm, k, seed)
         real = self.split(k, seed, "train")
         per_class = arm.synthetic * max(1, round(len(real) / real.num_classes))
-        if arm.filtered:
-            judge, _ = self.classifier(CLASSIC, k, seed, self.chosen_steps(CLASSIC, k))
+        if not arm.filtered:
+            return generated_dataset(pipe, per_class, seed=1000 + seed)
+        judge, _ = self.classifier(CLASSIC, k, seed, self.chosen_steps(CLASSIC, k))
+        if arm.filtered == "confidence":
             return confidence_filtered(pipe, judge, per_class, seed=1000 + seed)
-        return generated_dataset(pipe, per_class, seed=1000 + seed)
+        return neighbour_filtered(pipe, judge, real, per_class, seed=1000 + seed)
 
     def training_set(self, arm: Arm, k: int, seed: int) -> ImageData:
         """The images the arm's classifier is trained (for a pre-training arm: fine-tuned) on."""
