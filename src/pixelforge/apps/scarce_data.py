@@ -10,8 +10,8 @@ once per arm and seed, for the reported number.
 Each arm (:data:`ARMS`) is a way to train the classifier on the folder's training images:
 classic augmentation (none; flips and shifts; plus mixup) or generated images added at a ratio
 to the real ones (optionally filtered by a classifier's confidence or by their nearest real
-neighbours, or with mixup), or used to
-pre-train the classifier before the real images fine-tune it. The generator of the
+neighbours, or with mixup), or used to pre-train the classifier before the real images
+fine-tune it. The generator of the
 "budget" arms is a class-conditional GAN trained with DiffAugment on the folder's training
 images only, so it has seen exactly what the classifier sees. A "full" generator (optional,
 ``full_generator``) was trained on the whole training split: a different experiment, since it

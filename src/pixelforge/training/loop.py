@@ -274,7 +274,7 @@ class Trainer:
     def _end_epoch(self, clock: "_Clock", last: bool) -> None:
         """The next epoch; the epoch's checkpoint, curve and the task's per-epoch work (sample
         grids, validation) unless epochs are so short that doing it after each would take more
-        than EPOCH_WORK_SHARE of the time (a folder of a few hundred images: an epoch or two per step)."""
+        than EPOCH_WORK_SHARE of the time (a folder of a few hundred images: a step or two per epoch)."""
         self.epoch += 1
         self.batch_in_epoch = 0
         # every rank takes the decision together: saving ends in a barrier
