@@ -432,11 +432,13 @@ def write_report(result: dict, out: str | os.PathLike) -> None:
                          f"({row['target']}: {'met' if row['met'] else 'missed'}) |")
     (out / "augmentation.md").write_text("\n".join(lines) + "\n")
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=100)
     budgets = [r["per_class"] for r in result["rows"]]
-    for i, name in enumerate(a["arm"] for a in result["rows"][0]["arms"]):
+    names = [a["arm"] for a in result["rows"][0]["arms"]]
+    for i, name in enumerate(names):
         cells = [next(a for a in r["arms"] if a["arm"] == name) for r in result["rows"]]
-        ax.errorbar([b * (1 + 0.02 * (i - 3)) for b in budgets], [c["test"]["mean"] for c in cells],
+        shift = 1 + 0.025 * (i - (len(names) - 1) / 2)  # side by side around each budget
+        ax.errorbar([b * shift for b in budgets], [c["test"]["mean"] for c in cells],
                     yerr=[c["test"]["std"] for c in cells], marker="o", capsize=3, label=name,
                     linestyle="--" if cells[0]["kind"] != "classic" else "-")
     ax.set_xscale("log")
@@ -445,5 +447,5 @@ def write_report(result: dict, out: str | os.PathLike) -> None:
     ax.set_xlabel("real labelled images per class")
     ax.set_ylabel("test accuracy")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     save_figure(fig, out / "augmentation.png")
