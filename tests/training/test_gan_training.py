@@ -80,13 +80,17 @@ def test_epoch_grids_and_epoch_budget(tmp_path):
 
 
 def test_epochs_of_one_step_do_not_each_checkpoint(tmp_path):
-    """On a dataset smaller than two batches every step ends an epoch: the end-of-epoch work
-    (checkpoint, curve, grid) runs only as often as keeps it to a tenth of the time, and after the last."""
+    """On a dataset of one batch every step ends an epoch: the end-of-epoch work (checkpoint,
+    curve, grid) runs after the first, every EPOCH_WORK_STEPS-th and the last."""
+    from pixelforge.training.loop import EPOCH_WORK_STEPS
+
     run = tmp_path / "tiny"
-    pixelforge.train_gan("digits", run, epochs=60, limit=32, seed=0, **TINY)  # 32 images, batch 32
+    pixelforge.train_gan("digits", run, epochs=40, limit=32, seed=0, **TINY)  # 32 images, batch 32
     grids = sorted(p.name for p in (run / "samples").glob("epoch_*.png"))
-    assert grids[0] == "epoch_001.png" and grids[-1] == "epoch_060.png" and len(grids) < 30
-    assert pixelforge.runs.Run.open(run).load_state()["step"] == 60
+    every = [f"epoch_{e:03d}.png" for e in range(EPOCH_WORK_STEPS, 40, EPOCH_WORK_STEPS)]
+    assert grids == ["epoch_001.png", *every, "epoch_040.png"]
+    assert pixelforge.runs.Run.open(run).load_state()["step"] == 40
+
 
 
 def test_minutes_budget_stops(tmp_path):

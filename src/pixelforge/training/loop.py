@@ -35,8 +35,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pixelforge.training")
 
-# The most of the training time that end-of-epoch work (checkpoint, curve, sample grids) may take.
-EPOCH_WORK_SHARE = 0.1
+# Epochs shorter than this many steps (data of a few hundred images) share their end-of-epoch
+# work (checkpoint, curve, sample grid, validation), which would otherwise take most of the time.
+EPOCH_WORK_STEPS = 16
 
 
 @dataclass
@@ -272,20 +273,20 @@ class Trainer:
             bar.update(done - bar.n)
 
     def _end_epoch(self, clock: "_Clock", last: bool) -> None:
-        """The next epoch; the epoch's checkpoint, curve and the task's per-epoch work (sample
-        grids, validation) unless epochs are so short that doing it after each would take more
-        than EPOCH_WORK_SHARE of the time (a folder of a few hundred images: a step or two per epoch)."""
+        """The next epoch, after the epoch's checkpoint, curve and the task's per-epoch work
+        (sample grids, validation). Done after the first and the last epoch, and between them
+        after every epoch whose number is a multiple of ceil(EPOCH_WORK_STEPS / steps per
+        epoch): every epoch unless epochs are short."""
         self.epoch += 1
         self.batch_in_epoch = 0
-        # every rank takes the decision together: saving ends in a barrier
-        if not (last or self.rt.any_true(clock.epoch_work_due())[0]):
+        every = -(-EPOCH_WORK_STEPS // self.steps_per_epoch)
+        if not (last or self.epoch == 1 or self.epoch % every == 0):
             return
-        started = time.monotonic()
         if self.rt.is_main:
             self.task.on_epoch_end(self.run, self.epoch, self.step)
         self.save()
         self._plot()
-        clock.epoch_work_done(started)
+        clock.checkpointed()
 
     def _finish(self, clock: "_Clock") -> None:
         if clock.last and self.step % self.cfg.log_every:
@@ -366,8 +367,7 @@ class _Clock:
     def __init__(self, minutes: float | None):
         self.start = time.monotonic()
         self.deadline = self.start + minutes * 60 if minutes else None
-        self.last_checkpoint = self.last_epoch_work = self.start
-        self.epoch_work_seconds = 0.0  # how long the last end-of-epoch work took
+        self.last_checkpoint = self.start
         self.window_start, self.window_images = self.start, 0
         self.last: dict = {}
         self.last_throughput = 0.0
@@ -385,14 +385,6 @@ class _Clock:
         self.last_throughput = self.window_images / max(now - self.window_start, 1e-9)
         self.window_start, self.window_images = now, 0
         return self.last_throughput
-
-    def epoch_work_due(self) -> bool:
-        """Whether the time since the last end-of-epoch work keeps its share within EPOCH_WORK_SHARE."""
-        return time.monotonic() - self.last_epoch_work >= self.epoch_work_seconds * (1 / EPOCH_WORK_SHARE - 1)
-
-    def epoch_work_done(self, started: float) -> None:
-        self.last_epoch_work = self.last_checkpoint = time.monotonic()
-        self.epoch_work_seconds = self.last_epoch_work - started
 
     def checkpoint_due(self, interval_minutes: float) -> bool:
         return time.monotonic() - self.last_checkpoint >= interval_minutes * 60
