@@ -140,3 +140,4 @@ def test_fine_tuning_starts_from_the_given_classifier(tmp_path):
     assert not torch.allclose(first.net.state_dict()[weights[0]], fresh.net.state_dict()[weights[0]], atol=1e-3)
     with pytest.raises(PixelforgeError, match="cannot be its starting point"):
         fit_classifier(digits, None, tmp_path / "wider", max_steps=1, batch_size=16, width=16, init=first)
+    assert not (tmp_path / "wider").exists()

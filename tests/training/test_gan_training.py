@@ -92,7 +92,6 @@ def test_epochs_of_one_step_do_not_each_checkpoint(tmp_path):
     assert pixelforge.runs.Run.open(run).load_state()["step"] == 40
 
 
-
 def test_minutes_budget_stops(tmp_path):
     t = time.monotonic()
     pixelforge.train_gan("digits", tmp_path / "m", minutes=0.03, seed=0, **TINY)

@@ -204,6 +204,7 @@ class BudgetStudy:
         self.selection_seed = SEEDS[0]
         self._check_settings()
         self._pipes: dict = {"full": self._full_generator()} if full_generator else {}
+        self._splits: dict = {}
 
     def _check_settings(self) -> None:
         """Refuse to mix fits of other settings into a cached study (its runs would be reused)."""
@@ -229,9 +230,13 @@ class BudgetStudy:
         return write_budget_folder(self.train, k, seed, self.root / f"k{k}-s{seed}" / "images")
 
     def split(self, k: int, seed: int, split: str) -> ImageData:
-        d = load_dataset(f"folder:{self.folder(k, seed)}", size=self.train.size, channels=self.train.channels,
-                         split=split)
-        return dataclasses.replace(d, classes=list(self.train.classes))
+        """The budget folder's ``split`` ("train" or "val"), read once."""
+        key = (k, seed, split)
+        if key not in self._splits:
+            d = load_dataset(f"folder:{self.folder(k, seed)}", size=self.train.size, channels=self.train.channels,
+                             split=split)
+            self._splits[key] = dataclasses.replace(d, classes=list(self.train.classes))
+        return self._splits[key]
 
     def _full_generator(self):
         pipe = _conditional_pipe(self.full_generator)

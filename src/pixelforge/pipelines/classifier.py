@@ -64,6 +64,9 @@ def fit_classifier(train: ImageData, test: ImageData | None, run: str | os.PathL
     task_cfg = ClassifierTrainConfig(**fields_of(options, ClassifierTrainConfig))
     model_cfg = model_cls(**{"image_size": train.size, "channels": train.channels,
                              "num_classes": train.num_classes, **fields_of(options, model_cls)})
+    if init is not None and init.cfg != model_cfg:  # checked before the run folder is made
+        raise PixelforgeError(f"{init.name} has another architecture, image shape or classes than the "
+                              "classifier to train; it cannot be its starting point")
     runtime = Runtime.create(device, precision, seed=seed)
     r = Run.create(run, {"family": "classifier", "model": {"name": model, "config": dataclasses.asdict(model_cfg)},
                          "task": dataclasses.asdict(task_cfg), "train": dataclasses.asdict(train_cfg),
@@ -72,9 +75,6 @@ def fit_classifier(train: ImageData, test: ImageData | None, run: str | os.PathL
                          **({"init": str(init.path or init.name)} if init is not None else {})}, overwrite=True)
     net = create_model(model, **dataclasses.asdict(model_cfg))
     if init is not None:
-        if init.cfg != model_cfg:
-            raise PixelforgeError(f"{init.name} has another architecture, image shape or classes than the "
-                                  "classifier to train; it cannot be its starting point")
         net.load_state_dict(init.net.state_dict())
     # No per-epoch evaluation: on a few hundred images an "epoch" is a handful of steps.
     task = ClassifierTask(net, task_cfg, runtime)
