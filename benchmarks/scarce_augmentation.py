@@ -27,7 +27,7 @@ from _common import RESULTS, commit, write_results
 from generative_augmentation import GAN_RUN, full_split_generator
 
 import pixelforge
-from pixelforge.apps.scarce_data import GAN_STEPS, STEPS, BudgetStudy, write_report
+from pixelforge.apps.scarce_data import DIFFUSION_STEPS, GAN_STEPS, STEPS, BudgetStudy, write_report
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "images"
 CACHE = RESULTS / "scarce_augmentation_cache.json"
@@ -39,6 +39,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--steps", default=",".join(map(str, STEPS)), help="classifier step counts to choose from")
     ap.add_argument("--gan-steps", type=int, default=GAN_STEPS, help="steps of each per-budget GAN")
+    ap.add_argument("--diffusion-steps", type=int, default=DIFFUSION_STEPS, help="steps of each per-budget diffusion model")
     ap.add_argument("--full-generator", default=None, help="a conditional GAN run trained on the whole split")
     ap.add_argument("--root", default="runs/bench-scarce")
     args = ap.parse_args()
@@ -46,7 +47,7 @@ def main() -> None:
     full = Path(args.full_generator) if args.full_generator else full_split_generator(Path(GAN_RUN))
     full_steps = pixelforge.runs.Run.open(full).load_state()["step"]
     study = BudgetStudy(args.root, "fashion-mnist", steps=[int(s) for s in args.steps.split(",")], full_generator=full,
-                        gan_steps=args.gan_steps, cache=CACHE, progress=True)
+                        gan_steps=args.gan_steps, diffusion_steps=args.diffusion_steps, cache=CACHE, progress=True)
     budgets = [int(b) for b in args.budgets.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     done = []
@@ -64,15 +65,17 @@ def main() -> None:
         out = Path(args.root) / "report"
         write_report(result, out)
         shutil.copyfile(out / "augmentation.png", DOCS / "scarce_augmentation.png")
-        grid = Path(args.root) / f"k{k}-s{seeds[0]}" / "gan" / "per_class.png"
-        if grid.is_file():  # what a GAN trained on the budget's own images draws
-            shutil.copyfile(grid, DOCS / f"scarce_augmentation_gan_k{k}.png")
+        for family in ("gan", "diffusion"):  # what a generator trained on the budget's own images draws
+            grid = Path(args.root) / f"k{k}-s{seeds[0]}" / family / "per_class.png"
+            if grid.is_file():
+                shutil.copyfile(grid, DOCS / f"scarce_augmentation_{family}_k{k}.png")
         write_results("scarce_augmentation", {
             "commit": commit(),
             "full_generator": {"run": str(full), "steps": full_steps,
                                "trained_on": "the whole Fashion-MNIST training split (validation images excluded)"},
             "command": f"python benchmarks/scarce_augmentation.py --budgets {','.join(map(str, sorted(done)))} "
-                       f"--seeds {args.seeds} --steps {args.steps} --gan-steps {args.gan_steps}",
+                       f"--seeds {args.seeds} --steps {args.steps} --gan-steps {args.gan_steps} "
+                       f"--diffusion-steps {args.diffusion_steps}",
             **result})
 
 

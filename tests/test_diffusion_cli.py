@@ -38,6 +38,17 @@ def test_train_writes_a_run(diffusion_run):
     assert losses and all(np.isfinite(losses))
 
 
+def test_short_epochs_share_the_sample_grid(tmp_path):
+    """The epoch's grid runs the sampler, so short epochs share it over more steps than a GAN's."""
+    from pixelforge.training.diffusion import DiffusionTask
+    from pixelforge.training.gan import GANTask
+
+    assert DiffusionTask.epoch_work_steps > GANTask.epoch_work_steps
+    run = tmp_path / "short"
+    pixelforge.train_diffusion("digits", run, epochs=3, limit=16, seed=0, **{**TINY_UNET, "size": 16, "batch_size": 16})
+    assert sorted(p.name for p in (run / "samples").glob("epoch_*.png")) == ["epoch_001.png", "epoch_003.png"]
+
+
 def test_cli_train_resume_and_sample(tmp_path, capsys):
     run = tmp_path / "cli"
     args = ["train", "diffusion", "--data", "digits", "--size", "16", "--width", "8", "--channel-mult", "1,2",

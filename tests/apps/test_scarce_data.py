@@ -11,7 +11,7 @@ from pixelforge.apps.scarce_data import (ARMS, Arm, budget_study, confidence_fil
 from pixelforge.cli import main
 from pixelforge.data import ImageData, load_dataset
 
-STUDY = dict(budgets=(5,), seeds=(0, 1), steps=(2, 3), gan_steps=2, size=28)
+STUDY = dict(budgets=(5,), seeds=(0, 1), steps=(2, 3), gan_steps=2, diffusion_steps=2, size=28)
 
 
 def test_budget_folder_keeps_the_images_and_the_label_order(tmp_path):
@@ -23,6 +23,15 @@ def test_budget_folder_keeps_the_images_and_the_label_order(tmp_path):
     assert torch.equal(loaded.images, subset.images) and torch.equal(loaded.labels, subset.labels)
     write_budget_folder(load_dataset("digits", limit=1), 3, seed=5, folder=folder)  # written once, then reused
     assert torch.equal(load_dataset(f"folder:{folder}", size=8, channels=1, split="train+val").images, subset.images)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def quick_diffusion_sampler():
+    """A narrow U-Net and two sampling steps for the diffusion arms (a study records both)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(scarce_data, "DIFFUSION_SAMPLER", {**scarce_data.DIFFUSION_SAMPLER, "steps": 2})
+        mp.setattr(scarce_data, "DIFFUSION_MODEL", {"width": 8, "num_res_blocks": 1})
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +55,8 @@ def test_study_measures_every_arm_on_validation_then_test(study):
     for key in selection:  # the test split is scored at the chosen steps only
         _, _, arm, steps = key.split("|")
         assert ("test_accuracy" in cache[key]) == (int(steps) == chosen[arm]), key
-    assert (out / "k5-s1" / "gan" / "per_class.png").is_file()  # each budget and seed: its own generator
+    for family in ("gan", "diffusion"):  # each budget and seed: its own generators
+        assert (out / "k5-s1" / family / "per_class.png").is_file()
     assert json.loads((out / "augmentation.json").read_text())["rows"][0]["per_class"] == 5
     assert "| 5 | flips + shifts |" in (out / "augmentation.md").read_text()
     assert (out / "augmentation.png").is_file()
@@ -66,9 +76,18 @@ def test_study_resumes_from_its_cache(study, tiny_conditional_run, monkeypatch):
 
 def test_budget_generator_trains_on_the_budget_only(study):
     out, _ = study
-    cfg = pixelforge.runs.Run.open(out / "k5-s0" / "gan").config
-    assert cfg["data"]["spec"] == f"folder:{out / 'k5-s0' / 'images'}" and cfg["data"]["split"] == "train"
-    assert cfg["task"]["diffaug"] == scarce_data.GAN_DIFFAUG
+    for family in ("gan", "diffusion"):
+        run = pixelforge.runs.Run.open(out / "k5-s0" / family)
+        cfg = run.config
+        assert cfg["data"]["spec"] == f"folder:{out / 'k5-s0' / 'images'}" and cfg["data"]["split"] == "train"
+        assert cfg["family"] == family and cfg["model"]["config"]["num_classes"] == 10 and run.load_state()["step"] == 2
+    assert pixelforge.runs.Run.open(out / "k5-s0" / "gan").config["task"]["diffaug"] == scarce_data.GAN_DIFFAUG
+    diffusion = scarce_data.budget_generator(out / "k5-s0" / "images", out / "k5-s0" / "diffusion", 28, 1, seed=0,
+                                             steps=2, family="diffusion")  # done: loaded with the study's sampler
+    assert {"solver": diffusion.solver, "steps": diffusion.steps,
+            "guidance": diffusion.guidance} == scarce_data.DIFFUSION_SAMPLER
+    drawn = sorted(p.name for p in (out / "k5-s0" / "diffusion" / "drawn").iterdir())
+    assert drawn and all(p.endswith("-per-class-s1000.safetensors") for p in drawn)  # kept, not sampled again
 
 
 def _arm(name, kind, val, test):
@@ -109,15 +128,15 @@ class _Judge:
 
 @pytest.mark.parametrize("kind", ["confidence", "neighbour"])
 def test_filters_keep_the_images_most_like_their_class(kind):
+    pool = scarce_data.generated_dataset(_Generator(), 5 * scarce_data.FILTER_POOL, seed=0)
     if kind == "confidence":
-        kept = confidence_filtered(_Generator(), _Judge(), per_class=5, seed=0)
+        kept = confidence_filtered(pool, _Judge(), per_class=5)
     else:  # one white real image of class 0, one black of class 1
         real = ImageData(torch.tensor([255, 0], dtype=torch.uint8).view(2, 1, 1, 1).expand(-1, 1, 2, 2),
                          torch.tensor([0, 1]), ["a", "b"], "real", "test")
-        kept = neighbour_filtered(_Generator(), _Judge(), real, per_class=5, seed=0)
+        kept = neighbour_filtered(pool, _Judge(), real, per_class=5)
     assert torch.bincount(kept.labels).tolist() == [5, 5]
     brightness = kept.images.float().mean((1, 2, 3))
-    pool = scarce_data.generated_dataset(_Generator(), 5 * scarce_data.FILTER_POOL, seed=0)
     pool_brightness = pool.images.float().mean((1, 2, 3))
     assert brightness[kept.labels == 0].min() >= pool_brightness[pool.labels == 0].median()
     assert brightness[kept.labels == 1].max() <= pool_brightness[pool.labels == 1].median()
@@ -131,7 +150,7 @@ def test_arms_say_their_kind():
 def test_augment_command(tmp_path, capsys):
     out = tmp_path / "study"
     assert main(["augment", "--data", "digits", "--size", "28", "--per-class", "5", "--seeds", "1", "--steps", "2",
-                 "--gan-steps", "1", "-o", str(out)]) == 0
+                 "--gan-steps", "1", "--diffusion-steps", "1", "-o", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "| 5 | flips + shifts + generated 4:1 |" in printed and "from the full split" not in printed
     assert (out / "augmentation.png").is_file()
@@ -177,15 +196,18 @@ def test_generated_images_join_the_real_ones(study):
 
 def test_a_pretraining_arm_fine_tunes_on_the_real_images_only(study):
     out, _ = study
-    arm = next(a for a in ARMS if a.pretrain)
     real = load_dataset(f"folder:{out / 'k5-s0' / 'images'}", size=28, channels=1)
     cache = json.loads((out / "study.json").read_text())
-    assert all(v["train_images"] == len(real) for k, v in cache.items() if k.startswith(f"5|0|{arm.name}|"))
     classifiers = out / "k5-s0" / "classifiers"
-    (pretraining,) = classifiers.glob("*-pretraining")
-    assert pixelforge.runs.Run.open(pretraining).config["data"]["spec"] == "memory:generated"
-    tuned = pixelforge.runs.Run.open(next(p for p in classifiers.glob("generated-10-1-pre*") if p != pretraining))
-    assert tuned.config["init"] == str(pretraining) and "generated" not in tuned.config["data"]["spec"]
+    arms = [a for a in ARMS if a.pretrain]
+    assert {a.family for a in arms} == {"gan", "diffusion"}
+    for arm in arms:
+        assert all(v["train_images"] == len(real) for k, v in cache.items() if k.startswith(f"5|0|{arm.name}|"))
+        slug = scarce_data._slug(arm.name)
+        pretraining = classifiers / f"{slug}-pretraining"
+        assert pixelforge.runs.Run.open(pretraining).config["data"]["spec"] == "memory:generated"
+        tuned = pixelforge.runs.Run.open(next(p for p in classifiers.glob(f"{slug}-*") if p != pretraining))
+        assert tuned.config["init"] == str(pretraining) and "generated" not in tuned.config["data"]["spec"]
 
 
 def test_verdict_at_large_budgets_allows_a_loss_within_the_baselines_spread():
@@ -198,11 +220,14 @@ def test_a_study_folder_keeps_its_settings(study, tiny_conditional_run, capsys):
     settings = json.loads((out / "study.json").read_text())["settings"]
     assert settings["gan_steps"] == 2 and settings["full_generator"] == str(tiny_conditional_run)
     assert main(["augment", str(tiny_conditional_run), "--data", "digits", "--size", "28", "--per-class", "5",
-                 "--gan-steps", "3", "-o", str(out)]) == 2
+                 "--gan-steps", "3", "--diffusion-steps", "2", "-o", str(out)]) == 2
     assert "holds a study with gan_steps 2 (not 3); give another output folder" in capsys.readouterr().err
     assert main(["augment", str(tiny_conditional_run), "--data", "digits", "--size", "32", "--per-class", "5",
-                 "--gan-steps", "2", "-o", str(out)]) == 2
+                 "--gan-steps", "2", "--diffusion-steps", "2", "-o", str(out)]) == 2
     assert "size 28 (not 32)" in capsys.readouterr().err
+    assert main(["augment", str(tiny_conditional_run), "--data", "digits", "--size", "28", "--per-class", "5",
+                 "--gan-steps", "2", "--diffusion-steps", "3", "-o", str(out)]) == 2
+    assert "holds a study with diffusion_steps 2 (not 3); give another output folder" in capsys.readouterr().err
 
 
 def test_a_study_refuses_another_generator_and_an_unreadable_cache(study, tiny_conditional_run, tmp_path, capsys):
@@ -229,3 +254,31 @@ def test_a_generator_run_without_a_checkpoint_starts_over(tmp_path):
     (run / "config.json").write_text("{}")  # killed before its first checkpoint
     pipe = scarce_data.budget_generator(folder, run, 28, 1, seed=0, steps=1)
     assert pipe.conditional and pixelforge.runs.Run.open(run).load_state()["step"] == 1
+
+
+def test_diffusion_arms_stop_at_their_largest_budget(tmp_path):
+    diffusion = [a for a in ARMS if a.family == "diffusion"]
+    assert diffusion and all(a.kind == "generative" and a.runs_at(100) and not a.runs_at(500) for a in diffusion)
+    cell = {"kind": "classic", "steps": 3, "val": {"mean": 0.5}, "test": {"mean": 0.6, "std": 0.01}}
+    result = {"rows": [{"per_class": 100, "arms": [{"arm": "a", **cell}, {"arm": "d", **cell}]},
+                       {"per_class": 500, "arms": [{"arm": "a", **cell}]}]}
+    scarce_data.write_report(result, tmp_path)
+    table = (tmp_path / "augmentation.md").read_text()
+    assert "| 100 | d |" in table and "| 500 | d |" not in table and "| 500 | a |" in table
+    assert (tmp_path / "augmentation.png").stat().st_size > 0
+
+
+def test_drawn_images_are_kept_and_not_sampled_again(study, tiny_conditional_run, monkeypatch):
+    out, _ = study
+    again = scarce_data.BudgetStudy(out, "digits", steps=STUDY["steps"], full_generator=tiny_conditional_run,
+                                    gan_steps=2, diffusion_steps=2, size=28)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("sampled again")
+
+    monkeypatch.setattr(scarce_data, "generated_dataset", refuse)
+    arm = next(a for a in ARMS if a.family == "diffusion" and not a.pretrain)
+    real = again.split(5, 0, "train")
+    drawn = again.generated(arm, 5, 0)
+    assert len(drawn) == 10 * round(len(real) / 10) and drawn.images.dtype == torch.uint8
+    assert torch.equal(torch.bincount(drawn.labels), torch.full((10,), round(len(real) / 10)))

@@ -81,13 +81,13 @@ def test_epoch_grids_and_epoch_budget(tmp_path):
 
 def test_epochs_of_one_step_do_not_each_checkpoint(tmp_path):
     """On a dataset of one batch every step ends an epoch: the end-of-epoch work (checkpoint,
-    curve, grid) runs after the first, every EPOCH_WORK_STEPS-th and the last."""
-    from pixelforge.training.loop import EPOCH_WORK_STEPS
+    curve, grid) runs after the first, every epoch_work_steps-th and the last."""
+    from pixelforge.training.gan import GANTask
 
     run = tmp_path / "tiny"
     pixelforge.train_gan("digits", run, epochs=40, limit=32, seed=0, **TINY)  # 32 images, batch 32
     grids = sorted(p.name for p in (run / "samples").glob("epoch_*.png"))
-    every = [f"epoch_{e:03d}.png" for e in range(EPOCH_WORK_STEPS, 40, EPOCH_WORK_STEPS)]
+    every = [f"epoch_{e:03d}.png" for e in range(GANTask.epoch_work_steps, 40, GANTask.epoch_work_steps)]
     assert grids == ["epoch_001.png", *every, "epoch_040.png"]
     assert pixelforge.runs.Run.open(run).load_state()["step"] == 40
 

@@ -35,13 +35,17 @@ def _conditional_pipe(gan_run):
 
 
 def generated_dataset(pipe, per_class: int, seed: int = 0) -> ImageData:
-    """``per_class`` samples of every class as a labelled uint8 dataset."""
+    """``per_class`` samples of every class as a labelled uint8 dataset, from a class-conditional
+    GAN (one latent per image) or diffusion pipeline (its own sampler settings)."""
     k = pipe.cfg.num_classes
     labels = torch.arange(k).repeat_interleave(dryrun.cap(per_class, "per_class"))
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(len(labels), pipe.cfg.latent_dim, generator=g)
-    images = (pipe.generate(z, labels) * 255).round().to(torch.uint8)
-    return ImageData(images, labels, list(pipe.classes), "generated", f"gan:{pipe.path}")
+    if hasattr(pipe, "generate"):
+        z = torch.randn(len(labels), pipe.cfg.latent_dim, generator=torch.Generator().manual_seed(seed))
+        images, family = pipe.generate(z, labels), "gan"
+    else:
+        images, family = pipe.sample(len(labels), seed=seed, labels=labels, batch_size=256), "diffusion"
+    images = (images * 255).round().to(torch.uint8)
+    return ImageData(images, labels, list(pipe.classes), "generated", f"{family}:{pipe.path}")
 
 
 def real_subset(data: ImageData, per_class: int, seed: int) -> ImageData:

@@ -12,8 +12,10 @@ classic augmentation (none; flips and shifts; plus mixup) or generated images ad
 to the real ones (optionally filtered by a classifier's confidence or by their nearest real
 neighbours, or with mixup), or used to pre-train the classifier before the real images
 fine-tune it. The generator of the
-"budget" arms is a class-conditional GAN trained with DiffAugment on the folder's training
-images only, so it has seen exactly what the classifier sees. A "full" generator (optional,
+"budget" arms is trained on the folder's training images only, so it has seen exactly what the
+classifier sees: a class-conditional GAN with DiffAugment, or a class-conditional diffusion
+model sampled with classifier-free guidance (:data:`DIFFUSION_SAMPLER`; its arms stop at
+``max_per_class``, as sampling tens of thousands of images takes hours on a CPU). A "full" generator (optional,
 ``full_generator``) was trained on the whole training split: a different experiment, since it
 brings the knowledge of tens of thousands of labelled images, reported apart.
 
@@ -38,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save
 
 from .. import dryrun
 from ..data import ImageData, load_dataset
@@ -45,7 +48,7 @@ from ..data.splits import MIN_FOLDER_FILES
 from ..errors import PixelforgeError
 from ..images import pyplot, save_figure, save_grid, save_png
 from ..pipelines.classifier import fit_classifier
-from ..runs import Run, atomic_write_json
+from ..runs import Run, atomic_write_bytes, atomic_write_json
 from ..training.loop import TrainConfig
 from .augment import _conditional_pipe, check_per_class_budget, concat, generated_dataset, real_subset
 
@@ -61,6 +64,11 @@ class Arm:
     # nearest real neighbour in its feature space is of their class by the widest margin ("neighbour")
     filtered: str = ""
     pretrain: bool = False  # the generated images pre-train the classifier, then the real ones fine-tune it
+    family: str = "gan"  # of a "budget" generator: "gan" or "diffusion"
+    max_per_class: int = 0  # the largest budget the arm runs at (0: every budget)
+
+    def runs_at(self, k: int) -> bool:
+        return not self.max_per_class or k <= self.max_per_class
 
     @property
     def kind(self) -> str:
@@ -80,12 +88,20 @@ ARMS = (
     Arm("flips + shifts + mixup + generated 1:1", mixup=0.2, synthetic=1, generator="budget"),
     Arm("generated 10:1 pre-training, then flips + shifts on real", synthetic=10, generator="budget", pretrain=True),
     Arm("flips + shifts + generated 4:1 from the full split", synthetic=4, generator="full"),
+    Arm("flips + shifts + diffusion 1:1", synthetic=1, generator="budget", family="diffusion", max_per_class=100),
+    Arm("diffusion 10:1 pre-training, then flips + shifts on real", synthetic=10, generator="budget",
+        family="diffusion", pretrain=True, max_per_class=100),
 )
 BUDGETS = (10, 50, 100, 500)  # real images per class
 SEEDS = (0, 1, 2)
 STEPS = (300, 900)  # the classifier step counts each arm chooses from on validation
 GAN_STEPS = 2000
 GAN_DIFFAUG = "translation,cutout"
+DIFFUSION_STEPS = 3000
+DIFFUSION_MODEL: dict = {}  # U-Net options of the budget diffusion model (empty: the family's defaults)
+# The budget diffusion model's sampler, fixed (the scale docs/diffusion.md chose on the full
+# split) rather than chosen per budget: every choice would mean sampling each arm's images again.
+DIFFUSION_SAMPLER = {"solver": "dpm++", "steps": 15, "guidance": 1.5}
 FILTER_POOL = 2  # the filtered arm draws this many times the images it keeps
 TARGET_GAIN = 0.02
 TARGET_BUDGETS = (50, 100)  # where generated data must win by TARGET_GAIN; at larger budgets not lose
@@ -112,24 +128,31 @@ def write_budget_folder(data: ImageData, per_class: int, seed: int, folder: Path
 
 
 def budget_generator(folder: Path, run: Path, size: int, channels: int, seed: int, steps: int = GAN_STEPS,
-                     progress: bool = False):
-    """The class-conditional GAN (the default recipe plus DiffAugment) trained on the training
-    images of ``folder`` for ``steps`` steps (in batches no larger than those images); resumed
-    where a run stopped, reused when done."""
+                     progress: bool = False, family: str = "gan"):
+    """The class-conditional generator trained on the training images of ``folder`` for
+    ``steps`` steps (in batches no larger than those images): the default GAN recipe plus
+    DiffAugment, or (``family="diffusion"``) the default diffusion recipe, sampled with
+    :data:`DIFFUSION_SAMPLER`. Resumed where a run stopped, reused when done."""
     from ..api import load
+    from ..pipelines.diffusion import train_diffusion
     from ..pipelines.gan import train_gan
 
+    sampler = DIFFUSION_SAMPLER if family == "diffusion" else {}
     if _finished(run, steps):
-        return load(run)
+        return load(run, **sampler)
     # a run killed before its first checkpoint starts over
     resume = run.is_dir() and Run(run).latest_checkpoint() is not None
     new_run = {}
     if not resume:
         images = load_dataset(f"folder:{folder}", size=size, channels=channels)
         new_run = {"size": size, "channels": channels, "batch_size": min(TrainConfig.batch_size, len(images))}
-    return train_gan(None if resume else f"folder:{folder}", run, resume=resume, overwrite=not resume,
-                     conditional=True, max_steps=dryrun.cap(steps, "steps"), diffaug=GAN_DIFFAUG, seed=seed,
-                     progress=progress, **new_run)
+    common = {"resume": resume, "overwrite": not resume, "conditional": True, "max_steps": dryrun.cap(steps, "steps"),
+              "seed": seed, "progress": progress, **new_run}
+    data = None if resume else f"folder:{folder}"
+    if family == "diffusion":
+        train_diffusion(data, run, **common, **({} if resume else DIFFUSION_MODEL))
+        return load(run, **sampler)
+    return train_gan(data, run, diffaug=GAN_DIFFAUG, **common)
 
 
 def _finished(run: Path, steps: int) -> bool:
@@ -139,19 +162,17 @@ def _finished(run: Path, steps: int) -> bool:
     return Run(run).load_state()["step"] >= dryrun.cap(steps, "steps")
 
 
-def confidence_filtered(pipe, judge, per_class: int, seed: int) -> ImageData:
-    """``per_class`` generated images of every class: the surest of ``FILTER_POOL`` times as
-    many, by the probability ``judge`` (a classifier trained on the same real images) gives the
-    class they were generated for."""
-    pool = generated_dataset(pipe, per_class * FILTER_POOL, seed)
+def confidence_filtered(pool: ImageData, judge, per_class: int) -> ImageData:
+    """``per_class`` generated images of every class: the surest of the generated ``pool``, by
+    the probability ``judge`` (a classifier trained on the same real images) gives the class they
+    were generated for."""
     return _best_of_each_class(pool, judge.predict(pool.images).gather(1, pool.labels[:, None]).squeeze(1), per_class)
 
 
-def neighbour_filtered(pipe, judge, real: ImageData, per_class: int, seed: int) -> ImageData:
-    """``per_class`` generated images of every class: of ``FILTER_POOL`` times as many, those
-    whose nearest real image (in ``judge``'s feature space, by cosine distance) of the class they
-    were generated for is nearest compared with the nearest real image of any other class."""
-    pool = generated_dataset(pipe, per_class * FILTER_POOL, seed)
+def neighbour_filtered(pool: ImageData, judge, real: ImageData, per_class: int) -> ImageData:
+    """``per_class`` generated images of every class: those of the generated ``pool`` whose
+    nearest real image (in ``judge``'s feature space, by cosine distance) of the class they were
+    generated for is nearest compared with the nearest real image of any other class."""
     fake_f = torch.nn.functional.normalize(judge.features(pool.images), dim=1)
     real_f = torch.nn.functional.normalize(judge.features(real.images), dim=1)
     distance = torch.cdist(fake_f, real_f)
@@ -175,7 +196,7 @@ class BudgetStudy:
 
     def __init__(self, root: str | os.PathLike, data: str = "fashion-mnist", arms=ARMS, steps=STEPS,
                  full_generator: str | os.PathLike | None = None, gan_steps: int = GAN_STEPS,
-                 cache: str | os.PathLike | None = None, size: int | None = None, progress: bool = False):
+                 diffusion_steps: int = DIFFUSION_STEPS, cache: str | os.PathLike | None = None, size: int | None = None, progress: bool = False):
         """``data``: a labelled dataset with a test split, at its own size or ``size``;
         ``full_generator``: a class-conditional GAN run for the full-split arm (left out without one);
         ``cache``: the JSON file of every fit's accuracies (default ``root/study.json``)."""
@@ -185,6 +206,7 @@ class BudgetStudy:
         self.steps = tuple(steps)
         self.full_generator = full_generator
         self.gan_steps = gan_steps
+        self.diffusion_steps = diffusion_steps
         self.progress = progress
         self.train = load_dataset(data, size=size)
         if not self.train.num_classes:
@@ -205,12 +227,16 @@ class BudgetStudy:
         self._check_settings()
         self._pipes: dict = {"full": self._full_generator()} if full_generator else {}
         self._splits: dict = {}
+        self._drawn: dict = {}
 
     def _check_settings(self) -> None:
         """Refuse to mix fits of other settings into a cached study (its runs would be reused)."""
         settings = {"data": self.data_spec, "size": self.train.size, "channels": self.train.channels,
                     "gan_steps": self.gan_steps, "gan_diffaug": GAN_DIFFAUG, "fast_mode": dryrun.active()}
         saved = self.cache.setdefault("settings", settings)
+        for key, value in self.diffusion_recipe().items():  # a study cached before the diffusion arms had none
+            settings[f"diffusion_{key}"] = value
+            saved.setdefault(f"diffusion_{key}", value)
         if self.full_generator:  # as given (a cache travels with the repository), compared resolved
             settings["full_generator"] = str(self.full_generator)
             saved.setdefault("full_generator", settings["full_generator"])
@@ -224,6 +250,9 @@ class BudgetStudy:
         if changed:
             raise PixelforgeError(f"{self.cache_path} holds a study with {', '.join(changed)}; "
                                   "give another output folder")
+
+    def diffusion_recipe(self) -> dict:
+        return {"steps": self.diffusion_steps, "sampler": dict(DIFFUSION_SAMPLER), "model": dict(DIFFUSION_MODEL)}
 
     # -- data and generators --------------------------------------------------------------
     def folder(self, k: int, seed: int) -> Path:
@@ -254,28 +283,48 @@ class BudgetStudy:
     def generator(self, arm: Arm, k: int, seed: int):
         if arm.generator == "full":
             return self._pipes["full"]
-        key = (k, seed)
+        key = (arm.family, k, seed)
         if key not in self._pipes:
-            run = self.root / f"k{k}-s{seed}" / "gan"
+            run = self.root / f"k{k}-s{seed}" / arm.family
+            steps = self.diffusion_steps if arm.family == "diffusion" else self.gan_steps
             pipe = budget_generator(self.folder(k, seed), run, self.train.size, self.train.channels, seed,
-                                    self.gan_steps, self.progress)
+                                    steps, self.progress, family=arm.family)
             self._pipes[key] = pipe
-            labels = torch.arange(pipe.cfg.num_classes).repeat_interleave(10)
-            z = torch.randn(len(labels), pipe.cfg.latent_dim, generator=torch.Generator().manual_seed(0))
-            save_grid(pipe.generate(z, labels), run / "per_class.png", nrow=10)
+            if not (run / "per_class.png").exists():  # a row of ten per class
+                save_grid(generated_dataset(pipe, 10, seed=0).images.float() / 255, run / "per_class.png", nrow=10)
         return self._pipes[key]
+
+    def drawn(self, arm: Arm, k: int, seed: int, per_class: int) -> ImageData:
+        """``per_class`` images of every class from the arm's generator (sampling seed 1000 +
+        ``seed``), drawn once: a budget generator's draws are kept in its run folder, since a
+        diffusion model takes minutes to sample them."""
+        key = (arm.generator, arm.family, k, seed, per_class)
+        if key in self._drawn:
+            return self._drawn[key]
+        pipe = self.generator(arm, k, seed)
+        file = Path(pipe.path) / "drawn" / f"{per_class}-per-class-s{1000 + seed}.safetensors"
+        if arm.generator == "budget" and file.is_file():
+            kept = load_file(file)
+            data = ImageData(kept["images"], kept["labels"], list(pipe.classes), "generated", str(pipe.path))
+        else:
+            data = generated_dataset(pipe, per_class, seed=1000 + seed)
+            if arm.generator == "budget":
+                file.parent.mkdir(exist_ok=True)
+                atomic_write_bytes(file, save({"images": data.images.contiguous(), "labels": data.labels}))
+        self._drawn[key] = data
+        return data
 
     def generated(self, arm: Arm, k: int, seed: int) -> ImageData:
         """The arm's generated images: ``arm.synthetic`` per real training image, class by class."""
-        pipe = self.generator(arm, k, seed)
         real = self.split(k, seed, "train")
         per_class = arm.synthetic * max(1, round(len(real) / real.num_classes))
         if not arm.filtered:
-            return generated_dataset(pipe, per_class, seed=1000 + seed)
+            return self.drawn(arm, k, seed, per_class)
+        pool = self.drawn(arm, k, seed, per_class * FILTER_POOL)
         judge, _ = self.classifier(CLASSIC, k, seed, self.chosen_steps(CLASSIC, k))
         if arm.filtered == "confidence":
-            return confidence_filtered(pipe, judge, per_class, seed=1000 + seed)
-        return neighbour_filtered(pipe, judge, real, per_class, seed=1000 + seed)
+            return confidence_filtered(pool, judge, per_class)
+        return neighbour_filtered(pool, judge, real, per_class)
 
     def training_set(self, arm: Arm, k: int, seed: int) -> ImageData:
         """The images the arm's classifier is trained (for a pre-training arm: fine-tuned) on."""
@@ -371,14 +420,15 @@ class BudgetStudy:
         rows = []
         for k in budgets:
             arms = []
-            for arm in self.arms:
+            for arm in (a for a in self.arms if a.runs_at(k)):
                 val, test = zip(*(self.test_accuracy(arm, k, s) for s in seeds))
                 arms.append({"arm": arm.name, "kind": arm.kind, "steps": self.chosen_steps(arm, k),
                              "val": _stats(val), "test": _stats(test)})
             rows.append({"per_class": k, "arms": arms, **verdict(arms, k)})
         return {"data": self.data_spec, "budgets": list(budgets), "seeds": list(seeds), "steps_grid": list(self.steps),
-                "gan_steps": self.gan_steps, "gan_diffaug": GAN_DIFFAUG, "full_generator": str(self.full_generator or ""),
-                "test_images": len(self.test), "rows": rows}
+                "gan_steps": self.gan_steps, "gan_diffaug": GAN_DIFFAUG,
+                "diffusion": self.diffusion_recipe(),
+                "full_generator": str(self.full_generator or ""), "test_images": len(self.test), "rows": rows}
 
 
 def _stats(values) -> dict:
@@ -409,13 +459,13 @@ def verdict(arms: list[dict], k: int) -> dict:
 
 
 def budget_study(out: str | os.PathLike, data: str = "fashion-mnist", budgets=BUDGETS, seeds=SEEDS, steps=STEPS,
-                 gan_steps: int = GAN_STEPS, generator: str | os.PathLike | None = None, size: int | None = None,
-                 progress: bool = False) -> dict:
+                 gan_steps: int = GAN_STEPS, diffusion_steps: int = DIFFUSION_STEPS,
+                 generator: str | os.PathLike | None = None, size: int | None = None, progress: bool = False) -> dict:
     """The whole study in ``out`` (its budget folders, runs and cache there, so that a stopped
     study resumes), then its report: ``augmentation.json``, ``.md`` and ``.png``. ``generator``:
     a class-conditional GAN run trained elsewhere, added as the full-split arm."""
-    study = BudgetStudy(out, data, steps=steps, full_generator=generator, gan_steps=gan_steps, size=size,
-                        progress=progress)
+    study = BudgetStudy(out, data, steps=steps, full_generator=generator, gan_steps=gan_steps,
+                        diffusion_steps=diffusion_steps, size=size, progress=progress)
     result = study.run(budgets, seeds)
     write_report(result, out)
     return result
@@ -439,11 +489,12 @@ def write_report(result: dict, out: str | os.PathLike) -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(10, 4.5), dpi=100)
     budgets = [r["per_class"] for r in result["rows"]]
-    names = [a["arm"] for a in result["rows"][0]["arms"]]
+    names = list(dict.fromkeys(a["arm"] for r in result["rows"] for a in r["arms"]))  # some skip large budgets
     for i, name in enumerate(names):
-        cells = [next(a for a in r["arms"] if a["arm"] == name) for r in result["rows"]]
+        at = [(r["per_class"], a) for r in result["rows"] for a in r["arms"] if a["arm"] == name]
+        cells = [a for _, a in at]
         shift = 1 + 0.025 * (i - (len(names) - 1) / 2)  # side by side around each budget
-        ax.errorbar([b * shift for b in budgets], [c["test"]["mean"] for c in cells],
+        ax.errorbar([b * shift for b, _ in at], [c["test"]["mean"] for c in cells],
                     yerr=[c["test"]["std"] for c in cells], marker="o", capsize=3, label=name,
                     linestyle="--" if cells[0]["kind"] != "classic" else "-")
     ax.set_xscale("log")

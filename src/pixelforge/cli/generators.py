@@ -94,6 +94,8 @@ def add_parsers(sub) -> None:
                    help="classifier step counts each arm chooses from on validation (default %(default)s)")
     a.add_argument("--gan-steps", type=positive_int, default=FromAPI(STUDY, "gan_steps"),
                    help="training steps of each budget's GAN (default %(default)s)")
+    a.add_argument("--diffusion-steps", type=positive_int, default=FromAPI(STUDY, "diffusion_steps"),
+                   help="training steps of each budget's diffusion model (default %(default)s)")
     a.add_argument("-o", "--output", default="runs/augment",
                    help="study folder: budget images, runs, cache and report; a stopped study resumes there "
                         "(default %(default)s)")
@@ -210,7 +212,7 @@ def cmd_augment(args) -> int:
     steps = _whole_numbers(args.steps, "--steps")
     out = Path(args.output)
     budget_study(out, args.data, budgets=budgets, seeds=tuple(range(args.seeds)), steps=steps,
-                 gan_steps=args.gan_steps, generator=args.run, size=args.size, progress=True)
+                 gan_steps=args.gan_steps, diffusion_steps=args.diffusion_steps, generator=args.run, size=args.size, progress=True)
     print((out / "augmentation.md").read_text(), end="")
     print(f"wrote {out}/augmentation.json, augmentation.md, augmentation.png")
     return 0

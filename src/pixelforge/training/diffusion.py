@@ -73,6 +73,7 @@ class DiffusionTrainConfig:
 class DiffusionTask(Task):
     loss_keys = ("loss",)
     best_metric = ("fid", "min")
+    epoch_work_steps = 200  # the epoch's sample grid (25 sampler steps) costs about 8 training steps
 
     def __init__(self, model: UNet, cfg: DiffusionTrainConfig, runtime: Runtime, seed: int = 0,
                  grid_size: int = 64, sync_bn: bool = False, evaluator=None):

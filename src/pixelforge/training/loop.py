@@ -35,11 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pixelforge.training")
 
-# Epochs shorter than this many steps (data of a few hundred images) share their end-of-epoch
-# work (checkpoint, curve, sample grid, validation), which would otherwise take most of the time.
-EPOCH_WORK_STEPS = 16
-
-
 @dataclass
 class TrainConfig:
     # total epochs for the run (counted across resumes)
@@ -275,11 +270,11 @@ class Trainer:
     def _end_epoch(self, clock: "_Clock", last: bool) -> None:
         """The next epoch, after the epoch's checkpoint, curve and the task's per-epoch work
         (sample grids, validation). Done after the first and the last epoch, and between them
-        after every epoch whose number is a multiple of ceil(EPOCH_WORK_STEPS / steps per
-        epoch): every epoch unless epochs are short."""
+        after every epoch whose number is a multiple of ceil(the task's ``epoch_work_steps`` /
+        steps per epoch): every epoch unless epochs are short."""
         self.epoch += 1
         self.batch_in_epoch = 0
-        every = -(-EPOCH_WORK_STEPS // self.steps_per_epoch)
+        every = -(-self.task.epoch_work_steps // self.steps_per_epoch)
         if not (last or self.epoch == 1 or self.epoch % every == 0):
             return
         if self.rt.is_main:

@@ -29,6 +29,9 @@ class Task:
     best_metric: tuple[str, str] | None = None
     grad_accum: int = 1
     evaluator: Callable[["Task"], dict] | None = None  # --eval-every's measurement, given to the constructor
+    # Epochs shorter than this many steps (data of a few hundred images) share their end-of-epoch
+    # work (checkpoint, curve, sample grid, validation), which would otherwise take most of the time.
+    epoch_work_steps: int = 16
 
     def modules(self) -> dict[str, nn.Module]:
         raise NotImplementedError
