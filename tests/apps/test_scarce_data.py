@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -26,9 +27,10 @@ def test_budget_folder_keeps_the_images_and_the_label_order(tmp_path):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def quick_diffusion_sampler():
-    """A narrow U-Net and two sampling steps for the diffusion arms (a study records both)."""
+def quick_diffusion_arms():
+    """The diffusion arms at the tests' budget, with a narrow U-Net and two sampling steps."""
     with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(scarce_data, "ARMS", tuple(dataclasses.replace(a, budgets=(5,)) if a.budgets else a for a in ARMS))
         mp.setattr(scarce_data, "DIFFUSION_SAMPLER", {**scarce_data.DIFFUSION_SAMPLER, "steps": 2})
         mp.setattr(scarce_data, "DIFFUSION_MODEL", {"width": 8, "num_res_blocks": 1})
         yield
@@ -256,9 +258,10 @@ def test_a_generator_run_without_a_checkpoint_starts_over(tmp_path):
     assert pipe.conditional and pixelforge.runs.Run.open(run).load_state()["step"] == 1
 
 
-def test_diffusion_arms_stop_at_their_largest_budget(tmp_path):
+def test_diffusion_arms_run_at_the_target_budgets_only(tmp_path):
     diffusion = [a for a in ARMS if a.family == "diffusion"]
     assert diffusion and all(a.kind == "generative" and a.runs_at(100) and not a.runs_at(500) for a in diffusion)
+    assert Arm("x").runs_at(500)
     cell = {"kind": "classic", "steps": 3, "val": {"mean": 0.5}, "test": {"mean": 0.6, "std": 0.01}}
     result = {"rows": [{"per_class": 100, "arms": [{"arm": "a", **cell}, {"arm": "d", **cell}]},
                        {"per_class": 500, "arms": [{"arm": "a", **cell}]}]}
