@@ -11,11 +11,11 @@ Each arm (:data:`ARMS`) is a way to train the classifier on the folder's trainin
 classic augmentation (none; flips and shifts; plus mixup) or generated images added at a ratio
 to the real ones (optionally filtered by a classifier's confidence or by their nearest real
 neighbours, or with mixup), or used to pre-train the classifier before the real images
-fine-tune it. The generator of the
-"budget" arms is trained on the folder's training images only, so it has seen exactly what the
-classifier sees: a class-conditional GAN with DiffAugment, or a class-conditional diffusion
-model sampled with classifier-free guidance (:data:`DIFFUSION_SAMPLER`; its arms run at the
-target budgets only, as each diffusion model takes tens of CPU minutes to train and sample). A "full" generator (optional,
+fine-tune it. The generator of the "budget" arms is trained on the folder's training images
+only, so it has seen exactly what the classifier sees: a class-conditional GAN with
+DiffAugment, or a class-conditional diffusion model sampled with classifier-free guidance
+(:data:`DIFFUSION_SAMPLER`; its arms run at the target budgets only, as each diffusion model
+takes tens of CPU minutes to train and sample). A "full" generator (optional,
 ``full_generator``) was trained on the whole training split: a different experiment, since it
 brings the knowledge of tens of thousands of labelled images, reported apart.
 
@@ -196,7 +196,8 @@ class BudgetStudy:
 
     def __init__(self, root: str | os.PathLike, data: str = "fashion-mnist", arms=None, steps=STEPS,
                  full_generator: str | os.PathLike | None = None, gan_steps: int = GAN_STEPS,
-                 diffusion_steps: int = DIFFUSION_STEPS, cache: str | os.PathLike | None = None, size: int | None = None, progress: bool = False):
+                 diffusion_steps: int = DIFFUSION_STEPS, cache: str | os.PathLike | None = None,
+                 size: int | None = None, progress: bool = False):
         """``data``: a labelled dataset with a test split, at its own size or ``size``;
         ``full_generator``: a class-conditional GAN run for the full-split arm (left out without one);
         ``cache``: the JSON file of every fit's accuracies (default ``root/study.json``)."""
