@@ -306,7 +306,8 @@ class BudgetStudy:
         file = Path(pipe.path) / "drawn" / f"{per_class}-per-class-s{1000 + seed}.safetensors"
         if arm.generator == "budget" and file.is_file():
             kept = load_file(file)
-            data = ImageData(kept["images"], kept["labels"], list(pipe.classes), "generated", str(pipe.path))
+            data = ImageData(kept["images"], kept["labels"], list(pipe.classes), "generated",
+                             f"{arm.family}:{pipe.path}")  # as generated_dataset names its draws
         else:
             data = generated_dataset(pipe, per_class, seed=1000 + seed)
             if arm.generator == "budget":

@@ -212,7 +212,8 @@ def cmd_augment(args) -> int:
     steps = _whole_numbers(args.steps, "--steps")
     out = Path(args.output)
     budget_study(out, args.data, budgets=budgets, seeds=tuple(range(args.seeds)), steps=steps,
-                 gan_steps=args.gan_steps, diffusion_steps=args.diffusion_steps, generator=args.run, size=args.size, progress=True)
+                 gan_steps=args.gan_steps, diffusion_steps=args.diffusion_steps, generator=args.run, size=args.size,
+                 progress=True)
     print((out / "augmentation.md").read_text(), end="")
     print(f"wrote {out}/augmentation.json, augmentation.md, augmentation.png")
     return 0

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pixelforge.training")
 
+
 @dataclass
 class TrainConfig:
     # total epochs for the run (counted across resumes)
