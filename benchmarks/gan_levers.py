@@ -64,6 +64,8 @@ ARMS = {  # name: train_gan options on top of conditional=False
     "clusters 50 + DiffAugment translation": dict(clusters=50, diffaug="translation"),
     "clusters 50 + residual G and D": dict(clusters=50, arch="resnet"),
     "clusters 50 + resize upsampling": dict(clusters=50, upsample="resize"),
+    "clusters 50 + rotation 1": dict(clusters=50, rotation=1.0),
+    "rotation 1": dict(PLAIN, rotation=1.0),
 }
 METRICS = ("fid", "kid_mean", "precision", "recall")
 SPEED = speed_class()  # a minute buys different numbers of steps on machines of different speeds

@@ -4,7 +4,7 @@ import torch
 from pixelforge.errors import PixelforgeError
 import pixelforge.training.gan as training_gan
 from pixelforge.models.gan import (LOSSES, SIZES, GANConfig, discriminator_loss, generator_loss,
-                                   gradient_penalty, r1_penalty)
+                                   gradient_penalty, r1_penalty, rotated_quarters)
 from pixelforge.registry import create_model, list_models
 from pixelforge.runtime import Runtime
 from pixelforge.training.gan import GANTask, GANTrainConfig
@@ -160,3 +160,37 @@ def test_gradient_accumulation_step():
     m = task.step(torch.rand(8, 1, 28, 28) * 2 - 1, torch.tensor([0, 1, 2, 0, 1, 2, 0, 1]))
     assert set(m) == {"d_loss", "d_real", "d_fake", "g_loss"}
     assert all(torch.isfinite(torch.tensor(v)) for v in m.values())
+
+
+def test_rotated_quarters_turns_each_part_and_labels_it():
+    x = torch.arange(8 * 4, dtype=torch.float).view(8, 1, 2, 2)
+    turned, turns = rotated_quarters(x)
+    assert turns.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert torch.equal(turned[:2], x[:2])
+    assert torch.equal(turned[2:4], torch.rot90(x[2:4], 1, dims=(2, 3)))
+    assert torch.equal(turned[6:], torch.rot90(x[6:], 3, dims=(2, 3)))
+    assert not torch.equal(turned[2], x[2])
+
+
+def test_rotation_self_supervision_trains_the_head_and_reaches_g(monkeypatch):
+    torch.manual_seed(0)
+    gan = create_model("dcgan", width=8, latent_dim=8, rotation_head=True)
+    task = GANTask(gan, GANTrainConfig(rotation=1.0), Runtime.create("cpu"))
+    head = gan.discriminator.rotation.parametrizations.weight.original if hasattr(
+        gan.discriminator.rotation, "parametrizations") else gan.discriminator.rotation.weight
+    before = head.detach().clone()
+    m = task.step(torch.rand(8, 1, 28, 28) * 2 - 1, None)
+    assert {"rotation_d", "rotation_g"} <= set(m) and all(torch.isfinite(torch.tensor(v)) for v in m.values())
+    assert m["rotation_d"] > 0 and not torch.equal(before, head)
+    # G's objective carries ROTATION_G_SHARE of the weight: with the GAN loss zeroed, G still learns
+    monkeypatch.setattr(training_gan, "generator_loss", lambda kind, d: d.float().sum() * 0)
+    g_before = [p.detach().clone() for p in task.G.parameters()]
+    task.step(torch.rand(8, 1, 28, 28) * 2 - 1, None)
+    assert any(not torch.equal(a, b) for a, b in zip(g_before, task.G.parameters()))
+    assert gan.discriminator(torch.rand(4, 1, 28, 28), rotation=True).shape == (4, 4)
+    with pytest.raises(PixelforgeError, match="rotation head"):
+        GANTask(create_model("dcgan", width=8), GANTrainConfig(rotation=1.0), Runtime.create("cpu"))
+    with pytest.raises(PixelforgeError, match="rotation head"):
+        create_model("dcgan", width=8).discriminator(torch.rand(2, 1, 28, 28), rotation=True)
+    with pytest.raises(PixelforgeError, match="rotation"):
+        GANTrainConfig(rotation=-1.0)

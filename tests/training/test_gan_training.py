@@ -200,6 +200,18 @@ def test_r1_run_gets_a_spectral_norm_discriminator_and_resumes_its_schedule(tmp_
     assert state["task"]["d_updates"] == 3
 
 
+def test_rotation_run_gets_a_rotation_head_and_samples(tmp_path):
+    run = tmp_path / "rot"
+    pipe = pixelforge.train_gan("digits", run, max_steps=2, conditional=False, clusters=0, seed=0, rotation=0.5,
+                                **TINY)
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["model"]["config"]["rotation_head"] is True and cfg["task"]["rotation"] == 0.5
+    assert any(k.startswith("rotation.") for k in _weights(run, "discriminator"))
+    assert pipe.sample(3).shape[0] == 3
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any("rotation_d" in m for m in metrics)
+
+
 def test_cluster_conditioned_gan_trains_without_labels_and_samples_by_cluster_share(tmp_path):
     run = tmp_path / "clusters"
     pipe = pixelforge.train_gan("digits", run, max_steps=2, conditional=False, clusters=5, seed=0, **TINY)

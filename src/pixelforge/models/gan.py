@@ -27,6 +27,10 @@ ReLU and a sum over positions (so its features are per channel, not per position
 Options: spectral norm in D (Miyato et al. 2018), class conditioning (label embedding
 concatenated to z in G; a projection discriminator, Miyato & Koyama 2018), and for data
 without labels the same conditioning on k-means clusters of the training images.
+Self-supervised D (Chen et al. 2019), a stand-in for labels: with ``rotation_head`` D also
+predicts by how many quarter turns an image was rotated (a 4-way linear head on its features);
+training adds that cross-entropy on rotated real images to D's loss and, scaled down, on rotated
+generated images to G's (:func:`rotated_quarters`).
 """
 
 from __future__ import annotations
@@ -76,6 +80,8 @@ class GANConfig:
     upsample: str = flag("transposed", help="generator upsampling", choices=UPSAMPLES)
     # dcgan: strided (transposed) convolutions; resnet: residual blocks in G and D (module docstring)
     arch: str = flag("dcgan", help="generator and discriminator architecture", choices=ARCHS)
+    # a 4-way rotation classifier on D's features (self-supervision; train_gan sets it for --rotation)
+    rotation_head: bool = False
 
     def __post_init__(self):
         check_size(self.image_size)
@@ -164,10 +170,17 @@ class Discriminator(nn.Module):
         self.body = nn.Sequential(*layers)
         self.head = sn(nn.Linear(features, 1))
         self.embed = sn(nn.Embedding(cfg.num_classes, features)) if cfg.num_classes else None
+        self.rotation = sn(nn.Linear(features, 4)) if cfg.rotation_head else None
         _init_weights(self)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, rotation: bool = False) -> torch.Tensor:
+        """Real/fake logits, one per image; with ``rotation=True`` the rotation head's 4 logits
+        per image instead (labels are then not needed)."""
         h = grad_like_input(self.body(x)).flatten(1)
+        if rotation:
+            if self.rotation is None:
+                raise PixelforgeError("this discriminator has no rotation head")
+            return self.rotation(h)
         out = self.head(h).squeeze(1)
         if self.embed is not None:
             if labels is None:
@@ -253,6 +266,15 @@ def _init_weights(module: nn.Module) -> None:
 
 
 # -- losses ------------------------------------------------------------------------------
+
+def rotated_quarters(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch cut into four parts turned by 0, 90, 180 and 270 degrees, and each image's
+    number of quarter turns (the rotation head's target). Images must be square."""
+    parts = x.tensor_split(4)
+    turned = torch.cat([torch.rot90(part, k, dims=(2, 3)) for k, part in enumerate(parts)])
+    turns = torch.cat([torch.full((len(part),), k, dtype=torch.long, device=x.device) for k, part in enumerate(parts)])
+    return turned, turns
+
 
 def discriminator_loss(kind: str, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
     d_real, d_fake = d_real.float(), d_fake.float()

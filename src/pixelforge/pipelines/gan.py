@@ -48,7 +48,8 @@ def train_gan(data: str | None = "fashion-mnist", run: str | os.PathLike | None 
     for small datasets); 0: none. On resume: the run's.
     ``spectral_norm=True`` is ``d_norm="sn"``; with ``loss="wgan-gp"`` a new run's D has no
     normalisation, with ``r1_gamma`` spectral norm, unless ``d_norm`` says otherwise (gradient
-    penalties need a D without batch norm).
+    penalties need a D without batch norm); with ``rotation`` (self-supervised D) a new run's D
+    gets a rotation head.
     ``random_crops=True`` (folder data) trains on random ``size`` crops of the whole photos, many
     per photo and epoch, instead of one centre crop per file (:mod:`pixelforge.data.crops`);
     None: off for a new run, the run's choice on resume.
@@ -64,6 +65,8 @@ def train_gan(data: str | None = "fashion-mnist", run: str | os.PathLike | None 
     if options.get("r1_gamma") and options.get("d_norm") is None and not resume:
         options["d_norm"] = "sn"
     check_penalty_norm(options.get("loss"), options.get("r1_gamma"), options.get("d_norm"))  # before the run folder
+    if options.get("rotation") and not resume:
+        options["rotation_head"] = True
     if clusters is not None and clusters < 0:
         raise PixelforgeError(f"--clusters must be >= 0, not {clusters}")
     if clusters and conditional:

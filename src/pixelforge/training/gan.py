@@ -11,12 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PixelforgeError
 from ..family import flag
 from ..images import save_grid
-from ..models.gan import GAN, LOSSES, discriminator_loss, generator_loss, gradient_penalty, r1_penalty
+from ..models.gan import (GAN, LOSSES, discriminator_loss, generator_loss, gradient_penalty, r1_penalty,
+                          rotated_quarters)
 from ..nn import EMA, diff_augment, no_sync_unless
 from ..nn.augment import parse_policy
 from ..runs import Run
@@ -42,6 +44,9 @@ class GANTrainConfig:
                            check="non-negative")
     # the R1 penalty runs on every r1_every-th D update, weighted by r1_every (lazy regularisation)
     r1_every: int = flag(16, help="D updates between R1 penalties", check="positive")
+    # self-supervised D (Chen et al. 2019): D's weight on rotation prediction of real images; G's, on its
+    # own images, is ROTATION_G_SHARE of it (the paper's 1 and 0.2). A new run's D gets the head.
+    rotation: float = flag(0.0, help="weight of D's rotation-prediction loss, 0 for none", check="non-negative")
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -56,9 +61,14 @@ class GANTrainConfig:
             raise PixelforgeError(f"r1-gamma must be >= 0, not {self.r1_gamma}")
         if self.r1_every < 1:
             raise PixelforgeError(f"r1-every must be at least 1, not {self.r1_every}")
+        if self.rotation < 0:
+            raise PixelforgeError(f"rotation must be >= 0, not {self.rotation}")
         if not (0 <= self.ema_decay < 1):
             raise PixelforgeError(f"ema-decay must be in [0, 1), not {self.ema_decay}")
         parse_policy(self.diffaug)
+
+
+ROTATION_G_SHARE = 0.2
 
 
 def check_penalty_norm(loss: str, r1_gamma: float, d_norm: str | None) -> None:
@@ -75,6 +85,8 @@ class GANTask(Task):
     def __init__(self, model: GAN, cfg: GANTrainConfig, runtime: Runtime, seed: int = 0, grid_size: int = 64,
                  sync_bn: bool = False, evaluator=None):
         check_penalty_norm(cfg.loss, cfg.r1_gamma, model.cfg.d_norm)
+        if cfg.rotation and not model.cfg.rotation_head:
+            raise PixelforgeError("--rotation needs a discriminator with a rotation head; this run's has none")
         if cfg.loss == "wgan-gp" and runtime.distributed:
             raise PixelforgeError("wgan-gp's double backward does not run under DistributedDataParallel; "
                                   "use --loss hinge with --d-norm sn for multi-process training")
@@ -161,6 +173,9 @@ class GANTask(Task):
                     # R1 on a fresh augmentation draw of the reals: an extra D forward, once in r1_every updates
                     r1 = r1_penalty(self.D_train, self._aug(r), y) if r1_now else None
                     d_objective = d_loss if r1 is None else d_loss + self.cfg.r1_gamma / 2 * self.cfg.r1_every * r1
+                    if self.cfg.rotation:
+                        rot_d = self._rotation_loss(self.D_train, r)
+                        d_objective = d_objective + self.cfg.rotation * rot_d
                 self.scaler.scale(d_objective / k).backward()
                 fakes.append((z, fake))
                 if last_d_step:
@@ -169,6 +184,8 @@ class GANTask(Task):
                     stats["d_fake"] += d_fake.float().mean().item() / k
                     if r1 is not None:
                         stats["r1"] = stats.get("r1", 0.0) + r1.item() / k
+                    if self.cfg.rotation:
+                        stats["rotation_d"] = stats.get("rotation_d", 0.0) + rot_d.item() / k
             self.scaler.step(self.opt_d)
             self.scaler.update()
             self.d_updates += 1
@@ -181,7 +198,12 @@ class GANTask(Task):
                     if k > 1:
                         fake = self.G_train(z, y)
                     g_loss = generator_loss(self.cfg.loss, self.D(self._aug(fake), y))
-                self.scaler.scale(g_loss / k).backward()
+                    g_objective = g_loss
+                    if self.cfg.rotation:
+                        rot_g = self._rotation_loss(self.D, fake)
+                        g_objective = g_loss + ROTATION_G_SHARE * self.cfg.rotation * rot_g
+                        stats["rotation_g"] = stats.get("rotation_g", 0.0) + rot_g.item() / k
+                self.scaler.scale(g_objective / k).backward()
                 stats["g_loss"] += g_loss.item() / k
             self.scaler.step(self.opt_g)
             self.scaler.update()
@@ -189,6 +211,11 @@ class GANTask(Task):
             self.D.requires_grad_(True)
         self.ema.update(self.G)
         return stats
+
+    def _rotation_loss(self, D: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of D's rotation head on the batch turned in quarters (after DiffAugment)."""
+        turned, turns = rotated_quarters(self._aug(images))
+        return F.cross_entropy(D(turned, rotation=True).float(), turns)
 
     @torch.no_grad()
     def _grid(self, path) -> None:
