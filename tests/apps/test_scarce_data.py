@@ -208,8 +208,12 @@ def test_a_pretraining_arm_fine_tunes_on_the_real_images_only(study):
         slug = scarce_data._slug(arm.name)
         pretraining = classifiers / f"{slug}-pretraining"
         assert pixelforge.runs.Run.open(pretraining).config["data"]["spec"] == "memory:generated"
-        tuned = pixelforge.runs.Run.open(next(p for p in classifiers.glob(f"{slug}-*") if p != pretraining))
+        tuned = pixelforge.runs.Run.open(next(p for p in classifiers.glob(f"{slug}-*")
+                                              if p.name.removeprefix(f"{slug}-").isdigit()))
         assert tuned.config["init"] == str(pretraining) and "generated" not in tuned.config["data"]["spec"]
+        tuned_mixup = tuned.config["task"]["mixup"]
+        assert pixelforge.runs.Run.open(pretraining).config["task"]["mixup"] == tuned_mixup == arm.mixup
+    assert any(a.mixup for a in arms)  # an arm with mixup in both phases
 
 
 def test_verdict_at_large_budgets_allows_a_loss_within_the_baselines_spread():

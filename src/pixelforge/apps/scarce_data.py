@@ -11,7 +11,7 @@ Each arm (:data:`ARMS`) is a way to train the classifier on the folder's trainin
 classic augmentation (none; flips and shifts; plus mixup) or generated images added at a ratio
 to the real ones (optionally filtered by a classifier's confidence or by their nearest real
 neighbours, or with mixup), or used to pre-train the classifier before the real images
-fine-tune it. The generator of the "budget" arms is trained on the folder's training images
+fine-tune it (with mixup in both phases, or without). The generator of the "budget" arms is trained on the folder's training images
 only, so it has seen exactly what the classifier sees: a class-conditional GAN with
 DiffAugment, or a class-conditional diffusion model sampled with classifier-free guidance
 (:data:`DIFFUSION_SAMPLER`; its arms run at the target budgets only, as each diffusion model
@@ -92,6 +92,9 @@ ARMS = (
     Arm("flips + shifts + diffusion 1:1", synthetic=1, generator="budget", family="diffusion", budgets=TARGET_BUDGETS),
     Arm("diffusion 10:1 pre-training, then flips + shifts on real", synthetic=10, generator="budget",
         family="diffusion", pretrain=True, budgets=TARGET_BUDGETS),
+    # mixup, the best classic lever at 50 and 100 per class, in both phases of the pre-training arm
+    Arm("generated 10:1 pre-training, then flips + shifts on real, mixup in both", mixup=0.2, synthetic=10,
+        generator="budget", pretrain=True),
 )
 BUDGETS = (10, 50, 100, 500)  # real images per class
 SEEDS = (0, 1, 2)
@@ -345,8 +348,8 @@ class BudgetStudy:
         if _finished(run, steps):
             return load(run)
         fake = self.generated(arm, k, seed)
-        pipe, _ = fit_classifier(fake, None, run, max_steps=steps,
-                                 batch_size=min(64, len(fake)), seed=seed, augment=arm.augment, progress=self.progress)
+        pipe, _ = fit_classifier(fake, None, run, max_steps=steps, batch_size=min(64, len(fake)), seed=seed,
+                                 augment=arm.augment, mixup=arm.mixup, progress=self.progress)
         return pipe
 
     # -- classifiers and the cache --------------------------------------------------------
