@@ -273,6 +273,8 @@ def rotated_quarters(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     parts = x.tensor_split(4)
     turned = torch.cat([torch.rot90(part, k, dims=(2, 3)) for k, part in enumerate(parts)])
     turns = torch.cat([torch.full((len(part),), k, dtype=torch.long, device=x.device) for k, part in enumerate(parts)])
+    if x.is_contiguous(memory_format=torch.channels_last):  # rot90 and cat give NCHW
+        turned = turned.contiguous(memory_format=torch.channels_last)
     return turned, turns
 
 

@@ -87,6 +87,8 @@ class GANTask(Task):
         check_penalty_norm(cfg.loss, cfg.r1_gamma, model.cfg.d_norm)
         if cfg.rotation and not model.cfg.rotation_head:
             raise PixelforgeError("--rotation needs a discriminator with a rotation head; this run's has none")
+        if model.cfg.rotation_head and not cfg.rotation:  # an untrained head (and unused parameters under DDP)
+            raise PixelforgeError("a discriminator with a rotation head trains with --rotation > 0")
         if cfg.loss == "wgan-gp" and runtime.distributed:
             raise PixelforgeError("wgan-gp's double backward does not run under DistributedDataParallel; "
                                   "use --loss hinge with --d-norm sn for multi-process training")
