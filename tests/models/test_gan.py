@@ -199,3 +199,22 @@ def test_rotation_self_supervision_trains_the_head_and_reaches_g(monkeypatch):
         create_model("dcgan", width=8).discriminator(torch.rand(2, 1, 28, 28), rotation=True)
     with pytest.raises(PixelforgeError, match="rotation"):
         GANTrainConfig(rotation=-1.0)
+
+
+def test_consistency_regularisation_pulls_d_logits_on_changed_images_together(monkeypatch):
+    torch.manual_seed(0)
+    task = GANTask(create_model("dcgan", width=8, latent_dim=8), GANTrainConfig(consistency=10.0),
+                   Runtime.create("cpu"))
+    real = torch.rand(8, 1, 28, 28) * 2 - 1
+    # with the GAN loss zeroed, D's gradients come from the consistency term alone
+    monkeypatch.setattr(training_gan, "discriminator_loss", lambda kind, r, f: (r.sum() + f.sum()).float() * 0)
+    m = task.step(real, None)
+    assert m["consistency"] > 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in task.D.parameters())
+    # an unchanged copy gets the same logits: the term is exactly zero and D gets no gradient
+    monkeypatch.setattr(training_gan, "CONSISTENCY_POLICY", ())
+    m = task.step(real, None)
+    assert m["consistency"] == 0
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in task.D.parameters())
+    with pytest.raises(PixelforgeError, match="consistency"):
+        GANTrainConfig(consistency=-1.0)

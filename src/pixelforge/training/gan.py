@@ -47,6 +47,10 @@ class GANTrainConfig:
     # self-supervised D (Chen et al. 2019): D's weight on rotation prediction of real images; G's, on its
     # own images, is ROTATION_G_SHARE of it (the paper's 1 and 0.2). A new run's D gets the head.
     rotation: float = flag(0.0, help="weight of D's rotation-prediction loss, 0 for none", check="non-negative")
+    # balanced consistency regularisation (Zhao et al. 2021): D's logits on an image and on its
+    # CONSISTENCY_POLICY copy pulled together, on real and generated images alike (the paper's 10 for both)
+    consistency: float = flag(0.0, help="weight of D's consistency regularisation (bCR), 0 for none",
+                              check="non-negative")
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -63,12 +67,15 @@ class GANTrainConfig:
             raise PixelforgeError(f"r1-every must be at least 1, not {self.r1_every}")
         if self.rotation < 0:
             raise PixelforgeError(f"rotation must be >= 0, not {self.rotation}")
+        if self.consistency < 0:
+            raise PixelforgeError(f"consistency must be >= 0, not {self.consistency}")
         if not (0 <= self.ema_decay < 1):
             raise PixelforgeError(f"ema-decay must be in [0, 1), not {self.ema_decay}")
         parse_policy(self.diffaug)
 
 
 ROTATION_G_SHARE = 0.2
+CONSISTENCY_POLICY = ("flip", "translation")  # changes that keep what an image shows
 
 
 def check_penalty_norm(loss: str, r1_gamma: float, d_norm: str | None) -> None:
@@ -167,8 +174,9 @@ class GANTask(Task):
                     else:  # micro-batches: G runs again, under its own no_sync, in the G update
                         with torch.no_grad():
                             fake = self.G(z, y)
-                    d_real = self.D_train(self._aug(r), y)
-                    d_fake = self.D_train(self._aug(fake.detach()), y)
+                    seen_real, seen_fake = self._aug(r), self._aug(fake.detach())
+                    d_real = self.D_train(seen_real, y)
+                    d_fake = self.D_train(seen_fake, y)
                     d_loss = discriminator_loss(self.cfg.loss, d_real, d_fake)
                     if self.cfg.loss == "wgan-gp":
                         d_loss = d_loss + self.cfg.gp_weight * gradient_penalty(self.D_train, r, fake.detach(), y)
@@ -178,6 +186,10 @@ class GANTask(Task):
                     if self.cfg.rotation:
                         rot_d = self._rotation_loss(self.D_train, r)
                         d_objective = d_objective + self.cfg.rotation * rot_d
+                    if self.cfg.consistency:
+                        cr = (self._consistency_loss(seen_real, d_real, y)
+                              + self._consistency_loss(seen_fake, d_fake, y))
+                        d_objective = d_objective + self.cfg.consistency * cr
                 self.scaler.scale(d_objective / k).backward()
                 fakes.append((z, fake))
                 if last_d_step:
@@ -188,6 +200,8 @@ class GANTask(Task):
                         stats["r1"] = stats.get("r1", 0.0) + r1.item() / k
                     if self.cfg.rotation:
                         stats["rotation_d"] = stats.get("rotation_d", 0.0) + rot_d.item() / k
+                    if self.cfg.consistency:
+                        stats["consistency"] = stats.get("consistency", 0.0) + cr.item() / k
             self.scaler.step(self.opt_d)
             self.scaler.update()
             self.d_updates += 1
@@ -218,6 +232,11 @@ class GANTask(Task):
         """Cross-entropy of D's rotation head on the batch turned in quarters (after DiffAugment)."""
         turned, turns = rotated_quarters(self._aug(images))
         return F.cross_entropy(D(turned, rotation=True).float(), turns)
+
+    def _consistency_loss(self, seen: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Mean squared difference of D's logits on the images it saw and on a changed copy of them."""
+        changed = self.D_train(diff_augment(seen, CONSISTENCY_POLICY), labels)
+        return (changed.float() - logits.float()).pow(2).mean()
 
     @torch.no_grad()
     def _grid(self, path) -> None:
