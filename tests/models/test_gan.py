@@ -212,9 +212,11 @@ def test_consistency_regularisation_pulls_d_logits_on_changed_images_together(mo
     assert m["consistency"] > 0
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in task.D.parameters())
     # an unchanged copy gets the same logits: the term is exactly zero and D gets no gradient
-    monkeypatch.setattr(training_gan, "CONSISTENCY_POLICY", ())
+    task.consistency_policy = ()
     m = task.step(real, None)
     assert m["consistency"] == 0
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in task.D.parameters())
     with pytest.raises(PixelforgeError, match="consistency"):
         GANTrainConfig(consistency=-1.0)
+    with pytest.raises(PixelforgeError, match="DiffAugment policy"):
+        GANTrainConfig(consistency=1.0, consistency_policy="spin")

@@ -47,10 +47,13 @@ class GANTrainConfig:
     # self-supervised D (Chen et al. 2019): D's weight on rotation prediction of real images; G's, on its
     # own images, is ROTATION_G_SHARE of it (the paper's 1 and 0.2). A new run's D gets the head.
     rotation: float = flag(0.0, help="weight of D's rotation-prediction loss, 0 for none", check="non-negative")
-    # balanced consistency regularisation (Zhao et al. 2021): D's logits on an image and on its
-    # CONSISTENCY_POLICY copy pulled together, on real and generated images alike (the paper's 10 for both)
+    # balanced consistency regularisation (Zhao et al. 2021): D's logits on an image and on a changed
+    # copy pulled together, on real and generated images alike. The paper's weight is 10 and its change
+    # flip + translation; flips teach D that a shoe pointing right is as real as one pointing left.
     consistency: float = flag(0.0, help="weight of D's consistency regularisation (bCR), 0 for none",
                               check="non-negative")
+    consistency_policy: str = flag("flip,translation", help="the changes D's consistency regularisation "
+                                   "must not notice (DiffAugment policy names)")
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -72,10 +75,10 @@ class GANTrainConfig:
         if not (0 <= self.ema_decay < 1):
             raise PixelforgeError(f"ema-decay must be in [0, 1), not {self.ema_decay}")
         parse_policy(self.diffaug)
+        parse_policy(self.consistency_policy)
 
 
 ROTATION_G_SHARE = 0.2
-CONSISTENCY_POLICY = ("flip", "translation")  # changes that keep what an image shows
 
 
 def check_penalty_norm(loss: str, r1_gamma: float, d_norm: str | None) -> None:
@@ -115,6 +118,7 @@ class GANTask(Task):
         self.opt_d = make_optimizer(torch.optim.Adam, self.D.parameters(), lr=cfg.lr_d, betas=betas)
         self.scaler = runtime.grad_scaler()
         self.augment = parse_policy(cfg.diffaug)
+        self.consistency_policy = parse_policy(cfg.consistency_policy)
         n_cls = model.cfg.num_classes
         if n_cls:
             grid_size = n_cls * max(1, grid_size // n_cls)  # whole rows of one sample per class
@@ -235,7 +239,7 @@ class GANTask(Task):
 
     def _consistency_loss(self, seen: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """Mean squared difference of D's logits on the images it saw and on a changed copy of them."""
-        changed = self.D_train(diff_augment(seen, CONSISTENCY_POLICY), labels)
+        changed = self.D_train(diff_augment(seen, self.consistency_policy), labels)
         return (changed.float() - logits.float()).pow(2).mean()
 
     @torch.no_grad()
