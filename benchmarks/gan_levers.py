@@ -71,6 +71,7 @@ ARMS = {  # name: train_gan options on top of conditional=False
     "clusters 50 + consistency 1": dict(clusters=50, consistency=1.0),
     # shifts of 2 pixels at 28 px, no flips (Fashion-MNIST's shoes all point one way)
     "clusters 50 + consistency 1 crop": dict(clusters=50, consistency=1.0, consistency_policy="crop"),
+    "clusters 50 + minibatch std 4": dict(clusters=50, minibatch_std=4),
     "rotation 1": dict(PLAIN, rotation=1.0),
 }
 METRICS = ("fid", "kid_mean", "precision", "recall")

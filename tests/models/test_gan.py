@@ -3,7 +3,7 @@ import torch
 
 from pixelforge.errors import PixelforgeError
 import pixelforge.training.gan as training_gan
-from pixelforge.models.gan import (LOSSES, SIZES, GANConfig, discriminator_loss, generator_loss,
+from pixelforge.models.gan import (LOSSES, SIZES, GANConfig, discriminator_loss, generator_loss, minibatch_std,
                                    gradient_penalty, r1_penalty, rotated_quarters)
 from pixelforge.registry import create_model, list_models
 from pixelforge.runtime import Runtime
@@ -220,3 +220,28 @@ def test_consistency_regularisation_pulls_d_logits_on_changed_images_together(mo
         GANTrainConfig(consistency=-1.0)
     with pytest.raises(PixelforgeError, match="DiffAugment policy"):
         GANTrainConfig(consistency=1.0, consistency_policy="spin")
+
+
+def test_minibatch_std_tells_a_batch_of_look_alikes_from_a_varied_one():
+    torch.manual_seed(0)
+    varied = torch.randn(8, 5)
+    column = minibatch_std(varied, 4)
+    assert column.shape == (8, 1)
+    expected = varied.view(2, 4, 5).var(dim=1, unbiased=False).add(1e-8).sqrt().mean(dim=1)
+    assert torch.allclose(column[:4], expected[0].expand(4, 1)) and torch.allclose(column[4:], expected[1].expand(4, 1))
+    alike = varied[:1].expand(8, 5)
+    assert minibatch_std(alike, 4).max() < 1e-3 < column.min()
+    assert torch.allclose(minibatch_std(varied[:6], 4), minibatch_std(varied[:6], 6))  # 6 images: one group
+    D = create_model("dcgan", width=8, minibatch_std=4).discriminator
+    assert D.head.in_features == create_model("dcgan", width=8).discriminator.head.in_features + 1
+    out = D(torch.rand(8, 1, 28, 28))
+    assert out.shape == (8,) and torch.isfinite(out).all()
+    # the logits of one image depend on the other images of its group, not on other groups
+    x = torch.rand(8, 1, 28, 28)
+    D.eval()
+    y = x.clone()
+    y[5] = torch.rand(1, 28, 28)
+    a, b = D(x), D(y)
+    assert torch.allclose(a[:4], b[:4]) and not torch.allclose(a[4], b[4])
+    with pytest.raises(PixelforgeError, match="minibatch-std"):
+        create_model("dcgan", minibatch_std=1)

@@ -212,6 +212,14 @@ def test_rotation_run_gets_a_rotation_head_and_samples(tmp_path):
     assert any("rotation_d" in m for m in metrics)
 
 
+def test_minibatch_std_run_keeps_its_discriminator_and_resumes(tmp_path):
+    run = tmp_path / "mbstd"
+    pixelforge.train_gan("digits", run, max_steps=2, conditional=False, clusters=0, seed=0, minibatch_std=4, **TINY)
+    assert json.loads((run / "config.json").read_text())["model"]["config"]["minibatch_std"] == 4
+    pipe = pixelforge.train_gan("digits", run, max_steps=3, resume=True, **TINY)
+    assert pixelforge.runs.Run.open(run).load_state()["step"] == 3 and pipe.sample(2).shape[0] == 2
+
+
 def test_cluster_conditioned_gan_trains_without_labels_and_samples_by_cluster_share(tmp_path):
     run = tmp_path / "clusters"
     pipe = pixelforge.train_gan("digits", run, max_steps=2, conditional=False, clusters=5, seed=0, **TINY)

@@ -30,7 +30,9 @@ without labels the same conditioning on k-means clusters of the training images.
 Self-supervised D (Chen et al. 2019), a stand-in for labels: with ``rotation_head`` D also
 predicts by how many quarter turns an image was rotated (a 4-way linear head on its features);
 training adds that cross-entropy on rotated real images to D's loss and, scaled down, on rotated
-generated images to G's (:func:`rotated_quarters`).
+generated images to G's (:func:`rotated_quarters`). With ``minibatch_std`` D's features gain the
+standard deviation of its features over small groups of images (Karras et al. 2018), so a batch
+of generated images that look alike is easier to tell from a batch of real ones.
 """
 
 from __future__ import annotations
@@ -82,6 +84,10 @@ class GANConfig:
     arch: str = flag("dcgan", help="generator and discriminator architecture", choices=ARCHS)
     # a 4-way rotation classifier on D's features (self-supervision; train_gan sets it for --rotation)
     rotation_head: bool = False
+    # D also sees how much its features vary across each group of this many images (the minibatch
+    # standard deviation of Karras et al. 2018): a batch of look-alike fakes is then easy to spot
+    minibatch_std: int = flag(0, help="group size of D's minibatch standard deviation feature, 0 for none",
+                              check="non-negative")
 
     def __post_init__(self):
         check_size(self.image_size)
@@ -93,6 +99,8 @@ class GANConfig:
             raise PixelforgeError(f"unknown discriminator norm {self.d_norm!r}; use one of {', '.join(D_NORMS)}")
         if self.upsample not in UPSAMPLES:
             raise PixelforgeError(f"unknown generator upsampling {self.upsample!r}; use one of {', '.join(UPSAMPLES)}")
+        if self.minibatch_std < 0 or self.minibatch_std == 1:
+            raise PixelforgeError(f"minibatch-std is a group size of at least 2 (0 for none), not {self.minibatch_std}")
         if self.latent_dim < 1 or self.width < 1 or self.num_classes < 0:
             raise PixelforgeError("latent_dim and width must be positive, num_classes >= 0")
         if self.clusters < 0 or (self.clusters and self.num_classes != self.clusters):
@@ -168,6 +176,7 @@ class Discriminator(nn.Module):
                 layers.append(nn.LeakyReLU(0.2, inplace=True))
             features = chans[-1] * base * base
         self.body = nn.Sequential(*layers)
+        features += 1 if cfg.minibatch_std else 0
         self.head = sn(nn.Linear(features, 1))
         self.embed = sn(nn.Embedding(cfg.num_classes, features)) if cfg.num_classes else None
         self.rotation = sn(nn.Linear(features, 4)) if cfg.rotation_head else None
@@ -177,6 +186,8 @@ class Discriminator(nn.Module):
         """Real/fake logits, one per image; with ``rotation=True`` the rotation head's 4 logits
         per image instead (labels are then not needed)."""
         h = grad_like_input(self.body(x)).flatten(1)
+        if self.cfg.minibatch_std:
+            h = torch.cat([h, minibatch_std(h, self.cfg.minibatch_std)], dim=1)
         if rotation:
             if self.rotation is None:
                 raise PixelforgeError("this discriminator has no rotation head")
@@ -189,6 +200,17 @@ class Discriminator(nn.Module):
             # and a product of bf16 and fp32 tensors takes a slow mixed-precision path on the CPU
             out = out + (h.float() * self.embed(labels)).sum(dim=1)
         return out
+
+
+def minibatch_std(features: torch.Tensor, group_size: int) -> torch.Tensor:
+    """One column: the standard deviation of each feature over a group of ``group_size`` images,
+    averaged over the features, the same for every image of the group. A batch that does not
+    divide into groups of that size is one group."""
+    n = features.shape[0]
+    g = group_size if n % group_size == 0 else n
+    grouped = features.float().view(n // g, g, -1)
+    std = (grouped.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=1)  # one per group
+    return std.repeat_interleave(g).unsqueeze(1).to(features.dtype)
 
 
 class _GBlock(nn.Module):
