@@ -216,6 +216,7 @@ def test_minibatch_std_run_keeps_its_discriminator_and_resumes(tmp_path):
     run = tmp_path / "mbstd"
     pixelforge.train_gan("digits", run, max_steps=2, conditional=False, clusters=0, seed=0, minibatch_std=4, **TINY)
     assert json.loads((run / "config.json").read_text())["model"]["config"]["minibatch_std"] == 4
+    assert _weights(run, "discriminator")["std_weight"].abs().item() > 0  # learnt from 0
     pipe = pixelforge.train_gan("digits", run, max_steps=3, resume=True, **TINY)
     assert pixelforge.runs.Run.open(run).load_state()["step"] == 3 and pipe.sample(2).shape[0] == 2
 

@@ -176,8 +176,10 @@ class Discriminator(nn.Module):
                 layers.append(nn.LeakyReLU(0.2, inplace=True))
             features = chans[-1] * base * base
         self.body = nn.Sequential(*layers)
-        features += 1 if cfg.minibatch_std else 0
         self.head = sn(nn.Linear(features, 1))
+        # the head's weight on the minibatch standard deviation, as if it were one more feature (the
+        # projection term and the rotation head see only the features); starts at 0, learnt like the rest
+        self.std_weight = nn.Parameter(torch.zeros(1)) if cfg.minibatch_std else None
         self.embed = sn(nn.Embedding(cfg.num_classes, features)) if cfg.num_classes else None
         self.rotation = sn(nn.Linear(features, 4)) if cfg.rotation_head else None
         _init_weights(self)
@@ -186,13 +188,13 @@ class Discriminator(nn.Module):
         """Real/fake logits, one per image; with ``rotation=True`` the rotation head's 4 logits
         per image instead (labels are then not needed)."""
         h = grad_like_input(self.body(x)).flatten(1)
-        if self.cfg.minibatch_std:
-            h = torch.cat([h, minibatch_std(h, self.cfg.minibatch_std)], dim=1)
         if rotation:
             if self.rotation is None:
                 raise PixelforgeError("this discriminator has no rotation head")
             return self.rotation(h)
         out = self.head(h).squeeze(1)
+        if self.std_weight is not None:
+            out = out + self.std_weight * minibatch_std(h, self.cfg.minibatch_std).squeeze(1).float()
         if self.embed is not None:
             if labels is None:
                 raise PixelforgeError("this discriminator is class-conditional: give labels")
@@ -209,7 +211,8 @@ def minibatch_std(features: torch.Tensor, group_size: int) -> torch.Tensor:
     n = features.shape[0]
     g = group_size if n % group_size == 0 else n
     grouped = features.float().view(n // g, g, -1)
-    std = (grouped.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=1)  # one per group
+    centred = grouped - grouped.mean(dim=1, keepdim=True)  # by hand: aten::var takes a slow path here on the CPU
+    std = (centred.square().mean(dim=1) + 1e-8).sqrt().mean(dim=1)  # one per group
     return std.repeat_interleave(g).unsqueeze(1).to(features.dtype)
 
 
