@@ -211,6 +211,24 @@ def test_consistency_regularisation_pulls_d_logits_on_changed_images_together(mo
     m = task.step(real, None)
     assert m["consistency"] > 0
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in task.D.parameters())
+    # the term is both halves, each the mean squared logit difference under the change
+    calls = []
+    by_hand = GANTask._consistency_loss
+
+    def spy(self, seen, logits, labels):
+        calls.append((seen, by_hand(self, seen, logits, labels)))
+        return calls[-1][1]
+
+    monkeypatch.setattr(GANTask, "_consistency_loss", spy)
+    m = task.step(real, None)
+    assert len(calls) == 2 and torch.equal(calls[0][0], real) and not calls[1][0].requires_grad
+    assert m["consistency"] == pytest.approx(sum(v.item() for _, v in calls), rel=1e-5)
+    monkeypatch.setattr(training_gan, "diff_augment", lambda x, policy, background: x.flip(3))
+    with torch.no_grad():
+        expected = (task.D(real.flip(3)) - task.D(real)).pow(2).mean()
+        assert by_hand(task, real, task.D(real), None) == pytest.approx(expected.item(), rel=1e-5)
+    monkeypatch.undo()
+    monkeypatch.setattr(training_gan, "discriminator_loss", lambda kind, r, f: (r.sum() + f.sum()).float() * 0)
     # an unchanged copy gets the same logits: the term is exactly zero and D gets no gradient
     task.consistency_policy = ()
     m = task.step(real, None)
@@ -220,6 +238,8 @@ def test_consistency_regularisation_pulls_d_logits_on_changed_images_together(mo
         GANTrainConfig(consistency=-1.0)
     with pytest.raises(PixelforgeError, match="DiffAugment policy"):
         GANTrainConfig(consistency=1.0, consistency_policy="spin")
+    with pytest.raises(PixelforgeError, match="needs a --consistency-policy"):
+        GANTrainConfig(consistency=1.0, consistency_policy="")
 
 
 def test_minibatch_std_tells_a_batch_of_look_alikes_from_a_varied_one():
@@ -231,7 +251,8 @@ def test_minibatch_std_tells_a_batch_of_look_alikes_from_a_varied_one():
     assert torch.allclose(column[:4], expected[0].expand(4, 1)) and torch.allclose(column[4:], expected[1].expand(4, 1))
     alike = varied[:1].expand(8, 5)
     assert minibatch_std(alike, 4).max() < 1e-3 < column.min()
-    assert torch.allclose(minibatch_std(varied[:6], 4), minibatch_std(varied[:6], 6))  # 6 images: one group
+    with pytest.raises(PixelforgeError, match="divide into groups of 4; this one has 6"):
+        minibatch_std(varied[:6], 4)
     D = create_model("dcgan", width=8, minibatch_std=4).discriminator
     assert D.std_weight is not None and create_model("dcgan", width=8).discriminator.std_weight is None
     with torch.no_grad():
@@ -245,5 +266,11 @@ def test_minibatch_std_tells_a_batch_of_look_alikes_from_a_varied_one():
     y[5] = torch.rand(1, 28, 28)
     a, b = D(x), D(y)
     assert torch.allclose(a[:4], b[:4]) and not torch.allclose(a[4], b[4])
+    # and G is pushed through it: with the head silenced, the images get gradients from the std alone
+    with torch.no_grad():
+        D.head.weight.zero_()
+    x.requires_grad_(True)
+    D(x).sum().backward()
+    assert x.grad.abs().sum() > 0
     with pytest.raises(PixelforgeError, match="minibatch-std"):
         create_model("dcgan", minibatch_std=1)

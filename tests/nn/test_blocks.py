@@ -61,3 +61,12 @@ def test_crop_shifts_at_most_two_pixels_at_28():
     pos = y.flatten(1).argmax(1)
     dy, dx = pos // 28 - 14, pos % 28 - 14
     assert dy.abs().max() <= 2 and dx.abs().max() <= 2 and (dy != 0).any()
+
+
+@pytest.mark.parametrize("policy", ["translation", "crop", "cutout"])
+def test_what_a_change_uncovers_takes_the_background(policy):
+    torch.manual_seed(0)
+    x = torch.ones(32, 1, 16, 16)
+    y = diff_augment(x, policy, background=-1.0)
+    assert set(y.unique().tolist()) == {-1.0, 1.0}  # nothing mid-grey
+    assert set(diff_augment(x, policy).unique().tolist()) == {0.0, 1.0}  # DiffAugment's own fill

@@ -212,6 +212,16 @@ def test_rotation_run_gets_a_rotation_head_and_samples(tmp_path):
     assert any("rotation_d" in m for m in metrics)
 
 
+def test_consistency_run_records_its_weight_and_logs_the_term(tmp_path):
+    run = tmp_path / "cr"
+    pixelforge.train_gan("digits", run, max_steps=2, conditional=False, clusters=0, seed=0, consistency=1.0,
+                         consistency_policy="crop", **TINY)
+    task = json.loads((run / "config.json").read_text())["task"]
+    assert task["consistency"] == 1.0 and task["consistency_policy"] == "crop"
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any(m.get("consistency", 0) > 0 for m in metrics)
+
+
 def test_minibatch_std_run_keeps_its_discriminator_and_resumes(tmp_path):
     run = tmp_path / "mbstd"
     pixelforge.train_gan("digits", run, max_steps=2, conditional=False, clusters=0, seed=0, minibatch_std=4, **TINY)

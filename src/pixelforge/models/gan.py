@@ -30,9 +30,10 @@ without labels the same conditioning on k-means clusters of the training images.
 Self-supervised D (Chen et al. 2019), a stand-in for labels: with ``rotation_head`` D also
 predicts by how many quarter turns an image was rotated (a 4-way linear head on its features);
 training adds that cross-entropy on rotated real images to D's loss and, scaled down, on rotated
-generated images to G's (:func:`rotated_quarters`). With ``minibatch_std`` D's features gain the
-standard deviation of its features over small groups of images (Karras et al. 2018), so a batch
-of generated images that look alike is easier to tell from a batch of real ones.
+generated images to G's (:func:`rotated_quarters`). With ``minibatch_std`` D's logit gains a
+learnt multiple of the standard deviation of its features over small groups of images (after
+Karras et al. 2018), so a batch of generated images that look alike is easier to tell from a batch
+of real ones.
 """
 
 from __future__ import annotations
@@ -177,8 +178,9 @@ class Discriminator(nn.Module):
             features = chans[-1] * base * base
         self.body = nn.Sequential(*layers)
         self.head = sn(nn.Linear(features, 1))
-        # the head's weight on the minibatch standard deviation, as if it were one more feature (the
-        # projection term and the rotation head see only the features); starts at 0, learnt like the rest
+        # the head's weight on the minibatch standard deviation: a linear term of the logit only, where
+        # Karras et al. add it as a feature map before D's last convolution (the projection term and the
+        # rotation head see only the features); starts at 0, learnt like the rest, outside spectral norm
         self.std_weight = nn.Parameter(torch.zeros(1)) if cfg.minibatch_std else None
         self.embed = sn(nn.Embedding(cfg.num_classes, features)) if cfg.num_classes else None
         self.rotation = sn(nn.Linear(features, 4)) if cfg.rotation_head else None
@@ -194,7 +196,7 @@ class Discriminator(nn.Module):
             return self.rotation(h)
         out = self.head(h).squeeze(1)
         if self.std_weight is not None:
-            out = out + self.std_weight * minibatch_std(h, self.cfg.minibatch_std).squeeze(1).float()
+            out = out + self.std_weight * minibatch_std(h, self.cfg.minibatch_std).squeeze(1)
         if self.embed is not None:
             if labels is None:
                 raise PixelforgeError("this discriminator is class-conditional: give labels")
@@ -205,15 +207,16 @@ class Discriminator(nn.Module):
 
 
 def minibatch_std(features: torch.Tensor, group_size: int) -> torch.Tensor:
-    """One column: the standard deviation of each feature over a group of ``group_size`` images,
-    averaged over the features, the same for every image of the group. A batch that does not
-    divide into groups of that size is one group."""
-    n = features.shape[0]
-    g = group_size if n % group_size == 0 else n
+    """One fp32 column: the standard deviation of each feature over a group of ``group_size``
+    images, averaged over the features, the same for every image of the group."""
+    n, g = features.shape[0], group_size
+    if n % g:
+        raise PixelforgeError(f"--minibatch-std {g} needs batches (per process and micro-batch) that divide into "
+                              f"groups of {g}; this one has {n} images")
     grouped = features.float().view(n // g, g, -1)
     centred = grouped - grouped.mean(dim=1, keepdim=True)  # by hand: aten::var takes a slow path here on the CPU
     std = (centred.square().mean(dim=1) + 1e-8).sqrt().mean(dim=1)  # one per group
-    return std.repeat_interleave(g).unsqueeze(1).to(features.dtype)
+    return std.repeat_interleave(g).unsqueeze(1)
 
 
 class _GBlock(nn.Module):

@@ -3,7 +3,8 @@ fake images before the discriminator, so D cannot memorise a small training set 
 still receives gradients through the augmentation.
 
 Policies: ``color`` (brightness, saturation, contrast), ``translation`` (shift by up to 1/8
-of the size, zero padded), ``cutout`` (one zeroed square of half the size). ``flip``
+of the size, padded with the background, 0 unless told), ``cutout`` (one square of half the
+size set to the background). ``flip``
 (random horizontal mirror) and ``crop`` (a shift by up to 1/16 of the size, the classic
 pad-and-random-crop) are not part of DiffAugment but serve classifier training.
 """
@@ -26,10 +27,13 @@ def parse_policy(policy: str) -> tuple[str, ...]:
     return parts
 
 
-def diff_augment(x: torch.Tensor, policy: str | tuple[str, ...]) -> torch.Tensor:
+def diff_augment(x: torch.Tensor, policy: str | tuple[str, ...], background: float = 0.0) -> torch.Tensor:
+    """``x`` under the policy's random changes; what a shift uncovers and what cutout removes is
+    filled with ``background`` (DiffAugment's 0; -1 for [-1, 1] images on black, so that no
+    change paints a mid-grey the data never shows)."""
     parts = parse_policy(policy) if isinstance(policy, str) else policy
     for p in parts:
-        x = _AUGMENTS[p](x)
+        x = _AUGMENTS[p](x, background) if p in _FILLED else _AUGMENTS[p](x)
     return x
 
 
@@ -44,7 +48,7 @@ def _color(x):
     return (x - mean) * (r() + 0.5) + mean
 
 
-def _translation(x, ratio: float = 0.125):
+def _translation(x, background: float = 0.0, ratio: float = 0.125):
     n, _, h, w = x.shape
     sh, sw = max(1, int(h * ratio + 0.5)), max(1, int(w * ratio + 0.5))
     ty = torch.randint(-sh, sh + 1, (n, 1, 1), device=x.device)
@@ -52,12 +56,12 @@ def _translation(x, ratio: float = 0.125):
     gy, gx = torch.meshgrid(torch.arange(h, device=x.device), torch.arange(w, device=x.device), indexing="ij")
     gy = (gy.unsqueeze(0) + ty + 1).clamp(0, h + 1)
     gx = (gx.unsqueeze(0) + tx + 1).clamp(0, w + 1)
-    padded = F.pad(x, [1, 1, 1, 1])
+    padded = F.pad(x, [1, 1, 1, 1], value=background)
     idx = (gy * (w + 2) + gx).view(n, 1, h * w).expand(-1, x.shape[1], -1)
     return padded.flatten(2).gather(2, idx).view_as(x)
 
 
-def _cutout(x, ratio: float = 0.5):
+def _cutout(x, background: float = 0.0, ratio: float = 0.5):
     n, _, h, w = x.shape
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
     oy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), device=x.device)
@@ -66,7 +70,7 @@ def _cutout(x, ratio: float = 0.5):
     dy = gy.unsqueeze(0) - (oy - ch // 2)
     dx = gx.unsqueeze(0) - (ox - cw // 2)
     inside = (dy >= 0) & (dy < ch) & (dx >= 0) & (dx < cw)
-    return x * (~inside).unsqueeze(1).to(x.dtype)
+    return x.masked_fill(inside.unsqueeze(1), background)
 
 
 def _flip(x):
@@ -74,11 +78,12 @@ def _flip(x):
     return torch.where(mirror, x.flip(3), x)
 
 
-def _crop(x):
-    return _translation(x, ratio=1 / 16)
+def _crop(x, background: float = 0.0):
+    return _translation(x, background, ratio=1 / 16)
 
 
 _AUGMENTS = {"color": _color, "translation": _translation, "cutout": _cutout, "flip": _flip, "crop": _crop}
+_FILLED = ("translation", "cutout", "crop")  # the changes that uncover or remove pixels
 
 
 def mixup(x: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor, float]:

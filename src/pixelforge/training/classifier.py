@@ -102,10 +102,10 @@ class ClassifierTask(SingleNetTask):
         return {"loss": loss_sum, "train_acc": correct / len(labels), "lr": lr}
 
     def augment_batch(self, images: torch.Tensor) -> torch.Tensor:
-        """The training augmentation of a [-1, 1] batch. Shifted to [0, 2] around it so that what
-        translation and crop pad with, and what cutout zeroes, is black (-1) like the background
-        of the images, not the mid-grey (0) that no test image shows."""
-        return diff_augment(images + 1, self.augment) - 1
+        """The training augmentation of a [-1, 1] batch: what translation and crop pad with, and
+        what cutout removes, is black (-1) like the images' background, not the mid-grey (0) that
+        no test image shows."""
+        return diff_augment(images, self.augment, background=-1.0)
 
     @property
     def tta(self) -> str:

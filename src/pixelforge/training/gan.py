@@ -75,7 +75,8 @@ class GANTrainConfig:
         if not (0 <= self.ema_decay < 1):
             raise PixelforgeError(f"ema-decay must be in [0, 1), not {self.ema_decay}")
         parse_policy(self.diffaug)
-        parse_policy(self.consistency_policy)
+        if self.consistency and not parse_policy(self.consistency_policy):
+            raise PixelforgeError("--consistency needs a --consistency-policy to change the images by")
 
 
 ROTATION_G_SHARE = 0.2
@@ -239,7 +240,7 @@ class GANTask(Task):
 
     def _consistency_loss(self, seen: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """Mean squared difference of D's logits on the images it saw and on a changed copy of them."""
-        changed = self.D_train(diff_augment(seen, self.consistency_policy), labels)
+        changed = self.D_train(diff_augment(seen, self.consistency_policy, background=-1.0), labels)
         return (changed.float() - logits.float()).pow(2).mean()
 
     @torch.no_grad()
