@@ -71,6 +71,8 @@ ARMS = {  # name: train_gan options on top of conditional=False
     # shifts of 2 pixels at 28 px, no flips (Fashion-MNIST's shoes all point one way)
     "clusters 50 + consistency 1 crop": dict(clusters=50, consistency=1.0, consistency_policy="crop"),
     "clusters 50 + minibatch std 4": dict(clusters=50, minibatch_std=4),
+    "clusters 50 + hinge": dict(clusters=50, loss="hinge"),
+    "clusters 50 + SN D + R1 0.1": dict(clusters=50, d_norm="sn", r1_gamma=0.1),  # R1 needs a D without batch norm
     "rotation 1": dict(PLAIN, rotation=1.0),
 }
 METRICS = ("fid", "kid_mean", "precision", "recall")
