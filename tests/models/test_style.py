@@ -244,20 +244,20 @@ def test_noise_init_starts_away_from_the_content(offline):
 
 
 def test_scale_plan_halves_the_image_and_weights_steps_towards_coarse_scales():
-    from pixelforge.pipelines.style import _scale_plan
+    from pixelforge.pipelines.style import scale_plan
 
-    assert _scale_plan((300, 400), 70, 3, shortest=16) == [((75, 100), 40), ((150, 200), 20), ((300, 400), 10)]
-    assert _scale_plan((300, 400), 70, 1, shortest=16) == [((300, 400), 70)]
+    assert scale_plan((300, 400), 70, 3, shortest=16) == [((75, 100), 40), ((150, 200), 20), ((300, 400), 10)]
+    assert scale_plan((300, 400), 70, 1, shortest=16) == [((300, 400), 70)]
     # Scales the feature network cannot see are left out, and the coarsest when steps are fewer than scales.
-    assert _scale_plan((40, 64), 9, 3, shortest=16) == [((20, 32), 6), ((40, 64), 3)]
-    assert _scale_plan((300, 400), 2, 3, shortest=16) == [((150, 200), 1), ((300, 400), 1)]
+    assert scale_plan((40, 64), 9, 3, shortest=16) == [((20, 32), 6), ((40, 64), 3)]
+    assert scale_plan((300, 400), 2, 3, shortest=16) == [((150, 200), 1), ((300, 400), 1)]
 
 
 def test_coarse_scales_a_style_image_could_not_be_seen_at_are_left_out(offline):
-    from pixelforge.pipelines.style import _scale_plan
+    from pixelforge.pipelines.style import scale_plan
 
     # A 4:1 style is 16 px tall at 64 px: every coarser scale would shrink it below the 16 px minimum.
-    assert _scale_plan((64, 64), 9, 3, shortest=16, others=[(16, 64)]) == [((64, 64), 9)]
+    assert scale_plan((64, 64), 9, 3, shortest=16, others=[(16, 64)]) == [((64, 64), 9)]
     result = stylize(_pattern(64, 64, seed=1), _pattern(16, 64, seed=2), size=64, steps=3, scales=3,
                      backbone=offline, progress=False)
     assert result.image.shape == (3, 64, 64) and {h["side"] for h in result.history} == {64}

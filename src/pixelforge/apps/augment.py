@@ -20,7 +20,8 @@ from ..errors import PixelforgeError
 from ..pipelines.classifier import fit_classifier
 
 
-def _conditional_pipe(gan_run):
+def conditional_pipe(gan_run):
+    """The sampling pipeline of a class-conditional GAN run; any other run is refused."""
     from ..api import load
     from ..families import run_family
 
@@ -88,7 +89,7 @@ def classification_accuracy_score(gan_run: str | os.PathLike, per_class: int = 1
                                   batch_size: int = 64, seed: int = 0, progress: bool = False) -> dict:
     from ..runs import Run
 
-    pipe = _conditional_pipe(gan_run)
+    pipe = conditional_pipe(gan_run)
     train, test = _real_splits(Run.open(gan_run).config)
     check_per_class_budget(train, per_class)
     fake = generated_dataset(pipe, per_class, seed)

@@ -50,7 +50,7 @@ from ..images import pyplot, save_figure, save_grid, save_png
 from ..pipelines.classifier import fit_classifier
 from ..runs import Run, atomic_write_bytes, atomic_write_json
 from ..training.loop import TrainConfig
-from .augment import _conditional_pipe, check_per_class_budget, concat, generated_dataset, real_subset
+from .augment import check_per_class_budget, concat, conditional_pipe, generated_dataset, real_subset
 
 
 @dataclass(frozen=True)
@@ -272,7 +272,7 @@ class BudgetStudy:
         return self._splits[key]
 
     def _full_generator(self):
-        pipe = _conditional_pipe(self.full_generator)
+        pipe = conditional_pipe(self.full_generator)
         if pipe.classes != list(self.train.classes):
             raise PixelforgeError(f"{self.full_generator} draws the classes {', '.join(pipe.classes)}; "
                                   f"{self.data_spec} has {', '.join(self.train.classes)}")

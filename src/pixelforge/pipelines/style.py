@@ -226,7 +226,7 @@ def stylize(content: ImageLike | None, styles: ImageLike | Sequence[ImageLike], 
                 image = ycbcr_to_rgb(torch.cat([image, original_chroma], dim=0))
             return StyleResult(image.clamp(0, 1), list(history))
 
-    plan = _scale_plan(shape, steps, scales, shortest, [tuple(s.shape[1:]) for s in style_rgbs])
+    plan = scale_plan(shape, steps, scales, shortest, [tuple(s.shape[1:]) for s in style_rgbs])
     bar = tqdm(total=steps, desc="texture" if texture else "stylize", file=sys.stderr,
                disable=not progress or None, unit="step")
     x = None
@@ -254,8 +254,8 @@ def _resize(images: Tensor, hw: tuple[int, int]) -> Tensor:
                                            align_corners=False).clamp(0, 1)
 
 
-def _scale_plan(shape: tuple[int, int], steps: int, scales: int, shortest: int,
-                others: Sequence[tuple[int, int]] = ()) -> list[tuple[tuple[int, int], int]]:
+def scale_plan(shape: tuple[int, int], steps: int, scales: int, shortest: int,
+               others: Sequence[tuple[int, int]] = ()) -> list[tuple[tuple[int, int], int]]:
     """[(image shape, steps)] from coarse to fine: shapes halved per coarser scale, steps weighted 2^k
     towards the coarse scales and summing to ``steps``. Left out: scales at which the image or one of
     ``others`` (the style images, scaled alike) is smaller than the feature network can see, and the

@@ -41,9 +41,9 @@ def _shortest_side() -> int:
 
 def _work(size: int, steps: int, scales: int, shortest: int) -> int:
     """size^2 x steps of an optimisation, each coarse-to-fine scale's steps counted at that scale's size."""
-    from ...pipelines.style import _scale_plan
+    from ...pipelines.style import scale_plan
 
-    return sum(max(hw) ** 2 * n for hw, n in _scale_plan((size, size), steps, scales, shortest))
+    return sum(max(hw) ** 2 * n for hw, n in scale_plan((size, size), steps, scales, shortest))
 
 
 def check_work(size: int, steps: int, scales: int = 1) -> None:
