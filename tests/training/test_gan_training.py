@@ -229,6 +229,10 @@ def test_minibatch_std_run_keeps_its_discriminator_and_resumes(tmp_path):
     assert _weights(run, "discriminator")["std_weight"].abs().item() > 0  # learnt from 0
     pipe = pixelforge.train_gan("digits", run, max_steps=3, resume=True, **TINY)
     assert pixelforge.runs.Run.open(run).load_state()["step"] == 3 and pipe.sample(2).shape[0] == 2
+    with pytest.raises(PixelforgeError, match="divides into groups of 3"):
+        pixelforge.train_gan("digits", tmp_path / "odd", max_steps=1, conditional=False, minibatch_std=3,
+                             **{**TINY, "batch_size": 8})
+    assert not (tmp_path / "odd").exists()  # refused before the run folder
 
 
 def test_cluster_conditioned_gan_trains_without_labels_and_samples_by_cluster_share(tmp_path):

@@ -18,6 +18,7 @@ from ..models.gan import SIZES, GANConfig, check_size
 from ..registry import create_model
 from ..training import Trainer
 from ..training.gan import GANTask, GANTrainConfig, check_penalty_norm
+from ..training.loop import TrainConfig
 from .common import (LabelParser, best_checkpoint, check_resumed_conditioning, data_defaults, load_weights_into,
                      open_model, samples_report, start_session)
 
@@ -67,6 +68,10 @@ def train_gan(data: str | None = "fashion-mnist", run: str | os.PathLike | None 
     check_penalty_norm(options.get("loss"), options.get("r1_gamma"), options.get("d_norm"))  # before the run folder
     if options.get("rotation") and not resume:
         options["rotation_head"] = True
+    group, batch = options.get("minibatch_std"), options.get("batch_size", TrainConfig.batch_size)
+    if group and group > 1 and batch % group:  # before the run folder (the model checks every batch too)
+        raise PixelforgeError(f"--minibatch-std {group} needs a --batch-size that divides into groups of {group}, "
+                              f"not {batch}")
     if clusters is not None and clusters < 0:
         raise PixelforgeError(f"--clusters must be >= 0, not {clusters}")
     if clusters and conditional:
