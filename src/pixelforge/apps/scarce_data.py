@@ -13,9 +13,9 @@ to the real ones (optionally filtered by a classifier's confidence or by their n
 neighbours, or with mixup), or used to pre-train the classifier before the real images
 fine-tune it (with mixup in both phases, or without). The generator of the "budget" arms is
 trained on the folder's training images only, so it has seen exactly what the classifier sees:
-a class-conditional GAN with DiffAugment, or a class-conditional diffusion model sampled with classifier-free guidance
-(:data:`DIFFUSION_SAMPLER`; its arms run at the target budgets only, as each diffusion model
-takes tens of CPU minutes to train and sample). A "full" generator (optional,
+a class-conditional GAN with DiffAugment, or a class-conditional diffusion model sampled with
+classifier-free guidance (:data:`DIFFUSION_SAMPLER`; its arms run at the target budgets only, as
+each diffusion model takes tens of CPU minutes to train and sample). A "full" generator (optional,
 ``full_generator``) was trained on the whole training split: a different experiment, since it
 brings the knowledge of tens of thousands of labelled images, reported apart.
 

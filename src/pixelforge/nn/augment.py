@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 POLICIES = ("color", "translation", "cutout", "flip", "crop")
+BLACK = -1.0  # black in the [-1, 1] images the training loop gives the tasks
 
 
 def parse_policy(policy: str) -> tuple[str, ...]:
@@ -29,7 +30,7 @@ def parse_policy(policy: str) -> tuple[str, ...]:
 
 def diff_augment(x: torch.Tensor, policy: str | tuple[str, ...], background: float = 0.0) -> torch.Tensor:
     """``x`` under the policy's random changes; what a shift uncovers and what cutout removes is
-    filled with ``background`` (DiffAugment's 0; -1 for [-1, 1] images on black, so that no
+    filled with ``background`` (DiffAugment's 0; :data:`BLACK` for images on black, so that no
     change paints a mid-grey the data never shows)."""
     parts = parse_policy(policy) if isinstance(policy, str) else policy
     for p in parts:

@@ -19,7 +19,7 @@ from ..errors import PixelforgeError
 from ..family import flag
 from ..models.classifier import TTA_MODES, CNNClassifier, default_tta, tta_logits
 from ..nn import diff_augment, no_sync_unless
-from ..nn.augment import mixup, parse_policy
+from ..nn.augment import BLACK, mixup, parse_policy
 from ..images import plot_confusion
 from ..runs import Run, atomic_write_json
 from ..runtime import Runtime, make_optimizer
@@ -105,7 +105,7 @@ class ClassifierTask(SingleNetTask):
         """The training augmentation of a [-1, 1] batch: what translation and crop pad with, and
         what cutout removes, is black (-1) like the images' background, not the mid-grey (0) that
         no test image shows."""
-        return diff_augment(images, self.augment, background=-1.0)
+        return diff_augment(images, self.augment, background=BLACK)
 
     @property
     def tta(self) -> str:

@@ -20,7 +20,7 @@ from ..images import save_grid
 from ..models.gan import (GAN, LOSSES, discriminator_loss, generator_loss, gradient_penalty, r1_penalty,
                           rotated_quarters)
 from ..nn import EMA, diff_augment, no_sync_unless
-from ..nn.augment import parse_policy
+from ..nn.augment import BLACK, parse_policy
 from ..runs import Run
 from ..runtime import Runtime, make_optimizer
 from .task import Task
@@ -240,7 +240,7 @@ class GANTask(Task):
 
     def _consistency_loss(self, seen: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """Mean squared difference of D's logits on the images it saw and on a changed copy of them."""
-        changed = self.D_train(diff_augment(seen, self.consistency_policy, background=-1.0), labels)
+        changed = self.D_train(diff_augment(seen, self.consistency_policy, background=BLACK), labels)
         return (changed.float() - logits.float()).pow(2).mean()
 
     @torch.no_grad()
