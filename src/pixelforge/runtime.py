@@ -7,7 +7,8 @@ Defaults (``auto``):
 - CUDA present: the GPU, fp16 autocast with a gradient scaler (bf16 where the GPU has it).
 - CPU: bf16 autocast when oneDNN reports bf16 support (AVX512-BF16 / AMX), else fp32;
   channels_last memory format with bf16, which lets oneDNN pick its fastest kernels
-  (in fp32 NCHW is faster on the CPU, so fp32 keeps NCHW).
+  (in fp32 NCHW is faster on the CPU, so fp32 keeps NCHW); with bf16, strided convolutions with
+  small maps train as matrix products (:mod:`pixelforge.nn.gemm_conv`).
 """
 
 from __future__ import annotations
@@ -97,6 +98,10 @@ class Runtime:
         m = m.to(self.device)
         if self.channels_last:
             m = m.to(memory_format=torch.channels_last)
+        if self.device.type == "cpu" and self.precision == "bf16":
+            from .nn.gemm_conv import use_gemm_convolutions
+
+            use_gemm_convolutions(m)
         return m
 
     def tensor(self, x: torch.Tensor) -> torch.Tensor:
