@@ -20,6 +20,7 @@ The full-split generator is --full-generator, or else generative_augmentation.py
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 from pathlib import Path
 
@@ -33,6 +34,34 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "images"
 CACHE = RESULTS / "scarce_augmentation_cache.json"
 
 
+def generator_steps(run: Path) -> int | None:
+    """The full-split generator's step count, or None where its run is gone (a resumed study whose
+    full-split fits are all cached does not need it)."""
+    return pixelforge.runs.Run.open(run).load_state()["step"] if run.exists() else None
+
+
+def markdown_table(results: dict) -> str:
+    """The table of docs/evaluation.md, every figure marked with its place in the results file."""
+    key = "scarce_augmentation.json:rows"
+    lines = ["| real images per class | arm | steps (chosen on validation) | validation accuracy | "
+             "test accuracy, mean +- std |", "|---:|---|---:|---:|---:|"]
+    for i, row in enumerate(results["rows"]):
+        k = row["per_class"]
+        for j, a in enumerate(row["arms"]):
+            at = f"{key}[{i}].arms[{j}]"
+            name = f"**{a['arm']}**" if a["arm"] in (row.get("best_classic"), row.get("best_generative")) else a["arm"]
+            lines.append(f"| {k}<!-- {key}[{i}].per_class --> | {name} | {a['steps']}<!-- {at}.steps --> | "
+                         f"{a['val']['mean']:.2%}<!-- {at}.val.mean --> | {a['test']['mean']:.2%}<!-- {at}.test.mean --> "
+                         f"+- {a['test']['std']:.2%}<!-- {at}.test.std*100 --> |")
+        if row.get("gain"):
+            verdict = "met" if row["met"] else "missed"
+            lines.append(f"| {k} | best generative - best classic (per seed) | | | "
+                         f"**{row['gain']['mean'] * 100:+.2f}**<!-- {key}[{i}].gain.mean*100 --> +- "
+                         f"{row['gain']['std'] * 100:.2f} points<!-- {key}[{i}].gain.std*100 --> "
+                         f"({row['target']}: {verdict}) |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budgets", default="10,50,100,500", help="real images per class, comma separated")
@@ -42,10 +71,14 @@ def main() -> None:
     ap.add_argument("--diffusion-steps", type=int, default=DIFFUSION_STEPS, help="steps of each per-budget diffusion model")
     ap.add_argument("--full-generator", default=None, help="a conditional GAN run trained on the whole split")
     ap.add_argument("--root", default="runs/bench-scarce")
+    ap.add_argument("--markdown", action="store_true", help="print the docs table of the saved results and stop")
     args = ap.parse_args()
+    if args.markdown:
+        print(markdown_table(json.loads((RESULTS / "scarce_augmentation.json").read_text())))
+        return
 
     full = Path(args.full_generator) if args.full_generator else full_split_generator(Path(GAN_RUN))
-    full_steps = pixelforge.runs.Run.open(full).load_state()["step"]
+    full_steps = generator_steps(full)
     study = BudgetStudy(args.root, "fashion-mnist", steps=[int(s) for s in args.steps.split(",")], full_generator=full,
                         gan_steps=args.gan_steps, diffusion_steps=args.diffusion_steps, cache=CACHE, progress=True)
     budgets = [int(b) for b in args.budgets.split(",")]
@@ -71,12 +104,12 @@ def main() -> None:
                 shutil.copyfile(grid, DOCS / f"scarce_augmentation_{family}_k{k}.png")
         write_results("scarce_augmentation", {
             "commit": commit(),
-            "full_generator": {"run": str(full), "steps": full_steps,
-                               "trained_on": "the whole Fashion-MNIST training split (validation images excluded)"},
             "command": f"python benchmarks/scarce_augmentation.py --budgets {','.join(map(str, sorted(done)))} "
                        f"--seeds {args.seeds} --steps {args.steps} --gan-steps {args.gan_steps} "
                        f"--diffusion-steps {args.diffusion_steps}",
-            **result})
+            **result,
+            "full_generator": {"run": str(full), "steps": full_steps,
+                               "trained_on": "the whole Fashion-MNIST training split (validation images excluded)"}})
 
 
 if __name__ == "__main__":

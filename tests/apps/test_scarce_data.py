@@ -11,6 +11,7 @@ from pixelforge.apps.scarce_data import (ARMS, Arm, budget_study, confidence_fil
                                         write_budget_folder)
 from pixelforge.cli import main
 from pixelforge.data import ImageData, load_dataset
+from pixelforge.errors import PixelforgeError
 
 STUDY = dict(budgets=(5,), seeds=(0, 1), steps=(2, 3), gan_steps=2, diffusion_steps=2, size=28)
 
@@ -289,3 +290,20 @@ def test_drawn_images_are_kept_and_not_sampled_again(study, tiny_conditional_run
     drawn = again.generated(arm, 5, 0)
     assert len(drawn) == 10 * round(len(real) / 10) and drawn.images.dtype == torch.uint8
     assert torch.equal(torch.bincount(drawn.labels), torch.full((10,), round(len(real) / 10)))
+
+
+def test_a_cached_study_resumes_without_the_full_split_generator_run(study, tiny_conditional_run, tmp_path):
+    import shutil
+
+    out, result = study
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved)
+    gone = tmp_path / "gan-that-was-deleted"
+    cache = json.loads((moved / "study.json").read_text())
+    cache["settings"]["full_generator"] = str(gone)
+    (moved / "study.json").write_text(json.dumps(cache))
+    again = scarce_data.BudgetStudy(moved, "digits", steps=STUDY["steps"], full_generator=gone, gan_steps=2,
+                                    diffusion_steps=2, size=28)
+    assert again.run([5], [0, 1])["rows"] == result["rows"]  # every fit, the full split's too, from the cache
+    with pytest.raises(PixelforgeError, match="gan-that-was-deleted"):  # a fit that needs the run says so
+        again.run([5], [0, 1, 2])

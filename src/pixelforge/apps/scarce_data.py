@@ -88,13 +88,13 @@ ARMS = (
         filtered="neighbour"),
     Arm("flips + shifts + mixup + generated 1:1", mixup=0.2, synthetic=1, generator="budget"),
     Arm("generated 10:1 pre-training, then flips + shifts on real", synthetic=10, generator="budget", pretrain=True),
-    Arm("flips + shifts + generated 4:1 from the full split", synthetic=4, generator="full"),
-    Arm("flips + shifts + diffusion 1:1", synthetic=1, generator="budget", family="diffusion", budgets=TARGET_BUDGETS),
-    Arm("diffusion 10:1 pre-training, then flips + shifts on real", synthetic=10, generator="budget",
-        family="diffusion", pretrain=True, budgets=TARGET_BUDGETS),
     # mixup, the best classic lever at 50 and 100 per class, in both phases of the pre-training arm
     Arm("generated 10:1 pre-training, then flips + shifts on real, mixup in both", mixup=0.2, synthetic=10,
         generator="budget", pretrain=True),
+    Arm("flips + shifts + diffusion 1:1", synthetic=1, generator="budget", family="diffusion", budgets=TARGET_BUDGETS),
+    Arm("diffusion 10:1 pre-training, then flips + shifts on real", synthetic=10, generator="budget",
+        family="diffusion", pretrain=True, budgets=TARGET_BUDGETS),
+    Arm("flips + shifts + generated 4:1 from the full split", synthetic=4, generator="full"),  # a different experiment
 )
 BUDGETS = (10, 50, 100, 500)  # real images per class
 SEEDS = (0, 1, 2)
@@ -229,7 +229,9 @@ class BudgetStudy:
             raise PixelforgeError(f"{self.cache_path} is not a study cache; give another output folder")
         self.selection_seed = SEEDS[0]
         self._check_settings()
-        self._pipes: dict = {"full": self._full_generator()} if full_generator else {}
+        self._pipes: dict = {}
+        if full_generator and Path(full_generator).exists():  # checked now, before any long fit
+            self._pipes["full"] = self._full_generator()
         self._splits: dict = {}
         self._drawn: dict = {}
 
@@ -285,7 +287,9 @@ class BudgetStudy:
         return pipe
 
     def generator(self, arm: Arm, k: int, seed: int):
-        if arm.generator == "full":
+        if arm.generator == "full":  # a cached study resumes without the run where its fits are cached
+            if "full" not in self._pipes:
+                self._pipes["full"] = self._full_generator()
             return self._pipes["full"]
         key = (arm.family, k, seed)
         if key not in self._pipes:
