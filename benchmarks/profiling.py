@@ -177,7 +177,10 @@ def flops_by_group(step) -> dict[str, float]:
     for op, flops in counter.get_flop_counts().get("Global", {}).items():
         name = str(op).split(".")[-1]
         group = FLOP_GROUPS.get(name, "other")
-        out[f"{group}_{'backward' if name.endswith('backward') else 'forward'}"] += flops
+        # a matrix product's op does not say its phase (linear layers' backward, and the weight gradients of
+        # pixelforge.nn.gemm_conv, are products too), so matmuls are counted over both phases together
+        phase = "all" if group == "matmul" else "backward" if name.endswith("backward") else "forward"
+        out[f"{group}_{phase}"] += flops
     return dict(out)
 
 
@@ -198,7 +201,7 @@ def profile_workload(step, steps: int) -> dict:
     achieved = {}
     for key, fl in flops.items():
         group, direction = key.rsplit("_", 1)
-        phases = ("backward",) if direction == "backward" else ("forward",)
+        phases = {"backward": ("backward",), "forward": ("forward",)}.get(direction, ("forward", "backward"))
         secs = sum(s for (p, g), s in table.items() if g == group and p in phases)
         if secs > 0 and group != "other":
             achieved[key] = {"gflop_per_step": round(fl / 1e9, 3), "ms_per_step": round(secs * 1e3, 2),
@@ -206,7 +209,15 @@ def profile_workload(step, steps: int) -> dict:
     total_flops = sum(flops.values())
     return {"wall_ms_per_step": round(wall * 1e3, 2), "profiled_ms_per_step": round(profiled * 1e3, 2),
             "gflop_per_step": round(total_flops / 1e9, 3), "gflop_s_overall": round(total_flops / 1e9 / wall, 1),
-            "rows": rows, "achieved": achieved}
+            "rows": rows, "group_shares": group_shares(table, profiled), "achieved": achieved}
+
+
+def group_shares(table: dict, profiled: float) -> dict:
+    """Each group's share of the profiled time, all phases together."""
+    totals: dict[str, float] = defaultdict(float)
+    for (_, group), secs in table.items():
+        totals[group] += secs
+    return {group: round(secs / profiled, 3) for group, secs in sorted(totals.items(), key=lambda kv: -kv[1])}
 
 
 # -- probes: the micro-measurements behind the changes in docs/performance.md -----------------
@@ -218,6 +229,46 @@ def _micro(fn, reps: int = 30) -> float:
     for _ in range(reps):
         fn()
     return (time.perf_counter() - t) / reps * 1e3
+
+
+# DCGAN's strided 4x4 layers whose maps pixelforge.nn.gemm_conv computes as matrix products:
+# (batch, input channels, input size, output channels)
+CONV_PROBES = ((64, 64, 14, 128), (64, 128, 16, 256), (64, 256, 8, 512))
+
+
+def conv_path_probes() -> dict:
+    """oneDNN's bf16 kernels against the matrix products of pixelforge.nn.gemm_conv, per pass,
+    in ms and GFLOP/s, for the layers of CONV_PROBES."""
+    import torch.nn.functional as F
+
+    from pixelforge.nn.gemm_conv import col2im, conv_weight_grad, im2col
+
+    rows = []
+    for n, c, size, o in CONV_PROBES:
+        cl = torch.channels_last
+        x = torch.randn(n, c, size, size, dtype=torch.bfloat16).contiguous(memory_format=cl)
+        w = torch.randn(o, c, 4, 4, dtype=torch.bfloat16).contiguous(memory_format=cl)
+        out = size // 2
+        g = torch.randn(n, o, out, out, dtype=torch.bfloat16).contiguous(memory_format=cl)
+        w_rows, g_rows = w.permute(0, 2, 3, 1).reshape(o, -1), g.permute(0, 2, 3, 1).reshape(-1, o)
+
+        def onednn(mask):
+            return lambda: torch.ops.aten.convolution_backward(g, x, w, None, [2, 2], [1, 1], [1, 1], False, [0, 0], 1,
+                                                               mask)
+        passes = {
+            "forward": (lambda: F.conv2d(x, w, None, 2, 1),
+                        lambda: im2col(x, (4, 4), (2, 2), (1, 1), (out, out)) @ w_rows.t()),
+            "weight_gradient": (onednn([False, True, False]), lambda: conv_weight_grad(x, g, (4, 4), (2, 2), (1, 1))),
+            "input_gradient": (onednn([True, False, False]),
+                               lambda: col2im(g_rows @ w_rows, n, (out, out), (4, 4), (2, 2), (1, 1), (size, size))),
+        }
+        gflop = 2 * n * out * out * o * c * 16 / 1e9
+        row = {"layer": f"{n}x{c}x{size}x{size} -> {o} channels, 4x4 stride 2", "output_positions": out * out}
+        for name, (plain, product) in passes.items():
+            ms = {"onednn_ms": round(_micro(plain), 2), "product_ms": round(_micro(product), 2)}
+            row[name] = {**ms, **{k.replace("_ms", "_gflop_s"): round(gflop / v * 1e3, 1) for k, v in ms.items()}}
+        rows.append(row)
+    return {"precision": "bf16, channels_last", "layers": rows}
 
 
 def probes() -> dict:
@@ -234,6 +285,7 @@ def probes() -> dict:
         "shape": "64x64x14x14 bf16, activation channels_last",
         **{f"{k}_formats": round(_micro(lambda g=g: torch.ops.aten.leaky_relu_backward(g, x, 0.2, True)), 3)
            for k, g in grads.items()}}
+    out["strided_conv_bf16"] = conv_path_probes()
     img = torch.rand(1, 3, 256, 256)
     out["bicubic_x4_256px_ms"] = {
         fmt: round(_micro(lambda t=t: F.interpolate(t, scale_factor=4, mode="bicubic", align_corners=False), 10), 2)
@@ -254,6 +306,31 @@ def probes() -> dict:
     return out
 
 
+def markdown_table(results: dict) -> str:
+    """docs/performance.md's profile table, every figure marked with its place in profile.json."""
+    groups = ("convolution", "matmul", "copies", "elementwise/other", "normalisation", "activation")
+    peak = results["matmul_peak_gflop_s"]["bf16"]
+    lines = ["| workload | GFLOP per step | " + " | ".join(g.replace("elementwise/other", "other element-wise")
+                                                       for g in groups)
+             + " | conv forward / backward, GFLOP/s | matmul, GFLOP/s |",
+             "|---|---:|" + "---:|" * len(groups) + "---|---|"]
+    for name, w in results["workloads"].items():
+        at = f"profile.json:workloads.{name}"
+        cells = [w["workload"], f"{w['gflop_per_step']:.1f}<!-- {at}.gflop_per_step -->"]
+        for g in groups:
+            share = w["group_shares"].get(g)
+            cells.append("-" if not share else f"{share:.0%}<!-- {at}.group_shares[\"{g}\"]*100 -->")
+
+        def rate(key):
+            a = w["achieved"].get(key)
+            if not a:
+                return "-"
+            return f"{a['gflop_s']:.0f}<!-- {at}.achieved.{key}.gflop_s --> ({a['gflop_s'] / peak:.0%})"
+        cells += [f"{rate('convolution_forward')} / {rate('convolution_backward')}", rate("matmul_all")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
@@ -261,7 +338,11 @@ def main() -> None:
     ap.add_argument("--probes", action="store_true",
                     help="only the micro-measurements (memory formats, bicubic, PNG levels), kept beside the profile")
     ap.add_argument("--no-save", action="store_true")
+    ap.add_argument("--markdown", action="store_true", help="print the docs table of the saved profile and stop")
     args = ap.parse_args()
+    if args.markdown:
+        print(markdown_table(json.loads((RESULTS / "profile.json").read_text())))
+        return
     if args.probes:
         found = probes()
         print(json.dumps(found, indent=2))

@@ -5,9 +5,9 @@ position holding the patch under the kernel ("im2col"), and the output is those 
 weight matrix; the weight gradient is the output gradients times the same rows, and the input
 gradient the output gradients times the weight matrix, folded back onto the image with the
 overlapping patches added up ("col2im"). oneDNN's bf16 kernels for DCGAN's strided 4x4 layers
-run far below the machine's matrix-product rate when the maps are small (84-200 GFLOP/s for the
-weight gradient at 4x4 to 8x8 outputs, where one product runs at 400-800; ``benchmarks/
-profiling.py --probes``), so:
+run far below the machine's matrix-product rate when the maps are small (the weight gradient at
+4x4 to 8x8 outputs at a tenth to a third of it, where one product reaches two thirds; the
+figures are in docs/performance.md, from ``benchmarks/profiling.py --probes``), so:
 
 - up to :data:`WEIGHT_GRAD_POSITIONS` output positions per image (8x8), the weight gradient is
   one product (:func:`conv_weight_grad`); the forward pass and the input gradient stay oneDNN's;
