@@ -15,6 +15,8 @@ GEOMETRIES = [
     ((2, 4, 7, 9), (3, 3), (1, 1), (1, 1)),    # the U-Net's 3x3, a non-square map
     ((2, 1, 28, 28), (4, 4), (2, 2), (1, 1)),  # one input channel
     ((2, 3, 8, 8), (3, 2), (1, 2), (0, 1)),    # uneven kernel, stride and padding
+    ((2, 3, 8, 8), (3, 3), (2, 2), (0, 0)),    # the last input row and column reach no output
+    ((2, 3, 6, 6), (3, 3), (2, 2), (3, 3)),    # padding wider than the kernel
 ]
 
 
@@ -43,6 +45,7 @@ def _layers():
             (nn.ConvTranspose2d(24, 16, 4, 2, 1), (4, 24, 7, 7)),       # 7x7 input: weight gradient
             (nn.ConvTranspose2d(24, 16, 4, 2, 1), (4, 24, 4, 4)),       # 4x4 input: everything
             (nn.ConvTranspose2d(8, 3, 3, 2, 1, output_padding=1), (2, 8, 3, 5)),
+            (nn.Conv2d(4, 6, 3, 2, 0), (2, 4, 8, 8)),                   # 3x3 output, input rows no output reaches
             (nn.Conv2d(8, 8, 3, 1, 1, bias=False), (4, 8, 7, 7)),       # stride 1: oneDNN's
             (nn.Conv2d(4, 8, 4, 2, 1), (2, 4, 32, 32))]                 # 16x16 output: oneDNN's
 
@@ -83,7 +86,6 @@ def test_switched_layers_compute_the_same_outputs_and_gradients_under_bf16_autoc
     for name in ("weight", "bias"):
         if getattr(plain, name) is not None:
             a, b = getattr(plain, name).grad, getattr(fast, name).grad
-            assert b.dtype == torch.float32  # the fp32 master weights get fp32 gradients
             torch.testing.assert_close(b, a, rtol=2e-2, atol=2e-2 * a.abs().max().item())
 
 
@@ -106,22 +108,24 @@ def test_products_are_used_only_while_training_under_cpu_bf16(monkeypatch):
     assert calls == [1]
 
 
-@pytest.mark.parametrize("size", [8, 16])  # the first layer's output 4x4 (products everywhere) or 8x8
-def test_gradient_penalties_differentiate_through_the_products(size):
+def test_gradient_penalties_differentiate_through_the_switched_layers():
     torch.manual_seed(0)
+    # 16 -> 8 (weight gradient as a product), 8 -> 4 (all products), then back up: 4 -> 8 (all), 8 -> 16 (weight)
     plain = nn.Sequential(nn.Conv2d(3, 8, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(8, 4, 4, 2, 1), nn.LeakyReLU(0.2),
-                          nn.ConvTranspose2d(4, 2, 4, 2, 1))
+                          nn.ConvTranspose2d(4, 4, 4, 2, 1), nn.LeakyReLU(0.2), nn.ConvTranspose2d(4, 2, 4, 2, 1))
+    exact = copy.deepcopy(plain).double()
     fast = use_gemm_convolutions(copy.deepcopy(plain))
-    x = torch.randn(4, 3, size, size)
-    for net in (plain, fast):  # R1: the squared gradient norm with respect to the input, then backward
-        xi = x.clone().requires_grad_(True)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+    x = torch.randn(4, 3, 16, 16)
+    for net in (exact, fast):  # R1 as the GAN trainer computes it: under autocast, then backward
+        xi = x.clone().to(next(net.parameters()).dtype).requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=net is fast):
             out = net(xi).float().square().sum()
-        (grad,) = torch.autograd.grad(out, xi, create_graph=True)
+            (grad,) = torch.autograd.grad(out, xi, create_graph=True)
         grad.square().sum().backward()
-    for a, b in zip(plain.parameters(), fast.parameters()):
-        assert a.grad is not None and b.grad is not None
-        torch.testing.assert_close(b.grad, a.grad, rtol=5e-2, atol=5e-2 * a.grad.abs().max().item())
+    # bf16 errors compound through four layers and their second derivatives (plain layers are off by up to
+    # 3% on this input, the switched ones by up to 8%); a wrong formula would be off by about 100%
+    for a, b in zip(exact.parameters(), fast.parameters()):
+        assert b.grad is not None and (b.grad.double() - a.grad).norm() <= 0.15 * a.grad.norm()
 
 
 def test_switching_keeps_parameters_and_checkpoints():
@@ -136,3 +140,35 @@ def test_switching_keeps_parameters_and_checkpoints():
 def test_the_runtime_switches_layers_for_bf16_on_the_cpu_only():
     assert type(Runtime.create("cpu", "bf16").module(nn.Conv2d(1, 1, 3))) is GemmConv2d
     assert type(Runtime.create("cpu", "fp32").module(nn.Conv2d(1, 1, 3))) is nn.Conv2d
+
+
+@pytest.mark.parametrize("layer,shape", [
+    (nn.Conv2d(4, 8, 4, 2, 1, bias=False), (2, 4, 8, 8)),           # all products: the output is made here
+    (nn.ConvTranspose2d(8, 4, 4, 2, 1, bias=False), (2, 8, 4, 4)),
+])
+def test_outputs_can_be_changed_in_place_by_the_next_layer(layer, shape):
+    torch.manual_seed(0)
+    plain = nn.Sequential(layer, nn.ReLU(inplace=True))
+    fast = use_gemm_convolutions(copy.deepcopy(plain))
+    x = torch.randn(shape)
+    for net in (plain, fast):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            net(x).float().sum().backward()
+    torch.testing.assert_close(fast[0].weight.grad, plain[0].weight.grad, rtol=2e-2,
+                               atol=2e-2 * plain[0].weight.grad.abs().max().item())
+
+
+def test_string_padding_and_output_size_work_as_in_torch():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 8, 8)
+    for plain in (nn.Conv2d(3, 4, 3, 1, padding="same"), nn.Conv2d(3, 4, 4, 2, padding="valid")):
+        fast = use_gemm_convolutions(copy.deepcopy(plain))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            torch.testing.assert_close(fast(x).float(), plain(x).float())
+    plain = nn.ConvTranspose2d(3, 2, 3, 2, 1)
+    fast = use_gemm_convolutions(copy.deepcopy(plain))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = fast(x[:, :, :4, :4], output_size=(8, 8))
+        torch.testing.assert_close(y.float(), plain(x[:, :, :4, :4], output_size=(8, 8)).float(), rtol=2e-2,
+                                   atol=2e-2)
+    assert y.shape[-2:] == (8, 8)

@@ -18,10 +18,10 @@ the same holds for it with its input's map in place of the output's. For larger 
 the U-Net's stride-1 3x3 layers, oneDNN's kernels are as fast or faster (measured), and keep them.
 
 :func:`use_gemm_convolutions` switches a model's plain ``Conv2d``/``ConvTranspose2d`` layers
-over (the runtime does it for bf16 on the CPU); they take these paths only while training under
-CPU bf16 autocast, and are ordinary layers otherwise (same parameters, same checkpoints). The
-backward passes are built of differentiable operations, so gradient penalties (R1, WGAN-GP)
-differentiate through them.
+over (the runtime does it for bf16 on the CPU); they take these paths only under CPU bf16
+autocast while gradients are recorded for their weights, and are ordinary layers otherwise (same
+parameters, same checkpoints). Spectral-norm layers (a parametrized class) are left as they are.
+A backward pass that a gradient penalty (R1, WGAN-GP) differentiates again is oneDNN's.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ def im2col(x: torch.Tensor, kernel, stride, padding, out_hw) -> torch.Tensor:
 
 def col2im(cols: torch.Tensor, n: int, out_hw, kernel, stride, padding, in_hw) -> torch.Tensor:
     """The reverse of :func:`im2col`: each row's patch added back onto an ``in_hw`` map at its
-    place (overlaps summed in fp32), as an N x C x H x W tensor laid out channels_last."""
+    place (overlaps summed in fp32), as an N x C x H x W tensor laid out channels_last (a tensor
+    of its own, not a view: a layer's output must be changeable in place)."""
     (ho, wo), (kh, kw), (sh, sw), (ph, pw), (h, w) = out_hw, kernel, stride, padding, in_hw
     c = cols.shape[1] // (kh * kw)
     canvas = cols.new_zeros(n, max(h + 2 * ph, sh * (ho - 1) + kh), max(w + 2 * pw, sw * (wo - 1) + kw), c,
@@ -56,7 +57,8 @@ def col2im(cols: torch.Tensor, n: int, out_hw, kernel, stride, padding, in_hw) -
     for i in range(kh):
         for j in range(kw):
             canvas[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw] += patches[:, :, :, i, j]
-    return canvas[:, ph:ph + h, pw:pw + w].to(cols.dtype).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+    out = torch.empty((n, c, h, w), dtype=cols.dtype, device=cols.device, memory_format=torch.channels_last)
+    return out.copy_(canvas[:, ph:ph + h, pw:pw + w].permute(0, 3, 1, 2))
 
 
 def conv_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kernel, stride, padding) -> torch.Tensor:
@@ -101,9 +103,13 @@ class _GemmConv(torch.autograd.Function):
             y = col2im(_rows(x) @ _matrix(weight), n, x.shape[-2:], kernel, stride, padding, out_hw)
         else:
             out_hw = [(s + 2 * p - k) // st + 1 for s, st, p, k in zip(x.shape[-2:], stride, padding, kernel)]
-            rows = im2col(x, kernel, stride, padding, out_hw) @ _matrix(weight).t()
-            y = rows.view(n, *out_hw, -1).permute(0, 3, 1, 2)
-        return y if bias is None else y + bias.view(1, -1, 1, 1)
+            # written into a channels_last tensor of its own: an output that is a view of a tensor made
+            # here could not be changed in place by the layer after it (an inplace ReLU, a residual sum)
+            y = torch.empty((n, weight.shape[0], *out_hw), dtype=x.dtype, device=x.device,
+                            memory_format=torch.channels_last)
+            torch.mm(im2col(x, kernel, stride, padding, out_hw), _matrix(weight).t(),
+                     out=y.permute(0, 2, 3, 1).view(-1, weight.shape[0]))
+        return y if bias is None else y.add_(bias.view(1, -1, 1, 1))
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -112,7 +118,13 @@ class _GemmConv(torch.autograd.Function):
         kernel = tuple(weight.shape[-2:])
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         grad_x = grad_w = grad_b = None
-        if transposed:
+        if torch.is_grad_enabled():
+            # a gradient penalty differentiates this pass (create_graph): oneDNN's, whose derivative torch
+            # provides, rather than a second derivative through the unfolding and folding
+            grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
+                grad_out, x, weight, None, stride, padding, [1, 1], transposed, output_padding, 1,
+                [need_x, need_w, False])
+        elif transposed:
             # weight (in x out x kh x kw): the convolution from grad_out's map to x's, with x as its output
             if full:
                 patches = im2col(grad_out, kernel, stride, padding, x.shape[-2:])
@@ -147,8 +159,8 @@ def _gemm_dtype(layer: nn.Module, x: torch.Tensor, positions: int) -> torch.dtyp
     """The autocast dtype when ``layer`` should take a product path on ``x``, else None."""
     if (x.device.type != "cpu" or not torch.is_autocast_enabled("cpu") or not torch.is_grad_enabled()
             or positions > WEIGHT_GRAD_POSITIONS or layer.stride == (1, 1) or layer.groups != 1
-            or layer.dilation != (1, 1) or layer.padding_mode != "zeros" or isinstance(layer.padding, str)
-            or not layer.weight.requires_grad or x.dim() != 4):
+            or layer.dilation != (1, 1) or layer.padding_mode != "zeros" or not layer.weight.requires_grad
+            or x.dim() != 4 or not x.shape[0] or x.dtype not in (torch.float32, torch.bfloat16)):
         return None
     dtype = torch.get_autocast_dtype("cpu")
     return dtype if dtype == torch.bfloat16 else None
@@ -162,6 +174,8 @@ def _apply(x, weight, bias, dtype, stride, padding, output_padding, transposed, 
 
 class GemmConv2d(nn.Conv2d):
     def _conv_forward(self, x, weight, bias):
+        if isinstance(self.padding, str):  # "same" / "valid": left to oneDNN
+            return super()._conv_forward(x, weight, bias)
         h, w = x.shape[-2:]
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         positions = ((h + 2 * ph - kh) // sh + 1) * ((w + 2 * pw - kw) // sw + 1)
