@@ -241,7 +241,7 @@ def conv_path_probes() -> dict:
     in ms and GFLOP/s, for the layers of CONV_PROBES."""
     import torch.nn.functional as F
 
-    from pixelforge.nn.gemm_conv import col2im, conv_weight_grad, im2col
+    from pixelforge.nn.gemm_conv import as_rows, col2im, conv_weight_grad, im2col, weight_matrix
 
     rows = []
     for n, c, size, o in CONV_PROBES:
@@ -250,7 +250,7 @@ def conv_path_probes() -> dict:
         w = torch.randn(o, c, 4, 4, dtype=torch.bfloat16).contiguous(memory_format=cl)
         out = size // 2
         g = torch.randn(n, o, out, out, dtype=torch.bfloat16).contiguous(memory_format=cl)
-        w_rows, g_rows = w.permute(0, 2, 3, 1).reshape(o, -1), g.permute(0, 2, 3, 1).reshape(-1, o)
+        w_rows, g_rows = weight_matrix(w), as_rows(g)
 
         def onednn(mask):
             return lambda: torch.ops.aten.convolution_backward(g, x, w, None, [2, 2], [1, 1], [1, 1], False, [0, 0], 1,

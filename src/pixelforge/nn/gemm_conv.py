@@ -64,23 +64,22 @@ def col2im(cols: torch.Tensor, n: int, out_hw, kernel, stride, padding, in_hw) -
 def conv_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kernel, stride, padding) -> torch.Tensor:
     """The gradient of ``conv2d(x, w, stride=stride, padding=padding)``'s weight ``w`` (shape
     ``out x in x kh x kw``, laid out channels_last) given the output's gradient ``grad_out``."""
-    n, c = x.shape[:2]
     patches = im2col(x, kernel, stride, padding, grad_out.shape[-2:])
-    return _from_rows(_rows(grad_out).t() @ patches, kernel, c)
+    return _from_rows(as_rows(grad_out).t() @ patches, kernel, x.shape[1])
 
 
-def _rows(t: torch.Tensor) -> torch.Tensor:
+def as_rows(t: torch.Tensor) -> torch.Tensor:
     """An N x C x H x W map as (N * H * W) x C rows (free for channels_last)."""
     return t.permute(0, 2, 3, 1).reshape(-1, t.shape[1])
 
 
-def _matrix(weight: torch.Tensor) -> torch.Tensor:
+def weight_matrix(weight: torch.Tensor) -> torch.Tensor:
     """A (first x second x kh x kw) weight as a first x (kh * kw * second) matrix, im2col's order."""
     return weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1)
 
 
 def _from_rows(matrix: torch.Tensor, kernel, channels: int) -> torch.Tensor:
-    """The reverse of :func:`_matrix`."""
+    """The reverse of :func:`weight_matrix`."""
     return matrix.view(-1, *kernel, channels).permute(0, 3, 1, 2)
 
 
@@ -100,14 +99,14 @@ class _GemmConv(torch.autograd.Function):
         if transposed:  # the input gradient of the convolution from this output back to x
             out_hw = [(s - 1) * st - 2 * p + k + op
                       for s, st, p, k, op in zip(x.shape[-2:], stride, padding, kernel, output_padding)]
-            y = col2im(_rows(x) @ _matrix(weight), n, x.shape[-2:], kernel, stride, padding, out_hw)
+            y = col2im(as_rows(x) @ weight_matrix(weight), n, x.shape[-2:], kernel, stride, padding, out_hw)
         else:
             out_hw = [(s + 2 * p - k) // st + 1 for s, st, p, k in zip(x.shape[-2:], stride, padding, kernel)]
             # written into a channels_last tensor of its own: an output that is a view of a tensor made
             # here could not be changed in place by the layer after it (an inplace ReLU, a residual sum)
             y = torch.empty((n, weight.shape[0], *out_hw), dtype=x.dtype, device=x.device,
                             memory_format=torch.channels_last)
-            torch.mm(im2col(x, kernel, stride, padding, out_hw), _matrix(weight).t(),
+            torch.mm(im2col(x, kernel, stride, padding, out_hw), weight_matrix(weight).t(),
                      out=y.permute(0, 2, 3, 1).view(-1, weight.shape[0]))
         return y if bias is None else y.add_(bias.view(1, -1, 1, 1))
 
@@ -129,18 +128,19 @@ class _GemmConv(torch.autograd.Function):
             if full:
                 patches = im2col(grad_out, kernel, stride, padding, x.shape[-2:])
                 if need_x:
-                    grad_x = (patches @ _matrix(weight).t()).view(x.shape[0], *x.shape[-2:], -1).permute(0, 3, 1, 2)
+                    grad_x = (patches @ weight_matrix(weight).t()).view(x.shape[0], *x.shape[-2:], -1)
+                    grad_x = grad_x.permute(0, 3, 1, 2)
                 if need_w:
-                    grad_w = _from_rows(_rows(x).t() @ patches, kernel, weight.shape[1])
+                    grad_w = _from_rows(as_rows(x).t() @ patches, kernel, weight.shape[1])
             else:
                 if need_x:
                     grad_x = F.conv2d(grad_out, weight, None, stride, padding)
                 if need_w:
                     grad_w = conv_weight_grad(grad_out, x, kernel, stride, padding)
         elif full:
-            rows = _rows(grad_out)
+            rows = as_rows(grad_out)
             if need_x:
-                grad_x = col2im(rows @ _matrix(weight), x.shape[0], grad_out.shape[-2:], kernel, stride, padding,
+                grad_x = col2im(rows @ weight_matrix(weight), x.shape[0], grad_out.shape[-2:], kernel, stride, padding,
                                 x.shape[-2:])
             if need_w:
                 grad_w = conv_weight_grad(x, grad_out, kernel, stride, padding)
