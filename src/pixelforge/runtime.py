@@ -175,6 +175,18 @@ class Runtime:
         return f"{self.device} {self.precision}{cl}{dist}"
 
 
+def leave_process_group() -> None:
+    """Shut the torchrun process group down, if one is up.
+
+    At interpreter exit gloo's worker threads can be destroyed while still joinable, which
+    aborts the process ("terminate called without an active exception") after all work is
+    done; leaving the group explicitly first avoids that."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def resolve_device(device: str, local_rank: int = 0) -> torch.device:
     if device == "auto":
         if torch.cuda.is_available():
