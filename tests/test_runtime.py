@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from pixelforge.errors import PixelforgeError
-from pixelforge.runtime import Runtime, cpu_supports_bf16
+from pixelforge.runtime import Runtime, cpu_supports_bf16, leave_process_group
 
 
 def test_auto_on_cpu():
@@ -44,3 +44,29 @@ def test_bad_runtime(kw, msg):
 def test_cuda_missing():
     with pytest.raises(PixelforgeError, match="no CUDA"):
         Runtime.create("cuda")
+
+
+def test_joining_a_process_group_leaves_it_at_exit(monkeypatch):
+    """gloo's threads abort a process that exits with its group still up, so the runtime
+    registers leave_process_group when it joins one; the call takes a group down and is a
+    no-op without one."""
+    import atexit
+    import socket
+
+    import torch.distributed as dist
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for key, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": "0", "WORLD_SIZE": "2",
+                       "LOCAL_RANK": "0"}.items():
+        monkeypatch.setenv(key, value)
+    registered = []
+    monkeypatch.setattr(atexit, "register", registered.append)
+    real_init = dist.init_process_group  # a group of one: the runtime is told of two ranks, joins alone
+    monkeypatch.setattr(dist, "init_process_group", lambda backend: real_init(backend, rank=0, world_size=1))
+    rt = Runtime.create("cpu", "fp32")
+    assert rt.distributed and dist.is_initialized() and registered == [leave_process_group]
+    leave_process_group()
+    assert not dist.is_initialized()
+    leave_process_group()

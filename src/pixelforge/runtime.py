@@ -13,6 +13,7 @@ Defaults (``auto``):
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import random
@@ -136,6 +137,7 @@ class Runtime:
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        atexit.register(leave_process_group)
 
     def wrap(self, module: torch.nn.Module, sync_bn: bool = False) -> torch.nn.Module:
         """``module`` for training: DistributedDataParallel under torchrun, itself otherwise.
@@ -176,7 +178,8 @@ class Runtime:
 
 
 def leave_process_group() -> None:
-    """Shut the torchrun process group down, if one is up.
+    """Shut the torchrun process group down, if one is up (registered to run at exit when the
+    runtime joins one).
 
     At interpreter exit gloo's worker threads can be destroyed while still joinable, which
     aborts the process ("terminate called without an active exception") after all work is

@@ -51,6 +51,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pixelforge: interrupted", file=sys.stderr)
         return 130
-    finally:
-        if "pixelforge.runtime" in sys.modules:  # torch is imported only by commands that need it
-            sys.modules["pixelforge.runtime"].leave_process_group()
