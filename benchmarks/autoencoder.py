@@ -186,6 +186,14 @@ def train_specialist(seed: int, steps: int, runs: Path, noisy: torch.Tensor, cle
                              "val_mirror_ensemble_psnr_gain_db": psnr_gain(val_both, val_noisy, val_clean)}}
 
 
+def specialist_recipe_matches(entry: dict) -> bool:
+    """Whether a cached seed was trained with today's specialist recipe (a changed recipe retrains)."""
+    recipe = {**SPECIALIST_RECIPE, **RESTORERS["map"]}
+    return (entry["train_corrupt"] == "gaussian:0.3" and entry["code"] == recipe["code"]
+            and entry["code_shape"][0] == recipe["latent_dim"]
+            and all(entry[k] == recipe[k] for k in ("batch_size", "lr", "res_blocks")))
+
+
 def specialist_summary(per_seed: list[dict], seeds: list[int]) -> dict:
     """The specialist's entry in the results: its recipe, and every figure as the mean over the
     seeds, with the gains' standard deviations and per-seed values beside them."""
@@ -336,7 +344,7 @@ def main() -> None:
         per_seed = []
         for seed in seeds:
             key = f"specialist|steps={args.specialist_steps}|seed={seed}"
-            if key not in cache:
+            if key not in cache or not specialist_recipe_matches(cache[key]):
                 cache[key] = train_specialist(seed, args.specialist_steps, runs, x, clean, val_noisy, val_clean)
                 if args.test_limit is None:
                     save_cache(CACHE, cache)
