@@ -54,6 +54,7 @@ from pixelforge.images import save_grid
 from pixelforge.metrics import psnr, ssim
 from pixelforge.metrics.extractor import quantize_8bit
 from pixelforge.pipelines.evaluate import evaluate_generator
+from pixelforge.runs import CONFIG, Run
 from pixelforge.training.autoencoder import Corruption, center_box_mask
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "images"
@@ -79,7 +80,8 @@ def train(name: str, minutes: float | None, runs: Path, resume: bool = False,
     ``resume`` continue it from its last checkpoint where it has one."""
     t = time.perf_counter()
     options.setdefault("batch_size", 128)
-    resume = resume and (runs / name / "config.json").is_file()
+    # a run stopped before its first checkpoint starts afresh: there is nothing to resume from
+    resume = resume and (runs / name / CONFIG).is_file() and Run.open(runs / name).latest_checkpoint() is not None
     pipe = pixelforge.train_autoencoder("fashion-mnist", runs / name, overwrite=not resume, resume=resume,
                                         minutes=minutes, progress=False, **options)
     return pipe, time.perf_counter() - t
