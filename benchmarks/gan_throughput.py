@@ -23,7 +23,7 @@ import statistics
 import time
 
 import torch
-from _common import write_results
+from _common import summarise, write_results
 import torch.nn.functional as F
 
 from pixelforge.models.gan import GANConfig
@@ -88,13 +88,13 @@ def measure(size: int, channels: int, num_classes: int, batch_size: int, steps: 
             "ratio": round(ratio, 2), "goal_ratio": GOALS.get(size)}
 
 
-def summarise(runs: list[dict]) -> dict:
+def setting_row(runs: list[dict]) -> dict:
     """One row from the repeated runs of a setting: each run's ratio, their mean and standard
     deviation, the goal judged on mean minus one standard deviation, and each side's median
     images/s over the runs."""
     ratios = [r["ratio"] for r in runs]
-    mean = statistics.mean(ratios)
-    std = statistics.stdev(ratios) if len(ratios) > 1 else 0.0
+    stats = summarise(ratios)
+    mean, std = stats["mean"], stats["std"] or 0.0
     goal = runs[0]["goal_ratio"]
     return {**runs[0], "ratio": round(mean, 2), "ratio_std": round(std, 2), "run_ratios": ratios,
             "plain_fp32_nchw_img_s": round(statistics.median(r["plain_fp32_nchw_img_s"] for r in runs), 1),
@@ -125,7 +125,7 @@ def main() -> None:
             print(f"run {repeat + 1}/{args.repeats} {size:>3}px x{channels} {kind:<13} batch {batch:>3}: plain fp32 "
                   f"NCHW {r['plain_fp32_nchw_img_s']:>7.1f} img/s | pixelforge ({r['precision']}, channels_last) "
                   f"{r['pixelforge_img_s']:>7.1f} img/s | ratio {r['ratio']:.2f}x", flush=True)
-    rows = [summarise(runs[s]) for s in settings]
+    rows = [setting_row(runs[s]) for s in settings]
     print(f"\n| setting | plain fp32 NCHW img/s | pixelforge img/s | ratio, mean +- std of {args.repeats} | goal |")
     print("|---|---:|---:|---|---|")
     for r in rows:
