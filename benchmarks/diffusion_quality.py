@@ -35,8 +35,16 @@ is not re-run).
 the whole test set (``confirmation``, kept per mark while its row stays); the FID target is
 withdrawn when such a confirmation from 30 minutes on disagrees, i.e. when diffusion is not
 below the GAN at the same mark and sample count (``confirmation_verdicts``).
+``--seeds 0,1,2`` re-judges the like-for-like pair over seeds: the GAN and the conditional
+diffusion model are trained again, once per seed, to the steps of their recorded
+``--seed-mark`` (30-minute) rows, and measured on that row's number of test images, sampler
+and guidance under the default Fashion-MNIST judge and the independently trained second one
+(one sample set, both judges); each (family, seed) is cached in
+``diffusion_quality_cache.json`` once measured, and an interrupted seed resumes from its
+run's checkpoint (``runs/bench-FAMILY-quality-sSEED``). Results: ``seeds``.
 Targets: diffusion FID below the GAN's best-so-far at equal training time from 30 minutes
-on; 64 samples with 50 DDIM steps in <= 10 s.
+on, for the conditional model over at least 3 seeds (the per-seed margin's mean minus its
+std above 0 under both judges; pending until then); 64 samples with 50 DDIM steps in <= 10 s.
 
     PIXELFORGE_DATA=../shared/data python benchmarks/diffusion_quality.py [--checkpoints 10,20,30]
 
@@ -360,6 +368,13 @@ def repeat_seeds(seeds: list[int], mark: float, runs_dir: Path, data: dict, save
     judges = [resolve_extractor(name, "fashion-mnist") for name in SEED_JUDGES]
     real = real_images(data, saved["samples"], "test")
     cache = json.loads(SEED_CACHE.read_text()) if SEED_CACHE.is_file() else {}
+
+    def record() -> None:
+        apply_seed_verdict(saved, cache, mark)
+        if save:
+            write_results("diffusion_quality", {k: v for k, v in saved.items()
+                                                if k not in ("benchmark", "date", "machine")})
+
     for seed in seeds:
         for family, row in rows.items():
             key = seed_key(family, row["steps"], seed)
@@ -390,10 +405,8 @@ def repeat_seeds(seeds: list[int], mark: float, runs_dir: Path, data: dict, save
                           "resumed": resume, "commit": commit(), "machine": machine()}
             print(f"{family:<14} seed {seed}: FID {cache[key]['fid']}  KID {cache[key]['kid']}", flush=True)
             save_cache(SEED_CACHE, cache)  # kept even with --no-save: a seed costs half an hour
-    apply_seed_verdict(saved, cache, mark)
-    if save:
-        body = {k: v for k, v in saved.items() if k not in ("benchmark", "date", "machine")}
-        write_results("diffusion_quality", body)
+            record()  # the verdict so far
+    record()
 
 
 def apply_seed_verdict(figures: dict, cache: dict, mark: float) -> None:
