@@ -100,7 +100,7 @@ def test_restore_commands(ae_run, files, tmp_path, capsys):
                  "-o", str(out), "--compare", str(cmp)]) == 0
     assert Image.open(out).size == (28, 28) and Image.open(cmp).size[0] > 2 * Image.open(cmp).size[1] - 20
     for how in (["--box", "7,7,14,14"], ["--mask", str(folder / "mask.png")]):
-        out = tmp_path / "inp.png"
+        out = tmp_path / f"inp{how[0]}.png"
         assert main(["restore", str(ae_run), str(paths[1]), "--task", "inpaint", *how, "-o", str(out)]) == 0
         restored = np.asarray(Image.open(out)).astype(int)
         original = d.images[1, 0].numpy().astype(int)

@@ -117,3 +117,29 @@ def test_empty_folder_and_existing_run(tmp_path, tiny_run, capsys):
 def test_console_script_entry_point():
     res = subprocess.run([sys.executable, "-m", "pixelforge.cli", "--version"], capture_output=True, text=True)
     assert res.returncode == 0 and "pixelforge" in res.stdout
+
+
+@pytest.mark.parametrize("command", [
+    ["upscale", "IMAGE", "--scale", "4"],
+    ["translate", "RUN", "IMAGE"],
+    ["stylize", "IMAGE", "--style", "IMAGE"],
+    ["stylize", "IMAGE", "--model", "zoo:photos-adain-v1", "--style", "IMAGE"],
+    ["restore", "RUN", "IMAGE", "--task", "denoise"],
+])
+def test_an_existing_output_is_not_replaced_unasked(command, tmp_path, capsys):
+    image = tmp_path / "photo.png"
+    Image.new("RGB", (32, 32), (200, 100, 50)).save(image)
+    before = image.read_bytes()
+    argv = [str(image) if a == "IMAGE" else str(tmp_path / "no-run") if a == "RUN" else a for a in command]
+    code, _, err = run_cli(capsys, *argv, "-o", str(image))  # the output named is the input photo itself
+    assert_clean_error(code, err, f"{image} exists; pass --overwrite to replace it")
+    assert image.read_bytes() == before
+
+
+def test_overwrite_replaces_an_existing_output(tmp_path, capsys):
+    image, out = tmp_path / "photo.png", tmp_path / "big.png"
+    Image.new("RGB", (20, 20), (200, 100, 50)).save(image)
+    out.write_bytes(b"an older result")
+    code, _, err = run_cli(capsys, "upscale", str(image), "--scale", "4", "-o", str(out), "--overwrite")
+    assert code == 0, err
+    assert Image.open(out).size == (80, 80)

@@ -167,7 +167,7 @@ def test_stylize_with_vgg16_weights_from_a_file(images, tmp_path, capsys):
     truncated = tmp_path / "short.pth"
     torch.save({k: v for k, v in net.state_dict().items() if int(k.split(".")[1]) < 19}, truncated)
     assert main(["stylize", str(images["content"]), "--style", str(images["style"]), "-o", str(out), "--size", "32",
-                 "--steps", "2", "--backbone", "vgg16", "--weights", str(truncated)]) == 2
+                 "--steps", "2", "--backbone", "vgg16", "--weights", str(truncated), "--overwrite"]) == 2
     assert "missing keys (e.g. features.19.weight)" in capsys.readouterr().err
 
 

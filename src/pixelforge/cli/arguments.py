@@ -4,6 +4,8 @@ defaults from the Python API (:class:`~pixelforge.defaults.FromAPI`) without imp
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 from ..defaults import FromAPI
 from ..errors import PixelforgeError
@@ -40,6 +42,19 @@ class Help:
 
     def __str__(self) -> str:
         return self.text.format(*self.values)
+
+
+def add_overwrite_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+
+
+def new_output(path: str | os.PathLike, overwrite: bool) -> Path:
+    """An output file that is not there yet, or that the user asked to replace (``--overwrite``):
+    a command never writes over a file, the input photo among them, without being told to."""
+    out = Path(path)
+    if out.exists() and not overwrite:
+        raise PixelforgeError(f"{out} exists; pass --overwrite to replace it")
+    return out
 
 
 def given(**options) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..defaults import FromAPI
-from .arguments import positive_int
+from .arguments import add_overwrite_arg, new_output, positive_int
 
 LATENT_MAP = "pixelforge.pipelines.autoencoder:AutoencoderPipeline.latent_map"
 
@@ -43,6 +43,7 @@ def add_parsers(sub) -> None:
     rs.add_argument("--labels", default=None, help="conditional runs: the image's label")
     rs.add_argument("--seed", type=int, default=0)
     rs.add_argument("--device", default="auto")
+    add_overwrite_arg(rs)
     rs.set_defaults(handler=cmd_restore)
     lm = sub.add_parser("latent-map", help="autoencoder: 2-D map of test-set codes coloured by class "
                                            "(and the decoded manifold for a 2-D latent)")
@@ -97,6 +98,9 @@ def cmd_decode(args) -> int:
 
 
 def cmd_restore(args) -> int:
+    for path in (args.output, args.compare):
+        if path is not None:
+            new_output(path, args.overwrite)
     pipe = _autoencoder(args)
     print(pipe.restore_file(args.image, args.output, task=args.task, mask=args.mask, box=args.box,
                             labels=args.labels, corrupt=args.corrupt, seed=args.seed, compare=args.compare))

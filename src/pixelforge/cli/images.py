@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..defaults import FromAPI
 from ..errors import PixelforgeError
-from .arguments import Help, positive_int
+from .arguments import Help, add_overwrite_arg, new_output, positive_int
 
 OVERFIT = "pixelforge.pipelines.overfit_codec"
 SR = "pixelforge.pipelines.sr"
@@ -45,6 +45,7 @@ def add_parsers(sub) -> None:
     u.add_argument("--max-pixels", type=positive_int, default=FromAPI(f"{SR}:DEFAULT_MAX_PIXELS"),
                    help="refuse outputs with more pixels than this (default %(default)s)")
     u.add_argument("--device", default="auto")
+    add_overwrite_arg(u)
     u.set_defaults(handler=cmd_upscale)
     cp = sub.add_parser("compress", help="compress an image to a .pfc file with a learned codec")
     cp.add_argument("image")
@@ -60,14 +61,14 @@ def add_parsers(sub) -> None:
     cp.add_argument("--effort", choices=FromAPI(f"{OVERFIT}:EFFORTS"), metavar="EFFORT", default=None,
                     help=Help("overfitted codec: encoding effort (%(choices)s), {} (default: {})",
                               FromAPI(f"{OVERFIT}:EFFORT_TIMES"), FromAPI(f"{OVERFIT}:DEFAULT_EFFORT")))
-    cp.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    add_overwrite_arg(cp)
     cp.set_defaults(handler=cmd_compress)
     dc = sub.add_parser("decompress", help="decode a .pfc file to an image")
     dc.add_argument("file")
     dc.add_argument("-o", "--output", default=None, help="output image (default FILE.png beside the input)")
     dc.add_argument("--model", default=None, help="the codec run the file was compressed with (the overfitted "
                                                   "and shipped codecs are found from the file's header)")
-    dc.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    add_overwrite_arg(dc)
     dc.set_defaults(handler=cmd_decompress)
     t = sub.add_parser("translate", help="translate an image with a pix2pix or CycleGAN run")
     _add_translate_args(t)
@@ -101,11 +102,11 @@ def cmd_upscale(args) -> int:
     from ..pipelines.sr import open_upscaler
 
     image = read_image(args.image)  # a bad file fails before a model is loaded
-    pipe = open_upscaler(args.model, args.scale, device=args.device)
     src = Path(args.image)
-    out = Path(args.output) if args.output else src.with_name(f"{src.stem}_x{args.scale}.png")
+    out = _output_path(args.output, src.with_name(f"{src.stem}_x{args.scale}.png"), args.overwrite)
     if not out.suffix:
         raise PixelforgeError(f"give the output a file extension (e.g. {out}.png)")
+    pipe = open_upscaler(args.model, args.scale, device=args.device)
     result = pipe.upscale(image, scale=args.scale, tile=args.tile, max_pixels=args.max_pixels, progress=True)
     write_image(result, out)
     print(f"{out} ({image.width}x{image.height} -> {result.width}x{result.height}, x{pipe.scale} with {pipe.name})")
@@ -113,10 +114,7 @@ def cmd_upscale(args) -> int:
 
 
 def _output_path(given: str | None, default: Path, overwrite: bool) -> Path:
-    out = Path(given) if given else default
-    if out.exists() and not overwrite:
-        raise PixelforgeError(f"{out} exists; pass --overwrite to replace it")
-    return out
+    return new_output(given or default, overwrite)
 
 
 def cmd_compress(args) -> int:
@@ -158,11 +156,11 @@ def cmd_translate(args) -> int:
     from ..pipelines.translation import load_translation
 
     image = read_image(args.image)  # a bad file fails before a model is loaded
-    pipe = load_translation(args.run, device=args.device)
     src = Path(args.image)
-    out = Path(args.output) if args.output else src.with_name(f"{src.stem}_translated.png")
+    out = _output_path(args.output, src.with_name(f"{src.stem}_translated.png"), args.overwrite)
     if not out.suffix:
         raise PixelforgeError(f"give the output a file extension (e.g. {out}.png)")
+    pipe = load_translation(args.run, device=args.device)
     result = pipe.translate(image, direction=args.direction, derive=args.derive, tile=args.tile)
     write_image(result, out)
     print(f"{out} ({result.width}x{result.height}, {pipe.kind} {args.direction if pipe.kind == 'cyclegan' else 'a2b'})")
@@ -183,3 +181,4 @@ def _add_translate_args(p: argparse.ArgumentParser) -> None:
                              FromAPI(f"{TRANSLATION}:WHOLE_IMAGE_PIXELS", then=lambda n: n / 1e6),
                              FromAPI(f"{TRANSLATION}:DEFAULT_TILE")))
     p.add_argument("--device", default="auto")
+    add_overwrite_arg(p)

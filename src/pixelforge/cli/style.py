@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..defaults import FromAPI, default_in, resolve
 from ..errors import PixelforgeError
-from .arguments import Help, given, positive_int, non_negative_float
+from .arguments import Help, add_overwrite_arg, given, new_output, non_negative_float, positive_int
 
 STYLE = "pixelforge.pipelines.style"
 STYLIZER = "pixelforge.pipelines.stylizer"
@@ -95,10 +95,11 @@ def _add_style_args(p, texture: bool) -> None:
                    help="also write OUTPUT_stepNNNN.png every K steps")
     p.add_argument("--seed", type=int, default=FromAPI(api, "seed"))
     p.add_argument("--device", default=FromAPI(api, "device"), help="cpu, cuda, cuda:N (default %(default)s)")
+    add_overwrite_arg(p)
 
 
-def _style_output(path: str) -> Path:
-    out = Path(path)
+def _style_output(path: str, overwrite: bool) -> Path:
+    out = new_output(path, overwrite)
     if not out.suffix:
         raise PixelforgeError(f"give the output a file extension (e.g. {out}.png)")
     from PIL import Image
@@ -112,7 +113,7 @@ def _run_style(args, content) -> int:
     from ..imageio import write_image
     from ..pipelines.style import stylize, synthesize_texture
 
-    out = _style_output(args.output)
+    out = _style_output(args.output, args.overwrite)
     styles = [part.strip() for part in args.style.split(",") if part.strip()]
     if not styles:
         raise PixelforgeError("--style needs at least one image")
@@ -177,7 +178,7 @@ def _run_model_style(args) -> int:
                                          max_size=args.max_size)
         print(f"{out} ({count} frames, {pipe.kind} model {pipe.name}, {time.perf_counter() - start:.1f} s)")
         return 0
-    out = _style_output(args.output)
+    out = _style_output(args.output, args.overwrite)
     result = pipe.stylize(source, style=args.style, alpha=args.alpha, size=args.size, max_size=args.max_size)
     seconds = time.perf_counter() - start
     write_image(result, out)
