@@ -422,7 +422,7 @@ def apply_seed_verdict(figures: dict, cache: dict, mark: float) -> None:
     entries = {f: {c["seed"]: c for k, c in cache.items() if k == seed_key(f, r["steps"], c["seed"])}
                for f, r in rows.items()}
     seeds = sorted(set.intersection(*(set(e) for e in entries.values())))
-    judges = sorted({j for e in entries.values() for c in e.values() for j in c["fid"]},
+    judges = [] if not seeds else sorted({j for e in entries.values() for c in e.values() for j in c["fid"]},
                     key=lambda j: (j != SEED_JUDGES[0], j))
     by_judge = {}
     for judge in judges:
