@@ -371,9 +371,12 @@ def repeat_seeds(seeds: list[int], mark: float, runs_dir: Path, data: dict, save
 
     def record() -> None:
         apply_seed_verdict(saved, cache, mark)
+        # The file's date and machine stay those of its rows; the seeds carry their own.
+        saved["seeds"].update(date=time.strftime("%Y-%m-%d"), machine=machine())
         if save:
-            write_results("diffusion_quality", {k: v for k, v in saved.items()
-                                                if k not in ("benchmark", "date", "machine")})
+            path = RESULTS / "diffusion_quality.json"
+            path.write_text(json.dumps(saved, indent=2) + "\n")
+            print(f"wrote {path}")
 
     for seed in seeds:
         for family, row in rows.items():
