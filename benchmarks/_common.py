@@ -49,12 +49,20 @@ def machine() -> str:
             f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
 
+def write_json(path: Path, data: dict, indent: int = 2) -> Path:
+    """``data`` as JSON, written atomically (a killed sitting keeps the old file)."""
+    # Imported here: speedup.py's workers import this module under another tree's pixelforge.
+    from pixelforge.runs import atomic_write_bytes
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, (json.dumps(data, indent=indent) + "\n").encode())
+    return path
+
+
 def write_results(name: str, figures: dict) -> Path:
     """``benchmarks/results/NAME.json`` with the date and the machine in front of ``figures``."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps({"benchmark": name, "date": dt.date.today().isoformat(), "machine": machine(),
-                                **figures}, indent=2) + "\n")
+    path = write_json(RESULTS / f"{name}.json", {"benchmark": name, "date": dt.date.today().isoformat(),
+                                                 "machine": machine(), **figures})
     print(f"wrote {path}")
     return path
 
@@ -67,11 +75,8 @@ def commit() -> str:
 
 
 def save_cache(path: Path, cache: dict) -> None:
-    """A benchmark's resumable measurements, written atomically (a killed sitting keeps the old file)."""
-    # Imported here: speedup.py's workers import this module under another tree's pixelforge.
-    from pixelforge.runs import atomic_write_bytes
-
-    atomic_write_bytes(path, (json.dumps(cache, indent=1) + "\n").encode())
+    """A benchmark's resumable measurements, written atomically."""
+    write_json(path, cache, indent=1)
 
 
 def summarise(values: list[float], digits: int = 5) -> dict:

@@ -55,7 +55,7 @@ from pixelforge.images import save_grid
 from pixelforge.metrics import psnr, ssim
 from pixelforge.metrics.extractor import quantize_8bit
 from pixelforge.pipelines.evaluate import evaluate_generator
-from pixelforge.runs import CONFIG, Run
+from pixelforge.runs import Run
 from pixelforge.training.autoencoder import Corruption, center_box_mask
 from pixelforge.zoo.catalog import OTHER_JUDGES
 
@@ -83,8 +83,7 @@ def train(name: str, minutes: float | None, runs: Path, resume: bool = False,
     ``resume`` continue it from its last checkpoint where it has one."""
     t = time.perf_counter()
     options.setdefault("batch_size", 128)
-    # a run stopped before its first checkpoint starts afresh: there is nothing to resume from
-    resume = resume and (runs / name / CONFIG).is_file() and Run.open(runs / name).latest_checkpoint() is not None
+    resume = resume and Run.resumable(runs / name)
     pipe = pixelforge.train_autoencoder("fashion-mnist", runs / name, overwrite=not resume, resume=resume,
                                         minutes=minutes, progress=False, **options)
     return pipe, time.perf_counter() - t

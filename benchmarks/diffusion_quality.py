@@ -66,12 +66,12 @@ import sys
 import time
 from pathlib import Path
 
-from _common import RESULTS, commit, machine, save_cache, summarise, write_results
+from _common import RESULTS, commit, machine, save_cache, summarise, write_json, write_results
 
 import pixelforge
 from pixelforge.images import pyplot, save_figure, save_grid
 from pixelforge.pipelines.evaluate import evaluate_generator, real_images, resolve_extractor
-from pixelforge.runs import CONFIG, Run
+from pixelforge.runs import Run
 from pixelforge.zoo.catalog import JUDGES, OTHER_JUDGES
 
 DOCS_IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
@@ -352,12 +352,26 @@ def seed_key(family: str, steps: int, seed: int) -> str:
     return f"{family}|steps={steps}|seed={seed}"
 
 
+def seed_rows(figures: dict, mark: float) -> dict:
+    """Each of ``SEED_FAMILIES``' recorded row at ``mark`` minutes (None where it has none)."""
+    return {f: next((r for r in figures["results"].get(f, []) if r["minutes"] == mark), None) for f in SEED_FAMILIES}
+
+
+def row_sampling(row: dict) -> dict:
+    """The loader options that drew a row's samples: its guidance and its sampler ("dpm++, 25 steps")."""
+    options = {"guidance": row["guidance"]} if "guidance" in row else {}
+    if "sampler" in row:
+        solver, steps = row["sampler"].split(", ")
+        options.update(solver=solver, steps=int(steps.split()[0]))
+    return options
+
+
 def repeat_seeds(seeds: list[int], mark: float, runs_dir: Path, data: dict, save: bool) -> None:
     """Train ``SEED_FAMILIES`` with each seed to the steps of their recorded row at ``mark``
     minutes, measure each on the recorded row's number of test images, sampler and guidance under
     both ``SEED_JUDGES``, cache each (family, seed) as soon as it is measured, and re-judge."""
     saved = json.loads((RESULTS / "diffusion_quality.json").read_text())
-    rows = {f: next((r for r in saved["results"].get(f, []) if r["minutes"] == mark), None) for f in SEED_FAMILIES}
+    rows = seed_rows(saved, mark)
     missing = [f for f, r in rows.items() if r is None]
     if missing:
         sys.exit(f"no recorded {mark:g}-minute row for {', '.join(missing)} in diffusion_quality.json: run the "
@@ -374,9 +388,7 @@ def repeat_seeds(seeds: list[int], mark: float, runs_dir: Path, data: dict, save
         # The file's date and machine stay those of its rows; the seeds carry their own.
         saved["seeds"].update(date=time.strftime("%Y-%m-%d"), machine=machine())
         if save:
-            path = RESULTS / "diffusion_quality.json"
-            path.write_text(json.dumps(saved, indent=2) + "\n")
-            print(f"wrote {path}")
+            print(f"wrote {write_json(RESULTS / 'diffusion_quality.json', saved)}")
 
     for seed in seeds:
         for family, row in rows.items():
@@ -385,19 +397,15 @@ def repeat_seeds(seeds: list[int], mark: float, runs_dir: Path, data: dict, save
                 print(f"{family:<14} seed {seed}: FID {cache[key]['fid']} (cached)")
                 continue
             run = runs_dir / f"bench-{family}-quality-s{seed}"
-            resume = (run / CONFIG).is_file() and Run.open(run).latest_checkpoint() is not None
+            resume = Run.resumable(run)
             t = time.perf_counter()
             if resume:  # an interrupted seed continues from its last checkpoint
                 FAMILIES[family](None, run, resume=True, max_steps=row["steps"])
             else:
                 FAMILIES[family]("fashion-mnist", run, overwrite=True, seed=seed, max_steps=row["steps"])
             train_s = time.perf_counter() - t
-            options = {"guidance": row["guidance"]} if "guidance" in row else {}
-            if "sampler" in row:  # "dpm++, 25 steps"
-                solver, steps = row["sampler"].split(", ")
-                options.update(solver=solver, steps=int(steps.split()[0]))
             t = time.perf_counter()
-            fake = pixelforge.load(run, **options).sample(saved["samples"], seed=0)
+            fake = pixelforge.load(run, **row_sampling(row)).sample(saved["samples"], seed=0)
             measured = {j.name: calculate_metrics(real, fake, j, metrics=("fid", "kid")) for j in judges}
             cache[key] = {"family": family, "seed": seed, "steps": Run.open(run).load_state()["step"],
                           "samples": saved["samples"], "split": "test",
@@ -419,7 +427,7 @@ def apply_seed_verdict(figures: dict, cache: dict, mark: float) -> None:
     mean minus its std is above 0 over at least 3 seeds; until 3 seeds are measured, the
     conditional family's single-run verdict (seed 0, in the retired judge the rows name) is
     withdrawn as pending."""
-    rows = {f: next((r for r in figures["results"].get(f, []) if r["minutes"] == mark), None) for f in SEED_FAMILIES}
+    rows = seed_rows(figures, mark)
     if None in rows.values():
         return
     entries = {f: {c["seed"]: c for k, c in cache.items() if k == seed_key(f, r["steps"], c["seed"])}
@@ -478,12 +486,9 @@ def confirm(table: dict, runs_dir: Path, n: int, data: dict, judge, done: dict) 
             print(f"{family}: no run at step {last['steps']} in {runs_dir}; its {last['minutes']:g} min not confirmed")
             continue
         sampling = {k: last[k] for k in ("guidance", "sampler") if k in last}
-        options = {"guidance": last["guidance"]} if "guidance" in last else {}
-        if "sampler" in last:  # "dpm++, 25 steps"
-            solver, steps = last["sampler"].split(", ")
-            options.update(solver=solver, steps=int(steps.split()[0]))
         t = time.perf_counter()
-        m = evaluate_generator(pixelforge.load(run, **options), data, n, judge, metrics=("fid", "kid"), real=real)
+        m = evaluate_generator(pixelforge.load(run, **row_sampling(last)), data, n, judge, metrics=("fid", "kid"),
+                               real=real)
         out[family] = {"minutes": last["minutes"], "steps": last["steps"], "samples": n, "fid": round(m["fid"], 3),
                        "kid": round(m["kid_mean"], 5), "eval_seconds": round(time.perf_counter() - t, 1), **sampling}
         print(f"{family:<10} {last['minutes']:>5.1f} min  on {n} samples: FID {m['fid']:.3f}  KID {m['kid_mean']:.5f}",

@@ -170,6 +170,12 @@ class Run:
             return []
         return sorted(p for p in self.checkpoints_dir.glob("step_*") if (p / STATE).is_file())
 
+    @classmethod
+    def resumable(cls, path: str | os.PathLike) -> bool:
+        """Whether ``path`` is a run with a checkpoint to continue from; a run stopped before its
+        first checkpoint is not (there is nothing to resume: it starts over)."""
+        return (Path(path) / CONFIG).is_file() and cls(path).latest_checkpoint() is not None
+
     def latest_checkpoint(self) -> Path | None:
         pointer = self.checkpoints_dir / "latest"
         if pointer.is_file():

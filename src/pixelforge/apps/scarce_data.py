@@ -143,8 +143,7 @@ def budget_generator(folder: Path, run: Path, size: int, channels: int, seed: in
     sampler = DIFFUSION_SAMPLER if family == "diffusion" else {}
     if _finished(run, steps):
         return load(run, **sampler)
-    # a run killed before its first checkpoint starts over
-    resume = run.is_dir() and Run(run).latest_checkpoint() is not None
+    resume = Run.resumable(run)
     new_run = {}
     if not resume:
         images = load_dataset(f"folder:{folder}", size=size, channels=channels)
@@ -160,7 +159,7 @@ def budget_generator(folder: Path, run: Path, size: int, channels: int, seed: in
 
 def _finished(run: Path, steps: int) -> bool:
     """Whether ``run`` holds a checkpoint at ``steps`` steps or more."""
-    if not run.is_dir() or Run(run).latest_checkpoint() is None:
+    if not Run.resumable(run):
         return False
     return Run(run).load_state()["step"] >= dryrun.cap(steps, "steps")
 
