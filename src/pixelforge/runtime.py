@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import os
 import random
 from dataclasses import dataclass
@@ -177,17 +178,22 @@ class Runtime:
         return f"{self.device} {self.precision}{cl}{dist}"
 
 
-def leave_process_group() -> None:
+def leave_process_group() -> bool:
     """Shut the torchrun process group down, if one is up (registered to run at exit when the
-    runtime joins one).
+    runtime joins one); true when there was one.
 
     At interpreter exit gloo's worker threads can be destroyed while still joinable, which
     aborts the process ("terminate called without an active exception") after all work is
-    done; leaving the group explicitly first avoids that."""
+    done; leaving the group explicitly first avoids that. The collection first frees the
+    DistributedDataParallel wrappers, whose reference cycles would otherwise keep the group
+    alive until the interpreter is torn down."""
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()):
+        return False
+    gc.collect()
+    dist.destroy_process_group()
+    return True
 
 
 def resolve_device(device: str, local_rank: int = 0) -> torch.device:

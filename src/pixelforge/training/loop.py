@@ -292,6 +292,9 @@ class Trainer:
         if self.rt.is_main:
             self.task.on_train_end(self.run, self.step)
         self._plot()
+        # Ranks leave together: one that exits while rank 0 still writes its samples tears its
+        # gloo connections down under a live peer, which can abort it after the work is done.
+        self.rt.barrier()
 
     # -- helpers ----------------------------------------------------------------------
     def _evaluate(self) -> None:
