@@ -178,9 +178,10 @@ class Runtime:
         return f"{self.device} {self.precision}{cl}{dist}"
 
 
-def leave_process_group() -> bool:
+def leave_process_group(wait: bool = False) -> bool:
     """Shut the torchrun process group down, if one is up (registered to run at exit when the
-    runtime joins one); true when there was one.
+    runtime joins one); true when there was one. ``wait``: first wait for every rank to get
+    here (only when all of them are known to be on their way out, or it waits for good).
 
     At interpreter exit gloo's worker threads can be destroyed while still joinable, which
     aborts the process ("terminate called without an active exception") after all work is
@@ -191,6 +192,8 @@ def leave_process_group() -> bool:
 
     if not (dist.is_available() and dist.is_initialized()):
         return False
+    if wait:
+        dist.barrier()
     gc.collect()
     dist.destroy_process_group()
     return True
