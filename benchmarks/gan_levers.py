@@ -5,7 +5,9 @@ Every arm is `pixelforge train gan --no-conditional` on Fashion-MNIST for ``--mi
 CPU with one change against the plain unconditional GAN (no labels, no clusters: `--clusters 0`),
 or one change against another arm (an R1 arm against the spectral-norm D it needs; the
 "clusters 50 + ..." arms against the clusters default). The "clusters" arms condition G and D on
-k-means clusters of the training images (no labels). Each trained generator (EMA weights) is
+k-means clusters of the training images (no labels); the "clusters 50, clusters drawn ..." arms
+measure the "clusters 50" generators again, drawing each sample's cluster with probability
+share ** power instead of by its share (a sampling lever: no training of its own). Each trained generator (EMA weights) is
 measured with ``--samples`` samples against as many images of the *validation* split (5,000
 training images that training never sees), under every judge of ``--judges`` (the shipped
 Fashion-MNIST judges: fashion-mnist-cnn-v2 and fashion-mnist-cnn-gn-v1, another architecture and
@@ -74,7 +76,11 @@ ARMS = {  # name: train_gan options on top of conditional=False
     "clusters 50 + hinge": dict(clusters=50, loss="hinge"),
     "clusters 50 + SN D + R1 0.1": dict(clusters=50, d_norm="sn", r1_gamma=0.1),  # R1 needs a D without batch norm
     "rotation 1": dict(PLAIN, rotation=1.0),
+    # Sampling levers: the "clusters 50" generators, drawing clusters by share ** power (1 = the shares)
+    "clusters 50, clusters drawn by sqrt share": dict(clusters=50, cluster_power=0.5),
+    "clusters 50, clusters drawn uniformly": dict(clusters=50, cluster_power=0.0),
 }
+SAMPLING = ("cluster_power",)  # options of the pipeline's sampling, not of training
 METRICS = ("fid", "kid_mean", "precision", "recall")
 SPEED = speed_class()  # a minute buys different numbers of steps on machines of different speeds
 CACHE = RESULTS / "gan_levers_cache.json"
@@ -88,8 +94,19 @@ def cache_key(arm: str, seed: int, minutes: float, samples: int, judge: str) -> 
     return f"{arm}|{_options(arm)}|{seed}|{minutes:g}|{samples}|{judge}|{SPEED}"
 
 
+def training_options(arm: str) -> dict:
+    return {k: v for k, v in ARMS[arm].items() if k not in SAMPLING}
+
+
+def trained_as(arm: str) -> str:
+    """The arm whose run ``arm`` measures: the first with the same training options (a sampling
+    lever measures the generators of the arm it samples differently)."""
+    return next(a for a in ARMS if ARMS[a] == training_options(arm))
+
+
 def run_dir(runs: Path, arm: str, seed: int, minutes: float) -> Path:
     """One folder per arm, options, seed and budget (an arm whose options change trains anew)."""
+    arm = trained_as(arm)
     slug = "".join(c if c.isalnum() or c == "." else "-" for c in arm.lower())
     return runs / f"{slug}-{hashlib.sha256(_options(arm).encode()).hexdigest()[:6]}-s{seed}-{minutes:g}min-{SPEED}"
 
@@ -102,9 +119,12 @@ def measure(arm: str, seed: int, args, data: dict, judges: list, real, cache: di
     trained = run / "levers_trained"  # written once training returns: an interrupted run trains anew
     if not trained.is_file():
         pixelforge.train_gan("fashion-mnist", run, overwrite=True, seed=seed, conditional=False,
-                             minutes=args.minutes, progress=False, **ARMS[arm])
+                             minutes=args.minutes, progress=False, **training_options(arm))
         trained.touch()
     pipe = pixelforge.load(run, ema=True)
+    for key in SAMPLING:
+        if key in ARMS[arm]:
+            setattr(pipe, key, ARMS[arm][key])
     steps = pixelforge.runs.Run.open(run).load_state()["step"]
     for judge in todo:
         m = evaluate_generator(pipe, data, args.samples, judge, metrics=("fid", "kid", "precision", "recall"),

@@ -279,3 +279,21 @@ def test_unconditional_runs_get_clusters_by_default_when_the_data_is_large_enoug
         pixelforge.train_gan(None, tmp_path / "auto", resume=True, max_steps=2, clusters=4)
     with pytest.raises(PixelforgeError, match="--clusters must be >= 0"):
         pixelforge.train_gan("digits", tmp_path / "neg", max_steps=1, conditional=False, clusters=-1, **TINY)
+
+
+def test_cluster_draws_follow_the_shares_or_a_power_of_them():
+    """``cluster_power`` 1 draws clusters by their training shares, 0 draws every non-empty one
+    equally often; an empty cluster is never drawn."""
+    from types import SimpleNamespace
+
+    from pixelforge.pipelines.gan import GANPipeline
+
+    generator = torch.nn.Linear(1, 1)
+    generator.register_buffer("label_prior", torch.tensor([0.9, 0.1, 0.0]))
+    pipe = GANPipeline(generator, SimpleNamespace(latent_dim=4, num_classes=3), [])
+    pipe.generate = lambda z, labels, batch_size: labels  # the drawn clusters, not images
+    by_share = torch.bincount(pipe.sample(4000, seed=0), minlength=3)
+    pipe.cluster_power = 0.0
+    uniform = torch.bincount(pipe.sample(4000, seed=0), minlength=3)
+    assert 3400 < by_share[0] < 3800 and by_share[2] == 0
+    assert 1800 < uniform[0] < 2200 and uniform[2] == 0

@@ -149,8 +149,11 @@ class GANPipeline(LabelParser):
     """Sampling from a trained generator (the EMA weights unless told otherwise)."""
 
     def __init__(self, generator: torch.nn.Module, cfg: GANConfig, classes: Sequence[str], path: Path | None = None,
-                 device: torch.device | None = None):
+                 device: torch.device | None = None, cluster_power: float = 1.0):
         self.generator = generator.eval()
+        # A cluster-conditioned GAN draws each sample's cluster with probability share ** power:
+        # 1 follows the training images' shares, 0 draws every cluster equally often.
+        self.cluster_power = cluster_power
         self.cfg = cfg
         self.classes = list(classes)
         self.path = path
@@ -193,7 +196,9 @@ class GANPipeline(LabelParser):
         z = torch.randn(n, self.cfg.latent_dim, generator=g)
         prior = getattr(self.generator, "label_prior", None)
         if labels is None and prior is not None:  # a cluster-conditioned GAN: clusters by their share
-            clusters = torch.multinomial(prior.float().cpu(), n, replacement=True, generator=g)
+            prior = prior.float().cpu()
+            weights = torch.where(prior > 0, prior.pow(self.cluster_power), torch.zeros_like(prior))
+            clusters = torch.multinomial(weights, n, replacement=True, generator=g)
             return self.generate(z, clusters, batch_size)
         return self.generate(z, self.parse_labels(labels, n), batch_size)
 
