@@ -5,7 +5,7 @@ Every arm is `pixelforge train gan --no-conditional` on Fashion-MNIST for ``--mi
 CPU with one change against the plain unconditional GAN (no labels, no clusters: `--clusters 0`),
 or one change against another arm (an R1 arm against the spectral-norm D it needs; the
 "clusters 50 + ..." arms against the clusters default). The "clusters" arms condition G and D on
-k-means clusters of the training images (no labels); the "clusters 50, clusters drawn ..." arms
+k-means clusters of the training images (no labels); the "clusters 50 drawn ..." arms
 measure the "clusters 50" generators again, drawing each sample's cluster with probability
 share ** power instead of by its share (a sampling lever: no training of its own). Each trained generator (EMA weights) is
 measured with ``--samples`` samples against as many images of the *validation* split (5,000
@@ -77,8 +77,8 @@ ARMS = {  # name: train_gan options on top of conditional=False
     "clusters 50 + SN D + R1 0.1": dict(clusters=50, d_norm="sn", r1_gamma=0.1),  # R1 needs a D without batch norm
     "rotation 1": dict(PLAIN, rotation=1.0),
     # Sampling levers: the "clusters 50" generators, drawing clusters by share ** power (1 = the shares)
-    "clusters 50, clusters drawn by sqrt share": dict(clusters=50, cluster_power=0.5),
-    "clusters 50, clusters drawn uniformly": dict(clusters=50, cluster_power=0.0),
+    "clusters 50 drawn by sqrt share": dict(clusters=50, cluster_power=0.5),
+    "clusters 50 drawn uniformly": dict(clusters=50, cluster_power=0.0),
 }
 SAMPLING = ("cluster_power",)  # options of the pipeline's sampling, not of training
 METRICS = ("fid", "kid_mean", "precision", "recall")
