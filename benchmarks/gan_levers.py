@@ -1,5 +1,5 @@
-"""Levers for the unconditional GAN (issue #35), one at a time at equal CPU time, chosen on
-the validation split.
+"""Levers for the unconditional GAN (issue #35), one at a time at equal CPU time, chosen on the
+validation split.
 
 Every arm is `pixelforge train gan --no-conditional` on Fashion-MNIST for ``--minutes`` of this
 CPU with one change against the plain unconditional GAN (no labels, no clusters: `--clusters 0`),
