@@ -2,17 +2,17 @@
 validation split.
 
 Every arm is `pixelforge train gan --no-conditional` on Fashion-MNIST for ``--minutes`` of this
-CPU with one change against the plain unconditional GAN (no labels, no clusters: `--clusters 0`),
-or one change against another arm (an R1 arm against the spectral-norm D it needs; the
+CPU with one change against the plain unconditional GAN (no labels, no clusters: `--clusters
+0`), or one change against another arm (an R1 arm against the spectral-norm D it needs; the
 "clusters 50 + ..." arms against the clusters default). The "clusters" arms condition G and D on
-k-means clusters of the training images (no labels); the "clusters 50 drawn ..." arms
-measure the "clusters 50" generators again, drawing each sample's cluster with probability
-share ** power instead of by its share (a sampling lever: no training of its own). Each trained generator (EMA weights) is
-measured with ``--samples`` samples against as many images of the *validation* split (5,000
-training images that training never sees), under every judge of ``--judges`` (the shipped
-Fashion-MNIST judges: fashion-mnist-cnn-v2 and fashion-mnist-cnn-gn-v1, another architecture and
-seed; neither is used inside training): FID, KID, precision and recall. The test split is not
-touched: a chosen recipe is reported on it by benchmarks/gan_quality.py.
+k-means clusters of the training images (no labels); the "clusters 50 drawn ..." arms measure
+the "clusters 50" generators again, drawing each sample's cluster with probability share **
+power instead of by its share (a sampling lever: no training of its own). Each trained generator
+(EMA weights) is measured with ``--samples`` samples against as many images of the *validation*
+split (5,000 training images that training never sees), under every judge of ``--judges`` (the
+shipped Fashion-MNIST judges: fashion-mnist-cnn-v2 and fashion-mnist-cnn-gn-v1, another
+architecture and seed; neither is used inside training): FID, KID, precision and recall. The
+test split is not touched: a chosen recipe is reported on it by benchmarks/gan_quality.py.
 
 Reported per arm: the means and standard deviations over its seeds, and the FID ratio to the
 plain unconditional GAN of the same seed (mean and std over the seeds). Every measurement is kept
