@@ -100,14 +100,30 @@ def analyse() -> dict:
         train_images = seen_small if "--limit" in options else seen
         row["d_logit_train"] = round(d_logits(path, train_images), 3)
         row["d_logit_test"] = round(d_logits(path, real), 3)
-        last = records(path)[-5:]
+        recs = records(path)
+        last = recs[-5:]
         row["last_losses"] = {k: round(sum(r[k] for r in last) / len(last), 3)
                               for k in ("d_loss", "g_loss", "d_real", "d_fake")}
+        row["logged"] = logged_summary(recs)
         out[name] = row
         print(f"{name:<22} steps {row['steps']:>5}  EMA FID {row['ema']['fid']:7.3f} P {row['ema']['precision']:.3f} "
               f"R {row['ema']['recall']:.3f} | raw FID {row['raw']['fid']:7.3f} | D logit train "
               f"{row['d_logit_train']:+.2f} test {row['d_logit_test']:+.2f}")
     return out
+
+
+def logged_summary(recs: list[dict]) -> dict:
+    """The logged curves in a few numbers: 5th / 50th / 95th percentiles of the losses and of
+    D's score gap (mean logit on real minus on generated), and the share of logged steps with
+    ``d_loss`` below 0.15 (D all but certain); the training speed between the first and last record."""
+    def percentiles(values: list[float]) -> dict:
+        v = sorted(values)
+        return {f"p{q}": round(v[min(len(v) - 1, int(len(v) * q / 100))], 2) for q in (5, 50, 95)}
+
+    return {"d_loss": percentiles([r["d_loss"] for r in recs]), "g_loss": percentiles([r["g_loss"] for r in recs]),
+            "score_gap": percentiles([r["d_real"] - r["d_fake"] for r in recs]),
+            "d_loss_under_0_15_share": round(sum(r["d_loss"] < 0.15 for r in recs) / len(recs), 2),
+            "steps_per_s": round((recs[-1]["step"] - recs[0]["step"]) / (recs[-1]["time"] - recs[0]["time"]), 1)}
 
 
 def _smooth(values: list[float], k: int = 5) -> list[float]:
