@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from ..errors import Interrupted, PixelforgeError
 from . import autoencoder, generators, images, style, train, workbench
 from .arguments import Parser
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "run"]
 
 
 def build_parser(with_training: bool = True) -> argparse.ArgumentParser:
@@ -51,3 +52,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pixelforge: interrupted", file=sys.stderr)
         return 130
+
+
+def run() -> None:
+    """The ``pixelforge`` program: :func:`main`, then the process exits with its status.
+
+    A torchrun rank whose work is done and saved leaves the process group (once the other
+    ranks are done too, when it succeeded; a failed rank leaves at once and torchrun stops the
+    rest) and exits without tearing the interpreter down: doing that with gloo's threads still
+    in the process can abort it (SIGABRT) after the work is done."""
+    code = main()
+    if "torch.distributed" in sys.modules:
+        from ..runtime import leave_process_group
+
+        if leave_process_group(wait=not code):
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code or 0)
+    sys.exit(code)
