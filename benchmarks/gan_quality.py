@@ -72,6 +72,12 @@ def cache_key(name: str, seed: int, mark: float, judge: str) -> str:
     return f"{name}|{seed}|{mark:g}|{judge}|{SPEED}"
 
 
+def measured_here(key: str, recipes: list[str], seeds: list[int]) -> bool:
+    """Whether cache ``key`` is this speed class's measurement of one of ``recipes`` x ``seeds``."""
+    name, seed, *_ = key.split("|")
+    return key.endswith(f"|{SPEED}") and name in recipes and int(seed) in seeds
+
+
 def snapshot(run: Path, mark: float) -> Path:
     return run.with_name(f"{run.name}-{mark:g}min")
 
@@ -126,8 +132,7 @@ def forget_speed_class(cache: dict, recipes: list[str], seeds: list[int], runs_d
         for seed in seeds:
             for folder in runs_dir.glob(f"bench-gan-{RECIPES[name]['slug']}-s{seed}-{SPEED}*"):
                 shutil.rmtree(folder)
-    return {k: v for k, v in cache.items()
-            if not (k.endswith(f"|{SPEED}") and k.split("|")[0] in recipes and int(k.split("|")[1]) in seeds)}
+    return {k: v for k, v in cache.items() if not measured_here(k, recipes, seeds)}
 
 
 def judged(cache: dict, judge: str, seeds: list[int], marks: list[float], recipes: list[str]) -> dict:
@@ -251,9 +256,7 @@ def main() -> None:
         out = results_name("gan_quality", SPEED)
         write_results(out, {"speed_class": SPEED, "recipes": recipes,
             "judge": args.curve_judge, "judges": names, "samples": args.samples, "split": "test", "seeds": seeds,
-            "commits": sorted({v["commit"] for k, v in cache.items()
-                               if k.split("|")[0] in recipes and int(k.split("|")[1]) in seeds
-                               and k.endswith(f"|{SPEED}")}),
+            "commits": sorted({v["commit"] for k, v in cache.items() if measured_here(k, recipes, seeds)}),
             **headline, "other_judges": {j: r for j, r in by_judge.items() if j != args.curve_judge},
             "target_ratio": round(1 / 3, 3), "target_under_every_judge": every_judge("target"),
             "unconditional_target_under_every_judge": every_judge("unconditional_target"),
