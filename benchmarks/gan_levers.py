@@ -7,7 +7,8 @@ CPU with one change against the plain unconditional GAN (no labels, no clusters:
 "clusters 50 + ..." arms against the clusters default). The "clusters" arms condition G and D on
 k-means clusters of the training images (no labels); the "clusters 50 drawn ..." arms measure
 the "clusters 50" generators again, drawing each sample's cluster with probability share **
-power instead of by its share (a sampling lever: no training of its own). Each trained generator
+power instead of by its share, or its latent from N(0, s^2 I) with s > 1 to spread the samples
+out (sampling levers: no training of their own). Each trained generator
 (EMA weights) is measured with ``--samples`` samples against as many images of the *validation*
 split (5,000 training images that training never sees), under every judge of ``--judges`` (the
 shipped Fashion-MNIST judges: fashion-mnist-cnn-v2 and fashion-mnist-cnn-gn-v1, another
@@ -79,8 +80,14 @@ ARMS = {  # name: train_gan options on top of conditional=False
     # Sampling levers: the "clusters 50" generators, drawing clusters by share ** power (1 = the shares)
     "clusters 50 drawn by sqrt share": dict(clusters=50, cluster_power=0.5),
     "clusters 50 drawn uniformly": dict(clusters=50, cluster_power=0.0),
+    # ... and drawing latents from N(0, s^2 I), s > 1 to spread the samples out (for recall)
+    "clusters 50 latent scale 1.1": dict(clusters=50, latent_scale=1.1),
+    "clusters 50 latent scale 1.15": dict(clusters=50, latent_scale=1.15),
+    "clusters 50 latent scale 1.2": dict(clusters=50, latent_scale=1.2),
+    "clusters 50 latent scale 1.3": dict(clusters=50, latent_scale=1.3),
+    "plain unconditional latent scale 1.15": dict(PLAIN, latent_scale=1.15),
 }
-SAMPLING = ("cluster_power",)  # options of the pipeline's sampling, not of training
+SAMPLING = ("cluster_power", "latent_scale")  # options of the pipeline's sampling, not of training
 METRICS = ("fid", "kid_mean", "precision", "recall")
 SPEED = speed_class()  # a minute buys different numbers of steps on machines of different speeds
 CACHE = RESULTS / "gan_levers_cache.json"
@@ -122,9 +129,8 @@ def measure(arm: str, seed: int, args, data: dict, judges: list, real, cache: di
                              minutes=args.minutes, progress=False, **training_options(arm))
         trained.touch()
     pipe = pixelforge.load(run, ema=True)
-    for key in SAMPLING:
-        if key in ARMS[arm]:
-            setattr(pipe, key, ARMS[arm][key])
+    for key in SAMPLING:  # the arm's sampling, else the neutral one (clusters by share, z ~ N(0, I))
+        setattr(pipe, key, ARMS[arm].get(key, 1.0))
     steps = pixelforge.runs.Run.open(run).load_state()["step"]
     for judge in todo:
         m = evaluate_generator(pipe, data, args.samples, judge, metrics=("fid", "kid", "precision", "recall"),

@@ -125,10 +125,11 @@ def measure_seed(name: str, recipe: dict, seed: int, marks: list[float], args, d
                   f"precision {m['precision']:.3f}  recall {m['recall']:.3f}")
 
 
-def forget_speed_class(cache: dict, recipes: list[str], seeds: list[int], runs_dir: Path) -> dict:
-    """``cache`` without this speed class's entries for ``recipes`` x ``seeds``; their run
-    folders and minute-mark snapshots removed, so they train anew."""
-    for name in recipes:
+def forget_speed_class(cache: dict, recipes: list[str], seeds: list[int], runs_dir: Path | None) -> dict:
+    """``cache`` without this speed class's entries for ``recipes`` x ``seeds``; with ``runs_dir``
+    their run folders and minute-mark snapshots are removed too, so they train anew (without it
+    the kept snapshots are measured again)."""
+    for name in recipes if runs_dir else []:
         for seed in seeds:
             for folder in runs_dir.glob(f"bench-gan-{RECIPES[name]['slug']}-s{seed}-{SPEED}*"):
                 shutil.rmtree(folder)
@@ -201,6 +202,9 @@ def main() -> None:
     ap.add_argument("--remeasure", action="store_true",
                     help="forget this machine's speed class only (its cached measurements and kept run folders of "
                          "the recipes and seeds asked for), e.g. after the code got faster; other machines' stay")
+    ap.add_argument("--resample", action="store_true",
+                    help="measure this machine's kept generators of the recipes and seeds asked for again, without "
+                         "training (e.g. after a change to how the pipeline samples)")
     ap.add_argument("--cache", type=Path, default=CACHE, help="where measurements are kept between sittings")
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args()
@@ -216,8 +220,8 @@ def main() -> None:
     judges = [resolve_extractor(name, "fashion-mnist") for name in names]
     real = real_images(data, args.samples, "test")
     cache = {} if args.fresh or not args.cache.exists() else json.loads(args.cache.read_text())
-    if args.remeasure:
-        cache = forget_speed_class(cache, recipes, seeds, Path(args.runs_dir))
+    if args.remeasure or args.resample:
+        cache = forget_speed_class(cache, recipes, seeds, Path(args.runs_dir) if args.remeasure else None)
     for seed in seeds:
         for name in recipes:
             measure_seed(name, RECIPES[name], seed, marks, args, data, judges, real, cache)

@@ -290,10 +290,31 @@ def test_cluster_draws_follow_the_shares_or_a_power_of_them():
 
     generator = torch.nn.Linear(1, 1)
     generator.register_buffer("label_prior", torch.tensor([0.9, 0.1, 0.0]))
-    pipe = GANPipeline(generator, SimpleNamespace(latent_dim=4, num_classes=3), [])
+    pipe = GANPipeline(generator, SimpleNamespace(latent_dim=4, num_classes=3, clusters=3), [])
     pipe.generate = lambda z, labels, batch_size: labels  # the drawn clusters, not images
     by_share = torch.bincount(pipe.sample(4000, seed=0), minlength=3)
     pipe.cluster_power = 0.0
     uniform = torch.bincount(pipe.sample(4000, seed=0), minlength=3)
     assert 3400 < by_share[0] < 3800 and by_share[2] == 0
     assert 1800 < uniform[0] < 2200 and uniform[2] == 0
+
+
+def test_latent_scale_scales_the_drawn_latents():
+    """``latent_scale`` s draws z from N(0, s^2 I), same seed same directions; 1 by default, the
+    chosen spread for a cluster-conditioned generator; a scale that is not positive is refused."""
+    from types import SimpleNamespace
+
+    from pixelforge.pipelines.gan import CLUSTER_LATENT_SCALE, GANPipeline
+
+    clustered = GANPipeline(torch.nn.Linear(1, 1), SimpleNamespace(latent_dim=8, num_classes=3, clusters=3), [])
+    assert clustered.latent_scale == CLUSTER_LATENT_SCALE > 1
+    pipe = GANPipeline(torch.nn.Linear(1, 1), SimpleNamespace(latent_dim=8, num_classes=0, clusters=0), [])
+    assert pipe.latent_scale == 1.0
+    pipe.generate = lambda z, labels, batch_size=256: z  # the drawn latents, not images
+    plain = pipe.sample(2000, seed=3)
+    pipe.latent_scale = 0.5
+    torch.testing.assert_close(pipe.sample(2000, seed=3), plain * 0.5)
+    assert 0.45 < pipe.sample(2000, seed=4).std() < 0.55
+    pipe.latent_scale = 0.0
+    with pytest.raises(PixelforgeError, match="latent_scale must be positive"):
+        pipe.sample(4)
