@@ -42,6 +42,23 @@ def test_sample_conditional_by_class_name(tiny_conditional_run, tmp_path, capsys
     assert_clean_error(code, err, "out of range")
 
 
+def test_sample_latent_scale(tiny_run, tmp_path, monkeypatch, capsys):
+    """``--latent-scale`` reaches the GAN's sampler (z ~ N(0, s^2 I)); a scale that is not positive
+    is refused by the parser."""
+    from pixelforge.pipelines.gan import GANPipeline
+
+    scales, generate = [], GANPipeline.generate
+    monkeypatch.setattr(GANPipeline, "generate",
+                        lambda self, z, *a, **kw: scales.append(float(z.std())) or generate(self, z, *a, **kw))
+    for scale in ("1", "0.5"):
+        code, _, err = run_cli(capsys, "sample", str(tiny_run), "-n", "256", "--latent-scale", scale,
+                               "-o", str(tmp_path / "x.png"))
+        assert code == 0, err
+    assert abs(scales[0] - 1) < 0.1 and abs(scales[1] - 0.5) < 0.05, scales
+    code, _, err = run_cli(capsys, "sample", str(tiny_run), "--latent-scale", "0", "-o", str(tmp_path / "x.png"))
+    assert_clean_error(code, err, "--latent-scale")
+
+
 def test_labels_on_unconditional_run(tiny_run, tmp_path, capsys):
     code, _, err = run_cli(capsys, "sample", str(tiny_run), "--labels", "1", "-o", str(tmp_path / "x.png"))
     assert_clean_error(code, err, "unconditional")

@@ -125,7 +125,9 @@ def test_bad_inputs(diffusion_run, tiny_run, capsys):
     assert main(["sample", str(diffusion_run), "--labels", "3"]) == 2
     assert "unconditional" in capsys.readouterr().err
     assert main(["sample", str(tiny_run), "--steps", "5"]) == 2
-    assert "for diffusion runs" in capsys.readouterr().err
+    assert "sampling option(s) steps do not apply to" in capsys.readouterr().err
+    assert main(["sample", str(diffusion_run), "--latent-scale", "1.2"]) == 2
+    assert "latent_scale do not apply to" in capsys.readouterr().err
     assert main(["sample", str(diffusion_run), "--sampler", "ddpm", "--eta", "0.3"]) == 2
     assert main(["sample", str(diffusion_run), "--sampler", "euler"]) == 2
     assert "unknown sampler 'euler'; use one of ddim, ddpm, dpm++" in capsys.readouterr().err
@@ -157,4 +159,4 @@ def test_eval_accepts_diffusion_runs(diffusion_run, tmp_path, capsys, monkeypatc
                  "--sampler", "dpm++", "--steps", "3"]) == 0
     assert calls and set(calls) == {(3, "dpm++")}, calls
     assert main(["eval", str(judge), "-n", "20", "--steps", "3"]) == 2
-    assert "for diffusion runs" in capsys.readouterr().err
+    assert "do not apply to" in capsys.readouterr().err

@@ -26,9 +26,9 @@ def evaluate_run(run_dir: str | os.PathLike, n: int = 10000, extractor: str | No
                  **sampling) -> dict:
     """Evaluate a generator run and write ``RUN/metrics.json``. ``split``: the real images, "test"
     (the default: the number to report) or "val" (to compare settings); folder datasets have only
-    "val". ``sampling``: the diffusion loader's options (``steps``, ``guidance``, ``eta``,
-    ``solver``); a diffusion run's file records the settings its samples were drawn with, defaults
-    included, and every file the split it was measured on."""
+    "val". ``sampling``: the loader's sampling options (a diffusion run's ``steps``, ``guidance``,
+    ``eta``, ``solver``; a GAN run's ``latent_scale``); the file records the settings the samples
+    were drawn with, defaults included, and the split they were measured on."""
     if split is not None and split not in EVAL_SPLITS:
         raise PixelforgeError(f"eval measures on the test or val split, not {split!r}")
     run = Run.open(run_dir)

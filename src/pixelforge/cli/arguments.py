@@ -113,7 +113,11 @@ def add_runtime_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_sampling_args(parser: argparse.ArgumentParser) -> None:
-    """The sampler options of diffusion runs (``sample`` and ``eval``)."""
+    """The sampler options of diffusion and GAN runs (``sample`` and ``eval``)."""
+    g = parser.add_argument_group("GAN runs")
+    g.add_argument("--latent-scale", type=positive_float, default=None, metavar="S",
+                   help="draw latents from N(0, S^2 I): below 1 likelier, more alike images, above 1 more varied "
+                        "ones (default 1, or the chosen spread for a GAN conditioned on clusters)")
     d = parser.add_argument_group("diffusion runs")
     d.add_argument("--steps", type=positive_int, default=None,
                    help=Help("sampling steps (default {})", FromAPI(LOAD_DIFFUSION, "steps")))
@@ -129,7 +133,7 @@ def add_sampling_args(parser: argparse.ArgumentParser) -> None:
 
 
 def sampling_options(args) -> dict:
-    """The loader options of --steps/--sampler/--eta/--guidance that were given."""
+    """The loader options of --steps/--sampler/--eta/--guidance/--latent-scale that were given."""
     from ..schedulers import SAMPLERS  # here, not at the top: the CLI starts without torch
 
     if args.sampler is not None and args.eta is not None:
@@ -137,4 +141,4 @@ def sampling_options(args) -> dict:
     if args.sampler is not None and args.sampler not in SAMPLERS:
         raise PixelforgeError(f"unknown sampler {args.sampler!r}; use one of {', '.join(SAMPLERS)}")
     named = SAMPLERS[args.sampler] if args.sampler else {"eta": args.eta}
-    return given(steps=args.steps, guidance=args.guidance, **named)
+    return given(steps=args.steps, guidance=args.guidance, latent_scale=args.latent_scale, **named)

@@ -68,11 +68,11 @@ def evaluate_generator(pipe, data: dict, n: int = 10000, extractor=None, metrics
 
 
 def check_sampling_options(run_dir, family, sampling: dict) -> None:
-    """Sampling options (steps, guidance, eta, solver) belong to families whose loader takes them
-    (diffusion); ``family`` is a :class:`~pixelforge.family.Family`."""
-    if sampling and not all(family.loader_takes(k) for k in sampling):
-        raise PixelforgeError(f"sampling options ({', '.join(sampling)}) are for diffusion runs; {run_dir} is a "
-                              f"{family.name} run")
+    """Sampling options (steps, guidance, eta and solver of diffusion runs, the latent scale of GAN
+    runs) belong to families whose loader takes them; ``family`` is a :class:`~pixelforge.family.Family`."""
+    if foreign := [k for k in sampling if not family.loader_takes(k)]:
+        raise PixelforgeError(f"sampling option(s) {', '.join(foreign)} do not "
+                              f"apply to {run_dir}, a {family.name} run")
 
 
 def fid_evaluator(data: dict, n: int, extractor: str | None, pipeline_of):

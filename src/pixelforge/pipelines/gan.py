@@ -174,6 +174,12 @@ class GANPipeline(LabelParser):
         return self.cfg.num_classes
 
     @property
+    def sampling(self) -> dict:
+        """The settings samples are drawn with (``pixelforge eval`` records them)."""
+        clustered = getattr(self.generator, "label_prior", None) is not None
+        return {"latent_scale": self.latent_scale, **({"cluster_power": self.cluster_power} if clustered else {})}
+
+    @property
     def image_size(self) -> int:
         return self.cfg.image_size
 
@@ -246,13 +252,16 @@ def _slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     return (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b
 
 
-def load_gan(run_dir: str | os.PathLike, device: str = "auto", ema: bool = True, best: bool = False) -> GANPipeline:
+def load_gan(run_dir: str | os.PathLike, device: str = "auto", ema: bool = True, best: bool = False,
+             latent_scale: float | None = None) -> GANPipeline:
     """Rebuild a trained GAN's generator from its run directory (config.json + safetensors);
-    ``best``: the checkpoint with the best validation FID seen by ``--eval-every``."""
+    ``best``: the checkpoint with the best validation FID seen by ``--eval-every``;
+    ``latent_scale``: sample z from N(0, latent_scale^2 I) (default: see :class:`GANPipeline`)."""
     r, model_cfg, gan, runtime = open_model(run_dir, "gan", device)
     ckpt = best_checkpoint(r) if best else None
     load_weights_into(r, gan.generator, "generator_ema" if ema else "generator", ckpt)
-    return GANPipeline(gan.generator.to(runtime.device), model_cfg, r.config["data"].get("classes", []), r.path)
+    return GANPipeline(gan.generator.to(runtime.device), model_cfg, r.config["data"].get("classes", []), r.path,
+                       latent_scale=latent_scale)
 
 
 FAMILY = Family(
