@@ -35,6 +35,22 @@ def test_conditional_generator_uses_labels():
         gan.generator(z, None)
 
 
+@pytest.mark.parametrize("num_classes", [3, 200])  # the dense projection, and the gather beyond its class limit
+def test_projection_term_is_each_images_own_class_embedding_dot_its_features(num_classes):
+    gan = create_model("dcgan", num_classes=num_classes, width=8, latent_dim=8).eval()
+    D = gan.discriminator
+    x = torch.randn(4, 1, 28, 28)
+    y = torch.tensor([0, 2, 1, 2])
+    features = D.body(x).flatten(1)
+    expected = D.head(features).squeeze(1) + (features * D.embed.weight[y]).sum(dim=1)
+    torch.testing.assert_close(D(x, y), expected)
+    D(x, y).sum().backward()  # only the classes seen get gradient
+    seen = torch.zeros(num_classes, dtype=torch.bool)
+    seen[y] = True
+    row_grads = D.embed.weight.grad.abs().sum(dim=1)
+    assert (row_grads[~seen] == 0).all() and (row_grads[seen] > 0).all()
+
+
 @pytest.mark.parametrize("d_norm", ["sn", "bn"])
 def test_residual_gan_trains_and_its_blocks_add_a_shortcut(d_norm):
     from pixelforge.models.gan import _DBlock, _GBlock
