@@ -315,6 +315,8 @@ def test_latent_scale_scales_the_drawn_latents():
     pipe.latent_scale = 0.5
     torch.testing.assert_close(pipe.sample(2000, seed=3), plain * 0.5)
     assert 0.45 < pipe.sample(2000, seed=4).std() < 0.55
+    torch.testing.assert_close(pipe.sample(2000, seed=3, latent_scale=2.0), plain * 2.0)  # for one call only
+    assert pipe.latent_scale == 0.5
     pipe.latent_scale = 0.0
     with pytest.raises(PixelforgeError, match="latent_scale must be positive"):
         pipe.sample(4)

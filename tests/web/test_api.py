@@ -98,6 +98,20 @@ def test_generate_gan_grid_is_deterministic_per_seed(client):
     assert every.size == (10 * 30 + 2, 2 * 30 + 2)
 
 
+def test_generate_gan_with_a_latent_spread(client):
+    """The GAN's latent spread reaches its sampler for that request only: a narrower spread
+    makes other images, and the next request without it makes the default ones again."""
+    def grid(**spread):
+        r = post(client, "generate", "sample", model="gan", n=8, seed=1, label=3, **spread)
+        assert r.status_code == 200, r.text
+        return r.json(), np.asarray(image_at(client, r.json()["images"][0]["url"]))
+
+    _, default = grid()
+    body, narrow = grid(latent_scale=0.3)
+    assert body["metrics"]["latent_scale"] == 0.3 and not np.array_equal(default, narrow)
+    assert np.array_equal(grid()[1], default)
+
+
 def test_generate_diffusion_with_steps_and_guidance(client, monkeypatch):
     r = post(client, "generate", "sample", model="diffusion", n=4, seed=0, steps=2, guidance=2.5, label="7")
     assert r.status_code == 200, r.text

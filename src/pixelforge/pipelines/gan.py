@@ -201,12 +201,15 @@ class GANPipeline(LabelParser):
             i += zb.shape[0]
         return torch.cat(out)
 
-    def _latents(self, n: int, g: torch.Generator) -> torch.Tensor:
-        if not self.latent_scale > 0:
-            raise PixelforgeError(f"latent_scale must be positive, not {self.latent_scale}")
-        return torch.randn(n, self.cfg.latent_dim, generator=g) * self.latent_scale
+    def _latents(self, n: int, g: torch.Generator, latent_scale: float | None = None) -> torch.Tensor:
+        scale = self.latent_scale if latent_scale is None else latent_scale
+        if not scale > 0:
+            raise PixelforgeError(f"latent_scale must be positive, not {scale}")
+        return torch.randn(n, self.cfg.latent_dim, generator=g) * scale
 
-    def sample(self, n: int = 64, seed: int | None = 0, labels=None, batch_size: int = 256) -> torch.Tensor:
+    def sample(self, n: int = 64, seed: int | None = 0, labels=None, batch_size: int = 256,
+               latent_scale: float | None = None) -> torch.Tensor:
+        """``n`` images in [0, 1]; ``latent_scale`` overrides the pipeline's for this call."""
         if n < 1:
             raise PixelforgeError(f"number of samples must be at least 1, not {n}")
         g = torch.Generator()
@@ -214,7 +217,7 @@ class GANPipeline(LabelParser):
             g.seed()
         else:
             g.manual_seed(seed)
-        z = self._latents(n, g)
+        z = self._latents(n, g, latent_scale)
         prior = getattr(self.generator, "label_prior", None)
         if labels is None and prior is not None:  # a cluster-conditioned GAN: clusters by their share
             prior = prior.float().cpu()

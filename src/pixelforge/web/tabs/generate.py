@@ -25,7 +25,7 @@ def _labels(values: dict):
 def sample(studio, v: dict) -> Result:
     pipe = studio.load(v["model"], generator_families())
     options = inspect.signature(pipe.sample).parameters
-    extra = {k: v[k] for k in ("steps", "guidance") if k in options and v.get(k) is not None}
+    extra = {k: v[k] for k in ("steps", "guidance", "latent_scale") if k in options and v.get(k) is not None}
     sampler = v.get("sampler") if "solver" in options else None
     how = SAMPLERS[sampler] if sampler else {}
     images = pipe.sample(v["n"], seed=v["seed"], labels=_labels(v), **extra, **how)
@@ -69,6 +69,9 @@ TAB = Tab(
             Field("guidance", "float", "Guidance", FromAPI(LOAD_DIFFUSION, "guidance"), 0, 20, 0.5,
                   only_for=["diffusion"],
                   help="classifier-free guidance scale (conditional runs)"),
+            Field("latent_scale", "float", "Latent spread", None, 0.1, 3, 0.05, required=False, only_for=["gan"],
+                  placeholder="the run's default",
+                  help="latents drawn from N(0, s² I): below 1 likelier, more alike images; above 1 more varied ones"),
         ], sample),
         Action("interpolate", "Interpolate (GIF)", [
             Field("model", "run", "Model", families=_walkers, help="a GAN run"),
