@@ -26,6 +26,22 @@ def test_shapes(name, size, channels, num_classes, upsample, arch):
     assert gan.discriminator(x, y).shape == (3,)
 
 
+def test_label_as_a_bias_of_the_first_feature_map():
+    """``label_input="bias"``: the label adds a learnt per-class map to G's first layer instead
+    of entering it beside z; the same images per label, far fewer parameters with few classes."""
+    concat = create_model("dcgan", num_classes=3, width=8, latent_dim=8).generator
+    bias = create_model("dcgan", num_classes=3, width=8, latent_dim=8, label_input="bias").generator.eval()
+    assert GANConfig().label_input == "concat"  # runs saved before the option load as they were made
+    assert sum(p.numel() for p in bias.parameters()) < sum(p.numel() for p in concat.parameters())
+    z = torch.randn(1, 8).repeat(2, 1)
+    x = bias(z, torch.tensor([0, 2]))
+    assert x.shape == (2, 1, 28, 28) and not torch.allclose(x[0], x[1])
+    expected = (bias.project(z) + bias.embed.weight[[0, 2]]).view(2, *bias.base_shape)
+    torch.testing.assert_close(bias.body(expected), x)
+    with pytest.raises(PixelforgeError, match="label input"):
+        GANConfig(num_classes=3, label_input="film")
+
+
 def test_conditional_generator_uses_labels():
     gan = create_model("dcgan", num_classes=3, width=8, latent_dim=8).eval()
     z = torch.randn(1, 8).repeat(2, 1)

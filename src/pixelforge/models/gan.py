@@ -55,6 +55,7 @@ LOSSES = ("ns", "hinge", "lsgan", "wgan-gp")
 D_NORMS = ("bn", "sn", "none")
 UPSAMPLES = ("transposed", "resize")
 ARCHS = ("dcgan", "resnet")
+LABEL_INPUTS = ("concat", "bias")
 
 
 def check_size(size: int) -> None:
@@ -76,6 +77,11 @@ class GANConfig:
     # channels at the highest hidden resolution; each 2x lower resolution doubles them (cap 8x)
     width: int = flag(64, help="base channel width", check="positive")
     num_classes: int = 0  # > 0: class-conditional G and projection D
+    # how a conditional G takes the label: its embedding concatenated to z before the first layer
+    # (concat), or a learnt per-class bias of the first feature map (bias: the same family of
+    # functions, W [z; e(y)] = W_z z + W_e e(y), with fewer parameters and a smaller first product)
+    label_input: str = flag("concat", help="conditional G: label embedding concatenated to z, or a per-class bias "
+                                           "of its first feature map", choices=LABEL_INPUTS)
     # > 0: G and D condition on this many k-means clusters of the training images instead of
     # labels (pixelforge.data.clusters; train_gan chooses it); num_classes is then the number of
     # clusters, and sampling without labels draws clusters by their share of the training images
@@ -103,6 +109,8 @@ class GANConfig:
             raise PixelforgeError(f"GANs take 1 or 3 channels, not {self.channels}")
         if self.d_norm not in D_NORMS:
             raise PixelforgeError(f"unknown discriminator norm {self.d_norm!r}; use one of {', '.join(D_NORMS)}")
+        if self.label_input not in LABEL_INPUTS:
+            raise PixelforgeError(f"unknown label input {self.label_input!r}; use one of {', '.join(LABEL_INPUTS)}")
         if self.upsample not in UPSAMPLES:
             raise PixelforgeError(f"unknown generator upsampling {self.upsample!r}; use one of {', '.join(UPSAMPLES)}")
         if self.minibatch_std < 0 or self.minibatch_std == 1:
@@ -125,8 +133,10 @@ class Generator(nn.Module):
         self.cfg = cfg
         base, _ = SIZES[cfg.image_size]
         chans = cfg.level_channels()
-        in_dim = cfg.latent_dim * (2 if cfg.num_classes else 1)
-        self.embed = nn.Embedding(cfg.num_classes, cfg.latent_dim) if cfg.num_classes else None
+        concat = cfg.num_classes and cfg.label_input == "concat"
+        in_dim = cfg.latent_dim * (2 if concat else 1)
+        embed_dim = cfg.latent_dim if concat else chans[0] * base * base
+        self.embed = nn.Embedding(cfg.num_classes, embed_dim) if cfg.num_classes else None
         if cfg.clusters:  # each cluster's share of the training images, set when training starts
             self.register_buffer("label_prior", torch.full((cfg.clusters,), 1.0 / cfg.clusters))
         self.project = nn.Linear(in_dim, chans[0] * base * base, bias=cfg.arch == "resnet")
@@ -146,11 +156,16 @@ class Generator(nn.Module):
         _init_weights(self)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        if self.embed is not None:
-            if labels is None:
-                raise PixelforgeError("this generator is class-conditional: give labels")
-            z = torch.cat([z, self.embed(labels)], dim=1)
-        h = self.project(z).view(z.shape[0], *self.base_shape)
+        if self.embed is None:
+            h = self.project(z)
+        elif labels is None:
+            raise PixelforgeError("this generator is class-conditional: give labels")
+        elif self.cfg.label_input == "concat":
+            h = self.project(torch.cat([z, self.embed(labels)], dim=1))
+        else:
+            h = self.project(z)
+            h = h + self.embed(labels).to(h.dtype)
+        h = h.view(z.shape[0], *self.base_shape)
         return self.body(like_weights(h, self._first_conv[0]))
 
 
