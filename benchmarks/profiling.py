@@ -74,13 +74,13 @@ def phase_of(event) -> str:
 
 # -- workloads: each returns a callable that runs one step of the real code ------------------
 
-def gan_workload(conditional: bool = True, size: int = 28, label_ema: bool = True, num_classes: int = 10):
+def gan_workload(conditional: bool = True, size: int = 28, label_ema: bool = True):
     from pixelforge.registry import create_model
     from pixelforge.runtime import Runtime
     from pixelforge.training.gan import GANTask, GANTrainConfig
 
     torch.manual_seed(0)
-    channels, n_cls = (1, num_classes if conditional else 0) if size == 28 else (3, 0)
+    channels, n_cls = (1, 10 if conditional else 0) if size == 28 else (3, 0)
     rt = Runtime.create("cpu", "auto")
     task = GANTask(create_model("dcgan", image_size=size, channels=channels, num_classes=n_cls),
                    GANTrainConfig(), rt)
@@ -271,28 +271,31 @@ def conv_path_probes() -> dict:
     return {"precision": "bf16, channels_last", "layers": rows}
 
 
-def projection_probe(rounds: int = 8, steps: int = 25) -> dict:
-    """The conditional GAN's whole training step (28 px, batch 64) with the projection
-    discriminator's dense path (one product against every class's embedding, then a pick) and
-    with the per-image gather it replaced, taking turns for ``rounds`` rounds; medians in ms."""
+def label_input_probe(rounds: int = 8, steps: int = 25) -> dict:
+    """The clusters recipe's whole training step (50 clusters, 28 px, batch 64) with G taking the
+    label concatenated to z (the default) and as a per-class bias (``--label-input bias``), taking
+    turns for ``rounds`` rounds; medians in ms."""
     import statistics
 
-    from pixelforge.models import gan
+    from pixelforge.registry import create_model
+    from pixelforge.runtime import Runtime
+    from pixelforge.training.gan import GANTask, GANTrainConfig
 
-    dense_limit = gan.DENSE_PROJECTION_CLASSES
-    out = {}
-    try:
-        for classes in (10, 50):
-            step = gan_workload(conditional=True, label_ema=False, num_classes=classes)
-            times: dict[str, list[float]] = {"dense": [], "gather": []}
-            for _ in range(rounds):
-                for path in times:
-                    gan.DENSE_PROJECTION_CLASSES = dense_limit if path == "dense" else 0
-                    times[path].append(_micro(step, steps))
-            out[f"{classes}_classes"] = {f"{k}_ms": round(statistics.median(v), 2) for k, v in times.items()}
-    finally:
-        gan.DENSE_PROJECTION_CLASSES = dense_limit
-    return {"rounds": rounds, "steps_per_round": steps, **out}
+    rt = Runtime.create("cpu", "auto")
+    real = rt.tensor(torch.rand(64, 1, 28, 28) * 2 - 1)
+    labels = torch.randint(0, 50, (64,))
+    steps_by_input = {}
+    for label_input in ("concat", "bias"):
+        torch.manual_seed(0)
+        gan = create_model("dcgan", num_classes=50, clusters=50, label_input=label_input)
+        task = GANTask(gan, GANTrainConfig(), rt)
+        steps_by_input[label_input] = lambda task=task: task.step(real, labels)
+    times: dict[str, list[float]] = {k: [] for k in steps_by_input}
+    for _ in range(rounds):
+        for k, step in steps_by_input.items():
+            times[k].append(_micro(step, steps))
+    return {"rounds": rounds, "steps_per_round": steps,
+            **{f"{k}_ms": round(statistics.median(v), 2) for k, v in times.items()}}
 
 
 def probes() -> dict:
@@ -301,7 +304,7 @@ def probes() -> dict:
 
     import torch.nn.functional as F
 
-    out = {"projection_discriminator_step": projection_probe()}
+    out = {"generator_label_input_step": label_input_probe()}
     cl = torch.channels_last
     x = torch.randn(64, 64, 14, 14, dtype=torch.bfloat16).contiguous(memory_format=cl)
     grads = {"matching": torch.randn_like(x), "mixed": torch.randn(64, 64, 14, 14, dtype=torch.bfloat16)}
@@ -360,7 +363,7 @@ def main() -> None:
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--probes", action="store_true",
-                    help="only the micro-measurements (projection paths, memory formats, bicubic, PNG levels), kept "
+                    help="only the micro-measurements (G's label input, memory formats, bicubic, PNG levels), kept "
                          "beside the profile")
     ap.add_argument("--no-save", action="store_true")
     ap.add_argument("--markdown", action="store_true", help="print the docs table of the saved profile and stop")

@@ -51,7 +51,7 @@ def test_conditional_generator_uses_labels():
         gan.generator(z, None)
 
 
-@pytest.mark.parametrize("num_classes", [3, 200])  # the dense projection, and the gather beyond its class limit
+@pytest.mark.parametrize("num_classes", [3, 200])
 def test_projection_term_is_each_images_own_class_embedding_dot_its_features(num_classes):
     gan = create_model("dcgan", num_classes=num_classes, width=8, latent_dim=8).eval()
     D = gan.discriminator
