@@ -51,8 +51,8 @@ def test_conditional_generator_uses_labels():
         gan.generator(z, None)
 
 
-@pytest.mark.parametrize("num_classes", [3, 200])
-def test_projection_term_is_each_images_own_class_embedding_dot_its_features(num_classes):
+def test_projection_term_is_each_images_own_class_embedding_dot_its_features():
+    num_classes = 3
     gan = create_model("dcgan", num_classes=num_classes, width=8, latent_dim=8).eval()
     D = gan.discriminator
     x = torch.randn(4, 1, 28, 28)

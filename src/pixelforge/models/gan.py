@@ -215,15 +215,10 @@ class Discriminator(nn.Module):
         if self.embed is not None:
             if labels is None:
                 raise PixelforgeError("this discriminator is class-conditional: give labels")
-            out = out + self._projection(h, labels)
+            # projection term <embed(y), features>, in fp32: under autocast the features are bf16,
+            # and a product of bf16 and fp32 tensors takes a slow mixed-precision path on the CPU
+            out = out + (h.float() * self.embed(labels)).sum(dim=1)
         return out
-
-    def _projection(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """The projection term <embed(y), features> of each image, in fp32: under autocast the
-        features are bf16, and a product of bf16 and fp32 tensors takes a slow mixed-precision path
-        on the CPU. (One bf16 product against every class's embedding, then a pick, measured no
-        faster on this CPU: CHANGELOG, 2026-12-06.)"""
-        return (h.float() * self.embed(labels)).sum(dim=1)
 
 
 def minibatch_std(features: torch.Tensor, group_size: int) -> torch.Tensor:

@@ -176,8 +176,8 @@ class GANPipeline(LabelParser):
     @property
     def sampling(self) -> dict:
         """The settings samples are drawn with (``pixelforge eval`` records them)."""
-        clustered = getattr(self.generator, "label_prior", None) is not None
-        return {"latent_scale": self.latent_scale, **({"cluster_power": self.cluster_power} if clustered else {})}
+        clusters = {"cluster_power": self.cluster_power} if self.cfg.clusters else {}
+        return {"latent_scale": self.latent_scale, **clusters}
 
     @property
     def image_size(self) -> int:
