@@ -42,6 +42,10 @@ and guidance under the default Fashion-MNIST judge and the independently trained
 (one sample set, both judges); each (family, seed) is cached in
 ``diffusion_quality_cache.json`` once measured, and an interrupted seed resumes from its
 run's checkpoint (``runs/bench-FAMILY-quality-sSEED``). Results: ``seeds``.
+``--curve 0`` draws the pair's curve in both judges: every recorded row of the GAN and the
+conditional diffusion model (5, 30 and 60 minutes) is trained again with seed 0 to its steps and
+measured as the seeds are (the 30-minute rows are the seeds' own runs, from their cache; the
+GAN's 60 minutes continue a copy of its 30-minute run). Results: ``curve``, and the plot.
 Targets: diffusion FID below the GAN's best-so-far at equal training time from 30 minutes
 on, for the conditional model over at least 3 seeds (the per-seed margin's mean minus its
 std above 0 under both judges; pending until then); 64 samples with 50 DDIM steps in <= 10 s.
@@ -49,7 +53,8 @@ std above 0 under both judges; pending until then); 64 samples with 50 DDIM step
     PIXELFORGE_DATA=../shared/data python benchmarks/diffusion_quality.py [--checkpoints 10,20,30]
 
 Writes benchmarks/results/diffusion_quality.json, diffusion_quality.png and a sample grid
-docs/images/diffusion_samples.png; ``--replot`` only redraws diffusion_quality.png from the JSON.
+docs/images/diffusion_samples.png; ``--replot`` only redraws diffusion_quality.png from the JSON
+(the curve in both judges where the file has one).
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ import functools
 import fcntl
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -168,6 +174,9 @@ def main() -> None:
     ap.add_argument("--seeds", default="",
                     help="train and measure gan and diffusion-cond again with these seeds (e.g. 1,2) to the step "
                          "budget of the recorded --seed-mark row; cached per seed, resumable")
+    ap.add_argument("--curve", type=int, default=None, metavar="SEED",
+                    help="measure the recorded rows of gan and diffusion-cond again, trained with SEED, under both "
+                         "judges (the seed mark's rows from the seeds' cache); cached per run, resumable")
     ap.add_argument("--seed-mark", type=float, default=30.0, help="the minutes whose recorded steps --seeds trains")
     ap.add_argument("--replot", action="store_true",
                     help="only redraw diffusion_quality.png from benchmarks/results/diffusion_quality.json")
@@ -175,6 +184,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.replot:
         saved = json.loads((RESULTS / "diffusion_quality.json").read_text())
+        if "curve" in saved:
+            plot_curve(saved["curve"], RESULTS / "diffusion_quality.png")
+            return
         plot(saved["results"], saved["judge"], saved["samples"], RESULTS / "diffusion_quality.png",
              saved.get("confirmation"))
         return
@@ -187,6 +199,9 @@ def main() -> None:
     marks = [float(m) for m in args.checkpoints.split(",")]
     data = {"spec": "fashion-mnist", "size": 28, "channels": 1}
     judge = resolve_extractor(None, "fashion-mnist")
+    if args.curve is not None:
+        measure_curve(args.curve, args.seed_mark, Path(args.runs_dir), data, save=not args.no_save)
+        return
     if args.seeds:
         repeat_seeds([int(s) for s in args.seeds.split(",")], args.seed_mark, Path(args.runs_dir), data,
                      save=not args.no_save)
@@ -366,25 +381,85 @@ def row_sampling(row: dict) -> dict:
     return options
 
 
+def seed_run(runs_dir: Path, family: str, steps: int, seed: int, seed_steps: int) -> Path:
+    """The run directory of ``family`` trained with ``seed`` to ``steps``: the seed mark's budget
+    keeps its plain name, other budgets carry theirs."""
+    base = runs_dir / f"bench-{family}-quality-s{seed}"
+    return base if steps == seed_steps else base.with_name(f"{base.name}-{steps}steps")
+
+
+class SeedMeasurer:
+    """Trains a family with a seed to a recorded row's steps and measures it on the row's number
+    of test images, sampler and guidance under both ``SEED_JUDGES`` (one sample set), caching
+    each (family, steps, seed) in ``SEED_CACHE`` as soon as it is measured."""
+
+    def __init__(self, saved: dict, runs_dir: Path, data: dict, seed_mark: float):
+        # Imported here: the metrics load torchmetrics, which the timing probes need not pay for.
+        from pixelforge.metrics import calculate_metrics
+
+        self.calculate_metrics = calculate_metrics
+        self.saved, self.runs_dir = saved, runs_dir
+        self.judges = [resolve_extractor(name, "fashion-mnist") for name in SEED_JUDGES]
+        self.real = real_images(data, saved["samples"], "test")
+        self.cache = json.loads(SEED_CACHE.read_text()) if SEED_CACHE.is_file() else {}
+        self.seed_steps = {f: (r or {}).get("steps") for f, r in seed_rows(saved, seed_mark).items()}
+
+    def measure(self, family: str, row: dict, seed: int) -> dict:
+        key = seed_key(family, row["steps"], seed)
+        if key in self.cache:
+            print(f"{family:<14} {row['steps']:>6} steps, seed {seed}: FID {self.cache[key]['fid']} (cached)")
+            return self.cache[key]
+        run = seed_run(self.runs_dir, family, row["steps"], seed, self.seed_steps.get(family))
+        t = time.perf_counter()
+        resume = Run.resumable(run)
+        if not resume and family == "gan":
+            # The GAN's learning rate is constant, so a longer budget continues a copy of the
+            # same seed's longest shorter run (the seed mark's is kept as it was).
+            shorter = self.gan_run_below(row["steps"], seed)
+            if shorter is not None:
+                shutil.copytree(shorter, run, dirs_exist_ok=False)
+                resume = True
+        if resume:  # an interrupted or continued run goes on from its last checkpoint
+            FAMILIES[family](None, run, resume=True, max_steps=row["steps"])
+        else:
+            FAMILIES[family]("fashion-mnist", run, overwrite=True, seed=seed, max_steps=row["steps"])
+        train_s = time.perf_counter() - t
+        t = time.perf_counter()
+        fake = pixelforge.load(run, **row_sampling(row)).sample(self.saved["samples"], seed=0)
+        measured = {j.name: self.calculate_metrics(self.real, fake, j, metrics=("fid", "kid")) for j in self.judges}
+        self.cache[key] = {"family": family, "seed": seed, "steps": Run.open(run).load_state()["step"],
+                           "samples": self.saved["samples"], "split": "test",
+                           "fid": {j: round(m["fid"], 3) for j, m in measured.items()},
+                           "kid": {j: round(m["kid_mean"], 5) for j, m in measured.items()},
+                           **{k: row[k] for k in ("sampler", "guidance") if k in row},
+                           "train_seconds": round(train_s, 1), "eval_seconds": round(time.perf_counter() - t, 1),
+                           "resumed": resume, "commit": commit(), "machine": machine()}
+        print(f"{family:<14} {row['steps']:>6} steps, seed {seed}: FID {self.cache[key]['fid']}  "
+              f"KID {self.cache[key]['kid']}", flush=True)
+        save_cache(SEED_CACHE, self.cache)  # kept even with --no-save: a run costs up to an hour
+        return self.cache[key]
+
+    def gan_run_below(self, steps: int, seed: int) -> Path | None:
+        """The finished GAN run of ``seed`` with the most steps below ``steps``, if any."""
+        runs = [seed_run(self.runs_dir, "gan", r["steps"], seed, self.seed_steps.get("gan"))
+                for r in self.saved["results"].get("gan", []) if r["steps"] < steps]
+        done = [(Run.open(r).load_state()["step"], r) for r in runs if Run.resumable(r)]
+        return max(done)[1] if done else None
+
+
 def repeat_seeds(seeds: list[int], mark: float, runs_dir: Path, data: dict, save: bool) -> None:
     """Train ``SEED_FAMILIES`` with each seed to the steps of their recorded row at ``mark``
-    minutes, measure each on the recorded row's number of test images, sampler and guidance under
-    both ``SEED_JUDGES``, cache each (family, seed) as soon as it is measured, and re-judge."""
+    minutes, measure each (``SeedMeasurer``), and re-judge after each."""
     saved = json.loads((RESULTS / "diffusion_quality.json").read_text())
     rows = seed_rows(saved, mark)
     missing = [f for f, r in rows.items() if r is None]
     if missing:
         sys.exit(f"no recorded {mark:g}-minute row for {', '.join(missing)} in diffusion_quality.json: run the "
                  f"benchmark with --families {','.join(SEED_FAMILIES)} first")
-    # Imported here: the metrics load torchmetrics, which the timing probes need not pay for.
-    from pixelforge.metrics import calculate_metrics
-
-    judges = [resolve_extractor(name, "fashion-mnist") for name in SEED_JUDGES]
-    real = real_images(data, saved["samples"], "test")
-    cache = json.loads(SEED_CACHE.read_text()) if SEED_CACHE.is_file() else {}
+    measurer = SeedMeasurer(saved, runs_dir, data, mark)
 
     def record() -> None:
-        apply_seed_verdict(saved, cache, mark)
+        apply_seed_verdict(saved, measurer.cache, mark)
         # The file's date and machine stay those of its rows; the seeds carry their own.
         saved["seeds"].update(date=time.strftime("%Y-%m-%d"), machine=machine())
         if save:
@@ -392,32 +467,32 @@ def repeat_seeds(seeds: list[int], mark: float, runs_dir: Path, data: dict, save
 
     for seed in seeds:
         for family, row in rows.items():
-            key = seed_key(family, row["steps"], seed)
-            if key in cache:
-                print(f"{family:<14} seed {seed}: FID {cache[key]['fid']} (cached)")
-                continue
-            run = runs_dir / f"bench-{family}-quality-s{seed}"
-            resume = Run.resumable(run)
-            t = time.perf_counter()
-            if resume:  # an interrupted seed continues from its last checkpoint
-                FAMILIES[family](None, run, resume=True, max_steps=row["steps"])
-            else:
-                FAMILIES[family]("fashion-mnist", run, overwrite=True, seed=seed, max_steps=row["steps"])
-            train_s = time.perf_counter() - t
-            t = time.perf_counter()
-            fake = pixelforge.load(run, **row_sampling(row)).sample(saved["samples"], seed=0)
-            measured = {j.name: calculate_metrics(real, fake, j, metrics=("fid", "kid")) for j in judges}
-            cache[key] = {"family": family, "seed": seed, "steps": Run.open(run).load_state()["step"],
-                          "samples": saved["samples"], "split": "test",
-                          "fid": {j: round(m["fid"], 3) for j, m in measured.items()},
-                          "kid": {j: round(m["kid_mean"], 5) for j, m in measured.items()},
-                          **{k: row[k] for k in ("sampler", "guidance") if k in row},
-                          "train_seconds": round(train_s, 1), "eval_seconds": round(time.perf_counter() - t, 1),
-                          "resumed": resume, "commit": commit(), "machine": machine()}
-            print(f"{family:<14} seed {seed}: FID {cache[key]['fid']}  KID {cache[key]['kid']}", flush=True)
-            save_cache(SEED_CACHE, cache)  # kept even with --no-save: a seed costs half an hour
+            measurer.measure(family, row, seed)
             record()  # the verdict so far
     record()
+
+
+def measure_curve(seed: int, mark: float, runs_dir: Path, data: dict, save: bool) -> None:
+    """The like-for-like pair's curve in both judges: every recorded row of ``SEED_FAMILIES``
+    (its minutes and steps), trained with ``seed`` and measured as the seeds are (the seed mark's
+    rows come from the seeds' cache), shortest budgets first; written as ``curve`` after each."""
+    saved = json.loads((RESULTS / "diffusion_quality.json").read_text())
+    measurer = SeedMeasurer(saved, runs_dir, data, mark)
+    todo = sorted(((f, r) for f in SEED_FAMILIES for r in saved["results"].get(f, [])),
+                  key=lambda t: (t[1]["minutes"], SEED_FAMILIES.index(t[0])))
+    curve = {"seed": seed, "samples": saved["samples"], "split": "test", "judges": list(SEED_JUDGES),
+             "results": {f: [] for f in SEED_FAMILIES}}
+    for family, row in todo:
+        m = measurer.measure(family, row, seed)
+        curve["results"][family].append({"minutes": row["minutes"], "steps": m["steps"], "fid": m["fid"],
+                                         "kid": m["kid"], **{k: row[k] for k in ("sampler", "guidance") if k in row}})
+        curve["results"][family].sort(key=lambda r: r["minutes"])
+        curve["complete"] = sum(map(len, curve["results"].values())) == len(todo)
+        saved["curve"] = {**curve, "date": time.strftime("%Y-%m-%d"), "machine": machine()}
+        if save:
+            print(f"wrote {write_json(RESULTS / 'diffusion_quality.json', saved)}")
+    if save:
+        plot_curve(saved["curve"], RESULTS / "diffusion_quality.png")
 
 
 def apply_seed_verdict(figures: dict, cache: dict, mark: float) -> None:
@@ -501,6 +576,24 @@ def save_class_grid(run: Path, guidance: float, solver: str) -> None:
     pipe = pixelforge.load(run, steps=50, guidance=guidance, solver=solver)
     save_grid(pipe.sample(10 * pipe.num_classes, seed=0), DOCS_IMAGES / "diffusion_cond_samples.png",
               nrow=pipe.num_classes, scale=2)
+
+
+def plot_curve(curve: dict, path: Path) -> None:
+    """FID against training time of the like-for-like pair, one panel per judge."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(curve["judges"]), figsize=(10, 3.8), dpi=100, squeeze=False)
+    for ax, judge in zip(axes[0], curve["judges"]):
+        for family, rows in curve["results"].items():
+            ax.plot([r["minutes"] for r in rows], [r["fid"][judge] for r in rows], marker="o", label=family)
+        ax.set_xlabel("training minutes (solo 2-core CPU equivalent)")
+        ax.set_ylabel("FID")
+        ax.set_title(f"{judge} features", fontsize=10)
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=9)
+    fig.suptitle(f"seed {curve['seed']}, {curve['samples']} samples against as many test images", fontsize=10)
+    save_figure(fig, path)
+    print(f"wrote {path}")
 
 
 def plot(table: dict, judge: str, samples: int, path: Path, confirmation: dict | None = None) -> None:
