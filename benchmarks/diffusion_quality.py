@@ -45,7 +45,8 @@ run's checkpoint (``runs/bench-FAMILY-quality-sSEED``). Results: ``seeds``.
 ``--curve 0`` draws the pair's curve in both judges: every recorded row of the GAN and the
 conditional diffusion model (5, 30 and 60 minutes) is trained again with seed 0 to its steps and
 measured as the seeds are (the 30-minute rows are the seeds' own runs, from their cache; the
-GAN's 60 minutes continue a copy of its 30-minute run). Results: ``curve``, and the plot.
+GAN's 60 minutes continue a copy of its 30-minute run); with ``--confirm-samples 10000`` the two
+30-minute runs are also measured on the whole test set. Results: ``curve``, and the plot.
 Targets: diffusion FID below the GAN's best-so-far at equal training time from 30 minutes
 on, for the conditional model over at least 3 seeds (the per-seed margin's mean minus its
 std above 0 under both judges; pending until then); 64 samples with 50 DDIM steps in <= 10 s.
@@ -200,7 +201,8 @@ def main() -> None:
     data = {"spec": "fashion-mnist", "size": 28, "channels": 1}
     judge = resolve_extractor(None, "fashion-mnist")
     if args.curve is not None:
-        measure_curve(args.curve, args.seed_mark, Path(args.runs_dir), data, save=not args.no_save)
+        measure_curve(args.curve, args.seed_mark, Path(args.runs_dir), data, save=not args.no_save,
+                      confirm_samples=args.confirm_samples)
         return
     if args.seeds:
         repeat_seeds([int(s) for s in args.seeds.split(",")], args.seed_mark, Path(args.runs_dir), data,
@@ -400,41 +402,54 @@ class SeedMeasurer:
         self.calculate_metrics = calculate_metrics
         self.saved, self.runs_dir = saved, runs_dir
         self.judges = [resolve_extractor(name, "fashion-mnist") for name in SEED_JUDGES]
-        self.real = real_images(data, saved["samples"], "test")
+        self.data = data
+        self.real = {saved["samples"]: real_images(data, saved["samples"], "test")}  # by number of images
         self.cache = json.loads(SEED_CACHE.read_text()) if SEED_CACHE.is_file() else {}
         self.seed_steps = {f: (r or {}).get("steps") for f, r in seed_rows(saved, seed_mark).items()}
 
-    def measure(self, family: str, row: dict, seed: int) -> dict:
-        key = seed_key(family, row["steps"], seed)
+    def measure(self, family: str, row: dict, seed: int, samples: int | None = None) -> dict:
+        """``samples`` other than the row's (e.g. 10,000: the whole test set) measure the run the
+        row's budget trained again, on that many samples against as many test images."""
+        samples = samples or self.saved["samples"]
+        key = seed_key(family, row["steps"], seed) + (f"|samples={samples}" if samples != self.saved["samples"] else "")
         if key in self.cache:
             print(f"{family:<14} {row['steps']:>6} steps, seed {seed}: FID {self.cache[key]['fid']} (cached)")
             return self.cache[key]
         run = seed_run(self.runs_dir, family, row["steps"], seed, self.seed_steps.get(family))
         t = time.perf_counter()
         resume = Run.resumable(run)
-        if not resume and family == "gan":
-            # The GAN's learning rate is constant, so a longer budget continues a copy of the
-            # same seed's longest shorter run (the seed mark's is kept as it was).
-            shorter = self.gan_run_below(row["steps"], seed)
-            if shorter is not None:
-                shutil.copytree(shorter, run, dirs_exist_ok=False)
-                resume = True
-        if resume:  # an interrupted or continued run goes on from its last checkpoint
-            FAMILIES[family](None, run, resume=True, max_steps=row["steps"])
+        if resume and Run.open(run).load_state()["step"] >= row["steps"]:
+            pass  # trained to this budget already (a measurement on another number of samples)
+        elif samples != self.saved["samples"]:
+            sys.exit(f"no run of {family} at {row['steps']} steps with seed {seed} in {self.runs_dir}: measure it on "
+                     f"{self.saved['samples']} samples first")
         else:
-            FAMILIES[family]("fashion-mnist", run, overwrite=True, seed=seed, max_steps=row["steps"])
+            if not resume and family == "gan":
+                # The GAN's learning rate is constant, so a longer budget continues a copy of the
+                # same seed's longest shorter run (the seed mark's is kept as it was).
+                shorter = self.gan_run_below(row["steps"], seed)
+                if shorter is not None:
+                    shutil.copytree(shorter, run, dirs_exist_ok=False)
+                    resume = True
+            if resume:  # an interrupted or continued run goes on from its last checkpoint
+                FAMILIES[family](None, run, resume=True, max_steps=row["steps"])
+            else:
+                FAMILIES[family]("fashion-mnist", run, overwrite=True, seed=seed, max_steps=row["steps"])
         train_s = time.perf_counter() - t
+        if samples not in self.real:
+            self.real[samples] = real_images(self.data, samples, "test")
         t = time.perf_counter()
-        fake = pixelforge.load(run, **row_sampling(row)).sample(self.saved["samples"], seed=0)
-        measured = {j.name: self.calculate_metrics(self.real, fake, j, metrics=("fid", "kid")) for j in self.judges}
+        fake = pixelforge.load(run, **row_sampling(row)).sample(samples, seed=0)
+        measured = {j.name: self.calculate_metrics(self.real[samples], fake, j, metrics=("fid", "kid"))
+                    for j in self.judges}
         self.cache[key] = {"family": family, "seed": seed, "steps": Run.open(run).load_state()["step"],
-                           "samples": self.saved["samples"], "split": "test",
+                           "samples": samples, "split": "test",
                            "fid": {j: round(m["fid"], 3) for j, m in measured.items()},
                            "kid": {j: round(m["kid_mean"], 5) for j, m in measured.items()},
                            **{k: row[k] for k in ("sampler", "guidance") if k in row},
                            "train_seconds": round(train_s, 1), "eval_seconds": round(time.perf_counter() - t, 1),
                            "resumed": resume, "commit": commit(), "machine": machine()}
-        print(f"{family:<14} {row['steps']:>6} steps, seed {seed}: FID {self.cache[key]['fid']}  "
+        print(f"{family:<14} {row['steps']:>6} steps, seed {seed}, {samples} samples: FID {self.cache[key]['fid']}  "
               f"KID {self.cache[key]['kid']}", flush=True)
         save_cache(SEED_CACHE, self.cache)  # kept even with --no-save: a run costs up to an hour
         return self.cache[key]
@@ -472,10 +487,11 @@ def repeat_seeds(seeds: list[int], mark: float, runs_dir: Path, data: dict, save
     record()
 
 
-def measure_curve(seed: int, mark: float, runs_dir: Path, data: dict, save: bool) -> None:
+def measure_curve(seed: int, mark: float, runs_dir: Path, data: dict, save: bool, confirm_samples: int = 0) -> None:
     """The like-for-like pair's curve in both judges: every recorded row of ``SEED_FAMILIES``
     (its minutes and steps), trained with ``seed`` and measured as the seeds are (the seed mark's
-    rows come from the seeds' cache), shortest budgets first; written as ``curve`` after each."""
+    rows come from the seeds' cache), shortest budgets first; written as ``curve`` after each.
+    ``confirm_samples``: the seed mark's runs measured again on that many samples too."""
     saved = json.loads((RESULTS / "diffusion_quality.json").read_text())
     measurer = SeedMeasurer(saved, runs_dir, data, mark)
     todo = sorted(((f, r) for f in SEED_FAMILIES for r in saved["results"].get(f, [])),
@@ -489,6 +505,15 @@ def measure_curve(seed: int, mark: float, runs_dir: Path, data: dict, save: bool
         curve["results"][family].sort(key=lambda r: r["minutes"])
         curve["complete"] = sum(map(len, curve["results"].values())) == len(todo)
         saved["curve"] = {**curve, "date": time.strftime("%Y-%m-%d"), "machine": machine()}
+        if save:
+            print(f"wrote {write_json(RESULTS / 'diffusion_quality.json', saved)}")
+    if confirm_samples:
+        checks = {}
+        for family, row in seed_rows(saved, mark).items():
+            m = measurer.measure(family, row, seed, samples=confirm_samples)
+            checks[family] = {"minutes": row["minutes"], "steps": m["steps"], "samples": m["samples"], "fid": m["fid"],
+                              "kid": m["kid"], "eval_seconds": m["eval_seconds"]}
+        saved["curve"]["confirmation"] = checks
         if save:
             print(f"wrote {write_json(RESULTS / 'diffusion_quality.json', saved)}")
     if save:
