@@ -46,7 +46,8 @@ run's checkpoint (``runs/bench-FAMILY-quality-sSEED``). Results: ``seeds``.
 conditional diffusion model (5, 30 and 60 minutes) is trained again with seed 0 to its steps and
 measured as the seeds are (the 30-minute rows are the seeds' own runs, from their cache; the
 GAN's 60 minutes continue a copy of its 30-minute run); with ``--confirm-samples 10000`` the two
-30-minute runs are also measured on the whole test set. Results: ``curve``, and the plot.
+30-minute runs are also measured on the whole test set. Results: ``curve``, the plot, and the
+class grid docs/images/diffusion_cond_samples.png from the longest diffusion run.
 Targets: diffusion FID below the GAN's best-so-far at equal training time from 30 minutes
 on, for the conditional model over at least 3 seeds (the per-seed margin's mean minus its
 std above 0 under both judges; pending until then); 64 samples with 50 DDIM steps in <= 10 s.
@@ -518,6 +519,9 @@ def measure_curve(seed: int, mark: float, runs_dir: Path, data: dict, save: bool
             print(f"wrote {write_json(RESULTS / 'diffusion_quality.json', saved)}")
     if save:
         plot_curve(saved["curve"], RESULTS / "diffusion_quality.png")
+        last = saved["results"]["diffusion-cond"][-1]  # the docs' class grid: the longest-trained model
+        run = seed_run(runs_dir, "diffusion-cond", last["steps"], seed, measurer.seed_steps["diffusion-cond"])
+        save_class_grid(run, last["guidance"], row_sampling(last)["solver"])
 
 
 def apply_seed_verdict(figures: dict, cache: dict, mark: float) -> None:
