@@ -609,6 +609,8 @@ def save_class_grid(run: Path, guidance: float, solver: str) -> None:
 
 def plot_curve(curve: dict, path: Path) -> None:
     """FID against training time of the like-for-like pair, one panel per judge."""
+    from matplotlib import ticker
+
     plt = pyplot()
     fig, axes = plt.subplots(1, len(curve["judges"]), figsize=(10, 3.8), dpi=100, squeeze=False)
     for ax, judge in zip(axes[0], curve["judges"]):
@@ -618,6 +620,8 @@ def plot_curve(curve: dict, path: Path) -> None:
         ax.set_ylabel("FID")
         ax.set_title(f"{judge} features", fontsize=10)
         ax.set_yscale("log")
+        for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+            axis(ticker.FormatStrFormatter("%g"))  # 0.3, not 3 x 10^-1
         ax.grid(alpha=0.3)
         ax.legend(fontsize=9)
     fig.suptitle(f"seed {curve['seed']}, {curve['samples']} samples against as many test images", fontsize=10)
