@@ -78,6 +78,7 @@ def worker_train(family: str, steps: int) -> dict:
 
 
 def upscale_command(env: dict, image: Path, out: Path) -> dict:
+    out.unlink(missing_ok=True)  # the command refuses to overwrite its output (an earlier round's)
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "pixelforge.cli", "upscale", str(image), "--scale", "4",
                            "-o", str(out)], env=env, capture_output=True, text=True)
