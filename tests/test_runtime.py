@@ -109,6 +109,16 @@ def test_keep_freed_memory_leaves_other_libcs(monkeypatch):
     assert runtime.keep_freed_memory() is False
 
 
+def test_keep_freed_memory_opt_out(monkeypatch):
+    libc = _FakeLibc()
+    monkeypatch.setattr(runtime, "_kept_freed_memory", None)
+    monkeypatch.setattr(runtime.sys, "platform", "linux")
+    monkeypatch.setattr(runtime.ctypes, "CDLL", lambda name: libc)
+    monkeypatch.setenv("PIXELFORGE_KEEP_FREED_MEMORY", "0")
+    assert runtime.keep_freed_memory() is False
+    assert libc.calls == []
+
+
 def test_cpu_runtime_keeps_freed_memory(monkeypatch):
     calls = []
     monkeypatch.setattr(runtime, "keep_freed_memory", lambda: calls.append(1))
@@ -117,6 +127,8 @@ def test_cpu_runtime_keeps_freed_memory(monkeypatch):
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
-def test_keep_freed_memory_in_effect_with_glibc():
+def test_keep_freed_memory_in_effect_with_glibc(monkeypatch):
+    monkeypatch.delenv("PIXELFORGE_KEEP_FREED_MEMORY", raising=False)
+    monkeypatch.setattr(runtime, "_kept_freed_memory", None)
     Runtime.create("cpu")
     assert runtime._kept_freed_memory is True

@@ -73,11 +73,13 @@ def keep_freed_memory() -> bool:
     in the 28 px GAN). With mmap reserved for tensors above 32 MB and no trimming of the heap,
     freed blocks are reused: the GAN's step is a few percent faster (docs/performance.md).
     Memory the process has freed is not returned to the system until it exits, which a training
-    or sampling process does not miss. Other C libraries and systems are left as they are."""
+    or sampling process does not miss; ``PIXELFORGE_KEEP_FREED_MEMORY=0`` leaves malloc as it is
+    (a long-lived server that should give memory back). Other C libraries and systems are left
+    as they are."""
     global _kept_freed_memory
     if _kept_freed_memory is None:
         _kept_freed_memory = False
-        if sys.platform.startswith("linux"):
+        if sys.platform.startswith("linux") and os.environ.get("PIXELFORGE_KEEP_FREED_MEMORY", "1") != "0":
             try:
                 libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
                 # The mmap threshold first: a trim threshold alone would send every large tensor to
