@@ -392,8 +392,8 @@ def main() -> None:
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--probes", action="store_true",
-                    help="only the micro-measurements (G's label input, malloc keeping freed memory, memory formats, bicubic, PNG levels), kept "
-                         "beside the profile")
+                    help="only the micro-measurements (G's label input, malloc keeping freed memory, memory "
+                         "formats, bicubic, PNG levels), kept beside the profile")
     ap.add_argument("--no-save", action="store_true")
     ap.add_argument("--gan-step-worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--markdown", action="store_true", help="print the docs table of the saved profile and stop")
