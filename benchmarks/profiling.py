@@ -298,42 +298,13 @@ def label_input_probe(rounds: int = 8, steps: int = 25) -> dict:
             **{f"{k}_ms": round(statistics.median(v), 2) for k, v in times.items()}}
 
 
-def freed_memory_probe(rounds: int = 4) -> dict:
-    """The default GAN step (28 px, conditional) in fresh processes with malloc left as it is
-    (``PIXELFORGE_KEEP_FREED_MEMORY=0``) and as the runtime sets it, taking turns for ``rounds``
-    rounds; medians in ms."""
-    import os
-    import statistics
-    import subprocess
-    import sys
-
-    times: dict[str, list[float]] = {"glibc_default": [], "kept_freed_memory": []}
-    for _ in range(rounds):
-        for key, flag in (("glibc_default", "0"), ("kept_freed_memory", "1")):
-            env = {**os.environ, "PIXELFORGE_KEEP_FREED_MEMORY": flag}
-            out = subprocess.run([sys.executable, __file__, "--gan-step-worker"], env=env, check=True,
-                                 capture_output=True, text=True).stdout
-            times[key].append(float(out.strip().splitlines()[-1]))
-    return {"workload": "GAN training step, 28 px, conditional (default), batch 64, median of 5 x 25 steps per process",
-            "rounds": rounds, **{f"{k}_ms": round(statistics.median(v), 2) for k, v in times.items()}}
-
-
-def gan_step_ms(repeats: int = 5, steps: int = 25) -> float:
-    import statistics
-
-    step = gan_workload(label_ema=False)
-    for _ in range(10):
-        step()
-    return statistics.median(_micro(step, steps) for _ in range(repeats))
-
-
 def probes() -> dict:
     import io
     import os
 
     import torch.nn.functional as F
 
-    out = {"generator_label_input_step": label_input_probe(), "freed_memory_gan_step": freed_memory_probe()}
+    out = {"generator_label_input_step": label_input_probe()}
     cl = torch.channels_last
     x = torch.randn(64, 64, 14, 14, dtype=torch.bfloat16).contiguous(memory_format=cl)
     grads = {"matching": torch.randn_like(x), "mixed": torch.randn(64, 64, 14, 14, dtype=torch.bfloat16)}
@@ -392,15 +363,11 @@ def main() -> None:
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--probes", action="store_true",
-                    help="only the micro-measurements (G's label input, malloc keeping freed memory, memory "
-                         "formats, bicubic, PNG levels), kept beside the profile")
+                    help="only the micro-measurements (G's label input, memory formats, bicubic, PNG levels), kept "
+                         "beside the profile")
     ap.add_argument("--no-save", action="store_true")
-    ap.add_argument("--gan-step-worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--markdown", action="store_true", help="print the docs table of the saved profile and stop")
     args = ap.parse_args()
-    if args.gan_step_worker:
-        print(round(gan_step_ms(), 3))
-        return
     if args.markdown:
         print(markdown_table(json.loads((RESULTS / "profile.json").read_text())))
         return

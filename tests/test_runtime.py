@@ -1,9 +1,6 @@
-import platform
-
 import pytest
 import torch
 
-import pixelforge.runtime as runtime
 from pixelforge.errors import PixelforgeError
 from pixelforge.runtime import Runtime, cpu_supports_bf16, leave_process_group
 
@@ -73,62 +70,3 @@ def test_joining_a_process_group_leaves_it_at_exit(monkeypatch):
     assert leave_process_group() is True
     assert not dist.is_initialized()
     assert leave_process_group() is False
-
-
-class _FakeLibc:
-    def __init__(self, result: int = 1):
-        self.calls, self.result = [], result
-
-    def mallopt(self, param: int, value: int) -> int:
-        self.calls.append((param, value))
-        return self.result
-
-
-@pytest.mark.parametrize("result", [1, 0])
-def test_keep_freed_memory_sets_mallopt_once(monkeypatch, result):
-    libc = _FakeLibc(result)
-    monkeypatch.setattr(runtime, "_kept_freed_memory", None)
-    monkeypatch.setattr(runtime.sys, "platform", "linux")
-    monkeypatch.setattr(runtime.ctypes, "CDLL", lambda name: libc)
-    assert runtime.keep_freed_memory() is bool(result)
-    assert runtime.keep_freed_memory() is bool(result)  # once per process
-    # the mmap threshold before the trim threshold (alone, the latter makes large tensors slower)
-    expected = [(-3, 32 << 20), (-1, 1 << 30)] if result else [(-3, 32 << 20)]
-    assert libc.calls == expected
-
-
-def test_keep_freed_memory_leaves_other_libcs(monkeypatch):
-    def no_mallopt(name):
-        raise OSError("no such library")
-
-    monkeypatch.setattr(runtime, "_kept_freed_memory", None)
-    monkeypatch.setattr(runtime.ctypes, "CDLL", no_mallopt)
-    assert runtime.keep_freed_memory() is False
-    monkeypatch.setattr(runtime, "_kept_freed_memory", None)
-    monkeypatch.setattr(runtime.sys, "platform", "darwin")
-    assert runtime.keep_freed_memory() is False
-
-
-def test_keep_freed_memory_opt_out(monkeypatch):
-    libc = _FakeLibc()
-    monkeypatch.setattr(runtime, "_kept_freed_memory", None)
-    monkeypatch.setattr(runtime.sys, "platform", "linux")
-    monkeypatch.setattr(runtime.ctypes, "CDLL", lambda name: libc)
-    monkeypatch.setenv("PIXELFORGE_KEEP_FREED_MEMORY", "0")
-    assert runtime.keep_freed_memory() is False
-    assert libc.calls == []
-
-
-def test_cpu_runtime_keeps_freed_memory(monkeypatch):
-    calls = []
-    monkeypatch.setattr(runtime, "keep_freed_memory", lambda: calls.append(1))
-    Runtime.create("cpu")
-    assert calls == [1]
-
-
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
-def test_keep_freed_memory_in_effect_with_glibc(monkeypatch):
-    monkeypatch.delenv("PIXELFORGE_KEEP_FREED_MEMORY", raising=False)
-    monkeypatch.setattr(runtime, "_kept_freed_memory", None)
-    Runtime.create("cpu")
-    assert runtime._kept_freed_memory is True

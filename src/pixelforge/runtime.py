@@ -9,20 +9,15 @@ Defaults (``auto``):
   channels_last memory format with bf16, which lets oneDNN pick its fastest kernels
   (in fp32 NCHW is faster on the CPU, so fp32 keeps NCHW); with bf16, strided convolutions with
   small maps train as matrix products (:mod:`pixelforge.nn.gemm_conv`).
-- CPU, Linux with glibc: freed memory stays with the process for the next step's tensors
-  (:func:`keep_freed_memory`).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
-import ctypes.util
 import gc
 import os
 import random
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,40 +52,6 @@ def make_optimizer(cls: type[torch.optim.Optimizer], params, **options) -> torch
     return cls(params, **options)
 
 
-# glibc's mallopt parameters (malloc.h)
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MMAP_THRESHOLD_MAX = 32 << 20  # glibc's ceiling for M_MMAP_THRESHOLD on 64-bit systems
-_kept_freed_memory: bool | None = None
-
-
-def keep_freed_memory() -> bool:
-    """Make glibc's malloc serve large tensors from memory the process already holds, once per
-    process; True where it is in effect.
-
-    By default glibc gives tensors of a few MB their own mmap'd pages and returns them to the
-    system when they are freed, so the next training step's tensor of the same size pays a page
-    fault for every 4 KB it touches (unfolding a strided convolution's input writes 6 MB per call
-    in the 28 px GAN). With mmap reserved for tensors above 32 MB and no trimming of the heap,
-    freed blocks are reused: the GAN's step is a few percent faster (docs/performance.md).
-    Memory the process has freed is not returned to the system until it exits, which a training
-    or sampling process does not miss; ``PIXELFORGE_KEEP_FREED_MEMORY=0`` leaves malloc as it is
-    (a long-lived server that should give memory back). Other C libraries and systems are left
-    as they are."""
-    global _kept_freed_memory
-    if _kept_freed_memory is None:
-        _kept_freed_memory = False
-        if sys.platform.startswith("linux") and os.environ.get("PIXELFORGE_KEEP_FREED_MEMORY", "1") != "0":
-            try:
-                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-                # The mmap threshold first: a trim threshold alone would send every large tensor to
-                # mmap (glibc then stops raising the threshold), which doubles the GAN's step time.
-                _kept_freed_memory = bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)
-                                          and libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30))
-            except (OSError, AttributeError):  # not glibc (musl has no mallopt)
-                pass
-    return _kept_freed_memory
-
-
 @dataclass
 class Runtime:
     device: torch.device
@@ -113,8 +74,6 @@ class Runtime:
             # oneDNN's channels_last kernels shine in bf16 but are slower than NCHW in fp32 on the CPU.
             channels_last = dev.type == "cuda" or prec != "fp32"
         rt = cls(dev, prec, channels_last, seed, rank, world_size, local_rank)
-        if dev.type == "cpu":
-            keep_freed_memory()
         if world_size > 1:
             rt._init_process_group()
         if seed is not None:
