@@ -200,7 +200,6 @@ def main() -> None:
         return
     marks = [float(m) for m in args.checkpoints.split(",")]
     data = {"spec": "fashion-mnist", "size": 28, "channels": 1}
-    judge = resolve_extractor(None, "fashion-mnist")
     if args.curve is not None:
         measure_curve(args.curve, args.seed_mark, Path(args.runs_dir), data, save=not args.no_save,
                       confirm_samples=args.confirm_samples)
@@ -209,6 +208,7 @@ def main() -> None:
         repeat_seeds([int(s) for s in args.seeds.split(",")], args.seed_mark, Path(args.runs_dir), data,
                      save=not args.no_save)
         return
+    judge = resolve_extractor(None, "fashion-mnist")  # --curve and --seeds measure under SEED_JUDGES
     real = real_images(data, args.samples, "test")  # the verdict
     real_val = real_images(data, args.samples, "val")  # choices: the guidance sweep
     table: dict[str, list[dict]] = {}
@@ -620,8 +620,8 @@ def plot_curve(curve: dict, path: Path) -> None:
         ax.set_ylabel("FID")
         ax.set_title(f"{judge} features", fontsize=10)
         ax.set_yscale("log")
-        for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
-            axis(ticker.FormatStrFormatter("%g"))  # 0.3, not 3 x 10^-1
+        for set_formatter in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+            set_formatter(ticker.FormatStrFormatter("%g"))  # 0.3, not 3 x 10^-1
         ax.grid(alpha=0.3)
         ax.legend(fontsize=9)
     fig.suptitle(f"seed {curve['seed']}, {curve['samples']} samples against as many test images", fontsize=10)

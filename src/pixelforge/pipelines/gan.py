@@ -218,9 +218,8 @@ class GANPipeline(LabelParser):
         else:
             g.manual_seed(seed)
         z = self._latents(n, g, latent_scale)
-        prior = getattr(self.generator, "label_prior", None)
-        if labels is None and prior is not None:  # a cluster-conditioned GAN: clusters by their share
-            prior = prior.float().cpu()
+        if labels is None and self.cfg.clusters:  # a cluster-conditioned GAN: clusters by their share
+            prior = self.generator.label_prior.float().cpu()
             weights = torch.where(prior > 0, prior.pow(self.cluster_power), torch.zeros_like(prior))
             clusters = torch.multinomial(weights, n, replacement=True, generator=g)
             return self.generate(z, clusters, batch_size)
