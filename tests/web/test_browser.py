@@ -120,6 +120,8 @@ def test_errors_are_messages_in_the_page(page, tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("this is not an image")
     page.click("nav button[data-tab=classify]")
+    # the model list fills in from the server: under load, clicking before it did sent no model
+    page.wait_for_function("() => document.querySelector('#classify-classify-model').value")
     page.set_input_files("#classify-classify-image", str(bad))
     page.click("form[data-action=classify] button.go")
     page.wait_for_selector("form[data-action=classify] .error")
