@@ -140,7 +140,7 @@ def test_console_script_entry_point():
     ["upscale", "IMAGE", "--scale", "4"],
     ["translate", "RUN", "IMAGE"],
     ["stylize", "IMAGE", "--style", "IMAGE"],
-    ["stylize", "IMAGE", "--model", "zoo:photos-adain-v1", "--style", "IMAGE"],
+    ["stylize", "IMAGE", "--model", "zoo:photos-adain-v2", "--style", "IMAGE"],
     ["restore", "RUN", "IMAGE", "--task", "denoise"],
 ])
 def test_an_existing_output_is_not_replaced_unasked(command, tmp_path, capsys):

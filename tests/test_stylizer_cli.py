@@ -70,7 +70,7 @@ def test_trained_stylizer_run_rebuilds_and_stylizes_via_the_cli(stylizer_run, fi
     assert config["model"]["config"]["widths"] == [4, 8, 8]
     assert (stylizer_run / "style.png").is_file() and (stylizer_run / "samples" / "final.png").is_file()
     records = [json.loads(line) for line in (stylizer_run / "metrics.jsonl").read_text().splitlines()]
-    assert records[-1]["step"] == 2 and {"content", "style", "tv", "loss"} <= records[-1].keys()
+    assert records[-1]["step"] == 2 and {"content", "style", "tv", "colour", "loss"} <= records[-1].keys()
     pipe = load(stylizer_run, device="cpu")
     assert isinstance(pipe, StylizerPipeline) and pipe.kind == "feed-forward"
 
@@ -85,6 +85,8 @@ def test_trained_stylizer_run_rebuilds_and_stylizes_via_the_cli(stylizer_run, fi
 
 def test_adain_run_takes_any_style_and_alpha(adain_run, files, tmp_path):
     assert (adain_run / "styles" / "style_001.png").is_file()
+    records = [json.loads(line) for line in (adain_run / "metrics.jsonl").read_text().splitlines()]
+    assert {"content", "style", "colour", "loss"} <= records[-1].keys()
     outs = {}
     for alpha in ("0", "1"):
         outs[alpha] = tmp_path / f"a{alpha}.png"

@@ -305,3 +305,30 @@ def test_defaults_are_the_ones_chosen_on_validation():
     defaults = {name: p.default for name, p in inspect.signature(stylize).parameters.items()}
     defaults["match_colors"] = style.DEFAULT_MATCH_COLORS
     assert {name: defaults[name] for name in chosen} == chosen
+
+
+def test_learned_defaults_are_the_ones_chosen_on_validation():
+    """The feed-forward and AdaIN training defaults, AdaIN's decoder and colour matching and the side its
+    style image is read at are those of the runs `benchmarks/style_transfer.py --tune-learned` chose."""
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from pixelforge.models.style import AdaINConfig
+    from pixelforge.pipelines.stylizer import ADAIN_STYLE_SIDE
+    from pixelforge.training.style import AdaINTrainConfig, StylizerTrainConfig
+
+    results = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "style_transfer.json"
+    tune = json.loads(results.read_text())["tune_learned"]
+    feed_forward = tune["feed-forward"][tune["chosen"]["feed-forward"]["method"]]
+    adain = tune["adain"][tune["chosen"]["adain"]["method"]]
+    defaults = {f.name: f.default for f in dataclasses.fields(StylizerTrainConfig)}
+    for name in ("content_weight", "style_weight", "tv_weight", "colour_weight"):
+        assert defaults[name] == feed_forward["task"].get(name, 0.0), name
+    defaults = {f.name: f.default for f in dataclasses.fields(AdaINTrainConfig)}
+    for name in ("style_weight", "colour_weight"):
+        assert defaults[name] == adain["task"].get(name, 0.0), name
+    model = {f.name: f.default for f in dataclasses.fields(AdaINConfig)}
+    assert model["shuffle"] == adain["model"]["shuffle"] and model["match_colours"] == adain["model"]["match_colours"]
+    assert list(model["widths"]) == adain["model"]["widths"]
+    assert ADAIN_STYLE_SIDE == adain["style_side"]

@@ -92,3 +92,87 @@ def test_relative_losses_are_zero_for_the_content_itself_and_grow_with_the_chang
     noisy = relative_losses((content + 0.3 * torch.randn_like(content)).clamp(0, 1), content, style)
     assert same["content"] == 0 and noisy["content"] > 0.01
     assert relative_losses(style, content, style, size=32)["style"] < 1e-6
+
+
+@pytest.mark.parametrize("shuffle", [1, 2, 4])
+@pytest.mark.parametrize("h, w", [(37, 53), (16, 16)])
+def test_adain_decoder_shuffle_keeps_sizes_and_works_below_full_resolution(shuffle, h, w):
+    net = create_model("adain", widths=(8, 4), shuffle=shuffle).eval()
+    with torch.no_grad():
+        y = net(torch.rand(1, 3, h, w), torch.rand(1, 3, 24, 24))
+    assert y.shape == (1, 3, h, w) and 0 <= y.min() and y.max() <= 1
+    convs = [m for m in net.decoder if isinstance(m, torch.nn.Conv2d)]
+    assert convs[-1].out_channels == 3 * shuffle ** 2
+    # the convolutions that run at full resolution: the last level's second one and the output's, unless shuffled
+    sizes, x = [], torch.rand(1, net.encoder(torch.zeros(1, 3, 32, 32), ["r3"])["r3"].shape[1], 8, 8)
+    for module in net.decoder:
+        if isinstance(module, torch.nn.Conv2d):
+            sizes.append(x.shape[-1] - 2)  # reflection padding of 1 before each 3x3 convolution
+        x = module(x)
+    assert sizes.count(32) == {1: 2, 2: 0, 4: 0}[shuffle]
+    with pytest.raises(PixelforgeError, match="shuffle"):
+        AdaINConfig(shuffle=3)
+
+
+def test_runs_from_before_an_option_rebuild_as_they_were_made():
+    from pixelforge.registry import stored_config
+
+    from pixelforge.training.style import StylizerTrainConfig
+
+    cfg = stored_config(AdaINConfig, {"backbone": "offline", "layer": "r3", "widths": [64, 32]})
+    assert not cfg.match_colours and AdaINConfig().match_colours  # absent in the run: as it was trained
+    assert stored_config(AdaINConfig, {"match_colours": True}).match_colours
+    assert stored_config(StylizerTrainConfig, {"style": "s.png"}).colour_weight == 0 < StylizerTrainConfig().colour_weight
+
+
+def test_offline_backbone_fused_stem_is_the_three_convolutions():
+    """One 7x7 convolution with the per-channel scale folded in = the three stem convolutions, concatenated,
+    rectified and scaled; and the Gram matrix of channels_last features = that of contiguous ones."""
+    import torch.nn.functional as F
+
+    from pixelforge.models.style import RandomFeatures, gram_matrix
+
+    net = RandomFeatures(seed=3)
+    x = (torch.rand(2, 3, 20, 28) - net.mean) / net.std
+    reference = F.relu(torch.cat([conv(x) for conv in net.stem], dim=1)) * net.scale0
+    fused = F.relu(F.conv2d(x, *net._stem_kernel(), padding=3))
+    torch.testing.assert_close(fused, reference, atol=1e-5, rtol=1e-5)
+    features = net(torch.rand(2, 3, 20, 28), ["r2"])["r2"]
+    torch.testing.assert_close(gram_matrix(features), gram_matrix(features.contiguous()), atol=1e-5, rtol=1e-5)
+
+
+def test_colour_loss_sees_the_histogram_not_the_layout():
+    from pixelforge.models.style import colour_loss
+
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 24, 24)
+    shuffled = image.reshape(1, 3, -1)[:, :, torch.randperm(24 * 24)].reshape(1, 3, 24, 24)
+    assert colour_loss(shuffled, image) < 1e-6  # same pixels, other places
+    assert colour_loss(image, image[:, :, :12]) < 0.05  # another pixel count: quantiles of the reference
+    warmer = (image + torch.tensor([0.2, 0.0, -0.2]).view(1, 3, 1, 1)).clamp(0, 1)
+    assert colour_loss(warmer, image) > 0.05
+    moving = image.clone().requires_grad_()
+    colour_loss(moving, warmer).backward()
+    assert moving.grad[:, 0].mean() < 0 < moving.grad[:, 2].mean()  # descent makes red up, blue down
+
+
+def test_adain_match_colours_gives_the_output_the_styles_pixel_statistics():
+    torch.manual_seed(0)
+    content = torch.rand(1, 3, 32, 32)
+    style = 0.5 + 0.1 * torch.randn(1, 3, 40, 40) + torch.tensor([0.2, 0.0, -0.2]).view(1, 3, 1, 1)
+    matched = create_model("adain", widths=(8, 4), match_colours=True).eval()
+    for module in matched.decoder:  # a decoder whose output varies (a fresh one's is nearly flat)
+        if isinstance(module, torch.nn.Conv2d):
+            module.weight.data.normal_(0, 0.3)
+    plain = create_model("adain", widths=(8, 4), match_colours=False).eval()
+    plain.load_state_dict(matched.state_dict())
+    with torch.no_grad():
+        out, raw = matched(content, style, 1.0), plain(content, style, 1.0)
+        half = matched(content, style, 0.5)
+    out_mean, out_std = channel_stats(out)
+    style_mean, style_std = channel_stats(style)
+    torch.testing.assert_close(out_mean, style_mean, atol=1e-2, rtol=0)
+    torch.testing.assert_close(out_std, style_std, atol=1e-2, rtol=0)
+    # alpha blends the pixel statistics as it blends the features
+    assert channel_stats(half)[0][0, 0] < out_mean[0, 0] and channel_stats(half)[0][0, 2] > out_mean[0, 2]
+    assert not torch.allclose(out, raw)

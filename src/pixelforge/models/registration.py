@@ -59,6 +59,13 @@ def make_config(name: str, **overrides):
     return entry.config_cls(**overrides)
 
 
+def stored_config(config_cls: type, stored: dict):
+    """A config dataclass (a model's, a training task's) saved with the entries ``stored`` (a run's
+    config.json, a shipped card). An option added since is absent there and takes the value those runs
+    were made with, from the class's ``ABSENT_IN_OLDER`` ({field: value}), not today's default."""
+    return config_cls(**{**getattr(config_cls, "ABSENT_IN_OLDER", {}), **stored})
+
+
 def create_model(name: str, **config):
     entry = get_entry(name)
     return entry.builder(make_config(name, **config))

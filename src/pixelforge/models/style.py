@@ -85,6 +85,9 @@ OFFLINE_CONTENT_LAYER = "r3"
 def gram_matrix(features: Tensor) -> Tensor:
     """(N, C, H, W) -> (N, C, C): G = F F^T / (H W), F the (C, H*W) matrix of each image's features."""
     n, c, h, w = features.shape
+    if features.stride(1) == 1 and c > 1:  # channels_last: (N, H*W, C) is a view, no copy
+        flat = features.permute(0, 2, 3, 1).reshape(n, h * w, c).float()
+        return flat.transpose(1, 2) @ flat / (h * w)
     flat = features.reshape(n, c, h * w).float()
     return flat @ flat.transpose(1, 2) / (h * w)
 
@@ -109,6 +112,31 @@ def total_variation(images: Tensor) -> Tensor:
     """Mean squared difference of vertically and horizontally neighbouring pixels."""
     return (images[:, :, 1:, :] - images[:, :, :-1, :]).pow(2).mean() + \
         (images[:, :, :, 1:] - images[:, :, :, :-1]).pow(2).mean()
+
+
+COLOUR_DIRECTIONS = 16  # the R, G, B axes and 13 fixed random directions of colour space
+
+
+def _colour_directions(count: int = COLOUR_DIRECTIONS) -> Tensor:
+    generator = torch.Generator().manual_seed(0)
+    extra = torch.randn(max(0, count - 3), 3, generator=generator)
+    return torch.cat([torch.eye(3), extra / extra.norm(dim=1, keepdim=True)])[:count]
+
+
+def colour_loss(images: Tensor, references: Tensor) -> Tensor:
+    """Sliced 1-Wasserstein distance between the RGB pixel distributions of ``images`` (N, 3, H, W) and
+    ``references`` (N or 1, 3, h, w; any pixel count): the sorted projections of the pixels on fixed
+    directions of colour space (the three channel axes among them) against the reference's quantiles,
+    mean absolute difference. Zero when the colour histograms agree, whatever the layout: the colour
+    statistics the backbones' zero-mean filters barely see."""
+    n = images.shape[0]
+    directions = _colour_directions().to(images.device)
+    mine = (directions @ images.float().reshape(n, 3, -1)).sort(dim=2).values
+    theirs = (directions @ references.float().reshape(references.shape[0], 3, -1)).sort(dim=2).values
+    if theirs.shape[2] != mine.shape[2]:
+        index = torch.linspace(0, theirs.shape[2] - 1, mine.shape[2], device=images.device).round().long()
+        theirs = theirs[:, :, index]
+    return (mine - theirs.expand(n, -1, -1)).abs().mean()
 
 
 # ----------------------------------------------------------------------------- backbones
@@ -171,14 +199,31 @@ class RandomFeatures(_Backbone):
         self._calibrate(pink_noise(calibration_size, seed + 1))
         self._freeze()
 
+    def _stem_kernel(self) -> tuple[Tensor, Tensor]:
+        """The three stem convolutions as one 7x7 convolution (each kernel centred in it; the dilated 3x3
+        on every third tap), the level's positive scale folded in: relu(z) * s = relu(z * s) for s > 0.
+        One convolution over the 3 input channels instead of three, and no concatenation: the same
+        features at half the cost."""
+        weight = self.stem[0].weight.new_zeros(self.scale0.shape[1], 3, 7, 7)
+        small, medium, dilated = self.stem
+        a, b = small.out_channels, small.out_channels + medium.out_channels
+        weight[:a, :, 2:5, 2:5] = small.weight
+        weight[a:b, :, 1:6, 1:6] = medium.weight
+        weight[b:, :, 0:7:3, 0:7:3] = dilated.weight
+        scale = self.scale0.view(-1)
+        return weight * scale.view(-1, 1, 1, 1), torch.cat([c.bias for c in self.stem]) * scale
+
     def _raw(self, images: Tensor, layers) -> dict[str, Tensor]:
-        x = (images - self.mean) / self.std
+        # channels_last: the convolutions and poolings here run about twice as fast on the CPU in it
+        x = ((images - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
         out: dict[str, Tensor] = {}
         deepest = max(self.layer_names.index(name) for name in layers)
-        x = F.relu(torch.cat([conv(x) for conv in self.stem], dim=1)) * self.scale0
+        x = F.relu(F.conv2d(x, *self._stem_kernel(), padding=3))
         out["r1"] = x
         for i, conv in enumerate(self.levels[:deepest], start=1):
-            x = F.relu(conv(F.avg_pool2d(x, 2))) * getattr(self, f"scale{i}")
+            scale = getattr(self, f"scale{i}").view(-1)
+            x = F.relu(F.conv2d(F.avg_pool2d(x, 2), conv.weight * scale.view(-1, 1, 1, 1), conv.bias * scale,
+                                padding=1))
             out[f"r{i + 1}"] = x
         return {name: out[name] for name in layers}
 
@@ -457,8 +502,17 @@ class AdaINConfig:
     layer: str = ""  # the encoder layer AdaIN acts on ("" = r3 offline, relu4_1 VGG)
     # decoder channels after each x2 upsampling, deepest first
     widths: tuple[int, ...] = flag((64, 32), help="decoder channels per upsampling, deepest first")
+    # >1: the last log2(shuffle) upsamplings are a pixel shuffle, so no decoder layer runs at full resolution
+    shuffle: int = flag(1, help="decoder pixel-shuffle factor; 1 = every upsampling nearest x2 + convolutions",
+                        choices=(1, 2, 4))
+    # the output's per-channel pixel mean and standard deviation set to the style image's (AdaIN on the pixels)
+    match_colours: bool = flag(True, help="give the output the style's colour mean and spread per channel")
+    # runs and cards from before these options (pixelforge.registry.stored_config)
+    ABSENT_IN_OLDER = {"match_colours": False}
 
     def __post_init__(self):
+        if self.shuffle not in (1, 2, 4):
+            raise PixelforgeError(f"AdaIN decoder shuffle must be 1, 2 or 4, not {self.shuffle}")
         if self.backbone not in BACKBONES:
             raise PixelforgeError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
         self.layer = self.layer or ("r3" if self.backbone == "offline" else "relu4_1")
@@ -494,6 +548,11 @@ class AdaINNet(nn.Module):
     ``forward(content, style, alpha)``: t = alpha * AdaIN(f(c), f(s)) + (1 - alpha) * f(c), output g(t)
     in [0, 1]. The decoder mirrors the encoder's downsamplings with nearest x2 upsampling + 3x3
     reflection-padded convolutions (no normalisation: it would wash out the statistics AdaIN sets).
+    With ``shuffle`` r > 1 the last log2(r) levels stay at 1/r resolution (one 3x3 convolution each)
+    and the last convolution predicts r x r pixels per position, unfolded by a pixel shuffle: the
+    full-resolution convolutions, most of the decoder's time, are gone. ``match_colours``: the
+    decoded image's per-channel mean and standard deviation are set to the style image's (AdaIN on
+    the pixels, blended by alpha like the features).
     """
 
     family_kind = "adain"
@@ -510,14 +569,24 @@ class AdaINNet(nn.Module):
         channels = self.encoder(torch.zeros(1, 3, 32, 32), [cfg.layer])[cfg.layer].shape[1]
         ups = _downsamplings(cfg.backbone, cfg.layer)
         self.min_size = 2 ** (ups + 2)  # at least 4x4 feature positions for meaningful statistics
+        folded = int(math.log2(cfg.shuffle))
+        if folded > ups:
+            raise PixelforgeError(f"AdaIN decoder shuffle {cfg.shuffle} is more than the encoder's downsampling "
+                                  f"at {cfg.layer} ({2 ** ups})")
         widths = list(cfg.widths) + [cfg.widths[-1]] * max(0, ups - len(cfg.widths))
         layers: list[nn.Module] = []
         cin = channels
         for i in range(ups):
-            layers += [*_conv(cin, widths[i], 3), nn.ReLU(inplace=True), nn.Upsample(scale_factor=2, mode="nearest"),
-                       *_conv(widths[i], widths[i], 3), nn.ReLU(inplace=True)]
+            if i < ups - folded:
+                layers += [*_conv(cin, widths[i], 3), nn.ReLU(inplace=True),
+                           nn.Upsample(scale_factor=2, mode="nearest"), *_conv(widths[i], widths[i], 3)]
+            else:
+                layers += _conv(cin, widths[i], 3)
+            layers.append(nn.ReLU(inplace=True))
             cin = widths[i]
-        layers += _conv(cin, 3, 3)
+        layers += _conv(cin, 3 * cfg.shuffle ** 2, 3)
+        if cfg.shuffle > 1:
+            layers.append(nn.PixelShuffle(cfg.shuffle))
         self.decoder = nn.Sequential(*layers)
         self.pad_to = 2 ** ups
 
@@ -541,7 +610,12 @@ class AdaINNet(nn.Module):
 
     def transfer(self, content: Tensor, style: Tensor, alpha: float | Tensor = 1.0) -> Tensor:
         """``forward`` for a content image whose sides are multiples of ``self.pad_to`` (ONNX export)."""
-        return self.decode(self.target_features(content, style, alpha))
+        out = self.decode(self.target_features(content, style, alpha))
+        if self.cfg.match_colours:
+            # The encoder's zero-mean filters carry little of the style's palette into t, so the decoder
+            # cannot know it: AdaIN once more, on the pixels (per channel, interpolated by alpha).
+            out = (alpha * adain(out, style) + (1 - alpha) * out).clamp(0, 1)
+        return out
 
     def target_features(self, content: Tensor, style: Tensor, alpha: float | Tensor = 1.0) -> Tensor:
         """t = alpha AdaIN(f(c), f(s)) + (1 - alpha) f(c): what the decoder turns into the image."""

@@ -28,7 +28,7 @@ from .. import __version__
 from ..data import CropData, ImageData, load_dataset, report_split
 from ..data.splits import LEGACY_TRAIN_SPLIT
 from ..errors import DataError, PixelforgeError, RunError
-from ..registry import get_entry
+from ..registry import get_entry, stored_config
 from ..runs import Run, atomic_write_json
 from ..runtime import Runtime
 from ..training import TrainConfig
@@ -117,8 +117,8 @@ def start_session(family: str, task_cls: type, data: str | None, run: str | os.P
             raise RunError(f"{run} is a {cfg.get('family')} run, not a {family} run")
         _check_compatible(cfg, task_cls, options, data, size, channels, random_crops)
         model_name = cfg["model"]["name"]
-        model_cfg = get_entry(model_name).config_cls(**cfg["model"]["config"])
-        task_cfg = task_cls(**cfg["task"])
+        model_cfg = stored_config(get_entry(model_name).config_cls, cfg["model"]["config"])
+        task_cfg = stored_config(task_cls, cfg["task"])
         # --minutes is a budget for this invocation; epochs and steps count over the whole run.
         train_cfg = TrainConfig(**{**cfg["train"], **budget, "minutes": options.get("minutes")})
         train_cfg.validate()
@@ -194,7 +194,7 @@ def open_model(run_dir: str | os.PathLike, family: str, device: str = "auto"):
         raise RunError(f"{run_dir} is a {cfg.get('family')} run; this needs a {family} run")
     entry = get_entry(cfg["model"]["name"])
     try:
-        model_cfg = entry.config_cls(**cfg["model"]["config"])
+        model_cfg = stored_config(entry.config_cls, cfg["model"]["config"])
     except TypeError as e:
         raise RunError(f"{run_dir}/config.json does not describe a {entry.name} model: {e}") from None
     model = entry.builder(model_cfg)

@@ -52,7 +52,10 @@ DEFAULT_ALPHA = 1.0  # AdaIN: 0 = the content's features, 1 = the full style
 RUNTIMES = ("torch", "onnx")
 FRAME_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 ONNX_MAGIC = "pixelforge-stylizer-1"
-SHIPPED_ADAIN = "photos-adain-v1"  # the studio's Style tab starts with it (pixelforge/zoo/MODEL_CARDS.md)
+# AdaIN takes the style's statistics at this longest side (chosen on validation: benchmarks/style_transfer.py
+# --tune-learned); training crops the styles at a similar scale (AdaINTrainConfig.style_size).
+ADAIN_STYLE_SIDE = 256
+SHIPPED_ADAIN = "photos-adain-v2"  # the studio's Style tab starts with it (pixelforge/zoo/MODEL_CARDS.md)
 
 
 # ----------------------------------------------------------------------------- training
@@ -217,7 +220,7 @@ class _Stylizer:
             if alpha is not None and not 0 <= alpha <= 1:
                 raise PixelforgeError(f"--alpha must be between 0 (content) and 1 (full style), not {alpha}")
 
-    def prepare_style(self, style, style_size: int = 512):
+    def prepare_style(self, style, style_size: int = ADAIN_STYLE_SIDE):
         """The AdaIN style image as a tensor, longest side at most ``style_size`` (its statistics do not
         need more), at least :data:`MIN_SIDE` px."""
         if style is None:

@@ -8,18 +8,20 @@ patches of the photos; see :func:`pixelforge.data.transforms.patches` and
 **Feed-forward stylizer** (Johnson, Alahi & Fei-Fei 2016, "Perceptual losses for real-time style
 transfer"): one network T per style s, trained over content photos c to minimise
 
-    L(c) = alpha L_c(T(c), c) + beta L_s(T(c), s) + gamma TV(T(c))
+    L(c) = alpha L_c(T(c), c) + beta L_s(T(c), s) + gamma TV(T(c)) + delta L_col(T(c), s)
 
 with the relative content and Gram style losses of the Gatys pipeline (each term divided by its
 target's energy): L_c = mean (F_L(T(c)) - F_L(c))^2 / mean F_L(c)^2 at the content layer L, and
-L_s = (1/|S|) sum_l mean (G_l(T(c)) - G_l(s))^2 / mean G_l(s)^2. The optimisation that Gatys runs
-per image is paid once, at training time.
+L_s = (1/|S|) sum_l mean (G_l(T(c)) - G_l(s))^2 / mean G_l(s)^2; L_col is the sliced Wasserstein
+distance of the RGB histograms (:func:`~pixelforge.models.style.colour_loss`), the colour that the
+backbone's zero-mean filters barely see. The optimisation that Gatys runs per image is paid once,
+at training time.
 
 **AdaIN** (Huang & Belongie 2017, "Arbitrary style transfer in real-time with adaptive instance
 normalization"): encoder f (the frozen backbone up to one layer), t = AdaIN(f(c), f(s)) for a
 random style s from a set, decoder g trained to minimise
 
-    L = L_c + lambda L_s,   L_c = mean (f(g(t)) - t)^2,
+    L = L_c + lambda L_s + delta L_col(g(t), s),   L_c = mean (f(g(t)) - t)^2,
     L_s = sum_{l in S} mean (mu(phi_l(g(t))) - mu(phi_l(s)))^2 + mean (sigma(phi_l(g(t))) - sigma(phi_l(s)))^2
 
 (mu, sigma: per-channel mean and standard deviation over positions; S the backbone's style layers up
@@ -40,8 +42,8 @@ from ..errors import PixelforgeError
 from ..family import flag
 from ..images import save_grid
 from ..models.style import (
-    AdaINNet, TransformerNet, adain, build_backbone, channel_stats, content_loss, gram_matrix, style_loss,
-    total_variation,
+    AdaINNet, TransformerNet, adain, build_backbone, channel_stats, colour_loss, content_loss, gram_matrix,
+    style_loss, total_variation,
 )
 from ..runs import Run
 from ..runtime import Runtime, make_optimizer
@@ -69,9 +71,11 @@ class StylizerTrainConfig:
     style_size: int = flag(256, help="style image size in pixels", check="positive")
     crop: int = flag(160, help="content crop size per step", check="positive")  # content crops per step
     content_weight: float = flag(5.0, help="content loss weight", check="non-negative")
-    style_weight: float = flag(3.0, help="style loss weight", check="non-negative")
+    style_weight: float = flag(30.0, help="style loss weight", check="non-negative")
     # high: the offline backbone's finest filters reward pixel-scale stripes
     tv_weight: float = flag(30.0, help="total-variation weight", check="non-negative")
+    colour_weight: float = flag(10.0, help="weight of the colour-histogram loss against the style image",
+                                check="non-negative")
     backbone: str = flag(
         "offline", help="loss network: offline (built in), vgg19 or vgg16", choices=("offline", "vgg19", "vgg16"))
     # VGG weights file for backbone vgg19/vgg16
@@ -79,11 +83,13 @@ class StylizerTrainConfig:
     lr: float = flag(2e-3, help="Adam's peak learning rate", check="positive")
     warmup: float = 0.02
     min_lr_factor: float = 0.05
+    ABSENT_IN_OLDER = {"colour_weight": 0.0}  # runs from before the colour term resume without it
 
     def __post_init__(self):
         _check_common(self.crop, self.style_size, self.lr, {"content weight": self.content_weight,
                                                             "style weight": self.style_weight,
-                                                            "tv weight": self.tv_weight})
+                                                            "tv weight": self.tv_weight,
+                                                            "colour weight": self.colour_weight})
 
 
 @dataclass
@@ -93,12 +99,15 @@ class AdaINTrainConfig:
     style_size: int = flag(256, help="style image size in pixels", check="positive")
     crop: int = flag(160, help="content crop size per step", check="positive")
     style_weight: float = flag(2.0, help="style loss weight lambda", check="non-negative")  # lambda
+    colour_weight: float = flag(0.0, help="weight of the colour-histogram loss against each style crop",
+                                check="non-negative")
     lr: float = flag(1e-3, help="Adam's peak learning rate", check="positive")
     warmup: float = 0.02
     min_lr_factor: float = 0.05
 
     def __post_init__(self):
-        _check_common(self.crop, self.style_size, self.lr, {"style weight": self.style_weight})
+        _check_common(self.crop, self.style_size, self.lr, {"style weight": self.style_weight,
+                                                            "colour weight": self.colour_weight})
 
 
 class StylizerTask(SingleNetTask):
@@ -132,9 +141,10 @@ class StylizerTask(SingleNetTask):
             target = self.backbone(content, [self.content_layer])[self.content_layer]
         out = {"content": content_loss(feats[self.content_layer], target) / target.pow(2).mean().clamp_min(1e-12),
                "style": style_loss(feats, self.grams, self.layer_weights),
-               "tv": total_variation(output.float())}
+               "tv": total_variation(output.float()),
+               "colour": colour_loss(output, self.style_image[None].to(output.device))}
         out["loss"] = (self.cfg.content_weight * out["content"] + self.cfg.style_weight * out["style"]
-                       + self.cfg.tv_weight * out["tv"])
+                       + self.cfg.tv_weight * out["tv"] + self.cfg.colour_weight * out["colour"])
         return out
 
     def step(self, images: Tensor, labels: Tensor | None) -> dict[str, float]:
@@ -208,11 +218,13 @@ class AdaINTask(SingleNetTask):
             g_mean, g_std = channel_stats(f_g[name])
             s_mean, s_std = channel_stats(f_s[name])
             style_term = style_term + F.mse_loss(g_mean, s_mean) + F.mse_loss(g_std, s_std)
-        loss = content_term + self.cfg.style_weight * style_term
+        colour_term = colour_loss(output, style)
+        loss = content_term + self.cfg.style_weight * style_term + self.cfg.colour_weight * colour_term
         loss.backward()
         self.opt.step()
         self.last_batch = (content[:4].cpu(), style[:4].cpu(), output[:4].detach().float().cpu())
-        return {"loss": loss.item(), "content": content_term.item(), "style": style_term.item(), "lr": lr}
+        return {"loss": loss.item(), "content": content_term.item(), "style": style_term.item(),
+                "colour": colour_term.item(), "lr": lr}
 
     def on_epoch_end(self, run: Run, epoch: int, step: int) -> None:
         pass

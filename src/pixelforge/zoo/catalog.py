@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from ..data.splits import LEGACY_TRAIN_SPLIT
 from ..errors import PixelforgeError
-from ..registry import create_model
+from ..registry import get_entry, stored_config
 from ..runs import Run
 
 ZOO_DIR = Path(__file__).parent
@@ -61,7 +61,8 @@ def load_network(name: str, family: str):
     if info.get("family", "classifier") != family:
         raise PixelforgeError(f"shipped model {name!r} is a {info.get('family', 'classifier')} model, "
                               f"not a {family} model; load it with pixelforge.load('zoo:{name}')")
-    net = create_model(info["model"], **info["config"])
+    entry = get_entry(info["model"])
+    net = entry.builder(stored_config(entry.config_cls, info["config"]))
     weights = {k: v.float() if v.is_floating_point() else v
                for k, v in load_file(str(ZOO_DIR / f"{name}.safetensors")).items()}
     net.load_state_dict(weights)
