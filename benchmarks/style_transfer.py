@@ -319,7 +319,7 @@ def compare_methods(args, style_files: dict[str, Path]) -> tuple[dict, dict]:
     def gatys(photo, style, _, steps=steps, **settings):  # `pixelforge stylize PHOTO --style STYLE --size SIZE`
         return stylize(photo, [style_files[style]], size=args.size, steps=steps, progress=False, **settings).image
 
-    if args.tune_learned:
+    if args.tune_learned or args.compare_seeds:
         pass  # the learned runs only (and the peer)
     elif args.tune:
         for settings in args.grid:
@@ -360,7 +360,7 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
     AdaIN on the validation styles (:data:`LEARNED_TUNE_PAIRS`)."""
     from pixelforge.pipelines.stylizer import load_stylizer
 
-    tuning = args.tune_learned
+    tuning = args.tune_learned or args.compare_seeds  # several runs of a kind, each a method of its own
     for run in _names(args.stylizer or ""):
         net = load_stylizer(run, device="cpu", precision="fp32")
         config = json.loads((Path(run) / "config.json").read_text())
@@ -412,6 +412,26 @@ def choose_learned(summary: list[dict], peer: str | None) -> dict:
     return {"chosen": chosen, "rule": "per kind, the best worst-measure ratio to the peer on the validation pairs"}
 
 
+LEARNED_BAR = 0.8  # issue #32: the learned methods within 20% of the peer on every measure
+
+
+def seed_spread(summary: list[dict]) -> dict:
+    """--compare-seeds: the feed-forward runs' ratios to the peer, their mean and standard deviation over the
+    runs, and whether mean - std clears the bar on every measure (oriented so that higher is better)."""
+    runs = [e for e in summary if e["method"].startswith("feed-forward ")]
+    spread = {}
+    for key in MEASURES:
+        oriented = [e["ratio_to_peer"][key] if HIGHER_IS_BETTER[key] else 1 / e["ratio_to_peer"][key] for e in runs]
+        mean, std = statistics.fmean(oriented), statistics.stdev(oriented) if len(oriented) > 1 else 0.0
+        spread[key] = {"mean": round(mean, 4), "std": round(std, 4), "mean_minus_std": round(mean - std, 4)}
+        print(f"{key:<10} oriented ratio to the peer {mean:.3f} +- {std:.3f} over {len(runs)} runs", flush=True)
+    seconds = [e["means"]["seconds_square"] for e in runs]
+    meets = all(v["mean_minus_std"] >= LEARNED_BAR for v in spread.values()) and max(seconds) <= 0.15
+    print(f"mean - std >= {LEARNED_BAR} on every measure and <= 0.15 s: {'met' if meets else 'missed'}", flush=True)
+    return {"runs": len(runs), "oriented": "ratios to the peer, distances inverted: higher is better, 1 = the peer",
+            "spread": spread, "max_seconds_square": max(seconds), "bar": LEARNED_BAR, "meets": meets}
+
+
 def worst_ratio(ratios: dict) -> float:
     """The lowest of the measures' ratios to the peer, oriented so that higher is better."""
     return min(ratios[k] if HIGHER_IS_BETTER[k] else 1 / max(ratios[k], 1e-12) for k in MEASURES)
@@ -423,7 +443,8 @@ def compare(args, photos: Path, styles: Path) -> dict:
     style_files = StyleFiles(styles)
     methods, notes = compare_methods(args, style_files)
     style_names = _names(args.styles)
-    if not args.tune_learned and "feed-forward" in notes and notes["feed-forward"]["style"] not in style_names:
+    several = args.tune_learned or args.compare_seeds
+    if not several and "feed-forward" in notes and notes["feed-forward"]["style"] not in style_names:
         style_names.append(notes["feed-forward"]["style"])  # every method also on the net's style: same pairs
     pairs = args.pairs or [(photo, style) for photo in _names(args.photos) for style in style_names]
     peer = next((name for name in methods if name.endswith("(peer)")), None)
@@ -471,6 +492,10 @@ def compare(args, photos: Path, styles: Path) -> dict:
         square_seconds[method] = round(time.perf_counter() - start, 4)
         print(f"{method:<28} {square_seconds[method]:8.3f} s per {args.size}x{args.size} image", flush=True)
     summary = compare_summary(rows, ["photo (unchanged)", *methods], peer, square_seconds)
+    if args.compare_seeds:
+        return {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "size": args.size, "style_side": side,
+                "pairs": [list(pair) for pair in pairs], **notes, "rows": rows, "summary": summary,
+                **seed_spread(summary)}
     if args.tune or args.tune_learned:
         choice = choose_settings(summary, args.grid, peer) if args.tune else choose_learned(summary, peer)
         return {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "size": args.size, "style_side": side,
@@ -624,18 +649,25 @@ def main() -> None:
     parser.add_argument("--tune-learned", action="store_true",
                         help="measure several --stylizer / --adain runs (separated by commas) on validation pairs "
                              "against the peer and choose per kind (writes the 'tune_learned' key)")
+    parser.add_argument("--compare-seeds", action="store_true",
+                        help="the --stylizer runs (one per training seed, separated by commas) against the peer on the "
+                             "held-out photos with their style: mean and spread (writes the 'feed_forward_seeds' key)")
     parser.add_argument("--grid", default=TUNE_GRID, help="--tune: settings separated by ';' (default %(default)s)")
     parser.add_argument("--ship", action="store_true",
                         help="copy the --stylizer and --adain runs into the zoo with the measures of the last --compare")
     parser.add_argument("--no-save", action="store_true",
                         help="--compare: print only; write neither the results file nor the contact sheet")
     args = parser.parse_args()
-    if args.no_save and not (args.compare or args.tune or args.tune_learned):
-        parser.error("--no-save is for --compare, --tune and --tune-learned")
+    if args.no_save and not (args.compare or args.tune or args.tune_learned or args.compare_seeds):
+        parser.error("--no-save is for --compare, --tune, --tune-learned and --compare-seeds")
+    if args.compare_seeds and (not args.stylizer or args.adain):
+        parser.error("--compare-seeds measures feed-forward runs: give them with --stylizer (and no --adain)")
     if args.tune_learned and not (args.stylizer or args.adain):
         parser.error("--tune-learned measures the runs given with --stylizer and --adain")
     args.grid = parse_grid(args.grid)
     args.pairs = list(TUNE_PAIRS) if args.tune else list(LEARNED_TUNE_PAIRS) if args.tune_learned else None
+    if args.compare_seeds:
+        args.pairs = [(photo, TRAINED_STYLE) for photo in HELD_OUT_PHOTOS]
     data = Path(os.environ.get("PIXELFORGE_DATA", "data").split(os.pathsep)[0])
     photos, styles = data / "photos", data / "styles"
     previous = {}
@@ -645,10 +677,11 @@ def main() -> None:
     if args.ship:
         ship(args, previous)
         return
-    if args.compare or args.tune or args.tune_learned:
+    if args.compare or args.tune or args.tune_learned or args.compare_seeds:
         args.size = args.size or 512
         result = compare(args, photos, styles)
-        key = "tune" if args.tune else "tune_learned" if args.tune_learned else "compare"
+        key = ("tune" if args.tune else "tune_learned" if args.tune_learned
+               else "feed_forward_seeds" if args.compare_seeds else "compare")
         if not args.no_save:
             from pixelforge.runs import atomic_write_bytes
 
@@ -666,7 +699,7 @@ def main() -> None:
         figures["runs_from"] = previous.get("runs_from", {"date": previous.get("date"),
                                                           "machine": previous.get("machine")})
     figures.update(learned(args, photos, styles))
-    for key in ("compare", "tune", "tune_learned"):  # measured by their own modes, with their own date and machine
+    for key in ("compare", "tune", "tune_learned", "feed_forward_seeds"):  # measured by their own modes, with their own date and machine
         if key in previous:
             figures[key] = previous[key]
     write_results("style_transfer", figures)
