@@ -196,6 +196,10 @@ class RandomFeatures(_Backbone):
             conv.bias.data.copy_(torch.rand(conv.bias.shape, generator=generator) * 0.1)
         for i in range(len(widths)):
             self.register_buffer(f"scale{i}", torch.ones(1, widths[i], 1, 1))
+        # channels_last: about twice as fast on the CPU, for inference (AdaIN's encoder turns it on). Off by
+        # default: under an optimisation (Gatys) its oneDNN kernels are not bitwise reproducible from run to
+        # run, which L-BFGS amplifies, and the backward pass, most of the time there, gains nothing.
+        self.channels_last = False
         self._calibrate(pink_noise(calibration_size, seed + 1))
         self._freeze()
 
@@ -214,8 +218,9 @@ class RandomFeatures(_Backbone):
         return weight * scale.view(-1, 1, 1, 1), torch.cat([c.bias for c in self.stem]) * scale
 
     def _raw(self, images: Tensor, layers) -> dict[str, Tensor]:
-        # channels_last: the convolutions and poolings here run about twice as fast on the CPU in it
-        x = ((images - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+        x = (images - self.mean) / self.std
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         out: dict[str, Tensor] = {}
         deepest = max(self.layer_names.index(name) for name in layers)
         x = F.relu(F.conv2d(x, *self._stem_kernel(), padding=3))
@@ -562,6 +567,7 @@ class AdaINNet(nn.Module):
         self.cfg = cfg
         if cfg.backbone == "offline":
             self.encoder = RandomFeatures(seed=0)
+            self.encoder.channels_last = True
         else:  # weights come from training (load_vgg) or from the run's safetensors
             self.encoder = VGGFeatures(cfg.backbone, layers=cfg.style_layers)
         self.encoder.check_layers([cfg.layer])
