@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from ..colour import rgb_to_ycbcr
 from ..errors import PixelforgeError
-from ..models.style import IMAGENET_MEAN, IMAGENET_STD, RandomFeatures, pink_noise, gram_matrix
+from ..models.style import IMAGENET_MEAN, IMAGENET_STD, RandomFeatures, gram_matrix, pink_noise, quantile_distance
 from .image_quality import ssim
 
 STYLE_SIDE = 256  # longer side (px) both images are resized to for the style measures
@@ -132,24 +132,6 @@ def _content_pair(result: Tensor, photo: Tensor) -> tuple[Tensor, Tensor, bool]:
     return r, rgb_to_ycbcr(p).expand(r.shape[0], -1, -1, -1), single
 
 
-def _quantile_distance(a: Tensor, b: Tensor, p: int) -> Tensor:
-    """mean over rows of mean_j |A^-1(t_j) - B^-1(t_j)|^p: the p-th power of the 1-D p-Wasserstein distance
-    between each row of ``a`` (K, n) and of ``b`` (K, m), from their sorted values; the longer one is
-    resampled (linear interpolation) at the min(n, m) quantile levels t_j = (j + 1/2) / min(n, m)."""
-    a, b = a.sort(dim=1).values, b.sort(dim=1).values
-    m = min(a.shape[1], b.shape[1])
-
-    def resample(v: Tensor) -> Tensor:
-        n = v.shape[1]
-        if n == m:
-            return v
-        pos = ((torch.arange(m, dtype=v.dtype) + 0.5) / m * n - 0.5).clamp(0, n - 1)
-        lo, frac = pos.floor().long(), pos - pos.floor()
-        return v[:, lo] * (1 - frac) + v[:, (lo + 1).clamp(max=n - 1)] * frac
-
-    return (resample(a) - resample(b)).abs().pow(p).mean()
-
-
 # ----------------------------------------------------------------------------- content
 
 @torch.no_grad()
@@ -234,7 +216,7 @@ def sliced_wasserstein_distance(result: Tensor, style: Tensor, judges=None, side
             directions = directions / directions.norm(dim=1, keepdim=True)
             pr, ps = directions @ fr[name].flatten(2), directions @ fs[name].flatten(2)
             for i in range(r.shape[0]):
-                total[i] += _quantile_distance(pr[i], ps[min(i, ps.shape[0] - 1)], 2).sqrt()
+                total[i] += quantile_distance(pr[i], ps[min(i, ps.shape[0] - 1)], 2).sqrt()
             count += 1
     return _out(total / count, single)
 
@@ -245,5 +227,5 @@ def colour_histogram_distance(result: Tensor, style: Tensor, side: int | None = 
     value distributions in the result and in the style image: the mean amount (in [0, 1]) by which a pixel
     value must move. Lower is better; 0 = the same colour histograms."""
     r, s, single = _style_pair(result, style, side)
-    values = [_quantile_distance(r[i].flatten(1), s[min(i, s.shape[0] - 1)].flatten(1), 1) for i in range(r.shape[0])]
+    values = [quantile_distance(r[i].flatten(1), s[min(i, s.shape[0] - 1)].flatten(1), 1) for i in range(r.shape[0])]
     return _out(torch.stack(values), single)

@@ -123,20 +123,34 @@ def _colour_directions(count: int = COLOUR_DIRECTIONS) -> Tensor:
     return torch.cat([torch.eye(3), extra / extra.norm(dim=1, keepdim=True)])[:count]
 
 
+def quantile_distance(a: Tensor, b: Tensor, p: int) -> Tensor:
+    """mean over rows of mean_j |A^-1(t_j) - B^-1(t_j)|^p: the p-th power of the 1-D p-Wasserstein distance
+    between each row of ``a`` (K, n) and of ``b`` (K, m), from their sorted values; the longer one is
+    resampled (linear interpolation) at the min(n, m) quantile levels t_j = (j + 1/2) / min(n, m)."""
+    a, b = a.sort(dim=1).values, b.sort(dim=1).values
+    m = min(a.shape[1], b.shape[1])
+
+    def resample(v: Tensor) -> Tensor:
+        n = v.shape[1]
+        if n == m:
+            return v
+        pos = ((torch.arange(m, dtype=v.dtype, device=v.device) + 0.5) / m * n - 0.5).clamp(0, n - 1)
+        lo, frac = pos.floor().long(), pos - pos.floor()
+        return v[:, lo] * (1 - frac) + v[:, (lo + 1).clamp(max=n - 1)] * frac
+
+    return (resample(a) - resample(b)).abs().pow(p).mean()
+
+
 def colour_loss(images: Tensor, references: Tensor) -> Tensor:
     """Sliced 1-Wasserstein distance between the RGB pixel distributions of ``images`` (N, 3, H, W) and
-    ``references`` (N or 1, 3, h, w; any pixel count): the sorted projections of the pixels on fixed
-    directions of colour space (the three channel axes among them) against the reference's quantiles,
-    mean absolute difference. Zero when the colour histograms agree, whatever the layout: the colour
-    statistics the backbones' zero-mean filters barely see."""
+    ``references`` (N or 1, 3, h, w; any pixel count): the pixels projected on fixed directions of colour
+    space (the three channel axes among them), compared by :func:`quantile_distance`. Zero when the colour
+    histograms agree, whatever the layout: the colour statistics the backbones' zero-mean filters barely see."""
     n = images.shape[0]
     directions = _colour_directions().to(images.device)
-    mine = (directions @ images.float().reshape(n, 3, -1)).sort(dim=2).values
-    theirs = (directions @ references.float().reshape(references.shape[0], 3, -1)).sort(dim=2).values
-    if theirs.shape[2] != mine.shape[2]:
-        index = torch.linspace(0, theirs.shape[2] - 1, mine.shape[2], device=images.device).round().long()
-        theirs = theirs[:, :, index]
-    return (mine - theirs.expand(n, -1, -1)).abs().mean()
+    mine = directions @ images.float().reshape(n, 3, -1)
+    theirs = (directions @ references.float().reshape(references.shape[0], 3, -1)).expand(n, -1, -1)
+    return quantile_distance(mine.flatten(0, 1), theirs.flatten(0, 1), 1)
 
 
 # ----------------------------------------------------------------------------- backbones
