@@ -267,6 +267,10 @@ GATYS_SECONDS_LIMIT = 60.0  # per 512x512 image, issue #32's target
 TUNE_PAIRS = (("creek", "mosaic"), ("dune", "kokkini"), ("fig", "licorice"))
 # Validation pairs for --tune-learned: the feed-forward nets' style (mosaic) and two styles held out of the
 # AdaIN tuning runs' training styles, on the validation photos (held out of the tuning runs' photos).
+# The measuring modes (in this order of precedence) and the key of the results file each writes.
+RESULT_KEYS = {"tune": "tune", "tune_learned": "tune_learned", "compare_seeds": "feed_forward_seeds",
+               "compare": "compare"}
+SEVERAL_RUNS_MODES = ("tune_learned", "compare_seeds")  # several --stylizer / --adain runs, each a method
 LEARNED_TUNE_PAIRS = tuple((photo, style) for photo in ("creek", "dune", "fig")
                            for style in ("mosaic", "kokkini", "licorice"))
 ADAIN_STYLE_SIDES = (256, 512)  # --tune-learned: the longest side of the style image AdaIN takes statistics of
@@ -319,16 +323,16 @@ def compare_methods(args, style_files: dict[str, Path]) -> tuple[dict, dict]:
     def gatys(photo, style, _, steps=steps, **settings):  # `pixelforge stylize PHOTO --style STYLE --size SIZE`
         return stylize(photo, [style_files[style]], size=args.size, steps=steps, progress=False, **settings).image
 
-    if args.tune_learned or args.compare_seeds:
+    if args.mode in SEVERAL_RUNS_MODES:
         pass  # the learned runs only (and the peer)
-    elif args.tune:
+    elif args.mode == "tune":
         for settings in args.grid:
             methods[setting_label(settings)] = (
                 lambda *a, settings=settings: gatys(*a, **settings),
                 None, lambda *a, settings=settings: gatys(*a, **{**settings, "steps": 1}))
     else:
         methods[f"Gatys ({steps} steps)"] = (gatys, None, lambda *a: gatys(*a, steps=1))
-    if not args.tune:
+    if args.mode != "tune":
         learned_methods(args, style_files, methods, notes)
     try:
         from importlib.metadata import version
@@ -360,7 +364,7 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
     AdaIN on the validation styles (:data:`LEARNED_TUNE_PAIRS`)."""
     from pixelforge.pipelines.stylizer import load_stylizer
 
-    tuning = args.tune_learned or args.compare_seeds  # several runs of a kind, each a method of its own
+    tuning = args.mode in SEVERAL_RUNS_MODES  # several runs of a kind, each a method of its own
     for run in _names(args.stylizer or ""):
         net = load_stylizer(run, device="cpu", precision="fp32")
         config = json.loads((Path(run) / "config.json").read_text())
@@ -377,9 +381,10 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
             prepared[style, side] = adain.prepare_style(style_files[style], **({"style_size": side} if side else {}))
         return adain.run_tensor(photo, prepared[style, side], 1.0)
 
+    only = {style for _, style in LEARNED_TUNE_PAIRS if style != TRAINED_STYLE} if tuning else None
+    variants = [(side, match) for side in ADAIN_STYLE_SIDES for match in (False, True)] if tuning else [None]
     for run in _names(args.adain or ""):
         config = json.loads((Path(run) / "config.json").read_text())
-        variants = [(side, match) for side in ADAIN_STYLE_SIDES for match in (False, True)] if tuning else [None]
         for variant in variants:
             adain = load_stylizer(run, device="cpu", precision="fp32")
             label, side = "AdaIN", None
@@ -389,7 +394,6 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
             notes.setdefault("adain", {})[label] = {"run": str(run), "training_styles": config["task"].get("styles"),
                                                     "task": config["task"], "model": vars(adain.net.cfg),
                                                     "style_side": side}
-            only = {style for _, style in LEARNED_TUNE_PAIRS if style != TRAINED_STYLE} if tuning else None
             methods[label] = (functools.partial(run_adain, adain=adain, side=side), only, None)
     if not tuning:  # one run of each kind: the notes name it directly, as ship() reads them
         for kind in ("feed-forward", "adain"):
@@ -421,7 +425,7 @@ def seed_spread(summary: list[dict]) -> dict:
     runs = [e for e in summary if e["method"].startswith("feed-forward ")]
     spread = {}
     for key in MEASURES:
-        oriented = [e["ratio_to_peer"][key] if HIGHER_IS_BETTER[key] else 1 / e["ratio_to_peer"][key] for e in runs]
+        oriented = [oriented_ratios(e["ratio_to_peer"])[key] for e in runs]
         mean, std = statistics.fmean(oriented), statistics.stdev(oriented) if len(oriented) > 1 else 0.0
         spread[key] = {"mean": round(mean, 4), "std": round(std, 4), "mean_minus_std": round(mean - std, 4)}
         print(f"{key:<10} oriented ratio to the peer {mean:.3f} +- {std:.3f} over {len(runs)} runs", flush=True)
@@ -432,9 +436,14 @@ def seed_spread(summary: list[dict]) -> dict:
             "spread": spread, "max_seconds_square": max(seconds), "bar": LEARNED_BAR, "meets": meets}
 
 
+def oriented_ratios(ratios: dict) -> dict:
+    """The measures' ratios to the peer with the distances inverted, so that higher is better."""
+    return {k: ratios[k] if HIGHER_IS_BETTER[k] else 1 / max(ratios[k], 1e-12) for k in MEASURES}
+
+
 def worst_ratio(ratios: dict) -> float:
     """The lowest of the measures' ratios to the peer, oriented so that higher is better."""
-    return min(ratios[k] if HIGHER_IS_BETTER[k] else 1 / max(ratios[k], 1e-12) for k in MEASURES)
+    return min(oriented_ratios(ratios).values())
 
 
 def compare(args, photos: Path, styles: Path) -> dict:
@@ -443,8 +452,7 @@ def compare(args, photos: Path, styles: Path) -> dict:
     style_files = StyleFiles(styles)
     methods, notes = compare_methods(args, style_files)
     style_names = _names(args.styles)
-    several = args.tune_learned or args.compare_seeds
-    if not several and "feed-forward" in notes and notes["feed-forward"]["style"] not in style_names:
+    if args.mode not in SEVERAL_RUNS_MODES and "feed-forward" in notes and notes["feed-forward"]["style"] not in style_names:
         style_names.append(notes["feed-forward"]["style"])  # every method also on the net's style: same pairs
     pairs = args.pairs or [(photo, style) for photo in _names(args.photos) for style in style_names]
     peer = next((name for name in methods if name.endswith("(peer)")), None)
@@ -492,12 +500,9 @@ def compare(args, photos: Path, styles: Path) -> dict:
         square_seconds[method] = round(time.perf_counter() - start, 4)
         print(f"{method:<28} {square_seconds[method]:8.3f} s per {args.size}x{args.size} image", flush=True)
     summary = compare_summary(rows, ["photo (unchanged)", *methods], peer, square_seconds)
-    if args.compare_seeds:
-        return {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "size": args.size, "style_side": side,
-                "pairs": [list(pair) for pair in pairs], **notes, "rows": rows, "summary": summary,
-                **seed_spread(summary)}
-    if args.tune or args.tune_learned:
-        choice = choose_settings(summary, args.grid, peer) if args.tune else choose_learned(summary, peer)
+    if args.mode != "compare":
+        choice = (choose_settings(summary, args.grid, peer) if args.mode == "tune" else
+                  choose_learned(summary, peer) if args.mode == "tune_learned" else seed_spread(summary))
         return {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "size": args.size, "style_side": side,
                 "pairs": [list(pair) for pair in pairs], **notes, "rows": rows, "summary": summary, **choice}
     if not args.no_save:
@@ -658,16 +663,16 @@ def main() -> None:
     parser.add_argument("--no-save", action="store_true",
                         help="--compare: print only; write neither the results file nor the contact sheet")
     args = parser.parse_args()
-    if args.no_save and not (args.compare or args.tune or args.tune_learned or args.compare_seeds):
+    args.mode = next((mode for mode in RESULT_KEYS if getattr(args, mode)), None)
+    if args.no_save and args.mode is None:
         parser.error("--no-save is for --compare, --tune, --tune-learned and --compare-seeds")
     if args.compare_seeds and (not args.stylizer or args.adain):
         parser.error("--compare-seeds measures feed-forward runs: give them with --stylizer (and no --adain)")
     if args.tune_learned and not (args.stylizer or args.adain):
         parser.error("--tune-learned measures the runs given with --stylizer and --adain")
     args.grid = parse_grid(args.grid)
-    args.pairs = list(TUNE_PAIRS) if args.tune else list(LEARNED_TUNE_PAIRS) if args.tune_learned else None
-    if args.compare_seeds:
-        args.pairs = [(photo, TRAINED_STYLE) for photo in HELD_OUT_PHOTOS]
+    args.pairs = {"tune": list(TUNE_PAIRS), "tune_learned": list(LEARNED_TUNE_PAIRS),
+                  "compare_seeds": [(photo, TRAINED_STYLE) for photo in HELD_OUT_PHOTOS]}.get(args.mode)
     data = Path(os.environ.get("PIXELFORGE_DATA", "data").split(os.pathsep)[0])
     photos, styles = data / "photos", data / "styles"
     previous = {}
@@ -677,11 +682,10 @@ def main() -> None:
     if args.ship:
         ship(args, previous)
         return
-    if args.compare or args.tune or args.tune_learned or args.compare_seeds:
+    if args.mode is not None:
         args.size = args.size or 512
         result = compare(args, photos, styles)
-        key = ("tune" if args.tune else "tune_learned" if args.tune_learned
-               else "feed_forward_seeds" if args.compare_seeds else "compare")
+        key = RESULT_KEYS[args.mode]
         if not args.no_save:
             from pixelforge.runs import atomic_write_bytes
 
@@ -699,7 +703,7 @@ def main() -> None:
         figures["runs_from"] = previous.get("runs_from", {"date": previous.get("date"),
                                                           "machine": previous.get("machine")})
     figures.update(learned(args, photos, styles))
-    for key in ("compare", "tune", "tune_learned", "feed_forward_seeds"):  # measured by their own modes, with their own date and machine
+    for key in RESULT_KEYS.values():  # measured by their own modes, with their own date and machine
         if key in previous:
             figures[key] = previous[key]
     write_results("style_transfer", figures)
