@@ -1,7 +1,9 @@
 """The style-transfer training tasks' losses (the CLI runs are in tests/test_stylizer_cli.py)."""
 
+import pytest
 import torch
 
+from pixelforge.errors import PixelforgeError
 from pixelforge.models.style import colour_loss
 from pixelforge.registry import create_model
 from pixelforge.runtime import Runtime
@@ -26,3 +28,21 @@ def test_colour_weight_pulls_the_stylizer_to_the_styles_palette():
     records = [task.step(photos, None) for _ in range(40)]
     assert {"content", "style", "tv", "colour", "loss"} <= records[-1].keys()
     assert distance() < 0.5 * before
+
+
+def test_content_layer_chooses_where_the_content_loss_compares():
+    """``content_layer`` moves the content term to another backbone layer; an unknown one is refused."""
+    torch.manual_seed(0)
+    style = torch.rand(3, 32, 32)
+    net = create_model("johnson", widths=(4, 8, 8), blocks=1, outer_kernel=3)
+    rt = Runtime.create("cpu", "fp32", seed=0)
+    photo, output = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    default = StylizerTask(net, StylizerTrainConfig(crop=32), rt, style)
+    finer = StylizerTask(net, StylizerTrainConfig(crop=32, content_layer="r2"), rt, style)
+    assert (default.content_layer, finer.content_layer) == ("r3", "r2")
+    target = finer.backbone(photo, ["r2"])["r2"]
+    expected = (finer.backbone(output, ["r2"])["r2"] - target).pow(2).mean() / target.pow(2).mean()
+    assert torch.allclose(finer.losses(photo, output)["content"], expected, rtol=1e-4)
+    assert not torch.allclose(default.losses(photo, output)["content"], expected, rtol=1e-2)
+    with pytest.raises(PixelforgeError, match="no layer 'r9'"):
+        StylizerTask(net, StylizerTrainConfig(crop=32, content_layer="r9"), rt, style)

@@ -11,7 +11,7 @@ transfer"): one network T per style s, trained over content photos c to minimise
     L(c) = alpha L_c(T(c), c) + beta L_s(T(c), s) + gamma TV(T(c)) + delta L_col(T(c), s)
 
 with the relative content and Gram style losses of the Gatys pipeline (each term divided by its
-target's energy): L_c = mean (F_L(T(c)) - F_L(c))^2 / mean F_L(c)^2 at the content layer L, and
+target's energy): L_c = mean (F_L(T(c)) - F_L(c))^2 / mean F_L(c)^2 at the content layer L (``content_layer``), and
 L_s = (1/|S|) sum_l mean (G_l(T(c)) - G_l(s))^2 / mean G_l(s)^2; L_col is the sliced Wasserstein
 distance of the RGB histograms (:func:`~pixelforge.models.style.colour_loss`), the colour that the
 backbone's zero-mean filters barely see. The optimisation that Gatys runs per image is paid once,
@@ -71,6 +71,8 @@ class StylizerTrainConfig:
     style_size: int = flag(256, help="style image size in pixels", check="positive")
     crop: int = flag(160, help="content crop size per step", check="positive")  # content crops per step
     content_weight: float = flag(5.0, help="content loss weight", check="non-negative")
+    # None: the backbone's own content layer (r3 offline, relu4_2 for VGG)
+    content_layer: str | None = flag(None, help="backbone layer the content loss compares (default: the backbone's)")
     style_weight: float = flag(30.0, help="style loss weight", check="non-negative")
     # high: the offline backbone's finest filters reward pixel-scale stripes
     tv_weight: float = flag(30.0, help="total-variation weight", check="non-negative")
@@ -124,7 +126,8 @@ class StylizerTask(SingleNetTask):
         self.opt = make_optimizer(torch.optim.Adam, self.net.parameters(), lr=cfg.lr)
         self.backbone = build_backbone(cfg.backbone, cfg.weights).to(runtime.device)
         self.style_layers = tuple(self.backbone.style_layers)
-        self.content_layer = self.backbone.content_layer
+        self.content_layer = cfg.content_layer or self.backbone.content_layer
+        self.backbone.check_layers([self.content_layer])
         with torch.no_grad():
             feats = self.backbone(style[None].to(runtime.device), self.style_layers)
             self.grams = {n: gram_matrix(feats[n]) for n in self.style_layers}
