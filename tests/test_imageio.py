@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pixelforge import imageio
 from pixelforge.errors import DataError, PixelforgeError
-from pixelforge.imageio import (UnreadableImage, image_size, join_alpha, open_image, read_image, split_alpha, to_mode,
-                                write_image)
+from pixelforge.imageio import (UnreadableImage, encode_png, image_size, join_alpha, open_image, read_image, split_alpha,
+                                to_mode, write_image)
 
 
 def test_exif_orientation_is_applied(tmp_path):
@@ -94,3 +95,44 @@ def test_frames_errors(tmp_path):
     bad.write_bytes(b"GIF89a" + b"\0" * 20)
     with pytest.raises(UnreadableImage):
         read_frames(bad)
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
+@pytest.mark.parametrize("size", [(1, 1), (7, 3), (64, 50)])
+def test_png_writer_round_trips_every_8_bit_mode(tmp_path, monkeypatch, mode, size):
+    """encode_png's files decode to the same pixels, in one band or several (threads)."""
+    monkeypatch.setattr(imageio, "PNG_BAND_BYTES", 100)  # several bands even for small images
+    monkeypatch.setattr(imageio.os, "cpu_count", lambda: 3)
+    rng = np.random.default_rng(0)
+    channels = len(mode)
+    pixels = rng.integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
+    pixels = pixels[..., 0] if channels == 1 else pixels
+    image = Image.fromarray(pixels, mode)
+    write_image(image, tmp_path / "out.png")
+    with Image.open(tmp_path / "out.png") as back:
+        back.load()
+        assert back.mode == mode and back.size == size
+        assert np.array_equal(np.asarray(back), pixels)
+    smooth = Image.fromarray(np.tile(np.arange(256, dtype=np.uint8), (256, 1)), "L")
+    assert len(encode_png(smooth)) < smooth.width * smooth.height / 20  # it does compress
+
+
+def test_png_writer_leaves_other_modes_and_metadata_to_pillow(tmp_path):
+    """16-bit and palette images, and images with an ICC profile or a transparent colour, keep
+    what Pillow writes for them; encode_png itself refuses what it cannot write."""
+    deep = Image.fromarray(np.arange(12, dtype=np.uint16).reshape(3, 4) * 5000)
+    write_image(deep, tmp_path / "deep.png")
+    with Image.open(tmp_path / "deep.png") as back:
+        assert np.array_equal(np.asarray(back).astype(np.uint16), np.asarray(deep))
+    rgb = Image.new("RGB", (4, 4), (10, 20, 30))
+    rgb.info["icc_profile"] = b"profile bytes"
+    write_image(rgb, tmp_path / "icc.png")
+    with Image.open(tmp_path / "icc.png") as back:
+        assert back.info.get("icc_profile") == b"profile bytes"
+    palette = rgb.convert("P")
+    palette.info["transparency"] = 0
+    write_image(palette, tmp_path / "palette.png")
+    with Image.open(tmp_path / "palette.png") as back:
+        assert back.mode == "P" and back.info.get("transparency") == 0
+    with pytest.raises(ValueError, match="not P"):
+        encode_png(palette)
