@@ -136,6 +136,24 @@ def test_console_script_entry_point():
     assert res.returncode == 0 and "pixelforge" in res.stdout
 
 
+@pytest.mark.parametrize("argv, status, stream, expected", [
+    (["models"], 0, "stdout", "dcgan"),
+    (["upscale", "missing.png", "--scale", "4"], 2, "stderr", "pixelforge: error:"),
+])
+def test_program_exit_keeps_status_output_and_exit_handlers(argv, status, stream, expected):
+    """The program ends the process itself once torch is imported (no interpreter teardown):
+    its exit status, everything it printed and the exit handlers all survive that."""
+    program = ("import atexit, sys, torch\n"
+               "atexit.register(lambda: print('exit handler ran'))\n"
+               "from pixelforge.cli import run\n"
+               f"sys.argv = ['pixelforge', *{argv!r}]\n"
+               "run()\n")
+    res = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert res.returncode == status
+    assert expected in getattr(res, stream)
+    assert res.stdout.rstrip().endswith("exit handler ran")
+
+
 @pytest.mark.parametrize("command", [
     ["upscale", "IMAGE", "--scale", "4"],
     ["translate", "RUN", "IMAGE"],

@@ -7,6 +7,7 @@ an interrupted training run saves a checkpoint and exits with 128 + the signal n
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
 import os
 import sys
@@ -57,16 +58,26 @@ def main(argv: list[str] | None = None) -> int:
 def run() -> None:
     """The ``pixelforge`` program: :func:`main`, then the process exits with its status.
 
-    A torchrun rank whose work is done and saved leaves the process group (once the other
-    ranks are done too, when it succeeded; a failed rank leaves at once and torchrun stops the
-    rest) and exits without tearing the interpreter down: doing that with gloo's threads still
-    in the process can abort it (SIGABRT) after the work is done."""
-    code = main()
+    Once torch is imported the process ends without tearing the interpreter down (the output
+    streams flushed and the exit handlers run first, as a normal exit does): the teardown took
+    0.3-1 s on the project's 2-core machine, a fifth of a short command such as upscaling a
+    small photo. A torchrun rank whose work is done and saved leaves the process group first
+    (once the other ranks are done too, when it succeeded; a failed rank leaves at once and
+    torchrun stops the rest) and then exits at once: running the exit handlers or the teardown
+    with gloo's threads still in the process can abort it (SIGABRT) after the work is done."""
+    code = main() or 0
     if "torch.distributed" in sys.modules:
         from ..runtime import leave_process_group
 
         if leave_process_group(wait=not code):
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code or 0)
+            _exit_now(code)
+    if "torch" in sys.modules:
+        atexit._run_exitfuncs()  # logging, multiprocessing's children, thread pools: what exit would run
+        _exit_now(code)
     sys.exit(code)
+
+
+def _exit_now(code: int) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
