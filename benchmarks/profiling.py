@@ -25,6 +25,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -344,7 +347,24 @@ def probes() -> dict:
             rows[name] = {"seconds": round(best, 3), "mb": round(len(encode()) / 1e6, 2)}
         out["png_encode"] = {"image": f"photos/dune.png upscaled to {big.width}x{big.height}",
                              "kept": "best of 3", **rows}
+    out["process_exit_s"] = exit_probe()
     return out
+
+
+def exit_probe(repeats: int = 5) -> dict:
+    """Seconds a process that imported torch and the CLI takes to start and end, leaving with a
+    normal interpreter teardown or as ``pixelforge.cli.run`` does (exit handlers, then ``os._exit``);
+    fresh processes in turns, the median of each."""
+    body = "import atexit, os, sys, torch, pixelforge.cli\n"
+    programs = {"teardown": body + "sys.exit(0)\n", "without_teardown": body + "atexit._run_exitfuncs()\nos._exit(0)\n"}
+    times = defaultdict(list)
+    for _ in range(repeats):
+        for name, program in programs.items():
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", program], check=True)
+            times[name].append(time.perf_counter() - t)
+    medians = {name: round(statistics.median(ts), 3) for name, ts in times.items()}
+    return {**medians, "saved": round(medians["teardown"] - medians["without_teardown"], 3), "repeats": repeats}
 
 
 def markdown_table(results: dict) -> str:
