@@ -265,15 +265,15 @@ HIGHER_IS_BETTER = {"ssim_luma": True, "edge_f1": True, "gram": False, "swd": Fa
 GATYS_SECONDS_LIMIT = 60.0  # per 512x512 image, issue #32's target
 # Validation pairs for --tune: photos outside HELD_OUT_PHOTOS, styles outside COMPARE_STYLES.
 TUNE_PAIRS = (("creek", "mosaic"), ("dune", "kokkini"), ("fig", "licorice"))
-# Validation pairs for --tune-learned: the feed-forward nets' style (mosaic) and two styles held out of the
-# AdaIN tuning runs' training styles, on the validation photos (held out of the tuning runs' photos).
 # The measuring modes (in this order of precedence) and the key of the results file each writes.
 RESULT_KEYS = {"tune": "tune", "tune_learned": "tune_learned", "compare_seeds": "feed_forward_seeds",
                "compare": "compare"}
 SEVERAL_RUNS_MODES = ("tune_learned", "compare_seeds")  # several --stylizer / --adain runs, each a method
+# Validation pairs for --tune-learned: the feed-forward nets' style (mosaic) and two styles held out of the
+# AdaIN tuning runs' training styles, on the validation photos (held out of the tuning runs' photos).
 LEARNED_TUNE_PAIRS = tuple((photo, style) for photo in ("creek", "dune", "fig")
                            for style in ("mosaic", "kokkini", "licorice"))
-ADAIN_STYLE_SIDES = (256, 512)  # --tune-learned: the longest side of the style image AdaIN takes statistics of
+ADAIN_STYLE_SIDES = (128, 256, 512)  # --tune-learned: the longest side of the style image AdaIN takes statistics of
 TUNABLE = {"style_weight": float, "content_weight": float, "tv_weight": float, "steps": int, "scales": int,
            "match_colors": lambda v: v.lower() in ("1", "true", "yes")}
 TUNE_GRID = ("match_colors=0 scales=1 steps=100; match_colors=1 scales=1 steps=100; "

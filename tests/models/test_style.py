@@ -326,6 +326,7 @@ def test_learned_defaults_are_the_ones_chosen_on_validation():
     defaults = {f.name: f.default for f in dataclasses.fields(StylizerTrainConfig)}
     for name in ("content_weight", "style_weight", "tv_weight", "colour_weight"):
         assert defaults[name] == feed_forward["task"].get(name, 0.0), name
+    assert defaults["content_layer"] == feed_forward["task"].get("content_layer")
     defaults = {f.name: f.default for f in dataclasses.fields(AdaINTrainConfig)}
     for name in ("style_weight", "colour_weight"):
         assert defaults[name] == adain["task"].get(name, 0.0), name
