@@ -22,14 +22,8 @@ class GroupNorm(nn.GroupNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type == "cpu" and is_channels_last(x):
-            nchw = grad_like_input(x).contiguous()
-            if x.dtype == torch.bfloat16:
-                # bf16 in and out: autocast would compute the norm on an fp32 copy and hand fp32 maps
-                # to the activation and convolution after it. PyTorch's CPU kernel keeps its
-                # statistics in fp32 for bf16 input, so only the output's rounding differs.
-                with torch.autocast("cpu", enabled=False):
-                    y = F.group_norm(nchw, self.num_groups, self.weight, self.bias, self.eps)
-            else:
-                y = F.group_norm(nchw, self.num_groups, self.weight, self.bias, self.eps)
+            y = F.group_norm(grad_like_input(x).contiguous(), self.num_groups, self.weight, self.bias, self.eps)
+            # Back in the input's precision too: autocast computes the norm in fp32, and the
+            # activation and convolution after it would otherwise run on (and cast) fp32 maps.
             return y.to(dtype=x.dtype, memory_format=torch.channels_last)
         return super().forward(x)
