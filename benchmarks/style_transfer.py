@@ -675,6 +675,8 @@ def main() -> None:
                   "compare_seeds": [(photo, TRAINED_STYLE) for photo in HELD_OUT_PHOTOS]}.get(args.mode)
     data = Path(os.environ.get("PIXELFORGE_DATA", "data").split(os.pathsep)[0])
     photos, styles = data / "photos", data / "styles"
+    if not photos.is_dir():
+        raise SystemExit(f"no photos folder at {photos}: set PIXELFORGE_DATA to the shared data folder")
     previous = {}
     path = Path(__file__).parent / "results" / "style_transfer.json"
     if path.is_file():
