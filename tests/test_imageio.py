@@ -1,5 +1,7 @@
 """The one set of image-reading rules (pixelforge.imageio) and the one weights locator."""
 
+import zlib
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -113,8 +115,18 @@ def test_png_writer_round_trips_every_8_bit_mode(tmp_path, monkeypatch, mode, si
         back.load()
         assert back.mode == mode and back.size == size
         assert np.array_equal(np.asarray(back), pixels)
+    data = (tmp_path / "out.png").read_bytes()
+    start = data.index(b"IDAT") + 4
+    zlib.decompress(data[start:start + int.from_bytes(data[start - 8:start - 4], "big")])  # checks Adler-32
     smooth = Image.fromarray(np.tile(np.arange(256, dtype=np.uint8), (256, 1)), "L")
     assert len(encode_png(smooth)) < smooth.width * smooth.height / 20  # it does compress
+
+
+def test_adler32_of_joined_bytes_from_the_parts():
+    rng = np.random.default_rng(1)
+    for first, second in ((b"", b"abc"), (b"abc", b""), (rng.bytes(70_000), rng.bytes(130_001))):
+        combined = imageio.adler32_combine(zlib.adler32(first), zlib.adler32(second), len(second))
+        assert combined == zlib.adler32(first + second)
 
 
 def test_png_writer_leaves_other_modes_and_metadata_to_pillow(tmp_path):

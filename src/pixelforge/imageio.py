@@ -179,7 +179,7 @@ def resize_crop(image: Image.Image, size: int) -> Image.Image:
 # at level 6 took longer than upscaling it.
 PNG_COMPRESS_LEVEL = 1
 PNG_COLOUR_TYPES = {"L": 0, "LA": 4, "RGB": 2, "RGBA": 6}  # the 8-bit modes encode_png writes
-PNG_BAND_BYTES = 1 << 20  # rows deflated per thread at least: smaller bands do not repay a thread
+PNG_BAND_BYTES = 1 << 20  # rows filtered and deflated as one piece of work: a thread's share, bounded memory
 # what Pillow would carry over from image.info into a PNG; images with any of it are Pillow's to write
 PNG_INFO_KEPT_BY_PILLOW = ("icc_profile", "transparency", "default_image")
 
@@ -187,35 +187,56 @@ PNG_INFO_KEPT_BY_PILLOW = ("icc_profile", "transparency", "default_image")
 def encode_png(image: Image.Image, level: int = PNG_COMPRESS_LEVEL) -> bytes:
     """An 8-bit L, LA, RGB or RGBA image as PNG bytes, deflated on several threads.
 
-    Every row gets PNG's "Up" filter (each byte minus the one above it: one vectorised
-    subtraction over the whole image), and bands of rows are deflated on
-    threads of their own (zlib releases the GIL) and joined into one zlib stream, as pigz does:
-    each band but the last ends on a byte boundary without the final-block flag, and the
-    Adler-32 checksum is taken over all the filtered rows. Any PNG decoder reads the result.
+    The rows are cut into bands of about :data:`PNG_BAND_BYTES`; each band gets PNG's "Up" filter
+    (each byte minus the one above it, one vectorised subtraction) and is deflated on a thread of
+    its own (zlib releases the GIL), and the bands are joined into one zlib stream, as pigz does:
+    every band but the last ends on a byte boundary without the final-block flag, and the bands'
+    Adler-32 checksums are combined into the stream's. Any PNG decoder reads the result; memory
+    beyond the image and its compressed bytes is a few bands.
     """
     if image.mode not in PNG_COLOUR_TYPES:
         raise ValueError(f"encode_png writes {', '.join(PNG_COLOUR_TYPES)} images, not {image.mode}")
-    rows = np.asarray(image).reshape(image.height, -1)
-    filtered = np.empty((rows.shape[0], rows.shape[1] + 1), np.uint8)
-    filtered[:, 0] = 2  # the filter type of each row: Up
-    filtered[:1, 1:] = rows[:1]
-    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
-    bands = np.array_split(filtered, max(1, min(os.cpu_count() or 1, 8, filtered.nbytes // PNG_BAND_BYTES)))
+    width, height = image.size
+    row_bytes = width * len(image.mode)  # one byte per channel, one letter per channel in these modes
+    band_rows = max(1, PNG_BAND_BYTES // (row_bytes + 1))
+    tops = range(0, height, band_rows)
 
-    def deflate(index: int) -> bytes:
+    def filter_and_deflate(top: int) -> tuple[bytes, int, int]:
+        bottom, above = min(top + band_rows, height), max(top - 1, 0)  # the row above the band: Up's reference
+        raw = np.frombuffer(image.crop((0, above, width, bottom)).tobytes(), np.uint8).reshape(-1, row_bytes)
+        filtered = np.empty((bottom - top, row_bytes + 1), np.uint8)
+        filtered[:, 0] = 2  # each row's filter type: Up
+        if top == 0:
+            filtered[0, 1:] = raw[0]
+        np.subtract(raw[1:], raw[:-1], out=filtered[int(top == 0):, 1:])
         compressor = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)  # raw deflate, no header
-        last = index == len(bands) - 1
-        return compressor.compress(bands[index]) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+        end = zlib.Z_FINISH if bottom == height else zlib.Z_SYNC_FLUSH
+        body = compressor.compress(filtered) + compressor.flush(end)
+        return body, zlib.adler32(filtered), filtered.nbytes
 
-    if len(bands) == 1:
-        bodies = [deflate(0)]
+    workers = min(os.cpu_count() or 1, 8, len(tops))
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            bands = list(pool.map(filter_and_deflate, tops))
     else:
-        with ThreadPoolExecutor(len(bands)) as pool:
-            bodies = list(pool.map(deflate, range(len(bands))))
-    stream = zlib.compress(b"", level)[:2] + b"".join(bodies) + struct.pack(">I", zlib.adler32(filtered))
-    header = struct.pack(">IIBBBBB", image.width, image.height, 8, PNG_COLOUR_TYPES[image.mode], 0, 0, 0)
+        bands = [filter_and_deflate(top) for top in tops]
+    checksum = 1  # Adler-32 of no bytes
+    for _, band_checksum, length in bands:
+        checksum = adler32_combine(checksum, band_checksum, length)
+    stream = zlib.compress(b"", level)[:2] + b"".join(body for body, _, _ in bands) + struct.pack(">I", checksum)
+    header = struct.pack(">IIBBBBB", width, height, 8, PNG_COLOUR_TYPES[image.mode], 0, 0, 0)
     chunks = _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", stream) + _png_chunk(b"IEND", b"")
     return b"\x89PNG\r\n\x1a\n" + chunks
+
+
+def adler32_combine(first: int, second: int, second_length: int) -> int:
+    """The Adler-32 checksum of two byte strings joined, from each one's checksum and the second's
+    length (zlib's ``adler32_combine``, which Python's zlib module does not expose)."""
+    base = 65521
+    rem = second_length % base
+    low = ((first & 0xFFFF) + (second & 0xFFFF) + base - 1) % base
+    high = (rem * (first & 0xFFFF) + (first >> 16) + (second >> 16) + base - rem) % base
+    return low | high << 16
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
