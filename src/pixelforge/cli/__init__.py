@@ -59,9 +59,9 @@ def run() -> None:
     """The ``pixelforge`` program: :func:`main`, then the process exits with its status.
 
     Once torch is imported the process ends without tearing the interpreter down (the output
-    streams flushed and the exit handlers run first, as a normal exit does): the teardown took
-    0.3-1 s on the project's 2-core machine, a fifth of a short command such as upscaling a
-    small photo. A torchrun rank whose work is done and saved leaves the process group first
+    streams flushed and the exit handlers run first, as a normal exit does): tearing torch's
+    modules down is a noticeable share of a short command such as upscaling a small photo
+    (``benchmarks/profiling.py --probes``, ``process_exit_s``). A torchrun rank whose work is done and saved leaves the process group first
     (once the other ranks are done too, when it succeeded; a failed rank leaves at once and
     torchrun stops the rest) and then exits at once: running the exit handlers or the teardown
     with gloo's threads still in the process can abort it (SIGABRT) after the work is done."""
