@@ -61,10 +61,11 @@ def run() -> None:
     Once torch is imported the process ends without tearing the interpreter down (the output
     streams flushed and the exit handlers run first, as a normal exit does): tearing torch's
     modules down is a noticeable share of a short command such as upscaling a small photo
-    (``benchmarks/profiling.py --probes``, ``process_exit_s``). A torchrun rank whose work is done and saved leaves the process group first
-    (once the other ranks are done too, when it succeeded; a failed rank leaves at once and
-    torchrun stops the rest) and then exits at once: running the exit handlers or the teardown
-    with gloo's threads still in the process can abort it (SIGABRT) after the work is done."""
+    (``benchmarks/profiling.py --probes``, ``process_exit_s``). A torchrun rank whose work is
+    done and saved leaves the process group first (once the other ranks are done too, when it
+    succeeded; a failed rank leaves at once and torchrun stops the rest) and then exits at once:
+    running the exit handlers or the teardown with gloo's threads still in the process can abort
+    it (SIGABRT) after the work is done."""
     code = main() or 0
     if "torch.distributed" in sys.modules:
         from ..runtime import leave_process_group

@@ -12,9 +12,9 @@ transfer"): one network T per style s, trained over content photos c to minimise
 
 with the relative content and Gram style losses of the Gatys pipeline (each term divided by its
 target's energy): L_c = mean (F_L(T(c)) - F_L(c))^2 / mean F_L(c)^2 at the content layer L
-(``content_layer``), and L_s = (1/|S|) sum_l mean (G_l(T(c)) - G_l(s))^2 / mean G_l(s)^2; L_col is the sliced Wasserstein
-distance of the RGB histograms (:func:`~pixelforge.models.style.colour_loss`), the colour that the
-backbone's zero-mean filters barely see. The optimisation that Gatys runs per image is paid once,
+(``content_layer``), and L_s = (1/|S|) sum_l mean (G_l(T(c)) - G_l(s))^2 / mean G_l(s)^2; L_col is
+the sliced Wasserstein distance of the RGB histograms (:func:`~pixelforge.models.style.colour_loss`),
+the colour that the backbone's zero-mean filters barely see. The optimisation that Gatys runs per image is paid once,
 at training time.
 
 **AdaIN** (Huang & Belongie 2017, "Arbitrary style transfer in real-time with adaptive instance
