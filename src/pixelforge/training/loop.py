@@ -40,7 +40,8 @@ log = logging.getLogger("pixelforge.training")
 class TrainConfig:
     # total epochs for the run (counted across resumes)
     epochs: int | None = flag(None, help="total epochs for the run", check="positive", group="budget")
-    # wall-clock budget for this invocation
+    # Wall-clock budget for this invocation; a time-based LR schedule spans the run's training time
+    # (what earlier invocations trained plus this budget), so an interrupted run resumes on its schedule.
     minutes: float | None = flag(None, help="wall-clock minutes for this invocation", check="positive", group="budget")
     # total optimisation steps for the run
     max_steps: int | None = flag(None, help="total optimisation steps for the run", check="positive", group="budget")
@@ -92,6 +93,8 @@ class Trainer:
         self.step = 0
         self.epoch = 0  # completed epochs
         self.batch_in_epoch = 0
+        self._trained_before = 0.0  # seconds of training before this fit (the checkpoint's, on resume)
+        self._clock: _Clock | None = None  # the running fit's
         self._signal: int | None = None
         self._tb = None
 
@@ -105,6 +108,7 @@ class Trainer:
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "world_size": self.rt.world_size,
             "images_per_step": self.rank_batch * self.rt.world_size,
+            "trained_seconds": self._clock.trained_seconds() if self._clock else self._trained_before,
         }
 
     def save(self) -> None:
@@ -127,6 +131,7 @@ class Trainer:
         self.task.load_extra_state(state.get("task", {}))
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
         self.batch_in_epoch = int(state["batch_in_epoch"])
+        self._trained_before = float(state.get("trained_seconds", 0.0))
         images_per_step = self.rank_batch * self.rt.world_size
         if state.get("images_per_step", images_per_step) != images_per_step:
             # Another world size (or batch) cuts the epoch into other steps: continue in the same
@@ -166,11 +171,10 @@ class Trainer:
             limits.append(self.cfg.max_steps)
         return min(limits) if limits else None
 
-    def _fraction_done(self, total: int | None, start: float) -> float:
+    def _fraction_done(self, total: int | None, clock: "_Clock") -> float:
         """The larger of the step and the wall-clock share of the budget (for LR schedules)."""
         by_steps = self.step / total if total else 0.0
-        by_time = (time.monotonic() - start) / (self.cfg.minutes * 60) if self.cfg.minutes else 0.0
-        return min(1.0, max(by_steps, by_time))
+        return min(1.0, max(by_steps, clock.time_fraction()))
 
     def _on_signal(self, signum, frame):
         self._signal = signum
@@ -183,12 +187,13 @@ class Trainer:
         total, eval_every = self._plan()
         old_handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         self._open_tensorboard()
-        clock = _Clock(self.cfg.minutes)
+        clock = self._clock = _Clock(self.cfg.minutes, self._trained_before)
         bar = self._progress_bar(total, clock.start)
         try:
             reason = self._train(total, eval_every, clock, bar)
             self._finish(clock)
         finally:
+            self._trained_before, self._clock = clock.trained_seconds(), None
             if bar is not None:
                 bar.close()
             if self._tb is not None:
@@ -242,7 +247,7 @@ class Trainer:
     def _train_step(self, order: torch.Tensor, total: int | None, clock: "_Clock") -> bool:
         """One optimisation step; True when this rank's clock or a signal says stop."""
         images, labels = self._batch(order, self.batch_in_epoch)
-        self.task.set_progress(self._fraction_done(total, clock.start))
+        self.task.set_progress(self._fraction_done(total, clock))
         metrics = self.task.step(images, labels)
         bad = [k for k, v in metrics.items() if not math.isfinite(v)]
         # Under torchrun every rank must take these decisions at the same step, or the others wait
@@ -361,15 +366,26 @@ def _unwrap(m: nn.Module) -> nn.Module:
 
 
 class _Clock:
-    """The wall-clock side of one ``fit``: deadline, checkpoint interval, throughput window."""
+    """The wall-clock side of one ``fit``: deadline, checkpoint interval, throughput window, and the
+    seconds the run trained before it (``trained_before``, from the checkpoint)."""
 
-    def __init__(self, minutes: float | None):
+    def __init__(self, minutes: float | None, trained_before: float = 0.0):
         self.start = time.monotonic()
+        self.trained_before = trained_before
         self.deadline = self.start + minutes * 60 if minutes else None
         self.last_checkpoint = self.start
         self.window_start, self.window_images = self.start, 0
         self.last: dict = {}
         self.last_throughput = 0.0
+
+    def trained_seconds(self) -> float:
+        return self.trained_before + time.monotonic() - self.start
+
+    def time_fraction(self) -> float:
+        """The share of the run's training time (earlier invocations + this budget) spent; 0 without a budget."""
+        if self.deadline is None:
+            return 0.0
+        return self.trained_seconds() / (self.trained_before + self.deadline - self.start)
 
     def out_of_time(self) -> bool:
         return bool(self.deadline and time.monotonic() >= self.deadline)
