@@ -73,7 +73,7 @@ class StylizerTrainConfig:
     content_weight: float = flag(5.0, help="content loss weight", check="non-negative")
     # None: the backbone's own content layer (r3 offline, relu4_2 for VGG)
     content_layer: str | None = flag(None, help="backbone layer the content loss compares (default: the backbone's)")
-    style_weight: float = flag(30.0, help="style loss weight", check="non-negative")
+    style_weight: float = flag(20.0, help="style loss weight", check="non-negative")
     # high: the offline backbone's finest filters reward pixel-scale stripes
     tv_weight: float = flag(30.0, help="total-variation weight", check="non-negative")
     colour_weight: float = flag(10.0, help="weight of the colour-histogram loss against the style image",
