@@ -384,15 +384,17 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
         return adain.run_tensor(photo, prepared[style, side], 1.0)
 
     only = {style for _, style in LEARNED_TUNE_PAIRS if style != TRAINED_STYLE} if tuning else None
-    variants = [(side, match) for side in ADAIN_STYLE_SIDES for match in (False, True)] if tuning else [None]
+    variants = ([(side, match, transform) for transform in _names(args.adain_transforms)
+                 for side in ADAIN_STYLE_SIDES for match in (False, True)] if tuning else [None])
     for run in _names(args.adain or ""):
         config = json.loads((Path(run) / "config.json").read_text())
         for variant in variants:
             adain = load_stylizer(run, device="cpu", precision="fp32")
             label, side = "AdaIN", None
             if variant is not None:
-                side, adain.net.cfg.match_colours = variant
-                label = f"AdaIN {Path(run).name} style {side}" + (" colours matched" if variant[1] else "")
+                side, adain.net.cfg.match_colours, adain.net.cfg.transform = variant
+                label = (f"AdaIN {Path(run).name} style {side}" + (" colours matched" if variant[1] else "")
+                         + ("" if variant[2] == "adain" else f" {variant[2]}"))
             notes.setdefault("adain", {})[label] = {"run": str(run), "training_styles": config["task"].get("styles"),
                                                     "task": config["task"], "model": vars(adain.net.cfg),
                                                     "style_side": side}
@@ -567,7 +569,7 @@ def choose_settings(summary: list[dict], grid: list[dict], peer: str | None) -> 
 
 # How the runs behind the shipped weights were trained (PHOTOS: a folder of links to the photos of
 # $PIXELFORGE_DATA/photos but HELD_OUT_PHOTOS; STYLES: to the styles of $PIXELFORGE_DATA/styles but COMPARE_STYLES).
-SHIPPED_FEED_FORWARD = "photos-stylizer-mosaic-v2"
+SHIPPED_FEED_FORWARD = "photos-stylizer-mosaic-v3"
 TRAINING_COMMANDS = {
     "feed-forward": "pixelforge train stylizer --data folder:PHOTOS --style $PIXELFORGE_DATA/styles/mosaic.png "
                     "--run-dir runs/stylizer-mosaic --minutes 20",
@@ -662,6 +664,9 @@ def main() -> None:
     parser.add_argument("--compare-seeds", action="store_true",
                         help="the --stylizer runs (one per training seed, separated by commas) against the peer on the "
                              "held-out photos with their style: mean and spread (writes the 'feed_forward_seeds' key)")
+    parser.add_argument("--adain-transforms", default="adain",
+                        help="--tune-learned: AdaIN runs' feature transforms to measure, separated by commas "
+                             "(adain, wct; default %(default)s)")
     parser.add_argument("--grid", default=TUNE_GRID, help="--tune: settings separated by ';' (default %(default)s)")
     parser.add_argument("--ship", action="store_true",
                         help="copy the --stylizer and --adain runs into the zoo with the measures of the last --compare")
