@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pixelforge.errors import PixelforgeError
-from pixelforge.models.style import AdaINConfig, StylizerConfig, adain, channel_stats
+from pixelforge.models.style import AdaINConfig, StylizerConfig, adain, channel_stats, whiten_colour
 from pixelforge.registry import create_model, get_entry
 
 
@@ -51,6 +51,34 @@ def test_adain_gives_the_content_the_style_statistics():
     corr = torch.nn.functional.cosine_similarity(flat_c - flat_c.mean(-1, keepdim=True),
                                                  flat_o - flat_o.mean(-1, keepdim=True), dim=-1)
     assert torch.allclose(corr, torch.ones_like(corr), atol=1e-4)
+
+
+def test_whitening_and_colouring_gives_the_content_the_style_covariance():
+    torch.manual_seed(0)
+    mix = torch.randn(5, 5)
+    content = torch.randn(2, 5, 9, 7) * 3 + 1
+    style = torch.einsum("dc,nchw->ndhw", mix, torch.randn(2, 5, 8, 11)) + torch.randn(1, 5, 1, 1)
+
+    def covariance(f):
+        flat = f.double().flatten(2)
+        flat = flat - flat.mean(-1, keepdim=True)
+        return flat @ flat.transpose(1, 2) / (flat.shape[-1] - 1)
+
+    out = whiten_colour(content, style)
+    assert out.shape == content.shape and out.dtype == torch.float32
+    # Mean and whole covariance are the style's (AdaIN matches only the diagonal of the latter).
+    assert torch.allclose(channel_stats(out)[0], channel_stats(style)[0], atol=1e-4)
+    assert torch.allclose(covariance(out), covariance(style), atol=1e-3, rtol=1e-3)
+    assert not torch.allclose(covariance(adain(content, style)), covariance(style), atol=1e-1)
+
+
+def test_adain_net_wct_transform_and_config_check():
+    net = create_model("adain", widths=(8, 8), transform="wct").eval()
+    with torch.no_grad():
+        out = net(torch.rand(1, 3, 33, 45), torch.rand(1, 3, 48, 48))
+    assert out.shape == (1, 3, 33, 45) and 0 <= out.min() and out.max() <= 1
+    with pytest.raises(PixelforgeError, match="feature transform"):
+        AdaINConfig(transform="whiten")
 
 
 def test_adain_net_alpha_zero_is_the_content_and_alpha_one_the_style_statistics():

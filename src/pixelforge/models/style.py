@@ -511,6 +511,37 @@ def adain(content: Tensor, style: Tensor, eps: float = 1e-5) -> Tensor:
     return (content.float() - c_mean) / c_std * s_std + s_mean
 
 
+def whiten_colour(content: Tensor, style: Tensor, eps: float = 1e-5) -> Tensor:
+    """The whitening and colouring transform (Li et al. 2017), per image:
+
+        WCT(x, y) = E_y D_y^(1/2) E_y^T  E_x D_x^(-1/2) E_x^T (x - mu(x)) + mu(y)
+
+    with E D E^T the eigendecomposition of a feature map's channel covariance: the content features
+    get the style features' whole covariance (so their Gram matrix), not only each channel's spread
+    as with :func:`adain`. Eigenvalues are floored at ``eps``, in float64 for a stable decomposition."""
+    n, c, h, w = content.shape
+    x = content.double().flatten(2)
+    y = style.double().flatten(2)
+    x_mean, y_mean = x.mean(-1, keepdim=True), y.mean(-1, keepdim=True)
+    x, y = x - x_mean, y - y_mean
+    eye = torch.eye(c, dtype=torch.float64, device=x.device)
+
+    def covariance_roots(f: Tensor) -> tuple[Tensor, Tensor]:
+        values, vectors = torch.linalg.eigh(f @ f.transpose(1, 2) / max(f.shape[-1] - 1, 1) + eps * eye)
+        values = values.clamp_min(eps)
+        return vectors, values
+
+    e_x, d_x = covariance_roots(x)
+    e_y, d_y = covariance_roots(y)
+    whiten = e_x @ torch.diag_embed(d_x.rsqrt()) @ e_x.transpose(1, 2)
+    colour = e_y @ torch.diag_embed(d_y.sqrt()) @ e_y.transpose(1, 2)
+    out = colour @ (whiten @ x) + y_mean
+    return out.view(n, c, h, w).to(torch.float32)
+
+
+FEATURE_TRANSFORMS = {"adain": adain, "wct": whiten_colour}
+
+
 @dataclass
 class AdaINConfig:
     """Encoder = a frozen backbone up to ``layer``; decoder = its rough mirror, trained."""
@@ -526,14 +557,21 @@ class AdaINConfig:
                         choices=(1, 2, 4))
     # the output's per-channel pixel mean and standard deviation set to the style image's (AdaIN on the pixels)
     match_colours: bool = flag(True, help="give the output the style's colour mean and spread per channel")
+    # what gives the content features the style's statistics: per-channel mean and spread (AdaIN), or
+    # mean and whole channel covariance (whitening and colouring, Li et al. 2017)
+    transform: str = flag("adain", choices=tuple(FEATURE_TRANSFORMS),
+                          help="feature transform: adain (mean and spread) or wct (mean and covariance)")
     # runs and cards from before these options (pixelforge.registry.stored_config)
-    ABSENT_IN_OLDER = {"match_colours": False}
+    ABSENT_IN_OLDER = {"match_colours": False, "transform": "adain"}
 
     def __post_init__(self):
         if self.shuffle not in (1, 2, 4):
             raise PixelforgeError(f"AdaIN decoder shuffle must be 1, 2 or 4, not {self.shuffle}")
         if self.backbone not in BACKBONES:
             raise PixelforgeError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
+        if self.transform not in FEATURE_TRANSFORMS:
+            raise PixelforgeError(f"unknown feature transform {self.transform!r}; choose one of "
+                                  f"{', '.join(FEATURE_TRANSFORMS)}")
         self.layer = self.layer or ("r3" if self.backbone == "offline" else "relu4_1")
         self.widths = tuple(int(w) for w in self.widths)
         if not self.widths or min(self.widths) < 1:
@@ -641,7 +679,7 @@ class AdaINNet(nn.Module):
         """t = alpha AdaIN(f(c), f(s)) + (1 - alpha) f(c): what the decoder turns into the image."""
         f_c = self.encoder(content, [self.cfg.layer])[self.cfg.layer]
         f_s = self.encoder(style, [self.cfg.layer])[self.cfg.layer]
-        return alpha * adain(f_c, f_s) + (1 - alpha) * f_c
+        return alpha * FEATURE_TRANSFORMS[self.cfg.transform](f_c, f_s) + (1 - alpha) * f_c
 
 
 @register_model("adain", family="style", config=AdaINConfig,
