@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -130,6 +131,17 @@ def style_workload():
             return net(x)
 
     return run
+
+
+def adain_workload():
+    """AdaIN inference as ``pixelforge stylize --model`` runs it: a 512x512 photo, the style at 128 px."""
+    from pixelforge.pipelines.stylizer import StylizerPipeline
+    from pixelforge.registry import create_model
+
+    torch.manual_seed(0)
+    pipe = StylizerPipeline(create_model("adain"))
+    photo, style = torch.rand(3, 512, 512), torch.rand(3, 128, 96)
+    return lambda: pipe.run_tensor(photo, style, 1.0)
 
 
 WORKLOADS = {
@@ -310,7 +322,6 @@ def label_input_probe(rounds: int = 8, steps: int = 25) -> dict:
 
 def probes() -> dict:
     import io
-    import os
 
     import torch.nn.functional as F
 
@@ -348,6 +359,42 @@ def probes() -> dict:
         out["png_encode"] = {"image": f"photos/dune.png upscaled to {big.width}x{big.height}",
                              "kept": "best of 3", **rows}
     out["process_exit_s"] = exit_probe()
+    out["keep_freed_memory"] = freed_memory_probe()
+    return out
+
+
+def freed_memory_probe(rounds: int = 4, repeats: int = 5) -> dict:
+    """Milliseconds per call of each workload (median of ``repeats`` after a warm-up call) in fresh
+    processes taking turns, with malloc keeping freed memory (``pixelforge.runtime.keep_freed_memory``,
+    which every CPU Runtime sets) and as the C library leaves it (``PIXELFORGE_KEEP_FREED_MEMORY=0``);
+    each arm's median over the rounds."""
+    names = ["gan", "diffusion", "upscale", "style", "adain"]
+    program = ("import statistics, sys, time, torch\n"
+               f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+               "import profiling\nfrom pixelforge.runtime import Runtime, keep_freed_memory\n"
+               "Runtime.create('cpu', 'fp32')\n"
+               "step = (profiling.WORKLOADS.get(sys.argv[1]) or (None, profiling.adain_workload))[1]()\n"
+               "step()\ntimes = []\n"
+               f"for _ in range({repeats}):\n"
+               "    t = time.perf_counter(); step(); times.append(time.perf_counter() - t)\n"
+               "print(keep_freed_memory(), statistics.median(times) * 1000)\n")
+    arms = {"kept": "1", "system": "0"}
+    times: dict[str, dict[str, list[float]]] = {n: defaultdict(list) for n in names}
+    kept_flags = set()
+    for _ in range(rounds):
+        for name in names:
+            for arm, flag in arms.items():
+                env = {**os.environ, "PIXELFORGE_KEEP_FREED_MEMORY": flag}
+                done = subprocess.run([sys.executable, "-c", program, name], env=env, check=True,
+                                      capture_output=True, text=True)
+                kept, ms = done.stdout.split()[-2:]
+                kept_flags.add((arm, kept))
+                times[name][arm].append(float(ms))
+    out = {"rounds": rounds, "repeats": repeats, "set": sorted(f"{a}={k}" for a, k in kept_flags)}
+    for name in names:
+        medians = {arm: statistics.median(v) for arm, v in times[name].items()}
+        out[name] = {**{f"{arm}_ms": round(m, 2) for arm, m in medians.items()},
+                     "speedup": round(medians["system"] / medians["kept"], 3)}
     return out
 
 

@@ -1,3 +1,6 @@
+import os
+import platform
+
 import pytest
 import torch
 
@@ -70,3 +73,17 @@ def test_joining_a_process_group_leaves_it_at_exit(monkeypatch):
     assert leave_process_group() is True
     assert not dist.is_initialized()
     assert leave_process_group() is False
+
+
+def test_cpu_runtime_keeps_freed_memory_unless_told_not_to():
+    """malloc's thresholds are raised in a CPU runtime's process; PIXELFORGE_KEEP_FREED_MEMORY=0 leaves
+    them (fresh processes: the setting is per process)."""
+    import subprocess
+    import sys
+
+    program = ("from pixelforge.runtime import Runtime, keep_freed_memory\n"
+               "Runtime.create('cpu', 'fp32')\nprint(keep_freed_memory())\n")
+    for flag, expected in (("1", "True"), ("0", "False")):
+        env = {**os.environ, "PIXELFORGE_KEEP_FREED_MEMORY": flag}
+        done = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, check=True)
+        assert done.stdout.split()[-1] == (expected if platform.libc_ver()[0] == "glibc" else "False")

@@ -518,25 +518,27 @@ def whiten_colour(content: Tensor, style: Tensor, eps: float = 1e-5) -> Tensor:
 
     with E D E^T the eigendecomposition of a feature map's channel covariance: the content features
     get the style features' whole covariance (so their Gram matrix), not only each channel's spread
-    as with :func:`adain`. Eigenvalues are floored at ``eps``, in float64 for a stable decomposition."""
+    as with :func:`adain`. As in the paper, directions with an eigenvalue under ``eps`` are left out.
+    The covariances and the final product are fp32, the small C x C algebra float64; the result keeps
+    the content's memory format (channels_last features stay so, for the decoder)."""
     n, c, h, w = content.shape
-    x = content.double().flatten(2)
-    y = style.double().flatten(2)
-    x_mean, y_mean = x.mean(-1, keepdim=True), y.mean(-1, keepdim=True)
-    x, y = x - x_mean, y - y_mean
-    eye = torch.eye(c, dtype=torch.float64, device=x.device)
 
-    def covariance_roots(f: Tensor) -> tuple[Tensor, Tensor]:
-        values, vectors = torch.linalg.eigh(f @ f.transpose(1, 2) / max(f.shape[-1] - 1, 1) + eps * eye)
-        values = values.clamp_min(eps)
-        return vectors, values
+    def positions(f: Tensor) -> Tensor:  # (N, H*W, C): a view of channels_last features
+        return f.float().permute(0, 2, 3, 1).reshape(f.shape[0], -1, c)
 
-    e_x, d_x = covariance_roots(x)
-    e_y, d_y = covariance_roots(y)
-    whiten = e_x @ torch.diag_embed(d_x.rsqrt()) @ e_x.transpose(1, 2)
-    colour = e_y @ torch.diag_embed(d_y.sqrt()) @ e_y.transpose(1, 2)
-    out = colour @ (whiten @ x) + y_mean
-    return out.view(n, c, h, w).to(torch.float32)
+    def eigen(f: Tensor) -> tuple[Tensor, Tensor]:
+        covariance = (f.transpose(1, 2) @ f).double() / max(f.shape[1] - 1, 1)
+        return torch.linalg.eigh(covariance)
+
+    x, y = positions(content), positions(style)
+    y_mean = y.mean(1, keepdim=True)
+    x = x - x.mean(1, keepdim=True)
+    d_x, e_x = eigen(x)
+    d_y, e_y = eigen(y - y_mean)
+    whiten = e_x @ torch.diag_embed(torch.where(d_x > eps, d_x.clamp_min(eps).rsqrt(), 0)) @ e_x.transpose(1, 2)
+    colour = e_y @ torch.diag_embed(torch.where(d_y > eps, d_y.clamp_min(0).sqrt(), 0)) @ e_y.transpose(1, 2)
+    out = x @ (colour @ whiten).transpose(1, 2).float() + y_mean
+    return out.view(n, h, w, c).permute(0, 3, 1, 2)
 
 
 FEATURE_TRANSFORMS = {"adain": adain, "wct": whiten_colour}
