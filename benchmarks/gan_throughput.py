@@ -5,7 +5,9 @@ same random data, unconditional and class-conditional (10 classes; the default o
 data). The baseline is the textbook loop (pytorch/examples' DCGAN): fp32,
 NCHW, D's weights receiving gradients during the G update. The pixelforge side is the
 real training task (`GANTask.step`) with the runtime's defaults (bf16 autocast where the
-CPU has it, channels_last, D frozen during the G update).
+CPU has it, channels_last, D frozen during the G update, malloc keeping freed memory). Each
+side runs in a process of its own, the two taking turns, so the baseline is a plain PyTorch
+process.
 
     python benchmarks/gan_throughput.py [--steps 15] [--sizes 28,64] [--repeats 3]
 
@@ -19,6 +21,7 @@ Writes benchmarks/results/gan_throughput.json.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import time
 
@@ -63,26 +66,55 @@ def images_per_second(step, real, labels, steps: int, warmup: int = 3) -> float:
     return steps * real.shape[0] / (time.perf_counter() - t)
 
 
-def measure(size: int, channels: int, num_classes: int, batch_size: int, steps: int, rounds: int) -> dict:
-    cfg = dict(image_size=size, channels=channels, num_classes=num_classes)
+def _side(side: str, cfg: dict, batch_size: int, conn) -> None:
+    """One side of a measurement in a process of its own: build the step, then run a block of steps
+    per request and answer with the images/s. The plain side never builds a pixelforge Runtime, so its
+    process runs with malloc as a plain PyTorch program has it (a CPU Runtime keeps freed memory for
+    reuse, :func:`pixelforge.runtime.keep_freed_memory`, which is part of what pixelforge's side measures)."""
+    size, channels, num_classes = cfg["image_size"], cfg["channels"], cfg["num_classes"]
+    torch.manual_seed(0)
     real = torch.rand(batch_size, channels, size, size) * 2 - 1
     labels = torch.randint(0, num_classes, (batch_size,)) if num_classes else None
-    latent = GANConfig().latent_dim
-    rt = Runtime.create("cpu", "auto")
-    torch.manual_seed(0)
-    plain_step = plain_step_fn(create_model("dcgan", **cfg), batch_size, latent)
-    torch.manual_seed(0)
-    task = GANTask(create_model("dcgan", **cfg), GANTrainConfig(), rt)
-    real_rt = rt.tensor(real)
-    plain, fast = [], []
-    # Short blocks of steps, the two sides taking turns, and the median of the per-round ratios:
-    # load on this shared machine drifts on a scale of seconds and hits both sides of a round alike.
+    if side == "plain":
+        step = plain_step_fn(create_model("dcgan", **cfg), batch_size, GANConfig().latent_dim)
+        info = {}
+    else:
+        rt = Runtime.create("cpu", "auto")
+        task = GANTask(create_model("dcgan", **cfg), GANTrainConfig(), rt)
+        step, real = task.step, rt.tensor(real)
+        info = {"precision": rt.precision, "channels_last": rt.channels_last}
+    conn.send(info)
+    while (steps := conn.recv()) is not None:
+        conn.send(images_per_second(step, real, labels, steps, warmup=1))
+
+
+def measure(size: int, channels: int, num_classes: int, batch_size: int, steps: int, rounds: int) -> dict:
+    cfg = dict(image_size=size, channels=channels, num_classes=num_classes)
+    context = multiprocessing.get_context("spawn")
+    conns, workers = {}, []
+    for side in ("plain", "pixelforge"):
+        parent, child = context.Pipe()
+        worker = context.Process(target=_side, args=(side, cfg, batch_size, child), daemon=True)
+        worker.start()
+        conns[side] = parent
+        workers.append(worker)
+    info = {side: conn.recv() for side, conn in conns.items()}["pixelforge"]
+    times: dict[str, list[float]] = {"plain": [], "pixelforge": []}
+    # Short blocks of steps, the two sides taking turns (one process runs while the other waits),
+    # and the median of the per-round ratios: load on this shared machine drifts on a scale of
+    # seconds and hits both sides of a round alike.
     for _ in range(rounds):
-        plain.append(images_per_second(plain_step, real, labels, steps, warmup=1))
-        fast.append(images_per_second(task.step, real_rt, labels, steps, warmup=1))
+        for side, conn in conns.items():
+            conn.send(steps)
+            times[side].append(conn.recv())
+    for conn in conns.values():
+        conn.send(None)
+    for worker in workers:
+        worker.join()
+    plain, fast = times["plain"], times["pixelforge"]
     ratio = statistics.median(f / p for f, p in zip(fast, plain))
     return {"size": size, "channels": channels, "conditional": bool(num_classes), "batch_size": batch_size,
-            "precision": rt.precision, "channels_last": rt.channels_last, "rounds": rounds, "steps_per_round": steps,
+            **info, "rounds": rounds, "steps_per_round": steps,
             "plain_fp32_nchw_img_s": round(statistics.median(plain), 1),
             "pixelforge_img_s": round(statistics.median(fast), 1),
             "ratio": round(ratio, 2), "goal_ratio": GOALS.get(size)}
