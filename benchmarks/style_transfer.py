@@ -384,13 +384,16 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
         return adain.run_tensor(photo, prepared[style, side], 1.0)
 
     only = {style for _, style in LEARNED_TUNE_PAIRS if style != TRAINED_STYLE} if tuning else None
-    variants = ([(side, match, transform) for transform in _names(args.adain_transforms)
+    transforms = _names(args.adain_transforms or "adain")
+    variants = ([(side, match, transform) for transform in transforms
                  for side in ADAIN_STYLE_SIDES for match in (False, True)] if tuning else [None])
     for run in _names(args.adain or ""):
         config = json.loads((Path(run) / "config.json").read_text())
         for variant in variants:
             adain = load_stylizer(run, device="cpu", precision="fp32")
             label, side = "AdaIN", None
+            if variant is None and args.adain_transforms:  # --compare: the one transform given
+                adain.net.cfg.transform = transforms[0]
             if variant is not None:
                 side, adain.net.cfg.match_colours, adain.net.cfg.transform = variant
                 label = (f"AdaIN {Path(run).name} style {side}" + (" colours matched" if variant[1] else "")
@@ -599,6 +602,9 @@ def ship(args, results: dict) -> None:
                  "compare": {"date": compare["date"], "machine": compare["machine"], "size": compare["size"],
                              "pairs": method["pairs"], "means": method["means"],
                              "ratio_to_peer": method.get("ratio_to_peer")}}
+        measured = compare[kind].get("model")  # the model config the comparison ran (AdaIN's transform)
+        if measured and measured.get("transform", "adain") != config["model"]["config"].get("transform", "adain"):
+            extra["config"] = {**config["model"]["config"], "transform": measured["transform"]}
         if kind == "feed-forward":
             extra["style"] = Path(config["task"]["style"]).name
         else:
@@ -664,9 +670,10 @@ def main() -> None:
     parser.add_argument("--compare-seeds", action="store_true",
                         help="the --stylizer runs (one per training seed, separated by commas) against the peer on the "
                              "held-out photos with their style: mean and spread (writes the 'feed_forward_seeds' key)")
-    parser.add_argument("--adain-transforms", default="adain",
-                        help="--tune-learned: AdaIN runs' feature transforms to measure, separated by commas "
-                             "(adain, wct; default %(default)s)")
+    parser.add_argument("--adain-transforms",
+                        help="--tune-learned: the AdaIN runs' feature transforms to measure, separated by commas "
+                             "(adain, wct; default adain); --compare, --ship: the one to run the --adain run with "
+                             "(default: the run's own)")
     parser.add_argument("--grid", default=TUNE_GRID, help="--tune: settings separated by ';' (default %(default)s)")
     parser.add_argument("--ship", action="store_true",
                         help="copy the --stylizer and --adain runs into the zoo with the measures of the last --compare")

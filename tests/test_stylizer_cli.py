@@ -112,11 +112,28 @@ def test_onnx_runtime_matches_torch(which, request, tmp_path):
     torch.manual_seed(0)
     image, style = torch.rand(3, 37, 50), torch.rand(3, 30, 26)
     style = None if pipe.kind == "feed-forward" else style
+    if style is not None:
+        pipe.net.cfg.transform = "adain"  # what the ONNX graph runs (ONNX has no eigendecomposition)
     for alpha in ([1.0] if style is None else [1.0, 0.4]):
         expected = pipe.run_tensor(image, style, alpha)
         got = ort_pipe.run_tensor(image, style, alpha)
         assert got.shape == expected.shape == (3, 37, 50)
         assert (got - expected).abs().max() < 1e-4
+
+
+def test_onnx_export_of_a_wct_adain_model_says_it_exports_adain(adain_run, tmp_path, caplog):
+    pipe = load_stylizer(adain_run, device="cpu")
+    pipe.net.cfg.transform = "wct"
+    with caplog.at_level("WARNING", logger="pixelforge.style"):
+        path = export_onnx(pipe, tmp_path / "model.onnx")
+    assert "no eigendecomposition" in caplog.text
+    assert pipe.net.cfg.transform == "wct"  # the pipeline's own model is left as it was
+    image, style = torch.rand(3, 32, 40), torch.rand(3, 30, 26)
+    got = OnnxStylizer(path).run_tensor(image, style, 1.0)
+    wct = pipe.run_tensor(image, style, 1.0)
+    pipe.net.cfg.transform = "adain"
+    assert (got - pipe.run_tensor(image, style, 1.0)).abs().max() < 1e-4
+    assert (got - wct).abs().max() > 1e-3
 
 
 def test_export_command_and_runtime_onnx(stylizer_run, files, tmp_path, capsys):

@@ -559,9 +559,10 @@ class AdaINConfig:
                         choices=(1, 2, 4))
     # the output's per-channel pixel mean and standard deviation set to the style image's (AdaIN on the pixels)
     match_colours: bool = flag(True, help="give the output the style's colour mean and spread per channel")
-    # what gives the content features the style's statistics: per-channel mean and spread (AdaIN), or
-    # mean and whole channel covariance (whitening and colouring, Li et al. 2017)
-    transform: str = flag("adain", choices=tuple(FEATURE_TRANSFORMS),
+    # what gives the content features the style's statistics at inference: per-channel mean and spread
+    # (AdaIN), or mean and whole channel covariance (whitening and colouring, Li et al. 2017). Training
+    # always uses AdaIN: the decoder learns to turn features of any statistics back into an image.
+    transform: str = flag("wct", choices=tuple(FEATURE_TRANSFORMS),
                           help="feature transform: adain (mean and spread) or wct (mean and covariance)")
     # runs and cards from before these options (pixelforge.registry.stored_config)
     ABSENT_IN_OLDER = {"match_colours": False, "transform": "adain"}

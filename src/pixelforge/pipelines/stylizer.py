@@ -13,6 +13,7 @@ and the weights are ``checkpoints/*/style.safetensors``, so a run rebuilds from 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import os
@@ -335,9 +336,10 @@ def export_stylizer(run_dir: str | os.PathLike, name: str, command: str, extra: 
 # ----------------------------------------------------------------------------- ONNX
 
 class _AdaINGraph(torch.nn.Module):
-    def __init__(self, net: AdaINNet):
+    def __init__(self, net: AdaINNet, transform: str):
         super().__init__()
-        self.net = net
+        self.net = copy.copy(net)  # the same weights, its own config: the pipeline's model is left as it is
+        self.net.cfg = dataclasses.replace(net.cfg, transform=transform)
 
     def forward(self, content: Tensor, style: Tensor, alpha: Tensor) -> Tensor:
         return self.net.transfer(content, style, alpha)
@@ -382,7 +384,10 @@ def export_onnx(run_or_pipe, output: str | os.PathLike, opset: int = 17) -> Path
         axes = {"image": {2: "height", 3: "width"}, "stylized": {2: "height", 3: "width"}}
     else:
         multiple = net.pad_to
-        graph = _AdaINGraph(net)
+        if net.cfg.transform != "adain":
+            log.warning("ONNX has no eigendecomposition: the exported graph gives the features the style's "
+                        "mean and spread (AdaIN), not the %s transform this model runs in torch", net.cfg.transform)
+        graph = _AdaINGraph(net, "adain")
         args = (torch.rand(1, 3, 8 * multiple, 8 * multiple), torch.rand(1, 3, 64, 64), torch.tensor(1.0))
         names, outputs = ["content", "style", "alpha"], ["stylized"]
         axes = {"content": {2: "height", 3: "width"}, "style": {2: "style_height", 3: "style_width"},
