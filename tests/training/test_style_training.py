@@ -46,3 +46,27 @@ def test_content_layer_chooses_where_the_content_loss_compares():
     assert not torch.allclose(default.losses(photo, output)["content"], expected, rtol=1e-2)
     with pytest.raises(PixelforgeError, match="no layer 'r9'"):
         StylizerTask(net, StylizerTrainConfig(crop=32, content_layer="r9"), rt, style)
+
+
+def test_adain_decoder_trains_on_the_chosen_feature_transform(monkeypatch):
+    """``train_transform`` picks what makes the decoder's input during training (AdaIN by default); an
+    unknown one is refused."""
+    import pixelforge.training.style as style_training
+    from pixelforge.training.style import AdaINTask, AdaINTrainConfig
+
+    used = []
+    for name in ("adain", "wct"):
+        original = style_training.FEATURE_TRANSFORMS[name]
+        monkeypatch.setitem(style_training.FEATURE_TRANSFORMS, name,
+                            lambda c, s, name=name, original=original: used.append(name) or original(c, s))
+    torch.manual_seed(0)
+    styles = (torch.rand(2, 3, 40, 40) * 255).to(torch.uint8)
+    photos = torch.rand(2, 3, 40, 40) * 2 - 1
+    for transform in ("adain", "wct"):
+        task = AdaINTask(create_model("adain", widths=(8, 8)), AdaINTrainConfig(crop=32, train_transform=transform),
+                         Runtime.create("cpu", "fp32", seed=0), styles)
+        record = task.step(photos, None)
+        assert used[-1] == transform and all(torch.isfinite(torch.tensor(v)) for v in record.values())
+    assert AdaINTrainConfig().train_transform == "adain"
+    with pytest.raises(PixelforgeError, match="feature transform"):
+        AdaINTrainConfig(train_transform="whiten")

@@ -42,8 +42,8 @@ from ..errors import PixelforgeError
 from ..family import flag
 from ..images import save_grid
 from ..models.style import (
-    AdaINNet, TransformerNet, adain, build_backbone, channel_stats, colour_loss, content_loss, gram_matrix,
-    style_loss, total_variation,
+    FEATURE_TRANSFORMS, AdaINNet, TransformerNet, build_backbone, channel_stats, colour_loss, content_loss,
+    gram_matrix, style_loss, total_variation,
 )
 from ..runs import Run
 from ..runtime import Runtime, make_optimizer
@@ -104,10 +104,16 @@ class AdaINTrainConfig:
     colour_weight: float = flag(0.0, help="weight of the colour-histogram loss against each style crop",
                                 check="non-negative")
     lr: float = flag(1e-3, help="Adam's peak learning rate", check="positive")
+    # the feature transform the decoder trains on (the model's --transform is the one used at inference)
+    train_transform: str = flag("adain", choices=tuple(FEATURE_TRANSFORMS),
+                                help="feature transform while training: adain (as in the paper) or wct")
     warmup: float = 0.02
     min_lr_factor: float = 0.05
 
     def __post_init__(self):
+        if self.train_transform not in FEATURE_TRANSFORMS:
+            raise PixelforgeError(f"unknown feature transform {self.train_transform!r}; choose one of "
+                                  f"{', '.join(FEATURE_TRANSFORMS)}")
         _check_common(self.crop, self.style_size, self.lr, {"style weight": self.style_weight,
                                                             "colour weight": self.colour_weight})
 
@@ -210,7 +216,7 @@ class AdaINTask(SingleNetTask):
         with torch.no_grad():
             f_c = net.encode(content, [layer])[layer]
             f_s = net.encode(style, layers)
-            t = adain(f_c, f_s[layer])
+            t = FEATURE_TRANSFORMS[self.cfg.train_transform](f_c, f_s[layer])
         self.opt.zero_grad(set_to_none=True)
         with self.rt.autocast():
             output = net.decode(t)
