@@ -544,6 +544,12 @@ def whiten_colour(content: Tensor, style: Tensor, eps: float = 1e-5) -> Tensor:
 FEATURE_TRANSFORMS = {"adain": adain, "wct": whiten_colour}
 
 
+def check_feature_transform(name: str) -> None:
+    """A one-line error for a feature transform that :data:`FEATURE_TRANSFORMS` lacks."""
+    if name not in FEATURE_TRANSFORMS:
+        raise PixelforgeError(f"unknown feature transform {name!r}; choose one of {', '.join(FEATURE_TRANSFORMS)}")
+
+
 @dataclass
 class AdaINConfig:
     """Encoder = a frozen backbone up to ``layer``; decoder = its rough mirror, trained."""
@@ -572,9 +578,7 @@ class AdaINConfig:
             raise PixelforgeError(f"AdaIN decoder shuffle must be 1, 2 or 4, not {self.shuffle}")
         if self.backbone not in BACKBONES:
             raise PixelforgeError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
-        if self.transform not in FEATURE_TRANSFORMS:
-            raise PixelforgeError(f"unknown feature transform {self.transform!r}; choose one of "
-                                  f"{', '.join(FEATURE_TRANSFORMS)}")
+        check_feature_transform(self.transform)
         self.layer = self.layer or ("r3" if self.backbone == "offline" else "relu4_1")
         self.widths = tuple(int(w) for w in self.widths)
         if not self.widths or min(self.widths) < 1:

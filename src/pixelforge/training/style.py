@@ -42,8 +42,8 @@ from ..errors import PixelforgeError
 from ..family import flag
 from ..images import save_grid
 from ..models.style import (
-    FEATURE_TRANSFORMS, AdaINNet, TransformerNet, build_backbone, channel_stats, colour_loss, content_loss,
-    gram_matrix, style_loss, total_variation,
+    FEATURE_TRANSFORMS, AdaINNet, TransformerNet, build_backbone, channel_stats, check_feature_transform,
+    colour_loss, content_loss, gram_matrix, style_loss, total_variation,
 )
 from ..runs import Run
 from ..runtime import Runtime, make_optimizer
@@ -111,9 +111,7 @@ class AdaINTrainConfig:
     min_lr_factor: float = 0.05
 
     def __post_init__(self):
-        if self.train_transform not in FEATURE_TRANSFORMS:
-            raise PixelforgeError(f"unknown feature transform {self.train_transform!r}; choose one of "
-                                  f"{', '.join(FEATURE_TRANSFORMS)}")
+        check_feature_transform(self.train_transform)
         _check_common(self.crop, self.style_size, self.lr, {"style weight": self.style_weight,
                                                             "colour weight": self.colour_weight})
 
