@@ -156,15 +156,17 @@ def learned(args, photos: Path, styles: Path) -> dict:
             continue
         fp32 = load_stylizer(run, device="cpu", precision="fp32")
         bf16 = load_stylizer(run, device="cpu", precision="bf16")
+        default = load_stylizer(run, device="cpu").precision  # as `pixelforge stylize --model RUN` runs it
         if kind == "adain" and args.adain_transforms:  # as shipped (--ship --adain-transforms)
             fp32.net.cfg.transform = bf16.net.cfg.transform = _names(args.adain_transforms)[0]
         onnx_file = export_onnx(fp32, tmp / f"{kind}.onnx")
         ort = OnnxStylizer(onnx_file, threads=torch.get_num_threads())
-        pipelines[kind] = fp32
+        pipelines[kind] = fp32 if default == "fp32" else bf16
         style = None if kind == "feed-forward" else fp32.prepare_style(styles / f"{TRAINED_STYLE}.png")  # as stylize
         label = (f"feed-forward {fp32.net.cfg.widths}, {fp32.net.cfg.blocks} blocks, shuffle {fp32.net.cfg.shuffle}"
                  if kind == "feed-forward" else f"AdaIN (encoder {fp32.net.cfg.layer}, decoder {fp32.net.cfg.widths})")
         for name, pipe in (("torch fp32", fp32), ("torch bf16 channels_last", bf16), ("onnxruntime", ort)):
+            name += " (stylize's default)" if pipe is pipelines[kind] else ""
             timed(label, name, per_image_seconds(lambda p=pipe, s=style: p.run_tensor(content, s), repeats))
         outputs[kind] = fp32.run_tensor(content, style)
         outputs[f"{kind} bf16"] = bf16.run_tensor(content, style)
@@ -375,7 +377,7 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
 
     tuning = args.mode in SEVERAL_RUNS_MODES  # several runs of a kind, each a method of its own
     for run in _names(args.stylizer or ""):
-        net = load_stylizer(run, device="cpu", precision="fp32")
+        net = load_stylizer(run, device="cpu")  # in the precision `pixelforge stylize --model RUN` uses
         config = json.loads((Path(run) / "config.json").read_text())
         trained = Path(config["task"]["style"]).stem
         if not style_files[trained].is_file():
@@ -397,7 +399,7 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
     for run in _names(args.adain or ""):
         config = json.loads((Path(run) / "config.json").read_text())
         for variant in variants:
-            adain = load_stylizer(run, device="cpu", precision="fp32")
+            adain = load_stylizer(run, device="cpu")
             label, side = "AdaIN", None
             if variant is None and args.adain_transforms:  # --compare: the one transform given
                 adain.net.cfg.transform = transforms[0]

@@ -105,7 +105,7 @@ def test_adain_run_takes_any_style_and_alpha(adain_run, files, tmp_path):
 @pytest.mark.parametrize("which", ["stylizer_run", "adain_run"])
 def test_onnx_runtime_matches_torch(which, request, tmp_path):
     run = request.getfixturevalue(which)
-    pipe = load_stylizer(run, device="cpu")
+    pipe = load_stylizer(run, device="cpu", precision="fp32")
     path = export_onnx(run, tmp_path / "model.onnx")
     ort_pipe = OnnxStylizer(path)
     assert ort_pipe.kind == pipe.kind
@@ -121,8 +121,26 @@ def test_onnx_runtime_matches_torch(which, request, tmp_path):
         assert (got - expected).abs().max() < 1e-4
 
 
+def test_adain_runs_its_decoder_in_bf16_by_default_where_the_cpu_is_fast(stylizer_run, adain_run):
+    from pixelforge.runtime import Runtime
+
+    fast = Runtime.create("cpu", "auto").precision
+    assert load_stylizer(adain_run, device="cpu").precision == fast
+    assert load_stylizer(stylizer_run, device="cpu").precision == "fp32"
+    assert load_stylizer(adain_run, device="cpu", precision="fp32").precision == "fp32"
+    assert load_stylizer(stylizer_run, device="cpu", precision="auto").precision == fast
+    fp32, bf16 = (load_stylizer(adain_run, device="cpu", precision=p) for p in ("fp32", "bf16"))
+    for pipe in (fp32, bf16):
+        pipe.net.cfg.transform = "wct"
+        # the tiny run's nearly flat output: matching its colours would scale its rounding up too
+        pipe.net.cfg.match_colours = False
+    image, style = torch.rand(3, 32, 40), torch.rand(3, 30, 26)
+    # the decoder's bf16 rounding only: the whitened features are fp32's
+    assert (bf16.run_tensor(image, style, 1.0) - fp32.run_tensor(image, style, 1.0)).abs().max() < 0.05
+
+
 def test_onnx_export_of_a_wct_adain_model_says_it_exports_adain(adain_run, tmp_path, caplog):
-    pipe = load_stylizer(adain_run, device="cpu")
+    pipe = load_stylizer(adain_run, device="cpu", precision="fp32")
     pipe.net.cfg.transform = "wct"
     with caplog.at_level("WARNING", logger="pixelforge.style"):
         path = export_onnx(pipe, tmp_path / "model.onnx")
@@ -301,7 +319,8 @@ def test_shipped_style_weights_load_from_the_zoo_in_the_cli_and_the_api(stylizer
     content = load_rgb(files / "content.png", None)
     for name, run, style in (("tiny-ff-v0", stylizer_run, None), ("tiny-adain-v0", adain_run,
                                                                     load_rgb(files / "styles/s1.png", None))):
-        shipped, own = load(f"zoo:{name}", device="cpu"), load_stylizer(run, device="cpu")
+        shipped, own = (load(f"zoo:{name}", device="cpu", precision="fp32"),
+                        load_stylizer(run, device="cpu", precision="fp32"))
         assert shipped.name == f"zoo:{name}" and shipped.path is None
         assert (shipped.run_tensor(content, style) - own.run_tensor(content, style)).abs().max() < 0.02  # fp16
     out = tmp_path / "shipped.png"

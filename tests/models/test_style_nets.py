@@ -81,6 +81,18 @@ def test_adain_net_wct_transform_and_config_check():
         AdaINConfig(transform="whiten")
 
 
+def test_adain_target_features_are_fp32_under_autocast_and_the_decoder_is_not():
+    net = create_model("adain", widths=(8, 8), transform="wct").eval()
+    content, style = torch.rand(1, 3, 32, 40), torch.rand(1, 3, 48, 48)
+    with torch.no_grad():
+        fp32 = net.target_features(content, style)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            island = net.target_features(content, style)
+            decoded = net.decoder(island)
+    assert island.dtype == torch.float32 and torch.allclose(island, fp32, atol=1e-5)
+    assert decoded.dtype == torch.bfloat16
+
+
 def test_adain_net_alpha_zero_is_the_content_and_alpha_one_the_style_statistics():
     net = create_model("adain", widths=(8, 8)).eval()
     content, style = torch.rand(1, 3, 32, 40), torch.rand(1, 3, 48, 48)

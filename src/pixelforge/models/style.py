@@ -455,6 +455,7 @@ class TransformerNet(nn.Module):
     """
 
     family_kind = "feed-forward"
+    default_precision = "fp32"  # what the pipelines run it in unless told: its measured results are fp32's
 
     def __init__(self, cfg: StylizerConfig):
         super().__init__()
@@ -620,6 +621,9 @@ class AdaINNet(nn.Module):
     """
 
     family_kind = "adain"
+    # The pipelines' default: bf16 autocast where the device runs it fast. Only the decoder runs in bf16,
+    # as in training: the encoder and the feature transform are an fp32 island (see target_features).
+    default_precision = "auto"
 
     def __init__(self, cfg: AdaINConfig):
         super().__init__()
@@ -664,7 +668,7 @@ class AdaINNet(nn.Module):
         return self.encoder(images, layers or self.style_layers)
 
     def decode(self, features: Tensor) -> Tensor:
-        return torch.sigmoid(self.decoder(features))
+        return torch.sigmoid(self.decoder(features).float())  # fp32 pixels for the colour matching
 
     def forward(self, content: Tensor, style: Tensor, alpha: float | Tensor = 1.0) -> Tensor:
         h, w = content.shape[-2:]
@@ -683,7 +687,12 @@ class AdaINNet(nn.Module):
         return out
 
     def target_features(self, content: Tensor, style: Tensor, alpha: float | Tensor = 1.0) -> Tensor:
-        """t = alpha AdaIN(f(c), f(s)) + (1 - alpha) f(c): what the decoder turns into the image."""
+        """t = alpha AdaIN(f(c), f(s)) + (1 - alpha) f(c): what the decoder turns into the image. In fp32
+        under autocast too: whitening (``wct``) scales the features' low-variance directions up, and bf16
+        rounding with them; the decoder trains under autocast on features encoded in fp32, as here."""
+        if torch.is_autocast_enabled(content.device.type):
+            with torch.autocast(content.device.type, enabled=False):
+                return self.target_features(content.float(), style.float(), alpha)
         f_c = self.encoder(content, [self.cfg.layer])[self.cfg.layer]
         f_s = self.encoder(style, [self.cfg.layer])[self.cfg.layer]
         return alpha * FEATURE_TRANSFORMS[self.cfg.transform](f_c, f_s) + (1 - alpha) * f_c

@@ -277,7 +277,8 @@ def _save(image: Image.Image, path: Path) -> None:
 
 
 class StylizerPipeline(_Stylizer):
-    """A trained feed-forward stylizer or AdaIN model in torch (fp32, or bf16 autocast + channels_last)."""
+    """A trained feed-forward stylizer or AdaIN model in torch (fp32, or bf16 autocast + channels_last;
+    AdaIN's encoder and feature transform stay fp32 under it)."""
 
     def __init__(self, net: TransformerNet | AdaINNet, path: Path | None = None, precision: str = "fp32",
                  name: str | None = None):
@@ -305,21 +306,25 @@ class StylizerPipeline(_Stylizer):
         return out[0].float().clamp(0, 1).cpu()
 
 
-def load_stylizer(run_dir: str | os.PathLike, device: str = "auto", precision: str = "fp32") -> StylizerPipeline:
-    """A style run (feed-forward or AdaIN) rebuilt from config.json and its latest safetensors."""
+def load_stylizer(run_dir: str | os.PathLike, device: str = "auto", precision: str | None = None) -> StylizerPipeline:
+    """A style run (feed-forward or AdaIN) rebuilt from config.json and its latest safetensors. ``precision``:
+    fp32, bf16, auto (bf16 where the device runs it fast), or None: the model's default (AdaIN auto,
+    feed-forward fp32)."""
     r, _, net, runtime = open_model(run_dir, "style", device)
     load_weights_into(r, net, "style")
-    return StylizerPipeline(net.to(runtime.device), r.path, _precision(precision, device))
+    return StylizerPipeline(net.to(runtime.device), r.path, _precision(precision, device, net))
 
 
-def load_shipped_stylizer(name: str, device: str = "auto", precision: str = "fp32") -> StylizerPipeline:
-    """Shipped style weights, feed-forward or AdaIN (see ``pixelforge/zoo/MODEL_CARDS.md``)."""
+def load_shipped_stylizer(name: str, device: str = "auto", precision: str | None = None) -> StylizerPipeline:
+    """Shipped style weights, feed-forward or AdaIN (see ``pixelforge/zoo/MODEL_CARDS.md``); ``precision`` as
+    for :func:`load_stylizer`."""
     net, _ = load_network(name, "style")
     runtime = Runtime.create(device, "fp32")
-    return StylizerPipeline(net.to(runtime.device), None, _precision(precision, device), name=f"zoo:{name}")
+    return StylizerPipeline(net.to(runtime.device), None, _precision(precision, device, net), name=f"zoo:{name}")
 
 
-def _precision(precision: str, device: str) -> str:
+def _precision(precision: str | None, device: str, net: TransformerNet | AdaINNet) -> str:
+    precision = precision or net.default_precision
     if precision == "auto":
         precision = Runtime.create(device, "auto").precision
     if precision not in ("fp32", "bf16"):
@@ -442,7 +447,7 @@ class OnnxStylizer(_Stylizer):
 
 
 def open_stylizer(model: str | os.PathLike, runtime: str = "torch", device: str = "cpu",
-                  precision: str = "fp32") -> _Stylizer:
+                  precision: str | None = None) -> _Stylizer:
     """``--model``: a style run directory (torch, or ``runtime="onnx"``: its export, made on first use
     as RUN/model.onnx), an exported .onnx file, or shipped weights (``zoo:NAME``; torch only)."""
     path = Path(model)
