@@ -417,19 +417,42 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
                 notes[kind] = next(iter(notes[kind].values()))
 
 
+LEARNED_KINDS = {"feed-forward": "feed-forward ", "adain": "AdaIN "}  # kind: its methods' label prefix
+
+
 def choose_learned(summary: list[dict], peer: str | None) -> dict:
-    """Per kind (feed-forward, AdaIN): the method whose worst measure relative to the peer is best (ratios
-    oriented so that higher is better; issue #32's bar for the learned methods is 0.8 on every measure)."""
+    """Per kind (feed-forward, AdaIN): among the methods within :data:`LEARNED_SECONDS_LIMIT` per square image,
+    the one whose worst measure relative to the peer is best (ratios oriented so that higher is better; issue
+    #32's bar for the learned methods is 0.8 on every measure)."""
     if peer is None:
         return {"chosen": None, "rule": "needs the peer"}
     chosen = {}
-    for kind, prefix in (("feed-forward", "feed-forward "), ("adain", "AdaIN ")):
-        scores = {e["method"]: worst_ratio(e["ratio_to_peer"]) for e in summary if e["method"].startswith(prefix)}
+    for kind, prefix in LEARNED_KINDS.items():
+        scores = {e["method"]: worst_ratio(e["ratio_to_peer"]) for e in summary if e["method"].startswith(prefix)
+                  and e["means"]["seconds_square"] <= LEARNED_SECONDS_LIMIT}
         if scores:
             best = max(scores, key=scores.get)
             chosen[kind] = {"method": best, "worst_ratio": round(scores[best], 4)}
             print(f"chosen on validation ({kind}): {best} (worst measure {scores[best]:.3f}x the peer's)", flush=True)
-    return {"chosen": chosen, "rule": "per kind, the best worst-measure ratio to the peer on the validation pairs"}
+    return {"chosen": chosen, "rule": f"per kind, among the methods within {LEARNED_SECONDS_LIMIT} s per square "
+                                      "image, the best worst-measure ratio to the peer on the validation pairs"}
+
+
+def keep_unmeasured_kinds(previous: dict | None, result: dict) -> dict:
+    """--tune-learned with runs of one kind only: the other kind's runs, rows, summary and choice stay as they
+    were measured before (``dates`` says when each kind was)."""
+    dates = {}
+    for kind, prefix in LEARNED_KINDS.items():
+        if kind in result:
+            dates[kind] = result["date"]
+        elif previous and kind in previous:
+            result[kind] = previous[kind]
+            result["rows"] += [r for r in previous["rows"] if r["method"].startswith(prefix)]
+            result["summary"] += [e for e in previous["summary"] if e["method"].startswith(prefix)]
+            if (previous.get("chosen") or {}).get(kind):
+                result["chosen"] = {**(result["chosen"] or {}), kind: previous["chosen"][kind]}
+            dates[kind] = previous.get("dates", {}).get(kind, previous["date"])
+    return {**result, "dates": dates}
 
 
 QUICK_CALLS = 5  # timed calls per square image for the methods under a second (their median)
@@ -722,6 +745,8 @@ def main() -> None:
         if not args.no_save:
             from pixelforge.runs import atomic_write_bytes
 
+            if key == "tune_learned":
+                result = keep_unmeasured_kinds(previous.get(key), result)
             previous[key] = result  # the other keys (and their date and machine) stay as they were
             atomic_write_bytes(path, (json.dumps(previous, indent=2) + "\n").encode())
             print(f"wrote {path} ({key})")
