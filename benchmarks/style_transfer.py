@@ -6,7 +6,8 @@
 ``--gallery``: the Gatys gallery (each generation the exact library call behind ``pixelforge stylize`` /
 ``pixelforge texture``, defaults except --size and --steps) -> docs/images/style_*.png; without it the
 gallery rows of the previous results file are kept. ``--stylizer``/``--adain``: the learned methods
-(trained as in docs/style_transfer.md): time per 512x512 image for Gatys (``--gatys-steps`` L-BFGS steps),
+(trained as in docs/style_transfer.md; run directories, or shipped weights as ``zoo:NAME``, measured in the
+precision ``pixelforge stylize`` runs them in): time per 512x512 image for Gatys (``--gatys-steps`` L-BFGS steps),
 the feed-forward net (torch fp32, torch bf16 + channels_last, ONNX Runtime; also Johnson's original
 size, untrained, for speed only) and AdaIN (same three), the relative content and style errors of
 every method on held-out photos, and the picture sheet docs/images/style_sheet.png (content x
@@ -124,7 +125,7 @@ def per_image_seconds(fn, repeats: int) -> float:
 
 def learned(args, photos: Path, styles: Path) -> dict:
     from pixelforge.pipelines.style import relative_losses
-    from pixelforge.pipelines.stylizer import OnnxStylizer, StylizerPipeline, export_onnx, load_stylizer
+    from pixelforge.pipelines.stylizer import OnnxStylizer, StylizerPipeline, export_onnx, open_stylizer
     from pixelforge.registry import create_model
 
     size, repeats = 512, args.repeats
@@ -154,9 +155,8 @@ def learned(args, photos: Path, styles: Path) -> dict:
     for kind, run in (("feed-forward", args.stylizer), ("adain", args.adain)):
         if run is None:
             continue
-        fp32 = load_stylizer(run, device="cpu", precision="fp32")
-        bf16 = load_stylizer(run, device="cpu", precision="bf16")
-        default = load_stylizer(run, device="cpu").precision  # as `pixelforge stylize --model RUN` runs it
+        fp32, bf16 = (open_stylizer(run, precision=precision) for precision in ("fp32", "bf16"))
+        default = open_stylizer(run).precision  # as `pixelforge stylize --model RUN` runs it
         if kind == "adain" and args.adain_transforms:  # as shipped (--ship --adain-transforms)
             fp32.net.cfg.transform = bf16.net.cfg.transform = _names(args.adain_transforms)[0]
         onnx_file = export_onnx(fp32, tmp / f"{kind}.onnx")
@@ -218,14 +218,8 @@ def learned(args, photos: Path, styles: Path) -> dict:
     print(f"max |onnx - torch fp32|: {parity}; max |bf16 - fp32|: {parity_bf16}")
 
     sheet(args, photos, styles, pipelines)
-    training = {}
-    for kind, run in (("feed-forward", args.stylizer), ("adain", args.adain)):
-        if run is not None:
-            records = [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines()]
-            config = json.loads((Path(run) / "config.json").read_text())
-            training[kind] = {"model": config["model"], "task": config["task"], "data": config["data"]["spec"],
-                              "steps": records[-1]["step"], "minutes": config["train"]["minutes"],
-                              "final": {k: records[-1][k] for k in ("loss", "content", "style") if k in records[-1]}}
+    training = {kind: learned_source(run) for kind, run in (("feed-forward", args.stylizer), ("adain", args.adain))
+                if run is not None}
     return {"speed_512": speed, "losses_512": losses, "onnx_max_abs_diff": parity, "bf16_max_abs_diff": parity_bf16,
             "training": training, "target_seconds": LEARNED_SECONDS_LIMIT, "held_out_photos": list(HELD_OUT_PHOTOS),
             "held_out_style": HELD_OUT_STYLE}
@@ -368,18 +362,39 @@ def compare_methods(args, style_files: dict[str, Path]) -> tuple[dict, dict]:
     return methods, notes
 
 
+def learned_source(spec: str) -> dict:
+    """What a --stylizer / --adain argument was trained as: a run directory's config.json and last metrics,
+    or the model card of shipped weights (``zoo:NAME``). ``style``: the feed-forward net's style;
+    ``styles``: AdaIN's training styles."""
+    from pixelforge.zoo import ZOO_PREFIX, card
+
+    if spec.startswith(ZOO_PREFIX):
+        shipped = card(spec.removeprefix(ZOO_PREFIX))
+        return {"shipped": spec, "model": {"name": shipped["model"], "config": shipped["config"]},
+                "task": shipped["task"], "data": shipped["data"], "steps": shipped["steps"],
+                "minutes": shipped["train"]["minutes"], "style": Path(shipped.get("style", "")).stem or None,
+                "styles": shipped.get("training_styles")}
+    config = json.loads((Path(spec) / "config.json").read_text())
+    records = [json.loads(line) for line in (Path(spec) / "metrics.jsonl").read_text().splitlines()]
+    style = config["task"].get("style")
+    return {"model": config["model"], "task": config["task"], "data": config["data"]["spec"],
+            "steps": records[-1]["step"], "minutes": config["train"]["minutes"],
+            "final": {k: records[-1][k] for k in ("loss", "content", "style") if k in records[-1]},
+            "style": Path(style).stem if style else None, "styles": config["task"].get("styles")}
+
+
 def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: dict) -> None:
     """The --stylizer and --adain runs as methods of :func:`compare_methods` (their runs are noted). With
     --tune-learned each of several runs (separated by commas) is a method of its own, AdaIN once per style
     side of :data:`ADAIN_STYLE_SIDES` with and without its colour matching, the feed-forward nets on the validation photos with their style and
     AdaIN on the validation styles (:data:`LEARNED_TUNE_PAIRS`)."""
-    from pixelforge.pipelines.stylizer import load_stylizer
+    from pixelforge.pipelines.stylizer import open_stylizer
 
     tuning = args.mode in SEVERAL_RUNS_MODES  # several runs of a kind, each a method of its own
     for run in _names(args.stylizer or ""):
-        net = load_stylizer(run, device="cpu")  # in the precision `pixelforge stylize --model RUN` uses
-        config = json.loads((Path(run) / "config.json").read_text())
-        trained = Path(config["task"]["style"]).stem
+        net = open_stylizer(run)  # in the precision `pixelforge stylize --model RUN` uses
+        config = learned_source(run)
+        trained = config["style"]
         if not style_files[trained].is_file():
             style_files[trained] = Path(run) / "style.png"
         label = f"feed-forward {Path(run).name}" if tuning else f"feed-forward ({trained} only)"
@@ -397,9 +412,9 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
     variants = ([(side, match, transform) for transform in transforms
                  for side in ADAIN_STYLE_SIDES for match in (False, True)] if tuning else [None])
     for run in _names(args.adain or ""):
-        config = json.loads((Path(run) / "config.json").read_text())
+        config = learned_source(run)
         for variant in variants:
-            adain = load_stylizer(run, device="cpu")
+            adain = open_stylizer(run)
             label, side = "AdaIN", None
             if variant is None and args.adain_transforms:  # --compare: the one transform given
                 adain.net.cfg.transform = transforms[0]
@@ -407,7 +422,7 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
                 side, adain.net.cfg.match_colours, adain.net.cfg.transform = variant
                 label = (f"AdaIN {Path(run).name} style {side}" + (" colours matched" if variant[1] else "")
                          + ("" if variant[2] == "adain" else f" {variant[2]}"))
-            notes.setdefault("adain", {})[label] = {"run": str(run), "training_styles": config["task"].get("styles"),
+            notes.setdefault("adain", {})[label] = {"run": str(run), "training_styles": config["styles"],
                                                     "task": config["task"], "model": vars(adain.net.cfg),
                                                     "style_side": side}
             methods[label] = (functools.partial(run_adain, adain=adain, side=side), only, None)
@@ -687,8 +702,9 @@ def main() -> None:
                         help="gallery size (default 256); with --compare, the longer side (default 512)")
     parser.add_argument("--steps", type=int, default=200, help="gallery steps")
     parser.add_argument("--gallery", action="store_true", help="(re)make the Gatys gallery")
-    parser.add_argument("--stylizer", default=None, help="a feed-forward stylizer run (style mosaic)")
-    parser.add_argument("--adain", default=None, help="an AdaIN run")
+    parser.add_argument("--stylizer", default=None,
+                        help="a feed-forward stylizer run (style mosaic), or shipped weights (zoo:NAME)")
+    parser.add_argument("--adain", default=None, help="an AdaIN run, or shipped weights (zoo:NAME)")
     parser.add_argument("--gatys-steps", type=int, default=None,
                         help="L-BFGS steps timed at 512x512 (default 20); with --compare, Gatys' steps "
                              "(default: the library's)")
