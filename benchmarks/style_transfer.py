@@ -453,21 +453,28 @@ def choose_learned(summary: list[dict], peer: str | None) -> dict:
                                       "image, the best worst-measure ratio to the peer on the validation pairs"}
 
 
-def keep_unmeasured_kinds(previous: dict | None, result: dict) -> dict:
-    """--tune-learned with runs of one kind only: the other kind's runs, rows, summary and choice stay as they
-    were measured before (``dates`` says when each kind was)."""
-    dates = {}
+def keep_unmeasured_runs(previous: dict | None, result: dict) -> dict:
+    """--tune-learned: the methods of the runs this call did not measure stay as measured before, after this
+    call's (``measured_on`` dates each method). The choice is made among this call's methods; a kind this call
+    did not measure keeps its earlier choice."""
+    result["measured_on"] = {e["method"]: result["date"] for e in result["summary"] if e["method"].startswith(
+        tuple(LEARNED_KINDS.values()))}
+    if not previous:
+        return result
+    runs_now = {note["run"] for kind in LEARNED_KINDS for note in result.get(kind, {}).values()}
+    kept = {label: note for kind in LEARNED_KINDS for label, note in previous.get(kind, {}).items()
+            if note["run"] not in runs_now}
     for kind, prefix in LEARNED_KINDS.items():
-        if kind in result:
-            dates[kind] = result["date"]
-        elif previous and kind in previous:
-            result[kind] = previous[kind]
-            result["rows"] += [r for r in previous["rows"] if r["method"].startswith(prefix)]
-            result["summary"] += [e for e in previous["summary"] if e["method"].startswith(prefix)]
-            if (previous.get("chosen") or {}).get(kind):
-                result["chosen"] = {**(result["chosen"] or {}), kind: previous["chosen"][kind]}
-            dates[kind] = previous.get("dates", {}).get(kind, previous["date"])
-    return {**result, "dates": dates}
+        mine = {label: note for label, note in kept.items() if label.startswith(prefix)}
+        if mine:
+            result[kind] = {**result.get(kind, {}), **mine}
+    result["rows"] += [r for r in previous["rows"] if r["method"] in kept]
+    result["summary"] += [e for e in previous["summary"] if e["method"] in kept]
+    chosen = result.get("chosen") or {}
+    result["chosen"] = {**{k: v for k, v in (previous.get("chosen") or {}).items() if k not in chosen}, **chosen}
+    earlier = previous.get("measured_on", {})
+    result["measured_on"].update({label: earlier.get(label, previous["date"]) for label in kept})
+    return result
 
 
 QUICK_CALLS = 5  # timed calls per square image for the methods under a second (their median)
@@ -762,7 +769,7 @@ def main() -> None:
             from pixelforge.runs import atomic_write_bytes
 
             if key == "tune_learned":
-                result = keep_unmeasured_kinds(previous.get(key), result)
+                result = keep_unmeasured_runs(previous.get(key), result)
             previous[key] = result  # the other keys (and their date and machine) stay as they were
             atomic_write_bytes(path, (json.dumps(previous, indent=2) + "\n").encode())
             print(f"wrote {path} ({key})")
