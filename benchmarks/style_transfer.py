@@ -634,8 +634,9 @@ def choose_settings(summary: list[dict], grid: list[dict], peer: str | None) -> 
 SHIPPED_FEED_FORWARD = "photos-stylizer-mosaic-v3"
 TRAINING_COMMANDS = {
     "feed-forward": "pixelforge train stylizer --data folder:PHOTOS --style $PIXELFORGE_DATA/styles/mosaic.png "
-                    "--run-dir runs/stylizer-mosaic --minutes 20",
-    "adain": "pixelforge train adain --data folder:PHOTOS --styles folder:STYLES --run-dir runs/adain --minutes 20",
+                    "--run-dir runs/stylizer-mosaic --minutes {minutes:g}",
+    "adain": "pixelforge train adain --data folder:PHOTOS --styles folder:STYLES --run-dir runs/adain "
+             "--minutes {minutes:g}",
 }
 
 
@@ -657,7 +658,8 @@ def ship(args, results: dict) -> None:
         method = next(e for e in compare["summary"] if e["method"].startswith("AdaIN" if kind == "adain" else kind))
         extra = {"data": "folder of photos (training_photos)", "training_photos": photos,
                  "task": {k: v for k, v in config["task"].items() if k not in ("style", "styles")},  # no local paths
-                 "held_out_photos": list(HELD_OUT_PHOTOS), "command": TRAINING_COMMANDS[kind],
+                 "held_out_photos": list(HELD_OUT_PHOTOS),
+                 "command": TRAINING_COMMANDS[kind].format(minutes=config["train"]["minutes"]),
                  "compare": {"date": compare["date"], "machine": compare["machine"], "size": compare["size"],
                              "pairs": method["pairs"], "means": method["means"],
                              "ratio_to_peer": method.get("ratio_to_peer")}}
