@@ -135,7 +135,7 @@ def test_adain_runs_its_decoder_in_bf16_by_default_where_the_cpu_is_fast(stylize
         # the tiny run's nearly flat output: matching its colours would scale its rounding up too
         pipe.net.cfg.match_colours = False
     image, style = torch.rand(3, 32, 40), torch.rand(3, 30, 26)
-    # the decoder's bf16 rounding only: the whitened features are fp32's
+    # the decoder's and the style statistics' bf16 rounding only: the whitened content features are fp32's
     assert (bf16.run_tensor(image, style, 1.0) - fp32.run_tensor(image, style, 1.0)).abs().max() < 0.05
 
 

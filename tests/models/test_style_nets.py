@@ -88,8 +88,11 @@ def test_adain_target_features_are_fp32_under_autocast_and_the_decoder_is_not():
         fp32 = net.target_features(content, style)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             island = net.target_features(content, style)
+            unstyled = net.target_features(content, style, 0.0)
             decoded = net.decoder(island)
-    assert island.dtype == torch.float32 and torch.allclose(island, fp32, atol=1e-5)
+    # the content's features are fp32's exactly; the style's statistics come from bf16 features
+    assert unstyled.dtype == torch.float32 and torch.equal(unstyled, net.target_features(content, style, 0.0))
+    assert island.dtype == torch.float32 and (island - fp32).norm() < 0.02 * fp32.norm()
     assert decoded.dtype == torch.bfloat16
 
 

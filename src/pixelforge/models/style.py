@@ -621,8 +621,8 @@ class AdaINNet(nn.Module):
     """
 
     family_kind = "adain"
-    # The pipelines' default: bf16 autocast where the device runs it fast. Only the decoder runs in bf16,
-    # as in training: the encoder and the feature transform are an fp32 island (see target_features).
+    # The pipelines' default: bf16 autocast where the device runs it fast. The content's features and the
+    # feature transform stay an fp32 island (see target_features); the decoder runs in bf16, as in training.
     default_precision = "auto"
 
     def __init__(self, cfg: AdaINConfig):
@@ -687,15 +687,21 @@ class AdaINNet(nn.Module):
         return out
 
     def target_features(self, content: Tensor, style: Tensor, alpha: float | Tensor = 1.0) -> Tensor:
-        """t = alpha AdaIN(f(c), f(s)) + (1 - alpha) f(c): what the decoder turns into the image. In fp32
-        under autocast too: whitening (``wct``) scales the features' low-variance directions up, and bf16
-        rounding with them; the decoder trains under autocast on features encoded in fp32, as here."""
+        """t = alpha AdaIN(f(c), f(s)) + (1 - alpha) f(c): what the decoder turns into the image. Under
+        autocast the content's features and the transform stay fp32: whitening (``wct``) scales the
+        features' low-variance directions up, and bf16 rounding with them (the decoder trains under autocast
+        on features encoded in fp32, as here). The style's features only give their mean and covariance,
+        averaged over every position and never inverted, so they are encoded under autocast."""
+        layer = self.cfg.layer
+        f_s = self.encoder(style, [layer])[layer].float()
+
+        def blend(f_c: Tensor) -> Tensor:
+            return alpha * FEATURE_TRANSFORMS[self.cfg.transform](f_c, f_s) + (1 - alpha) * f_c
+
         if torch.is_autocast_enabled(content.device.type):
             with torch.autocast(content.device.type, enabled=False):
-                return self.target_features(content.float(), style.float(), alpha)
-        f_c = self.encoder(content, [self.cfg.layer])[self.cfg.layer]
-        f_s = self.encoder(style, [self.cfg.layer])[self.cfg.layer]
-        return alpha * FEATURE_TRANSFORMS[self.cfg.transform](f_c, f_s) + (1 - alpha) * f_c
+                return blend(self.encoder(content.float(), [layer])[layer])
+        return blend(self.encoder(content, [layer])[layer])
 
 
 @register_model("adain", family="style", config=AdaINConfig,
