@@ -90,10 +90,13 @@ def test_lbfgs_stylize_reduces_the_total_loss(offline):
 def test_lbfgs_keeps_going_when_gradients_are_tiny(offline):
     # Large images give per-pixel gradients below torch's default tolerance_grad (1e-7), which made
     # L-BFGS return without moving; scaling all weights down reproduces that on a small image.
-    # One scale, so that the first and the last loss are at the same size (a coarser scale's are not comparable).
-    result = stylize(_pattern(32, 32, seed=1), _pattern(32, 32, seed=2), size=32, steps=20, content_weight=1e-6,
+    # One scale, so that the losses are all at the same size (a coarser scale's are not comparable). At such
+    # weights the loss wanders from step to step (by how much depends on the CPU's kernels), so the test asks
+    # that every step ran and that the optimisation got well below where it started.
+    result = stylize(_pattern(32, 32, seed=1), _pattern(32, 32, seed=2), size=32, steps=40, content_weight=1e-6,
                      style_weight=1e-6, tv_weight=1e-6, scales=1, backbone=offline, progress=False)
-    assert result.history[-1]["style"] < 0.9 * result.history[0]["style"]
+    style = [entry["style"] for entry in result.history]
+    assert len(style) == 40 and min(style) < 0.8 * style[0]
 
 
 def test_preserve_color_keeps_the_contents_chroma(offline):
