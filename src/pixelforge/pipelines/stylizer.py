@@ -278,7 +278,7 @@ def _save(image: Image.Image, path: Path) -> None:
 
 class StylizerPipeline(_Stylizer):
     """A trained feed-forward stylizer or AdaIN model in torch (fp32, or bf16 autocast + channels_last;
-    AdaIN's encoder and feature transform stay fp32 under it)."""
+    AdaIN's content features and feature transform stay fp32 under it)."""
 
     def __init__(self, net: TransformerNet | AdaINNet, path: Path | None = None, precision: str = "fp32",
                  name: str | None = None):
