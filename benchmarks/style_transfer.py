@@ -579,8 +579,9 @@ def compare(args, photos: Path, styles: Path) -> dict:
                   columns=["style", "photo", *methods], rows=labels)
         print(f"wrote {DOCS / 'style_compare.png'}")
     return {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "size": args.size, "style_side": side,
-            "seconds_square": f"one call on a {args.size}x{args.size} centre crop of the first photo, after a "
-                              "warm-up call (Gatys: 1 step); Gatys builds its feature network in each call",
+            "seconds_square": f"the median of {QUICK_CALLS} calls (one for methods over a second) on a "
+                              f"{args.size}x{args.size} centre crop of the first photo, after a warm-up call "
+                              "(Gatys: 1 step); Gatys builds its feature network in each call",
             "judges": "RandomFeatures seeds " + ", ".join(map(str, measures.JUDGE_SEEDS)) + " and MaxPoolFeatures "
             f"seed {measures.MAXPOOL_JUDGE_SEED} (pixelforge.metrics.style); the methods use RandomFeatures seed 0",
             "higher_is_better": HIGHER_IS_BETTER,
