@@ -159,6 +159,8 @@ def learned(args, photos: Path, styles: Path) -> dict:
         default = open_stylizer(run).precision  # as `pixelforge stylize --model RUN` runs it
         if kind == "adain" and args.adain_transforms:  # as shipped (--ship --adain-transforms)
             fp32.net.cfg.transform = bf16.net.cfg.transform = _names(args.adain_transforms)[0]
+        if kind == "adain" and args.wct_floors:
+            fp32.net.cfg.wct_floor = bf16.net.cfg.wct_floor = float(_names(args.wct_floors)[0])
         onnx_file = export_onnx(fp32, tmp / f"{kind}.onnx")
         ort = OnnxStylizer(onnx_file, threads=torch.get_num_threads())
         pipelines[kind] = fp32 if default == "fp32" else bf16
@@ -409,19 +411,25 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
 
     only = {style for _, style in LEARNED_TUNE_PAIRS if style != TRAINED_STYLE} if tuning else None
     transforms = _names(args.adain_transforms or "adain")
-    variants = ([(side, match, transform) for transform in transforms
+    floors = [float(floor) for floor in _names(args.wct_floors or "0")]
+    variants = ([(side, match, transform, floor) for transform in transforms
+                 for floor in (floors if transform == "wct" else [0.0])
                  for side in ADAIN_STYLE_SIDES for match in (False, True)] if tuning else [None])
     for run in _names(args.adain or ""):
         config = learned_source(run)
         for variant in variants:
             adain = open_stylizer(run)
             label, side = "AdaIN", None
-            if variant is None and args.adain_transforms:  # --compare: the one transform given
-                adain.net.cfg.transform = transforms[0]
-            if variant is not None:
-                side, adain.net.cfg.match_colours, adain.net.cfg.transform = variant
+            if variant is None:  # --compare: the one transform and floor given
+                if args.adain_transforms:
+                    adain.net.cfg.transform = transforms[0]
+                if args.wct_floors:
+                    adain.net.cfg.wct_floor = floors[0]
+            else:
+                side, adain.net.cfg.match_colours, adain.net.cfg.transform, adain.net.cfg.wct_floor = variant
                 label = (f"AdaIN {Path(run).name} style {side}" + (" colours matched" if variant[1] else "")
-                         + ("" if variant[2] == "adain" else f" {variant[2]}"))
+                         + ("" if variant[2] == "adain" else f" {variant[2]}")
+                         + (f" floor {variant[3]:g}" if variant[3] else ""))
             notes.setdefault("adain", {})[label] = {"run": str(run), "training_styles": config["styles"],
                                                     "task": config["task"], "model": vars(adain.net.cfg),
                                                     "style_side": side}
@@ -664,9 +672,12 @@ def ship(args, results: dict) -> None:
                  "compare": {"date": compare["date"], "machine": compare["machine"], "size": compare["size"],
                              "pairs": method["pairs"], "means": method["means"],
                              "ratio_to_peer": method.get("ratio_to_peer")}}
-        measured = compare[kind].get("model")  # the model config the comparison ran (AdaIN's transform)
-        if measured and measured.get("transform", "adain") != config["model"]["config"].get("transform", "adain"):
-            extra["config"] = {**config["model"]["config"], "transform": measured["transform"]}
+        measured = compare[kind].get("model") or {}  # the model config the comparison ran (AdaIN's transform)
+        stored = config["model"]["config"]
+        changed = {key: measured[key] for key, before in (("transform", "adain"), ("wct_floor", 0.0))
+                   if key in measured and measured[key] != stored.get(key, before)}
+        if changed:
+            extra["config"] = {**stored, **changed}
         if kind == "feed-forward":
             extra["style"] = Path(config["task"]["style"]).name
         else:
@@ -737,6 +748,9 @@ def main() -> None:
                         help="--tune-learned: the AdaIN runs' feature transforms to measure, separated by commas "
                              "(adain, wct; default adain); --compare, --ship: the one to run the --adain run with "
                              "(default: the run's own)")
+    parser.add_argument("--wct-floors",
+                        help="--tune-learned: WCT's relative eigenvalue floors to measure, separated by commas "
+                             "(default 0); --compare, --ship: the one to run the --adain run with")
     parser.add_argument("--grid", default=TUNE_GRID, help="--tune: settings separated by ';' (default %(default)s)")
     parser.add_argument("--ship", action="store_true",
                         help="copy the --stylizer and --adain runs into the zoo with the measures of the last --compare")

@@ -72,6 +72,24 @@ def test_whitening_and_colouring_gives_the_content_the_style_covariance():
     assert not torch.allclose(covariance(adain(content, style)), covariance(style), atol=1e-1)
 
 
+def test_whitening_with_a_relative_floor_leaves_out_the_weak_directions():
+    torch.manual_seed(0)
+    # content: two strong channels and one of almost no variance (1e-4 of the largest eigenvalue)
+    content = torch.randn(1, 3, 16, 16) * torch.tensor([1.0, 0.7, 0.01]).view(1, 3, 1, 1)
+    style = torch.randn(1, 3, 16, 16)
+    full = whiten_colour(content, style)
+    floored = whiten_colour(content, style, relative_floor=1e-3)
+    assert torch.allclose(whiten_colour(content, style, relative_floor=0.0), full)
+    # without the weak direction the result has only two dimensions of variance left
+    spread = torch.linalg.svdvals((floored - floored.mean((2, 3), keepdim=True)).reshape(3, -1))
+    assert spread[-1] < 1e-3 * spread[0] and torch.linalg.svdvals(full.reshape(3, -1))[-1] > 0.1
+    with pytest.raises(PixelforgeError, match="wct_floor"):
+        AdaINConfig(wct_floor=1.5)
+    net = create_model("adain", widths=(8, 8), wct_floor=1e-2).eval()
+    with torch.no_grad():
+        assert net(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)).shape == (1, 3, 32, 32)
+
+
 def test_adain_net_wct_transform_and_config_check():
     net = create_model("adain", widths=(8, 8), transform="wct").eval()
     with torch.no_grad():

@@ -512,14 +512,16 @@ def adain(content: Tensor, style: Tensor, eps: float = 1e-5) -> Tensor:
     return (content.float() - c_mean) / c_std * s_std + s_mean
 
 
-def whiten_colour(content: Tensor, style: Tensor, eps: float = 1e-5) -> Tensor:
+def whiten_colour(content: Tensor, style: Tensor, eps: float = 1e-5, relative_floor: float = 0.0) -> Tensor:
     """The whitening and colouring transform (Li et al. 2017), per image:
 
         WCT(x, y) = E_y D_y^(1/2) E_y^T  E_x D_x^(-1/2) E_x^T (x - mu(x)) + mu(y)
 
     with E D E^T the eigendecomposition of a feature map's channel covariance: the content features
     get the style features' whole covariance (so their Gram matrix), not only each channel's spread
-    as with :func:`adain`. As in the paper, directions with an eigenvalue under ``eps`` are left out.
+    as with :func:`adain`. As in the paper, directions with an eigenvalue under ``eps`` are left out, and
+    with ``relative_floor`` > 0 also those under that fraction of the largest eigenvalue (directions of
+    almost no variance, which whitening would scale up most).
     The covariances and the final product are fp32, the small C x C algebra float64; the result keeps
     the content's memory format (channels_last features stay so, for the decoder)."""
     n, c, h, w = content.shape
@@ -527,17 +529,18 @@ def whiten_colour(content: Tensor, style: Tensor, eps: float = 1e-5) -> Tensor:
     def positions(f: Tensor) -> Tensor:  # (N, H*W, C): a view of channels_last features
         return f.float().permute(0, 2, 3, 1).reshape(f.shape[0], -1, c)
 
-    def eigen(f: Tensor) -> tuple[Tensor, Tensor]:
+    def eigen(f: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # eigenvalues, eigenvectors, which directions to keep
         covariance = (f.transpose(1, 2) @ f).double() / max(f.shape[1] - 1, 1)
-        return torch.linalg.eigh(covariance)
+        values, vectors = torch.linalg.eigh(covariance)
+        return values, vectors, values > (values.amax(-1, keepdim=True) * relative_floor).clamp_min(eps)
 
     x, y = positions(content), positions(style)
     y_mean = y.mean(1, keepdim=True)
     x = x - x.mean(1, keepdim=True)
-    d_x, e_x = eigen(x)
-    d_y, e_y = eigen(y - y_mean)
-    whiten = e_x @ torch.diag_embed(torch.where(d_x > eps, d_x.clamp_min(eps).rsqrt(), 0)) @ e_x.transpose(1, 2)
-    colour = e_y @ torch.diag_embed(torch.where(d_y > eps, d_y.clamp_min(0).sqrt(), 0)) @ e_y.transpose(1, 2)
+    d_x, e_x, keep_x = eigen(x)
+    d_y, e_y, keep_y = eigen(y - y_mean)
+    whiten = e_x @ torch.diag_embed(torch.where(keep_x, d_x.clamp_min(eps).rsqrt(), 0)) @ e_x.transpose(1, 2)
+    colour = e_y @ torch.diag_embed(torch.where(keep_y, d_y.clamp_min(0).sqrt(), 0)) @ e_y.transpose(1, 2)
     out = x @ (colour @ whiten).transpose(1, 2).float() + y_mean
     return out.view(n, h, w, c).permute(0, 3, 1, 2)
 
@@ -571,6 +574,10 @@ class AdaINConfig:
     # always uses AdaIN: the decoder learns to turn features of any statistics back into an image.
     transform: str = flag("wct", choices=tuple(FEATURE_TRANSFORMS),
                           help="feature transform: adain (mean and spread) or wct (mean and covariance)")
+    # wct: the covariance directions left out besides the nearly empty ones, as a fraction of the largest
+    # eigenvalue (whiten_colour's relative_floor)
+    wct_floor: float = flag(0.0, help="wct: leave out the directions whose eigenvalue is under this fraction of "
+                                      "the largest")
     # runs and cards from before these options (pixelforge.registry.stored_config)
     ABSENT_IN_OLDER = {"match_colours": False, "transform": "adain"}
 
@@ -580,6 +587,9 @@ class AdaINConfig:
         if self.backbone not in BACKBONES:
             raise PixelforgeError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
         check_feature_transform(self.transform)
+        if not 0 <= self.wct_floor < 1:
+            raise PixelforgeError(f"AdaIN wct_floor is a fraction of the largest eigenvalue (0 <= f < 1), "
+                                  f"not {self.wct_floor}")
         self.layer = self.layer or ("r3" if self.backbone == "offline" else "relu4_1")
         self.widths = tuple(int(w) for w in self.widths)
         if not self.widths or min(self.widths) < 1:
@@ -695,8 +705,10 @@ class AdaINNet(nn.Module):
         layer = self.cfg.layer
         f_s = self.encoder(style, [layer])[layer].float()
 
+        options = {"relative_floor": self.cfg.wct_floor} if self.cfg.transform == "wct" else {}
+
         def blend(f_c: Tensor) -> Tensor:
-            return alpha * FEATURE_TRANSFORMS[self.cfg.transform](f_c, f_s) + (1 - alpha) * f_c
+            return alpha * FEATURE_TRANSFORMS[self.cfg.transform](f_c, f_s, **options) + (1 - alpha) * f_c
 
         if torch.is_autocast_enabled(content.device.type):
             with torch.autocast(content.device.type, enabled=False):
