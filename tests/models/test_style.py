@@ -336,5 +336,6 @@ def test_learned_defaults_are_the_ones_chosen_on_validation():
     model = {f.name: f.default for f in dataclasses.fields(AdaINConfig)}
     assert model["shuffle"] == adain["model"]["shuffle"] and model["match_colours"] == adain["model"]["match_colours"]
     assert model["transform"] == adain["model"].get("transform", "adain")
+    assert model["wct_floor"] == adain["model"].get("wct_floor", 0.0)
     assert list(model["widths"]) == adain["model"]["widths"]
     assert ADAIN_STYLE_SIDE == adain["style_side"]

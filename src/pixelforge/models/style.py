@@ -575,11 +575,11 @@ class AdaINConfig:
     transform: str = flag("wct", choices=tuple(FEATURE_TRANSFORMS),
                           help="feature transform: adain (mean and spread) or wct (mean and covariance)")
     # wct: the covariance directions left out besides the nearly empty ones, as a fraction of the largest
-    # eigenvalue (whiten_colour's relative_floor)
-    wct_floor: float = flag(0.0, help="wct: leave out the directions whose eigenvalue is under this fraction of "
+    # eigenvalue (whiten_colour's relative_floor; chosen on validation: benchmarks/style_transfer.py)
+    wct_floor: float = flag(1e-3, help="wct: leave out the directions whose eigenvalue is under this fraction of "
                                       "the largest")
     # runs and cards from before these options (pixelforge.registry.stored_config)
-    ABSENT_IN_OLDER = {"match_colours": False, "transform": "adain"}
+    ABSENT_IN_OLDER = {"match_colours": False, "transform": "adain", "wct_floor": 0.0}
 
     def __post_init__(self):
         if self.shuffle not in (1, 2, 4):
