@@ -155,15 +155,17 @@ def learned(args, photos: Path, styles: Path) -> dict:
     for kind, run in (("feed-forward", args.stylizer), ("adain", args.adain)):
         if run is None:
             continue
-        fp32, bf16 = (open_stylizer(run, precision=precision) for precision in ("fp32", "bf16"))
-        default = open_stylizer(run).precision  # as `pixelforge stylize --model RUN` runs it
+        default = open_stylizer(run)  # as `pixelforge stylize --model RUN` runs it
+        other = "bf16" if default.precision == "fp32" else "fp32"
+        runtimes = {default.precision: default, other: open_stylizer(run, precision=other)}
+        fp32, bf16 = runtimes["fp32"], runtimes["bf16"]
         if kind == "adain" and args.adain_transforms:  # as shipped (--ship --adain-transforms)
             fp32.net.cfg.transform = bf16.net.cfg.transform = _names(args.adain_transforms)[0]
         if kind == "adain" and args.wct_floors:
             fp32.net.cfg.wct_floor = bf16.net.cfg.wct_floor = float(_names(args.wct_floors)[0])
         onnx_file = export_onnx(fp32, tmp / f"{kind}.onnx")
         ort = OnnxStylizer(onnx_file, threads=torch.get_num_threads())
-        pipelines[kind] = fp32 if default == "fp32" else bf16
+        pipelines[kind] = default
         style = None if kind == "feed-forward" else fp32.prepare_style(styles / f"{TRAINED_STYLE}.png")  # as stylize
         label = (f"feed-forward {fp32.net.cfg.widths}, {fp32.net.cfg.blocks} blocks, shuffle {fp32.net.cfg.shuffle}"
                  if kind == "feed-forward" else f"AdaIN (encoder {fp32.net.cfg.layer}, decoder {fp32.net.cfg.widths})")
@@ -652,6 +654,7 @@ TRAINING_COMMANDS = {
 def ship(args, results: dict) -> None:
     """Copy the --stylizer and --adain runs into the zoo (fp16), their cards carrying the training commands
     and the run's measures from the results file's ``compare`` (which must have been made with these runs)."""
+    from pixelforge.models.style import AdaINConfig
     from pixelforge.pipelines.stylizer import SHIPPED_ADAIN, export_stylizer
 
     if args.stylizer is None and args.adain is None:
@@ -674,7 +677,8 @@ def ship(args, results: dict) -> None:
                              "ratio_to_peer": method.get("ratio_to_peer")}}
         measured = compare[kind].get("model") or {}  # the model config the comparison ran (AdaIN's transform)
         stored = config["model"]["config"]
-        changed = {key: measured[key] for key, before in (("transform", "adain"), ("wct_floor", 0.0))
+        # the inference options a run may lack, and the values it then runs with
+        changed = {key: measured[key] for key, before in AdaINConfig.ABSENT_IN_OLDER.items()
                    if key in measured and measured[key] != stored.get(key, before)}
         if changed:
             extra["config"] = {**stored, **changed}

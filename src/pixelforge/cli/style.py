@@ -39,8 +39,8 @@ def add_parsers(sub) -> None:
                               FromAPI(f"{STYLIZER}:DEFAULT_MAX_SIZE")))
     ml.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=MODEL_ONLY["precision"],
                     help="torch runtime: fp32, bf16 autocast with channels_last (AdaIN: the style's encoding and the "
-                         "decoder; the photo's features stay fp32), or auto: bf16 where the CPU runs it fast (default: the model's, AdaIN auto, "
-                         "feed-forward fp32)")
+                         "decoder; the photo's features stay fp32), or auto: bf16 where the CPU runs it fast "
+                         "(default: the model's, AdaIN auto, feed-forward fp32)")
     st.add_argument("--style-mix", default=None, help="weights of the styles, e.g. 0.7,0.3 (default equal)")
     st.add_argument("--content-weight", type=non_negative_float,
                     default=FromAPI(f"{STYLE}:stylize", "content_weight"), help="default %(default)s")
