@@ -332,3 +332,26 @@ def test_shipped_style_weights_load_from_the_zoo_in_the_cli_and_the_api(stylizer
     assert main(["stylize", str(files / "content.png"), "--model", "zoo:tiny-ff-v0", "--runtime", "onnx",
                  "-o", str(out)]) == 2
     assert "shipped style models run in torch" in capsys.readouterr().err
+
+
+def test_adain_refine_run_starts_its_decoder_from_another_run(adain_run, stylizer_run, files, tmp_path, capsys):
+    """--refine r2 --decoder-from RUN: the new run's decoder starts as RUN's (its refiner fresh), trains,
+    and stylizes; a feed-forward run or a decoder of another shape is refused in one line."""
+    from pixelforge.pipelines.stylizer import load_stylizer
+
+    run = tmp_path / "refined"
+    args = ["train", "adain", "--data", f"folder:{files / 'photos'}", "--styles", f"folder:{files / 'styles'}",
+            "--widths", "8,8", "--refine", "r2", *TRAIN]
+    assert main([*args, "--run-dir", str(run), "--decoder-from", str(adain_run), "--lr", "1e-12"]) == 0
+    source, refined = load_stylizer(adain_run, precision="fp32").net, load_stylizer(run, precision="fp32").net
+    assert refined.cfg.refine == "r2" and refined.refiner is not None
+    for k, v in source.decoder.state_dict().items():  # a learning rate of ~0 leaves the start as it was
+        assert torch.allclose(refined.decoder.state_dict()[k].float(), v.float(), atol=1e-6), k
+    out = tmp_path / "out.png"
+    assert main(["stylize", str(files / "content.png"), "--model", str(run), "--style", str(files / "styles/s1.png"),
+                 "-o", str(out)]) == 0 and out.is_file()
+    assert main([*args, "--run-dir", str(tmp_path / "r2"), "--decoder-from", str(stylizer_run)]) == 2
+    assert "not an AdaIN one" in capsys.readouterr().err
+    assert main([*args, "--widths", "8,4", "--run-dir", str(tmp_path / "r3"),
+                 "--decoder-from", str(adain_run)]) == 2
+    assert "does not fit" in capsys.readouterr().err

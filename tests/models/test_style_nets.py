@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from pixelforge.errors import PixelforgeError
 from pixelforge.models.style import AdaINConfig, StylizerConfig, adain, channel_stats, whiten_colour
@@ -239,3 +240,32 @@ def test_adain_match_colours_gives_the_output_the_styles_pixel_statistics():
     # alpha blends the pixel statistics as it blends the features
     assert channel_stats(half)[0][0, 0] < out_mean[0, 0] and channel_stats(half)[0][0, 2] > out_mean[0, 2]
     assert not torch.allclose(out, raw)
+
+
+def test_adain_refine_pass_restyles_at_a_shallower_layer_with_a_reconstruction_decoder():
+    """``refine``: the decoded image is encoded again at the refine layer, transformed with the style's
+    statistics there and turned back into pixels by the refiner, whose convolutions all run below full
+    resolution; without it the net is the one-pass model (no refiner weights, so older runs load)."""
+    torch.manual_seed(0)
+    net = create_model("adain", widths=(8, 8), refine="r2", transform="adain").eval()
+    one_pass = create_model("adain", widths=(8, 8), transform="adain").eval()
+    assert one_pass.refiner is None and not any(k.startswith("refiner") for k in one_pass.state_dict())
+    one_pass.decoder.load_state_dict(net.decoder.state_dict())
+    content, style = torch.rand(1, 3, 33, 45), torch.rand(1, 3, 48, 48)
+    seen = []
+    net.refiner.register_forward_hook(lambda module, args, out: seen.append((args[0], out.shape)))
+    with torch.no_grad():
+        out, first = net(content, style), one_pass(content, style)
+        # what the refiner was given: the first pass's image at r2, with the style's r2 mean and spread
+        f_s = net.encode(style, ["r2"])["r2"]
+        t = net._transformed(net.decode(net.target_features(F.pad(content, (0, 3, 0, 3), mode="replicate"),
+                                                            style)), f_s, 1.0, "r2")
+    assert out.shape == first.shape == (1, 3, 33, 45) and 0 <= out.min() and out.max() <= 1
+    assert not torch.allclose(out, first, atol=1e-3)
+    assert torch.allclose(seen[0][0], t, atol=1e-5) and seen[0][1] == (1, 3, 36, 48) and t.shape[-2:] == (18, 24)
+    assert all(m.stride == (1, 1) for m in net.refiner.modules() if isinstance(m, torch.nn.Conv2d))
+    with pytest.raises(PixelforgeError, match="style layer before r3: r1, r2"):
+        AdaINConfig(refine="r4")
+    from pixelforge.registry import stored_config
+
+    assert stored_config(AdaINConfig, {"widths": [8, 8]}).refine == ""

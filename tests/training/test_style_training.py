@@ -70,3 +70,25 @@ def test_adain_decoder_trains_on_the_chosen_feature_transform(monkeypatch):
     assert AdaINTrainConfig().train_transform == "adain"
     with pytest.raises(PixelforgeError, match="feature transform"):
         AdaINTrainConfig(train_transform="whiten")
+
+
+def test_adain_refine_decoder_learns_to_reconstruct_in_the_same_steps():
+    """With a refine layer the task also trains the refiner, on reconstruction alone (L_r); the record
+    logs it, and both decoders move."""
+    from pixelforge.training.style import AdaINTask, AdaINTrainConfig
+
+    torch.manual_seed(0)
+    net = create_model("adain", widths=(8, 8), refine="r2")
+    styles = (torch.rand(2, 3, 40, 40) * 255).to(torch.uint8)
+    photos = torch.rand(2, 3, 40, 40) * 2 - 1
+    task = AdaINTask(net, AdaINTrainConfig(crop=32), Runtime.create("cpu", "fp32", seed=0), styles)
+    before = {k: v.clone() for k, v in net.state_dict().items() if k.startswith(("decoder", "refiner"))}
+    records = [task.step(photos, None) for _ in range(3)]
+    assert all(r["loss"] > r["reconstruction"] > 0 for r in records)
+    after = net.state_dict()
+    assert all(not torch.equal(before[k], after[k]) for k in before if k.endswith("weight"))
+    # the term is the refiner's alone: it gives the main decoder no gradient
+    net.zero_grad()
+    task.reconstruction_term(net, torch.rand(2, 3, 32, 32)).backward()
+    assert all(p.grad is None for p in net.decoder.parameters())
+    assert all(p.grad is not None for p in net.refiner.parameters())

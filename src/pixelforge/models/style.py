@@ -578,8 +578,13 @@ class AdaINConfig:
     # eigenvalue (whiten_colour's relative_floor; chosen on validation: benchmarks/style_transfer.py)
     wct_floor: float = flag(1e-3, help="wct: leave out the directions whose eigenvalue is under this fraction of "
                                       "the largest")
+    # A second, finer pass (the multi-level stylisation of Li et al. 2017): the decoded image is encoded again
+    # at this shallower style layer, the transform gives its features the style's statistics there, and a
+    # small decoder trained only to reconstruct that layer turns them back into pixels ("" = one pass).
+    refine: str = flag("", help="a shallower style layer (e.g. r2) for a second transform pass with its own "
+                                "reconstruction decoder; empty = one pass")
     # runs and cards from before these options (pixelforge.registry.stored_config)
-    ABSENT_IN_OLDER = {"match_colours": False, "transform": "adain", "wct_floor": 0.0}
+    ABSENT_IN_OLDER = {"match_colours": False, "transform": "adain", "wct_floor": 0.0, "refine": ""}
 
     def __post_init__(self):
         if self.shuffle not in (1, 2, 4):
@@ -594,6 +599,9 @@ class AdaINConfig:
         self.widths = tuple(int(w) for w in self.widths)
         if not self.widths or min(self.widths) < 1:
             raise PixelforgeError(f"AdaIN decoder widths must be positive numbers, not {self.widths}")
+        if self.refine and self.refine not in self.style_layers[:-1]:
+            raise PixelforgeError(f"AdaIN refine layer {self.refine!r} must be a style layer before {self.layer}: "
+                                  + (", ".join(self.style_layers[:-1]) or "there is none"))
 
     @property
     def style_layers(self) -> tuple[str, ...]:
@@ -627,7 +635,10 @@ class AdaINNet(nn.Module):
     and the last convolution predicts r x r pixels per position, unfolded by a pixel shuffle: the
     full-resolution convolutions, most of the decoder's time, are gone. ``match_colours``: the
     decoded image's per-channel mean and standard deviation are set to the style image's (AdaIN on
-    the pixels, blended by alpha like the features).
+    the pixels, blended by alpha like the features). With ``refine`` (a shallower layer l) a second pass
+    follows, as in Li et al.'s multi-level stylisation: t' = alpha T(f_l(g(t)), f_l(s)) + (1 - alpha) f_l(g(t)),
+    output r(t'), where the small decoder r is trained only to reconstruct, r(f_l(x)) ~ x, so it carries
+    no training style and adds the style's finer statistics whatever the style.
     """
 
     family_kind = "adain"
@@ -668,6 +679,10 @@ class AdaINNet(nn.Module):
             layers.append(nn.PixelShuffle(cfg.shuffle))
         self.decoder = nn.Sequential(*layers)
         self.pad_to = 2 ** ups
+        self.refiner = None
+        if cfg.refine:
+            refine_channels = self.encoder(torch.zeros(1, 3, 32, 32), [cfg.refine])[cfg.refine].shape[1]
+            self.refiner = reconstruction_decoder(refine_channels, _downsamplings(cfg.backbone, cfg.refine))
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -689,12 +704,20 @@ class AdaINNet(nn.Module):
 
     def transfer(self, content: Tensor, style: Tensor, alpha: float | Tensor = 1.0) -> Tensor:
         """``forward`` for a content image whose sides are multiples of ``self.pad_to`` (ONNX export)."""
-        out = self.decode(self.target_features(content, style, alpha))
+        layer, refine = self.cfg.layer, self.cfg.refine
+        f_s = self.encoder(style, [layer, refine] if self.refiner is not None else [layer])
+        out = self.decode(self._transformed(content, f_s[layer].float(), alpha, layer))
+        if self.refiner is not None:
+            out = self.reconstruct(self._transformed(out, f_s[refine].float(), alpha, refine))
         if self.cfg.match_colours:
             # The encoder's zero-mean filters carry little of the style's palette into t, so the decoder
             # cannot know it: AdaIN once more, on the pixels (per channel, interpolated by alpha).
             out = (alpha * adain(out, style) + (1 - alpha) * out).clamp(0, 1)
         return out
+
+    def reconstruct(self, features: Tensor) -> Tensor:
+        """The refine layer's features -> pixels in [0, 1] (fp32), by the decoder trained to reconstruct."""
+        return torch.sigmoid(self.refiner(features).float())
 
     def target_features(self, content: Tensor, style: Tensor, alpha: float | Tensor = 1.0) -> Tensor:
         """t = alpha AdaIN(f(c), f(s)) + (1 - alpha) f(c): what the decoder turns into the image. Under
@@ -703,8 +726,10 @@ class AdaINNet(nn.Module):
         on features encoded in fp32, as here). The style's features only give their mean and covariance,
         averaged over every position and never inverted, so they are encoded under autocast."""
         layer = self.cfg.layer
-        f_s = self.encoder(style, [layer])[layer].float()
+        return self._transformed(content, self.encoder(style, [layer])[layer].float(), alpha, layer)
 
+    def _transformed(self, content: Tensor, f_s: Tensor, alpha: float | Tensor, layer: str) -> Tensor:
+        """The content's features at ``layer`` given the style features ``f_s``' statistics (see target_features)."""
         options = {"relative_floor": self.cfg.wct_floor} if self.cfg.transform == "wct" else {}
 
         def blend(f_c: Tensor) -> Tensor:
@@ -714,6 +739,15 @@ class AdaINNet(nn.Module):
             with torch.autocast(content.device.type, enabled=False):
                 return blend(self.encoder(content.float(), [layer])[layer])
         return blend(self.encoder(content, [layer])[layer])
+
+
+def reconstruction_decoder(channels: int, downsamplings: int, width: int = 48) -> nn.Sequential:
+    """A small decoder from an encoder layer back to pixels (AdaIN's ``refine`` pass): a 3x3 convolution and
+    ReLU at the layer's resolution, then one that predicts r x r pixels per position (r = 2^downsamplings),
+    unfolded by a pixel shuffle, so that nothing runs at full resolution but the shuffle."""
+    r = 2 ** downsamplings
+    layers = [*_conv(channels, width, 3), nn.ReLU(inplace=True), *_conv(width, 3 * r * r, 3)]
+    return nn.Sequential(*layers, nn.PixelShuffle(r)) if r > 1 else nn.Sequential(*layers)
 
 
 @register_model("adain", family="style", config=AdaINConfig,

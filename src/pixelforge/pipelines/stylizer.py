@@ -152,7 +152,9 @@ def train_adain(data: str | None, run: str | os.PathLike | None = None, *, style
         for i, image in enumerate(style_set):
             save_png(image.permute(1, 2, 0).numpy(), folder / f"style_{i:03d}.png")
     net = create_model(s.model_name, **dataclasses.asdict(s.model_cfg))
-    if not resume and s.model_cfg.backbone != "offline":
+    if not resume and s.task_cfg.decoder_from:
+        _start_decoder_from(net, s.task_cfg.decoder_from)
+    elif not resume and s.model_cfg.backbone != "offline":
         from ..models.style import load_vgg
 
         vgg = load_vgg(s.model_cfg.backbone, weights, layers=net.style_layers)
@@ -160,6 +162,25 @@ def train_adain(data: str | None, run: str | os.PathLike | None = None, *, style
     task = AdaINTask(net, s.task_cfg, s.runtime, style_set)
     Trainer(task, _photos(s), s.run, s.train_cfg, s.runtime, seed=s.seed, progress=progress).fit(resume=resume)
     return StylizerPipeline(task.net.float().eval(), s.run.path)
+
+
+def _start_decoder_from(net: AdaINNet, source: str) -> None:
+    """``net``'s decoder (and a VGG encoder) from the AdaIN run or ``zoo:NAME`` ``source``; a refine decoder
+    that ``source`` lacks keeps its fresh weights."""
+    other = open_stylizer(source, precision="fp32")
+    if other.kind != "adain":
+        raise PixelforgeError(f"--decoder-from {source} is a {other.kind} model, not an AdaIN one")
+    theirs, ours = other.net.cfg, net.cfg
+    shape = ("backbone", "layer", "widths", "shuffle")
+    if any(getattr(theirs, k) != getattr(ours, k) for k in shape):
+        raise PixelforgeError(f"--decoder-from {source}: its decoder does not fit this model ("
+                              + ", ".join(f"{k} {getattr(theirs, k)} vs {getattr(ours, k)}" for k in shape
+                                          if getattr(theirs, k) != getattr(ours, k)) + ")")
+    net.decoder.load_state_dict(other.net.decoder.state_dict())
+    if ours.backbone != "offline":
+        net.encoder.load_state_dict(other.net.encoder.state_dict())
+    if net.refiner is not None and other.net.refiner is not None and theirs.refine == ours.refine:
+        net.refiner.load_state_dict(other.net.refiner.state_dict())
 
 
 # ----------------------------------------------------------------------------- images

@@ -27,6 +27,11 @@ random style s from a set, decoder g trained to minimise
 (mu, sigma: per-channel mean and standard deviation over positions; S the backbone's style layers up
 to the AdaIN layer). Matching only means and standard deviations is what lets one decoder serve any
 style image.
+With the model's ``refine`` layer l, a second decoder r learns only to reconstruct the content crops
+from that layer, L_r = mean (r(f_l(c)) - c)^2 + 0.1 mean (f_l(r(f_l(c))) - f_l(c))^2, in the same
+steps (Li et al. 2017's decoders: they never see a style). ``decoder_from`` starts the decoder from
+another AdaIN run's or shipped model's weights (same encoder layer and decoder shape), so a refine
+pass can be added to a trained decoder.
 """
 
 from __future__ import annotations
@@ -107,6 +112,8 @@ class AdaINTrainConfig:
     # the feature transform the decoder trains on (the model's --transform is the one used at inference)
     train_transform: str = flag("adain", choices=tuple(FEATURE_TRANSFORMS),
                                 help="feature transform while training: adain (as in the paper) or wct")
+    # start the decoder from another AdaIN run or zoo:NAME (a new refine decoder starts fresh)
+    decoder_from: str = flag("", help="start the decoder from this AdaIN run or zoo:NAME's weights")
     warmup: float = 0.02
     min_lr_factor: float = 0.05
 
@@ -190,7 +197,8 @@ class AdaINTask(SingleNetTask):
         self.model, self.cfg, self.rt = model, cfg, runtime
         self.net = runtime.module(model)
         self.net_train = self.net
-        self.opt = make_optimizer(torch.optim.Adam, model.decoder.parameters(), lr=cfg.lr)
+        trained = [*model.decoder.parameters(), *(model.refiner.parameters() if model.refiner is not None else [])]
+        self.opt = make_optimizer(torch.optim.Adam, trained, lr=cfg.lr)
         if styles.dtype != torch.uint8 or styles.dim() != 4:
             raise PixelforgeError("AdaIN styles must be a uint8 (N, 3, H, W) tensor")
         self.styles = styles.float().div(127.5).sub(1)  # the loop's scale, for random_crops
@@ -227,11 +235,24 @@ class AdaINTask(SingleNetTask):
             style_term = style_term + F.mse_loss(g_mean, s_mean) + F.mse_loss(g_std, s_std)
         colour_term = colour_loss(output, style)
         loss = content_term + self.cfg.style_weight * style_term + self.cfg.colour_weight * colour_term
+        extra = {}
+        if net.refiner is not None:
+            extra["reconstruction"] = self.reconstruction_term(net, content)
+            loss = loss + extra["reconstruction"]
         loss.backward()
         self.opt.step()
         self.last_batch = (content[:4].cpu(), style[:4].cpu(), output[:4].detach().float().cpu())
         return {"loss": loss.item(), "content": content_term.item(), "style": style_term.item(),
-                "colour": colour_term.item(), "lr": lr}
+                "colour": colour_term.item(), **{k: v.item() for k, v in extra.items()}, "lr": lr}
+
+    def reconstruction_term(self, net: AdaINNet, content: Tensor) -> Tensor:
+        """L_r of the module docstring: the refine decoder rebuilds the crops from their refine-layer features."""
+        layer = net.cfg.refine
+        with torch.no_grad():
+            f = net.encode(content, [layer])[layer]
+        with self.rt.autocast():
+            rebuilt = net.reconstruct(f)
+        return F.mse_loss(rebuilt, content) + 0.1 * F.mse_loss(net.encode(rebuilt, [layer])[layer].float(), f.float())
 
     def on_epoch_end(self, run: Run, epoch: int, step: int) -> None:
         pass
