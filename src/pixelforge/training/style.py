@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..colour import rgb_to_ycbcr, ycbcr_to_rgb
 from ..errors import PixelforgeError
 from ..family import flag
 from ..images import save_grid
@@ -112,6 +113,9 @@ class AdaINTrainConfig:
     # the feature transform the decoder trains on (the model's --transform is the one used at inference)
     train_transform: str = flag("adain", choices=tuple(FEATURE_TRANSFORMS),
                                 help="feature transform while training: adain (as in the paper) or wct")
+    # more styles from few: each style crop gets a random palette and scale (see jitter_styles; 0 = as they are)
+    style_jitter: float = flag(0.0, help="strength (0-1) of the random palette and scale changes of the style "
+                                        "crops; 0 = the style images as they are", check="non-negative")
     # start the decoder from another AdaIN run or zoo:NAME (a new refine decoder starts fresh)
     decoder_from: str = flag("", help="start the decoder from this AdaIN run or zoo:NAME's weights")
     warmup: float = 0.02
@@ -119,8 +123,30 @@ class AdaINTrainConfig:
 
     def __post_init__(self):
         check_feature_transform(self.train_transform)
+        if self.style_jitter > 1:
+            raise PixelforgeError(f"style jitter is a strength between 0 and 1, not {self.style_jitter}")
         _check_common(self.crop, self.style_size, self.lr, {"style weight": self.style_weight,
                                                             "colour weight": self.colour_weight})
+
+
+def jitter_styles(images: Tensor, strength: float) -> Tensor:
+    """Style images (N, 3, H, W) in [0, 1] with new palettes, per image: the chroma (Cb, Cr) rotated by a
+    random angle of up to strength x 180 degrees and scaled by a saturation factor in exp(+-strength / 2),
+    the luma's contrast scaled by exp(+-strength / 4) about its mean. A few paintings then show the decoder
+    many colour statistics, as a large style set would."""
+    n = images.shape[0]
+    y, cb, cr = rgb_to_ycbcr(images.float()).unbind(1)
+
+    def uniform() -> Tensor:  # in [-1, 1), one per image, shaped to broadcast over (N, H, W)
+        return (torch.rand(n, 1, 1, device=images.device) * 2 - 1)
+
+    angle = uniform() * math.pi * strength
+    saturation = torch.exp(uniform() * 0.5 * strength)
+    cos, sin = angle.cos() * saturation, angle.sin() * saturation
+    cb, cr = cb - 0.5, cr - 0.5
+    mean = y.mean((1, 2), keepdim=True)
+    y = (y - mean) * torch.exp(uniform() * 0.25 * strength) + mean
+    return ycbcr_to_rgb(torch.stack([y, 0.5 + cos * cb - sin * cr, 0.5 + sin * cb + cos * cr], 1)).clamp(0, 1)
 
 
 class StylizerTask(SingleNetTask):
@@ -215,7 +241,7 @@ class AdaINTask(SingleNetTask):
         n = images.shape[0]
         content = self.rt.tensor(random_crops(images, self.cfg.crop))
         pick = torch.randint(0, len(self.styles), (n,))
-        style = self.rt.tensor(random_crops(self.styles[pick], self.cfg.crop))
+        style = self.rt.tensor(self.style_crops(pick))
         net = self.net
         net.train()
         layer, layers = net.cfg.layer, net.style_layers
@@ -244,6 +270,19 @@ class AdaINTask(SingleNetTask):
         self.last_batch = (content[:4].cpu(), style[:4].cpu(), output[:4].detach().float().cpu())
         return {"loss": loss.item(), "content": content_term.item(), "style": style_term.item(),
                 "colour": colour_term.item(), **{k: v.item() for k, v in extra.items()}, "lr": lr}
+
+    def style_crops(self, pick: Tensor) -> Tensor:
+        """One crop of each picked style image in [0, 1]; with ``style_jitter`` a, a window of crop x
+        2^u px (u uniform in +-0.75 a, within the image) resized to the crop, then :func:`jitter_styles`."""
+        crop, strength = self.cfg.crop, self.cfg.style_jitter
+        if not strength:
+            return random_crops(self.styles[pick], crop)
+        largest = min(self.styles.shape[-2:])
+        window = int(min(largest, max(32, crop * 2 ** ((torch.rand(()).item() * 2 - 1) * 0.75 * strength))))
+        crops = random_crops(self.styles[pick], window)
+        if window != crop:
+            crops = F.interpolate(crops, size=(crop, crop), mode="bilinear", antialias=True, align_corners=False)
+        return jitter_styles(crops.clamp(0, 1), strength)
 
     def reconstruction_term(self, net: AdaINNet, content: Tensor) -> Tensor:
         """L_r of the module docstring: the refine decoder rebuilds the crops from their refine-layer features."""
