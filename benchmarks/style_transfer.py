@@ -280,8 +280,8 @@ RESULT_KEYS = {"tune": "tune", "tune_learned": "tune_learned", "compare_seeds": 
 SEVERAL_RUNS_MODES = ("tune_learned", "compare_seeds")  # several --stylizer / --adain runs, each a method
 # Validation pairs for --tune-learned: the feed-forward nets' style (mosaic) and two styles held out of the
 # AdaIN tuning runs' training styles, on the validation photos (held out of the tuning runs' photos).
-LEARNED_TUNE_PAIRS = tuple((photo, style) for photo in ("creek", "dune", "fig")
-                           for style in ("mosaic", "kokkini", "licorice"))
+LEARNED_TUNE_PHOTOS = ("creek", "dune", "fig")
+LEARNED_TUNE_STYLES = ("kokkini", "licorice")  # --validation-styles names others (runs trained without them)
 ADAIN_STYLE_SIDES = (128, 256, 512)  # --tune-learned: the longest side of the style image AdaIN takes statistics of
 TUNABLE = {"style_weight": float, "content_weight": float, "tv_weight": float, "steps": int, "scales": int,
            "match_colors": lambda v: v.lower() in ("1", "true", "yes")}
@@ -391,7 +391,7 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
     """The --stylizer and --adain runs as methods of :func:`compare_methods` (their runs are noted). With
     --tune-learned each of several runs (separated by commas) is a method of its own, AdaIN once per style
     side of :data:`ADAIN_STYLE_SIDES` with and without its colour matching, the feed-forward nets on the validation photos with their style and
-    AdaIN on the validation styles (:data:`LEARNED_TUNE_PAIRS`)."""
+    AdaIN on the validation styles (:data:`LEARNED_TUNE_STYLES` or --validation-styles)."""
     from pixelforge.pipelines.stylizer import open_stylizer
 
     tuning = args.mode in SEVERAL_RUNS_MODES  # several runs of a kind, each a method of its own
@@ -411,7 +411,7 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
             prepared[style, side] = adain.prepare_style(style_files[style], **({"style_size": side} if side else {}))
         return adain.run_tensor(photo, prepared[style, side], 1.0)
 
-    only = {style for _, style in LEARNED_TUNE_PAIRS if style != TRAINED_STYLE} if tuning else None
+    only = {style for _, style in args.pairs if style != TRAINED_STYLE} if tuning else None
     transforms = _names(args.adain_transforms or "adain")
     floors = [float(floor) for floor in _names(args.wct_floors or "0")]
     variants = ([(side, match, transform, floor) for transform in transforms
@@ -755,6 +755,10 @@ def main() -> None:
     parser.add_argument("--wct-floors",
                         help="--tune-learned: WCT's relative eigenvalue floors to measure, separated by commas "
                              "(default 0); --compare, --ship: the one to run the --adain run with")
+    parser.add_argument("--validation-styles",
+                        help="--tune-learned: AdaIN's validation styles, separated by commas, instead of "
+                             f"{','.join(LEARNED_TUNE_STYLES)} (for runs trained without them); the results go "
+                             "to the 'tune_learned_more_styles' key")
     parser.add_argument("--grid", default=TUNE_GRID, help="--tune: settings separated by ';' (default %(default)s)")
     parser.add_argument("--ship", action="store_true",
                         help="copy the --stylizer and --adain runs into the zoo with the measures of the last --compare")
@@ -769,7 +773,12 @@ def main() -> None:
     if args.tune_learned and not (args.stylizer or args.adain):
         parser.error("--tune-learned measures the runs given with --stylizer and --adain")
     args.grid = parse_grid(args.grid)
-    args.pairs = {"tune": list(TUNE_PAIRS), "tune_learned": list(LEARNED_TUNE_PAIRS),
+    if args.validation_styles and not args.tune_learned:
+        parser.error("--validation-styles is for --tune-learned")
+    tune_styles = _names(args.validation_styles) if args.validation_styles else LEARNED_TUNE_STYLES
+    args.pairs = {"tune": list(TUNE_PAIRS),
+                  "tune_learned": [(photo, style) for photo in LEARNED_TUNE_PHOTOS
+                                   for style in (TRAINED_STYLE, *tune_styles)],
                   "compare_seeds": [(photo, TRAINED_STYLE) for photo in HELD_OUT_PHOTOS]}.get(args.mode)
     data = Path(os.environ.get("PIXELFORGE_DATA", "data").split(os.pathsep)[0])
     photos, styles = data / "photos", data / "styles"
@@ -785,11 +794,11 @@ def main() -> None:
     if args.mode is not None:
         args.size = args.size or 512
         result = compare(args, photos, styles)
-        key = RESULT_KEYS[args.mode]
+        key = RESULT_KEYS[args.mode] + ("_more_styles" if args.validation_styles else "")
         if not args.no_save:
             from pixelforge.runs import atomic_write_bytes
 
-            if key == "tune_learned":
+            if key.startswith("tune_learned"):
                 result = keep_unmeasured_runs(previous.get(key), result)
             previous[key] = result  # the other keys (and their date and machine) stay as they were
             atomic_write_bytes(path, (json.dumps(previous, indent=2) + "\n").encode())

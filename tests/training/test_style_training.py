@@ -92,3 +92,29 @@ def test_adain_refine_decoder_learns_to_reconstruct_in_the_same_steps():
     task.reconstruction_term(net, torch.rand(2, 3, 32, 32)).backward()
     assert all(p.grad is None for p in net.decoder.parameters())
     assert all(p.grad is not None for p in net.refiner.parameters())
+
+
+def test_style_jitter_changes_palettes_and_scales_but_keeps_luma_and_shapes():
+    """``style_jitter``: each style crop's chroma is rotated and scaled and its contrast changed about the
+    same mean brightness; 0 leaves the crops as they are; the strength is a fraction."""
+    from pixelforge.colour import rgb_to_ycbcr
+    from pixelforge.training.style import AdaINTask, AdaINTrainConfig, jitter_styles
+
+    torch.manual_seed(0)
+    images = 0.3 + 0.4 * torch.rand(6, 3, 16, 16)  # mid-range: no clipping
+    assert torch.allclose(jitter_styles(images, 0.0), images, atol=1e-5)
+    jittered = jitter_styles(images, 1.0)
+    before, after = rgb_to_ycbcr(images), rgb_to_ycbcr(jittered)
+    assert torch.allclose(before[:, 0].mean((1, 2)), after[:, 0].mean((1, 2)), atol=0.02)
+    chroma_ratio = (after[:, 1:] - 0.5).norm(dim=1).mean((1, 2)) / (before[:, 1:] - 0.5).norm(dim=1).mean((1, 2))
+    assert ((chroma_ratio > 0.55) & (chroma_ratio < 1.8)).all()
+    hue_shift = torch.atan2(after[:, 2] - 0.5, after[:, 1] - 0.5) - torch.atan2(before[:, 2] - 0.5, before[:, 1] - 0.5)
+    assert hue_shift.cos().mean((1, 2)).std() > 0.1  # the images got different rotations
+    styles = (torch.rand(3, 3, 64, 64) * 255).to(torch.uint8)
+    task = AdaINTask(create_model("adain", widths=(8, 8)), AdaINTrainConfig(crop=32, style_jitter=1.0),
+                     Runtime.create("cpu", "fp32", seed=0), styles)
+    crops = task.style_crops(torch.tensor([0, 1, 2, 0]))
+    assert crops.shape == (4, 3, 32, 32) and 0 <= crops.min() and crops.max() <= 1
+    assert all(torch.isfinite(torch.tensor(v)) for v in task.step(torch.rand(2, 3, 40, 40) * 2 - 1, None).values())
+    with pytest.raises(PixelforgeError, match="between 0 and 1"):
+        AdaINTrainConfig(style_jitter=1.5)
