@@ -465,8 +465,7 @@ def choose_learned(summary: list[dict], peer: str | None) -> dict:
 
 def keep_unmeasured_runs(previous: dict | None, result: dict) -> dict:
     """--tune-learned: the methods of the runs this call did not measure stay as measured before, after this
-    call's (``measured_on`` dates each method). The choice is made among this call's methods; a kind this call
-    did not measure keeps its earlier choice."""
+    call's (``measured_on`` dates each method), and the choice is made again among all of them."""
     result["measured_on"] = {e["method"]: result["date"] for e in result["summary"] if e["method"].startswith(
         tuple(LEARNED_KINDS.values()))}
     if not previous:
@@ -480,8 +479,8 @@ def keep_unmeasured_runs(previous: dict | None, result: dict) -> dict:
             result[kind] = {**result.get(kind, {}), **mine}
     result["rows"] += [r for r in previous["rows"] if r["method"] in kept]
     result["summary"] += [e for e in previous["summary"] if e["method"] in kept]
-    chosen = result.get("chosen") or {}
-    result["chosen"] = {**{k: v for k, v in (previous.get("chosen") or {}).items() if k not in chosen}, **chosen}
+    result.update(choose_learned(result["summary"], next((e["method"] for e in result["summary"]
+                                                          if e["method"].endswith("(peer)")), None)))
     earlier = previous.get("measured_on", {})
     result["measured_on"].update({label: earlier.get(label, previous["date"]) for label in kept})
     return result

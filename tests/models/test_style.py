@@ -313,7 +313,8 @@ def test_defaults_are_the_ones_chosen_on_validation():
 
 def test_learned_defaults_are_the_ones_chosen_on_validation():
     """The feed-forward and AdaIN training defaults, AdaIN's decoder and colour matching and the side its
-    style image is read at are those of the runs `benchmarks/style_transfer.py --tune-learned` chose."""
+    style image is read at are those of the runs `benchmarks/style_transfer.py --tune-learned` chose (AdaIN's
+    on four validation styles, ``--validation-styles``)."""
     import dataclasses
     import json
     from pathlib import Path
@@ -323,19 +324,21 @@ def test_learned_defaults_are_the_ones_chosen_on_validation():
     from pixelforge.training.style import AdaINTrainConfig, StylizerTrainConfig
 
     results = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "style_transfer.json"
-    tune = json.loads(results.read_text())["tune_learned"]
+    results = json.loads(results.read_text())
+    tune, adain_tune = results["tune_learned"], results["tune_learned_more_styles"]  # AdaIN: on four styles
     feed_forward = tune["feed-forward"][tune["chosen"]["feed-forward"]["method"]]
-    adain = tune["adain"][tune["chosen"]["adain"]["method"]]
+    adain = adain_tune["adain"][adain_tune["chosen"]["adain"]["method"]]
     defaults = {f.name: f.default for f in dataclasses.fields(StylizerTrainConfig)}
     for name in ("content_weight", "style_weight", "tv_weight", "colour_weight"):
         assert defaults[name] == feed_forward["task"].get(name, 0.0), name
     assert defaults["content_layer"] == feed_forward["task"].get("content_layer")
     defaults = {f.name: f.default for f in dataclasses.fields(AdaINTrainConfig)}
-    for name in ("style_weight", "colour_weight"):
+    for name in ("style_weight", "colour_weight", "style_jitter"):
         assert defaults[name] == adain["task"].get(name, 0.0), name
     model = {f.name: f.default for f in dataclasses.fields(AdaINConfig)}
     assert model["shuffle"] == adain["model"]["shuffle"] and model["match_colours"] == adain["model"]["match_colours"]
     assert model["transform"] == adain["model"].get("transform", "adain")
     assert model["wct_floor"] == adain["model"].get("wct_floor", 0.0)
     assert list(model["widths"]) == adain["model"]["widths"]
+    assert model["refine"] == adain["model"].get("refine", "")
     assert ADAIN_STYLE_SIDE == adain["style_side"]

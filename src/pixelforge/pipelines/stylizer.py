@@ -54,8 +54,8 @@ RUNTIMES = ("torch", "onnx")
 FRAME_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 ONNX_MAGIC = "pixelforge-stylizer-1"
 # AdaIN takes the style's statistics at this longest side (chosen on validation: benchmarks/style_transfer.py
-# --tune-learned).
-ADAIN_STYLE_SIDE = 512
+# --tune-learned --validation-styles).
+ADAIN_STYLE_SIDE = 128
 SHIPPED_ADAIN = "photos-adain-v4"  # the studio's Style tab starts with it (pixelforge/zoo/MODEL_CARDS.md)
 
 

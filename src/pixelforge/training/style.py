@@ -32,6 +32,8 @@ from that layer, L_r = mean (r(f_l(c)) - c)^2 + 0.1 mean (f_l(r(f_l(c))) - f_l(c
 steps (Li et al. 2017's decoders: they never see a style). ``decoder_from`` starts the decoder from
 another AdaIN run's or shipped model's weights (same encoder layer and decoder shape), so a refine
 pass can be added to a trained decoder.
+``style_jitter`` gives each style crop a random palette and scale (:func:`jitter_styles`), so that a
+few style images show the decoder more styles' statistics.
 """
 
 from __future__ import annotations
