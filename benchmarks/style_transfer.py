@@ -645,7 +645,7 @@ SHIPPED_FEED_FORWARD = "photos-stylizer-mosaic-v3"
 TRAINING_COMMANDS = {
     "feed-forward": "pixelforge train stylizer --data folder:PHOTOS --style $PIXELFORGE_DATA/styles/mosaic.png "
                     "--run-dir runs/stylizer-mosaic --minutes {minutes:g}",
-    "adain": "pixelforge train adain --data folder:PHOTOS --styles folder:STYLES --run-dir runs/adain "
+    "adain": "pixelforge train adain --data folder:PHOTOS --styles folder:STYLES_AND_PHOTOS --run-dir runs/adain "
              "--minutes {minutes:g}",
 }
 

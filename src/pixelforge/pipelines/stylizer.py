@@ -56,7 +56,7 @@ ONNX_MAGIC = "pixelforge-stylizer-1"
 # AdaIN takes the style's statistics at this longest side (chosen on validation: benchmarks/style_transfer.py
 # --tune-learned --validation-styles).
 ADAIN_STYLE_SIDE = 128
-SHIPPED_ADAIN = "photos-adain-v4"  # the studio's Style tab starts with it (pixelforge/zoo/MODEL_CARDS.md)
+SHIPPED_ADAIN = "photos-adain-v5"  # the studio's Style tab starts with it (pixelforge/zoo/MODEL_CARDS.md)
 
 
 # ----------------------------------------------------------------------------- training
