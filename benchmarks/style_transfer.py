@@ -277,6 +277,7 @@ TUNE_PAIRS = (("creek", "mosaic"), ("dune", "kokkini"), ("fig", "licorice"))
 # The measuring modes (in this order of precedence) and the key of the results file each writes.
 RESULT_KEYS = {"tune": "tune", "tune_learned": "tune_learned", "compare_seeds": "feed_forward_seeds",
                "compare": "compare"}
+MORE_STYLES_KEY = "tune_learned_more_styles"  # --tune-learned with --validation-styles
 SEVERAL_RUNS_MODES = ("tune_learned", "compare_seeds")  # several --stylizer / --adain runs, each a method
 # Validation pairs for --tune-learned: the feed-forward nets' style (mosaic) and two styles held out of the
 # AdaIN tuning runs' training styles, on the validation photos (held out of the tuning runs' photos).
@@ -757,7 +758,7 @@ def main() -> None:
     parser.add_argument("--validation-styles",
                         help="--tune-learned: AdaIN's validation styles, separated by commas, instead of "
                              f"{','.join(LEARNED_TUNE_STYLES)} (for runs trained without them); the results go "
-                             "to the 'tune_learned_more_styles' key")
+                             f"to the {MORE_STYLES_KEY!r} key")
     parser.add_argument("--grid", default=TUNE_GRID, help="--tune: settings separated by ';' (default %(default)s)")
     parser.add_argument("--ship", action="store_true",
                         help="copy the --stylizer and --adain runs into the zoo with the measures of the last --compare")
@@ -793,7 +794,7 @@ def main() -> None:
     if args.mode is not None:
         args.size = args.size or 512
         result = compare(args, photos, styles)
-        key = RESULT_KEYS[args.mode] + ("_more_styles" if args.validation_styles else "")
+        key = MORE_STYLES_KEY if args.validation_styles else RESULT_KEYS[args.mode]
         if not args.no_save:
             from pixelforge.runs import atomic_write_bytes
 
@@ -813,7 +814,7 @@ def main() -> None:
         figures["runs_from"] = previous.get("runs_from", {"date": previous.get("date"),
                                                           "machine": previous.get("machine")})
     figures.update(learned(args, photos, styles))
-    for key in RESULT_KEYS.values():  # measured by their own modes, with their own date and machine
+    for key in (*RESULT_KEYS.values(), MORE_STYLES_KEY):  # measured by their own modes, with their own date and machine
         if key in previous:
             figures[key] = previous[key]
     write_results("style_transfer", figures)
