@@ -798,7 +798,7 @@ def main() -> None:
         if not args.no_save:
             from pixelforge.runs import atomic_write_bytes
 
-            if key.startswith("tune_learned"):
+            if args.mode == "tune_learned":
                 result = keep_unmeasured_runs(previous.get(key), result)
             previous[key] = result  # the other keys (and their date and machine) stay as they were
             atomic_write_bytes(path, (json.dumps(previous, indent=2) + "\n").encode())

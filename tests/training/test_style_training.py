@@ -89,7 +89,8 @@ def test_adain_refine_decoder_learns_to_reconstruct_in_the_same_steps():
     assert all(not torch.equal(before[k], after[k]) for k in before if k.endswith("weight"))
     # the term is the refiner's alone: it gives the main decoder no gradient
     net.zero_grad()
-    task.reconstruction_term(net, torch.rand(2, 3, 32, 32)).backward()
+    crops = torch.rand(2, 3, 32, 32)
+    task.reconstruction_term(net, crops, net.encode(crops, ["r2"])["r2"]).backward()
     assert all(p.grad is None for p in net.decoder.parameters())
     assert all(p.grad is not None for p in net.refiner.parameters())
 

@@ -171,11 +171,10 @@ def _start_decoder_from(net: AdaINNet, source: str) -> None:
     if other.kind != "adain":
         raise PixelforgeError(f"--decoder-from {source} is a {other.kind} model, not an AdaIN one")
     theirs, ours = other.net.cfg, net.cfg
-    shape = ("backbone", "layer", "widths", "shuffle")
-    if any(getattr(theirs, k) != getattr(ours, k) for k in shape):
+    differ = [k for k in ("backbone", "layer", "widths", "shuffle") if getattr(theirs, k) != getattr(ours, k)]
+    if differ:
         raise PixelforgeError(f"--decoder-from {source}: its decoder does not fit this model ("
-                              + ", ".join(f"{k} {getattr(theirs, k)} vs {getattr(ours, k)}" for k in shape
-                                          if getattr(theirs, k) != getattr(ours, k)) + ")")
+                              + ", ".join(f"{k} {getattr(theirs, k)} vs {getattr(ours, k)}" for k in differ) + ")")
     net.decoder.load_state_dict(other.net.decoder.state_dict())
     if ours.backbone != "offline":
         net.encoder.load_state_dict(other.net.encoder.state_dict())

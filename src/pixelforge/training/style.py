@@ -140,7 +140,7 @@ def jitter_styles(images: Tensor, strength: float) -> Tensor:
     y, cb, cr = rgb_to_ycbcr(images.float()).unbind(1)
 
     def uniform() -> Tensor:  # in [-1, 1), one per image, shaped to broadcast over (N, H, W)
-        return (torch.rand(n, 1, 1, device=images.device) * 2 - 1)
+        return torch.rand(n, 1, 1, device=images.device) * 2 - 1
 
     angle = uniform() * math.pi * strength
     saturation = torch.exp(uniform() * 0.5 * strength)
@@ -247,8 +247,9 @@ class AdaINTask(SingleNetTask):
         net = self.net
         net.train()
         layer, layers = net.cfg.layer, net.style_layers
-        with torch.no_grad():
-            f_c = net.encode(content, [layer])[layer]
+        with torch.no_grad():  # the content's features at the refine layer too, from the same pass
+            f_content = net.encode(content, [layer, net.cfg.refine] if net.refiner is not None else [layer])
+            f_c = f_content[layer]
             f_s = net.encode(style, layers)
             t = FEATURE_TRANSFORMS[self.cfg.train_transform](f_c, f_s[layer])
         self.opt.zero_grad(set_to_none=True)
@@ -265,7 +266,7 @@ class AdaINTask(SingleNetTask):
         loss = content_term + self.cfg.style_weight * style_term + self.cfg.colour_weight * colour_term
         extra = {}
         if net.refiner is not None:
-            extra["reconstruction"] = self.reconstruction_term(net, content)
+            extra["reconstruction"] = self.reconstruction_term(net, content, f_content[net.cfg.refine])
             loss = loss + extra["reconstruction"]
         loss.backward()
         self.opt.step()
@@ -284,13 +285,11 @@ class AdaINTask(SingleNetTask):
         crops = random_crops(self.styles[pick], window)
         if window != crop:
             crops = F.interpolate(crops, size=(crop, crop), mode="bilinear", antialias=True, align_corners=False)
-        return jitter_styles(crops.clamp(0, 1), strength)
+        return jitter_styles(crops, strength)
 
-    def reconstruction_term(self, net: AdaINNet, content: Tensor) -> Tensor:
-        """L_r of the module docstring: the refine decoder rebuilds the crops from their refine-layer features."""
+    def reconstruction_term(self, net: AdaINNet, content: Tensor, f: Tensor) -> Tensor:
+        """L_r of the module docstring: the refine decoder rebuilds the crops from their refine-layer features f."""
         layer = net.cfg.refine
-        with torch.no_grad():
-            f = net.encode(content, [layer])[layer]
         with self.rt.autocast():
             rebuilt = net.reconstruct(f)
         return F.mse_loss(rebuilt, content) + 0.1 * F.mse_loss(net.encode(rebuilt, [layer])[layer].float(), f.float())
