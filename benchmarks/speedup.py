@@ -2,12 +2,14 @@
 
 The baseline is a git revision of this repository (``--baseline``, by default the last commit
 before the profile-driven speed work). Its ``src/`` is exported to a temporary folder and each
-measurement runs in a fresh process with either tree first on ``PYTHONPATH``, old and new
-taking turns for ``--rounds`` rounds, so drifts in machine load hit both. Each side keeps its
-best round: on this shared 2-core machine the same code varies by 10-20% from process to
-process, and load only ever slows a run down. A target is judged on the rounds' own ratios
-(each round's old and new ran back to back): met when their mean minus one standard deviation
-clears it.
+side runs in a process of its own with either tree first on ``PYTHONPATH``, for ``--rounds``
+rounds. The training workloads (diffusion, GAN) start both processes at once and let them take
+turns in ``--blocks`` blocks of ``--steps`` steps: load on this shared machine drifts on a scale
+of seconds, and a pair of neighbouring blocks meets the same load, so a round's ratio is the
+median of its blocks' new/old ratios. The codec and the upscale command run in fresh processes,
+old and new back to back. Each side's figure is its best round (load only ever slows a run
+down); a target is judged on the rounds' own ratios: met when their mean minus one standard
+deviation clears it.
 
 Measured:
 - ``diffusion``: training steps per second of the default conditional U-Net (28 px, batch 64),
@@ -19,7 +21,7 @@ Measured:
   reading, the network, writing the PNG) in seconds per output megapixel, on a 512x512 and a
   1024x640 photo; the PNG's size is recorded beside it.
 
-    python benchmarks/speedup.py [--baseline REV] [--rounds 3]
+    python benchmarks/speedup.py [--baseline REV] [--rounds 4] [--blocks 8] [--steps 30]
 
 Writes benchmarks/results/speedup.json.
 """
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,23 +61,59 @@ def codec_fit_rate(steps: int) -> float:
     return steps / (time.perf_counter() - t)
 
 
-def worker_train(family: str, steps: int) -> dict:
-    """The default step of ``family`` as benchmarks/profiling.py builds it (or the codec's
-    fitting loop), from whichever tree ``PYTHONPATH`` puts first."""
-    import pixelforge
-
-    source = str(Path(pixelforge.__file__).parent)
-    if family == "codec":
-        return {"steps_per_s": codec_fit_rate(steps), "source": source}
+def training_step(family: str):
+    """The default step of ``family`` (diffusion or gan) as benchmarks/profiling.py builds it, from
+    whichever tree ``PYTHONPATH`` puts first, warmed up."""
     from profiling import diffusion_workload, gan_workload
 
     step = diffusion_workload(label_ema=False) if family == "diffusion" else gan_workload(label_ema=False)
     for _ in range(3):
         step()
-    t = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return {"steps_per_s": steps / (time.perf_counter() - t), "source": source}
+    return step
+
+
+def serve_steps(family: str) -> None:
+    """Worker loop for the training workloads: build the step once, then for each number of steps
+    read from stdin run that many and answer with the steps per second, until stdin closes."""
+    import pixelforge
+
+    step = training_step(family)
+    print(json.dumps({"source": str(Path(pixelforge.__file__).parent)}), flush=True)
+    for line in sys.stdin:
+        t = time.perf_counter()
+        for _ in range(int(line)):
+            step()
+        print(json.dumps({"steps_per_s": int(line) / (time.perf_counter() - t)}), flush=True)
+
+
+def worker_codec(steps: int) -> dict:
+    import pixelforge
+
+    return {"steps_per_s": codec_fit_rate(steps), "source": str(Path(pixelforge.__file__).parent)}
+
+
+def taking_turns(trees: dict, family: str, blocks: int, steps: int, first: str) -> dict[str, list[float]]:
+    """Both trees' training steps in two live processes that take turns, ``blocks`` blocks of ``steps``
+    steps each (``first`` starts every block pair): each side's steps/s per block."""
+    procs = {side: subprocess.Popen([sys.executable, __file__, "--worker", family, "--serve"], env=env,
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for side, env in trees.items()}
+    try:
+        for side, proc in procs.items():
+            if not proc.stdout.readline():
+                raise SystemExit(f"{family} worker ({side}) failed to start")
+        rates: dict[str, list[float]] = {side: [] for side in procs}
+        order = (first, "new" if first == "old" else "old")
+        for _ in range(blocks):
+            for side in order:
+                procs[side].stdin.write(f"{steps}\n")
+                procs[side].stdin.flush()
+                rates[side].append(json.loads(procs[side].stdout.readline())["steps_per_s"])
+        return rates
+    finally:
+        for proc in procs.values():
+            proc.stdin.close()
+            proc.wait()
 
 
 def upscale_command(env: dict, image: Path, out: Path) -> dict:
@@ -106,11 +145,11 @@ def env_for(src: Path) -> dict:
     return env
 
 
-def run_worker(env: dict, family: str, steps: int) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--worker", family, "--steps", str(steps)], env=env,
+def run_codec_worker(env: dict, steps: int) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--worker", "codec", "--steps", str(steps)], env=env,
                           capture_output=True, text=True)
     if proc.returncode:
-        raise SystemExit(f"{family} worker failed:\n{proc.stderr[-2000:]}")
+        raise SystemExit(f"codec worker failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -142,14 +181,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--baseline", default=BASELINE, help=f"git revision of the old code (default {BASELINE})")
     ap.add_argument("--rounds", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--steps", type=int, default=30, help="steps per measurement (training: per block)")
+    ap.add_argument("--blocks", type=int, default=8,
+                    help="training workloads: blocks of steps per round, the two trees taking turns")
     ap.add_argument("--workloads", default="diffusion,gan,codec,upscale",
                     help="comma list; rows of workloads left out are kept from the last results file")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args()
+    if args.worker and args.serve:
+        serve_steps(args.worker)
+        return
     if args.worker:
-        print(json.dumps(worker_train(args.worker, args.steps)))
+        print(json.dumps(worker_codec(args.steps)))
         return
 
     from _common import summarise, write_results
@@ -164,13 +209,23 @@ def main() -> None:
         images = test_images(tmp) if "upscale" in workloads else []
         raw: dict[str, dict[str, list]] = {}
         for r in range(args.rounds):
+            first = "old" if r % 2 == 0 else "new"
+            for family in ("diffusion", "gan"):
+                if family in workloads:
+                    rates = taking_turns(trees, family, args.blocks, args.steps, first)
+                    per_block = [n / o for o, n in zip(rates["old"], rates["new"])]
+                    entry = raw.setdefault(family, {"old": [], "new": [], "ratio": []})
+                    for side in ("old", "new"):
+                        entry[side].append(statistics.median(rates[side]))
+                    entry["ratio"].append(statistics.median(per_block))
+                    print(f"round {r + 1} {family:<9} old {entry['old'][-1]:.2f} new {entry['new'][-1]:.2f} steps/s "
+                          f"(medians of {args.blocks} blocks), ratio {entry['ratio'][-1]:.3f}")
             for side in ("old", "new") if r % 2 == 0 else ("new", "old"):
                 env = trees[side]
-                for family in ("diffusion", "gan", "codec"):
-                    if family in workloads:
-                        res = run_worker(env, family, args.steps)
-                        raw.setdefault(family, {}).setdefault(side, []).append(res["steps_per_s"])
-                        print(f"round {r + 1} {side:<3} {family:<9} {res['steps_per_s']:.2f} steps/s")
+                if "codec" in workloads:
+                    res = run_codec_worker(env, args.steps)
+                    raw.setdefault("codec", {}).setdefault(side, []).append(res["steps_per_s"])
+                    print(f"round {r + 1} {side:<3} codec     {res['steps_per_s']:.2f} steps/s")
                 for image in images:
                     res = upscale_command(env, image, tmp / f"{side}_{image.name}")
                     key = f"upscale_{image.stem.split('_')[1]}"
@@ -190,7 +245,8 @@ def main() -> None:
                          "png_mb_new": round(sides["new"][0]["png_bytes"] / 1e6, 2)})
         else:
             old, new = max(sides["old"]), max(sides["new"])
-            rounds = [n / o for o, n in zip(sides["old"], sides["new"])]
+            # training workloads: each round's median ratio over its blocks; the codec: each round's pair
+            rounds = sides.get("ratio") or [n / o for o, n in zip(sides["old"], sides["new"])]
             measure = "fitting steps per second (1024x640)" if key == "codec" else "training steps per second"
             rows.append({"workload": key, "measure": measure, "old": round(old, 2),
                          "new": round(new, 2), "speedup": round(new / old, 2)})
@@ -206,7 +262,7 @@ def main() -> None:
         print(f"{row['workload']:<16} {row['measure']:<38} {row['old']:>8} {row['new']:>8} {row['speedup']:>7}x")
     today = time.strftime("%Y-%m-%d")
     for row in rows:
-        row.update(date=today, rounds=args.rounds, steps=args.steps)
+        row.update(date=today, rounds=args.rounds, steps=args.steps, **({"blocks": args.blocks} if row["workload"] in ("diffusion", "gan") else {}))
     path = ROOT / "benchmarks" / "results" / "speedup.json"
     if path.exists():  # rows of workloads this run left out stay, if measured against the same baseline
         old = json.loads(path.read_text())
@@ -217,7 +273,10 @@ def main() -> None:
             rows = merged + list(fresh.values())
     if not args.no_save:
         write_results("speedup", {"baseline": args.baseline, "rounds": args.rounds, "steps": args.steps,
-                                  "kept": "best round of each side; the target is judged on the per-round ratios' mean minus std",
+                                  "blocks": args.blocks,
+                                  "kept": "best round of each side (training: each round's median over its blocks); the "
+                                          "target is judged on the per-round ratios' mean minus std (training: each "
+                                          "round's median of its blocks' ratios)",
                                   "target_speedup": TARGET, "results": rows})
 
 

@@ -163,6 +163,8 @@ def learned(args, photos: Path, styles: Path) -> dict:
             fp32.net.cfg.transform = bf16.net.cfg.transform = _names(args.adain_transforms)[0]
         if kind == "adain" and args.wct_floors:
             fp32.net.cfg.wct_floor = bf16.net.cfg.wct_floor = float(_names(args.wct_floors)[0])
+        if kind == "adain" and args.adain_borders:
+            fp32.net.cfg.border = bf16.net.cfg.border = int(_names(args.adain_borders)[0])
         onnx_file = export_onnx(fp32, tmp / f"{kind}.onnx")
         ort = OnnxStylizer(onnx_file, threads=torch.get_num_threads())
         pipelines[kind] = default
@@ -415,8 +417,9 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
     only = {style for _, style in args.pairs if style != TRAINED_STYLE} if tuning else None
     transforms = _names(args.adain_transforms or "adain")
     floors = [float(floor) for floor in _names(args.wct_floors or "0")]
-    variants = ([(side, match, transform, floor) for transform in transforms
-                 for floor in (floors if transform == "wct" else [0.0])
+    borders = [int(border) for border in _names(args.adain_borders)] if args.adain_borders else [None]  # None: the run's
+    variants = ([(side, match, transform, floor, border) for transform in transforms
+                 for floor in (floors if transform == "wct" else [0.0]) for border in borders
                  for side in ADAIN_STYLE_SIDES for match in (False, True)] if tuning else [None])
     for run in _names(args.adain or ""):
         config = learned_source(run)
@@ -428,11 +431,16 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
                     adain.net.cfg.transform = transforms[0]
                 if args.wct_floors:
                     adain.net.cfg.wct_floor = floors[0]
+                if args.adain_borders:
+                    adain.net.cfg.border = borders[0]
             else:
-                side, adain.net.cfg.match_colours, adain.net.cfg.transform, adain.net.cfg.wct_floor = variant
+                side, adain.net.cfg.match_colours, adain.net.cfg.transform, adain.net.cfg.wct_floor, border = variant
+                if border is not None:
+                    adain.net.cfg.border = border
                 label = (f"AdaIN {Path(run).name} style {side}" + (" colours matched" if variant[1] else "")
                          + ("" if variant[2] == "adain" else f" {variant[2]}")
-                         + (f" floor {variant[3]:g}" if variant[3] else ""))
+                         + (f" floor {variant[3]:g}" if variant[3] else "")
+                         + (f" border {adain.net.cfg.border}" if adain.net.cfg.border else ""))
             notes.setdefault("adain", {})[label] = {"run": str(run), "training_styles": config["styles"],
                                                     "task": config["task"], "model": vars(adain.net.cfg),
                                                     "style_side": side}
@@ -677,8 +685,9 @@ def ship(args, results: dict) -> None:
                              "ratio_to_peer": method.get("ratio_to_peer")}}
         measured = compare[kind].get("model") or {}  # the model config the comparison ran (AdaIN's transform)
         stored = config["model"]["config"]
-        # the inference options a run may lack, and the values it then runs with
-        changed = {key: measured[key] for key, before in AdaINConfig.ABSENT_IN_OLDER.items()
+        # the inference options a run may lack, and the values it then runs with (a missing border: today's)
+        inference_options = {**AdaINConfig.ABSENT_IN_OLDER, "border": AdaINConfig().border}
+        changed = {key: measured[key] for key, before in inference_options.items()
                    if key in measured and measured[key] != stored.get(key, before)}
         if changed:
             extra["config"] = {**stored, **changed}
@@ -755,6 +764,9 @@ def main() -> None:
     parser.add_argument("--wct-floors",
                         help="--tune-learned: WCT's relative eigenvalue floors to measure, separated by commas "
                              "(default 0); --compare, --ship: the one to run the --adain run with")
+    parser.add_argument("--adain-borders",
+                        help="--tune-learned: AdaIN's mirrored margins (px) to measure, separated by commas "
+                             "(default: the run's own); --compare, --ship: the one to run the --adain run with")
     parser.add_argument("--validation-styles",
                         help="--tune-learned: AdaIN's validation styles, separated by commas, instead of "
                              f"{','.join(LEARNED_TUNE_STYLES)} (for runs trained without them); the results go "

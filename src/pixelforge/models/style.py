@@ -583,6 +583,11 @@ class AdaINConfig:
     # small decoder trained only to reconstruct that layer turns them back into pixels ("" = one pass).
     refine: str = flag("", help="a shallower style layer (e.g. r2) for a second transform pass with its own "
                                 "reconstruction decoder; empty = one pass")
+    # The content is stylised with a mirrored margin this wide on every side, cut off afterwards: the encoder's
+    # zero padding marks the image's edges as strong features, which the transform amplifies and the decoder
+    # draws as a frame. Only how the model is run, not its weights (chosen on validation: benchmarks/style_transfer.py).
+    border: int = flag(16, help="px of mirrored margin around the content while stylising (no frame at the edges)",
+                       check="non-negative")
     # runs and cards from before these options (pixelforge.registry.stored_config)
     ABSENT_IN_OLDER = {"match_colours": False, "transform": "adain", "wct_floor": 0.0, "refine": ""}
 
@@ -599,6 +604,8 @@ class AdaINConfig:
         self.widths = tuple(int(w) for w in self.widths)
         if not self.widths or min(self.widths) < 1:
             raise PixelforgeError(f"AdaIN decoder widths must be positive numbers, not {self.widths}")
+        if self.border < 0:
+            raise PixelforgeError(f"AdaIN border is a margin in pixels (0 or more), not {self.border}")
         if self.refine and self.refine not in self.style_layers[:-1]:
             raise PixelforgeError(f"AdaIN refine layer {self.refine!r} must be a style layer before {self.layer}: "
                                   + (", ".join(self.style_layers[:-1]) or "there is none"))
@@ -697,10 +704,8 @@ class AdaINNet(nn.Module):
 
     def forward(self, content: Tensor, style: Tensor, alpha: float | Tensor = 1.0) -> Tensor:
         h, w = content.shape[-2:]
-        ph, pw = -h % self.pad_to, -w % self.pad_to
-        if ph or pw:
-            content = F.pad(content, (0, pw, 0, ph), mode="replicate")
-        return self.transfer(content, style, alpha)[..., :h, :w]
+        padded, margin = pad_with_border(content, self.cfg.border, self.pad_to)
+        return self.transfer(padded, style, alpha)[..., margin:margin + h, margin:margin + w]
 
     def transfer(self, content: Tensor, style: Tensor, alpha: float | Tensor = 1.0) -> Tensor:
         """``forward`` for a content image whose sides are multiples of ``self.pad_to`` (ONNX export)."""
@@ -739,6 +744,19 @@ class AdaINNet(nn.Module):
             with torch.autocast(content.device.type, enabled=False):
                 return blend(self.encoder(content.float(), [layer])[layer])
         return blend(self.encoder(content, [layer])[layer])
+
+
+def pad_with_border(images: Tensor, border: int, multiple: int = 1) -> tuple[Tensor, int]:
+    """``images`` with a mirrored margin of ``border`` px on every side (less where an image is too small to
+    mirror that much), then repeated edge pixels at the right and bottom up to sides that are multiples of
+    ``multiple``. Returns the padded images and the margin m: the original is ``[..., m:m + h, m:m + w]``."""
+    margin = min(border, images.shape[-2] - 1, images.shape[-1] - 1)
+    if margin > 0:
+        images = F.pad(images, (margin, margin, margin, margin), mode="reflect")
+    ph, pw = -images.shape[-2] % multiple, -images.shape[-1] % multiple
+    if ph or pw:
+        images = F.pad(images, (0, pw, 0, ph), mode="replicate")
+    return images, max(margin, 0)
 
 
 def reconstruction_decoder(channels: int, downsamplings: int, width: int = 48) -> nn.Sequential:

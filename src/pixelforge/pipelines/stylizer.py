@@ -33,7 +33,7 @@ from ..errors import PixelforgeError, RunError
 from ..imageio import read_frames, read_image, to_mode, write_frames, write_image
 from ..family import Family, Option, TrainCommand
 from ..images import save_png
-from ..models.style import AdaINConfig, AdaINNet, StylizerConfig, TransformerNet
+from ..models.style import AdaINConfig, AdaINNet, StylizerConfig, TransformerNet, pad_with_border
 from ..registry import create_model
 from ..runs import Run
 from ..runtime import Runtime
@@ -423,8 +423,9 @@ def export_onnx(run_or_pipe, output: str | os.PathLike, opset: int = 17) -> Path
         torch.onnx.export(graph, args, str(tmp), input_names=names, output_names=outputs, dynamic_axes=axes,
                           opset_version=opset, dynamo=False)
     model = onnx.load(str(tmp))
+    border = net.cfg.border if pipe.kind == "adain" else 0
     for key, value in (("format", ONNX_MAGIC), ("kind", pipe.kind), ("multiple", str(multiple)),
-                       ("source", str(pipe.path or ""))):
+                       ("border", str(border)), ("source", str(pipe.path or ""))):
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(model, str(tmp))
@@ -453,17 +454,19 @@ class OnnxStylizer(_Stylizer):
                                   "(make one with pixelforge export RUN -o FILE.onnx)")
         self.kind = meta["kind"]
         self.multiple = int(meta["multiple"])
+        self.border = int(meta.get("border", 0))  # AdaIN's mirrored margin (AdaINConfig.border); older exports: none
         self.name = f"onnx:{self.path}"
 
     def run_tensor(self, image: Tensor, style: Tensor | None = None, alpha: float = DEFAULT_ALPHA) -> Tensor:
         h, w = image.shape[1:]
-        ph, pw = (max(2 * self.multiple, s + -s % self.multiple) - s for s in (h, w))
-        x = torch.nn.functional.pad(image[None], (0, pw, 0, ph), mode="replicate") if ph or pw else image[None]
+        x, margin = pad_with_border(image[None], self.border)
+        ph, pw = (max(2 * self.multiple, s + -s % self.multiple) - s for s in x.shape[-2:])
+        x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
         feeds = {"image" if self.kind == "feed-forward" else "content": x.numpy().astype(np.float32)}
         if self.kind == "adain":
             feeds.update(style=style[None].numpy().astype(np.float32), alpha=np.array(alpha, dtype=np.float32))
         out = self.session.run(None, feeds)[0]
-        return torch.from_numpy(out[0, :, :h, :w]).clamp(0, 1)
+        return torch.from_numpy(out[0, :, margin:margin + h, margin:margin + w]).clamp(0, 1)
 
 
 def open_stylizer(model: str | os.PathLike, runtime: str = "torch", device: str = "cpu",
