@@ -109,6 +109,8 @@ def test_onnx_runtime_matches_torch(which, request, tmp_path):
     path = export_onnx(run, tmp_path / "model.onnx")
     ort_pipe = OnnxStylizer(path)
     assert ort_pipe.kind == pipe.kind
+    # AdaIN's mirrored margin is applied around the ONNX graph as in torch
+    assert ort_pipe.border == (pipe.net.cfg.border if pipe.kind == "adain" else 0)
     torch.manual_seed(0)
     image, style = torch.rand(3, 37, 50), torch.rand(3, 30, 26)
     style = None if pipe.kind == "feed-forward" else style

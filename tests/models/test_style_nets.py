@@ -247,8 +247,8 @@ def test_adain_refine_pass_restyles_at_a_shallower_layer_with_a_reconstruction_d
     statistics there and turned back into pixels by the refiner, whose convolutions all run below full
     resolution; without it the net is the one-pass model (no refiner weights, so older runs load)."""
     torch.manual_seed(0)
-    net = create_model("adain", widths=(8, 8), refine="r2", transform="adain").eval()
-    one_pass = create_model("adain", widths=(8, 8), transform="adain").eval()
+    net = create_model("adain", widths=(8, 8), refine="r2", transform="adain", border=0).eval()
+    one_pass = create_model("adain", widths=(8, 8), transform="adain", border=0).eval()
     assert one_pass.refiner is None and not any(k.startswith("refiner") for k in one_pass.state_dict())
     one_pass.decoder.load_state_dict(net.decoder.state_dict())
     content, style = torch.rand(1, 3, 33, 45), torch.rand(1, 3, 48, 48)
@@ -269,3 +269,54 @@ def test_adain_refine_pass_restyles_at_a_shallower_layer_with_a_reconstruction_d
     from pixelforge.registry import stored_config
 
     assert stored_config(AdaINConfig, {"widths": [8, 8]}).refine == ""
+
+
+@pytest.mark.parametrize("h, w", [(37, 53), (16, 16), (12, 40)])
+def test_adain_stylises_with_a_mirrored_margin_and_cuts_it_off(h, w):
+    """``border``: the content is mirrored outwards by that many pixels (fewer on an image too small to
+    mirror them), stylised, and the margin cut off again; 0 is the plain forward pass."""
+    from pixelforge.models.style import pad_with_border
+
+    torch.manual_seed(0)
+    net = create_model("adain", widths=(8, 4), border=16, transform="adain").eval()
+    content, style = torch.rand(1, 3, h, w), torch.rand(1, 3, 24, 24)
+    margin = min(16, h - 1, w - 1)
+    mirrored = F.pad(content, (margin,) * 4, mode="reflect")
+    ph, pw = -mirrored.shape[-2] % net.pad_to, -mirrored.shape[-1] % net.pad_to
+    padded, m = pad_with_border(content, 16, net.pad_to)
+    assert m == margin and torch.equal(padded, F.pad(mirrored, (0, pw, 0, ph), mode="replicate"))
+    with torch.no_grad():
+        out = net(content, style)
+        assert out.shape == (1, 3, h, w)
+        assert torch.allclose(out, net.transfer(padded, style)[..., m:m + h, m:m + w])
+        net.cfg.border = 0
+        plain = F.pad(content, (0, -w % net.pad_to, 0, -h % net.pad_to), mode="replicate")
+        assert torch.allclose(net(content, style), net.transfer(plain, style)[..., :h, :w])
+    with pytest.raises(PixelforgeError, match="border"):
+        AdaINConfig(border=-1)
+
+
+def test_the_margin_takes_the_frame_off_the_shipped_adain_model():
+    """With no margin the shipped model draws a frame a few pixels inside the edges of a smooth picture (the
+    encoder's zero padding reads the edges as strong features); with the default margin the outermost
+    pixels change no more than the inside does."""
+    from pixelforge.pipelines.stylizer import load_shipped_stylizer
+
+    pipe = load_shipped_stylizer("photos-adain-v5", precision="fp32")
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 96), torch.linspace(0, 1, 128), indexing="ij")
+    content = torch.stack([0.3 + 0.4 * xx, 0.5 + 0.3 * yy, 0.6 - 0.3 * xx * yy])
+    i = torch.arange(64.0)
+    style = torch.stack([(torch.sin(i / 3) + 1)[None].expand(64, 64) / 2, torch.full((64, 64), 0.2),
+                         (torch.cos(i / 5) + 1)[:, None].expand(64, 64) / 2])
+
+    def edge_to_inside(image, ring=3):  # mean absolute pixel step in the outer ring / inside
+        dy, dx = (image[:, 1:] - image[:, :-1]).abs().mean(0), (image[:, :, 1:] - image[:, :, :-1]).abs().mean(0)
+        edge = torch.cat([dy[:ring].flatten(), dy[-ring:].flatten(), dx[:, :ring].flatten(), dx[:, -ring:].flatten()])
+        inside = torch.cat([dy[8:-8, 8:-8].flatten(), dx[8:-8, 8:-8].flatten()])
+        return (edge.mean() / inside.mean()).item()
+
+    pipe.net.cfg.border = 0
+    framed = edge_to_inside(pipe.run_tensor(content, style, 1.0))
+    pipe.net.cfg.border = AdaINConfig().border
+    clean = edge_to_inside(pipe.run_tensor(content, style, 1.0))
+    assert framed > 1.5 and clean < 1.2, (framed, clean)
