@@ -320,3 +320,18 @@ def test_the_margin_takes_the_frame_off_the_shipped_adain_model():
     pipe.net.cfg.border = AdaINConfig().border
     clean = edge_to_inside(pipe.run_tensor(content, style, 1.0))
     assert framed > 1.5 and clean < 1.2, (framed, clean)
+
+
+def test_adain_at_a_deeper_layer_mirrors_one_more_downsampling():
+    """``--layer r4``: AdaIN on the offline encoder's 1/8-resolution features (larger-scale style), decoded
+    by one more upsampling level; an unknown layer is a one-line error naming the backbone's layers."""
+    net = create_model("adain", layer="r4", widths=(16, 8, 8), transform="adain", border=0).eval()
+    assert net.pad_to == 8 and net.style_layers == ("r1", "r2", "r3", "r4")
+    upsamplings = [m for m in net.decoder if isinstance(m, torch.nn.Upsample)]
+    assert len(upsamplings) == 3
+    with torch.no_grad():
+        f = net.target_features(torch.rand(1, 3, 40, 48), torch.rand(1, 3, 32, 32))
+        y = net(torch.rand(1, 3, 37, 50), torch.rand(1, 3, 32, 32))
+    assert f.shape[-2:] == (5, 6) and y.shape == (1, 3, 37, 50)
+    with pytest.raises(PixelforgeError, match="no layer 'r9'"):
+        create_model("adain", layer="r9")

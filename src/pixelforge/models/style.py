@@ -561,7 +561,9 @@ class AdaINConfig:
     # offline or vgg19 / vgg16 (then the encoder's weights are in the run)
     backbone: str = flag("offline", choices=("offline", "vgg19", "vgg16"),
                          help="encoder: offline (built in) or VGG (needs --weights or a download)")
-    layer: str = ""  # the encoder layer AdaIN acts on ("" = r3 offline, relu4_1 VGG)
+    # the encoder layer AdaIN acts on ("" = r3 offline, relu4_1 VGG); deeper = larger-scale style, coarser content
+    layer: str = flag("", help="the encoder layer AdaIN acts on (offline: r1..r5; VGG: relu1_1..relu5_1)",
+                      default_text="r3 offline, relu4_1 VGG")
     # decoder channels after each x2 upsampling, deepest first
     widths: tuple[int, ...] = flag((64, 32), help="decoder channels per upsampling, deepest first")
     # >1: the last log2(shuffle) upsamplings are a pixel shuffle, so no decoder layer runs at full resolution
