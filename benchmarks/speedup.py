@@ -7,9 +7,10 @@ rounds. The training workloads (diffusion, GAN) start both processes at once and
 turns in ``--blocks`` blocks of ``--steps`` steps: load on this shared machine drifts on a scale
 of seconds, and a pair of neighbouring blocks meets the same load, so a round's ratio is the
 median of its blocks' new/old ratios. The codec and the upscale command run in fresh processes,
-old and new back to back. Each side's figure is its best round (load only ever slows a run
-down); a target is judged on the rounds' own ratios: met when their mean minus one standard
-deviation clears it.
+old and new back to back; the upscale command ``--command-pairs`` times per round and image, the
+round's ratio the median of its pairs'. Each side's figure is its best round (load only ever
+slows a run down; per round, the median of its blocks or pairs); a target is judged on the
+rounds' own ratios: met when their mean minus one standard deviation clears it.
 
 Measured:
 - ``diffusion``: training steps per second of the default conditional U-Net (28 px, batch 64),
@@ -21,7 +22,7 @@ Measured:
   reading, the network, writing the PNG) in seconds per output megapixel, on a 512x512 and a
   1024x640 photo; the PNG's size is recorded beside it.
 
-    python benchmarks/speedup.py [--baseline REV] [--rounds 4] [--blocks 8] [--steps 30]
+    python benchmarks/speedup.py [--baseline REV] [--rounds 4] [--blocks 8] [--steps 30] [--command-pairs 3]
 
 Writes benchmarks/results/speedup.json.
 """
@@ -184,6 +185,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30, help="steps per measurement (training: per block)")
     ap.add_argument("--blocks", type=int, default=8,
                     help="training workloads: blocks of steps per round, the two trees taking turns")
+    ap.add_argument("--command-pairs", type=int, default=3,
+                    help="upscale: old/new pairs of whole commands per round (the round takes their median)")
     ap.add_argument("--workloads", default="diffusion,gan,codec,upscale",
                     help="comma list; rows of workloads left out are kept from the last results file")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -220,29 +223,35 @@ def main() -> None:
                     entry["ratio"].append(statistics.median(per_block))
                     print(f"round {r + 1} {family:<9} old {entry['old'][-1]:.2f} new {entry['new'][-1]:.2f} steps/s "
                           f"(medians of {args.blocks} blocks), ratio {entry['ratio'][-1]:.3f}")
-            for side in ("old", "new") if r % 2 == 0 else ("new", "old"):
-                env = trees[side]
-                if "codec" in workloads:
-                    res = run_codec_worker(env, args.steps)
+            if "codec" in workloads:
+                for side in ("old", "new") if r % 2 == 0 else ("new", "old"):
+                    res = run_codec_worker(trees[side], args.steps)
                     raw.setdefault("codec", {}).setdefault(side, []).append(res["steps_per_s"])
                     print(f"round {r + 1} {side:<3} codec     {res['steps_per_s']:.2f} steps/s")
-                for image in images:
-                    res = upscale_command(env, image, tmp / f"{side}_{image.name}")
-                    key = f"upscale_{image.stem.split('_')[1]}"
-                    raw.setdefault(key, {}).setdefault(side, []).append(res)
-                    print(f"round {r + 1} {side:<3} {key:<9} {res['seconds']:.2f} s for {res['output_mp']:.1f} MP "
-                          f"({res['png_bytes'] / 1e6:.2f} MB)")
+            for image in images:
+                key = f"upscale_{image.stem.split('_')[1]}"
+                runs: dict[str, list[float]] = {"old": [], "new": []}
+                for pair in range(args.command_pairs):  # old and new back to back, the order alternating
+                    for side in ("old", "new") if (r + pair) % 2 == 0 else ("new", "old"):
+                        res = upscale_command(trees[side], image, tmp / f"{side}_{image.name}")
+                        runs[side].append(res["seconds"] / res["output_mp"])
+                        entry = raw.setdefault(key, {"old": [], "new": [], "ratio": [], "png_bytes": {}})
+                        entry["png_bytes"][side] = res["png_bytes"]
+                entry["ratio"].append(statistics.median(o / n for o, n in zip(runs["old"], runs["new"])))
+                for side in ("old", "new"):
+                    entry[side].append(statistics.median(runs[side]))
+                print(f"round {r + 1} {key:<16} old {entry['old'][-1]:.3f} new {entry['new'][-1]:.3f} s per output MP "
+                      f"(medians of {args.command_pairs} pairs), ratio {entry['ratio'][-1]:.3f}")
 
     rows = []
     for key, sides in raw.items():
         if key.startswith("upscale"):
-            per_mp = {side: [x["seconds"] / x["output_mp"] for x in runs] for side, runs in sides.items()}
-            old, new = min(per_mp["old"]), min(per_mp["new"])
-            rounds = [o / n for o, n in zip(per_mp["old"], per_mp["new"])]
+            old, new = min(sides["old"]), min(sides["new"])
+            rounds = sides["ratio"]  # each round's median over its pairs of commands
             rows.append({"workload": key, "measure": "seconds per output MP (whole command)",
                          "old": round(old, 3), "new": round(new, 3), "speedup": round(old / new, 2),
-                         "png_mb_old": round(sides["old"][0]["png_bytes"] / 1e6, 2),
-                         "png_mb_new": round(sides["new"][0]["png_bytes"] / 1e6, 2)})
+                         "png_mb_old": round(sides["png_bytes"]["old"] / 1e6, 2),
+                         "png_mb_new": round(sides["png_bytes"]["new"] / 1e6, 2)})
         else:
             old, new = max(sides["old"]), max(sides["new"])
             # training workloads: each round's median ratio over its blocks; the codec: each round's pair
@@ -262,7 +271,9 @@ def main() -> None:
         print(f"{row['workload']:<16} {row['measure']:<38} {row['old']:>8} {row['new']:>8} {row['speedup']:>7}x")
     today = time.strftime("%Y-%m-%d")
     for row in rows:
-        row.update(date=today, rounds=args.rounds, steps=args.steps, **({"blocks": args.blocks} if row["workload"] in ("diffusion", "gan") else {}))
+        per_round = ({"blocks": args.blocks} if row["workload"] in ("diffusion", "gan") else
+                     {"command_pairs": args.command_pairs} if row["workload"].startswith("upscale") else {})
+        row.update(date=today, rounds=args.rounds, steps=args.steps, **per_round)
     path = ROOT / "benchmarks" / "results" / "speedup.json"
     if path.exists():  # rows of workloads this run left out stay, if measured against the same baseline
         old = json.loads(path.read_text())
@@ -274,9 +285,11 @@ def main() -> None:
     if not args.no_save:
         write_results("speedup", {"baseline": args.baseline, "rounds": args.rounds, "steps": args.steps,
                                   "blocks": args.blocks,
-                                  "kept": "best round of each side (training: each round's median over its blocks); the "
-                                          "target is judged on the per-round ratios' mean minus std (training: each "
-                                          "round's median of its blocks' ratios)",
+                                  "command_pairs": args.command_pairs,
+                                  "kept": "best round of each side (training: each round's median over its blocks; "
+                                          "upscale: over its pairs of commands); the target is judged on the "
+                                          "per-round ratios' mean minus std (training, upscale: each round's median "
+                                          "of its blocks' or pairs' ratios)",
                                   "target_speedup": TARGET, "results": rows})
 
 
