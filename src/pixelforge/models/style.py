@@ -587,7 +587,8 @@ class AdaINConfig:
                                 "reconstruction decoder; empty = one pass")
     # The content is stylised with a mirrored margin this wide on every side, cut off afterwards: the encoder's
     # zero padding marks the image's edges as strong features, which the transform amplifies and the decoder
-    # draws as a frame. Only how the model is run, not its weights (chosen on validation: benchmarks/style_transfer.py).
+    # draws as a frame. Only how the model is run, not its weights, so runs from before it get it too (what it
+    # does to the validation measures: docs/style_transfer.md).
     border: int = flag(16, help="px of mirrored margin around the content while stylising (no frame at the edges)",
                        check="non-negative")
     # runs and cards from before these options (pixelforge.registry.stored_config)
@@ -752,13 +753,13 @@ def pad_with_border(images: Tensor, border: int, multiple: int = 1) -> tuple[Ten
     """``images`` with a mirrored margin of ``border`` px on every side (less where an image is too small to
     mirror that much), then repeated edge pixels at the right and bottom up to sides that are multiples of
     ``multiple``. Returns the padded images and the margin m: the original is ``[..., m:m + h, m:m + w]``."""
-    margin = min(border, images.shape[-2] - 1, images.shape[-1] - 1)
-    if margin > 0:
+    margin = max(0, min(border, images.shape[-2] - 1, images.shape[-1] - 1))
+    if margin:
         images = F.pad(images, (margin, margin, margin, margin), mode="reflect")
     ph, pw = -images.shape[-2] % multiple, -images.shape[-1] % multiple
     if ph or pw:
         images = F.pad(images, (0, pw, 0, ph), mode="replicate")
-    return images, max(margin, 0)
+    return images, margin
 
 
 def reconstruction_decoder(channels: int, downsamplings: int, width: int = 48) -> nn.Sequential:
