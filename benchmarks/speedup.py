@@ -96,25 +96,42 @@ def worker_codec(steps: int) -> dict:
 def taking_turns(trees: dict, family: str, blocks: int, steps: int, first: str) -> dict[str, list[float]]:
     """Both trees' training steps in two live processes that take turns, ``blocks`` blocks of ``steps``
     steps each (``first`` starts every block pair): each side's steps/s per block."""
-    procs = {side: subprocess.Popen([sys.executable, __file__, "--worker", family, "--serve"], env=env,
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-             for side, env in trees.items()}
+    procs: dict[str, subprocess.Popen] = {}
+
+    def answer(side: str) -> dict:  # the worker's next line, which must be its JSON answer
+        line = procs[side].stdout.readline()
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError:
+            raise SystemExit(f"{family} worker ({side}) failed or printed {line.strip()[:80]!r} "
+                             "instead of its answer (its error is above)") from None
+
     try:
-        for side, proc in procs.items():
-            if not proc.stdout.readline():
-                raise SystemExit(f"{family} worker ({side}) failed to start")
+        for side, env in trees.items():
+            procs[side] = subprocess.Popen([sys.executable, __file__, "--worker", family], env=env,
+                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        sources = {side: answer(side)["source"] for side in procs}
+        if sources["old"] == sources["new"]:
+            raise SystemExit(f"both workers import pixelforge from {sources['old']}: check PYTHONPATH")
         rates: dict[str, list[float]] = {side: [] for side in procs}
         order = (first, "new" if first == "old" else "old")
         for _ in range(blocks):
             for side in order:
                 procs[side].stdin.write(f"{steps}\n")
                 procs[side].stdin.flush()
-                rates[side].append(json.loads(procs[side].stdout.readline())["steps_per_s"])
+                rates[side].append(answer(side)["steps_per_s"])
         return rates
     finally:
         for proc in procs.values():
-            proc.stdin.close()
-            proc.wait()
+            try:
+                proc.stdin.close()
+            except OSError:  # a worker that died: its pipe is broken
+                pass
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def upscale_command(env: dict, image: Path, out: Path) -> dict:
@@ -189,16 +206,17 @@ def main() -> None:
                     help="upscale: old/new pairs of whole commands per round (the round takes their median)")
     ap.add_argument("--workloads", default="diffusion,gan,codec,upscale",
                     help="comma list; rows of workloads left out are kept from the last results file")
-    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--worker", default=None, choices=("diffusion", "gan", "codec"), help=argparse.SUPPRESS)
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args()
-    if args.worker and args.serve:
-        serve_steps(args.worker)
-        return
-    if args.worker:
+    if args.worker == "codec":
         print(json.dumps(worker_codec(args.steps)))
         return
+    if args.worker:  # a training workload: serves blocks of steps
+        serve_steps(args.worker)
+        return
+    if min(args.rounds, args.steps, args.blocks, args.command_pairs) < 1:
+        ap.error("--rounds, --steps, --blocks and --command-pairs must be at least 1")
 
     from _common import summarise, write_results
 

@@ -123,6 +123,23 @@ def test_onnx_runtime_matches_torch(which, request, tmp_path):
         assert (got - expected).abs().max() < 1e-4
 
 
+def test_an_adain_export_without_a_recorded_margin_runs_with_the_default(adain_run, tmp_path):
+    """Exports from before the margin was recorded in the metadata get the default margin, as runs do."""
+    import onnx
+
+    from pixelforge.models.style import AdaINConfig
+
+    path = export_onnx(adain_run, tmp_path / "model.onnx")
+    model = onnx.load(str(path))
+    kept = [(p.key, p.value) for p in model.metadata_props if p.key != "border"]
+    del model.metadata_props[:]
+    for key, value in kept:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(path))
+    assert OnnxStylizer(path).border == AdaINConfig().border > 0
+
+
 def test_adain_runs_its_decoder_in_bf16_by_default_where_the_cpu_is_fast(stylizer_run, adain_run):
     from pixelforge.runtime import Runtime
 

@@ -711,7 +711,8 @@ class AdaINNet(nn.Module):
         return self.transfer(padded, style, alpha)[..., margin:margin + h, margin:margin + w]
 
     def transfer(self, content: Tensor, style: Tensor, alpha: float | Tensor = 1.0) -> Tensor:
-        """``forward`` for a content image whose sides are multiples of ``self.pad_to`` (ONNX export)."""
+        """The stylised image of a content image whose sides are multiples of ``self.pad_to``, as it is: no
+        margin added (``forward`` adds it around this; the ONNX export is this)."""
         layer, refine = self.cfg.layer, self.cfg.refine
         f_s = self.encoder(style, [layer, refine] if self.refiner is not None else [layer])
         out = self.decode(self._transformed(content, f_s[layer].float(), alpha, layer))

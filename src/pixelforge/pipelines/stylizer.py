@@ -393,7 +393,9 @@ def export_onnx(run_or_pipe, output: str | os.PathLike, opset: int = 17) -> Path
 
     Feed-forward: input ``image`` (1, 3, H, W) in [0, 1] with H and W multiples of the model's
     ``multiple`` (metadata), output ``stylized``. AdaIN: inputs ``content`` (H, W multiples of
-    ``multiple``), ``style`` (any size) and ``alpha`` (a float32 scalar). The metadata says which.
+    ``multiple``), ``style`` (any size) and ``alpha`` (a float32 scalar); the graph is
+    :meth:`AdaINNet.transfer`, so the mirrored margin (``border`` in the metadata, px) is for the caller
+    to add around the content and cut off the output, as :class:`OnnxStylizer` does. The metadata says which.
     """
     onnx, _ = _require_onnx("ONNX export")
     pipe = run_or_pipe if isinstance(run_or_pipe, StylizerPipeline) else load_stylizer(run_or_pipe, device="cpu")
@@ -454,13 +456,14 @@ class OnnxStylizer(_Stylizer):
                                   "(make one with pixelforge export RUN -o FILE.onnx)")
         self.kind = meta["kind"]
         self.multiple = int(meta["multiple"])
-        self.border = int(meta.get("border", 0))  # AdaIN's mirrored margin (AdaINConfig.border); older exports: none
+        # AdaIN's mirrored margin; exports from before it was recorded get today's default, as runs do
+        self.border = int(meta.get("border", AdaINConfig().border if self.kind == "adain" else 0))
         self.name = f"onnx:{self.path}"
 
     def run_tensor(self, image: Tensor, style: Tensor | None = None, alpha: float = DEFAULT_ALPHA) -> Tensor:
         h, w = image.shape[1:]
-        x, margin = pad_with_border(image[None], self.border)
-        ph, pw = (max(2 * self.multiple, s + -s % self.multiple) - s for s in x.shape[-2:])
+        x, margin = pad_with_border(image[None], self.border, self.multiple)
+        ph, pw = (max(0, 2 * self.multiple - s) for s in x.shape[-2:])  # and at least two multiples a side
         x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
         feeds = {"image" if self.kind == "feed-forward" else "content": x.numpy().astype(np.float32)}
         if self.kind == "adain":
