@@ -224,6 +224,8 @@ def learned(args, photos: Path, styles: Path) -> dict:
     print(f"max |onnx - torch fp32|: {parity}; max |bf16 - fp32|: {parity_bf16}")
 
     sheet(args, photos, styles, pipelines)
+    if "adain" in pipelines:
+        margin_figure(photos, styles, pipelines["adain"])
     training = {kind: learned_source(run) for kind, run in (("feed-forward", args.stylizer), ("adain", args.adain))
                 if run is not None}
     return {"speed_512": speed, "losses_512": losses, "onnx_max_abs_diff": parity, "bf16_max_abs_diff": parity_bf16,
@@ -264,6 +266,26 @@ def sheet(args, photos: Path, styles: Path, pipelines: dict) -> None:
     save_grid(torch.stack(panels), DOCS / "style_sheet.png", nrow=len(header),
               columns=[label for label, _ in columns], rows=["style", *HELD_OUT_PHOTOS])
     print(f"wrote {DOCS / 'style_sheet.png'}")
+
+
+def margin_figure(photos: Path, styles: Path, adain) -> None:
+    """docs/images/adain_margin.png: AdaIN without and with its mirrored margin (``AdaINConfig.border``) on a
+    held-out photo, with the held-out and a training style: without it the decoder draws the edges as a frame."""
+    size, border = 320, adain.net.cfg.border
+    photo = square(photos / f"{HELD_OUT_PHOTOS[0]}.png", size)
+    panels, rows = [], []
+    try:
+        for name in (HELD_OUT_STYLE, TRAINED_STYLE):
+            style = adain.prepare_style(styles / f"{name}.png")
+            for margin in (0, border):
+                adain.net.cfg.border = margin
+                panels.append(adain.run_tensor(photo, style, 1.0))
+            rows.append(f"{HELD_OUT_PHOTOS[0]} x {name}")
+    finally:
+        adain.net.cfg.border = border
+    save_grid(torch.stack(panels), DOCS / "adain_margin.png", nrow=2,
+              columns=["no margin", f"{border} px mirrored margin (the default)"], rows=rows)
+    print(f"wrote {DOCS / 'adain_margin.png'}")
 
 
 # ----------------------------------------------------------------------------- comparison with the peer (#32)
