@@ -248,12 +248,12 @@ def main() -> None:
                     print(f"round {r + 1} {side:<3} codec     {res['steps_per_s']:.2f} steps/s")
             for image in images:
                 key = f"upscale_{image.stem.split('_')[1]}"
+                entry = raw.setdefault(key, {"old": [], "new": [], "ratio": [], "png_bytes": {}})
                 runs: dict[str, list[float]] = {"old": [], "new": []}
                 for pair in range(args.command_pairs):  # old and new back to back, the order alternating
                     for side in ("old", "new") if (r + pair) % 2 == 0 else ("new", "old"):
                         res = upscale_command(trees[side], image, tmp / f"{side}_{image.name}")
                         runs[side].append(res["seconds"] / res["output_mp"])
-                        entry = raw.setdefault(key, {"old": [], "new": [], "ratio": [], "png_bytes": {}})
                         entry["png_bytes"][side] = res["png_bytes"]
                 entry["ratio"].append(statistics.median(o / n for o, n in zip(runs["old"], runs["new"])))
                 for side in ("old", "new"):

@@ -159,12 +159,9 @@ def learned(args, photos: Path, styles: Path) -> dict:
         other = "bf16" if default.precision == "fp32" else "fp32"
         runtimes = {default.precision: default, other: open_stylizer(run, precision=other)}
         fp32, bf16 = runtimes["fp32"], runtimes["bf16"]
-        if kind == "adain" and args.adain_transforms:  # as shipped (--ship --adain-transforms)
-            fp32.net.cfg.transform = bf16.net.cfg.transform = _names(args.adain_transforms)[0]
-        if kind == "adain" and args.wct_floors:
-            fp32.net.cfg.wct_floor = bf16.net.cfg.wct_floor = float(_names(args.wct_floors)[0])
-        if kind == "adain" and args.adain_borders:
-            fp32.net.cfg.border = bf16.net.cfg.border = int(_names(args.adain_borders)[0])
+        if kind == "adain":  # as shipped (--ship --adain-transforms ...)
+            for pipe in (fp32, bf16):
+                vars(pipe.net.cfg).update(adain_settings(args))
         onnx_file = export_onnx(fp32, tmp / f"{kind}.onnx")
         ort = OnnxStylizer(onnx_file, threads=torch.get_num_threads())
         pipelines[kind] = default
@@ -320,6 +317,14 @@ def _names(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def adain_settings(args) -> dict:
+    """The AdaIN inference settings --compare and --ship run a run with: the first of --adain-transforms,
+    --wct-floors and --adain-borders, where given (the run's own otherwise)."""
+    given = {"transform": (args.adain_transforms, str), "wct_floor": (args.wct_floors, float),
+             "border": (args.adain_borders, int)}
+    return {field: kind(_names(text)[0]) for field, (text, kind) in given.items() if text}
+
+
 def _letterbox(image: torch.Tensor, side: int) -> torch.Tensor:
     """``image`` scaled to fit a side x side square, centred on white."""
     h, w = image.shape[1:]
@@ -448,13 +453,8 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
         for variant in variants:
             adain = open_stylizer(run)
             label, side = "AdaIN", None
-            if variant is None:  # --compare: the one transform and floor given
-                if args.adain_transforms:
-                    adain.net.cfg.transform = transforms[0]
-                if args.wct_floors:
-                    adain.net.cfg.wct_floor = floors[0]
-                if args.adain_borders:
-                    adain.net.cfg.border = borders[0]
+            if variant is None:  # --compare: the one transform, floor and margin given
+                vars(adain.net.cfg).update(adain_settings(args))
             else:
                 side, adain.net.cfg.match_colours, adain.net.cfg.transform, adain.net.cfg.wct_floor, border = variant
                 if border is not None:
