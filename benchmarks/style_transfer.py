@@ -304,6 +304,7 @@ SEVERAL_RUNS_MODES = ("tune_learned", "compare_seeds")  # several --stylizer / -
 # AdaIN tuning runs' training styles, on the validation photos (held out of the tuning runs' photos).
 LEARNED_TUNE_PHOTOS = ("creek", "dune", "fig")
 LEARNED_TUNE_STYLES = ("kokkini", "licorice")  # --validation-styles names others (runs trained without them)
+REFINE_CHOICES = {"on": True, "off": False}  # --adain-refine
 ADAIN_STYLE_SIDES = (128, 256, 512)  # --tune-learned: the longest side of the style image AdaIN takes statistics of
 TUNABLE = {"style_weight": float, "content_weight": float, "tv_weight": float, "steps": int, "scales": int,
            "match_colors": lambda v: v.lower() in ("1", "true", "yes")}
@@ -445,8 +446,9 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
     transforms = _names(args.adain_transforms or "adain")
     floors = [float(floor) for floor in _names(args.wct_floors or "0")]
     borders = [int(border) for border in _names(args.adain_borders)] if args.adain_borders else [None]  # None: the run's
-    variants = ([(side, match, transform, floor, border) for transform in transforms
-                 for floor in (floors if transform == "wct" else [0.0]) for border in borders
+    refines = [REFINE_CHOICES[choice] for choice in _names(args.adain_refine or "on")]
+    variants = ([(side, match, transform, floor, border, refine) for transform in transforms
+                 for floor in (floors if transform == "wct" else [0.0]) for border in borders for refine in refines
                  for side in ADAIN_STYLE_SIDES for match in (False, True)] if tuning else [None])
     for run in _names(args.adain or ""):
         config = learned_source(run)
@@ -456,13 +458,17 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
             if variant is None:  # --compare: the one transform, floor and margin given
                 vars(adain.net.cfg).update(adain_settings(args))
             else:
-                side, adain.net.cfg.match_colours, adain.net.cfg.transform, adain.net.cfg.wct_floor, border = variant
+                side, adain.net.cfg.match_colours, adain.net.cfg.transform, adain.net.cfg.wct_floor, border, refine = variant
                 if border is not None:
                     adain.net.cfg.border = border
+                skip_refine = not refine and adain.net.refiner is not None
+                if skip_refine:  # the same weights, one pass
+                    adain.net.refiner, adain.net.cfg.refine = None, ""
                 label = (f"AdaIN {Path(run).name} style {side}" + (" colours matched" if variant[1] else "")
                          + ("" if variant[2] == "adain" else f" {variant[2]}")
                          + (f" floor {variant[3]:g}" if variant[3] else "")
-                         + (f" border {adain.net.cfg.border}" if adain.net.cfg.border else ""))
+                         + (f" border {adain.net.cfg.border}" if adain.net.cfg.border else "")
+                         + (" no refine" if skip_refine else ""))
             notes.setdefault("adain", {})[label] = {"run": str(run), "training_styles": config["styles"],
                                                     "task": config["task"], "model": vars(adain.net.cfg),
                                                     "style_side": side}
@@ -789,6 +795,9 @@ def main() -> None:
     parser.add_argument("--adain-borders",
                         help="--tune-learned: AdaIN's mirrored margins (px) to measure, separated by commas "
                              "(default: the run's own); --compare, --ship: the one to run the --adain run with")
+    parser.add_argument("--adain-refine",
+                        help="--tune-learned: for AdaIN runs trained with a refine pass, measure them with it (on), "
+                             "without it (off), or both (on,off; default on)")
     parser.add_argument("--validation-styles",
                         help="--tune-learned: AdaIN's validation styles, separated by commas, instead of "
                              f"{','.join(LEARNED_TUNE_STYLES)} (for runs trained without them); the results go "
@@ -809,6 +818,8 @@ def main() -> None:
     args.grid = parse_grid(args.grid)
     if args.validation_styles and not args.tune_learned:
         parser.error("--validation-styles is for --tune-learned")
+    if args.adain_refine and (not args.tune_learned or set(_names(args.adain_refine)) - set(REFINE_CHOICES)):
+        parser.error("--adain-refine is for --tune-learned, with on, off or on,off")
     tune_styles = _names(args.validation_styles) if args.validation_styles else LEARNED_TUNE_STYLES
     args.pairs = {"tune": list(TUNE_PAIRS),
                   "tune_learned": [(photo, style) for photo in LEARNED_TUNE_PHOTOS

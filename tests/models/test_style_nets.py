@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from pixelforge.errors import PixelforgeError
-from pixelforge.models.style import AdaINConfig, StylizerConfig, adain, channel_stats, whiten_colour
+from pixelforge.models.style import (COVARIANCE_POSITIONS, AdaINConfig, StylizerConfig, adain, channel_stats,
+                                     whiten_colour)
 from pixelforge.registry import create_model, get_entry
 
 
@@ -60,17 +61,33 @@ def test_whitening_and_colouring_gives_the_content_the_style_covariance():
     content = torch.randn(2, 5, 9, 7) * 3 + 1
     style = torch.einsum("dc,nchw->ndhw", mix, torch.randn(2, 5, 8, 11)) + torch.randn(1, 5, 1, 1)
 
-    def covariance(f):
-        flat = f.double().flatten(2)
-        flat = flat - flat.mean(-1, keepdim=True)
-        return flat @ flat.transpose(1, 2) / (flat.shape[-1] - 1)
-
     out = whiten_colour(content, style)
     assert out.shape == content.shape and out.dtype == torch.float32
     # Mean and whole covariance are the style's (AdaIN matches only the diagonal of the latter).
     assert torch.allclose(channel_stats(out)[0], channel_stats(style)[0], atol=1e-4)
-    assert torch.allclose(covariance(out), covariance(style), atol=1e-3, rtol=1e-3)
-    assert not torch.allclose(covariance(adain(content, style)), covariance(style), atol=1e-1)
+    assert torch.allclose(_covariance(out), _covariance(style), atol=1e-3, rtol=1e-3)
+    assert not torch.allclose(_covariance(adain(content, style)), _covariance(style), atol=1e-1)
+
+
+def test_whitening_of_a_large_or_bf16_map_still_gives_the_style_covariance():
+    torch.manual_seed(0)
+    mix = torch.randn(6, 6)
+    # a map larger than COVARIANCE_POSITIONS (its covariance read from a subgrid), smooth like features
+    content = F.interpolate(torch.randn(1, 6, 40, 40), size=(200, 200), mode="bilinear") * 2 + 1
+    assert content.shape[-1] * content.shape[-2] > 2 * COVARIANCE_POSITIONS
+    style = torch.einsum("dc,nchw->ndhw", mix, torch.randn(1, 6, 30, 30)) + 3
+    style_cov = _covariance(style)
+    for given in (content, content.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)):
+        out = whiten_colour(given, style)
+        assert out.dtype == given.dtype and out.shape == given.shape  # the product runs in the content's dtype
+        assert (_covariance(out) - style_cov).norm() < 0.03 * style_cov.norm()
+        assert torch.allclose(channel_stats(out)[0], channel_stats(style)[0], atol=0.05)
+
+
+def _covariance(f):
+    flat = f.double().flatten(2)
+    flat = flat - flat.mean(-1, keepdim=True)
+    return flat @ flat.transpose(1, 2) / (flat.shape[-1] - 1)
 
 
 def test_whitening_with_a_relative_floor_leaves_out_the_weak_directions():
@@ -269,6 +286,23 @@ def test_adain_refine_pass_restyles_at_a_shallower_layer_with_a_reconstruction_d
     from pixelforge.registry import stored_config
 
     assert stored_config(AdaINConfig, {"widths": [8, 8]}).refine == ""
+
+
+def test_adain_refine_pass_encodes_under_autocast_and_whitens_outside_it():
+    """Under bf16 autocast the refine pass encodes the first pass's image in bf16 (the main pass's content
+    stays fp32) and whitens with fp32 covariances, so its result stays close to the fp32 model's."""
+    torch.manual_seed(0)
+    net = create_model("adain", widths=(8, 8), refine="r2", transform="wct", wct_floor=1e-3, border=0).eval()
+    content, style = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 48, 48)
+    given = []
+    net.refiner.register_forward_hook(lambda module, args, out: given.append(args[0]))
+    with torch.no_grad():
+        fp32 = net(content, style)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = net(content, style)
+    assert given[0].dtype == torch.float32 and given[1].dtype == torch.bfloat16
+    assert (given[1].float() - given[0]).norm() < 0.05 * given[0].norm()
+    assert (bf16 - fp32).abs().mean() < 0.02
 
 
 @pytest.mark.parametrize("h, w", [(37, 53), (16, 16), (12, 40)])
