@@ -321,7 +321,6 @@ def test_learned_defaults_are_the_ones_chosen_on_validation():
     from pathlib import Path
 
     from pixelforge.models.style import AdaINConfig
-    from pixelforge.pipelines.stylizer import ADAIN_STYLE_SIDE
     from pixelforge.training.style import AdaINTrainConfig, StylizerTrainConfig
 
     results = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "style_transfer.json"
@@ -341,5 +340,5 @@ def test_learned_defaults_are_the_ones_chosen_on_validation():
     assert model["transform"] == adain["model"].get("transform", "adain")
     assert model["wct_floor"] == adain["model"].get("wct_floor", 0.0)
     assert list(model["widths"]) == adain["model"]["widths"]
-    assert model["refine"] == adain["model"].get("refine", "")
-    assert ADAIN_STYLE_SIDE == adain["style_side"]
+    assert AdaINConfig().refine == adain["model"].get("refine", "")  # "auto" resolves to it
+    assert model["style_side"] == adain["style_side"]

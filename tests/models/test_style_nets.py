@@ -151,6 +151,7 @@ def test_adain_net_alpha_zero_is_the_content_and_alpha_one_the_style_statistics(
 def test_adain_config_layers_for_vgg():
     cfg = AdaINConfig(backbone="vgg16")
     assert cfg.layer == "relu4_1" and cfg.style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+    assert cfg.refine == "" and AdaINConfig().refine == "r2"  # the refine pass by default only where chosen
     with pytest.raises(PixelforgeError, match="unknown backbone"):
         AdaINConfig(backbone="resnet")
 
@@ -265,7 +266,7 @@ def test_adain_refine_pass_restyles_at_a_shallower_layer_with_a_reconstruction_d
     resolution; without it the net is the one-pass model (no refiner weights, so older runs load)."""
     torch.manual_seed(0)
     net = create_model("adain", widths=(8, 8), refine="r2", transform="adain", border=0).eval()
-    one_pass = create_model("adain", widths=(8, 8), transform="adain", border=0).eval()
+    one_pass = create_model("adain", widths=(8, 8), transform="adain", border=0, refine="").eval()
     assert one_pass.refiner is None and not any(k.startswith("refiner") for k in one_pass.state_dict())
     one_pass.decoder.load_state_dict(net.decoder.state_dict())
     content, style = torch.rand(1, 3, 33, 45), torch.rand(1, 3, 48, 48)

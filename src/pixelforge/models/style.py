@@ -512,6 +512,8 @@ def adain(content: Tensor, style: Tensor, eps: float = 1e-5) -> Tensor:
     return (content.float() - c_mean) / c_std * s_std + s_mean
 
 
+MIN_STYLE_SIDE = 16  # px: the smallest side an AdaIN style image is read at
+
 # Positions enough to estimate a C x C channel covariance closely (C <= 256 here): whitening and colouring
 # read a larger feature map's covariance from a regular subgrid of about this many.
 COVARIANCE_POSITIONS = 16384
@@ -592,16 +594,23 @@ class AdaINConfig:
     # A second, finer pass (the multi-level stylisation of Li et al. 2017): the decoded image is encoded again
     # at this shallower style layer, the transform gives its features the style's statistics there, and a
     # small decoder trained only to reconstruct that layer turns them back into pixels ("" = one pass).
-    refine: str = flag("", help="a shallower style layer (e.g. r2) for a second transform pass with its own "
-                                "reconstruction decoder; empty = one pass")
+    # "auto": r2 on the offline encoder's r3 (the combination chosen on validation), else one pass.
+    refine: str = flag("auto", help="a shallower style layer (e.g. r2) for a second transform pass with its own "
+                                    "reconstruction decoder; empty = one pass; auto = r2 with the offline r3")
     # The content is stylised with a mirrored margin this wide on every side, cut off afterwards: the encoder's
     # zero padding marks the image's edges as strong features, which the transform amplifies and the decoder
     # draws as a frame. Only how the model is run, not its weights, so runs from before it get it too (what it
     # does to the validation measures: docs/style_transfer.md).
     border: int = flag(16, help="px of mirrored margin around the content while stylising (no frame at the edges)",
                        check="non-negative")
+    # The longest side (px) the style image is read at for its statistics (chosen on validation with the refine
+    # pass: benchmarks/style_transfer.py --tune-learned; one-pass models did best at 128). Only how the model
+    # is run, like the margin.
+    style_side: int = flag(256, help="px: at inference, the longest side the style image is read at for its "
+                                     "statistics")
     # runs and cards from before these options (pixelforge.registry.stored_config)
-    ABSENT_IN_OLDER = {"match_colours": False, "transform": "adain", "wct_floor": 0.0, "refine": ""}
+    ABSENT_IN_OLDER = {"match_colours": False, "transform": "adain", "wct_floor": 0.0, "refine": "",
+                       "style_side": 128}
 
     def __post_init__(self):
         if self.shuffle not in (1, 2, 4):
@@ -613,11 +622,15 @@ class AdaINConfig:
             raise PixelforgeError(f"AdaIN wct_floor is a fraction of the largest eigenvalue (0 <= f < 1), "
                                   f"not {self.wct_floor}")
         self.layer = self.layer or ("r3" if self.backbone == "offline" else "relu4_1")
+        if self.refine == "auto":
+            self.refine = "r2" if (self.backbone, self.layer) == ("offline", "r3") else ""
         self.widths = tuple(int(w) for w in self.widths)
         if not self.widths or min(self.widths) < 1:
             raise PixelforgeError(f"AdaIN decoder widths must be positive numbers, not {self.widths}")
         if self.border < 0:
             raise PixelforgeError(f"AdaIN border is a margin in pixels (0 or more), not {self.border}")
+        if self.style_side < MIN_STYLE_SIDE:
+            raise PixelforgeError(f"AdaIN style_side must be at least {MIN_STYLE_SIDE} px, not {self.style_side}")
         if self.refine and self.refine not in self.style_layers[:-1]:
             raise PixelforgeError(f"AdaIN refine layer {self.refine!r} must be a style layer before {self.layer}: "
                                   + (", ".join(self.style_layers[:-1]) or "there is none"))

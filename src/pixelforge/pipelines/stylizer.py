@@ -53,9 +53,6 @@ DEFAULT_ALPHA = 1.0  # AdaIN: 0 = the content's features, 1 = the full style
 RUNTIMES = ("torch", "onnx")
 FRAME_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 ONNX_MAGIC = "pixelforge-stylizer-1"
-# AdaIN takes the style's statistics at this longest side (chosen on validation: benchmarks/style_transfer.py
-# --tune-learned --validation-styles).
-ADAIN_STYLE_SIDE = 128
 SHIPPED_ADAIN = "photos-adain-v5"  # the studio's Style tab starts with it (pixelforge/zoo/MODEL_CARDS.md)
 
 
@@ -241,11 +238,14 @@ class _Stylizer:
             if alpha is not None and not 0 <= alpha <= 1:
                 raise PixelforgeError(f"--alpha must be between 0 (content) and 1 (full style), not {alpha}")
 
-    def prepare_style(self, style, style_size: int = ADAIN_STYLE_SIDE):
-        """The AdaIN style image as a tensor, longest side at most ``style_size`` (its statistics do not
-        need more), at least :data:`MIN_SIDE` px."""
+    style_side: int | None = None  # AdaIN: the model's (AdaINConfig.style_side)
+
+    def prepare_style(self, style, style_size: int | None = None):
+        """The AdaIN style image as a tensor, longest side at most ``style_size`` (default: the model's
+        ``style_side``; its statistics do not need more), at least :data:`MIN_SIDE` px."""
         if style is None:
             return None
+        style_size = style_size or self.style_side or AdaINConfig().style_side
         image = fit_size(_open(style), None, None, "the style image")
         return _to_tensor(fit_size(image, min(style_size, max(image.size)), None, "the style image"))
 
@@ -308,6 +308,7 @@ class StylizerPipeline(_Stylizer):
         self.name = name or (f"run:{path}" if path else self.kind)
         self.device = next(net.parameters()).device
         self.precision = precision
+        self.style_side = net.cfg.style_side if self.kind == "adain" else None
         if precision == "bf16":
             self.net = self.net.to(memory_format=torch.channels_last)
 
@@ -426,8 +427,9 @@ def export_onnx(run_or_pipe, output: str | os.PathLike, opset: int = 17) -> Path
                           opset_version=opset, dynamo=False)
     model = onnx.load(str(tmp))
     border = net.cfg.border if pipe.kind == "adain" else 0
+    style_side = [("style_side", str(net.cfg.style_side))] if pipe.kind == "adain" else []
     for key, value in (("format", ONNX_MAGIC), ("kind", pipe.kind), ("multiple", str(multiple)),
-                       ("border", str(border)), ("source", str(pipe.path or ""))):
+                       ("border", str(border)), *style_side, ("source", str(pipe.path or ""))):
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(model, str(tmp))
@@ -458,6 +460,8 @@ class OnnxStylizer(_Stylizer):
         self.multiple = int(meta["multiple"])
         # AdaIN's mirrored margin; exports from before it was recorded get today's default, as runs do
         self.border = int(meta.get("border", AdaINConfig().border if self.kind == "adain" else 0))
+        if self.kind == "adain":  # exports from before the side was recorded: the side those models had
+            self.style_side = int(meta.get("style_side", AdaINConfig.ABSENT_IN_OLDER["style_side"]))
         self.name = f"onnx:{self.path}"
 
     def run_tensor(self, image: Tensor, style: Tensor | None = None, alpha: float = DEFAULT_ALPHA) -> Tensor:
