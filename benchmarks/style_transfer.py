@@ -408,7 +408,8 @@ def learned_source(spec: str) -> dict:
         return {"shipped": spec, "model": {"name": shipped["model"], "config": shipped["config"]},
                 "task": shipped["task"], "data": shipped["data"], "steps": shipped["steps"],
                 "minutes": shipped["train"]["minutes"], "style": Path(shipped.get("style", "")).stem or None,
-                "styles": shipped.get("training_styles")}
+                "styles": shipped.get("training_styles"),
+                **({"trained_before": shipped["trained_before"]} if "trained_before" in shipped else {})}
     config = json.loads((Path(spec) / "config.json").read_text())
     records = [json.loads(line) for line in (Path(spec) / "metrics.jsonl").read_text().splitlines()]
     style = config["task"].get("style")
@@ -741,6 +742,10 @@ def ship(args, results: dict) -> None:
                    if key in measured and measured[key] != stored.get(key, before)}
         if changed:
             extra["config"] = {**stored, **changed}
+        source = config["task"].get("decoder_from")
+        if source:  # the run the decoder started from: its training belongs to the shipped model's
+            before = learned_source(source)
+            extra["trained_before"] = {"steps": before["steps"], "minutes": before["minutes"]}
         if kind == "feed-forward":
             extra["style"] = Path(config["task"]["style"]).name
         else:
