@@ -320,9 +320,9 @@ def _names(text: str) -> list[str]:
 
 def adain_settings(args) -> dict:
     """The AdaIN inference settings --compare and --ship run a run with: the first of --adain-transforms,
-    --wct-floors and --adain-borders, where given (the run's own otherwise)."""
+    --wct-floors, --adain-borders and --adain-refine-alphas, where given (the run's own otherwise)."""
     given = {"transform": (args.adain_transforms, str), "wct_floor": (args.wct_floors, float),
-             "border": (args.adain_borders, int)}
+             "border": (args.adain_borders, int), "refine_alpha": (args.adain_refine_alphas, float)}
     return {field: kind(_names(text)[0]) for field, (text, kind) in given.items() if text}
 
 
@@ -448,6 +448,9 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
     floors = [float(floor) for floor in _names(args.wct_floors or "0")]
     borders = [int(border) for border in _names(args.adain_borders)] if args.adain_borders else [None]  # None: the run's
     refines = [REFINE_CHOICES[choice] for choice in _names(args.adain_refine or "on")]
+    if args.adain_refine_alphas:  # a refine pass's strengths, each a variant ("on" at that strength)
+        refines = [strength for refine in refines
+                   for strength in ([float(a) for a in _names(args.adain_refine_alphas)] if refine else [False])]
     variants = ([(side, match, transform, floor, border, refine) for transform in transforms
                  for floor in (floors if transform == "wct" else [0.0]) for border in borders for refine in refines
                  for side in ADAIN_STYLE_SIDES for match in (False, True)] if tuning else [None])
@@ -462,14 +465,18 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
                 side, adain.net.cfg.match_colours, adain.net.cfg.transform, adain.net.cfg.wct_floor, border, refine = variant
                 if border is not None:
                     adain.net.cfg.border = border
-                skip_refine = not refine and adain.net.refiner is not None
+                skip_refine = refine is False and adain.net.refiner is not None
                 if skip_refine:  # the same weights, one pass
                     adain.net.refiner, adain.net.cfg.refine = None, ""
+                elif adain.net.refiner is not None and refine is not True:
+                    adain.net.cfg.refine_alpha = refine
                 label = (f"AdaIN {Path(run).name} style {side}" + (" colours matched" if variant[1] else "")
                          + ("" if variant[2] == "adain" else f" {variant[2]}")
                          + (f" floor {variant[3]:g}" if variant[3] else "")
                          + (f" border {adain.net.cfg.border}" if adain.net.cfg.border else "")
-                         + (" no refine" if skip_refine else ""))
+                         + (" no refine" if skip_refine else "")
+                         + (f" refine alpha {adain.net.cfg.refine_alpha:g}" if adain.net.refiner is not None
+                            and adain.net.cfg.refine_alpha != 1 else ""))
             notes.setdefault("adain", {})[label] = {"run": str(run), "training_styles": config["styles"],
                                                     "task": config["task"], "model": vars(adain.net.cfg),
                                                     "style_side": side}
@@ -736,8 +743,10 @@ def ship(args, results: dict) -> None:
                              "ratio_to_peer": method.get("ratio_to_peer")}}
         measured = compare[kind].get("model") or {}  # the model config the comparison ran (AdaIN's transform)
         stored = config["model"]["config"]
-        # the inference options a run may lack, and the values it then runs with (a missing border: today's)
-        inference_options = {**AdaINConfig.ABSENT_IN_OLDER, "border": AdaINConfig().border}
+        # the inference options a run may lack, and the values it then runs with (a missing border or refine
+        # strength: today's)
+        inference_options = {**AdaINConfig.ABSENT_IN_OLDER, "border": AdaINConfig().border,
+                             "refine_alpha": AdaINConfig().refine_alpha}
         changed = {key: measured[key] for key, before in inference_options.items()
                    if key in measured and measured[key] != stored.get(key, before)}
         if changed:
@@ -825,6 +834,9 @@ def main() -> None:
     parser.add_argument("--adain-refine",
                         help="--tune-learned: for AdaIN runs trained with a refine pass, measure them with it (on), "
                              "without it (off), or both (on,off; default on)")
+    parser.add_argument("--adain-refine-alphas",
+                        help="--tune-learned: the refine pass's strengths (refine_alpha, 0..1) to measure, separated "
+                             "by commas (default: the run's own); --compare, --ship: the one to run the --adain run with")
     parser.add_argument("--validation-styles",
                         help="--tune-learned: AdaIN's validation styles, separated by commas, instead of "
                              f"{','.join(LEARNED_TUNE_STYLES)} (for runs trained without them); the results go "

@@ -284,6 +284,15 @@ def test_adain_refine_pass_restyles_at_a_shallower_layer_with_a_reconstruction_d
     assert all(m.stride == (1, 1) for m in net.refiner.modules() if isinstance(m, torch.nn.Conv2d))
     with pytest.raises(PixelforgeError, match="style layer before r3: r1, r2"):
         AdaINConfig(refine="r4")
+    # refine_alpha scales the second pass's blend like alpha the whole: 0 gives the refiner the image's own features
+    net.cfg.refine_alpha = 0.0
+    with torch.no_grad():
+        net(content, style)
+        own = net.encode(net.decode(net.target_features(F.pad(content, (0, 3, 0, 3), mode="replicate"), style)),
+                         ["r2"])["r2"]
+    assert torch.allclose(seen[1][0], own, atol=1e-5) and not torch.allclose(seen[1][0], t, atol=1e-3)
+    with pytest.raises(PixelforgeError, match="refine_alpha"):
+        AdaINConfig(refine_alpha=1.5)
     from pixelforge.registry import stored_config
 
     assert stored_config(AdaINConfig, {"widths": [8, 8]}).refine == ""

@@ -597,6 +597,9 @@ class AdaINConfig:
     # "auto": r2 on the offline encoder's r3 (the combination chosen on validation), else one pass.
     refine: str = flag("auto", help="a shallower style layer (e.g. r2) for a second transform pass with its own "
                                     "reconstruction decoder; empty = one pass; auto = r2 with the offline r3")
+    # How strongly the refine pass restyles, as alpha does for the whole: its features blended by alpha times
+    # this (0 = the first pass's image as the refine decoder rebuilds it, 1 = the full second transform).
+    refine_alpha: float = flag(1.0, help="the refine pass's strength, 0..1 (times --alpha)")
     # The content is stylised with a mirrored margin this wide on every side, cut off afterwards: the encoder's
     # zero padding marks the image's edges as strong features, which the transform amplifies and the decoder
     # draws as a frame. Only how the model is run, not its weights, so runs from before it get it too (what it
@@ -629,6 +632,8 @@ class AdaINConfig:
             raise PixelforgeError(f"AdaIN decoder widths must be positive numbers, not {self.widths}")
         if self.border < 0:
             raise PixelforgeError(f"AdaIN border is a margin in pixels (0 or more), not {self.border}")
+        if not 0 <= self.refine_alpha <= 1:
+            raise PixelforgeError(f"AdaIN refine_alpha must be between 0 and 1, not {self.refine_alpha}")
         if self.style_side < MIN_STYLE_SIDE:
             raise PixelforgeError(f"AdaIN style_side must be at least {MIN_STYLE_SIDE} px, not {self.style_side}")
         if self.refine and self.refine not in self.style_layers[:-1]:
@@ -739,7 +744,8 @@ class AdaINNet(nn.Module):
         f_s = self.encoder(style, [layer, refine] if self.refiner is not None else [layer])
         out = self.decode(self._transformed(content, f_s[layer].float(), alpha, layer))
         if self.refiner is not None:
-            out = self.reconstruct(self._transformed(out, f_s[refine].float(), alpha, refine, fp32_island=False))
+            out = self.reconstruct(self._transformed(out, f_s[refine].float(), alpha * self.cfg.refine_alpha, refine,
+                                                     fp32_island=False))
         if self.cfg.match_colours:
             # The encoder's zero-mean filters carry little of the style's palette into t, so the decoder
             # cannot know it: AdaIN once more, on the pixels (per channel, interpolated by alpha).
