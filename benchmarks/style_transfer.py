@@ -708,11 +708,11 @@ REFINE_COMMAND = ("pixelforge train adain --data folder:PHOTOS --styles folder:S
 
 
 def training_command(kind: str, config: dict) -> str:
-    """The command(s) that trained a run, for its model card (with the folders' local paths left out)."""
+    """The command(s) that trained a run, for its model card (with the folders' local paths left out): an AdaIN
+    run whose decoder started from another run or shipped model (``decoder_from``) gets that one's first."""
     source = config["task"].get("decoder_from")
     if kind == "adain" and source:
-        first = json.loads((Path(source) / "config.json").read_text())
-        return (training_command(kind, first) + " && "
+        return (TRAINING_COMMANDS[kind].format(minutes=learned_source(source)["minutes"]) + " && "
                 + REFINE_COMMAND.format(refine=config["model"]["config"]["refine"], minutes=config["train"]["minutes"]))
     return TRAINING_COMMANDS[kind].format(minutes=config["train"]["minutes"])
 
@@ -859,6 +859,8 @@ def main() -> None:
         parser.error("--validation-styles is for --tune-learned")
     if args.adain_refine and (not args.tune_learned or set(_names(args.adain_refine)) - set(REFINE_CHOICES)):
         parser.error("--adain-refine is for --tune-learned, with on, off or on,off")
+    if args.adain_refine_alphas and not all(0 <= float(a) <= 1 for a in _names(args.adain_refine_alphas)):
+        parser.error("--adain-refine-alphas are between 0 and 1")
     tune_styles = _names(args.validation_styles) if args.validation_styles else LEARNED_TUNE_STYLES
     args.pairs = {"tune": list(TUNE_PAIRS),
                   "tune_learned": [(photo, style) for photo in LEARNED_TUNE_PHOTOS

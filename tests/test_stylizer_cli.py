@@ -124,20 +124,35 @@ def test_onnx_runtime_matches_torch(which, request, tmp_path):
 
 
 def test_an_adain_export_without_a_recorded_margin_runs_with_the_default(adain_run, tmp_path):
-    """Exports from before the margin was recorded in the metadata get the default margin, as runs do."""
+    """Exports from before the margin was recorded in the metadata get the default margin, as runs do; those
+    from before the style side was recorded read the style at the 128 px those models were chosen with."""
     import onnx
 
     from pixelforge.models.style import AdaINConfig
 
     path = export_onnx(adain_run, tmp_path / "model.onnx")
     model = onnx.load(str(path))
-    kept = [(p.key, p.value) for p in model.metadata_props if p.key != "border"]
+    kept = [(p.key, p.value) for p in model.metadata_props if p.key not in ("border", "style_side")]
     del model.metadata_props[:]
     for key, value in kept:
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(model, str(path))
-    assert OnnxStylizer(path).border == AdaINConfig().border > 0
+    older = OnnxStylizer(path)
+    assert older.border == AdaINConfig().border > 0 and older.style_side == 128 != AdaINConfig().style_side
+
+
+def test_adain_reads_the_style_at_its_models_side_in_torch_and_onnx(adain_run, tmp_path):
+    from pixelforge.models.style import AdaINConfig
+
+    big = tmp_path / "big.png"
+    Image.fromarray(np.full((300, 400, 3), 100, np.uint8)).save(big)
+    pipe = load_stylizer(adain_run, device="cpu")
+    assert pipe.style_side == AdaINConfig().style_side and max(pipe.prepare_style(big).shape[1:]) == pipe.style_side
+    pipe.net.cfg.style_side = 64  # the pipeline follows its model's setting
+    assert max(pipe.prepare_style(big).shape[1:]) == 64 and max(pipe.prepare_style(big, 32).shape[1:]) == 32
+    exported = OnnxStylizer(export_onnx(pipe, tmp_path / "model.onnx"))
+    assert exported.style_side == 64 and max(exported.prepare_style(big).shape[1:]) == 64
 
 
 def test_adain_runs_its_decoder_in_bf16_by_default_where_the_cpu_is_fast(stylizer_run, adain_run):

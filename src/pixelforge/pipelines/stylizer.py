@@ -308,9 +308,12 @@ class StylizerPipeline(_Stylizer):
         self.name = name or (f"run:{path}" if path else self.kind)
         self.device = next(net.parameters()).device
         self.precision = precision
-        self.style_side = net.cfg.style_side if self.kind == "adain" else None
         if precision == "bf16":
             self.net = self.net.to(memory_format=torch.channels_last)
+
+    @property
+    def style_side(self) -> int | None:
+        return self.net.cfg.style_side if self.kind == "adain" else None
 
     @torch.no_grad()
     def run_tensor(self, image: Tensor, style: Tensor | None = None, alpha: float = DEFAULT_ALPHA) -> Tensor:
