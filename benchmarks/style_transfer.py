@@ -320,9 +320,11 @@ def _names(text: str) -> list[str]:
 
 def adain_settings(args) -> dict:
     """The AdaIN inference settings --compare and --ship run a run with: the first of --adain-transforms,
-    --wct-floors, --adain-borders and --adain-refine-alphas, where given (the run's own otherwise)."""
+    --wct-floors, --adain-borders, --adain-refine-alphas and --adain-style-sides, where given (the run's own
+    otherwise)."""
     given = {"transform": (args.adain_transforms, str), "wct_floor": (args.wct_floors, float),
-             "border": (args.adain_borders, int), "refine_alpha": (args.adain_refine_alphas, float)}
+             "border": (args.adain_borders, int), "refine_alpha": (args.adain_refine_alphas, float),
+             "style_side": (args.adain_style_sides, int)}
     return {field: kind(_names(text)[0]) for field, (text, kind) in given.items() if text}
 
 
@@ -451,9 +453,10 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
     if args.adain_refine_alphas:  # a refine pass's strengths, each a variant ("on" at that strength)
         refines = [strength for refine in refines
                    for strength in ([float(a) for a in _names(args.adain_refine_alphas)] if refine else [False])]
+    sides = [int(side) for side in _names(args.adain_style_sides)] if args.adain_style_sides else ADAIN_STYLE_SIDES
     variants = ([(side, match, transform, floor, border, refine) for transform in transforms
                  for floor in (floors if transform == "wct" else [0.0]) for border in borders for refine in refines
-                 for side in ADAIN_STYLE_SIDES for match in (False, True)] if tuning else [None])
+                 for side in sides for match in (False, True)] if tuning else [None])
     for run in _names(args.adain or ""):
         config = learned_source(run)
         for variant in variants:
@@ -743,10 +746,10 @@ def ship(args, results: dict) -> None:
                              "ratio_to_peer": method.get("ratio_to_peer")}}
         measured = compare[kind].get("model") or {}  # the model config the comparison ran (AdaIN's transform)
         stored = config["model"]["config"]
-        # the inference options a run may lack, and the values it then runs with (a missing border or refine
-        # strength: today's)
-        inference_options = {**AdaINConfig.ABSENT_IN_OLDER, "border": AdaINConfig().border,
-                             "refine_alpha": AdaINConfig().refine_alpha}
+        # the inference options a run may lack, and the values it then runs with (a missing border or style
+        # side: today's)
+        inference_options = {"border": AdaINConfig().border, "style_side": AdaINConfig().style_side,
+                             **AdaINConfig.ABSENT_IN_OLDER}
         changed = {key: measured[key] for key, before in inference_options.items()
                    if key in measured and measured[key] != stored.get(key, before)}
         if changed:
@@ -837,6 +840,10 @@ def main() -> None:
     parser.add_argument("--adain-refine-alphas",
                         help="--tune-learned: the refine pass's strengths (refine_alpha, 0..1) to measure, separated "
                              "by commas (default: the run's own); --compare, --ship: the one to run the --adain run with")
+    parser.add_argument("--adain-style-sides",
+                        help="--tune-learned: the style sides (px) to measure AdaIN at, separated by commas (default "
+                             f"{','.join(map(str, ADAIN_STYLE_SIDES))}); --compare, --ship: the one to run the "
+                             "--adain run with")
     parser.add_argument("--validation-styles",
                         help="--tune-learned: AdaIN's validation styles, separated by commas, instead of "
                              f"{','.join(LEARNED_TUNE_STYLES)} (for runs trained without them); the results go "

@@ -342,3 +342,4 @@ def test_learned_defaults_are_the_ones_chosen_on_validation():
     assert list(model["widths"]) == adain["model"]["widths"]
     assert AdaINConfig().refine == adain["model"].get("refine", "")  # "auto" resolves to it
     assert model["style_side"] == adain["style_side"]
+    assert model["refine_alpha"] == adain["model"].get("refine_alpha", 1.0)

@@ -265,7 +265,7 @@ def test_adain_refine_pass_restyles_at_a_shallower_layer_with_a_reconstruction_d
     statistics there and turned back into pixels by the refiner, whose convolutions all run below full
     resolution; without it the net is the one-pass model (no refiner weights, so older runs load)."""
     torch.manual_seed(0)
-    net = create_model("adain", widths=(8, 8), refine="r2", transform="adain", border=0).eval()
+    net = create_model("adain", widths=(8, 8), refine="r2", refine_alpha=1.0, transform="adain", border=0).eval()
     one_pass = create_model("adain", widths=(8, 8), transform="adain", border=0, refine="").eval()
     assert one_pass.refiner is None and not any(k.startswith("refiner") for k in one_pass.state_dict())
     one_pass.decoder.load_state_dict(net.decoder.state_dict())
@@ -285,6 +285,7 @@ def test_adain_refine_pass_restyles_at_a_shallower_layer_with_a_reconstruction_d
     with pytest.raises(PixelforgeError, match="style layer before r3: r1, r2"):
         AdaINConfig(refine="r4")
     # refine_alpha scales the second pass's blend like alpha the whole: 0 gives the refiner the image's own features
+    assert AdaINConfig().refine_alpha == 0.5  # the default, chosen on validation
     net.cfg.refine_alpha = 0.0
     with torch.no_grad():
         net(content, style)

@@ -598,22 +598,22 @@ class AdaINConfig:
     refine: str = flag("auto", help="a shallower style layer (e.g. r2) for a second transform pass with its own "
                                     "reconstruction decoder; empty = one pass; auto = r2 with the offline r3")
     # How strongly the refine pass restyles, as alpha does for the whole: its features blended by alpha times
-    # this (0 = the first pass's image as the refine decoder rebuilds it, 1 = the full second transform).
-    refine_alpha: float = flag(1.0, help="the refine pass's strength, 0..1 (times --alpha)")
+    # this (0 = the first pass's image as the refine decoder rebuilds it, 1 = the full second transform;
+    # chosen on validation: benchmarks/style_transfer.py --tune-learned --adain-refine-alphas).
+    refine_alpha: float = flag(0.5, help="the refine pass's strength, 0..1 (times --alpha)")
     # The content is stylised with a mirrored margin this wide on every side, cut off afterwards: the encoder's
     # zero padding marks the image's edges as strong features, which the transform amplifies and the decoder
     # draws as a frame. Only how the model is run, not its weights, so runs from before it get it too (what it
     # does to the validation measures: docs/style_transfer.md).
     border: int = flag(16, help="px of mirrored margin around the content while stylising (no frame at the edges)",
                        check="non-negative")
-    # The longest side (px) the style image is read at for its statistics (chosen on validation with the refine
-    # pass: benchmarks/style_transfer.py --tune-learned; one-pass models did best at 128). Only how the model
-    # is run, like the margin.
-    style_side: int = flag(256, help="px: at inference, the longest side the style image is read at for its "
+    # The longest side (px) the style image is read at for its statistics (chosen on validation:
+    # benchmarks/style_transfer.py --tune-learned). Only how the model is run, like the margin.
+    style_side: int = flag(128, help="px: at inference, the longest side the style image is read at for its "
                                      "statistics")
     # runs and cards from before these options (pixelforge.registry.stored_config)
     ABSENT_IN_OLDER = {"match_colours": False, "transform": "adain", "wct_floor": 0.0, "refine": "",
-                       "style_side": 128}
+                       "refine_alpha": 1.0}
 
     def __post_init__(self):
         if self.shuffle not in (1, 2, 4):

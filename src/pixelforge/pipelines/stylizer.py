@@ -463,8 +463,8 @@ class OnnxStylizer(_Stylizer):
         self.multiple = int(meta["multiple"])
         # AdaIN's mirrored margin; exports from before it was recorded get today's default, as runs do
         self.border = int(meta.get("border", AdaINConfig().border if self.kind == "adain" else 0))
-        if self.kind == "adain":  # exports from before the side was recorded: the side those models had
-            self.style_side = int(meta.get("style_side", AdaINConfig.ABSENT_IN_OLDER["style_side"]))
+        if self.kind == "adain":  # exports from before the side was recorded ran at the default's 128 px
+            self.style_side = int(meta.get("style_side", AdaINConfig().style_side))
         self.name = f"onnx:{self.path}"
 
     def run_tensor(self, image: Tensor, style: Tensor | None = None, alpha: float = DEFAULT_ALPHA) -> Tensor:
