@@ -102,6 +102,24 @@ def test_adain_run_takes_any_style_and_alpha(adain_run, files, tmp_path):
     assert not torch.allclose(pipe.run_tensor(x, s1, 1.0), pipe.run_tensor(x, s2, 1.0), atol=1e-3)
 
 
+def test_stylize_sets_the_refine_strength_of_an_adain_model(adain_run, stylizer_run, files, tmp_path, capsys):
+    content = str(files / "content.png")
+    argv = ["stylize", content, "--model", str(adain_run), "--style", content, "--size", "40"]
+    outs = []
+    for strength in ("0", "1"):
+        outs.append(tmp_path / f"r{strength}.png")
+        assert main([*argv, "--refine-alpha", strength, "-o", str(outs[-1])]) == 0
+    with Image.open(outs[0]) as weak, Image.open(outs[1]) as strong:
+        assert np.abs(np.asarray(weak, dtype=int) - np.asarray(strong, dtype=int)).max() > 2
+    assert main([*argv, "--refine-alpha", "1.5", "-o", str(tmp_path / "bad.png")]) == 2
+    assert "between 0 and 1" in capsys.readouterr().err
+    assert main(["stylize", content, "--model", str(stylizer_run), "--refine-alpha", "0.5",
+                 "-o", str(tmp_path / "ff.png")]) == 2
+    assert "has no refine pass" in capsys.readouterr().err
+    assert main([*argv, "--runtime", "onnx", "--refine-alpha", "0.5", "-o", str(tmp_path / "onnx.png")]) == 2
+    assert "needs the torch runtime" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("which", ["stylizer_run", "adain_run"])
 def test_onnx_runtime_matches_torch(which, request, tmp_path):
     run = request.getfixturevalue(which)

@@ -13,7 +13,7 @@ STYLE = "pixelforge.pipelines.style"
 STYLIZER = "pixelforge.pipelines.stylizer"
 # Options for trained models only, and their defaults (what they are when not given).
 MODEL_ONLY = {"runtime": FromAPI(f"{STYLIZER}:open_stylizer", "runtime"), "alpha": None, "max_size": None,
-              "precision": FromAPI(f"{STYLIZER}:open_stylizer", "precision")}
+              "precision": FromAPI(f"{STYLIZER}:open_stylizer", "precision"), "refine_alpha": None}
 
 
 def add_parsers(sub) -> None:
@@ -34,6 +34,9 @@ def add_parsers(sub) -> None:
     ml.add_argument("--alpha", type=float, default=None,
                     help=Help("AdaIN: 0 = content ... 1 = full style (default {})",
                               FromAPI(f"{STYLIZER}:DEFAULT_ALPHA")))
+    ml.add_argument("--refine-alpha", type=float, default=None,
+                    help="AdaIN with a refine pass: its strength, 0 (the first pass only) ... 1 (default: the "
+                         "model's)")
     ml.add_argument("--max-size", type=positive_int, default=None,
                     help=Help("downscale larger images to this longest side (default {})",
                               FromAPI(f"{STYLIZER}:DEFAULT_MAX_SIZE")))
@@ -173,6 +176,11 @@ def _run_model_style(args) -> int:
     if args.content is None:
         raise PixelforgeError("give the content image (or .gif, or folder of frames) to stylize with --model")
     pipe = open_stylizer(args.model, runtime=args.runtime, device=args.device, precision=args.precision)
+    if args.refine_alpha is not None:
+        if not hasattr(pipe, "set_refine_strength"):
+            raise PixelforgeError("--refine-alpha needs the torch runtime: an ONNX export has its refine strength "
+                                  "built in")
+        pipe.set_refine_strength(args.refine_alpha)
     source = Path(args.content)
     start = time.perf_counter()
     if source.is_dir() or source.suffix.lower() == ".gif":

@@ -315,6 +315,16 @@ class StylizerPipeline(_Stylizer):
     def style_side(self) -> int | None:
         return self.net.cfg.style_side if self.kind == "adain" else None
 
+    def set_refine_strength(self, strength: float) -> None:
+        """An AdaIN model with a refine pass: how strongly that pass restyles, 0 (the first pass's image) to 1
+        (``AdaINConfig.refine_alpha``; the model's own otherwise)."""
+        if self.kind != "adain" or self.net.refiner is None:
+            raise PixelforgeError(f"{self.name} has no refine pass; --refine-alpha is for AdaIN models trained "
+                                  "with one (train adain --refine r2, the default)")
+        if not 0 <= strength <= 1:
+            raise PixelforgeError(f"--refine-alpha must be between 0 and 1, not {strength}")
+        self.net.cfg.refine_alpha = strength
+
     @torch.no_grad()
     def run_tensor(self, image: Tensor, style: Tensor | None = None, alpha: float = DEFAULT_ALPHA) -> Tensor:
         """(3, H, W) in [0, 1] (and a (3, h, w) style for AdaIN) -> (3, H, W) in [0, 1]."""
