@@ -164,6 +164,18 @@ def test_trained_models_in_the_style_tab(client):
     r = post(client, "style", "model", files(), model="adain", alpha="0.5")
     assert r.status_code == 200, r.text
     assert r.json()["metrics"]["alpha"] == 0.5 and [i["title"] for i in r.json()["images"]][1] == "style"
+    # the refine pass's strength for one request; the cached model keeps its own for the next
+    own = r.json()["metrics"]["refine strength"]
+    results = {}
+    for strength in ("0", "1"):
+        r = post(client, "style", "model", files(), model="adain", refine_alpha=strength)
+        assert r.status_code == 200, r.text
+        assert r.json()["metrics"]["refine strength"] == float(strength)
+        results[strength] = np.asarray(image_at(client, r.json()["images"][-1]["url"]), dtype=int)
+    assert np.abs(results["0"] - results["1"]).max() > 2
+    assert post(client, "style", "model", files(), model="adain").json()["metrics"]["refine strength"] == own
+    ignored = post(client, "style", "model", files(style=False), model="stylizer", refine_alpha="0.5")
+    assert ignored.status_code == 200  # a feed-forward model ignores AdaIN's settings, as it does alpha
     refused = post(client, "style", "model", files(), model="stylizer")
     assert refused.status_code == 400 and "style built in" in refused.json()["error"]
     refused = post(client, "style", "model", files(style=False), model="adain")

@@ -146,9 +146,17 @@ def model_action(studio, v: dict) -> Result:
         raise PixelforgeError(f"{v['model']} is a feed-forward stylizer with its style built in; leave the style "
                               "image empty (AdaIN runs take one)")
     alpha = v.get("alpha") if pipe.kind == "adain" else None
+    refine = v.get("refine_alpha") if pipe.kind == "adain" else None
     size = min(MAX_MODEL_SIZE, max(content.size))
+    own = pipe.net.cfg.refine_alpha if refine is not None else None
+    if refine is not None:
+        pipe.set_refine_strength(refine)  # on the cached model for this request only
     start = time.perf_counter()
-    result = pipe.stylize(content, style=style, alpha=alpha, size=size)
+    try:
+        result = pipe.stylize(content, style=style, alpha=alpha, size=size)
+    finally:
+        if own is not None:
+            pipe.net.cfg.refine_alpha = own
     seconds = time.perf_counter() - start
     metrics = {"method": "feed-forward network (Johnson et al.)" if pipe.kind == "feed-forward"
                else "AdaIN (Huang & Belongie)", "model": v["model"], "size": f"{result.width}x{result.height}",
@@ -156,6 +164,8 @@ def model_action(studio, v: dict) -> Result:
     images = [("content", studio.save(content.resize(result.size, Image.LANCZOS)))]
     if pipe.kind == "adain":
         metrics["alpha"] = alpha
+        if pipe.net.refiner is not None:
+            metrics["refine strength"] = pipe.net.cfg.refine_alpha if refine is None else refine
         images.append(("style", studio.save(style.convert("RGB"))))
     elif pipe.path is not None:  # a run keeps the style it was trained on; shipped weights do not
         from ...pipelines.style import load_rgb
@@ -217,5 +227,8 @@ TAB = Tab(
             Field("alpha", "float", "Style strength alpha (AdaIN)",
                   FromAPI("pixelforge.pipelines.stylizer:DEFAULT_ALPHA"), 0, 1, 0.05,
                   help="0 = the content, 1 = the full style"),
+            Field("refine_alpha", "float", "Finer second pass strength (AdaIN)", None, 0, 1, 0.05, required=False,
+                  placeholder="the model's",
+                  help="AdaIN models with a refine pass: 0 = the first pass only, 1 = the full second pass"),
         ], model_action),
     ])
