@@ -34,6 +34,7 @@ import argparse
 import functools
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -503,13 +504,13 @@ def choose_learned(summary: list[dict], peer: str | None) -> dict:
 
     if peer is None:
         return {"chosen": None, "rule": "needs the peer"}
-    default_margin = f" border {AdaINConfig().border}"
+    default_margin = re.compile(rf" border {AdaINConfig().border}(?!\d)")
     chosen = {}
     for kind, prefix in LEARNED_KINDS.items():
         timely = [e for e in summary if e["method"].startswith(prefix)
                   and e["means"]["seconds_square"] <= LEARNED_SECONDS_LIMIT]
-        if kind == "adain" and any(default_margin in e["method"] for e in timely):
-            timely = [e for e in timely if default_margin in e["method"]]
+        if kind == "adain" and any(default_margin.search(e["method"]) for e in timely):
+            timely = [e for e in timely if default_margin.search(e["method"])]
         scores = {e["method"]: worst_ratio(e["ratio_to_peer"]) for e in timely}
         if scores:
             best = max(scores, key=scores.get)
@@ -715,7 +716,9 @@ def training_command(kind: str, config: dict) -> str:
     run whose decoder started from another run or shipped model (``decoder_from``) gets that one's first."""
     source = config["task"].get("decoder_from")
     if kind == "adain" and source:
-        return (TRAINING_COMMANDS[kind].format(minutes=learned_source(source)["minutes"]) + " && "
+        first = learned_source(source)
+        one_pass = ' --refine ""' if not first["model"]["config"].get("refine") else ""
+        return (TRAINING_COMMANDS[kind].format(minutes=first["minutes"]) + one_pass + " && "
                 + REFINE_COMMAND.format(refine=config["model"]["config"]["refine"], minutes=config["train"]["minutes"]))
     return TRAINING_COMMANDS[kind].format(minutes=config["train"]["minutes"])
 
@@ -746,10 +749,8 @@ def ship(args, results: dict) -> None:
                              "ratio_to_peer": method.get("ratio_to_peer")}}
         measured = compare[kind].get("model") or {}  # the model config the comparison ran (AdaIN's transform)
         stored = config["model"]["config"]
-        # the inference options a run may lack, and the values it then runs with (a missing border or style
-        # side: today's)
-        inference_options = {"border": AdaINConfig().border, "style_side": AdaINConfig().style_side,
-                             **AdaINConfig.ABSENT_IN_OLDER}
+        # the inference options a run may lack, and the values it then runs with (a missing border: today's)
+        inference_options = {"border": AdaINConfig().border, **AdaINConfig.ABSENT_IN_OLDER}
         changed = {key: measured[key] for key, before in inference_options.items()
                    if key in measured and measured[key] != stored.get(key, before)}
         if changed:
@@ -866,8 +867,13 @@ def main() -> None:
         parser.error("--validation-styles is for --tune-learned")
     if args.adain_refine and (not args.tune_learned or set(_names(args.adain_refine)) - set(REFINE_CHOICES)):
         parser.error("--adain-refine is for --tune-learned, with on, off or on,off")
-    if args.adain_refine_alphas and not all(0 <= float(a) <= 1 for a in _names(args.adain_refine_alphas)):
-        parser.error("--adain-refine-alphas are between 0 and 1")
+    for option, kind, low, high in (("adain_refine_alphas", float, 0, 1), ("adain_style_sides", int, 16, 4096)):
+        try:
+            values = [kind(v) for v in _names(getattr(args, option) or "")]
+        except ValueError:
+            values = [None]
+        if any(v is None or not low <= v <= high for v in values):
+            parser.error(f"--{option.replace('_', '-')}: numbers from {low} to {high}, separated by commas")
     tune_styles = _names(args.validation_styles) if args.validation_styles else LEARNED_TUNE_STYLES
     args.pairs = {"tune": list(TUNE_PAIRS),
                   "tune_learned": [(photo, style) for photo in LEARNED_TUNE_PHOTOS

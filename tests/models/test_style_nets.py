@@ -5,8 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from pixelforge.errors import PixelforgeError
-from pixelforge.models.style import (COVARIANCE_POSITIONS, AdaINConfig, StylizerConfig, adain, channel_stats,
-                                     whiten_colour)
+from pixelforge.models.style import AdaINConfig, StylizerConfig, adain, channel_stats, whiten_colour
 from pixelforge.registry import create_model, get_entry
 
 
@@ -69,19 +68,28 @@ def test_whitening_and_colouring_gives_the_content_the_style_covariance():
     assert not torch.allclose(_covariance(adain(content, style)), _covariance(style), atol=1e-1)
 
 
-def test_whitening_of_a_large_or_bf16_map_still_gives_the_style_covariance():
+def test_whitening_of_a_large_or_bf16_map_matches_the_textbook_transform():
+    """The one-product form (uncentred second moment, bias) is the centred transform of the docstring,
+    in fp32 on a large map and in bf16 (the refine pass's precision) to bf16's rounding."""
     torch.manual_seed(0)
-    mix = torch.randn(6, 6)
-    # a map larger than COVARIANCE_POSITIONS (its covariance read from a subgrid), smooth like features
-    content = F.interpolate(torch.randn(1, 6, 40, 40), size=(200, 200), mode="bilinear") * 2 + 1
-    assert content.shape[-1] * content.shape[-2] > 2 * COVARIANCE_POSITIONS
-    style = torch.einsum("dc,nchw->ndhw", mix, torch.randn(1, 6, 30, 30)) + 3
-    style_cov = _covariance(style)
-    for given in (content, content.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)):
-        out = whiten_colour(given, style)
-        assert out.dtype == given.dtype and out.shape == given.shape  # the product runs in the content's dtype
-        assert (_covariance(out) - style_cov).norm() < 0.03 * style_cov.norm()
-        assert torch.allclose(channel_stats(out)[0], channel_stats(style)[0], atol=0.05)
+    content = F.interpolate(torch.randn(1, 6, 40, 40), size=(300, 300), mode="bilinear") * 2 + 1
+    style = torch.einsum("dc,nchw->ndhw", torch.randn(6, 6), torch.randn(1, 6, 30, 30)) + 3
+
+    def textbook(x, y):  # float64, centred, as in Li et al.
+        x, y = x.double().flatten(2), y.double().flatten(2)
+        xc, yc = x - x.mean(-1, keepdim=True), y - y.mean(-1, keepdim=True)
+        (dx, ex), (dy, ey) = (torch.linalg.eigh(f @ f.transpose(1, 2) / (f.shape[-1] - 1)) for f in (xc, yc))
+        whiten = ex @ torch.diag_embed(dx.rsqrt()) @ ex.transpose(1, 2)
+        colour = ey @ torch.diag_embed(dy.sqrt()) @ ey.transpose(1, 2)
+        return (colour @ whiten @ xc + y.mean(-1, keepdim=True)).view(1, 6, 300, 300)
+
+    expected = textbook(content, style)
+    out = whiten_colour(content, style)
+    assert out.dtype == torch.float32 and (out.double() - expected).abs().max() < 1e-3 * expected.abs().max()
+    half = whiten_colour(content.to(torch.bfloat16).contiguous(memory_format=torch.channels_last), style)
+    assert half.dtype == torch.bfloat16 and half.is_contiguous(memory_format=torch.channels_last)
+    assert (half.double() - expected).norm() < 0.02 * expected.norm()
+    assert (_covariance(out) - _covariance(style)).norm() < 1e-3 * _covariance(style).norm()
 
 
 def _covariance(f):
@@ -297,6 +305,8 @@ def test_adain_refine_pass_restyles_at_a_shallower_layer_with_a_reconstruction_d
     from pixelforge.registry import stored_config
 
     assert stored_config(AdaINConfig, {"widths": [8, 8]}).refine == ""
+    older = stored_config(AdaINConfig, {"widths": [8, 8], "refine": "r2"})  # a refine run from before the options
+    assert (older.refine, older.refine_alpha, older.style_side) == ("r2", 1.0, 128)
 
 
 def test_adain_refine_pass_encodes_under_autocast_and_whitens_outside_it():

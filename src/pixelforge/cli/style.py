@@ -175,11 +175,11 @@ def _run_model_style(args) -> int:
         raise PixelforgeError("--texture is Gatys texture synthesis; it takes no --model")
     if args.content is None:
         raise PixelforgeError("give the content image (or .gif, or folder of frames) to stylize with --model")
+    if args.refine_alpha is not None and (args.runtime == "onnx" or Path(args.model).suffix.lower() == ".onnx"):
+        raise PixelforgeError("--refine-alpha needs the torch runtime: an ONNX export has its refine strength "
+                              "built in")
     pipe = open_stylizer(args.model, runtime=args.runtime, device=args.device, precision=args.precision)
     if args.refine_alpha is not None:
-        if not hasattr(pipe, "set_refine_strength"):
-            raise PixelforgeError("--refine-alpha needs the torch runtime: an ONNX export has its refine strength "
-                                  "built in")
         pipe.set_refine_strength(args.refine_alpha)
     source = Path(args.content)
     start = time.perf_counter()

@@ -514,10 +514,6 @@ def adain(content: Tensor, style: Tensor, eps: float = 1e-5) -> Tensor:
 
 MIN_STYLE_SIDE = 16  # px: the smallest side an AdaIN style image is read at
 
-# Positions enough to estimate a C x C channel covariance closely (C <= 256 here): whitening and colouring
-# read a larger feature map's covariance from a regular subgrid of about this many.
-COVARIANCE_POSITIONS = 16384
-
 
 def whiten_colour(content: Tensor, style: Tensor, eps: float = 1e-5, relative_floor: float = 0.0) -> Tensor:
     """The whitening and colouring transform (Li et al. 2017), per image:
@@ -529,18 +525,18 @@ def whiten_colour(content: Tensor, style: Tensor, eps: float = 1e-5, relative_fl
     as with :func:`adain`. As in the paper, directions with an eigenvalue under ``eps`` are left out, and
     with ``relative_floor`` > 0 also those under that fraction of the largest eigenvalue (directions of
     almost no variance, which whitening would scale up most).
-    The covariances are fp32, from at most about :data:`COVARIANCE_POSITIONS` positions per image (a
-    regular subgrid of larger maps), the small C x C algebra float64; the transform itself runs in the
-    content's precision, WCT(x) = x A^T + (mu(y) - mu(x) A^T) as one product with a bias (A: the two
-    matrices above). The result keeps the content's memory format (channels_last features stay so,
+    The covariances are fp32 sums over every position (a subset of positions cost the first pass's
+    whitening accuracy on large maps for a few milliseconds), the small C x C algebra float64. The
+    transform itself runs in the content's precision (bf16 in AdaIN's refine pass), WCT(x) = x A^T +
+    (mu(y) - mu(x) A^T) as one product with a bias (A: the two matrices above), so the centred content is
+    never materialised. The result keeps the content's memory format (channels_last features stay so,
     for the decoder)."""
     n, c, h, w = content.shape
 
     def moments(f: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # mean, eigenvalues, eigenvectors, kept
-        step = max(1, math.isqrt(f.shape[-2] * f.shape[-1] // COVARIANCE_POSITIONS))
-        rows = f[..., ::step, ::step].float().permute(0, 2, 3, 1).reshape(f.shape[0], -1, c)
+        rows = f.permute(0, 2, 3, 1).reshape(f.shape[0], -1, c).float()  # (N, H*W, C); a view if fp32 channels_last
         count, mean = rows.shape[1], rows.mean(1, keepdim=True).double()
-        second = (rows.transpose(1, 2) @ rows).double()  # uncentred, so the rows are not copied again
+        second = (rows.transpose(1, 2) @ rows).double()  # uncentred: no centred copy of the rows
         covariance = (second - count * mean.transpose(1, 2) @ mean) / max(count - 1, 1)
         values, vectors = torch.linalg.eigh(covariance)
         return mean, values, vectors, values > (values.amax(-1, keepdim=True) * relative_floor).clamp_min(eps)
@@ -613,7 +609,7 @@ class AdaINConfig:
                                      "statistics")
     # runs and cards from before these options (pixelforge.registry.stored_config)
     ABSENT_IN_OLDER = {"match_colours": False, "transform": "adain", "wct_floor": 0.0, "refine": "",
-                       "refine_alpha": 1.0}
+                       "refine_alpha": 1.0, "style_side": 128}
 
     def __post_init__(self):
         if self.shuffle not in (1, 2, 4):

@@ -317,13 +317,11 @@ class StylizerPipeline(_Stylizer):
 
     def set_refine_strength(self, strength: float) -> None:
         """An AdaIN model with a refine pass: how strongly that pass restyles, 0 (the first pass's image) to 1
-        (``AdaINConfig.refine_alpha``; the model's own otherwise)."""
+        (``AdaINConfig.refine_alpha``, checked as the config checks it)."""
         if self.kind != "adain" or self.net.refiner is None:
-            raise PixelforgeError(f"{self.name} has no refine pass; --refine-alpha is for AdaIN models trained "
+            raise PixelforgeError(f"{self.name} has no refine pass; a refine strength is for AdaIN models trained "
                                   "with one (train adain --refine r2, the default)")
-        if not 0 <= strength <= 1:
-            raise PixelforgeError(f"--refine-alpha must be between 0 and 1, not {strength}")
-        self.net.cfg.refine_alpha = strength
+        self.net.cfg = dataclasses.replace(self.net.cfg, refine_alpha=float(strength))
 
     @torch.no_grad()
     def run_tensor(self, image: Tensor, style: Tensor | None = None, alpha: float = DEFAULT_ALPHA) -> Tensor:
@@ -473,8 +471,8 @@ class OnnxStylizer(_Stylizer):
         self.multiple = int(meta["multiple"])
         # AdaIN's mirrored margin; exports from before it was recorded get today's default, as runs do
         self.border = int(meta.get("border", AdaINConfig().border if self.kind == "adain" else 0))
-        if self.kind == "adain":  # exports from before the side was recorded ran at the default's 128 px
-            self.style_side = int(meta.get("style_side", AdaINConfig().style_side))
+        if self.kind == "adain":  # exports from before the side was recorded ran at the side those models had
+            self.style_side = int(meta.get("style_side", AdaINConfig.ABSENT_IN_OLDER["style_side"]))
         self.name = f"onnx:{self.path}"
 
     def run_tensor(self, image: Tensor, style: Tensor | None = None, alpha: float = DEFAULT_ALPHA) -> Tensor:

@@ -156,7 +156,7 @@ def model_action(studio, v: dict) -> Result:
         result = pipe.stylize(content, style=style, alpha=alpha, size=size)
     finally:
         if own is not None:
-            pipe.net.cfg.refine_alpha = own
+            pipe.set_refine_strength(own)
     seconds = time.perf_counter() - start
     metrics = {"method": "feed-forward network (Johnson et al.)" if pipe.kind == "feed-forward"
                else "AdaIN (Huang & Belongie)", "model": v["model"], "size": f"{result.width}x{result.height}",
