@@ -450,10 +450,10 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
     transforms = _names(args.adain_transforms or "adain")
     floors = [float(floor) for floor in _names(args.wct_floors or "0")]
     borders = [int(border) for border in _names(args.adain_borders)] if args.adain_borders else [None]  # None: the run's
-    refines = [REFINE_CHOICES[choice] for choice in _names(args.adain_refine or "on")]
-    if args.adain_refine_alphas:  # a refine pass's strengths, each a variant ("on" at that strength)
-        refines = [strength for refine in refines
-                   for strength in ([float(a) for a in _names(args.adain_refine_alphas)] if refine else [False])]
+    # (with the second pass?, its strength: None for the run's own), for runs trained with a refine pass
+    strengths = [float(a) for a in _names(args.adain_refine_alphas)] if args.adain_refine_alphas else [None]
+    refines = [(on, strength) for on in (REFINE_CHOICES[choice] for choice in _names(args.adain_refine or "on"))
+               for strength in (strengths if on else [None])]
     sides = [int(side) for side in _names(args.adain_style_sides)] if args.adain_style_sides else ADAIN_STYLE_SIDES
     variants = ([(side, match, transform, floor, border, refine) for transform in transforms
                  for floor in (floors if transform == "wct" else [0.0]) for border in borders for refine in refines
@@ -469,11 +469,12 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
                 side, adain.net.cfg.match_colours, adain.net.cfg.transform, adain.net.cfg.wct_floor, border, refine = variant
                 if border is not None:
                     adain.net.cfg.border = border
-                skip_refine = refine is False and adain.net.refiner is not None
+                with_refine, strength = refine
+                skip_refine = not with_refine and adain.net.refiner is not None
                 if skip_refine:  # the same weights, one pass
                     adain.net.refiner, adain.net.cfg.refine = None, ""
-                elif adain.net.refiner is not None and refine is not True:
-                    adain.net.cfg.refine_alpha = refine
+                elif adain.net.refiner is not None and strength is not None:
+                    adain.net.cfg.refine_alpha = strength
                 label = (f"AdaIN {Path(run).name} style {side}" + (" colours matched" if variant[1] else "")
                          + ("" if variant[2] == "adain" else f" {variant[2]}")
                          + (f" floor {variant[3]:g}" if variant[3] else "")
@@ -711,12 +712,11 @@ REFINE_COMMAND = ("pixelforge train adain --data folder:PHOTOS --styles folder:S
                   "--decoder-from runs/adain --run-dir runs/adain-refine --minutes {minutes:g}")
 
 
-def training_command(kind: str, config: dict) -> str:
+def training_command(kind: str, config: dict, first: dict | None = None) -> str:
     """The command(s) that trained a run, for its model card (with the folders' local paths left out): an AdaIN
-    run whose decoder started from another run or shipped model (``decoder_from``) gets that one's first."""
-    source = config["task"].get("decoder_from")
-    if kind == "adain" and source:
-        first = learned_source(source)
+    run whose decoder started from another run or shipped model (``first``, its :func:`learned_source`) gets
+    that one's first."""
+    if kind == "adain" and first is not None:
         one_pass = ' --refine ""' if not first["model"]["config"].get("refine") else ""
         return (TRAINING_COMMANDS[kind].format(minutes=first["minutes"]) + one_pass + " && "
                 + REFINE_COMMAND.format(refine=config["model"]["config"]["refine"], minutes=config["train"]["minutes"]))
@@ -740,10 +740,12 @@ def ship(args, results: dict) -> None:
         config = json.loads((Path(run) / "config.json").read_text())
         photos = sorted(p.stem for p in Path(config["data"]["spec"].removeprefix("folder:")).iterdir())
         method = next(e for e in compare["summary"] if e["method"].startswith("AdaIN" if kind == "adain" else kind))
+        source = config["task"].get("decoder_from")
+        before = learned_source(source) if source else None  # the run the decoder started from
         extra = {"data": "folder of photos (training_photos)", "training_photos": photos,
                  "task": {k: v for k, v in config["task"].items() if k not in ("style", "styles", "decoder_from")},
                  "held_out_photos": list(HELD_OUT_PHOTOS),  # (the task without its local paths)
-                 "command": training_command(kind, config),
+                 "command": training_command(kind, config, before),
                  "compare": {"date": compare["date"], "machine": compare["machine"], "size": compare["size"],
                              "pairs": method["pairs"], "means": method["means"],
                              "ratio_to_peer": method.get("ratio_to_peer")}}
@@ -755,9 +757,7 @@ def ship(args, results: dict) -> None:
                    if key in measured and measured[key] != stored.get(key, before)}
         if changed:
             extra["config"] = {**stored, **changed}
-        source = config["task"].get("decoder_from")
-        if source:  # the run the decoder started from: its training belongs to the shipped model's
-            before = learned_source(source)
+        if before is not None:  # the training of the run the decoder started from belongs to the shipped model's
             extra["trained_before"] = {"steps": before["steps"], "minutes": before["minutes"]}
         if kind == "feed-forward":
             extra["style"] = Path(config["task"]["style"]).name
