@@ -39,6 +39,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import torch
@@ -299,7 +300,13 @@ TUNE_PAIRS = (("creek", "mosaic"), ("dune", "kokkini"), ("fig", "licorice"))
 # The measuring modes (in this order of precedence) and the key of the results file each writes.
 RESULT_KEYS = {"tune": "tune", "tune_learned": "tune_learned", "compare_seeds": "feed_forward_seeds",
                "compare": "compare"}
-MORE_STYLES_KEY = "tune_learned_more_styles"  # --tune-learned with --validation-styles
+MORE_STYLES_KEY = "tune_learned_more_styles"  # --tune-learned with --validation-styles (the first fold's)
+# AdaIN's validation folds: four styles each, held out of the training styles of the runs measured on them
+# (the first: painted, drawn and smooth digital styles; the second: a painting and three with large flat
+# shapes). Each fold's results go to its key, and --paired-with pools the two folds (POOLED_KEY).
+VALIDATION_FOLDS = {MORE_STYLES_KEY: ("kokkini", "licorice", "elephants", "safelanding"),
+                    "tune_learned_second_fold": ("autumn", "honeywave", "mouse", "shell")}
+POOLED_KEY = "tune_learned_folds"
 SEVERAL_RUNS_MODES = ("tune_learned", "compare_seeds")  # several --stylizer / --adain runs, each a method
 # Validation pairs for --tune-learned: the feed-forward nets' style (mosaic) and two styles held out of the
 # AdaIN tuning runs' training styles, on the validation photos (held out of the tuning runs' photos).
@@ -520,6 +527,39 @@ def choose_learned(summary: list[dict], peer: str | None) -> dict:
     return {"chosen": chosen, "rule": f"per kind, among the methods within {LEARNED_SECONDS_LIMIT} s per square "
                                       "image (AdaIN's with the default mirrored margin, where measured), the best "
                                       "worst-measure ratio to the peer on the validation pairs"}
+
+
+def _recipe_label(label: str) -> str:
+    """An AdaIN method's label without its run's name: the variant (style side, transform, refine pass...)."""
+    return re.sub(r"^AdaIN \S+ ", "AdaIN ", label)
+
+
+def pool_folds(folds: dict[str, dict], pairing: dict[str, str]) -> dict:
+    """The AdaIN variants of paired runs over every validation fold's pairs: ``pairing`` maps each run of the
+    second fold to the run of the first fold trained by the same recipe (without that fold's styles). The
+    measures are the means over both folds' pairs, divided by the peer's on the same pairs (as within a fold),
+    the time per square image the mean of the folds'; the choice follows :func:`choose_learned`."""
+    first, second = (folds[key] for key in VALIDATION_FOLDS)
+    runs = {key: {label: note["run"] for label, note in fold.get("adain", {}).items()} for key, fold in folds.items()}
+    rows, seconds, notes = [], defaultdict(list), {}
+    for key, fold in folds.items():
+        peer = next(e["method"] for e in fold["summary"] if e["method"].endswith("(peer)"))
+        paired = {label for label, run in runs[key].items()
+                  if (run in pairing if fold is second else run in pairing.values())}
+        for r in fold["rows"]:
+            if r["method"] in paired or r["method"] == peer:
+                rows.append({**r, "method": _recipe_label(r["method"]) if r["method"] in paired else peer})
+        for e in fold["summary"]:
+            if e["method"] in paired:
+                seconds[_recipe_label(e["method"])].append(e["means"]["seconds_square"])
+        if fold is first:
+            notes = {_recipe_label(label): fold["adain"][label] for label in paired}
+    both = [label for label, times in seconds.items() if len(times) == len(folds)]
+    peer = next(r["method"] for r in rows if r["method"].endswith("(peer)"))
+    summary = compare_summary(rows, [*both, peer], peer, {label: statistics.fmean(seconds[label]) for label in both})
+    return {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "folds": {k: list(v) for k, v in VALIDATION_FOLDS.items()},
+            "paired_runs": pairing, "adain": {label: notes[label] for label in both if label in notes},
+            "summary": summary, **choose_learned(summary, peer)}
 
 
 def keep_unmeasured_runs(previous: dict | None, result: dict) -> dict:
@@ -847,8 +887,11 @@ def main() -> None:
                              "--adain run with")
     parser.add_argument("--validation-styles",
                         help="--tune-learned: AdaIN's validation styles, separated by commas, instead of "
-                             f"{','.join(LEARNED_TUNE_STYLES)} (for runs trained without them); the results go "
-                             f"to the {MORE_STYLES_KEY!r} key")
+                             f"{','.join(LEARNED_TUNE_STYLES)} (for runs trained without them): one of the folds "
+                             + "; ".join(f"{','.join(styles)} (key {key!r})" for key, styles in VALIDATION_FOLDS.items()))
+    parser.add_argument("--paired-with",
+                        help="--tune-learned on the second fold: the first fold's AdaIN runs that the --adain runs pair "
+                             f"with, in order (the same recipe); their variants are pooled over both folds ({POOLED_KEY!r})")
     parser.add_argument("--grid", default=TUNE_GRID, help="--tune: settings separated by ';' (default %(default)s)")
     parser.add_argument("--ship", action="store_true",
                         help="copy the --stylizer and --adain runs into the zoo with the measures of the last --compare")
@@ -865,6 +908,15 @@ def main() -> None:
     args.grid = parse_grid(args.grid)
     if args.validation_styles and not args.tune_learned:
         parser.error("--validation-styles is for --tune-learned")
+    fold = next((key for key, styles in VALIDATION_FOLDS.items()
+                 if sorted(styles) == sorted(_names(args.validation_styles or ""))), None)
+    if args.validation_styles and fold is None:
+        parser.error("--validation-styles: the styles of one of the folds, "
+                     + " or ".join(",".join(styles) for styles in VALIDATION_FOLDS.values()))
+    second_fold = list(VALIDATION_FOLDS)[1]
+    if args.paired_with and (fold != second_fold or len(_names(args.paired_with)) != len(_names(args.adain or ""))):
+        parser.error(f"--paired-with is for --tune-learned on the second fold ({','.join(VALIDATION_FOLDS[second_fold])}): "
+                     "one run of the first fold per --adain run")
     if args.adain_refine and (not args.tune_learned or set(_names(args.adain_refine)) - set(REFINE_CHOICES)):
         parser.error("--adain-refine is for --tune-learned, with on, off or on,off")
     for option, kind, low, high in (("adain_refine_alphas", float, 0, 1), ("adain_style_sides", int, 16, 4096)):
@@ -893,13 +945,17 @@ def main() -> None:
     if args.mode is not None:
         args.size = args.size or 512
         result = compare(args, photos, styles)
-        key = MORE_STYLES_KEY if args.validation_styles else RESULT_KEYS[args.mode]
+        key = fold or RESULT_KEYS[args.mode]
         if not args.no_save:
             from pixelforge.runs import atomic_write_bytes
 
             if args.mode == "tune_learned":
                 result = keep_unmeasured_runs(previous.get(key), result)
             previous[key] = result  # the other keys (and their date and machine) stay as they were
+            if args.paired_with:
+                print("\npooled over both validation folds:", flush=True)
+                previous[POOLED_KEY] = pool_folds({key: previous[key] for key in VALIDATION_FOLDS},
+                                                  dict(zip(_names(args.adain), _names(args.paired_with))))
             atomic_write_bytes(path, (json.dumps(previous, indent=2) + "\n").encode())
             print(f"wrote {path} ({key})")
         return
@@ -913,7 +969,7 @@ def main() -> None:
         figures["runs_from"] = previous.get("runs_from", {"date": previous.get("date"),
                                                           "machine": previous.get("machine")})
     figures.update(learned(args, photos, styles))
-    for key in (*RESULT_KEYS.values(), MORE_STYLES_KEY):  # measured by their own modes, with their own date and machine
+    for key in (*RESULT_KEYS.values(), *VALIDATION_FOLDS, POOLED_KEY):  # measured by their own modes, with their own date and machine
         if key in previous:
             figures[key] = previous[key]
     write_results("style_transfer", figures)
