@@ -603,9 +603,10 @@ class AdaINConfig:
     # does to the validation measures: docs/style_transfer.md).
     border: int = flag(16, help="px of mirrored margin around the content while stylising (no frame at the edges)",
                        check="non-negative")
-    # The longest side (px) the style image is read at for its statistics (chosen on validation:
-    # benchmarks/style_transfer.py --tune-learned). Only how the model is run, like the margin.
-    style_side: int = flag(128, help="px: at inference, the longest side the style image is read at for its "
+    # The longest side (px) the style image is read at for its statistics (chosen on validation over two folds
+    # of four styles: benchmarks/style_transfer.py --tune-learned --paired-with). Only how the model is run,
+    # like the margin.
+    style_side: int = flag(256, help="px: at inference, the longest side the style image is read at for its "
                                      "statistics")
     # runs and cards from before these options (pixelforge.registry.stored_config)
     ABSENT_IN_OLDER = {"match_colours": False, "transform": "adain", "wct_floor": 0.0, "refine": "",
