@@ -15,6 +15,11 @@ The ratio of one run moves with the shared host's load, so ``--repeats N`` measu
 setting N times (in turn, so that a busy spell spreads over the settings) and a goal counts as
 met only when the runs' mean ratio minus their standard deviation clears it.
 
+Where a goal is out of reach the rates say why: each side's FLOPs per step (counted by
+``torch.utils.flop_counter``; the plain step has more, as it computes D's weight gradients in the
+G update), its achieved GFLOP/s, and the rate pixelforge's step would need for the goal, set
+against the machine's matrix-product peak in fp32 and bf16, measured in the same run.
+
 Writes benchmarks/results/gan_throughput.json.
 """
 
@@ -26,8 +31,10 @@ import statistics
 import time
 
 import torch
-from _common import summarise, write_results
 import torch.nn.functional as F
+from _common import summarise, write_results
+from profiling import matmul_peak
+from torch.utils.flop_counter import FlopCounterMode
 
 from pixelforge.models.gan import GANConfig
 from pixelforge.registry import create_model
@@ -66,6 +73,13 @@ def images_per_second(step, real, labels, steps: int, warmup: int = 3) -> float:
     return steps * real.shape[0] / (time.perf_counter() - t)
 
 
+def gflop_per_step(step, real, labels) -> float:
+    """The matrix products' and convolutions' GFLOP in one call of ``step`` (the rest is a rounding error)."""
+    with FlopCounterMode(display=False) as counter:
+        step(real, labels)
+    return counter.get_total_flops() / 1e9
+
+
 def _side(side: str, cfg: dict, batch_size: int, conn) -> None:
     """One side of a measurement in a process of its own: build the step, then run a block of steps
     per request and answer with the images/s. The plain side never builds a pixelforge Runtime, so its
@@ -83,6 +97,7 @@ def _side(side: str, cfg: dict, batch_size: int, conn) -> None:
         task = GANTask(create_model("dcgan", **cfg), GANTrainConfig(), rt)
         step, real = task.step, rt.tensor(real)
         info = {"precision": rt.precision, "channels_last": rt.channels_last}
+    info["gflop_per_step"] = gflop_per_step(step, real, labels)
     conn.send(info)
     while (steps := conn.recv()) is not None:
         conn.send(images_per_second(step, real, labels, steps, warmup=1))
@@ -98,7 +113,9 @@ def measure(size: int, channels: int, num_classes: int, batch_size: int, steps: 
         worker.start()
         conns[side] = parent
         workers.append(worker)
-    info = {side: conn.recv() for side, conn in conns.items()}["pixelforge"]
+    infos = {side: conn.recv() for side, conn in conns.items()}
+    flops = {side: info.pop("gflop_per_step") for side, info in infos.items()}
+    info = infos["pixelforge"]
     times: dict[str, list[float]] = {"plain": [], "pixelforge": []}
     # Short blocks of steps, the two sides taking turns (one process runs while the other waits),
     # and the median of the per-round ratios: load on this shared machine drifts on a scale of
@@ -117,7 +134,8 @@ def measure(size: int, channels: int, num_classes: int, batch_size: int, steps: 
             **info, "rounds": rounds, "steps_per_round": steps,
             "plain_fp32_nchw_img_s": round(statistics.median(plain), 1),
             "pixelforge_img_s": round(statistics.median(fast), 1),
-            "ratio": round(ratio, 2), "goal_ratio": GOALS.get(size)}
+            "ratio": round(ratio, 2), "goal_ratio": GOALS.get(size),
+            "gflop_per_step": {side: round(f, 3) for side, f in flops.items()}}
 
 
 def setting_row(runs: list[dict]) -> dict:
@@ -128,9 +146,15 @@ def setting_row(runs: list[dict]) -> dict:
     stats = summarise(ratios)
     mean, std = stats["mean"], stats["std"] or 0.0
     goal = runs[0]["goal_ratio"]
+    plain = statistics.median(r["plain_fp32_nchw_img_s"] for r in runs)
+    fast = statistics.median(r["pixelforge_img_s"] for r in runs)
+    flops, batch = runs[0]["gflop_per_step"], runs[0]["batch_size"]
+    rates = {"plain_gflop_s": round(flops["plain"] * plain / batch, 1),
+             "pixelforge_gflop_s": round(flops["pixelforge"] * fast / batch, 1)}
+    if goal is not None:  # pixelforge's step at the goal: goal x the plain side's images/s
+        rates["goal_gflop_s"] = round(flops["pixelforge"] * goal * plain / batch, 1)
     return {**runs[0], "ratio": round(mean, 2), "ratio_std": round(std, 2), "run_ratios": ratios,
-            "plain_fp32_nchw_img_s": round(statistics.median(r["plain_fp32_nchw_img_s"] for r in runs), 1),
-            "pixelforge_img_s": round(statistics.median(r["pixelforge_img_s"] for r in runs), 1),
+            "plain_fp32_nchw_img_s": round(plain, 1), "pixelforge_img_s": round(fast, 1), **rates,
             "goal_met": goal is not None and mean - std >= goal}
 
 
@@ -158,6 +182,15 @@ def main() -> None:
                   f"NCHW {r['plain_fp32_nchw_img_s']:>7.1f} img/s | pixelforge ({r['precision']}, channels_last) "
                   f"{r['pixelforge_img_s']:>7.1f} img/s | ratio {r['ratio']:.2f}x", flush=True)
     rows = [setting_row(runs[s]) for s in settings]
+    peaks = {"bf16": round(matmul_peak(torch.bfloat16), 1), "fp32": round(matmul_peak(torch.float32), 1)}
+    print(f"\nmatmul peak 2048^3: bf16 {peaks['bf16']} GFLOP/s, fp32 {peaks['fp32']} GFLOP/s")
+    for r in rows:
+        kind = "conditional" if r["conditional"] else "unconditional"
+        goal = (f"; {r['goal_ratio']}x needs {r['goal_gflop_s']:.0f} ({r['goal_gflop_s'] / peaks['bf16']:.0%})"
+                if "goal_gflop_s" in r else "")
+        print(f"{r['size']} px {kind}: plain fp32 at {r['plain_gflop_s']:.0f} GFLOP/s ({r['plain_gflop_s'] / peaks['fp32']:.0%} "
+              f"of the fp32 peak), pixelforge at {r['pixelforge_gflop_s']:.0f} ({r['pixelforge_gflop_s'] / peaks['bf16']:.0%} "
+              f"of the bf16 peak){goal}")
     print(f"\n| setting | plain fp32 NCHW img/s | pixelforge img/s | ratio, mean +- std of {args.repeats} | goal |")
     print("|---|---:|---:|---|---|")
     for r in rows:
@@ -167,7 +200,8 @@ def main() -> None:
               f"{r['ratio']:.2f} +- {r['ratio_std']:.2f} ({', '.join(f'{x:.2f}' for x in r['run_ratios'])}) | "
               f"{r['goal_ratio']}x: {verdict} |")
     if not args.no_save:
-        write_results("gan_throughput", {"goal_ratio": GOALS, "repeats": args.repeats, "results": rows})
+        write_results("gan_throughput", {"goal_ratio": GOALS, "repeats": args.repeats, "matmul_peak_gflop_s": peaks,
+                                         "results": rows})
 
 
 if __name__ == "__main__":
