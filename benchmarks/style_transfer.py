@@ -313,6 +313,7 @@ SEVERAL_RUNS_MODES = ("tune_learned", "compare_seeds")  # several --stylizer / -
 LEARNED_TUNE_PHOTOS = ("creek", "dune", "fig")
 LEARNED_TUNE_STYLES = ("kokkini", "licorice")  # --validation-styles names others (runs trained without them)
 REFINE_CHOICES = {"on": True, "off": False}  # --adain-refine
+COLOUR_CHOICES = ("none", "rgb", "chroma")  # --adain-colour-matches: no colour matching, or AdaINConfig.colour_match
 ADAIN_STYLE_SIDES = (128, 256, 512)  # --tune-learned: the longest side of the style image AdaIN takes statistics of
 TUNABLE = {"style_weight": float, "content_weight": float, "tv_weight": float, "steps": int, "scales": int,
            "match_colors": lambda v: v.lower() in ("1", "true", "yes")}
@@ -333,7 +334,15 @@ def adain_settings(args) -> dict:
     given = {"transform": (args.adain_transforms, str), "wct_floor": (args.wct_floors, float),
              "border": (args.adain_borders, int), "refine_alpha": (args.adain_refine_alphas, float),
              "style_side": (args.adain_style_sides, int)}
-    return {field: kind(_names(text)[0]) for field, (text, kind) in given.items() if text}
+    settings = {field: kind(_names(text)[0]) for field, (text, kind) in given.items() if text}
+    if args.adain_colour_matches:
+        settings.update(colour_settings(_names(args.adain_colour_matches)[0]))
+    return settings
+
+
+def colour_settings(choice: str) -> dict:
+    """AdaINConfig's colour fields for a --adain-colour-matches choice."""
+    return {"match_colours": False} if choice == "none" else {"match_colours": True, "colour_match": choice}
 
 
 def _letterbox(image: torch.Tensor, side: int) -> torch.Tensor:
@@ -462,9 +471,10 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
     refines = [(on, strength) for on in (REFINE_CHOICES[choice] for choice in _names(args.adain_refine or "on"))
                for strength in (strengths if on else [None])]
     sides = [int(side) for side in _names(args.adain_style_sides)] if args.adain_style_sides else ADAIN_STYLE_SIDES
+    colours = _names(args.adain_colour_matches or "none,rgb")
     variants = ([(side, match, transform, floor, border, refine) for transform in transforms
                  for floor in (floors if transform == "wct" else [0.0]) for border in borders for refine in refines
-                 for side in sides for match in (False, True)] if tuning else [None])
+                 for side in sides for match in colours] if tuning else [None])
     for run in _names(args.adain or ""):
         config = learned_source(run)
         for variant in variants:
@@ -473,7 +483,8 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
             if variant is None:  # --compare: the one transform, floor and margin given
                 vars(adain.net.cfg).update(adain_settings(args))
             else:
-                side, adain.net.cfg.match_colours, adain.net.cfg.transform, adain.net.cfg.wct_floor, border, refine = variant
+                side, match, adain.net.cfg.transform, adain.net.cfg.wct_floor, border, refine = variant
+                vars(adain.net.cfg).update(colour_settings(match))
                 if border is not None:
                     adain.net.cfg.border = border
                 with_refine, strength = refine
@@ -482,7 +493,8 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
                     adain.net.refiner, adain.net.cfg.refine = None, ""
                 elif adain.net.refiner is not None and strength is not None:
                     adain.net.cfg.refine_alpha = strength
-                label = (f"AdaIN {Path(run).name} style {side}" + (" colours matched" if variant[1] else "")
+                label = (f"AdaIN {Path(run).name} style {side}"
+                         + {"none": "", "rgb": " colours matched"}.get(match, f" colours matched ({match})")
                          + ("" if variant[2] == "adain" else f" {variant[2]}")
                          + (f" floor {variant[3]:g}" if variant[3] else "")
                          + (f" border {adain.net.cfg.border}" if adain.net.cfg.border else "")
@@ -563,15 +575,16 @@ def pool_folds(folds: dict[str, dict], pairing: dict[str, str]) -> dict:
 
 
 def keep_unmeasured_runs(previous: dict | None, result: dict) -> dict:
-    """--tune-learned: the methods of the runs this call did not measure stay as measured before, after this
-    call's (``measured_on`` dates each method), and the choice is made again among all of them."""
+    """--tune-learned: the methods (a run with its variant's settings) this call did not measure stay as measured
+    before, after this call's (``measured_on`` dates each method), and the choice is made again among all of
+    them; a method measured again takes its new measures."""
     result["measured_on"] = {e["method"]: result["date"] for e in result["summary"] if e["method"].startswith(
         tuple(LEARNED_KINDS.values()))}
     if not previous:
         return result
-    runs_now = {note["run"] for kind in LEARNED_KINDS for note in result.get(kind, {}).values()}
+    labels_now = {label for kind in LEARNED_KINDS for label in result.get(kind, {})}
     kept = {label: note for kind in LEARNED_KINDS for label, note in previous.get(kind, {}).items()
-            if note["run"] not in runs_now}
+            if label not in labels_now}
     for kind, prefix in LEARNED_KINDS.items():
         mine = {label: note for label, note in kept.items() if label.startswith(prefix)}
         if mine:
@@ -881,6 +894,10 @@ def main() -> None:
     parser.add_argument("--adain-refine-alphas",
                         help="--tune-learned: the refine pass's strengths (refine_alpha, 0..1) to measure, separated "
                              "by commas (default: the run's own); --compare, --ship: the one to run the --adain run with")
+    parser.add_argument("--adain-colour-matches",
+                        help="--tune-learned: AdaIN's colour matchings to measure, separated by commas: none, rgb (each "
+                             "RGB channel's mean and spread), chroma (the chroma's and the luma's mean; default none,rgb); "
+                             "--compare, --ship: the one to run the --adain run with")
     parser.add_argument("--adain-style-sides",
                         help="--tune-learned: the style sides (px) to measure AdaIN at, separated by commas (default "
                              f"{','.join(map(str, ADAIN_STYLE_SIDES))}); --compare, --ship: the one to run the "
@@ -919,6 +936,8 @@ def main() -> None:
                      "one run of the first fold per --adain run")
     if args.adain_refine and (not args.tune_learned or set(_names(args.adain_refine)) - set(REFINE_CHOICES)):
         parser.error("--adain-refine is for --tune-learned, with on, off or on,off")
+    if set(_names(args.adain_colour_matches or "")) - set(COLOUR_CHOICES):
+        parser.error(f"--adain-colour-matches: {', '.join(COLOUR_CHOICES)}, separated by commas")
     for option, kind, low, high in (("adain_refine_alphas", float, 0, 1), ("adain_style_sides", int, 16, 4096)):
         try:
             values = [kind(v) for v in _names(getattr(args, option) or "")]

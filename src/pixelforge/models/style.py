@@ -512,6 +512,23 @@ def adain(content: Tensor, style: Tensor, eps: float = 1e-5) -> Tensor:
     return (content.float() - c_mean) / c_std * s_std + s_mean
 
 
+# RGB -> Y, Cb, Cr (ITU-R BT.601, JPEG's without the offset), as the weight of a 1x1 convolution, and back
+_YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+_FROM_YCBCR = torch.linalg.inv(_YCBCR)
+COLOUR_MATCHES = ("rgb", "chroma")  # AdaINConfig.colour_match
+
+
+def match_chroma(image: Tensor, style: Tensor, eps: float = 1e-5) -> Tensor:
+    """``image`` with the style's colours but its own contrast: in YCbCr, the chroma channels (Cb, Cr) get the
+    style's mean and spread (AdaIN on the pixels) and the luma (Y) only the style's mean. Per RGB channel
+    (``adain(image, style)``) the spread of the luma would follow the style's too, rescaling the picture's
+    contrast, and with it its structure and its features' statistics."""
+    to, back = (m.to(image.device)[..., None, None] for m in (_YCBCR, _FROM_YCBCR))
+    ycc, ycc_style = F.conv2d(image.float(), to), F.conv2d(style.float(), to)
+    luma = ycc[:, :1] - ycc[:, :1].mean(dim=(2, 3), keepdim=True) + ycc_style[:, :1].mean(dim=(2, 3), keepdim=True)
+    return F.conv2d(torch.cat([luma, adain(ycc[:, 1:], ycc_style[:, 1:], eps)], dim=1), back)
+
+
 MIN_STYLE_SIDE = 16  # px: the smallest side an AdaIN style image is read at
 
 
@@ -576,8 +593,13 @@ class AdaINConfig:
     # >1: the last log2(shuffle) upsamplings are a pixel shuffle, so no decoder layer runs at full resolution
     shuffle: int = flag(1, help="decoder pixel-shuffle factor; 1 = every upsampling nearest x2 + convolutions",
                         choices=(1, 2, 4))
-    # the output's per-channel pixel mean and standard deviation set to the style image's (AdaIN on the pixels)
-    match_colours: bool = flag(True, help="give the output the style's colour mean and spread per channel")
+    # the output's colours matched to the style image's (AdaIN on the pixels; colour_match says how)
+    match_colours: bool = flag(True, help="give the output the style's colours (see --colour-match)")
+    # how: each RGB channel's mean and spread set to the style's (rgb), or in YCbCr the chroma's mean and
+    # spread and the luma's mean only, keeping the picture's contrast (chroma; match_chroma)
+    colour_match: str = flag("rgb", choices=COLOUR_MATCHES,
+                             help="rgb: each RGB channel's mean and spread; chroma: the chroma's mean and spread "
+                                  "and the luma's mean (the picture keeps its contrast)")
     # what gives the content features the style's statistics at inference: per-channel mean and spread
     # (AdaIN), or mean and whole channel covariance (whitening and colouring, Li et al. 2017). Training
     # always uses AdaIN: the decoder learns to turn features of any statistics back into an image.
@@ -610,7 +632,7 @@ class AdaINConfig:
                                      "statistics")
     # runs and cards from before these options (pixelforge.registry.stored_config)
     ABSENT_IN_OLDER = {"match_colours": False, "transform": "adain", "wct_floor": 0.0, "refine": "",
-                       "refine_alpha": 1.0, "style_side": 128}
+                       "refine_alpha": 1.0, "style_side": 128, "colour_match": "rgb"}
 
     def __post_init__(self):
         if self.shuffle not in (1, 2, 4):
@@ -618,6 +640,9 @@ class AdaINConfig:
         if self.backbone not in BACKBONES:
             raise PixelforgeError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
         check_feature_transform(self.transform)
+        if self.colour_match not in COLOUR_MATCHES:
+            raise PixelforgeError(f"AdaIN colour_match must be one of {', '.join(COLOUR_MATCHES)}, "
+                                  f"not {self.colour_match!r}")
         if not 0 <= self.wct_floor < 1:
             raise PixelforgeError(f"AdaIN wct_floor is a fraction of the largest eigenvalue (0 <= f < 1), "
                                   f"not {self.wct_floor}")
@@ -746,7 +771,8 @@ class AdaINNet(nn.Module):
         if self.cfg.match_colours:
             # The encoder's zero-mean filters carry little of the style's palette into t, so the decoder
             # cannot know it: AdaIN once more, on the pixels (per channel, interpolated by alpha).
-            out = (alpha * adain(out, style) + (1 - alpha) * out).clamp(0, 1)
+            matched = match_chroma(out, style) if self.cfg.colour_match == "chroma" else adain(out, style)
+            out = (alpha * matched + (1 - alpha) * out).clamp(0, 1)
         return out
 
     def reconstruct(self, features: Tensor) -> Tensor:
