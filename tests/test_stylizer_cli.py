@@ -141,6 +141,17 @@ def test_onnx_runtime_matches_torch(which, request, tmp_path):
         assert (got - expected).abs().max() < 1e-4
 
 
+@pytest.mark.parametrize("colour_match", ["rgb", "chroma"])
+def test_the_onnx_graph_matches_colours_as_torch_does(adain_run, tmp_path, colour_match):
+    pipe = load_stylizer(adain_run, device="cpu", precision="fp32")
+    pipe.net.cfg.transform = "adain"  # what the ONNX graph runs
+    pipe.net.cfg.match_colours, pipe.net.cfg.colour_match = True, colour_match
+    ort_pipe = OnnxStylizer(export_onnx(pipe, tmp_path / "model.onnx"))
+    torch.manual_seed(0)
+    image, style = torch.rand(3, 37, 50), 0.2 + 0.6 * torch.rand(3, 30, 26)
+    assert (ort_pipe.run_tensor(image, style, 1.0) - pipe.run_tensor(image, style, 1.0)).abs().max() < 1e-4
+
+
 def test_an_adain_export_without_a_recorded_margin_runs_with_the_default(adain_run, tmp_path):
     """Exports from before the margin or the style side was recorded in the metadata get the defaults, as runs
     do (the style side's, 128 px, is the one those models had)."""

@@ -210,6 +210,7 @@ def test_runs_from_before_an_option_rebuild_as_they_were_made():
     cfg = stored_config(AdaINConfig, {"backbone": "offline", "layer": "r3", "widths": [64, 32]})
     assert not cfg.match_colours and AdaINConfig().match_colours  # absent in the run: as it was trained
     assert stored_config(AdaINConfig, {"match_colours": True}).match_colours
+    assert cfg.colour_match == "rgb"  # the colour matching runs made before colour_match had
     assert stored_config(StylizerTrainConfig, {"style": "s.png"}).colour_weight == 0 < StylizerTrainConfig().colour_weight
 
 
@@ -250,7 +251,7 @@ def test_adain_match_colours_gives_the_output_the_styles_pixel_statistics():
     torch.manual_seed(0)
     content = torch.rand(1, 3, 32, 32)
     style = 0.5 + 0.1 * torch.randn(1, 3, 40, 40) + torch.tensor([0.2, 0.0, -0.2]).view(1, 3, 1, 1)
-    matched = create_model("adain", widths=(8, 4), match_colours=True).eval()
+    matched = create_model("adain", widths=(8, 4), match_colours=True, colour_match="rgb").eval()
     for module in matched.decoder:  # a decoder whose output varies (a fresh one's is nearly flat)
         if isinstance(module, torch.nn.Conv2d):
             module.weight.data.normal_(0, 0.3)
@@ -397,3 +398,35 @@ def test_adain_at_a_deeper_layer_mirrors_one_more_downsampling():
     assert f.shape[-2:] == (5, 6) and y.shape == (1, 3, 37, 50)
     with pytest.raises(PixelforgeError, match="no layer 'r9'"):
         create_model("adain", layer="r9")
+
+
+def test_chroma_colour_match_gives_the_styles_colours_and_keeps_the_contrast():
+    """colour_match chroma: in YCbCr every channel's mean is the style's, the chroma's spread the style's too,
+    and the luma's spread the picture's own; the model applies it, rgb (per RGB channel) is another output."""
+    from pixelforge.models.style import _YCBCR, match_chroma
+
+    torch.manual_seed(0)
+    image = torch.rand(2, 3, 20, 24)
+    style = 0.3 + 0.2 * torch.rand(2, 3, 16, 16) + torch.tensor([0.3, 0.0, -0.2]).view(1, 3, 1, 1)
+
+    def ycbcr_stats(x):
+        return channel_stats(torch.einsum("ij,njhw->nihw", _YCBCR, x))
+
+    (out_mean, out_std), (style_mean, style_std), (_, image_std) = map(ycbcr_stats, (match_chroma(image, style),
+                                                                                    style, image))
+    torch.testing.assert_close(out_mean, style_mean, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out_std[:, 1:], style_std[:, 1:], atol=0, rtol=1e-2)  # eps in both spreads
+    torch.testing.assert_close(out_std[:, :1], image_std[:, :1], atol=1e-5, rtol=0)
+    assert (out_std[:, 0] - style_std[:, 0]).abs().min() > 0.05  # the style's luma spread was not taken
+    chroma = create_model("adain", widths=(8, 4), colour_match="chroma").eval()
+    for module in chroma.decoder:  # a decoder whose output varies (a fresh one's is nearly flat)
+        if isinstance(module, torch.nn.Conv2d):
+            module.weight.data.normal_(0, 0.3)
+    rgb = create_model("adain", widths=(8, 4), colour_match="rgb").eval()
+    rgb.load_state_dict(chroma.state_dict())
+    with torch.no_grad():
+        out_chroma, out_rgb = chroma(image[:1], style[:1], 1.0), rgb(image[:1], style[:1], 1.0)
+    torch.testing.assert_close(ycbcr_stats(out_chroma)[0][:, 1:], style_mean[:1, 1:], atol=2e-2, rtol=0)
+    assert not torch.allclose(out_chroma, out_rgb, atol=1e-3)
+    with pytest.raises(PixelforgeError, match="colour_match"):
+        AdaINConfig(colour_match="lab")

@@ -512,21 +512,38 @@ def adain(content: Tensor, style: Tensor, eps: float = 1e-5) -> Tensor:
     return (content.float() - c_mean) / c_std * s_std + s_mean
 
 
-# RGB -> Y, Cb, Cr (ITU-R BT.601, JPEG's without the offset), as the weight of a 1x1 convolution, and back
+# RGB -> Y, Cb, Cr (ITU-R BT.601, JPEG's without the offset), and back
 _YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 _FROM_YCBCR = torch.linalg.inv(_YCBCR)
 COLOUR_MATCHES = ("rgb", "chroma")  # AdaINConfig.colour_match
+
+
+def _pixel_moments(images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per image: the RGB pixels as (N, 3, H*W) fp32, their mean (N, 3) and covariance (N, 3, 3)."""
+    flat = images.float().flatten(2)
+    mean = flat.mean(-1)
+    centred = flat - mean[:, :, None]  # not E[xx^T] - mean mean^T: a nearly flat picture's spread would cancel out
+    return flat, mean, centred @ centred.transpose(1, 2) / flat.shape[-1]
 
 
 def match_chroma(image: Tensor, style: Tensor, eps: float = 1e-5) -> Tensor:
     """``image`` with the style's colours but its own contrast: in YCbCr, the chroma channels (Cb, Cr) get the
     style's mean and spread (AdaIN on the pixels) and the luma (Y) only the style's mean. Per RGB channel
     (``adain(image, style)``) the spread of the luma would follow the style's too, rescaling the picture's
-    contrast, and with it its structure and its features' statistics."""
-    to, back = (m.to(image.device)[..., None, None] for m in (_YCBCR, _FROM_YCBCR))
-    ycc, ycc_style = F.conv2d(image.float(), to), F.conv2d(style.float(), to)
-    luma = ycc[:, :1] - ycc[:, :1].mean(dim=(2, 3), keepdim=True) + ycc_style[:, :1].mean(dim=(2, 3), keepdim=True)
-    return F.conv2d(torch.cat([luma, adain(ycc[:, 1:], ycc_style[:, 1:], eps)], dim=1), back)
+    contrast, and with it its structure and its features' statistics. Being linear in the pixels, it is one
+    3x3 matrix and offset per image, from the RGB means and covariances of image and style."""
+    to, back = _YCBCR.to(image.device), _FROM_YCBCR.to(image.device)
+    flat, mean, cov = _pixel_moments(image)
+    _, style_mean, style_cov = _pixel_moments(style)
+
+    def ycbcr(mean: Tensor, cov: Tensor) -> tuple[Tensor, Tensor]:  # the YCbCr means and spreads, (N, 3) each
+        return mean @ to.T, (((to @ cov) * to).sum(-1) + eps).sqrt()
+
+    (y_mean, y_std), (s_mean, s_std) = ycbcr(mean, cov), ycbcr(style_mean, style_cov)
+    scale = torch.cat([torch.ones_like(y_std[:, :1]), s_std[:, 1:] / y_std[:, 1:]], dim=1)  # the luma keeps its spread
+    matrix = back @ (scale[:, :, None] * to)  # (N, 3, 3): RGB -> YCbCr, scaled, -> RGB
+    offset = (s_mean - scale * y_mean) @ back.T
+    return (matrix @ flat + offset[:, :, None]).view(image.shape)
 
 
 MIN_STYLE_SIDE = 16  # px: the smallest side an AdaIN style image is read at
