@@ -60,7 +60,7 @@ def stylizer_run(files, tmp_path_factory):
 def adain_run(files, tmp_path_factory):
     run = tmp_path_factory.mktemp("runs") / "adain"
     assert main(["train", "adain", "--data", f"folder:{files / 'photos'}", "--styles", f"folder:{files / 'styles'}",
-                 "--run-dir", str(run), "--widths", "8,8", *TRAIN]) == 0
+                 "--run-dir", str(run), "--widths", "8,8", "--refine", "r2", *TRAIN]) == 0
     return run
 
 

@@ -342,6 +342,8 @@ def test_learned_defaults_are_the_ones_chosen_on_validation():
     assert model["transform"] == adain["model"].get("transform", "adain")
     assert model["wct_floor"] == adain["model"].get("wct_floor", 0.0)
     assert list(model["widths"]) == adain["model"]["widths"]
-    assert AdaINConfig().refine == adain["model"].get("refine", "")  # "auto" resolves to it
+    assert model["refine"] == adain["model"].get("refine", "")
+    assert model["colour_match"] == adain["model"].get("colour_match", "rgb")
     assert model["style_side"] == adain["style_side"]
-    assert model["refine_alpha"] == adain["model"].get("refine_alpha", 1.0)
+    if adain["model"].get("refine"):  # the refine pass's strength, where the choice has one
+        assert model["refine_alpha"] == adain["model"].get("refine_alpha", 1.0)

@@ -613,8 +613,9 @@ class AdaINConfig:
     # the output's colours matched to the style image's (AdaIN on the pixels; colour_match says how)
     match_colours: bool = flag(True, help="give the output the style's colours (see --colour-match)")
     # how: each RGB channel's mean and spread set to the style's (rgb), or in YCbCr the chroma's mean and
-    # spread and the luma's mean only, keeping the picture's contrast (chroma; match_chroma)
-    colour_match: str = flag("rgb", choices=COLOUR_MATCHES,
+    # spread and the luma's mean only, keeping the picture's contrast (chroma; match_chroma; chosen on
+    # validation: benchmarks/style_transfer.py --adain-colour-matches)
+    colour_match: str = flag("chroma", choices=COLOUR_MATCHES,
                              help="rgb: each RGB channel's mean and spread; chroma: the chroma's mean and spread "
                                   "and the luma's mean (the picture keeps its contrast)")
     # what gives the content features the style's statistics at inference: per-channel mean and spread
@@ -628,10 +629,11 @@ class AdaINConfig:
                                       "the largest")
     # A second, finer pass (the multi-level stylisation of Li et al. 2017): the decoded image is encoded again
     # at this shallower style layer, the transform gives its features the style's statistics there, and a
-    # small decoder trained only to reconstruct that layer turns them back into pixels ("" = one pass).
-    # "auto": r2 on the offline encoder's r3 (the combination chosen on validation), else one pass.
-    refine: str = flag("auto", help="a shallower style layer (e.g. r2) for a second transform pass with its own "
-                                    "reconstruction decoder; empty = one pass; auto = r2 with the offline r3")
+    # small decoder trained only to reconstruct that layer turns them back into pixels. "" = one pass (chosen
+    # over both validation folds once the colours are matched on the chroma: benchmarks/style_transfer.py);
+    # "auto": r2 on the offline encoder's r3, else one pass.
+    refine: str = flag("", help="a shallower style layer (e.g. r2) for a second transform pass with its own "
+                                "reconstruction decoder; empty = one pass (the default); auto = r2 with the offline r3")
     # How strongly the refine pass restyles, as alpha does for the whole: its features blended by alpha times
     # this (0 = the first pass's image as the refine decoder rebuilds it, 1 = the full second transform;
     # chosen on validation: benchmarks/style_transfer.py --tune-learned --adain-refine-alphas).
@@ -645,7 +647,7 @@ class AdaINConfig:
     # The longest side (px) the style image is read at for its statistics (chosen on validation over two folds
     # of four styles: benchmarks/style_transfer.py --tune-learned --paired-with). Only how the model is run,
     # like the margin.
-    style_side: int = flag(256, help="px: at inference, the longest side the style image is read at for its "
+    style_side: int = flag(128, help="px: at inference, the longest side the style image is read at for its "
                                      "statistics")
     # runs and cards from before these options (pixelforge.registry.stored_config)
     ABSENT_IN_OLDER = {"match_colours": False, "transform": "adain", "wct_floor": 0.0, "refine": "",
@@ -710,8 +712,9 @@ class AdaINNet(nn.Module):
     With ``shuffle`` r > 1 the last log2(r) levels stay at 1/r resolution (one 3x3 convolution each)
     and the last convolution predicts r x r pixels per position, unfolded by a pixel shuffle: the
     full-resolution convolutions, most of the decoder's time, are gone. ``match_colours``: the
-    decoded image's per-channel mean and standard deviation are set to the style image's (AdaIN on
-    the pixels, blended by alpha like the features). With ``refine`` (a shallower layer l) a second pass
+    decoded image gets the style image's colours (AdaIN on the pixels, blended by alpha like the features):
+    ``colour_match`` chroma sets its chroma's mean and spread and its luma's mean (:func:`match_chroma`),
+    rgb each RGB channel's mean and spread. With ``refine`` (a shallower layer l) a second pass
     follows, as in Li et al.'s multi-level stylisation: t' = alpha T(f_l(g(t)), f_l(s)) + (1 - alpha) f_l(g(t)),
     output r(t'), where the small decoder r is trained only to reconstruct, r(f_l(x)) ~ x, so it carries
     no training style and adds the style's finer statistics whatever the style.
@@ -787,7 +790,7 @@ class AdaINNet(nn.Module):
                                                      fp32_island=False))
         if self.cfg.match_colours:
             # The encoder's zero-mean filters carry little of the style's palette into t, so the decoder
-            # cannot know it: AdaIN once more, on the pixels (per channel, interpolated by alpha).
+            # cannot know it: AdaIN once more, on the pixels (colour_match says how; interpolated by alpha).
             matched = match_chroma(out, style) if self.cfg.colour_match == "chroma" else adain(out, style)
             out = (alpha * matched + (1 - alpha) * out).clamp(0, 1)
         return out
