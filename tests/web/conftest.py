@@ -44,7 +44,8 @@ def web_runs(tmp_path_factory) -> Path:
     tiny_style = dict(size=64, crop=32, style_size=48, batch_size=2, max_steps=2, precision="fp32", progress=False)
     train_stylizer(f"folder:{photos}", root / "stylizer", style=photos / "p1.png", widths=(4, 8, 8), blocks=1,
                    **tiny_style)
-    train_adain(f"folder:{photos}", root / "adain", styles=str(photos / "p0.png"), widths=(8, 8), **tiny_style)
+    train_adain(f"folder:{photos}", root / "adain", styles=str(photos / "p0.png"), widths=(8, 8), refine="r2",
+                **tiny_style)
     from pixelforge.apps.scarce_data import write_report
 
     write_report(study_result(), root / "augment")
