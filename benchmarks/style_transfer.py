@@ -314,6 +314,7 @@ LEARNED_TUNE_PHOTOS = ("creek", "dune", "fig")
 LEARNED_TUNE_STYLES = ("kokkini", "licorice")  # --validation-styles names others (runs trained without them)
 REFINE_CHOICES = {"on": True, "off": False}  # --adain-refine
 COLOUR_CHOICES = ("none", "rgb", "chroma")  # --adain-colour-matches: no colour matching, or AdaINConfig.colour_match
+# --adain-colour-matches also takes chroma:T, the chroma matching with AdaINConfig.luma_spread T
 ADAIN_STYLE_SIDES = (128, 256, 512)  # --tune-learned: the longest side of the style image AdaIN takes statistics of
 TUNABLE = {"style_weight": float, "content_weight": float, "tv_weight": float, "steps": int, "scales": int,
            "match_colors": lambda v: v.lower() in ("1", "true", "yes")}
@@ -341,8 +342,20 @@ def adain_settings(args) -> dict:
 
 
 def colour_settings(choice: str) -> dict:
-    """AdaINConfig's colour fields for a --adain-colour-matches choice."""
-    return {"match_colours": False} if choice == "none" else {"match_colours": True, "colour_match": choice}
+    """AdaINConfig's colour fields for a --adain-colour-matches choice (none, rgb, chroma or chroma:T)."""
+    if choice == "none":
+        return {"match_colours": False}
+    kind, _, spread = choice.partition(":")
+    return {"match_colours": True, "colour_match": kind, **({"luma_spread": float(spread)} if kind == "chroma" else {})}
+
+
+def colour_label(choice: str) -> str:
+    kind, _, spread = choice.partition(":")
+    if kind == "none":
+        return ""
+    if kind == "rgb":
+        return " colours matched"
+    return " colours matched (chroma)" if not spread or float(spread) == 0 else f" colours matched (chroma, luma {float(spread):g})"
 
 
 def _letterbox(image: torch.Tensor, side: int) -> torch.Tensor:
@@ -494,7 +507,7 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
                 elif adain.net.refiner is not None and strength is not None:
                     adain.net.cfg.refine_alpha = strength
                 label = (f"AdaIN {Path(run).name} style {side}"
-                         + {"none": "", "rgb": " colours matched"}.get(match, f" colours matched ({match})")
+                         + colour_label(match)
                          + ("" if variant[2] == "adain" else f" {variant[2]}")
                          + (f" floor {variant[3]:g}" if variant[3] else "")
                          + (f" border {adain.net.cfg.border}" if adain.net.cfg.border else "")
@@ -896,7 +909,8 @@ def main() -> None:
                              "by commas (default: the run's own); --compare, --ship: the one to run the --adain run with")
     parser.add_argument("--adain-colour-matches",
                         help="--tune-learned: AdaIN's colour matchings to measure, separated by commas: none, rgb (each "
-                             "RGB channel's mean and spread), chroma (the chroma's and the luma's mean; default none,rgb); "
+                             "RGB channel's mean and spread), chroma (the chroma's and the luma's mean), chroma:T (the luma's spread moved "
+                             "T of the way to the style's; default none,rgb); "
                              "--compare, --ship: the one to run the --adain run with")
     parser.add_argument("--adain-style-sides",
                         help="--tune-learned: the style sides (px) to measure AdaIN at, separated by commas (default "
@@ -936,8 +950,16 @@ def main() -> None:
                      "one run of the first fold per --adain run")
     if args.adain_refine and (not args.tune_learned or set(_names(args.adain_refine)) - set(REFINE_CHOICES)):
         parser.error("--adain-refine is for --tune-learned, with on, off or on,off")
-    if set(_names(args.adain_colour_matches or "")) - set(COLOUR_CHOICES):
-        parser.error(f"--adain-colour-matches: {', '.join(COLOUR_CHOICES)}, separated by commas")
+    def colour_choice(text: str) -> bool:
+        kind, colon, spread = text.partition(":")
+        if not colon:
+            return kind in COLOUR_CHOICES
+        try:
+            return kind == "chroma" and 0 <= float(spread) <= 1
+        except ValueError:
+            return False
+    if not all(colour_choice(c) for c in _names(args.adain_colour_matches or "")):
+        parser.error(f"--adain-colour-matches: {', '.join(COLOUR_CHOICES)} or chroma:T (T from 0 to 1), separated by commas")
     for option, kind, low, high in (("adain_refine_alphas", float, 0, 1), ("adain_style_sides", int, 16, 4096)):
         try:
             values = [kind(v) for v in _names(getattr(args, option) or "")]

@@ -526,12 +526,14 @@ def _pixel_moments(images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return flat, mean, centred @ centred.transpose(1, 2) / flat.shape[-1]
 
 
-def match_chroma(image: Tensor, style: Tensor, eps: float = 1e-5) -> Tensor:
+def match_chroma(image: Tensor, style: Tensor, eps: float = 1e-5, luma_spread: float = 0.0) -> Tensor:
     """``image`` with the style's colours but its own contrast: in YCbCr, the chroma channels (Cb, Cr) get the
     style's mean and spread (AdaIN on the pixels) and the luma (Y) only the style's mean. Per RGB channel
     (``adain(image, style)``) the spread of the luma would follow the style's too, rescaling the picture's
-    contrast, and with it its structure and its features' statistics. Being linear in the pixels, it is one
-    3x3 matrix and offset per image, from the RGB means and covariances of image and style."""
+    contrast, and with it its structure and its features' statistics. ``luma_spread`` t moves the luma's
+    spread part of the way: sigma_image^(1 - t) sigma_style^t (0: the picture's own, 1: the style's). Being
+    linear in the pixels, it is one 3x3 matrix and offset per image, from the RGB means and covariances of
+    image and style."""
     to, back = _YCBCR.to(image.device), _FROM_YCBCR.to(image.device)
     flat, mean, cov = _pixel_moments(image)
     _, style_mean, style_cov = _pixel_moments(style)
@@ -540,7 +542,7 @@ def match_chroma(image: Tensor, style: Tensor, eps: float = 1e-5) -> Tensor:
         return mean @ to.T, (((to @ cov) * to).sum(-1) + eps).sqrt()
 
     (y_mean, y_std), (s_mean, s_std) = ycbcr(mean, cov), ycbcr(style_mean, style_cov)
-    scale = torch.cat([torch.ones_like(y_std[:, :1]), s_std[:, 1:] / y_std[:, 1:]], dim=1)  # the luma keeps its spread
+    scale = torch.cat([(s_std[:, :1] / y_std[:, :1]) ** luma_spread, s_std[:, 1:] / y_std[:, 1:]], dim=1)
     matrix = back @ (scale[:, :, None] * to)  # (N, 3, 3): RGB -> YCbCr, scaled, -> RGB
     offset = (s_mean - scale * y_mean) @ back.T
     return (matrix @ flat + offset[:, :, None]).view(image.shape)
@@ -618,6 +620,9 @@ class AdaINConfig:
     colour_match: str = flag("chroma", choices=COLOUR_MATCHES,
                              help="rgb: each RGB channel's mean and spread; chroma: the chroma's mean and spread "
                                   "and the luma's mean (the picture keeps its contrast)")
+    # chroma: how far the luma's spread moves from the picture's to the style's (0..1, match_chroma's luma_spread)
+    luma_spread: float = flag(0.0, help="with --colour-match chroma: the luma's spread from the picture's (0) to "
+                                        "the style's (1)")
     # what gives the content features the style's statistics at inference: per-channel mean and spread
     # (AdaIN), or mean and whole channel covariance (whitening and colouring, Li et al. 2017). Training
     # always uses AdaIN: the decoder learns to turn features of any statistics back into an image.
@@ -651,7 +656,7 @@ class AdaINConfig:
                                      "statistics")
     # runs and cards from before these options (pixelforge.registry.stored_config)
     ABSENT_IN_OLDER = {"match_colours": False, "transform": "adain", "wct_floor": 0.0, "refine": "",
-                       "refine_alpha": 1.0, "style_side": 128, "colour_match": "rgb"}
+                       "refine_alpha": 1.0, "style_side": 128, "colour_match": "rgb", "luma_spread": 0.0}
 
     def __post_init__(self):
         if self.shuffle not in (1, 2, 4):
@@ -659,6 +664,8 @@ class AdaINConfig:
         if self.backbone not in BACKBONES:
             raise PixelforgeError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
         check_feature_transform(self.transform)
+        if not 0 <= self.luma_spread <= 1:
+            raise PixelforgeError(f"AdaIN luma_spread must be between 0 and 1, not {self.luma_spread}")
         if self.colour_match not in COLOUR_MATCHES:
             raise PixelforgeError(f"AdaIN colour_match must be one of {', '.join(COLOUR_MATCHES)}, "
                                   f"not {self.colour_match!r}")
@@ -791,7 +798,8 @@ class AdaINNet(nn.Module):
         if self.cfg.match_colours:
             # The encoder's zero-mean filters carry little of the style's palette into t, so the decoder
             # cannot know it: AdaIN once more, on the pixels (colour_match says how; interpolated by alpha).
-            matched = match_chroma(out, style) if self.cfg.colour_match == "chroma" else adain(out, style)
+            matched = (match_chroma(out, style, luma_spread=self.cfg.luma_spread) if self.cfg.colour_match == "chroma"
+                       else adain(out, style))
             out = (alpha * matched + (1 - alpha) * out).clamp(0, 1)
         return out
 
