@@ -344,6 +344,7 @@ def test_learned_defaults_are_the_ones_chosen_on_validation():
     assert list(model["widths"]) == adain["model"]["widths"]
     assert model["refine"] == adain["model"].get("refine", "")
     assert model["colour_match"] == adain["model"].get("colour_match", "rgb")
+    assert model["luma_spread"] == adain["model"].get("luma_spread", 0.0)
     assert model["style_side"] == adain["style_side"]
     if adain["model"].get("refine"):  # the refine pass's strength, where the choice has one
         assert model["refine_alpha"] == adain["model"].get("refine_alpha", 1.0)

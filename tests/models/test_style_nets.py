@@ -359,7 +359,7 @@ def test_the_margin_takes_the_frame_off_the_shipped_adain_model():
     outermost pixels change no more than the inside does."""
     from pixelforge.pipelines.stylizer import load_shipped_stylizer
 
-    pipe = load_shipped_stylizer("photos-adain-v8", precision="fp32")
+    pipe = load_shipped_stylizer("photos-adain-v9", precision="fp32")
     yy, xx = torch.meshgrid(torch.linspace(0, 1, 96), torch.linspace(0, 1, 128), indexing="ij")
     content = torch.stack([0.3 + 0.4 * xx, 0.5 + 0.3 * yy, 0.6 - 0.3 * xx * yy])
     i = torch.arange(64.0)
@@ -417,6 +417,9 @@ def test_chroma_colour_match_gives_the_styles_colours_and_keeps_the_contrast():
     torch.testing.assert_close(out_std[:, 1:], style_std[:, 1:], atol=0, rtol=1e-2)  # eps in both spreads
     torch.testing.assert_close(out_std[:, :1], image_std[:, :1], atol=1e-5, rtol=0)
     assert (out_std[:, 0] - style_std[:, 0]).abs().min() > 0.05  # the style's luma spread was not taken
+    for spread in (0.5, 1.0):  # luma_spread moves it part or all of the way, geometrically
+        moved = ycbcr_stats(match_chroma(image, style, luma_spread=spread))[1][:, 0]
+        torch.testing.assert_close(moved, image_std[:, 0] ** (1 - spread) * style_std[:, 0] ** spread, atol=0, rtol=1e-2)
     chroma = create_model("adain", widths=(8, 4), colour_match="chroma").eval()
     for module in chroma.decoder:  # a decoder whose output varies (a fresh one's is nearly flat)
         if isinstance(module, torch.nn.Conv2d):
@@ -429,3 +432,5 @@ def test_chroma_colour_match_gives_the_styles_colours_and_keeps_the_contrast():
     assert not torch.allclose(out_chroma, out_rgb, atol=1e-3)
     with pytest.raises(PixelforgeError, match="colour_match"):
         AdaINConfig(colour_match="lab")
+    with pytest.raises(PixelforgeError, match="luma_spread"):
+        AdaINConfig(luma_spread=1.5)

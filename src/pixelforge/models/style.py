@@ -620,8 +620,9 @@ class AdaINConfig:
     colour_match: str = flag("chroma", choices=COLOUR_MATCHES,
                              help="rgb: each RGB channel's mean and spread; chroma: the chroma's mean and spread "
                                   "and the luma's mean (the picture keeps its contrast)")
-    # chroma: how far the luma's spread moves from the picture's to the style's (0..1, match_chroma's luma_spread)
-    luma_spread: float = flag(0.0, help="with --colour-match chroma: the luma's spread from the picture's (0) to "
+    # chroma: how far the luma's spread moves from the picture's to the style's (0..1, match_chroma's luma_spread;
+    # chosen on validation: benchmarks/style_transfer.py --adain-colour-matches chroma:T)
+    luma_spread: float = flag(0.5, help="with --colour-match chroma: the luma's spread from the picture's (0) to "
                                         "the style's (1)")
     # what gives the content features the style's statistics at inference: per-channel mean and spread
     # (AdaIN), or mean and whole channel covariance (whitening and colouring, Li et al. 2017). Training
