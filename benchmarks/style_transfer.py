@@ -349,13 +349,26 @@ def colour_settings(choice: str) -> dict:
     return {"match_colours": True, "colour_match": kind, **({"luma_spread": float(spread)} if kind == "chroma" else {})}
 
 
+def valid_colour_choice(text: str) -> bool:
+    kind, colon, spread = text.partition(":")
+    if not colon:
+        return kind in COLOUR_CHOICES
+    try:
+        return kind == "chroma" and 0 <= float(spread) <= 1
+    except ValueError:
+        return False
+
+
 def colour_label(choice: str) -> str:
+    """The method label's words for a --adain-colour-matches choice (chroma:0 is plain chroma's)."""
     kind, _, spread = choice.partition(":")
     if kind == "none":
         return ""
     if kind == "rgb":
         return " colours matched"
-    return " colours matched (chroma)" if not spread or float(spread) == 0 else f" colours matched (chroma, luma {float(spread):g})"
+    if spread and float(spread):
+        return f" colours matched (chroma, luma {float(spread):g})"
+    return " colours matched (chroma)"
 
 
 def _letterbox(image: torch.Tensor, side: int) -> torch.Tensor:
@@ -582,8 +595,9 @@ def pool_folds(folds: dict[str, dict], pairing: dict[str, str]) -> dict:
     both = [label for label, times in seconds.items() if len(times) == len(folds)]
     peer = next(r["method"] for r in rows if r["method"].endswith("(peer)"))
     summary = compare_summary(rows, [*both, peer], peer, {label: statistics.fmean(seconds[label]) for label in both})
-    return {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "folds": {k: list(v) for k, v in VALIDATION_FOLDS.items()},
-            "paired_runs": pairing, "adain": {label: notes[label] for label in both if label in notes},
+    return {"date": time.strftime("%Y-%m-%d"), "machine": machine(),
+            "folds": {k: list(v) for k, v in VALIDATION_FOLDS.items()}, "paired_runs": pairing,
+            "adain": {label: notes[label] for label in both if label in notes},
             "summary": summary, **choose_learned(summary, peer)}
 
 
@@ -908,9 +922,9 @@ def main() -> None:
                         help="--tune-learned: the refine pass's strengths (refine_alpha, 0..1) to measure, separated "
                              "by commas (default: the run's own); --compare, --ship: the one to run the --adain run with")
     parser.add_argument("--adain-colour-matches",
-                        help="--tune-learned: AdaIN's colour matchings to measure, separated by commas: none, rgb (each "
-                             "RGB channel's mean and spread), chroma (the chroma's and the luma's mean), chroma:T (the luma's spread moved "
-                             "T of the way to the style's; default none,rgb); "
+                        help="--tune-learned: AdaIN's colour matchings to measure, separated by commas: none, rgb "
+                             "(each RGB channel's mean and spread), chroma (the chroma's and the luma's mean), chroma:T "
+                             "(the luma's spread moved T of the way to the style's; default none,rgb); "
                              "--compare, --ship: the one to run the --adain run with")
     parser.add_argument("--adain-style-sides",
                         help="--tune-learned: the style sides (px) to measure AdaIN at, separated by commas (default "
@@ -950,15 +964,7 @@ def main() -> None:
                      "one run of the first fold per --adain run")
     if args.adain_refine and (not args.tune_learned or set(_names(args.adain_refine)) - set(REFINE_CHOICES)):
         parser.error("--adain-refine is for --tune-learned, with on, off or on,off")
-    def colour_choice(text: str) -> bool:
-        kind, colon, spread = text.partition(":")
-        if not colon:
-            return kind in COLOUR_CHOICES
-        try:
-            return kind == "chroma" and 0 <= float(spread) <= 1
-        except ValueError:
-            return False
-    if not all(colour_choice(c) for c in _names(args.adain_colour_matches or "")):
+    if not all(valid_colour_choice(c) for c in _names(args.adain_colour_matches or "")):
         parser.error(f"--adain-colour-matches: {', '.join(COLOUR_CHOICES)} or chroma:T (T from 0 to 1), separated by commas")
     for option, kind, low, high in (("adain_refine_alphas", float, 0, 1), ("adain_style_sides", int, 16, 4096)):
         try:
