@@ -341,34 +341,33 @@ def adain_settings(args) -> dict:
     return settings
 
 
+def parse_colour_choice(choice: str) -> tuple[str, float | None]:
+    """A --adain-colour-matches choice as (kind, the luma's spread or None): none, rgb, chroma or chroma:T with
+    T from 0 to 1; ValueError for anything else."""
+    kind, colon, spread = choice.partition(":")
+    if not colon and kind in COLOUR_CHOICES:
+        return kind, None
+    if kind == "chroma" and colon and 0 <= float(spread) <= 1:
+        return kind, float(spread)
+    raise ValueError(choice)
+
+
 def colour_settings(choice: str) -> dict:
-    """AdaINConfig's colour fields for a --adain-colour-matches choice (none, rgb, chroma or chroma:T)."""
-    if choice == "none":
+    """AdaINConfig's colour fields for a --adain-colour-matches choice."""
+    kind, spread = parse_colour_choice(choice)
+    if kind == "none":
         return {"match_colours": False}
-    kind, _, spread = choice.partition(":")
-    return {"match_colours": True, "colour_match": kind, **({"luma_spread": float(spread)} if kind == "chroma" else {})}
-
-
-def valid_colour_choice(text: str) -> bool:
-    kind, colon, spread = text.partition(":")
-    if not colon:
-        return kind in COLOUR_CHOICES
-    try:
-        return kind == "chroma" and 0 <= float(spread) <= 1
-    except ValueError:
-        return False
+    return {"match_colours": True, "colour_match": kind, **({"luma_spread": spread or 0.0} if kind == "chroma" else {})}
 
 
 def colour_label(choice: str) -> str:
     """The method label's words for a --adain-colour-matches choice (chroma:0 is plain chroma's)."""
-    kind, _, spread = choice.partition(":")
+    kind, spread = parse_colour_choice(choice)
     if kind == "none":
         return ""
     if kind == "rgb":
         return " colours matched"
-    if spread and float(spread):
-        return f" colours matched (chroma, luma {float(spread):g})"
-    return " colours matched (chroma)"
+    return f" colours matched (chroma, luma {spread:g})" if spread else " colours matched (chroma)"
 
 
 def _letterbox(image: torch.Tensor, side: int) -> torch.Tensor:
@@ -964,7 +963,10 @@ def main() -> None:
                      "one run of the first fold per --adain run")
     if args.adain_refine and (not args.tune_learned or set(_names(args.adain_refine)) - set(REFINE_CHOICES)):
         parser.error("--adain-refine is for --tune-learned, with on, off or on,off")
-    if not all(valid_colour_choice(c) for c in _names(args.adain_colour_matches or "")):
+    try:
+        for choice in _names(args.adain_colour_matches or ""):
+            parse_colour_choice(choice)
+    except ValueError:
         parser.error(f"--adain-colour-matches: {', '.join(COLOUR_CHOICES)} or chroma:T (T from 0 to 1), separated by commas")
     for option, kind, low, high in (("adain_refine_alphas", float, 0, 1), ("adain_style_sides", int, 16, 4096)):
         try:

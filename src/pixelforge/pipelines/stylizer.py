@@ -320,7 +320,7 @@ class StylizerPipeline(_Stylizer):
         (``AdaINConfig.refine_alpha``, checked as the config checks it)."""
         if self.kind != "adain" or self.net.refiner is None:
             raise PixelforgeError(f"{self.name} has no refine pass; a refine strength is for AdaIN models trained "
-                                  "with one (train adain --refine r2, the default)")
+                                  "with one (train adain --refine r2)")
         self.net.cfg = dataclasses.replace(self.net.cfg, refine_alpha=float(strength))
 
     @torch.no_grad()
