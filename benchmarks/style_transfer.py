@@ -313,8 +313,8 @@ SEVERAL_RUNS_MODES = ("tune_learned", "compare_seeds")  # several --stylizer / -
 LEARNED_TUNE_PHOTOS = ("creek", "dune", "fig")
 LEARNED_TUNE_STYLES = ("kokkini", "licorice")  # --validation-styles names others (runs trained without them)
 REFINE_CHOICES = {"on": True, "off": False}  # --adain-refine
-COLOUR_CHOICES = ("none", "rgb", "chroma")  # --adain-colour-matches: no colour matching, or AdaINConfig.colour_match
-# --adain-colour-matches also takes chroma:T, the chroma matching with AdaINConfig.luma_spread T
+COLOUR_CHOICES = ("none", "rgb", "chroma", "histogram")  # --adain-colour-matches: none, or AdaINConfig.colour_match
+# --adain-colour-matches also takes chroma:T and histogram:T, those matchings with AdaINConfig.luma_spread T
 ADAIN_STYLE_SIDES = (128, 256, 512)  # --tune-learned: the longest side of the style image AdaIN takes statistics of
 TUNABLE = {"style_weight": float, "content_weight": float, "tv_weight": float, "steps": int, "scales": int,
            "match_colors": lambda v: v.lower() in ("1", "true", "yes")}
@@ -342,12 +342,12 @@ def adain_settings(args) -> dict:
 
 
 def parse_colour_choice(choice: str) -> tuple[str, float | None]:
-    """A --adain-colour-matches choice as (kind, the luma's spread or None): none, rgb, chroma or chroma:T with
-    T from 0 to 1; ValueError for anything else."""
+    """A --adain-colour-matches choice as (kind, the luma's spread or None): none, rgb, chroma, histogram, or
+    chroma:T or histogram:T with T from 0 to 1; ValueError for anything else."""
     kind, colon, spread = choice.partition(":")
     if not colon and kind in COLOUR_CHOICES:
         return kind, None
-    if kind == "chroma" and colon and 0 <= float(spread) <= 1:
+    if kind in ("chroma", "histogram") and colon and 0 <= float(spread) <= 1:
         return kind, float(spread)
     raise ValueError(choice)
 
@@ -357,7 +357,7 @@ def colour_settings(choice: str) -> dict:
     kind, spread = parse_colour_choice(choice)
     if kind == "none":
         return {"match_colours": False}
-    return {"match_colours": True, "colour_match": kind, **({"luma_spread": spread or 0.0} if kind == "chroma" else {})}
+    return {"match_colours": True, "colour_match": kind, **({"luma_spread": spread or 0.0} if kind != "rgb" else {})}
 
 
 def colour_label(choice: str) -> str:
@@ -367,7 +367,7 @@ def colour_label(choice: str) -> str:
         return ""
     if kind == "rgb":
         return " colours matched"
-    return f" colours matched (chroma, luma {spread:g})" if spread else " colours matched (chroma)"
+    return f" colours matched ({kind}, luma {spread:g})" if spread else f" colours matched ({kind})"
 
 
 def _letterbox(image: torch.Tensor, side: int) -> torch.Tensor:
@@ -732,7 +732,24 @@ def compare(args, photos: Path, styles: Path) -> dict:
             "judges": "RandomFeatures seeds " + ", ".join(map(str, measures.JUDGE_SEEDS)) + " and MaxPoolFeatures "
             f"seed {measures.MAXPOOL_JUDGE_SEED} (pixelforge.metrics.style); the methods use RandomFeatures seed 0",
             "higher_is_better": HIGHER_IS_BETTER,
-            **notes, "rows": rows, "summary": summary}
+            **notes, "rows": rows, "summary": summary, "by_style": ratios_by_style(rows, peer)}
+
+
+def ratios_by_style(rows: list[dict], peer: str | None) -> dict:
+    """Per method and style: each measure's mean over the style's pairs divided by the peer's on the same
+    pairs (where a method falls short on a style shows here, not in the means over every pair)."""
+    if peer is None:
+        return {}
+    out = {}
+    for method in dict.fromkeys(r["method"] for r in rows if r["method"] not in (peer, "photo (unchanged)")):
+        for style in dict.fromkeys(r["style"] for r in rows if r["method"] == method):
+            mine = [r for r in rows if r["method"] == method and r["style"] == style]
+            theirs = [r for r in rows if r["method"] == peer and (r["photo"], r["style"]) in
+                      {(m["photo"], m["style"]) for m in mine}]
+            out.setdefault(method, {})[style] = {
+                "pairs": len(mine), **{k: round(statistics.fmean(r[k] for r in mine) /
+                                                statistics.fmean(r[k] for r in theirs), 4) for k in MEASURES}}
+    return out
 
 
 def setting_label(settings: dict) -> str:
@@ -922,8 +939,9 @@ def main() -> None:
                              "by commas (default: the run's own); --compare, --ship: the one to run the --adain run with")
     parser.add_argument("--adain-colour-matches",
                         help="--tune-learned: AdaIN's colour matchings to measure, separated by commas: none, rgb "
-                             "(each RGB channel's mean and spread), chroma (the chroma's and the luma's mean), chroma:T "
-                             "(the luma's spread moved T of the way to the style's; default none,rgb); "
+                             "(each RGB channel's mean and spread), chroma (the chroma's and the luma's mean), histogram (the "
+                             "chroma's whole distribution and the luma's mean), chroma:T, histogram:T (the luma's "
+                             "spread moved T of the way to the style's; default none,rgb); "
                              "--compare, --ship: the one to run the --adain run with")
     parser.add_argument("--adain-style-sides",
                         help="--tune-learned: the style sides (px) to measure AdaIN at, separated by commas (default "
@@ -967,7 +985,8 @@ def main() -> None:
         for choice in _names(args.adain_colour_matches or ""):
             parse_colour_choice(choice)
     except ValueError:
-        parser.error(f"--adain-colour-matches: {', '.join(COLOUR_CHOICES)} or chroma:T (T from 0 to 1), separated by commas")
+        parser.error(f"--adain-colour-matches: {', '.join(COLOUR_CHOICES)}, chroma:T or histogram:T (T from 0 to 1), "
+                     "separated by commas")
     for option, kind, low, high in (("adain_refine_alphas", float, 0, 1), ("adain_style_sides", int, 16, 4096)):
         try:
             values = [kind(v) for v in _names(getattr(args, option) or "")]

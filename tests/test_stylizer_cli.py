@@ -17,6 +17,11 @@ TINY_STYLIZER = ["--widths", "4,8,8", "--blocks", "1", "--outer-kernel", "3", "-
 TRAIN = ["--crop", "32", "--size", "64", "--style-size", "48", "--batch-size", "2", "--max-steps", "2",
          "--no-progress", "--precision", "fp32"]
 
+# AdaIN's ONNX graph against torch fp32: under one 8-bit level. The histogram colour matching (the default)
+# maps the nearly flat output of these 2-step models onto the style's whole range, so its steep map
+# stretches the runtimes' rounding differences (up to 2e-3 over 30 random inputs; 1e-5 before it)
+ADAIN_ONNX_TOLERANCE = 1 / 255
+
 
 def _picture(h, w, seed):
     rng = np.random.default_rng(seed)
@@ -138,10 +143,10 @@ def test_onnx_runtime_matches_torch(which, request, tmp_path):
         expected = pipe.run_tensor(image, style, alpha)
         got = ort_pipe.run_tensor(image, style, alpha)
         assert got.shape == expected.shape == (3, 37, 50)
-        assert (got - expected).abs().max() < 1e-4
+        assert (got - expected).abs().max() < (ADAIN_ONNX_TOLERANCE if style is not None else 1e-4)
 
 
-@pytest.mark.parametrize("colour_match", ["rgb", "chroma"])
+@pytest.mark.parametrize("colour_match", ["rgb", "chroma", "histogram"])
 def test_the_onnx_graph_matches_colours_as_torch_does(adain_run, tmp_path, colour_match):
     pipe = load_stylizer(adain_run, device="cpu", precision="fp32")
     pipe.net.cfg.transform = "adain"  # what the ONNX graph runs
@@ -149,7 +154,8 @@ def test_the_onnx_graph_matches_colours_as_torch_does(adain_run, tmp_path, colou
     ort_pipe = OnnxStylizer(export_onnx(pipe, tmp_path / "model.onnx"))
     torch.manual_seed(0)
     image, style = torch.rand(3, 37, 50), 0.2 + 0.6 * torch.rand(3, 30, 26)
-    assert (ort_pipe.run_tensor(image, style, 1.0) - pipe.run_tensor(image, style, 1.0)).abs().max() < 1e-4
+    tolerance = ADAIN_ONNX_TOLERANCE if colour_match == "histogram" else 1e-4
+    assert (ort_pipe.run_tensor(image, style, 1.0) - pipe.run_tensor(image, style, 1.0)).abs().max() < tolerance
 
 
 def test_an_adain_export_without_a_recorded_margin_runs_with_the_default(adain_run, tmp_path):
@@ -209,11 +215,12 @@ def test_onnx_export_of_a_wct_adain_model_says_it_exports_adain(adain_run, tmp_p
         path = export_onnx(pipe, tmp_path / "model.onnx")
     assert "no eigendecomposition" in caplog.text
     assert pipe.net.cfg.transform == "wct"  # the pipeline's own model is left as it was
+    torch.manual_seed(0)
     image, style = torch.rand(3, 32, 40), torch.rand(3, 30, 26)
     got = OnnxStylizer(path).run_tensor(image, style, 1.0)
     wct = pipe.run_tensor(image, style, 1.0)
     pipe.net.cfg.transform = "adain"
-    assert (got - pipe.run_tensor(image, style, 1.0)).abs().max() < 1e-4
+    assert (got - pipe.run_tensor(image, style, 1.0)).abs().max() < ADAIN_ONNX_TOLERANCE
     assert (got - wct).abs().max() > 1e-3
 
 
@@ -385,6 +392,10 @@ def test_shipped_style_weights_load_from_the_zoo_in_the_cli_and_the_api(stylizer
         shipped, own = (load(f"zoo:{name}", device="cpu", precision="fp32"),
                         load_stylizer(run, device="cpu", precision="fp32"))
         assert shipped.name == f"zoo:{name}" and shipped.path is None
+        if style is not None:  # the weights' fp16 rounding seen through the smooth chroma map: the histogram
+            for pipe in (shipped, own):  # map (the default) stretches the nearly flat output of a 2-step model
+                assert pipe.net.cfg.colour_match == "histogram"
+                pipe.net.cfg.colour_match = "chroma"
         assert (shipped.run_tensor(content, style) - own.run_tensor(content, style)).abs().max() < 0.02  # fp16
     out = tmp_path / "shipped.png"
     assert main(["stylize", str(files / "content.png"), "--model", "zoo:tiny-adain-v0", "--style",

@@ -359,7 +359,7 @@ def test_the_margin_takes_the_frame_off_the_shipped_adain_model():
     outermost pixels change no more than the inside does."""
     from pixelforge.pipelines.stylizer import load_shipped_stylizer
 
-    pipe = load_shipped_stylizer("photos-adain-v9", precision="fp32")
+    pipe = load_shipped_stylizer("photos-adain-v10", precision="fp32")
     yy, xx = torch.meshgrid(torch.linspace(0, 1, 96), torch.linspace(0, 1, 128), indexing="ij")
     content = torch.stack([0.3 + 0.4 * xx, 0.5 + 0.3 * yy, 0.6 - 0.3 * xx * yy])
     i = torch.arange(64.0)
@@ -434,3 +434,56 @@ def test_chroma_colour_match_gives_the_styles_colours_and_keeps_the_contrast():
         AdaINConfig(colour_match="lab")
     with pytest.raises(PixelforgeError, match="luma_spread"):
         AdaINConfig(luma_spread=1.5)
+
+
+def test_quantile_map_gives_the_references_distribution_in_the_values_order():
+    from pixelforge.models.style import quantile_map
+
+    torch.manual_seed(0)
+    values = torch.rand(2, 2, 5000) ** 2
+    reference = torch.randn(1, 2, 3000) * 0.1 + 0.4
+    out = quantile_map(values, reference)
+    levels = torch.linspace(0.02, 0.98, 25)
+    torch.testing.assert_close(out.quantile(levels, dim=-1), reference.expand(2, -1, -1).quantile(levels, dim=-1),
+                               atol=0.01, rtol=0)
+    order = values.argsort(-1)
+    assert (out.gather(-1, order).diff(dim=-1) >= -1e-6).all()  # increasing in the values
+    values[:, :, :500] = 0.25  # a flat region: its pixels stay equal (a sort would spread them over a range)
+    flat = quantile_map(values, reference)
+    assert (flat[:, :, :500] == flat[:, :, :1]).all()
+    constant = quantile_map(torch.full((1, 1, 100), 0.3), reference[:, :1])  # one value: one output value
+    assert torch.isfinite(constant).all() and (constant == constant[..., :1]).all()
+
+
+def test_histogram_colour_match_takes_the_styles_chroma_histogram_and_moves_the_luma_part_way():
+    """colour_match histogram: in YCbCr the chroma's whole distribution is the style's; the luma is the
+    picture's shifted to the style's mean (luma_spread 0), the style's distribution (1), or half way."""
+    from pixelforge.models.style import _YCBCR, match_chroma_histogram
+
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 40, 48) ** 1.5
+    style = (0.3 + 0.4 * torch.rand(1, 3, 30, 30) ** 3 + torch.tensor([0.2, 0.0, -0.2]).view(1, 3, 1, 1)).clamp(0, 1)
+
+    def ycbcr(x):
+        return (_YCBCR @ x.flatten(2)).float()
+
+    levels = torch.linspace(0.05, 0.95, 19)
+    quantiles = lambda x: ycbcr(x).quantile(levels, dim=-1)  # noqa: E731
+    kept, full = match_chroma_histogram(image, style), match_chroma_histogram(image, style, luma_spread=1.0)
+    torch.testing.assert_close(quantiles(kept)[:, :, 1:], quantiles(style)[:, :, 1:], atol=5e-3, rtol=0)
+    torch.testing.assert_close(ycbcr(kept)[:, 0], ycbcr(image)[:, 0] - ycbcr(image)[:, 0].mean() + ycbcr(style)[:, 0].mean(),
+                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(quantiles(full), quantiles(style), atol=5e-3, rtol=0)
+    half = match_chroma_histogram(image, style, luma_spread=0.5)
+    torch.testing.assert_close(ycbcr(half)[:, 0], (ycbcr(kept)[:, 0] + ycbcr(full)[:, 0]) / 2, atol=1e-5, rtol=0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # computed in fp32 all the same
+        assert match_chroma_histogram(image, style).dtype == torch.float32
+    histogram = create_model("adain", widths=(8, 4), colour_match="histogram").eval()
+    for module in histogram.decoder:
+        if isinstance(module, torch.nn.Conv2d):
+            module.weight.data.normal_(0, 0.3)
+    chroma = create_model("adain", widths=(8, 4), colour_match="chroma").eval()
+    chroma.load_state_dict(histogram.state_dict())
+    with torch.no_grad():
+        out_histogram, out_chroma = histogram(image, style, 1.0), chroma(image, style, 1.0)
+    assert not torch.allclose(out_histogram, out_chroma, atol=1e-3)

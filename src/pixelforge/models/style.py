@@ -515,7 +515,7 @@ def adain(content: Tensor, style: Tensor, eps: float = 1e-5) -> Tensor:
 # RGB -> Y, Cb, Cr (ITU-R BT.601, JPEG's without the offset), and back
 _YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 _FROM_YCBCR = torch.linalg.inv(_YCBCR)
-COLOUR_MATCHES = ("rgb", "chroma")  # AdaINConfig.colour_match
+COLOUR_MATCHES = ("rgb", "chroma", "histogram")  # AdaINConfig.colour_match
 
 
 def _pixel_moments(images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -547,6 +547,55 @@ def match_chroma(image: Tensor, style: Tensor, eps: float = 1e-5, luma_spread: f
     offset = (s_mean - scale * y_mean) @ back.T
     return (matrix @ flat + offset[:, :, None]).view(image.shape)
 
+
+HISTOGRAM_BINS = 4096  # quantile_map's bins per channel between its smallest and largest value
+
+
+def quantile_map(values: Tensor, reference: Tensor, bins: int = HISTOGRAM_BINS) -> Tensor:
+    """``values`` (N, C, K) moved onto ``reference``'s (N or 1, C, S) distribution channel by channel,
+    keeping their order (histogram matching): a value below a fraction q of its channel's values becomes the
+    reference's q-quantile. The fractions come from a histogram of ``bins`` equal bins between the channel's
+    extremes, linearly interpolated within each bin, so the map is piecewise linear and increasing; no
+    sort of the K values (the reference's S values are sorted)."""
+    n, c, k = values.shape
+    low, high = values.amin(-1, keepdim=True), values.amax(-1, keepdim=True)
+    position = (values - low) / ((high - low).clamp_min(1e-8) / bins)  # in [0, bins]
+    bin_index = position.floor().clamp(max=bins - 1)
+    within = position - bin_index
+    bin_index = bin_index.long()
+    counts = values.new_zeros(n, c, bins).scatter_add_(-1, bin_index, torch.ones_like(values))
+    below = torch.cat([values.new_zeros(n, c, 1), counts.cumsum(-1)], dim=-1) / k  # share under each bin edge
+    ref_sorted = reference.float().sort(-1).values.expand(n, c, -1)
+    s = ref_sorted.shape[-1]
+    rank = (below * s - 0.5).clamp(0, s - 1)
+    rank_low = rank.floor()
+    at_edges = torch.lerp(ref_sorted.gather(-1, rank_low.long()),
+                          ref_sorted.gather(-1, (rank_low + 1).clamp(max=s - 1).long()), rank - rank_low)
+    return torch.lerp(at_edges.gather(-1, bin_index), at_edges.gather(-1, bin_index + 1), within)
+
+
+def match_chroma_histogram(image: Tensor, style: Tensor, eps: float = 1e-5, luma_spread: float = 0.0) -> Tensor:
+    """As :func:`match_chroma`, but with whole distributions instead of means and spreads: in YCbCr each
+    chroma channel (Cb, Cr) takes the style's histogram (:func:`quantile_map`, which keeps the order of the
+    picture's values), and the luma moves ``luma_spread`` t of the way from the picture's own, shifted to the
+    style's mean (t = 0), to the style's histogram (t = 1). In fp32 under autocast too: the sort would
+    otherwise rank bf16-rounded values."""
+    with torch.autocast(image.device.type, enabled=False):
+        return _match_chroma_histogram(image.float(), style.float(), luma_spread)
+
+
+def _match_chroma_histogram(image: Tensor, style: Tensor, luma_spread: float) -> Tensor:
+    to, back = _YCBCR.to(image.device), _FROM_YCBCR.to(image.device)
+    ycc = to @ image.flatten(2)
+    style_ycc = to @ style.flatten(2)
+    luma = ycc[:, :1] - ycc[:, :1].mean(-1, keepdim=True) + style_ycc[:, :1].mean(-1, keepdim=True)
+    if luma_spread:
+        luma = torch.lerp(luma, quantile_map(ycc[:, :1], style_ycc[:, :1]), luma_spread)
+    chroma = quantile_map(ycc[:, 1:], style_ycc[:, 1:])
+    return (back @ torch.cat([luma, chroma], dim=1)).view(image.shape)
+
+
+COLOUR_MATCHERS = {"chroma": match_chroma, "histogram": match_chroma_histogram}  # AdaINConfig.colour_match but rgb
 
 MIN_STYLE_SIDE = 16  # px: the smallest side an AdaIN style image is read at
 
@@ -614,16 +663,19 @@ class AdaINConfig:
                         choices=(1, 2, 4))
     # the output's colours matched to the style image's (AdaIN on the pixels; colour_match says how)
     match_colours: bool = flag(True, help="give the output the style's colours (see --colour-match)")
-    # how: each RGB channel's mean and spread set to the style's (rgb), or in YCbCr the chroma's mean and
-    # spread and the luma's mean only, keeping the picture's contrast (chroma; match_chroma; chosen on
-    # validation: benchmarks/style_transfer.py --adain-colour-matches)
-    colour_match: str = flag("chroma", choices=COLOUR_MATCHES,
+    # how: each RGB channel's mean and spread set to the style's (rgb); in YCbCr the chroma's mean and spread
+    # and the luma's mean, keeping the picture's contrast (chroma, match_chroma); or the chroma's whole
+    # histogram and the luma's mean (histogram, match_chroma_histogram; chosen on validation over two folds:
+    # benchmarks/style_transfer.py --adain-colour-matches)
+    colour_match: str = flag("histogram", choices=COLOUR_MATCHES,
                              help="rgb: each RGB channel's mean and spread; chroma: the chroma's mean and spread "
-                                  "and the luma's mean (the picture keeps its contrast)")
-    # chroma: how far the luma's spread moves from the picture's to the style's (0..1, match_chroma's luma_spread;
-    # chosen on validation: benchmarks/style_transfer.py --adain-colour-matches chroma:T)
-    luma_spread: float = flag(0.5, help="with --colour-match chroma: the luma's spread from the picture's (0) to "
-                                        "the style's (1)")
+                                  "and the luma's mean (the picture keeps its contrast); histogram: the chroma's "
+                                  "whole histogram and the luma's mean")
+    # chroma and histogram: how far the luma moves from the picture's own (0) to the style's (1): its spread
+    # (chroma, geometrically) or its histogram (histogram, linearly). Chosen on validation with the matching
+    # (benchmarks/style_transfer.py --adain-colour-matches histogram:T).
+    luma_spread: float = flag(0.25, help="with --colour-match chroma or histogram: how far the luma moves from the "
+                                         "picture's (0) to the style's spread or histogram (1)")
     # what gives the content features the style's statistics at inference: per-channel mean and spread
     # (AdaIN), or mean and whole channel covariance (whitening and colouring, Li et al. 2017). Training
     # always uses AdaIN: the decoder learns to turn features of any statistics back into an image.
@@ -721,8 +773,9 @@ class AdaINNet(nn.Module):
     and the last convolution predicts r x r pixels per position, unfolded by a pixel shuffle: the
     full-resolution convolutions, most of the decoder's time, are gone. ``match_colours``: the
     decoded image gets the style image's colours (AdaIN on the pixels, blended by alpha like the features):
-    ``colour_match`` chroma sets its chroma's mean and spread and its luma's mean (:func:`match_chroma`),
-    rgb each RGB channel's mean and spread. With ``refine`` (a shallower layer l) a second pass
+    ``colour_match`` histogram gives its chroma the style's histogram and its luma the style's mean
+    (:func:`match_chroma_histogram`), chroma the chroma's mean and spread only (:func:`match_chroma`), rgb each
+    RGB channel's mean and spread. With ``refine`` (a shallower layer l) a second pass
     follows, as in Li et al.'s multi-level stylisation: t' = alpha T(f_l(g(t)), f_l(s)) + (1 - alpha) f_l(g(t)),
     output r(t'), where the small decoder r is trained only to reconstruct, r(f_l(x)) ~ x, so it carries
     no training style and adds the style's finer statistics whatever the style.
@@ -799,8 +852,8 @@ class AdaINNet(nn.Module):
         if self.cfg.match_colours:
             # The encoder's zero-mean filters carry little of the style's palette into t, so the decoder
             # cannot know it: AdaIN once more, on the pixels (colour_match says how; interpolated by alpha).
-            matched = (match_chroma(out, style, luma_spread=self.cfg.luma_spread) if self.cfg.colour_match == "chroma"
-                       else adain(out, style))
+            matched = (adain(out, style) if self.cfg.colour_match == "rgb" else
+                       COLOUR_MATCHERS[self.cfg.colour_match](out, style, luma_spread=self.cfg.luma_spread))
             out = (alpha * matched + (1 - alpha) * out).clamp(0, 1)
         return out
 
