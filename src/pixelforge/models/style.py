@@ -574,12 +574,12 @@ def quantile_map(values: Tensor, reference: Tensor, bins: int = HISTOGRAM_BINS) 
     return torch.lerp(at_edges.gather(-1, bin_index), at_edges.gather(-1, bin_index + 1), within)
 
 
-def match_chroma_histogram(image: Tensor, style: Tensor, eps: float = 1e-5, luma_spread: float = 0.0) -> Tensor:
+def match_chroma_histogram(image: Tensor, style: Tensor, luma_spread: float = 0.0) -> Tensor:
     """As :func:`match_chroma`, but with whole distributions instead of means and spreads: in YCbCr each
     chroma channel (Cb, Cr) takes the style's histogram (:func:`quantile_map`, which keeps the order of the
     picture's values), and the luma moves ``luma_spread`` t of the way from the picture's own, shifted to the
-    style's mean (t = 0), to the style's histogram (t = 1). In fp32 under autocast too: the sort would
-    otherwise rank bf16-rounded values."""
+    style's mean (t = 0), to the style's histogram (t = 1). In fp32 under autocast too: the histogram would
+    otherwise bin bf16-rounded values."""
     with torch.autocast(image.device.type, enabled=False):
         return _match_chroma_histogram(image.float(), style.float(), luma_spread)
 
