@@ -330,11 +330,11 @@ def _names(text: str) -> list[str]:
 
 def adain_settings(args) -> dict:
     """The AdaIN inference settings --compare and --ship run a run with: the first of --adain-transforms,
-    --wct-floors, --adain-borders, --adain-refine-alphas and --adain-style-sides, where given (the run's own
-    otherwise)."""
+    --wct-floors, --adain-borders, --adain-refine-alphas, --adain-style-sides and --adain-content-scales, where
+    given (the run's own otherwise)."""
     given = {"transform": (args.adain_transforms, str), "wct_floor": (args.wct_floors, float),
              "border": (args.adain_borders, int), "refine_alpha": (args.adain_refine_alphas, float),
-             "style_side": (args.adain_style_sides, int)}
+             "style_side": (args.adain_style_sides, int), "content_scale": (args.adain_content_scales, float)}
     settings = {field: kind(_names(text)[0]) for field, (text, kind) in given.items() if text}
     if args.adain_colour_matches:
         settings.update(colour_settings(_names(args.adain_colour_matches)[0]))
@@ -497,9 +497,10 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
                for strength in (strengths if on else [None])]
     sides = [int(side) for side in _names(args.adain_style_sides)] if args.adain_style_sides else ADAIN_STYLE_SIDES
     colours = _names(args.adain_colour_matches or "none,rgb")
-    variants = ([(side, match, transform, floor, border, refine) for transform in transforms
+    scales = [float(scale) for scale in _names(args.adain_content_scales)] if args.adain_content_scales else [None]
+    variants = ([(side, match, transform, floor, border, refine, scale) for transform in transforms
                  for floor in (floors if transform == "wct" else [0.0]) for border in borders for refine in refines
-                 for side in sides for match in colours] if tuning else [None])
+                 for side in sides for match in colours for scale in scales] if tuning else [None])
     for run in _names(args.adain or ""):
         config = learned_source(run)
         for variant in variants:
@@ -508,7 +509,9 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
             if variant is None:  # --compare: the one transform, floor and margin given
                 vars(adain.net.cfg).update(adain_settings(args))
             else:
-                side, match, adain.net.cfg.transform, adain.net.cfg.wct_floor, border, refine = variant
+                side, match, adain.net.cfg.transform, adain.net.cfg.wct_floor, border, refine, scale = variant
+                if scale is not None:
+                    adain.net.cfg.content_scale = scale
                 vars(adain.net.cfg).update(colour_settings(match))
                 if border is not None:
                     adain.net.cfg.border = border
@@ -524,6 +527,7 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
                          + (f" floor {variant[3]:g}" if variant[3] else "")
                          + (f" border {adain.net.cfg.border}" if adain.net.cfg.border else "")
                          + (" no refine" if skip_refine else "")
+                         + (f" content x{adain.net.cfg.content_scale:g}" if adain.net.cfg.content_scale != 1 else "")
                          + (f" refine alpha {adain.net.cfg.refine_alpha:g}" if adain.net.refiner is not None
                             and adain.net.cfg.refine_alpha != 1 else ""))
             notes.setdefault("adain", {})[label] = {"run": str(run), "training_styles": config["styles"],
@@ -947,6 +951,10 @@ def main() -> None:
                         help="--tune-learned: the style sides (px) to measure AdaIN at, separated by commas (default "
                              f"{','.join(map(str, ADAIN_STYLE_SIDES))}); --compare, --ship: the one to run the "
                              "--adain run with")
+    parser.add_argument("--adain-content-scales",
+                        help="--tune-learned: the fractions of its size (0.25 to 1) to stylise the content at, "
+                             "separated by commas (default: the run's own); --compare, --ship: the one to run the "
+                             "--adain run with")
     parser.add_argument("--validation-styles",
                         help="--tune-learned: AdaIN's validation styles, separated by commas, instead of "
                              f"{','.join(LEARNED_TUNE_STYLES)} (for runs trained without them): one of the folds "
@@ -987,7 +995,8 @@ def main() -> None:
     except ValueError:
         parser.error(f"--adain-colour-matches: {', '.join(COLOUR_CHOICES)}, chroma:T or histogram:T (T from 0 to 1), "
                      "separated by commas")
-    for option, kind, low, high in (("adain_refine_alphas", float, 0, 1), ("adain_style_sides", int, 16, 4096)):
+    for option, kind, low, high in (("adain_refine_alphas", float, 0, 1), ("adain_style_sides", int, 16, 4096),
+                                    ("adain_content_scales", float, 0.25, 1)):
         try:
             values = [kind(v) for v in _names(getattr(args, option) or "")]
         except ValueError:

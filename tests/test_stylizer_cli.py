@@ -125,6 +125,44 @@ def test_stylize_sets_the_refine_strength_of_an_adain_model(adain_run, stylizer_
     assert "needs the torch runtime" in capsys.readouterr().err
 
 
+def test_stylize_sets_the_content_scale_of_an_adain_model(adain_run, stylizer_run, files, tmp_path, capsys):
+    """--content-scale S: AdaIN stylises the photo at S times its size and enlarges the result back to the
+    photo's size (torch and ONNX Runtime alike); out of range or for a feed-forward model it is refused."""
+    content = str(files / "content.png")
+    argv = ["stylize", content, "--model", str(adain_run), "--style", content]
+    outs = {}
+    for scale in ("1", "0.5"):
+        outs[scale] = tmp_path / f"s{scale}.png"
+        assert main([*argv, "--content-scale", scale, "-o", str(outs[scale])]) == 0
+    with Image.open(outs["1"]) as full, Image.open(outs["0.5"]) as half:
+        assert full.size == half.size == Image.open(content).size
+        assert np.abs(np.asarray(full, dtype=int) - np.asarray(half, dtype=int)).max() > 2
+    onnx_out = tmp_path / "onnx.png"  # (its pixels against torch's: test_an_adain_export_records_its_content_scale)
+    assert main([*argv, "--runtime", "onnx", "--content-scale", "0.5", "-o", str(onnx_out)]) == 0
+    with Image.open(onnx_out) as onnx_half:
+        assert onnx_half.size == Image.open(content).size
+    assert main([*argv, "--content-scale", "0.1", "-o", str(tmp_path / "bad.png")]) == 2
+    assert "between 0.25 and 1" in capsys.readouterr().err
+    assert main(["stylize", content, "--model", str(stylizer_run), "--content-scale", "0.5",
+                 "-o", str(tmp_path / "ff.png")]) == 2
+    assert "for AdaIN models" in capsys.readouterr().err
+    assert main(["stylize", content, "--style", content, "--content-scale", "0.5", "-o", str(tmp_path / "g.png")]) == 2
+    assert "for trained models" in capsys.readouterr().err
+
+
+def test_an_adain_export_records_its_content_scale(adain_run, tmp_path):
+    pipe = load_stylizer(adain_run, device="cpu", precision="fp32")
+    pipe.net.cfg.transform = "adain"  # what the ONNX graph runs
+    pipe.set_content_scale(0.5)
+    ort_pipe = OnnxStylizer(export_onnx(pipe, tmp_path / "model.onnx"))
+    assert ort_pipe.content_scale == 0.5
+    torch.manual_seed(0)
+    image, style = torch.rand(3, 37, 50), torch.rand(3, 30, 26)
+    got, expected = ort_pipe.run_tensor(image, style, 1.0), pipe.run_tensor(image, style, 1.0)
+    assert got.shape == expected.shape == (3, 37, 50)
+    assert (got - expected).abs().max() < ADAIN_ONNX_TOLERANCE
+
+
 @pytest.mark.parametrize("which", ["stylizer_run", "adain_run"])
 def test_onnx_runtime_matches_torch(which, request, tmp_path):
     run = request.getfixturevalue(which)

@@ -436,6 +436,29 @@ def test_chroma_colour_match_gives_the_styles_colours_and_keeps_the_contrast():
         AdaINConfig(luma_spread=1.5)
 
 
+def test_content_scale_stylises_a_smaller_picture_and_enlarges_it_back():
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    scaled = create_model("adain", widths=(8, 4), content_scale=0.5).eval()
+    for module in scaled.decoder:  # a decoder whose output varies (a fresh one's is nearly flat)
+        if isinstance(module, torch.nn.Conv2d):
+            module.weight.data.normal_(0, 0.3)
+    full = create_model("adain", widths=(8, 4)).eval()
+    full.load_state_dict(scaled.state_dict())
+    image, style = torch.rand(1, 3, 40, 56), torch.rand(1, 3, 24, 24)
+    with torch.no_grad():
+        got = scaled(image, style, 1.0)
+        small = F.interpolate(image, size=(20, 28), mode="bilinear", antialias=True, align_corners=False)
+        expected = F.interpolate(full(small, style, 1.0), size=(40, 56), mode="bilinear", align_corners=False)
+    assert got.shape == image.shape
+    torch.testing.assert_close(got, expected.clamp(0, 1), atol=1e-6, rtol=0)
+    assert AdaINConfig.ABSENT_IN_OLDER["content_scale"] == 1.0 == AdaINConfig().content_scale
+    for bad in (0.1, 1.5):
+        with pytest.raises(PixelforgeError, match="content scale"):
+            AdaINConfig(content_scale=bad)
+
+
 def test_quantile_map_gives_the_references_distribution_in_the_values_order():
     from pixelforge.models.style import quantile_map
 

@@ -173,7 +173,17 @@ def test_trained_models_in_the_style_tab(client):
         assert r.json()["metrics"]["refine strength"] == float(strength)
         results[strength] = np.asarray(image_at(client, r.json()["images"][-1]["url"]), dtype=int)
     assert np.abs(results["0"] - results["1"]).max() > 2
-    assert post(client, "style", "model", files(), model="adain").json()["metrics"]["refine strength"] == own
+    default = post(client, "style", "model", files(), model="adain").json()
+    assert default["metrics"]["refine strength"] == own and default["metrics"]["content scale"] == 1.0
+    # the content scale likewise, for one request
+    halved = post(client, "style", "model", files(), model="adain", content_scale="0.5")
+    assert halved.status_code == 200, halved.text
+    assert halved.json()["metrics"]["content scale"] == 0.5
+    assert np.abs(np.asarray(image_at(client, halved.json()["images"][-1]["url"]), dtype=int)
+                  - np.asarray(image_at(client, default["images"][-1]["url"]), dtype=int)).max() > 2
+    assert post(client, "style", "model", files(), model="adain").json()["metrics"]["content scale"] == 1.0
+    refused = post(client, "style", "model", files(), model="adain", content_scale="0.1")
+    assert refused.status_code == 400
     ignored = post(client, "style", "model", files(style=False), model="stylizer", refine_alpha="0.5")
     assert ignored.status_code == 200  # a feed-forward model ignores AdaIN's settings, as it does alpha
     refused = post(client, "style", "model", files(), model="stylizer")

@@ -13,7 +13,8 @@ STYLE = "pixelforge.pipelines.style"
 STYLIZER = "pixelforge.pipelines.stylizer"
 # Options for trained models only, and their defaults (what they are when not given).
 MODEL_ONLY = {"runtime": FromAPI(f"{STYLIZER}:open_stylizer", "runtime"), "alpha": None, "max_size": None,
-              "precision": FromAPI(f"{STYLIZER}:open_stylizer", "precision"), "refine_alpha": None}
+              "precision": FromAPI(f"{STYLIZER}:open_stylizer", "precision"), "refine_alpha": None,
+              "content_scale": None}
 
 
 def add_parsers(sub) -> None:
@@ -37,6 +38,9 @@ def add_parsers(sub) -> None:
     ml.add_argument("--refine-alpha", type=float, default=None,
                     help="AdaIN with a refine pass: its strength, 0 (the first pass only) ... 1 (default: the "
                          "model's)")
+    ml.add_argument("--content-scale", type=float, default=None,
+                    help="AdaIN: stylise the photo at this fraction of its size (0.25 to 1) and enlarge the result "
+                         "back: larger strokes, less detail (default: the model's, 1)")
     ml.add_argument("--max-size", type=positive_int, default=None,
                     help=Help("downscale larger images to this longest side (default {})",
                               FromAPI(f"{STYLIZER}:DEFAULT_MAX_SIZE")))
@@ -181,6 +185,8 @@ def _run_model_style(args) -> int:
     pipe = open_stylizer(args.model, runtime=args.runtime, device=args.device, precision=args.precision)
     if args.refine_alpha is not None:
         pipe.set_refine_strength(args.refine_alpha)
+    if args.content_scale is not None:
+        pipe.set_content_scale(args.content_scale)
     source = Path(args.content)
     start = time.perf_counter()
     if source.is_dir() or source.suffix.lower() == ".gif":

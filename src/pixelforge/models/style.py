@@ -598,6 +598,25 @@ def _match_chroma_histogram(image: Tensor, style: Tensor, luma_spread: float) ->
 COLOUR_MATCHERS = {"chroma": match_chroma, "histogram": match_chroma_histogram}  # AdaINConfig.colour_match but rgb
 
 MIN_STYLE_SIDE = 16  # px: the smallest side an AdaIN style image is read at
+CONTENT_SCALES = (0.25, 1.0)  # AdaINConfig.content_scale's range
+
+
+def check_content_scale(scale: float) -> float:
+    if not CONTENT_SCALES[0] <= scale <= CONTENT_SCALES[1]:
+        raise PixelforgeError(f"AdaIN content scale must be between {CONTENT_SCALES[0]:g} and {CONTENT_SCALES[1]:g}, "
+                              f"not {scale}")
+    return float(scale)
+
+
+def at_scale(run, images: Tensor, scale: float) -> Tensor:
+    """``run(images)`` (an N x C x H x W batch in [0, 1]) made at ``scale`` times their size (antialiased) and
+    enlarged back to it (bilinear): the stylisation's strokes come out 1 / scale times larger."""
+    if scale == 1:
+        return run(images)
+    h, w = images.shape[-2:]
+    small = F.interpolate(images, size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="bilinear",
+                          antialias=True, align_corners=False)
+    return F.interpolate(run(small), size=(h, w), mode="bilinear", align_corners=False).clamp(0, 1)
 
 
 def whiten_colour(content: Tensor, style: Tensor, eps: float = 1e-5, relative_floor: float = 0.0) -> Tensor:
@@ -707,9 +726,15 @@ class AdaINConfig:
     # like the margin.
     style_side: int = flag(128, help="px: at inference, the longest side the style image is read at for its "
                                      "statistics")
+    # The content is stylised at this fraction of its size and the result enlarged back: the style's strokes
+    # and shapes come out larger against the picture, which keeps less of its detail (measured on both
+    # validation folds: docs/style_transfer.md). Only how the model is run, like the margin.
+    content_scale: float = flag(1.0, help="stylise the content at this fraction of its size (0.25 to 1) and enlarge "
+                                          "the result back: larger strokes, less detail")
     # runs and cards from before these options (pixelforge.registry.stored_config)
     ABSENT_IN_OLDER = {"match_colours": False, "transform": "adain", "wct_floor": 0.0, "refine": "",
-                       "refine_alpha": 1.0, "style_side": 128, "colour_match": "rgb", "luma_spread": 0.0}
+                       "refine_alpha": 1.0, "style_side": 128, "colour_match": "rgb", "luma_spread": 0.0,
+                       "content_scale": 1.0}
 
     def __post_init__(self):
         if self.shuffle not in (1, 2, 4):
@@ -735,6 +760,7 @@ class AdaINConfig:
             raise PixelforgeError(f"AdaIN border is a margin in pixels (0 or more), not {self.border}")
         if not 0 <= self.refine_alpha <= 1:
             raise PixelforgeError(f"AdaIN refine_alpha must be between 0 and 1, not {self.refine_alpha}")
+        check_content_scale(self.content_scale)
         if self.style_side < MIN_STYLE_SIDE:
             raise PixelforgeError(f"AdaIN style_side must be at least {MIN_STYLE_SIDE} px, not {self.style_side}")
         if self.refine and self.refine not in self.style_layers[:-1]:
@@ -836,6 +862,9 @@ class AdaINNet(nn.Module):
         return torch.sigmoid(self.decoder(features).float())  # fp32 pixels for the colour matching
 
     def forward(self, content: Tensor, style: Tensor, alpha: float | Tensor = 1.0) -> Tensor:
+        return at_scale(lambda images: self._with_margin(images, style, alpha), content, self.cfg.content_scale)
+
+    def _with_margin(self, content: Tensor, style: Tensor, alpha: float | Tensor) -> Tensor:
         h, w = content.shape[-2:]
         padded, margin = pad_with_border(content, self.cfg.border, self.pad_to)
         return self.transfer(padded, style, alpha)[..., margin:margin + h, margin:margin + w]

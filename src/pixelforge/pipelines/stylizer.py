@@ -33,7 +33,8 @@ from ..errors import PixelforgeError, RunError
 from ..imageio import read_frames, read_image, to_mode, write_frames, write_image
 from ..family import Family, Option, TrainCommand
 from ..images import save_png
-from ..models.style import AdaINConfig, AdaINNet, StylizerConfig, TransformerNet, pad_with_border
+from ..models.style import (AdaINConfig, AdaINNet, StylizerConfig, TransformerNet, at_scale, check_content_scale,
+                            pad_with_border)
 from ..registry import create_model
 from ..runs import Run
 from ..runtime import Runtime
@@ -240,6 +241,13 @@ class _Stylizer:
 
     style_side: int | None = None  # AdaIN: the model's (AdaINConfig.style_side)
 
+    def set_content_scale(self, scale: float) -> None:
+        """AdaIN: stylise the content at this fraction of its size (0.25 to 1) and enlarge the result back, so the
+        style's strokes come out larger (``AdaINConfig.content_scale``)."""
+        if self.kind != "adain":
+            raise PixelforgeError(f"{self.name} is a feed-forward stylizer; a content scale is for AdaIN models")
+        self._set_content_scale(check_content_scale(scale))
+
     def prepare_style(self, style, style_size: int | None = None):
         """The AdaIN style image as a tensor, longest side at most ``style_size`` (default: the model's
         ``style_side``; its statistics do not need more), at least :data:`MIN_SIDE` px."""
@@ -322,6 +330,9 @@ class StylizerPipeline(_Stylizer):
             raise PixelforgeError(f"{self.name} has no refine pass; a refine strength is for AdaIN models trained "
                                   "with one (train adain --refine r2)")
         self.net.cfg = dataclasses.replace(self.net.cfg, refine_alpha=float(strength))
+
+    def _set_content_scale(self, scale: float) -> None:
+        self.net.cfg = dataclasses.replace(self.net.cfg, content_scale=scale)
 
     @torch.no_grad()
     def run_tensor(self, image: Tensor, style: Tensor | None = None, alpha: float = DEFAULT_ALPHA) -> Tensor:
@@ -438,7 +449,8 @@ def export_onnx(run_or_pipe, output: str | os.PathLike, opset: int = 17) -> Path
                           opset_version=opset, dynamo=False)
     model = onnx.load(str(tmp))
     border = net.cfg.border if pipe.kind == "adain" else 0
-    style_side = [("style_side", str(net.cfg.style_side))] if pipe.kind == "adain" else []
+    style_side = ([("style_side", str(net.cfg.style_side)), ("content_scale", str(net.cfg.content_scale))]
+                  if pipe.kind == "adain" else [])
     for key, value in (("format", ONNX_MAGIC), ("kind", pipe.kind), ("multiple", str(multiple)),
                        ("border", str(border)), *style_side, ("source", str(pipe.path or ""))):
         entry = model.metadata_props.add()
@@ -473,9 +485,18 @@ class OnnxStylizer(_Stylizer):
         self.border = int(meta.get("border", AdaINConfig().border if self.kind == "adain" else 0))
         if self.kind == "adain":  # exports from before the side was recorded ran at the side those models had
             self.style_side = int(meta.get("style_side", AdaINConfig.ABSENT_IN_OLDER["style_side"]))
+            self.content_scale = float(meta.get("content_scale", 1.0))
         self.name = f"onnx:{self.path}"
 
+    def _set_content_scale(self, scale: float) -> None:
+        self.content_scale = scale  # applied around the graph, as the margin is
+
     def run_tensor(self, image: Tensor, style: Tensor | None = None, alpha: float = DEFAULT_ALPHA) -> Tensor:
+        if self.kind == "adain":
+            return at_scale(lambda images: self._run(images[0], style, alpha)[None], image[None], self.content_scale)[0]
+        return self._run(image, style, alpha)
+
+    def _run(self, image: Tensor, style: Tensor | None, alpha: float) -> Tensor:
         h, w = image.shape[1:]
         x, margin = pad_with_border(image[None], self.border, self.multiple)
         ph, pw = (max(0, 2 * self.multiple - s) for s in x.shape[-2:])  # and at least two multiples a side

@@ -147,16 +147,20 @@ def model_action(studio, v: dict) -> Result:
                               "image empty (AdaIN runs take one)")
     alpha = v.get("alpha") if pipe.kind == "adain" else None
     refine = v.get("refine_alpha") if pipe.kind == "adain" else None
+    scale = v.get("content_scale") if pipe.kind == "adain" else None
     size = min(MAX_MODEL_SIZE, max(content.size))
-    own = pipe.net.cfg.refine_alpha if refine is not None else None
-    if refine is not None:
-        pipe.set_refine_strength(refine)  # on the cached model for this request only
+    own = pipe.net.cfg if pipe.kind == "adain" else None  # the cached model's settings, back after this request
     start = time.perf_counter()
     try:
+        if refine is not None:
+            pipe.set_refine_strength(refine)
+        if scale is not None:
+            pipe.set_content_scale(scale)
+        used = pipe.net.cfg
         result = pipe.stylize(content, style=style, alpha=alpha, size=size)
     finally:
         if own is not None:
-            pipe.set_refine_strength(own)
+            pipe.net.cfg = own
     seconds = time.perf_counter() - start
     metrics = {"method": "feed-forward network (Johnson et al.)" if pipe.kind == "feed-forward"
                else "AdaIN (Huang & Belongie)", "model": v["model"], "size": f"{result.width}x{result.height}",
@@ -165,7 +169,8 @@ def model_action(studio, v: dict) -> Result:
     if pipe.kind == "adain":
         metrics["alpha"] = alpha
         if pipe.net.refiner is not None:
-            metrics["refine strength"] = pipe.net.cfg.refine_alpha if refine is None else refine
+            metrics["refine strength"] = used.refine_alpha
+        metrics["content scale"] = used.content_scale
         images.append(("style", studio.save(style.convert("RGB"))))
     elif pipe.path is not None:  # a run keeps the style it was trained on; shipped weights do not
         from ...pipelines.style import load_rgb
@@ -230,5 +235,9 @@ TAB = Tab(
             Field("refine_alpha", "float", "Finer second pass strength (AdaIN)", None, 0, 1, 0.05, required=False,
                   placeholder="the model's",
                   help="AdaIN models with a refine pass: 0 = the first pass only, 1 = the full second pass"),
+            Field("content_scale", "float", "Stroke size: content scale (AdaIN)", None, 0.25, 1, 0.05, required=False,
+                  placeholder="the model's",
+                  help="AdaIN: stylise the content at this fraction of its size and enlarge the result back: "
+                       "larger strokes, less detail"),
         ], model_action),
     ])
