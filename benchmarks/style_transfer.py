@@ -225,6 +225,7 @@ def learned(args, photos: Path, styles: Path) -> dict:
     sheet(args, photos, styles, pipelines)
     if "adain" in pipelines:
         margin_figure(photos, styles, pipelines["adain"])
+        stroke_figure(photos, styles, pipelines["adain"])
     training = {kind: learned_source(run) for kind, run in (("feed-forward", args.stylizer), ("adain", args.adain))
                 if run is not None}
     return {"speed_512": speed, "losses_512": losses, "onnx_max_abs_diff": parity, "bf16_max_abs_diff": parity_bf16,
@@ -285,6 +286,30 @@ def margin_figure(photos: Path, styles: Path, adain) -> None:
     save_grid(torch.stack(panels), DOCS / "adain_margin.png", nrow=2,
               columns=["no margin", f"{border} px mirrored margin (the default)"], rows=rows)
     print(f"wrote {DOCS / 'adain_margin.png'}")
+
+
+CONTENT_SCALES_SHOWN = (1.0, 0.75, 0.5)  # stroke_figure's columns
+
+
+def stroke_figure(photos: Path, styles: Path, adain) -> None:
+    """docs/images/adain_content_scale.png: AdaIN at the content scales of CONTENT_SCALES_SHOWN (the photo
+    stylised smaller and enlarged back: larger strokes) on the held-out photos with the held-out style."""
+    size, own = 256, adain.net.cfg.content_scale
+    style = adain.prepare_style(styles / f"{HELD_OUT_STYLE}.png")
+    panels = []
+    try:
+        for name in HELD_OUT_PHOTOS:
+            photo = square(photos / f"{name}.png", size)
+            panels.append(photo)
+            for scale in CONTENT_SCALES_SHOWN:
+                adain.set_content_scale(scale)
+                panels.append(adain.run_tensor(photo, style, 1.0))
+    finally:
+        adain.set_content_scale(own)
+    save_grid(torch.stack(panels), DOCS / "adain_content_scale.png", nrow=1 + len(CONTENT_SCALES_SHOWN),
+              columns=["photo", *(f"--content-scale {scale:g}" for scale in CONTENT_SCALES_SHOWN)],
+              rows=[f"{name} x {HELD_OUT_STYLE}" for name in HELD_OUT_PHOTOS])
+    print(f"wrote {DOCS / 'adain_content_scale.png'}")
 
 
 # ----------------------------------------------------------------------------- comparison with the peer (#32)
