@@ -449,10 +449,10 @@ def export_onnx(run_or_pipe, output: str | os.PathLike, opset: int = 17) -> Path
                           opset_version=opset, dynamo=False)
     model = onnx.load(str(tmp))
     border = net.cfg.border if pipe.kind == "adain" else 0
-    style_side = ([("style_side", str(net.cfg.style_side)), ("content_scale", str(net.cfg.content_scale))]
-                  if pipe.kind == "adain" else [])
+    adain_options = ([("style_side", str(net.cfg.style_side)), ("content_scale", str(net.cfg.content_scale))]
+                     if pipe.kind == "adain" else [])
     for key, value in (("format", ONNX_MAGIC), ("kind", pipe.kind), ("multiple", str(multiple)),
-                       ("border", str(border)), *style_side, ("source", str(pipe.path or ""))):
+                       ("border", str(border)), *adain_options, ("source", str(pipe.path or ""))):
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(model, str(tmp))
@@ -485,7 +485,7 @@ class OnnxStylizer(_Stylizer):
         self.border = int(meta.get("border", AdaINConfig().border if self.kind == "adain" else 0))
         if self.kind == "adain":  # exports from before the side was recorded ran at the side those models had
             self.style_side = int(meta.get("style_side", AdaINConfig.ABSENT_IN_OLDER["style_side"]))
-            self.content_scale = float(meta.get("content_scale", 1.0))
+            self.content_scale = float(meta.get("content_scale", AdaINConfig.ABSENT_IN_OLDER["content_scale"]))
         self.name = f"onnx:{self.path}"
 
     def _set_content_scale(self, scale: float) -> None:
