@@ -553,6 +553,7 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
                          + (f" border {adain.net.cfg.border}" if adain.net.cfg.border else "")
                          + (" no refine" if skip_refine else "")
                          + (f" content x{adain.net.cfg.content_scale:g}" if adain.net.cfg.content_scale != 1 else "")
+                         + (f" {adain.net.cfg.upsample}" if adain.net.cfg.upsample != "nearest" else "")
                          + (f" refine alpha {adain.net.cfg.refine_alpha:g}" if adain.net.refiner is not None
                             and adain.net.cfg.refine_alpha != 1 else ""))
             notes.setdefault("adain", {})[label] = {"run": str(run), "training_styles": config["styles"],

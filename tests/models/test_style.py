@@ -343,6 +343,7 @@ def test_learned_defaults_are_the_ones_chosen_on_validation():
     assert model["wct_floor"] == adain["model"].get("wct_floor", 0.0)
     assert list(model["widths"]) == adain["model"]["widths"]
     assert model["refine"] == adain["model"].get("refine", "")
+    assert model["upsample"] == adain["model"].get("upsample", "nearest")
     assert model["colour_match"] == adain["model"].get("colour_match", "rgb")
     assert model["luma_spread"] == adain["model"].get("luma_spread", 0.0)
     assert model["style_side"] == adain["style_side"]

@@ -420,11 +420,12 @@ def test_chroma_colour_match_gives_the_styles_colours_and_keeps_the_contrast():
     for spread in (0.5, 1.0):  # luma_spread moves it part or all of the way, geometrically
         moved = ycbcr_stats(match_chroma(image, style, luma_spread=spread))[1][:, 0]
         torch.testing.assert_close(moved, image_std[:, 0] ** (1 - spread) * style_std[:, 0] ** spread, atol=0, rtol=1e-2)
-    chroma = create_model("adain", widths=(8, 4), colour_match="chroma").eval()
+    # (nearest upsampling: with these random weights the bilinear decoder's output comes out flat)
+    chroma = create_model("adain", widths=(8, 4), colour_match="chroma", upsample="nearest").eval()
     for module in chroma.decoder:  # a decoder whose output varies (a fresh one's is nearly flat)
         if isinstance(module, torch.nn.Conv2d):
             module.weight.data.normal_(0, 0.3)
-    rgb = create_model("adain", widths=(8, 4), colour_match="rgb").eval()
+    rgb = create_model("adain", widths=(8, 4), colour_match="rgb", upsample="nearest").eval()
     rgb.load_state_dict(chroma.state_dict())
     with torch.no_grad():
         out_chroma, out_rgb = chroma(image[:1], style[:1], 1.0), rgb(image[:1], style[:1], 1.0)
@@ -434,6 +435,26 @@ def test_chroma_colour_match_gives_the_styles_colours_and_keeps_the_contrast():
         AdaINConfig(colour_match="lab")
     with pytest.raises(PixelforgeError, match="luma_spread"):
         AdaINConfig(luma_spread=1.5)
+
+
+def test_adain_decoder_upsamples_nearest_or_bilinear_with_the_same_weights():
+    nearest = create_model("adain", widths=(8, 4), upsample="nearest").eval()
+    bilinear = create_model("adain", widths=(8, 4)).eval()  # the default
+
+    def modes(net):
+        return {m.mode for m in net.decoder if isinstance(m, torch.nn.Upsample)}
+
+    assert modes(nearest) == {"nearest"} and modes(bilinear) == {"bilinear"}
+    for module in nearest.decoder:  # a decoder whose output varies (a fresh one's is nearly flat)
+        if isinstance(module, torch.nn.Conv2d):
+            module.weight.data.normal_(0, 0.3)
+    bilinear.load_state_dict(nearest.state_dict())  # the same parameters, only the upsampling differs
+    image, style = torch.rand(1, 3, 32, 40), torch.rand(1, 3, 24, 24)
+    with torch.no_grad():
+        assert not torch.allclose(nearest(image, style, 1.0), bilinear(image, style, 1.0), atol=1e-3)
+    assert AdaINConfig.ABSENT_IN_OLDER["upsample"] == "nearest"  # the runs and cards made before the option
+    with pytest.raises(PixelforgeError, match="upsample"):
+        AdaINConfig(upsample="bicubic")
 
 
 def test_content_scale_stylises_a_smaller_picture_and_enlarges_it_back():

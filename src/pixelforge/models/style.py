@@ -599,6 +599,7 @@ COLOUR_MATCHERS = {"chroma": match_chroma, "histogram": match_chroma_histogram} 
 
 MIN_STYLE_SIDE = 16  # px: the smallest side an AdaIN style image is read at
 CONTENT_SCALES = (0.25, 1.0)  # AdaINConfig.content_scale's range
+UPSAMPLINGS = ("nearest", "bilinear")  # AdaINConfig.upsample
 
 
 def check_content_scale(scale: float) -> float:
@@ -680,6 +681,9 @@ class AdaINConfig:
     # >1: the last log2(shuffle) upsamplings are a pixel shuffle, so no decoder layer runs at full resolution
     shuffle: int = flag(1, help="decoder pixel-shuffle factor; 1 = every upsampling nearest x2 + convolutions",
                         choices=(1, 2, 4))
+    # the decoder's x2 upsamplings: nearest (each feature position a 2x2 block, the paper's) or bilinear
+    # (chosen on both validation folds: benchmarks/style_transfer.py --tune-learned --paired-with)
+    upsample: str = flag("bilinear", choices=UPSAMPLINGS, help="the decoder's x2 upsampling: nearest or bilinear")
     # the output's colours matched to the style image's (AdaIN on the pixels; colour_match says how)
     match_colours: bool = flag(True, help="give the output the style's colours (see --colour-match)")
     # how: each RGB channel's mean and spread set to the style's (rgb); in YCbCr the chroma's mean and spread
@@ -734,7 +738,7 @@ class AdaINConfig:
     # runs and cards from before these options (pixelforge.registry.stored_config)
     ABSENT_IN_OLDER = {"match_colours": False, "transform": "adain", "wct_floor": 0.0, "refine": "",
                        "refine_alpha": 1.0, "style_side": 128, "colour_match": "rgb", "luma_spread": 0.0,
-                       "content_scale": 1.0}
+                       "content_scale": 1.0, "upsample": "nearest"}
 
     def __post_init__(self):
         if self.shuffle not in (1, 2, 4):
@@ -761,6 +765,8 @@ class AdaINConfig:
         if not 0 <= self.refine_alpha <= 1:
             raise PixelforgeError(f"AdaIN refine_alpha must be between 0 and 1, not {self.refine_alpha}")
         check_content_scale(self.content_scale)
+        if self.upsample not in UPSAMPLINGS:
+            raise PixelforgeError(f"AdaIN upsample must be one of {', '.join(UPSAMPLINGS)}, not {self.upsample!r}")
         if self.style_side < MIN_STYLE_SIDE:
             raise PixelforgeError(f"AdaIN style_side must be at least {MIN_STYLE_SIDE} px, not {self.style_side}")
         if self.refine and self.refine not in self.style_layers[:-1]:
@@ -793,8 +799,8 @@ class AdaINNet(nn.Module):
     """Arbitrary style transfer: encode content and style, AdaIN, decode (Huang & Belongie 2017).
 
     ``forward(content, style, alpha)``: t = alpha * AdaIN(f(c), f(s)) + (1 - alpha) * f(c), output g(t)
-    in [0, 1]. The decoder mirrors the encoder's downsamplings with nearest x2 upsampling + 3x3
-    reflection-padded convolutions (no normalisation: it would wash out the statistics AdaIN sets).
+    in [0, 1]. The decoder mirrors the encoder's downsamplings with x2 upsampling (bilinear, or nearest as in
+    the paper: ``upsample``) + 3x3 reflection-padded convolutions (no normalisation: it would wash out the statistics AdaIN sets).
     With ``shuffle`` r > 1 the last log2(r) levels stay at 1/r resolution (one 3x3 convolution each)
     and the last convolution predicts r x r pixels per position, unfolded by a pixel shuffle: the
     full-resolution convolutions, most of the decoder's time, are gone. ``match_colours``: the
@@ -835,7 +841,7 @@ class AdaINNet(nn.Module):
         for i in range(ups):
             if i < ups - folded:
                 layers += [*_conv(cin, widths[i], 3), nn.ReLU(inplace=True),
-                           nn.Upsample(scale_factor=2, mode="nearest"), *_conv(widths[i], widths[i], 3)]
+                           nn.Upsample(scale_factor=2, mode=cfg.upsample), *_conv(widths[i], widths[i], 3)]
             else:
                 layers += _conv(cin, widths[i], 3)
             layers.append(nn.ReLU(inplace=True))
