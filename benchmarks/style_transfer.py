@@ -765,6 +765,12 @@ def compare(args, photos: Path, styles: Path) -> dict:
             **notes, "rows": rows, "summary": summary, "by_style": ratios_by_style(rows, peer)}
 
 
+def peer_rows(rows: list[dict], mine: list[dict], peer: str) -> list[dict]:
+    """The peer's rows on the (photo, style) pairs of ``mine``: what a method's means are divided by."""
+    pairs = {(r["photo"], r["style"]) for r in mine}
+    return [r for r in rows if r["method"] == peer and (r["photo"], r["style"]) in pairs]
+
+
 def ratios_by_style(rows: list[dict], peer: str | None) -> dict:
     """Per method and style: each measure's mean over the style's pairs divided by the peer's on the same
     pairs (where a method falls short on a style shows here, not in the means over every pair)."""
@@ -774,8 +780,7 @@ def ratios_by_style(rows: list[dict], peer: str | None) -> dict:
     for method in dict.fromkeys(r["method"] for r in rows if r["method"] not in (peer, "photo (unchanged)")):
         for style in dict.fromkeys(r["style"] for r in rows if r["method"] == method):
             mine = [r for r in rows if r["method"] == method and r["style"] == style]
-            theirs = [r for r in rows if r["method"] == peer and (r["photo"], r["style"]) in
-                      {(m["photo"], m["style"]) for m in mine}]
+            theirs = peer_rows(rows, mine, peer)
             out.setdefault(method, {})[style] = {
                 "pairs": len(mine), **{k: round(statistics.fmean(r[k] for r in mine) /
                                                 statistics.fmean(r[k] for r in theirs), 4) for k in MEASURES}}
@@ -910,8 +915,7 @@ def compare_summary(rows: list[dict], methods: list[str], peer: str | None, squa
             continue
         entry = {"method": method, "pairs": len(mine), "means": means(mine, method)}
         if peer is not None and method not in (peer, "photo (unchanged)"):
-            pairs = {(r["photo"], r["style"]) for r in mine}
-            theirs = means([r for r in rows if r["method"] == peer and (r["photo"], r["style"]) in pairs], peer)
+            theirs = means(peer_rows(rows, mine, peer), peer)
             entry["ratio_to_peer"] = {k: round(v / theirs[k], 4) if v is not None and theirs[k] else None
                                       for k, v in entry["means"].items()}
         entry["means"] = {k: None if v is None else round(v, 4) for k, v in entry["means"].items()}
