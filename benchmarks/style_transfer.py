@@ -866,6 +866,8 @@ def ship(args, results: dict) -> None:
     for kind, run, name in (("feed-forward", args.stylizer, SHIPPED_FEED_FORWARD), ("adain", args.adain, SHIPPED_ADAIN)):
         if run is None:
             continue
+        if str(run).startswith("zoo:"):
+            raise SystemExit(f"--ship: {run} is shipped already; name only the runs to ship")
         if compare.get(kind, {}).get("run") != str(run):
             raise SystemExit(f"--ship: the results' compare was not measured with {run}; run --compare with it first")
         config = json.loads((Path(run) / "config.json").read_text())

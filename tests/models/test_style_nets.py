@@ -354,22 +354,22 @@ def test_adain_stylises_with_a_mirrored_margin_and_cuts_it_off(h, w):
 
 
 def test_the_margin_takes_the_frame_off_the_shipped_adain_model():
-    """With no margin the shipped model's first pass draws a frame a few pixels inside the edges of a smooth
-    picture (the encoder's zero padding reads the edges as strong features); with the default margin the
-    outermost pixels change no more than the inside does."""
+    """With no margin the shipped model's first pass draws a frame in a band a few pixels inside the edges of a
+    smooth picture (the encoder's zero padding reads the edges as strong features); with the default margin
+    the pixels near the edges change no more than the inside does."""
     from pixelforge.pipelines.stylizer import load_shipped_stylizer
 
-    pipe = load_shipped_stylizer("photos-adain-v10", precision="fp32")
+    pipe = load_shipped_stylizer("photos-adain-v11", precision="fp32")
     yy, xx = torch.meshgrid(torch.linspace(0, 1, 96), torch.linspace(0, 1, 128), indexing="ij")
     content = torch.stack([0.3 + 0.4 * xx, 0.5 + 0.3 * yy, 0.6 - 0.3 * xx * yy])
     i = torch.arange(64.0)
     style = torch.stack([(torch.sin(i / 3) + 1)[None].expand(64, 64) / 2, torch.full((64, 64), 0.2),
                          (torch.cos(i / 5) + 1)[:, None].expand(64, 64) / 2])
 
-    def edge_to_inside(image, ring=3):  # mean absolute pixel step in the outer ring / inside
+    def edge_to_inside(image, ring=12):  # mean absolute pixel step in the outer band / inside
         dy, dx = (image[:, 1:] - image[:, :-1]).abs().mean(0), (image[:, :, 1:] - image[:, :, :-1]).abs().mean(0)
         edge = torch.cat([dy[:ring].flatten(), dy[-ring:].flatten(), dx[:, :ring].flatten(), dx[:, -ring:].flatten()])
-        inside = torch.cat([dy[8:-8, 8:-8].flatten(), dx[8:-8, 8:-8].flatten()])
+        inside = torch.cat([dy[16:-16, 16:-16].flatten(), dx[16:-16, 16:-16].flatten()])
         return (edge.mean() / inside.mean()).item()
 
     def ratios():  # without and with the margin
