@@ -1,11 +1,12 @@
 import os
 import platform
+from pathlib import Path
 
 import pytest
 import torch
 
 from pixelforge.errors import PixelforgeError
-from pixelforge.runtime import Runtime, cpu_supports_bf16, leave_process_group
+from pixelforge.runtime import Runtime, available_memory, cpu_supports_bf16, leave_process_group
 
 
 def test_auto_on_cpu():
@@ -87,3 +88,10 @@ def test_cpu_runtime_keeps_freed_memory_unless_told_not_to():
         env = {**os.environ, "PIXELFORGE_KEEP_FREED_MEMORY": flag}
         done = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, check=True)
         assert done.stdout.split()[-1] == (expected if platform.libc_ver()[0] == "glibc" else "False")
+
+
+@pytest.mark.skipif(not Path("/proc/meminfo").is_file(), reason="the host's free memory is read from /proc/meminfo")
+def test_available_memory_is_the_hosts_memavailable():
+    line = next(row for row in Path("/proc/meminfo").read_text().splitlines() if row.startswith("MemAvailable:"))
+    expected = int(line.split()[1]) * 1024
+    assert abs(available_memory("cpu") - expected) < 0.1 * expected  # read a moment apart

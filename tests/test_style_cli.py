@@ -220,3 +220,13 @@ def test_too_thin_too_small_and_huge_images_are_one_clear_line(images, tmp_path,
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("argv", [["{content}", "--style", "{style}"], ["--texture", "--style", "{style}"]])
+def test_a_size_beyond_the_free_memory_is_refused_before_any_resize(images, tmp_path, monkeypatch, capsys, argv):
+    monkeypatch.setattr("pixelforge.pipelines.style.available_memory", lambda device: 8 << 30)
+    args = [a.format(**{k: str(v) for k, v in images.items()}) for a in argv]
+    assert main(["stylize", *args, "--size", "200000", "-o", str(tmp_path / "o.png"), "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "px result needs about" in err and "more than the 8.0 GiB free here; lower --size" in err
+    assert "Traceback" not in err and not (tmp_path / "o.png").exists()

@@ -302,6 +302,15 @@ def test_huge_images_are_downscaled_with_a_message(stylizer_run, files, tmp_path
     assert "downscaled to 32x24" in capsys.readouterr().err
 
 
+def test_a_size_over_the_cap_is_capped_before_the_image_is_resized(stylizer_run, files, tmp_path, capsys):
+    out = tmp_path / "capped.png"
+    assert main(["stylize", str(files / "content.png"), "--model", str(stylizer_run), "-o", str(out),
+                 "--size", "200000", "--max-size", "32"]) == 0
+    with Image.open(out) as img:
+        assert max(img.size) == 32
+    assert "at --size 200000; downscaled to 32x24" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("args, message", [
     (["{content}", "--model", "{ff}", "--style", "{style}"], "style built in"),
     (["{content}", "--model", "{ff}", "--alpha", "0.5"], "--alpha is for AdaIN"),

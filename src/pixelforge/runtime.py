@@ -68,6 +68,22 @@ def keep_freed_memory() -> bool:
     return _freed_memory_kept
 
 
+def available_memory(device: torch.device | str = "cpu") -> int | None:
+    """Bytes a new allocation can still get: a CUDA device's free memory, or the host's MemAvailable
+    (Linux); None where the platform does not say."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def make_optimizer(cls: type[torch.optim.Optimizer], params, **options) -> torch.optim.Optimizer:
     """``cls(params, **options)`` with torch's fused kernel where it has one for these tensors.
 

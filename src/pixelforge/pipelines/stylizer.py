@@ -195,15 +195,21 @@ def fit_size(image: Image.Image, size: int | None, max_size: int | None, what: s
     """``image`` resized to longest side ``size`` (if given), downscaled to ``max_size`` with a message if
     larger, refused if a side is below :data:`MIN_SIDE`."""
     max_size = DEFAULT_MAX_SIZE if max_size is None else max_size
-    if size is not None and max(image.size) != size:
-        scale = size / max(image.size)
-        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.LANCZOS)
-    if max(image.size) > max_size:
-        scale = max_size / max(image.size)
-        new = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        print(f"pixelforge: note: {what} is {image.width}x{image.height} px; downscaled to {new[0]}x{new[1]} "
-              f"(--max-size {max_size})", file=sys.stderr)
-        image = image.resize(new, Image.LANCZOS)
+
+    def resized(side: int) -> tuple[int, int]:
+        scale = side / max(image.size)
+        return max(1, round(image.width * scale)), max(1, round(image.height * scale))
+
+    side = max(image.size) if size is None else size
+    if side > max_size:  # capped before any resize, so a huge --size never allocates its image
+        new = resized(max_size)
+        shown = (f"{image.width}x{image.height} px" if size is None
+                 else "{}x{} px at --size {}".format(*resized(size), size))
+        print(f"pixelforge: note: {what} is {shown}; downscaled to {new[0]}x{new[1]} (--max-size {max_size})",
+              file=sys.stderr)
+        side = max_size
+    if side != max(image.size):
+        image = image.resize(resized(side), Image.LANCZOS)
     if min(image.size) < MIN_SIDE:
         raise PixelforgeError(f"{what} is {image.width}x{image.height} px; the style networks need at least "
                               f"{MIN_SIDE} px on each side")
