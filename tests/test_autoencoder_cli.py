@@ -167,6 +167,8 @@ def test_map_code(files, tmp_path, capsys):
     out = tmp_path / "decoded"
     assert main(["decode", str(run), str(codes), "-o", str(out)]) == 0
     assert len(list(out.glob("decoded_*.png"))) == 3
+    assert main(["decode", str(run), str(codes), "-o", str(out)]) == 2  # its files are there: not replaced unasked
+    assert "grid.png exists; pass --overwrite" in capsys.readouterr().err
     pipe = pixelforge.load(run)
     assert pipe.code_shape == (4, 7, 7) and pipe.cfg.res_blocks == 1
     images = pipe.load_images(paths[:3])
@@ -174,7 +176,7 @@ def test_map_code(files, tmp_path, capsys):
     assert torch.allclose(pipe.decode(z), rec, atol=1e-5) and pipe.decode(z[0]).shape == (1, 1, 28, 28)
     for shape in ((3, 196), (3, 4, 14, 14), (3, 5, 7, 7)):
         np.save(codes, np.zeros(shape, np.float32))
-        assert main(["decode", str(run), str(codes), "-o", str(out)]) == 2
+        assert main(["decode", str(run), str(codes), "-o", str(out), "--overwrite"]) == 2
         err = capsys.readouterr().err
         assert "codes must have shape (N, 4, 7, 7)" in err and "4-channel 7x7 code map" in err and str(shape) in err
     walk = pipe.interpolate(images[0], images[1], steps=4)

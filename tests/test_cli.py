@@ -38,7 +38,7 @@ def test_sample_conditional_by_class_name(tiny_conditional_run, tmp_path, capsys
     out = tmp_path / "twos.png"
     code, _, err = run_cli(capsys, "sample", str(tiny_conditional_run), "-n", "4", "--labels", "2,7", "-o", str(out))
     assert code == 0, err
-    code, _, err = run_cli(capsys, "sample", str(tiny_conditional_run), "--labels", "42", "-o", str(out))
+    code, _, err = run_cli(capsys, "sample", str(tiny_conditional_run), "--labels", "42", "-o", str(out), "--overwrite")
     assert_clean_error(code, err, "out of range")
 
 
@@ -52,7 +52,7 @@ def test_sample_latent_scale(tiny_run, tmp_path, monkeypatch, capsys):
                         lambda self, z, *a, **kw: scales.append(float(z.std())) or generate(self, z, *a, **kw))
     for scale in ("1", "0.5"):
         code, _, err = run_cli(capsys, "sample", str(tiny_run), "-n", "256", "--latent-scale", scale,
-                               "-o", str(tmp_path / "x.png"))
+                               "-o", str(tmp_path / f"x{scale}.png"))
         assert code == 0, err
     assert abs(scales[0] - 1) < 0.1 and abs(scales[1] - 0.5) < 0.05, scales
     code, _, err = run_cli(capsys, "sample", str(tiny_run), "--latent-scale", "0", "-o", str(tmp_path / "x.png"))
@@ -72,6 +72,29 @@ def test_interpolate_gif(tiny_run, tmp_path, capsys):
     assert gif.n_frames == 6
     code, _, err = run_cli(capsys, "interpolate", str(tiny_run), "-o", str(tmp_path / "walk.png"))
     assert_clean_error(code, err, ".gif")
+
+
+def test_outputs_are_not_replaced_unasked_and_limits_are_checked_first(tiny_run, tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    code, _, err = run_cli(capsys, "sample", str(tiny_run), "-n", "4", "-o", str(out))
+    assert code == 0, err
+    before = out.read_bytes()
+    code, _, err = run_cli(capsys, "sample", str(tiny_run), "-n", "9", "-o", str(out))
+    assert_clean_error(code, err, "exists; pass --overwrite")
+    assert out.read_bytes() == before
+    code, _, err = run_cli(capsys, "sample", str(tiny_run), "-n", "9", "-o", str(out), "--overwrite")
+    assert code == 0 and out.read_bytes() != before
+    code, _, err = run_cli(capsys, "sample", str(tiny_run), "-o", str(tmp_path / "grid.xyz"))
+    assert_clean_error(code, err, "ending in .png")
+    code, _, err = run_cli(capsys, "sample", str(tiny_run), "-n", "100000000", "-o", str(tmp_path / "big.png"))
+    assert_clean_error(code, err, "must be from 1 to 4096")
+    walk = tmp_path / "walk.gif"
+    walk.write_bytes(b"mine")
+    code, _, err = run_cli(capsys, "interpolate", str(tiny_run), "-o", str(walk), "--frames", "4")
+    assert_clean_error(code, err, "exists; pass --overwrite")
+    assert walk.read_bytes() == b"mine"
+    code, _, err = run_cli(capsys, "interpolate", str(tiny_run), "-o", str(walk), "--frames", "100000000")
+    assert_clean_error(code, err, "must be from 1 to 500")
 
 
 def test_datasets_and_models(capsys):

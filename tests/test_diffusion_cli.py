@@ -62,7 +62,7 @@ def test_cli_train_resume_and_sample(tmp_path, capsys):
     assert "different settings" in capsys.readouterr().err
     out = tmp_path / "s.png"
     for sampler in (["--sampler", "ddim"], ["--sampler", "ddpm"], ["--sampler", "dpm++"], ["--eta", "0.5"]):
-        assert main(["sample", str(run), "-n", "6", "--steps", "5", "-o", str(out), *sampler]) == 0
+        assert main(["sample", str(run), "-n", "6", "--steps", "5", "-o", str(out), "--overwrite", *sampler]) == 0
         assert Image.open(out).size[0] > 16
 
 
@@ -111,11 +111,12 @@ def test_inpaint_keeps_the_known_region(diffusion_run, tmp_path, capsys):
     m = np.full((56, 56), 255, np.uint8)
     m[10:30, 10:30] = 0
     Image.fromarray(m).save(mask_file)
-    assert main(["inpaint", str(diffusion_run), str(src), "--mask", str(mask_file), "-o", str(out), "--steps", "3"]) == 0
+    assert main(["inpaint", str(diffusion_run), str(src), "--mask", str(mask_file), "-o", str(out), "--steps", "3",
+                 "--overwrite"]) == 0
     Image.fromarray(np.full((20, 30), 0, np.uint8)).save(mask_file)
-    assert main(["inpaint", str(diffusion_run), str(src), "--mask", str(mask_file), "-o", str(out)]) == 2
+    assert main(["inpaint", str(diffusion_run), str(src), "--mask", str(mask_file), "-o", str(out), "--overwrite"]) == 2
     assert "must be square" in capsys.readouterr().err
-    assert main(["inpaint", str(diffusion_run), str(src), "--box", "20,20,14,14", "-o", str(out)]) == 2
+    assert main(["inpaint", str(diffusion_run), str(src), "--box", "20,20,14,14", "-o", str(out), "--overwrite"]) == 2
     assert "does not fit" in capsys.readouterr().err
 
 

@@ -57,6 +57,13 @@ def new_output(path: str | os.PathLike, overwrite: bool) -> Path:
     return out
 
 
+def png_output(path: str | os.PathLike, overwrite: bool) -> Path:
+    """:func:`new_output` for a command that writes a PNG, checked before any work."""
+    if Path(path).suffix.lower() != ".png":
+        raise PixelforgeError(f"this command writes a PNG; give an output ending in .png, not {Path(path).name}")
+    return new_output(path, overwrite)
+
+
 def given(**options) -> dict:
     """The options that were given (not None): the API's own defaults apply to the others."""
     return {k: v for k, v in options.items() if v is not None}
@@ -74,6 +81,14 @@ def _number(s: str, convert, what: str, valid, requirement: str):
 
 def positive_int(s: str) -> int:
     return _number(s, int, "whole number", lambda v: v >= 1, "must be at least 1, got {v}")
+
+
+def whole_number_up_to(high: int):
+    """An argument type: a whole number from 1 to ``high`` (a limit that keeps a grid or an animation
+    within memory; beyond it the command would fail late, for lack of it)."""
+    def convert(s: str) -> int:
+        return _number(s, int, "whole number", lambda v: 1 <= v <= high, f"must be from 1 to {high}, got {{v}}")
+    return convert
 
 
 def positive_float(s: str) -> float:

@@ -28,6 +28,7 @@ def add_parsers(sub) -> None:
         p.add_argument("-o", "--output", required=True, help=output)
         p.add_argument("--labels", default=None, help=labels)
         p.add_argument("--device", default="auto")
+        add_overwrite_arg(p)
         p.set_defaults(handler=handler)
     rs = sub.add_parser("restore", help="denoise an image or inpaint a region of it")
     rs.add_argument("run")
@@ -56,6 +57,7 @@ def add_parsers(sub) -> None:
                     help="manifold grid side (2-D latents, default %(default)s)")
     lm.add_argument("--label", default=None, help="conditional runs: class of the manifold grid")
     lm.add_argument("--device", default="auto")
+    add_overwrite_arg(lm)
     lm.set_defaults(handler=cmd_latent_map)
 
 
@@ -66,6 +68,7 @@ def _autoencoder(args):
 
 
 def cmd_reconstruct(args) -> int:
+    new_output(args.output, args.overwrite)
     pipe = _autoencoder(args)
     images = pipe.load_images(args.images)
     print(pipe.reconstruction_grid(images, args.output, labels=args.labels))
@@ -75,6 +78,7 @@ def cmd_reconstruct(args) -> int:
 def cmd_encode(args) -> int:
     from ..pipelines.autoencoder_files import save_codes
 
+    new_output(args.output, args.overwrite)
     pipe = _autoencoder(args)
     codes = pipe.encode(pipe.load_images(args.images), args.labels)
     shape = "x".join(map(str, codes.shape[1:]))
@@ -87,11 +91,14 @@ def cmd_decode(args) -> int:
     from ..images import save_grid
     from ..pipelines.autoencoder_files import load_codes, save_image
 
+    codes, out = load_codes(args.codes), Path(args.output)
+    files = [out / f"decoded_{k:04d}.png" for k in range(len(codes))]
+    for path in (out / "grid.png", *files):
+        new_output(path, args.overwrite)
     pipe = _autoencoder(args)
-    images = pipe.decode(load_codes(args.codes), args.labels)
-    out = Path(args.output)
-    for k, img in enumerate(images):
-        save_image(img, out / f"decoded_{k:04d}.png")
+    images = pipe.decode(codes, args.labels)
+    for path, img in zip(files, images):
+        save_image(img, path)
     save_grid(images, out / "grid.png", scale=2 if pipe.image_size <= 32 else 1)
     print(f"{out}: {len(images)} images (decoded_0000.png ..., grid.png)")
     return 0
@@ -110,8 +117,8 @@ def cmd_restore(args) -> int:
 
 
 def cmd_latent_map(args) -> int:
+    out = new_output(args.output or Path(args.run) / "latent_map.png", args.overwrite)
     pipe = _autoencoder(args)
-    out = Path(args.output) if args.output else pipe.path / "latent_map.png"
     for path in pipe.latent_map(out, n=args.n, data=args.data, grid=args.grid, label=args.label).values():
         print(path)
     return 0

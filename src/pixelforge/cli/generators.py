@@ -6,8 +6,11 @@ from pathlib import Path
 
 from ..defaults import FromAPI
 from ..errors import PixelforgeError
-from .arguments import Help, add_sampling_args, given, positive_int, sampling_options
+from .arguments import (Help, add_overwrite_arg, add_sampling_args, given, new_output, png_output, positive_int,
+                        sampling_options, whole_number_up_to)
 
+MAX_GRID_IMAGES = 4096  # sample -n: a 64 x 64 grid
+MAX_WALK_ROWS, MAX_WALK_FRAMES = 64, 500  # interpolate --rows, --frames
 DIFFUSION = "pixelforge.pipelines.diffusion"
 LATENT_WALK = "pixelforge.pipelines.gan:GANPipeline.interpolate"  # the two kinds of walk (Family.interpolates)
 CODE_WALK = "pixelforge.pipelines.autoencoder:AutoencoderPipeline.save_interpolation"
@@ -19,14 +22,16 @@ CAS = "pixelforge.apps.augment:classification_accuracy_score"
 def add_parsers(sub) -> None:
     s = sub.add_parser("sample", help="sample an image grid from a trained run")
     s.add_argument("run")
-    s.add_argument("-n", type=positive_int, default=64, help="number of images (default 64)")
+    s.add_argument("-n", type=whole_number_up_to(MAX_GRID_IMAGES), default=64,
+                   help=f"number of images (default 64, at most {MAX_GRID_IMAGES})")
     s.add_argument("-o", "--output", default=None, help="output PNG (default RUN/samples/sample.png)")
     s.add_argument("--labels", default=None, help="conditional runs: class ids or names, comma separated, or 'all'")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--nrow", type=positive_int, default=None, help="images per row")
+    s.add_argument("--nrow", type=whole_number_up_to(MAX_GRID_IMAGES), default=None, help="images per row")
     s.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
     s.add_argument("--best", action="store_true", help="the best checkpoint by validation FID (from --eval-every)")
     s.add_argument("--device", default="auto")
+    add_overwrite_arg(s)
     add_sampling_args(s)
     s.set_defaults(handler=cmd_sample)
     ip = sub.add_parser("inpaint", help="fill a region of images with a diffusion model")
@@ -44,6 +49,7 @@ def add_parsers(sub) -> None:
     ip.add_argument("--guidance", type=float, default=None)
     ip.add_argument("--seed", type=int, default=0)
     ip.add_argument("--device", default="auto")
+    add_overwrite_arg(ip)
     ip.set_defaults(handler=cmd_inpaint)
     i = sub.add_parser("interpolate", help="latent-space walk: GIF (GAN); PNG grid or GIF (autoencoder)")
     i.add_argument("run")
@@ -51,17 +57,19 @@ def add_parsers(sub) -> None:
                                                         "(default RUN/samples/walk.gif or interpolation.png)")
     i.add_argument("--between", nargs="+", metavar="IMAGE", default=None,
                    help="autoencoders: walk between the codes of these images, taken in pairs")
-    i.add_argument("--rows", type=positive_int, default=None,
-                   help=Help("images walking side by side (default {})", FromAPI(LATENT_WALK, "rows")))
-    i.add_argument("--frames", type=positive_int, default=None,
-                   help=Help("frames (GAN, default {}) or steps per walk (autoencoder, default {})",
-                             FromAPI(LATENT_WALK, "frames"), FromAPI(CODE_WALK, "steps")))
+    i.add_argument("--rows", type=whole_number_up_to(MAX_WALK_ROWS), default=None,
+                   help=Help("images walking side by side (default {}, at most {})", FromAPI(LATENT_WALK, "rows"),
+                             MAX_WALK_ROWS))
+    i.add_argument("--frames", type=whole_number_up_to(MAX_WALK_FRAMES), default=None,
+                   help=Help("frames (GAN, default {}) or steps per walk (autoencoder, default {}); at most {}",
+                             FromAPI(LATENT_WALK, "frames"), FromAPI(CODE_WALK, "steps"), MAX_WALK_FRAMES))
     i.add_argument("--fps", type=positive_int, default=None,
                    help=Help("GIF frames per second (GAN, default {}; autoencoder, default {})",
                              FromAPI(LATENT_WALK, "fps"), FromAPI(CODE_WALK, "fps")))
     i.add_argument("--labels", default=None)
     i.add_argument("--seed", type=int, default=0)
     i.add_argument("--device", default="auto")
+    add_overwrite_arg(i)
     i.set_defaults(handler=cmd_interpolate)
     ev = sub.add_parser("eval", help="FID, KID, IS and precision/recall of a generator run; writes RUN/metrics.json")
     ev.add_argument("run")
@@ -128,10 +136,10 @@ def _sampling_pipeline(args):
 def cmd_sample(args) -> int:
     from ..images import save_grid
 
+    out = png_output(args.output or Path(args.run) / "samples" / "sample.png", args.overwrite)
     pipe = _sampling_pipeline(args)
     images = pipe.sample(args.n, seed=args.seed, labels=args.labels)
     nrow = args.nrow or (pipe.num_classes if pipe.num_classes and args.labels in (None, "all") else None)
-    out = Path(args.output) if args.output else pipe.path / "samples" / "sample.png"
     save_grid(images, out, nrow=nrow, scale=2 if pipe.image_size <= 32 else 1)
     print(out)
     return 0
@@ -143,6 +151,7 @@ def cmd_inpaint(args) -> int:
     from ..api import load_diffusion
     from ..images import save_grid
 
+    out = png_output(args.output, args.overwrite)
     pipe = load_diffusion(args.run, device=args.device)
     images = pipe.load_images(args.images)
     mask = pipe.mask_from_box(args.box) if args.box else pipe.load_mask(args.mask)
@@ -150,7 +159,6 @@ def cmd_inpaint(args) -> int:
                           resample=args.resample, guidance=args.guidance)
     shown = images.float() / 255
     rows = [t for triple in zip(shown, shown * mask, filled) for t in triple]
-    out = Path(args.output)
     save_grid(torch.stack(rows), out, nrow=3, scale=4 if pipe.image_size <= 32 else 2)
     print(out)
     return 0
@@ -167,18 +175,19 @@ def cmd_interpolate(args) -> int:
                               f"{', '.join(interpolating_families())}")
     if args.between and family.interpolates != "codes":
         raise PixelforgeError(f"--between is for runs of {', '.join(interpolating_families('codes'))}")
+    codes = family.interpolates == "codes"
+    out = Path(args.output or Path(args.run) / "samples" / ("interpolation.png" if codes else "walk.gif"))
+    if codes and out.suffix.lower() not in (".png", ".gif"):
+        raise PixelforgeError(f"interpolate writes a .png grid or a .gif; not {out.name}")
+    if not codes and out.suffix.lower() != ".gif":
+        raise PixelforgeError(f"interpolate writes a GIF; give an output ending in .gif, not {out.name}")
+    new_output(out, args.overwrite)
     pipe = load(args.run, device=args.device)
     options = given(rows=args.rows, fps=args.fps, seed=args.seed, labels=args.labels)
-    if family.interpolates == "codes":
-        out = Path(args.output) if args.output else pipe.path / "samples" / "interpolation.png"
-        if out.suffix.lower() not in (".png", ".gif"):
-            raise PixelforgeError(f"interpolate writes a .png grid or a .gif; not {out.name}")
+    if codes:
         images = pipe.load_images(args.between) if args.between else None
         print(pipe.save_interpolation(out, images, **options, **given(steps=args.frames)))
         return 0
-    out = Path(args.output) if args.output else pipe.path / "samples" / "walk.gif"
-    if out.suffix.lower() != ".gif":
-        raise PixelforgeError(f"interpolate writes a GIF; give an output ending in .gif, not {out.name}")
     print(pipe.interpolate(out, **options, **given(frames=args.frames)))
     return 0
 

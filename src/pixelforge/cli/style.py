@@ -69,6 +69,7 @@ def add_parsers(sub) -> None:
                                        "stylize --model FILE.onnx)")
     ex.add_argument("run")
     ex.add_argument("-o", "--output", required=True, help="output .onnx file")
+    add_overwrite_arg(ex)
     ex.set_defaults(handler=cmd_export)
 
 
@@ -209,7 +210,7 @@ def cmd_export(args) -> int:
     if family.export_onnx is None:
         raise PixelforgeError(f"{args.run} is a {family.name} run; export writes ONNX for runs of "
                               f"{', '.join(exporting_families())}")
-    print(family.export_onnx(args.run, args.output))
+    print(family.export_onnx(args.run, new_output(args.output, args.overwrite)))
     return 0
 
 
