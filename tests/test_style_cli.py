@@ -230,3 +230,10 @@ def test_a_size_beyond_the_free_memory_is_refused_before_any_resize(images, tmp_
     err = capsys.readouterr().err
     assert "px result needs about" in err and "more than the 8.0 GiB free here; lower --size" in err
     assert "Traceback" not in err and not (tmp_path / "o.png").exists()
+
+
+def test_device_auto_is_resolved(images, tmp_path):
+    out = tmp_path / "auto.png"
+    assert main(["stylize", str(images["content"]), "--style", str(images["style"]), "--size", "32", "--steps", "1",
+                 "--device", "auto", "-o", str(out)]) == 0
+    assert out.is_file()

@@ -71,7 +71,7 @@ def keep_freed_memory() -> bool:
 def available_memory(device: torch.device | str = "cpu") -> int | None:
     """Bytes a new allocation can still get: a CUDA device's free memory, or the host's MemAvailable
     (Linux); None where the platform does not say."""
-    device = torch.device(device)
+    device = resolve_device(str(device))
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
     try:

@@ -46,7 +46,7 @@ from .. import dryrun
 from ..errors import PixelforgeError
 from ..colour import luminance as _luminance, rgb_to_ycbcr, transfer_colours, ycbcr_to_rgb
 from ..imageio import read_image, to_mode
-from ..runtime import available_memory
+from ..runtime import available_memory, resolve_device
 from ..models.style import build_backbone, content_loss, gram_matrix, style_loss, total_variation
 
 OPTIMIZERS = ("lbfgs", "adam")
@@ -187,6 +187,7 @@ def stylize(content: ImageLike | None, styles: ImageLike | Sequence[ImageLike], 
 
     # Read every image before building a backbone, so a bad file fails fast; check the memory the
     # result's size needs before resizing any of them to it.
+    device = resolve_device(str(device))  # "auto" too
     sources = styles if texture else [content, *styles]
     opened = [s if isinstance(s, (Tensor, Image.Image)) else read_image(s) for s in sources]
     content_image, style_images = (None, opened) if texture else (opened[0], opened[1:])
