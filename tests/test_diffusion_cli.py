@@ -64,6 +64,7 @@ def test_cli_train_resume_and_sample(tmp_path, capsys):
     for sampler in (["--sampler", "ddim"], ["--sampler", "ddpm"], ["--sampler", "dpm++"], ["--eta", "0.5"]):
         assert main(["sample", str(run), "-n", "6", "--steps", "5", "-o", str(out), "--overwrite", *sampler]) == 0
         assert Image.open(out).size[0] > 16
+        assert "sample: 100%" in capsys.readouterr().err  # a progress bar over the sampler's steps
 
 
 def test_sampling_is_seeded(diffusion_run):
@@ -100,6 +101,7 @@ def test_inpaint_keeps_the_known_region(diffusion_run, tmp_path, capsys):
     out = tmp_path / "filled.png"
     assert main(["inpaint", str(diffusion_run), str(src), "--box", "7,7,14,14", "-o", str(out), "--steps", "4",
                  "--resample", "2"]) == 0
+    assert "inpaint: 100%" in capsys.readouterr().err
     pipe = pixelforge.load(diffusion_run)
     images = pipe.load_images([src])
     mask = pipe.mask_from_box("7,7,14,14")

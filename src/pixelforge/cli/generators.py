@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 from ..defaults import FromAPI
@@ -138,7 +139,8 @@ def cmd_sample(args) -> int:
 
     out = png_output(args.output or Path(args.run) / "samples" / "sample.png", args.overwrite)
     pipe = _sampling_pipeline(args)
-    images = pipe.sample(args.n, seed=args.seed, labels=args.labels)
+    shows_progress = "progress" in inspect.signature(pipe.sample).parameters  # the iterative samplers (diffusion)
+    images = pipe.sample(args.n, seed=args.seed, labels=args.labels, **({"progress": True} if shows_progress else {}))
     nrow = args.nrow or (pipe.num_classes if pipe.num_classes and args.labels in (None, "all") else None)
     save_grid(images, out, nrow=nrow, scale=2 if pipe.image_size <= 32 else 1)
     print(out)
@@ -156,7 +158,7 @@ def cmd_inpaint(args) -> int:
     images = pipe.load_images(args.images)
     mask = pipe.mask_from_box(args.box) if args.box else pipe.load_mask(args.mask)
     filled = pipe.inpaint(images, mask, seed=args.seed, labels=args.labels, steps=args.steps,
-                          resample=args.resample, guidance=args.guidance)
+                          resample=args.resample, guidance=args.guidance, progress=True)
     shown = images.float() / 255
     rows = [t for triple in zip(shown, shown * mask, filled) for t in triple]
     save_grid(torch.stack(rows), out, nrow=3, scale=4 if pipe.image_size <= 32 else 2)

@@ -193,7 +193,8 @@ class DiffusionPipeline(LabelParser):
 
     @torch.inference_mode()
     def inpaint(self, images: torch.Tensor, mask: torch.Tensor, seed: int = 0, labels=None,
-                steps: int | None = None, resample: int = 4, guidance: float | None = None) -> torch.Tensor:
+                steps: int | None = None, resample: int = 4, guidance: float | None = None,
+                progress: bool = False) -> torch.Tensor:
         """Fill the pixels where ``mask`` is 0 consistently with those where it is 1.
 
         ``images``: (N, C, H, W), uint8 or floats in [0, 1], at the model's size and channels;
@@ -212,9 +213,11 @@ class DiffusionPipeline(LabelParser):
         yb = y.to(self.runtime.device) if y is not None else None
         g = torch.Generator().manual_seed(seed)
         known = images.float() * 2 - 1
-        x = sample(self._denoiser(yb, guidance), self.schedule, self.train_cfg.prediction, tuple(images.shape),
-                   steps=steps, generator=g, device=self.runtime.device, known=known, mask=mask,
-                   resample=resample)  # always DDIM: RePaint's jumps need its one-step update
+        with tqdm(total=steps, desc="inpaint", unit="step", disable=not progress, dynamic_ncols=True) as bar:
+            # always DDIM: RePaint's jumps need its one-step update
+            x = sample(self._denoiser(yb, guidance), self.schedule, self.train_cfg.prediction, tuple(images.shape),
+                       steps=steps, generator=g, device=self.runtime.device, known=known, mask=mask,
+                       resample=resample, progress=lambda _: bar.update(1))
         return (mask * known.to(x.device) + (1 - mask) * x).add(1).div(2).cpu()
 
 
