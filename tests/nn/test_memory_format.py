@@ -6,7 +6,7 @@ from torch import nn
 
 from pixelforge.models.gan import GANConfig, Discriminator, Generator
 from pixelforge.nn import GroupNorm, grad_like_input, like_weights
-from pixelforge.nn.memory_format import is_channels_last
+from pixelforge.nn.memory_format import ReflectionPad2d, is_channels_last, reflection_pad_channels_last
 from pixelforge.runtime import cpu_supports_bf16, make_optimizer
 
 CL = torch.channels_last
@@ -71,3 +71,22 @@ def test_make_optimizer_uses_the_fused_kernel_and_falls_back():
         param.grad = torch.linspace(-1, 1, 10)
         opt.step()
     torch.testing.assert_close(p, q)
+
+
+@pytest.mark.parametrize("shape, pad", [((2, 5, 9, 11), 1), ((1, 3, 6, 4), 2), ((1, 8, 7, 9), 3), ((1, 2, 2, 2), 1)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_channels_last_reflection_padding_is_torchs(shape, pad, dtype):
+    x = torch.randn(shape).to(dtype).contiguous(memory_format=CL)
+    expected = nn.functional.pad(x, (pad,) * 4, mode="reflect")
+    padded = reflection_pad_channels_last(x, pad)
+    assert torch.equal(padded, expected) and is_channels_last(padded)
+    with torch.no_grad():
+        assert torch.equal(ReflectionPad2d(pad)(x), expected)
+
+
+def test_reflection_pad_module_trains_through_torchs_own():
+    x = torch.randn(1, 3, 6, 6).contiguous(memory_format=CL).requires_grad_()
+    ReflectionPad2d(2)(x).square().sum().backward()
+    reference = x.detach().clone().requires_grad_()
+    nn.ReflectionPad2d(2)(reference).square().sum().backward()
+    assert torch.equal(x.grad, reference.grad)

@@ -51,6 +51,7 @@ from torch import Tensor, nn
 
 from ..errors import PixelforgeError
 from ..family import flag
+from ..nn.memory_format import ReflectionPad2d
 from .registration import register_model
 from ..runs import read_weights_file
 from ..weights import ExternalWeights
@@ -423,7 +424,7 @@ class StylizerConfig:
 
 def _conv(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Sequential:
     """Reflection padding (no dark borders) + convolution."""
-    return nn.Sequential(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride))
+    return nn.Sequential(ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride))
 
 
 class _ConvNormReLU(nn.Sequential):

@@ -43,3 +43,30 @@ def grad_like_input(x: torch.Tensor) -> torch.Tensor:
     """``x`` itself, whose gradient is given back in ``x``'s memory format (use before a
     ``flatten`` or ``view`` that would hand back an NCHW gradient to channels_last layers)."""
     return _GradLikeInput.apply(x) if x.requires_grad and is_channels_last(x) else x
+
+
+def reflection_pad_channels_last(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """``F.pad(x, (pad,) * 4, mode="reflect")`` for a channels_last map, built in a channels_last buffer.
+    torch's reflection padding converts such a map to NCHW and back (about 8 ms for a 32-channel 544 x 544
+    bf16 map here, against 1 ms this way)."""
+    n, c, h, w = x.shape
+    out = torch.empty((n, c, h + 2 * pad, w + 2 * pad), dtype=x.dtype, device=x.device,
+                      memory_format=torch.channels_last)
+    out[:, :, pad:-pad, pad:-pad] = x
+    out[:, :, pad:-pad, :pad] = x[:, :, :, 1:pad + 1].flip(-1)
+    out[:, :, pad:-pad, -pad:] = x[:, :, :, -pad - 1:-1].flip(-1)
+    out[:, :, :pad] = out[:, :, pad + 1:2 * pad + 1].flip(-2)
+    out[:, :, -pad:] = out[:, :, -2 * pad - 1:-pad - 1].flip(-2)
+    return out
+
+
+class ReflectionPad2d(nn.ReflectionPad2d):
+    """``nn.ReflectionPad2d`` (the same padding on every side) that keeps a channels_last map so at inference
+    (:func:`reflection_pad_channels_last`); with gradients, in an ONNX export or in NCHW it is torch's own."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad = self.padding[0]
+        if (is_channels_last(x) and len(set(self.padding)) == 1 and 0 < pad < min(x.shape[-2:])
+                and not (torch.is_grad_enabled() and x.requires_grad) and not torch.onnx.is_in_onnx_export()):
+            return reflection_pad_channels_last(x, pad)
+        return super().forward(x)
