@@ -19,9 +19,12 @@ LEARNED_SECONDS_LIMIT = 0.15  # per 512x512 image, issue #32's target for the fe
 MORE_STYLES_KEY = "tune_learned_more_styles"  # --tune-learned with --validation-styles (the first fold's)
 # AdaIN's validation folds: four styles each, held out of the training styles of the runs measured on them
 # (the first: painted, drawn and smooth digital styles; the second: a painting and three with large flat
-# shapes). Each fold's results go to its key, and --paired-with pools the two folds (POOLED_KEY).
+# shapes; the third: the other four, mosaic's coloured tiles among them, so that the three folds hold out
+# each of the twelve styles that are not the comparison's once). Each fold's results go to its key;
+# --paired-with pools the first two folds (POOLED_KEY) or, on the third, all three (THREE_FOLDS_KEY).
 VALIDATION_FOLDS = {MORE_STYLES_KEY: ("kokkini", "licorice", "elephants", "safelanding"),
-                    "tune_learned_second_fold": ("autumn", "honeywave", "mouse", "shell")}
+                    "tune_learned_second_fold": ("autumn", "honeywave", "mouse", "shell"),
+                    "tune_learned_third_fold": ("goldfish", "mosaic", "rhythm", "string")}
 TUNABLE = {"style_weight": float, "content_weight": float, "tv_weight": float, "steps": int, "scales": int,
            "match_colors": lambda v: v.lower() in ("1", "true", "yes")}
 LEARNED_KINDS = {"feed-forward": "feed-forward ", "adain": "AdaIN "}  # kind: its methods' label prefix
@@ -61,17 +64,17 @@ def _recipe_label(label: str) -> str:
 
 
 def pool_folds(folds: dict[str, dict], pairing: dict[str, str]) -> dict:
-    """The AdaIN variants of paired runs over every validation fold's pairs: ``pairing`` maps each run of the
-    second fold to the run of the first fold trained by the same recipe (without that fold's styles). The
-    measures are the means over both folds' pairs, divided by the peer's on the same pairs (as within a fold),
-    the time per square image the mean of the folds'; the choice follows :func:`choose_learned`."""
-    first, second = (folds[key] for key in VALIDATION_FOLDS)
+    """The AdaIN variants of paired runs over the given validation folds' pairs: ``pairing`` maps each run of
+    a later fold to the run of the first fold trained by the same recipe (without that fold's styles). The
+    measures are the means over all the folds' pairs, divided by the peer's on the same pairs (as within a
+    fold), the time per square image the mean of the folds'; the choice follows :func:`choose_learned`."""
+    first = next(iter(folds.values()))
     runs = {key: {label: note["run"] for label, note in fold.get("adain", {}).items()} for key, fold in folds.items()}
     rows, seconds, notes = [], defaultdict(list), {}
     for key, fold in folds.items():
         peer = next(e["method"] for e in fold["summary"] if e["method"].endswith("(peer)"))
         paired = {label for label, run in runs[key].items()
-                  if (run in pairing if fold is second else run in pairing.values())}
+                  if (run in pairing.values() if fold is first else run in pairing)}
         for r in fold["rows"]:
             if r["method"] in paired or r["method"] == peer:
                 rows.append({**r, "method": _recipe_label(r["method"]) if r["method"] in paired else peer})
@@ -84,9 +87,9 @@ def pool_folds(folds: dict[str, dict], pairing: dict[str, str]) -> dict:
     peer = next(r["method"] for r in rows if r["method"].endswith("(peer)"))
     summary = compare_summary(rows, [*both, peer], peer, {label: statistics.fmean(seconds[label]) for label in both})
     return {"date": time.strftime("%Y-%m-%d"), "machine": machine(),
-            "folds": {k: list(v) for k, v in VALIDATION_FOLDS.items()}, "paired_runs": pairing,
+            "folds": {k: list(VALIDATION_FOLDS[k]) for k in folds}, "paired_runs": pairing,
             "adain": {label: notes[label] for label in both if label in notes},
-            "summary": summary, **choose_learned(summary, peer)}
+            "summary": summary, "by_style": ratios_by_style(rows, peer), **choose_learned(summary, peer)}
 
 
 def keep_unmeasured_runs(previous: dict | None, result: dict) -> dict:
@@ -106,8 +109,9 @@ def keep_unmeasured_runs(previous: dict | None, result: dict) -> dict:
             result[kind] = {**result.get(kind, {}), **mine}
     result["rows"] += [r for r in previous["rows"] if r["method"] in kept]
     result["summary"] += [e for e in previous["summary"] if e["method"] in kept]
-    result.update(choose_learned(result["summary"], next((e["method"] for e in result["summary"]
-                                                          if e["method"].endswith("(peer)")), None)))
+    peer = next((e["method"] for e in result["summary"] if e["method"].endswith("(peer)")), None)
+    result["by_style"] = ratios_by_style(result["rows"], peer)
+    result.update(choose_learned(result["summary"], peer))
     earlier = previous.get("measured_on", {})
     result["measured_on"].update({label: earlier.get(label, previous["date"]) for label in kept})
     return result

@@ -322,7 +322,8 @@ TUNE_PAIRS = (("creek", "mosaic"), ("dune", "kokkini"), ("fig", "licorice"))
 # The measuring modes (in this order of precedence) and the key of the results file each writes.
 RESULT_KEYS = {"tune": "tune", "tune_learned": "tune_learned", "compare_seeds": "feed_forward_seeds",
                "compare": "compare"}
-POOLED_KEY = "tune_learned_folds"
+POOLED_KEY = "tune_learned_folds"  # the first two folds pooled
+THREE_FOLDS_KEY = "tune_learned_three_folds"  # all three
 SEVERAL_RUNS_MODES = ("tune_learned", "compare_seeds")  # several --stylizer / --adain runs, each a method
 # Validation pairs for --tune-learned: the feed-forward nets' style (mosaic) and two styles held out of the
 # AdaIN tuning runs' training styles, on the validation photos (held out of the tuning runs' photos).
@@ -501,7 +502,7 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
             prepared[style, side] = adain.prepare_style(style_files[style], **({"style_size": side} if side else {}))
         return adain.run_tensor(photo, prepared[style, side], 1.0)
 
-    only = {style for _, style in args.pairs if style != TRAINED_STYLE} if tuning else None
+    only = set(args.tune_styles) if tuning else None  # AdaIN on the validation styles (mosaic: the third fold's)
     transforms = _names(args.adain_transforms or "adain")
     floors = [float(floor) for floor in _names(args.wct_floors or "0")]
     borders = [int(border) for border in _names(args.adain_borders)] if args.adain_borders else [None]  # None: the run's
@@ -621,7 +622,8 @@ def compare(args, photos: Path, styles: Path) -> dict:
         choice = (choose_settings(summary, args.grid, peer) if args.mode == "tune" else
                   choose_learned(summary, peer) if args.mode == "tune_learned" else seed_spread(summary))
         return {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "size": args.size, "style_side": side,
-                "pairs": [list(pair) for pair in pairs], **notes, "rows": rows, "summary": summary, **choice}
+                "pairs": [list(pair) for pair in pairs], **notes, "rows": rows, "summary": summary,
+                "by_style": ratios_by_style(rows, peer), **choice}
     if not args.no_save:
         save_grid(torch.stack(panels), DOCS / "style_compare.png", nrow=2 + len(methods),
                   columns=["style", "photo", *methods], rows=labels)
@@ -771,7 +773,9 @@ def main() -> None:
                              + "; ".join(f"{','.join(styles)} (key {key!r})" for key, styles in VALIDATION_FOLDS.items()))
     parser.add_argument("--paired-with",
                         help="--tune-learned on the second fold: the first fold's AdaIN runs that the --adain runs pair "
-                             f"with, in order (the same recipe); their variants are pooled over both folds ({POOLED_KEY!r})")
+                             f"with, in order (the same recipe); their variants are pooled over both folds ({POOLED_KEY!r}). "
+                             "On the third fold: FIRST+SECOND, the runs of the first and second folds per --adain run; "
+                             f"pooled over the three folds ({THREE_FOLDS_KEY!r})")
     parser.add_argument("--grid", default=TUNE_GRID, help="--tune: settings separated by ';' (default %(default)s)")
     parser.add_argument("--ship", action="store_true",
                         help="copy the --stylizer and --adain runs into the zoo with the measures of the last --compare")
@@ -793,10 +797,17 @@ def main() -> None:
     if args.validation_styles and fold is None:
         parser.error("--validation-styles: the styles of one of the folds, "
                      + " or ".join(",".join(styles) for styles in VALIDATION_FOLDS.values()))
-    second_fold = list(VALIDATION_FOLDS)[1]
-    if args.paired_with and (fold != second_fold or len(_names(args.paired_with)) != len(_names(args.adain or ""))):
-        parser.error(f"--paired-with is for --tune-learned on the second fold ({','.join(VALIDATION_FOLDS[second_fold])}): "
-                     "one run of the first fold per --adain run")
+    first_fold, second_fold, third_fold = VALIDATION_FOLDS
+    args.pairing = {}  # a later fold's run -> the first fold's run of the same recipe
+    if args.paired_with:
+        partners = [name.split("+") for name in _names(args.paired_with)]
+        wanted = {second_fold: 1, third_fold: 2}.get(fold)
+        if wanted is None or len(partners) != len(_names(args.adain or "")) or any(len(p) != wanted for p in partners):
+            parser.error(f"--paired-with is for --tune-learned on the second fold ({','.join(VALIDATION_FOLDS[second_fold])}): "
+                         "one run of the first fold per --adain run; or on the third "
+                         f"({','.join(VALIDATION_FOLDS[third_fold])}): FIRST+SECOND per --adain run")
+        for run, partner in zip(_names(args.adain), partners):
+            args.pairing.update({run: partner[0], **({partner[1]: partner[0]} if len(partner) == 2 else {})})
     if args.adain_refine and (not args.tune_learned or set(_names(args.adain_refine)) - set(REFINE_CHOICES)):
         parser.error("--adain-refine is for --tune-learned, with on, off or on,off")
     try:
@@ -813,10 +824,10 @@ def main() -> None:
             values = [None]
         if any(v is None or not low <= v <= high for v in values):
             parser.error(f"--{option.replace('_', '-')}: numbers from {low} to {high}, separated by commas")
-    tune_styles = _names(args.validation_styles) if args.validation_styles else LEARNED_TUNE_STYLES
+    tune_styles = args.tune_styles = _names(args.validation_styles) if args.validation_styles else LEARNED_TUNE_STYLES
     args.pairs = {"tune": list(TUNE_PAIRS),
                   "tune_learned": [(photo, style) for photo in LEARNED_TUNE_PHOTOS
-                                   for style in (TRAINED_STYLE, *tune_styles)],
+                                   for style in dict.fromkeys((TRAINED_STYLE, *tune_styles))],
                   "compare_seeds": [(photo, TRAINED_STYLE) for photo in HELD_OUT_PHOTOS]}.get(args.mode)
     data = Path(os.environ.get("PIXELFORGE_DATA", "data").split(os.pathsep)[0])
     photos, styles = data / "photos", data / "styles"
@@ -839,10 +850,11 @@ def main() -> None:
             if args.mode == "tune_learned":
                 result = keep_unmeasured_runs(previous.get(key), result)
             previous[key] = result  # the other keys (and their date and machine) stay as they were
-            if args.paired_with:
-                print("\npooled over both validation folds:", flush=True)
-                previous[POOLED_KEY] = pool_folds({key: previous[key] for key in VALIDATION_FOLDS},
-                                                  dict(zip(_names(args.adain), _names(args.paired_with))))
+            if args.pairing:
+                pooled_folds = list(VALIDATION_FOLDS)[:2 if key == second_fold else 3]
+                pooled_key = POOLED_KEY if key == second_fold else THREE_FOLDS_KEY
+                print(f"\npooled over {len(pooled_folds)} validation folds:", flush=True)
+                previous[pooled_key] = pool_folds({k: previous[k] for k in pooled_folds}, args.pairing)
             atomic_write_bytes(path, (json.dumps(previous, indent=2) + "\n").encode())
             print(f"wrote {path} ({key})")
         return
@@ -856,7 +868,7 @@ def main() -> None:
         figures["runs_from"] = previous.get("runs_from", {"date": previous.get("date"),
                                                           "machine": previous.get("machine")})
     figures.update(learned(args, photos, styles))
-    for key in (*RESULT_KEYS.values(), *VALIDATION_FOLDS, POOLED_KEY):  # measured by their own modes, with their own date and machine
+    for key in (*RESULT_KEYS.values(), *VALIDATION_FOLDS, POOLED_KEY, THREE_FOLDS_KEY):  # measured by their own modes, with their own date and machine
         if key in previous:
             figures[key] = previous[key]
     write_results("style_transfer", figures)
