@@ -483,6 +483,7 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
     --tune-learned each of several runs (separated by commas) is a method of its own, AdaIN once per style
     side of :data:`ADAIN_STYLE_SIDES` with and without its colour matching, the feed-forward nets on the validation photos with their style and
     AdaIN on the validation styles (:data:`LEARNED_TUNE_STYLES` or --validation-styles)."""
+    from pixelforge.models.style import AdaINConfig
     from pixelforge.pipelines.stylizer import open_stylizer
 
     tuning = args.mode in SEVERAL_RUNS_MODES  # several runs of a kind, each a method of its own
@@ -544,6 +545,8 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
                          + (" no refine" if skip_refine else "")
                          + (f" content x{adain.net.cfg.content_scale:g}" if adain.net.cfg.content_scale != 1 else "")
                          + (f" {adain.net.cfg.upsample}" if adain.net.cfg.upsample != "nearest" else "")
+                         + (f" decoder {','.join(map(str, adain.net.cfg.widths))}"
+                            if tuple(adain.net.cfg.widths) != AdaINConfig().widths else "")
                          + (f" refine alpha {adain.net.cfg.refine_alpha:g}" if adain.net.refiner is not None
                             and adain.net.cfg.refine_alpha != 1 else ""))
             notes.setdefault("adain", {})[label] = {"run": str(run), "training_styles": config["styles"],
@@ -854,7 +857,8 @@ def main() -> None:
                 pooled_folds = list(VALIDATION_FOLDS)[:2 if key == second_fold else 3]
                 pooled_key = POOLED_KEY if key == second_fold else THREE_FOLDS_KEY
                 print(f"\npooled over {len(pooled_folds)} validation folds:", flush=True)
-                previous[pooled_key] = pool_folds({k: previous[k] for k in pooled_folds}, args.pairing)
+                pairing = {**previous.get(pooled_key, {}).get("paired_runs", {}), **args.pairing}  # earlier pairs stay
+                previous[pooled_key] = pool_folds({k: previous[k] for k in pooled_folds}, pairing)
             atomic_write_bytes(path, (json.dumps(previous, indent=2) + "\n").encode())
             print(f"wrote {path} ({key})")
         return
