@@ -101,14 +101,11 @@ def load_rgb(image: ImageLike, size: int | None) -> Tensor:
         pil = to_mode(image, "RGB")
     if pil is not None:
         if size is not None and max(pil.size) != size:
-            scale = size / max(pil.size)
-            pil = pil.resize((max(1, round(pil.width * scale)), max(1, round(pil.height * scale))), Image.LANCZOS)
+            pil = pil.resize(fitted_shape(pil, size)[::-1], Image.LANCZOS)
         return torch.from_numpy(np.asarray(pil, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
     if size is not None and max(tensor.shape[1:]) != size:
-        scale = size / max(tensor.shape[1:])
-        hw = (max(1, round(tensor.shape[1] * scale)), max(1, round(tensor.shape[2] * scale)))
-        tensor = torch.nn.functional.interpolate(tensor[None], size=hw, mode="bicubic", antialias=True,
-                                                 align_corners=False)[0].clamp(0, 1)
+        tensor = torch.nn.functional.interpolate(tensor[None], size=fitted_shape(tensor, size), mode="bicubic",
+                                                 antialias=True, align_corners=False)[0].clamp(0, 1)
     return tensor
 
 
@@ -253,7 +250,7 @@ PEAK_BYTES = 0.3e9, 3600  # the optimisation's peak memory, fixed + per result p
 
 
 def fitted_shape(image: Tensor | Image.Image, size: int) -> tuple[int, int]:
-    """(H, W) of ``image`` resized to longest side ``size``, as :func:`load_rgb` resizes it."""
+    """(H, W) of ``image`` ((3, H, W) tensor or PIL image) resized to longest side ``size``."""
     h, w = image.shape[1:] if isinstance(image, Tensor) else (image.height, image.width)
     scale = size / max(h, w)
     return max(1, round(h * scale)), max(1, round(w * scale))

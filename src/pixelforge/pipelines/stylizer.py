@@ -43,7 +43,7 @@ from ..data.transforms import patches
 from ..training.style import AdaINTask, AdaINTrainConfig, StylizerTask, StylizerTrainConfig
 from ..zoo.catalog import export_run, list_pretrained, load_network, shipped_name
 from .common import load_weights_into, open_model, samples_report, start_session
-from .style import load_rgb, stylize, synthesize_texture
+from .style import fitted_shape, load_rgb, stylize, synthesize_texture
 
 log = logging.getLogger("pixelforge.style")
 
@@ -196,9 +196,8 @@ def fit_size(image: Image.Image, size: int | None, max_size: int | None, what: s
     larger, refused if a side is below :data:`MIN_SIDE`."""
     max_size = DEFAULT_MAX_SIZE if max_size is None else max_size
 
-    def resized(side: int) -> tuple[int, int]:
-        scale = side / max(image.size)
-        return max(1, round(image.width * scale)), max(1, round(image.height * scale))
+    def resized(side: int) -> tuple[int, int]:  # (width, height) at longest side ``side``
+        return fitted_shape(image, side)[::-1]
 
     side = max(image.size) if size is None else size
     if side > max_size:  # capped before any resize, so a huge --size never allocates its image
