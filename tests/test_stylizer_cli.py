@@ -476,3 +476,27 @@ def test_adain_refine_run_starts_its_decoder_from_another_run(adain_run, stylize
     assert main([*args, "--widths", "8,4", "--run-dir", str(tmp_path / "r3"),
                  "--decoder-from", str(adain_run)]) == 2
     assert "does not fit" in capsys.readouterr().err
+    # a decoder with style FiLM (the default) may start from a plain one (its FiLM starts as the identity),
+    # not the reverse
+    plain = tmp_path / "plain"
+    assert main([*args, "--no-style-film", "--run-dir", str(plain), "--decoder-from", str(adain_run)]) == 2
+    assert "style_film True vs False" in capsys.readouterr().err
+    assert not plain.exists()  # a refused start leaves no run behind
+    assert main([*args, "--no-style-film", "--run-dir", str(plain)]) == 0
+    assert main([*args, "--run-dir", str(tmp_path / "film"), "--decoder-from", str(plain)]) == 0
+
+
+def test_an_adain_decoder_with_style_film_exports_to_onnx_as_it_runs_in_torch(tmp_path):
+    """The style code and the FiLM layers are in the exported graph: ONNX Runtime gives torch's picture."""
+    from pixelforge.registry import create_model
+
+    torch.manual_seed(0)
+    net = create_model("adain", widths=(8, 4), style_film=True, transform="adain").eval()
+    for linear in net.film.values():  # a FiLM that acts (a fresh one is the identity)
+        linear.weight.data.normal_(0, 0.02)
+    pipe = StylizerPipeline(net)
+    ort_pipe = OnnxStylizer(export_onnx(pipe, tmp_path / "film.onnx"))
+    image, style = torch.rand(3, 37, 50), torch.rand(3, 30, 26)
+    for alpha in (1.0, 0.4):
+        expected, got = pipe.run_tensor(image, style, alpha), ort_pipe.run_tensor(image, style, alpha)
+        assert (got - expected).abs().max() < ADAIN_ONNX_TOLERANCE

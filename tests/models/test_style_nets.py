@@ -286,8 +286,9 @@ def test_adain_refine_pass_restyles_at_a_shallower_layer_with_a_reconstruction_d
         out, first = net(content, style), one_pass(content, style)
         # what the refiner was given: the first pass's image at r2, with the style's r2 mean and spread
         f_s = net.encode(style, ["r2"])["r2"]
+        code = net.style_code(net.encode(style))  # what the decoder's FiLM is given
         t = net._transformed(net.decode(net.target_features(F.pad(content, (0, 3, 0, 3), mode="replicate"),
-                                                            style)), f_s, 1.0, "r2")
+                                                            style), code), f_s, 1.0, "r2")
     assert out.shape == first.shape == (1, 3, 33, 45) and 0 <= out.min() and out.max() <= 1
     assert not torch.allclose(out, first, atol=1e-3)
     assert torch.allclose(seen[0][0], t, atol=1e-5) and seen[0][1] == (1, 3, 36, 48) and t.shape[-2:] == (18, 24)
@@ -299,8 +300,8 @@ def test_adain_refine_pass_restyles_at_a_shallower_layer_with_a_reconstruction_d
     net.cfg.refine_alpha = 0.0
     with torch.no_grad():
         net(content, style)
-        own = net.encode(net.decode(net.target_features(F.pad(content, (0, 3, 0, 3), mode="replicate"), style)),
-                         ["r2"])["r2"]
+        own = net.encode(net.decode(net.target_features(F.pad(content, (0, 3, 0, 3), mode="replicate"), style),
+                                    code), ["r2"])["r2"]
     assert torch.allclose(seen[1][0], own, atol=1e-5) and not torch.allclose(seen[1][0], t, atol=1e-3)
     with pytest.raises(PixelforgeError, match="refine_alpha"):
         AdaINConfig(refine_alpha=1.5)
@@ -531,3 +532,36 @@ def test_histogram_colour_match_takes_the_styles_chroma_histogram_and_moves_the_
     with torch.no_grad():
         out_histogram, out_chroma = histogram(image, style, 1.0), chroma(image, style, 1.0)
     assert not torch.allclose(out_histogram, out_chroma, atol=1e-3)
+
+
+def test_style_film_starts_as_the_plain_decoder_and_then_conditions_it_on_the_style():
+    """``style_film``: zero-initialised FiLM after each upsampled stage, so a decoder taken from a plain run
+    starts unchanged; once trained, the finer stages depend on the style's statistics at every style layer
+    (not only the AdaIN layer's), by alpha, and alpha 0 is the plain decoder's picture."""
+    torch.manual_seed(0)
+    film = create_model("adain", widths=(8, 4)).eval()  # the default
+    plain = create_model("adain", widths=(8, 4), style_film=False).eval()
+    assert film.film is not None and plain.film is None
+    for module in plain.decoder:  # a decoder whose output varies (a fresh one's is nearly flat)
+        if isinstance(module, torch.nn.Conv2d):
+            module.weight.data.normal_(0, 0.3)
+    film.decoder.load_state_dict(plain.decoder.state_dict())
+    channels = sum(film.encode(torch.zeros(1, 3, 32, 32))[n].shape[1] for n in film.style_layers)
+    assert len(film.film) == 2 and all(m.in_features == 2 * channels for m in film.film.values())
+    image, style = torch.rand(1, 3, 32, 40), torch.rand(1, 3, 24, 24)
+    with torch.no_grad():
+        assert torch.equal(film(image, style, 1.0), plain(image, style, 1.0))
+        for linear in film.film.values():
+            linear.weight.data.normal_(0, 0.02)
+        assert not torch.allclose(film(image, style, 1.0), plain(image, style, 1.0), atol=1e-3)
+        torch.testing.assert_close(film(image, style, 0.0), plain(image, style, 0.0))
+        # the code is the style's means and spreads: a style with other fine statistics gives another picture
+        # from the same AdaIN-layer features
+        t = film.target_features(image, style)
+        code = film.style_code(film.encode(style))
+        other = film.style_code(film.encode(torch.rand(1, 3, 24, 24) ** 3))
+        assert code.shape == (1, 2 * channels)
+        assert not torch.allclose(film.decode(t, code), film.decode(t, other), atol=1e-3)
+    with pytest.raises(PixelforgeError, match="style code"):
+        film.decode(t)
+    assert AdaINConfig.ABSENT_IN_OLDER["style_film"] is False

@@ -119,3 +119,18 @@ def test_style_jitter_changes_palettes_and_scales_but_keeps_luma_and_shapes():
     assert all(torch.isfinite(torch.tensor(v)) for v in task.step(torch.rand(2, 3, 40, 40) * 2 - 1, None).values())
     with pytest.raises(PixelforgeError, match="between 0 and 1"):
         AdaINTrainConfig(style_jitter=1.5)
+
+
+def test_adain_training_moves_the_style_film_with_the_decoder():
+    """With ``style_film`` the task trains the FiLM layers (they start at zero) together with the decoder."""
+    from pixelforge.training.style import AdaINTask, AdaINTrainConfig
+
+    torch.manual_seed(0)
+    net = create_model("adain", widths=(8, 8), style_film=True)
+    styles = (torch.rand(2, 3, 40, 40) * 255).to(torch.uint8)
+    photos = torch.rand(2, 3, 40, 40) * 2 - 1
+    task = AdaINTask(net, AdaINTrainConfig(crop=32), Runtime.create("cpu", "fp32", seed=0), styles)
+    assert all(not p.any() for p in net.film.parameters())
+    records = [task.step(photos, None) for _ in range(3)]
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in records)
+    assert all(p.abs().sum() > 0 for p in net.film.parameters())

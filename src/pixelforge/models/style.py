@@ -736,10 +736,18 @@ class AdaINConfig:
     # validation folds: docs/style_transfer.md). Only how the model is run, like the margin.
     content_scale: float = flag(1.0, help="stylise the content at this fraction of its size (0.25 to 1) and enlarge "
                                           "the result back: larger strokes, less detail")
+    # The decoder's finer stages told the style's finer statistics: after each x2 upsampling, its feature map
+    # h becomes h (1 + alpha gamma) + alpha beta, with gamma and beta linear in the style's per-channel means
+    # and spreads at every style layer (FiLM, Perez et al. 2018; Ghiasi et al. 2017's networks condition
+    # every layer on the style). Without it the decoder knows the style only through the AdaIN layer's
+    # statistics. Zero-initialised, so that a decoder taken from a run without it starts unchanged. Chosen
+    # over three validation folds (benchmarks/style_transfer.py --tune-learned --paired-with).
+    style_film: bool = flag(True, help="condition the decoder's upsampled stages on the style's statistics at every "
+                                       "style layer (FiLM)")
     # runs and cards from before these options (pixelforge.registry.stored_config)
     ABSENT_IN_OLDER = {"match_colours": False, "transform": "adain", "wct_floor": 0.0, "refine": "",
                        "refine_alpha": 1.0, "style_side": 128, "colour_match": "rgb", "luma_spread": 0.0,
-                       "content_scale": 1.0, "upsample": "nearest"}
+                       "content_scale": 1.0, "upsample": "nearest", "style_film": False}
 
     def __post_init__(self):
         if self.shuffle not in (1, 2, 4):
@@ -796,6 +804,20 @@ def _downsamplings(backbone: str, layer: str) -> int:
     return sum(1 for n in names[:names.index(layer)] if n.startswith("pool"))
 
 
+def _zero_linear(features_in: int, features_out: int) -> nn.Linear:
+    """A linear layer with zero weights and bias, made without drawing random numbers (so that the random
+    stream after building a model is the same with it as without it)."""
+    linear = nn.Linear(features_in, features_out, device="meta").to_empty(device="cpu")
+    nn.init.zeros_(linear.weight)
+    nn.init.zeros_(linear.bias)
+    return linear
+
+
+# FiLM's output scale: under Adam a zero-initialised linear layer's output moves by about its learning rate
+# times the code's L1 norm per step (hundreds of entries), so without it the modulation outruns the decoder
+FILM_STEP = 0.1
+
+
 class AdaINNet(nn.Module):
     """Arbitrary style transfer: encode content and style, AdaIN, decode (Huang & Belongie 2017).
 
@@ -811,7 +833,9 @@ class AdaINNet(nn.Module):
     RGB channel's mean and spread. With ``refine`` (a shallower layer l) a second pass
     follows, as in Li et al.'s multi-level stylisation: t' = alpha T(f_l(g(t)), f_l(s)) + (1 - alpha) f_l(g(t)),
     output r(t'), where the small decoder r is trained only to reconstruct, r(f_l(x)) ~ x, so it carries
-    no training style and adds the style's finer statistics whatever the style.
+    no training style and adds the style's finer statistics whatever the style. With ``style_film`` the
+    decoder's upsampled stages are modulated by the style's statistics at every style layer
+    (:meth:`style_code`), not only the AdaIN layer's.
     """
 
     family_kind = "adain"
@@ -838,11 +862,13 @@ class AdaINNet(nn.Module):
                                   f"at {cfg.layer} ({2 ** ups})")
         widths = list(cfg.widths) + [cfg.widths[-1]] * max(0, ups - len(cfg.widths))
         layers: list[nn.Module] = []
+        modulated: dict[str, int] = {}  # decoder index after which FiLM acts -> its channels
         cin = channels
         for i in range(ups):
             if i < ups - folded:
                 layers += [*_conv(cin, widths[i], 3), nn.ReLU(inplace=True),
                            nn.Upsample(scale_factor=2, mode=cfg.upsample), *_conv(widths[i], widths[i], 3)]
+                modulated[str(len(layers) - 1)] = widths[i]
             else:
                 layers += _conv(cin, widths[i], 3)
             layers.append(nn.ReLU(inplace=True))
@@ -851,6 +877,10 @@ class AdaINNet(nn.Module):
         if cfg.shuffle > 1:
             layers.append(nn.PixelShuffle(cfg.shuffle))
         self.decoder = nn.Sequential(*layers)
+        self.film = None
+        if cfg.style_film:
+            code = 2 * sum(self.encoder(torch.zeros(1, 3, 32, 32), [n])[n].shape[1] for n in self.style_layers)
+            self.film = nn.ModuleDict({index: _zero_linear(code, 2 * width) for index, width in modulated.items()})
         self.pad_to = 2 ** ups
         self.refiner = None
         if cfg.refine:
@@ -865,8 +895,29 @@ class AdaINNet(nn.Module):
     def encode(self, images: Tensor, layers=None) -> dict[str, Tensor]:
         return self.encoder(images, layers or self.style_layers)
 
-    def decode(self, features: Tensor) -> Tensor:
-        return torch.sigmoid(self.decoder(features).float())  # fp32 pixels for the colour matching
+    def decode(self, features: Tensor, style_code: Tensor | None = None, alpha: float | Tensor = 1.0) -> Tensor:
+        """Pixels in [0, 1] (fp32, for the colour matching) from the transformed features; with ``style_film``
+        the style's :meth:`style_code` modulates the upsampled stages, by ``alpha``."""
+        if self.film is None:
+            return torch.sigmoid(self.decoder(features).float())
+        if style_code is None:
+            raise PixelforgeError("this AdaIN decoder is conditioned on the style (style_film): give its style code")
+        h = features
+        for index, layer in enumerate(self.decoder):
+            h = layer(h)
+            if str(index) in self.film:
+                film = self.film[str(index)](style_code.to(h.dtype)) * (alpha * FILM_STEP)
+                gamma, beta = film.unflatten(1, (2, -1))[..., None, None].unbind(1)
+                h = torch.addcmul(beta, h, 1 + gamma)
+        return torch.sigmoid(h.float())
+
+    def style_code(self, style_features: dict[str, Tensor]) -> Tensor:
+        """(N, 2 sum C_l): the style's per-channel means and spreads at every style layer, standardised over
+        the code (zero mean, unit spread), what ``style_film`` conditions the decoder on."""
+        stats = [channel_stats(style_features[name]) for name in self.style_layers]
+        code = torch.cat([t.flatten(1) for pair in stats for t in pair], dim=1)
+        mean, var = code.mean(1, keepdim=True), code.var(1, unbiased=False, keepdim=True)
+        return (code - mean) * torch.rsqrt(var + 1e-5)  # layer_norm's sum, spelled out: ONNX wants static shapes
 
     def forward(self, content: Tensor, style: Tensor, alpha: float | Tensor = 1.0) -> Tensor:
         return at_scale(lambda images: self._with_margin(images, style, alpha), content, self.cfg.content_scale)
@@ -880,8 +931,10 @@ class AdaINNet(nn.Module):
         """The stylised image of a content image whose sides are multiples of ``self.pad_to``, as it is: no
         margin added (``forward`` adds it around this; the ONNX export is this)."""
         layer, refine = self.cfg.layer, self.cfg.refine
-        f_s = self.encoder(style, [layer, refine] if self.refiner is not None else [layer])
-        out = self.decode(self._transformed(content, f_s[layer].float(), alpha, layer))
+        wanted = self.style_layers if self.film is not None else [layer]
+        f_s = self.encoder(style, [*wanted, refine] if self.refiner is not None else wanted)
+        code = self.style_code(f_s) if self.film is not None else None
+        out = self.decode(self._transformed(content, f_s[layer].float(), alpha, layer), code, alpha)
         if self.refiner is not None:
             out = self.reconstruct(self._transformed(out, f_s[refine].float(), alpha * self.cfg.refine_alpha, refine,
                                                      fp32_island=False))

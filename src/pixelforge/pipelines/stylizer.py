@@ -17,6 +17,7 @@ import copy
 import dataclasses
 import logging
 import os
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -151,7 +152,11 @@ def train_adain(data: str | None, run: str | os.PathLike | None = None, *, style
             save_png(image.permute(1, 2, 0).numpy(), folder / f"style_{i:03d}.png")
     net = create_model(s.model_name, **dataclasses.asdict(s.model_cfg))
     if not resume and s.task_cfg.decoder_from:
-        _start_decoder_from(net, s.task_cfg.decoder_from)
+        try:
+            _start_decoder_from(net, s.task_cfg.decoder_from)
+        except PixelforgeError:  # the run was made a moment ago for this: leave nothing to trip the retry
+            shutil.rmtree(s.run.path, ignore_errors=True)
+            raise
     elif not resume and s.model_cfg.backbone != "offline":
         from ..models.style import load_vgg
 
@@ -170,6 +175,8 @@ def _start_decoder_from(net: AdaINNet, source: str) -> None:
         raise PixelforgeError(f"--decoder-from {source} is a {other.kind} model, not an AdaIN one")
     theirs, ours = other.net.cfg, net.cfg
     differ = [k for k in ("backbone", "layer", "widths", "shuffle") if getattr(theirs, k) != getattr(ours, k)]
+    if theirs.style_film and not ours.style_film:  # the other way is fine: the new FiLM starts as the identity
+        differ.append("style_film")
     if differ:
         raise PixelforgeError(f"--decoder-from {source}: its decoder does not fit this model ("
                               + ", ".join(f"{k} {getattr(theirs, k)} vs {getattr(ours, k)}" for k in differ) + ")")
@@ -178,6 +185,8 @@ def _start_decoder_from(net: AdaINNet, source: str) -> None:
         net.encoder.load_state_dict(other.net.encoder.state_dict())
     if net.refiner is not None and other.net.refiner is not None and theirs.refine == ours.refine:
         net.refiner.load_state_dict(other.net.refiner.state_dict())
+    if net.film is not None and other.net.film is not None:
+        net.film.load_state_dict(other.net.film.state_dict())
 
 
 # ----------------------------------------------------------------------------- images

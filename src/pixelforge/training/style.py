@@ -225,7 +225,7 @@ class AdaINTask(SingleNetTask):
         self.model, self.cfg, self.rt = model, cfg, runtime
         self.net = runtime.module(model)
         self.net_train = self.net
-        trained = [*model.decoder.parameters(), *(model.refiner.parameters() if model.refiner is not None else [])]
+        trained = [p for name, p in model.named_parameters() if not name.startswith("encoder.")]
         self.opt = make_optimizer(torch.optim.Adam, trained, lr=cfg.lr)
         if styles.dtype != torch.uint8 or styles.dim() != 4:
             raise PixelforgeError("AdaIN styles must be a uint8 (N, 3, H, W) tensor")
@@ -253,8 +253,9 @@ class AdaINTask(SingleNetTask):
             f_s = net.encode(style, layers)
             t = FEATURE_TRANSFORMS[self.cfg.train_transform](f_c, f_s[layer])
         self.opt.zero_grad(set_to_none=True)
+        code = net.style_code(f_s) if net.film is not None else None
         with self.rt.autocast():
-            output = net.decode(t)
+            output = net.decode(t, code)
         f_g = net.encode(output.float(), layers)
         content_term = F.mse_loss(f_g[layer].float(), t)
         style_term = 0.0
