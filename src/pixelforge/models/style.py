@@ -736,7 +736,7 @@ class AdaINConfig:
     # validation folds: docs/style_transfer.md). Only how the model is run, like the margin.
     content_scale: float = flag(1.0, help="stylise the content at this fraction of its size (0.25 to 1) and enlarge "
                                           "the result back: larger strokes, less detail")
-    # The decoder's finer stages told the style's finer statistics: after each x2 upsampling, its feature map
+    # Tells the decoder's finer stages the style's finer statistics: after each x2 upsampling, its feature map
     # h becomes h (1 + alpha gamma) + alpha beta, with gamma and beta linear in the style's per-channel means
     # and spreads at every style layer (FiLM, Perez et al. 2018; Ghiasi et al. 2017's networks condition
     # every layer on the style). Without it the decoder knows the style only through the AdaIN layer's
@@ -917,7 +917,8 @@ class AdaINNet(nn.Module):
         stats = [channel_stats(style_features[name]) for name in self.style_layers]
         code = torch.cat([t.flatten(1) for pair in stats for t in pair], dim=1)
         mean, var = code.mean(1, keepdim=True), code.var(1, unbiased=False, keepdim=True)
-        return (code - mean) * torch.rsqrt(var + 1e-5)  # layer_norm's sum, spelled out: ONNX wants static shapes
+        # layer_norm without weights, spelled out: its ONNX export needs a static shape
+        return (code - mean) * torch.rsqrt(var + 1e-5)
 
     def forward(self, content: Tensor, style: Tensor, alpha: float | Tensor = 1.0) -> Tensor:
         return at_scale(lambda images: self._with_margin(images, style, alpha), content, self.cfg.content_scale)
