@@ -500,3 +500,18 @@ def test_an_adain_decoder_with_style_film_exports_to_onnx_as_it_runs_in_torch(tm
     for alpha in (1.0, 0.4):
         expected, got = pipe.run_tensor(image, style, alpha), ort_pipe.run_tensor(image, style, alpha)
         assert (got - expected).abs().max() < ADAIN_ONNX_TOLERANCE
+
+
+def test_resuming_a_run_from_before_an_option_compares_with_what_the_run_was_made_with():
+    """A run written before an option existed resumes with the option's ABSENT_IN_OLDER value (as
+    stored_config rebuilds it), so restating that value is accepted and asking for today's default is a
+    clash, not a silent change."""
+    from pixelforge.errors import RunError
+    from pixelforge.pipelines.common import _check_compatible
+    from pixelforge.training.style import AdaINTrainConfig
+
+    older = {"model": {"name": "adain", "config": {"widths": [8, 8]}}, "task": {},
+             "data": {"spec": "folder:x", "size": 64, "channels": 3}}
+    _check_compatible(older, AdaINTrainConfig, {"style_film": False, "upsample": "nearest"}, None, None, None, None)
+    with pytest.raises(RunError, match="style_film=True"):
+        _check_compatible(older, AdaINTrainConfig, {"style_film": True}, None, None, None, None)

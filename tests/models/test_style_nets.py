@@ -565,3 +565,5 @@ def test_style_film_starts_as_the_plain_decoder_and_then_conditions_it_on_the_st
     with pytest.raises(PixelforgeError, match="style code"):
         film.decode(t)
     assert AdaINConfig.ABSENT_IN_OLDER["style_film"] is False
+    # a decoder whose every upsampling is the pixel shuffle has no upsampled stage to modulate
+    assert create_model("adain", widths=(8, 4), shuffle=4).film is None

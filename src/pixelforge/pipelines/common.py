@@ -167,10 +167,14 @@ def start_session(family: str, task_cls: type, data: str | None, run: str | os.P
 
 
 def _check_compatible(cfg: dict, task_cls: type, options: dict, data, size, channels, random_crops) -> None:
-    # Fields a run predates (written before the option existed) hold their defaults, as the
-    # resumed run's configs will.
-    defaults = {f.name: f.default for c in (get_entry(cfg["model"]["name"]).config_cls, task_cls)
-                for f in dataclasses.fields(c) if f.default is not dataclasses.MISSING}
+    # Fields a run predates (written before the option existed) hold what the resumed run's configs
+    # will: their ABSENT_IN_OLDER values where a config names them (pixelforge.registry.stored_config),
+    # else their defaults.
+    classes = (get_entry(cfg["model"]["name"]).config_cls, task_cls)
+    defaults = {f.name: f.default for c in classes for f in dataclasses.fields(c)
+                if f.default is not dataclasses.MISSING}
+    for c in classes:
+        defaults.update(getattr(c, "ABSENT_IN_OLDER", {}))
     stored = {**defaults, **cfg["model"]["config"], **cfg["task"]}
     clashes = [f"{k}={v!r} (run has {stored[k]!r})" for k, v in options.items()
                if v is not None and k in stored and stored[k] != v]
