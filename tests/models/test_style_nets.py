@@ -542,6 +542,7 @@ def test_style_film_starts_as_the_plain_decoder_and_then_conditions_it_on_the_st
     film = create_model("adain", widths=(8, 4)).eval()  # the default
     plain = create_model("adain", widths=(8, 4), style_film=False).eval()
     assert film.film is not None and plain.film is None
+    assert plain.style_code(plain.encode(torch.rand(1, 3, 24, 24))) is None  # nothing to condition
     for module in plain.decoder:  # a decoder whose output varies (a fresh one's is nearly flat)
         if isinstance(module, torch.nn.Conv2d):
             module.weight.data.normal_(0, 0.3)

@@ -911,9 +911,12 @@ class AdaINNet(nn.Module):
                 h = torch.addcmul(beta, h, 1 + gamma)
         return torch.sigmoid(h.float())
 
-    def style_code(self, style_features: dict[str, Tensor]) -> Tensor:
+    def style_code(self, style_features: dict[str, Tensor]) -> Tensor | None:
         """(N, 2 sum C_l): the style's per-channel means and spreads at every style layer, standardised over
-        the code (zero mean, unit spread), what ``style_film`` conditions the decoder on."""
+        the code (zero mean, unit spread), what ``style_film`` conditions the decoder on; None for a decoder
+        without it."""
+        if self.film is None:
+            return None
         stats = [channel_stats(style_features[name]) for name in self.style_layers]
         code = torch.cat([t.flatten(1) for pair in stats for t in pair], dim=1)
         mean, var = code.mean(1, keepdim=True), code.var(1, unbiased=False, keepdim=True)
@@ -934,8 +937,7 @@ class AdaINNet(nn.Module):
         layer, refine = self.cfg.layer, self.cfg.refine
         wanted = self.style_layers if self.film is not None else [layer]
         f_s = self.encoder(style, [*wanted, refine] if self.refiner is not None else wanted)
-        code = self.style_code(f_s) if self.film is not None else None
-        out = self.decode(self._transformed(content, f_s[layer].float(), alpha, layer), code, alpha)
+        out = self.decode(self._transformed(content, f_s[layer].float(), alpha, layer), self.style_code(f_s), alpha)
         if self.refiner is not None:
             out = self.reconstruct(self._transformed(out, f_s[refine].float(), alpha * self.cfg.refine_alpha, refine,
                                                      fp32_island=False))

@@ -253,9 +253,8 @@ class AdaINTask(SingleNetTask):
             f_s = net.encode(style, layers)
             t = FEATURE_TRANSFORMS[self.cfg.train_transform](f_c, f_s[layer])
         self.opt.zero_grad(set_to_none=True)
-        code = net.style_code(f_s) if net.film is not None else None
         with self.rt.autocast():
-            output = net.decode(t, code)
+            output = net.decode(t, net.style_code(f_s))
         f_g = net.encode(output.float(), layers)
         content_term = F.mse_loss(f_g[layer].float(), t)
         style_term = 0.0
