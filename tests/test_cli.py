@@ -181,7 +181,7 @@ def test_program_exit_keeps_status_output_and_exit_handlers(argv, status, stream
     ["upscale", "IMAGE", "--scale", "4"],
     ["translate", "RUN", "IMAGE"],
     ["stylize", "IMAGE", "--style", "IMAGE"],
-    ["stylize", "IMAGE", "--model", "zoo:photos-adain-v11", "--style", "IMAGE"],
+    ["stylize", "IMAGE", "--model", "zoo:photos-adain-v12", "--style", "IMAGE"],
     ["restore", "RUN", "IMAGE", "--task", "denoise"],
 ])
 def test_an_existing_output_is_not_replaced_unasked(command, tmp_path, capsys):

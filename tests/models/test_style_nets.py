@@ -360,7 +360,7 @@ def test_the_margin_takes_the_frame_off_the_shipped_adain_model():
     the pixels near the edges change no more than the inside does."""
     from pixelforge.pipelines.stylizer import load_shipped_stylizer
 
-    pipe = load_shipped_stylizer("photos-adain-v11", precision="fp32")
+    pipe = load_shipped_stylizer("photos-adain-v12", precision="fp32")
     yy, xx = torch.meshgrid(torch.linspace(0, 1, 96), torch.linspace(0, 1, 128), indexing="ij")
     content = torch.stack([0.3 + 0.4 * xx, 0.5 + 0.3 * yy, 0.6 - 0.3 * xx * yy])
     i = torch.arange(64.0)

@@ -27,7 +27,7 @@ def add_parsers(sub) -> None:
     _add_style_args(st, texture=False)
     ml = st.add_argument_group("trained models (--model)")
     ml.add_argument("--model", default=None, help="a style run (train stylizer / train adain), an exported .onnx, or "
-                                                   "a shipped model (zoo:photos-adain-v11, zoo:photos-stylizer-mosaic-v3)")
+                                                   "a shipped model (zoo:photos-adain-v12, zoo:photos-stylizer-mosaic-v3)")
     ml.add_argument("--runtime", choices=FromAPI(f"{STYLIZER}:RUNTIMES"), metavar="RUNTIME",
                     default=MODEL_ONLY["runtime"],
                     help="%(choices)s (default %(default)s); onnx: run the model's ONNX export with ONNX Runtime "

@@ -55,7 +55,7 @@ DEFAULT_ALPHA = 1.0  # AdaIN: 0 = the content's features, 1 = the full style
 RUNTIMES = ("torch", "onnx")
 FRAME_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 ONNX_MAGIC = "pixelforge-stylizer-1"
-SHIPPED_ADAIN = "photos-adain-v11"  # the studio's Style tab starts with it (pixelforge/zoo/MODEL_CARDS.md)
+SHIPPED_ADAIN = "photos-adain-v12"  # the studio's Style tab starts with it (pixelforge/zoo/MODEL_CARDS.md)
 
 
 # ----------------------------------------------------------------------------- training
