@@ -2,7 +2,7 @@
 
 import torch
 
-from pixelforge.colour import luminance, rgb_to_ycbcr, transfer_colours, ycbcr_to_rgb
+from pixelforge.colour import luminance, quantile_map, rgb_to_ycbcr, transfer_colours, ycbcr_to_rgb
 
 
 def _gradient(h=48, w=64):
@@ -43,3 +43,20 @@ def test_transfer_mixes_references_by_weight():
     assert abs(mostly_white.mean().item() - 0.75) < 0.05
     only_black = transfer_colours(image, [black, white], [1.0, 0.0])
     assert only_black.max() < 1e-6
+
+
+def test_quantile_map_gives_the_references_distribution_in_the_values_order():
+    torch.manual_seed(0)
+    values = torch.rand(2, 2, 5000) ** 2
+    reference = torch.randn(1, 2, 3000) * 0.1 + 0.4
+    out = quantile_map(values, reference)
+    levels = torch.linspace(0.02, 0.98, 25)
+    torch.testing.assert_close(out.quantile(levels, dim=-1), reference.expand(2, -1, -1).quantile(levels, dim=-1),
+                               atol=0.01, rtol=0)
+    order = values.argsort(-1)
+    assert (out.gather(-1, order).diff(dim=-1) >= -1e-6).all()  # increasing in the values
+    values[:, :, :500] = 0.25  # a flat region: its pixels stay equal (a sort would spread them over a range)
+    flat = quantile_map(values, reference)
+    assert (flat[:, :, :500] == flat[:, :, :1]).all()
+    constant = quantile_map(torch.full((1, 1, 100), 0.3), reference[:, :1])  # one value: one output value
+    assert torch.isfinite(constant).all() and (constant == constant[..., :1]).all()

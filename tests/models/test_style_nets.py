@@ -403,14 +403,14 @@ def test_adain_at_a_deeper_layer_mirrors_one_more_downsampling():
 def test_chroma_colour_match_gives_the_styles_colours_and_keeps_the_contrast():
     """colour_match chroma: in YCbCr every channel's mean is the style's, the chroma's spread the style's too,
     and the luma's spread the picture's own; the model applies it, rgb (per RGB channel) is another output."""
-    from pixelforge.models.style import _YCBCR, match_chroma
+    from pixelforge.colour import YCBCR_MATRIX, match_chroma
 
     torch.manual_seed(0)
     image = torch.rand(2, 3, 20, 24)
     style = 0.3 + 0.2 * torch.rand(2, 3, 16, 16) + torch.tensor([0.3, 0.0, -0.2]).view(1, 3, 1, 1)
 
     def ycbcr_stats(x):
-        return channel_stats(torch.einsum("ij,njhw->nihw", _YCBCR, x))
+        return channel_stats(torch.einsum("ij,njhw->nihw", YCBCR_MATRIX, x))
 
     (out_mean, out_std), (style_mean, style_std), (_, image_std) = map(ycbcr_stats, (match_chroma(image, style),
                                                                                     style, image))
@@ -481,36 +481,17 @@ def test_content_scale_stylises_a_smaller_picture_and_enlarges_it_back():
             AdaINConfig(content_scale=bad)
 
 
-def test_quantile_map_gives_the_references_distribution_in_the_values_order():
-    from pixelforge.models.style import quantile_map
-
-    torch.manual_seed(0)
-    values = torch.rand(2, 2, 5000) ** 2
-    reference = torch.randn(1, 2, 3000) * 0.1 + 0.4
-    out = quantile_map(values, reference)
-    levels = torch.linspace(0.02, 0.98, 25)
-    torch.testing.assert_close(out.quantile(levels, dim=-1), reference.expand(2, -1, -1).quantile(levels, dim=-1),
-                               atol=0.01, rtol=0)
-    order = values.argsort(-1)
-    assert (out.gather(-1, order).diff(dim=-1) >= -1e-6).all()  # increasing in the values
-    values[:, :, :500] = 0.25  # a flat region: its pixels stay equal (a sort would spread them over a range)
-    flat = quantile_map(values, reference)
-    assert (flat[:, :, :500] == flat[:, :, :1]).all()
-    constant = quantile_map(torch.full((1, 1, 100), 0.3), reference[:, :1])  # one value: one output value
-    assert torch.isfinite(constant).all() and (constant == constant[..., :1]).all()
-
-
 def test_histogram_colour_match_takes_the_styles_chroma_histogram_and_moves_the_luma_part_way():
     """colour_match histogram: in YCbCr the chroma's whole distribution is the style's; the luma is the
     picture's shifted to the style's mean (luma_spread 0), the style's distribution (1), or half way."""
-    from pixelforge.models.style import _YCBCR, match_chroma_histogram
+    from pixelforge.colour import YCBCR_MATRIX, match_chroma_histogram
 
     torch.manual_seed(0)
     image = torch.rand(1, 3, 40, 48) ** 1.5
     style = (0.3 + 0.4 * torch.rand(1, 3, 30, 30) ** 3 + torch.tensor([0.2, 0.0, -0.2]).view(1, 3, 1, 1)).clamp(0, 1)
 
     def ycbcr(x):
-        return (_YCBCR @ x.flatten(2)).float()
+        return (YCBCR_MATRIX @ x.flatten(2)).float()
 
     levels = torch.linspace(0.05, 0.95, 19)
     quantiles = lambda x: ycbcr(x).quantile(levels, dim=-1)  # noqa: E731
