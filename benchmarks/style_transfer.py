@@ -548,6 +548,8 @@ def learned_methods(args, style_files: dict[str, Path], methods: dict, notes: di
                          + (f" decoder {','.join(map(str, adain.net.cfg.widths))}"
                             if tuple(adain.net.cfg.widths) != AdaINConfig().widths else "")
                          + (" style FiLM" if adain.net.cfg.style_film else "")
+                         + (f" correlation {config['task']['correlation_weight']:g}"
+                            if config["task"].get("correlation_weight") else "")
                          + (f" refine alpha {adain.net.cfg.refine_alpha:g}" if adain.net.refiner is not None
                             and adain.net.cfg.refine_alpha != 1 else ""))
             notes.setdefault("adain", {})[label] = {"run": str(run), "training_styles": config["styles"],

@@ -134,3 +134,32 @@ def test_adain_training_moves_the_style_film_with_the_decoder():
     records = [task.step(photos, None) for _ in range(3)]
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in records)
     assert all(p.abs().sum() > 0 for p in net.film.parameters())
+
+
+def test_adain_correlation_weight_adds_the_channel_correlation_loss():
+    """``correlation_weight`` adds rho times the style layers' channel-correlation distance to the step's
+    loss (logged as ``correlation``); 0, the default, leaves the paper's loss; a negative weight is refused."""
+    from pixelforge.models.style import channel_correlations
+    from pixelforge.training.style import AdaINTask, AdaINTrainConfig
+
+    styles = (torch.rand(2, 3, 40, 40, generator=torch.Generator().manual_seed(1)) * 255).to(torch.uint8)
+    photos = torch.rand(2, 3, 40, 40, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    records = {}
+    for weight in (0.0, 5.0):
+        torch.manual_seed(0)  # the same decoder and the same crops for both
+        task = AdaINTask(create_model("adain", widths=(8, 8)), AdaINTrainConfig(crop=32, correlation_weight=weight),
+                         Runtime.create("cpu", "fp32", seed=0), styles)
+        records[weight] = task.step(photos, None)
+    plain, weighted = records[0.0], records[5.0]
+    assert "correlation" not in plain and weighted["correlation"] > 0
+    assert weighted["loss"] == pytest.approx(plain["loss"] + 5.0 * weighted["correlation"], rel=1e-5)
+    assert AdaINTrainConfig().correlation_weight == 0
+    with pytest.raises(PixelforgeError, match="correlation weight"):
+        AdaINTrainConfig(correlation_weight=-1)
+    # the matrices it compares: ones on the diagonal, symmetric, blind to each channel's scale and offset
+    features = torch.randn(2, 4, 6, 5)
+    r = channel_correlations(features)
+    torch.testing.assert_close(r.diagonal(dim1=1, dim2=2), torch.ones(2, 4), atol=1e-4, rtol=0)
+    torch.testing.assert_close(r, r.transpose(1, 2))
+    rescaled = features * torch.tensor([3.0, 0.5, 2.0, 7.0]).view(1, 4, 1, 1) + 4
+    torch.testing.assert_close(channel_correlations(rescaled), r, atol=1e-4, rtol=0)

@@ -503,6 +503,17 @@ def channel_stats(features: Tensor, eps: float = 1e-5) -> tuple[Tensor, Tensor]:
     return mean, std
 
 
+def channel_correlations(features: Tensor, eps: float = 1e-5) -> Tensor:
+    """Per image, the (C, C) correlation matrix of the channels over positions (fp32): which channels fire
+    together, with each channel's mean and spread divided out, so a loss on it adds the cross-channel
+    structure that :func:`channel_stats` leaves out, on a scale (-1 to 1) of its own."""
+    flat = features.float().flatten(2)
+    centred = flat - flat.mean(-1, keepdim=True)
+    covariance = centred @ centred.transpose(1, 2) / flat.shape[-1]
+    std = (covariance.diagonal(dim1=1, dim2=2) + eps).sqrt()
+    return covariance / (std[:, :, None] * std[:, None, :])
+
+
 def adain(content: Tensor, style: Tensor, eps: float = 1e-5) -> Tensor:
     """Adaptive instance normalisation (Huang & Belongie 2017):
 
@@ -748,7 +759,8 @@ class AdaINNet(nn.Module):
     full-resolution convolutions, most of the decoder's time, are gone. ``match_colours``: the
     decoded image gets the style image's colours (AdaIN on the pixels, blended by alpha like the features):
     ``colour_match`` histogram gives its chroma the style's histogram and its luma the style's mean
-    (:func:`match_chroma_histogram`), chroma the chroma's mean and spread only (:func:`match_chroma`), rgb each
+    (:func:`~pixelforge.colour.match_chroma_histogram`), chroma the chroma's mean and spread only
+    (:func:`~pixelforge.colour.match_chroma`), rgb each
     RGB channel's mean and spread. With ``refine`` (a shallower layer l) a second pass
     follows, as in Li et al.'s multi-level stylisation: t' = alpha T(f_l(g(t)), f_l(s)) + (1 - alpha) f_l(g(t)),
     output r(t'), where the small decoder r is trained only to reconstruct, r(f_l(x)) ~ x, so it carries

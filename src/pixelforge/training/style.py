@@ -26,7 +26,9 @@ random style s from a set, decoder g trained to minimise
 
 (mu, sigma: per-channel mean and standard deviation over positions; S the backbone's style layers up
 to the AdaIN layer). Matching only means and standard deviations is what lets one decoder serve any
-style image.
+style image. ``correlation_weight`` rho adds rho sum_{l in S} mean (R(phi_l(g(t))) - R(phi_l(s)))^2, R the
+channels' correlation matrix (:func:`~pixelforge.models.style.channel_correlations`): which channels fire
+together, the structure a Gram matrix holds beyond the means and spreads.
 With the model's ``refine`` layer l, a second decoder r learns only to reconstruct the content crops
 from that layer, L_r = mean (r(f_l(c)) - c)^2 + 0.1 mean (f_l(r(f_l(c))) - f_l(c))^2, in the same
 steps (Li et al. 2017's decoders: they never see a style). ``decoder_from`` starts the decoder from
@@ -50,7 +52,7 @@ from ..errors import PixelforgeError
 from ..family import flag
 from ..images import save_grid
 from ..models.style import (
-    FEATURE_TRANSFORMS, AdaINNet, TransformerNet, build_backbone, channel_stats, check_feature_transform,
+    FEATURE_TRANSFORMS, AdaINNet, TransformerNet, build_backbone, channel_correlations, channel_stats, check_feature_transform,
     colour_loss, content_loss, gram_matrix, style_loss, total_variation,
 )
 from ..runs import Run
@@ -111,6 +113,9 @@ class AdaINTrainConfig:
     style_weight: float = flag(2.0, help="style loss weight lambda", check="non-negative")  # lambda
     colour_weight: float = flag(0.0, help="weight of the colour-histogram loss against each style crop",
                                 check="non-negative")
+    # the style's cross-channel structure at every style layer, beyond each channel's mean and spread
+    correlation_weight: float = flag(0.0, help="weight of the loss on each style layer's channel correlations "
+                                               "(0 = means and spreads only, as in the paper)", check="non-negative")
     lr: float = flag(1e-3, help="Adam's peak learning rate", check="positive")
     # the feature transform the decoder trains on (the model's --transform is the one used at inference)
     train_transform: str = flag("adain", choices=tuple(FEATURE_TRANSFORMS),
@@ -128,7 +133,8 @@ class AdaINTrainConfig:
         if self.style_jitter > 1:
             raise PixelforgeError(f"style jitter is a strength between 0 and 1, not {self.style_jitter}")
         _check_common(self.crop, self.style_size, self.lr, {"style weight": self.style_weight,
-                                                            "colour weight": self.colour_weight})
+                                                            "colour weight": self.colour_weight,
+                                                            "correlation weight": self.correlation_weight})
 
 
 def jitter_styles(images: Tensor, strength: float) -> Tensor:
@@ -265,6 +271,10 @@ class AdaINTask(SingleNetTask):
         colour_term = colour_loss(output, style)
         loss = content_term + self.cfg.style_weight * style_term + self.cfg.colour_weight * colour_term
         extra = {}
+        if self.cfg.correlation_weight:
+            extra["correlation"] = sum(F.mse_loss(channel_correlations(f_g[name]), channel_correlations(f_s[name]))
+                                       for name in layers)
+            loss = loss + self.cfg.correlation_weight * extra["correlation"]
         if net.refiner is not None:
             extra["reconstruction"] = self.reconstruction_term(net, content, f_content[net.cfg.refine])
             loss = loss + extra["reconstruction"]
