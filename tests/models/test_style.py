@@ -314,8 +314,8 @@ def test_defaults_are_the_ones_chosen_on_validation():
 def test_learned_defaults_are_the_ones_chosen_on_validation():
     """The feed-forward and AdaIN training defaults, AdaIN's decoder and colour matching and the side its
     style image is read at are those of the runs `benchmarks/style_transfer.py --tune-learned` chose (AdaIN's
-    over its two validation folds of four styles each, ``--validation-styles``, ``--paired-with``, or on the
-    first fold where the folds are not pooled). AdaIN's mirrored margin is not a choice of the
+    over its three validation folds of four styles each, ``--validation-styles``, ``--paired-with``, or over
+    fewer folds where those are not pooled). AdaIN's mirrored margin is not a choice of the
     measures (they do not see the frame it takes off; test_the_margin_takes_the_frame_off_the_shipped_adain_model)."""
     import dataclasses
     import json
@@ -327,7 +327,8 @@ def test_learned_defaults_are_the_ones_chosen_on_validation():
     results = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "style_transfer.json"
     results = json.loads(results.read_text())
     tune = results["tune_learned"]
-    adain_tune = results.get("tune_learned_folds") or results["tune_learned_more_styles"]
+    adain_tune = (results.get("tune_learned_three_folds") or results.get("tune_learned_folds")
+                  or results["tune_learned_more_styles"])
     feed_forward = tune["feed-forward"][tune["chosen"]["feed-forward"]["method"]]
     adain = adain_tune["adain"][adain_tune["chosen"]["adain"]["method"]]
     defaults = {f.name: f.default for f in dataclasses.fields(StylizerTrainConfig)}
@@ -346,6 +347,7 @@ def test_learned_defaults_are_the_ones_chosen_on_validation():
     assert model["upsample"] == adain["model"].get("upsample", "nearest")
     assert model["colour_match"] == adain["model"].get("colour_match", "rgb")
     assert model["luma_spread"] == adain["model"].get("luma_spread", 0.0)
+    assert model["style_film"] == adain["model"].get("style_film", False)
     assert model["style_side"] == adain["style_side"]
     if adain["model"].get("refine"):  # the refine pass's strength, where the choice has one
         assert model["refine_alpha"] == adain["model"].get("refine_alpha", 1.0)

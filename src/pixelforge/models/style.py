@@ -627,8 +627,8 @@ class AdaINConfig:
                                   "whole histogram and the luma's mean")
     # chroma and histogram: how far the luma moves from the picture's own (0) to the style's (1): its spread
     # (chroma, geometrically) or its histogram (histogram, linearly). Chosen on validation with the matching
-    # (benchmarks/style_transfer.py --adain-colour-matches histogram:T).
-    luma_spread: float = flag(0.25, help="with --colour-match chroma or histogram: how far the luma moves from the "
+    # and the FiLM decoder over three folds (benchmarks/style_transfer.py --adain-colour-matches histogram:T).
+    luma_spread: float = flag(0.5, help="with --colour-match chroma or histogram: how far the luma moves from the "
                                          "picture's (0) to the style's spread or histogram (1)")
     # what gives the content features the style's statistics at inference: per-channel mean and spread
     # (AdaIN), or mean and whole channel covariance (whitening and colouring, Li et al. 2017). Training
