@@ -636,8 +636,9 @@ class AdaINConfig:
     transform: str = flag("wct", choices=tuple(FEATURE_TRANSFORMS),
                           help="feature transform: adain (mean and spread) or wct (mean and covariance)")
     # wct: the covariance directions left out besides the nearly empty ones, as a fraction of the largest
-    # eigenvalue (whiten_colour's relative_floor; chosen on validation: benchmarks/style_transfer.py)
-    wct_floor: float = flag(1e-3, help="wct: leave out the directions whose eigenvalue is under this fraction of "
+    # eigenvalue (whiten_colour's relative_floor; chosen with the FiLM decoder over three validation folds:
+    # benchmarks/style_transfer.py --wct-floors)
+    wct_floor: float = flag(3e-3, help="wct: leave out the directions whose eigenvalue is under this fraction of "
                                       "the largest")
     # A second, finer pass (the multi-level stylisation of Li et al. 2017): the decoded image is encoded again
     # at this shallower style layer, the transform gives its features the style's statistics there, and a
