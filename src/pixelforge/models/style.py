@@ -811,7 +811,7 @@ class AdaINNet(nn.Module):
         self.decoder = nn.Sequential(*layers)
         self.film = None
         if cfg.style_film and modulated:  # with every upsampling a pixel shuffle there is no stage to modulate
-            code = 2 * sum(self.encoder(torch.zeros(1, 3, 32, 32), [n])[n].shape[1] for n in self.style_layers)
+            code = 2 * sum(f.shape[1] for f in self.encoder(torch.zeros(1, 3, 32, 32), self.style_layers).values())
             self.film = nn.ModuleDict({index: _zero_linear(code, 2 * width) for index, width in modulated.items()})
         self.pad_to = 2 ** ups
         self.refiner = None
