@@ -483,6 +483,12 @@ def test_adain_refine_run_starts_its_decoder_from_another_run(adain_run, stylize
     assert "style_film True vs False" in capsys.readouterr().err
     assert not plain.exists()  # a refused start leaves no run behind
     assert main([*args, "--no-style-film", "--run-dir", str(plain)]) == 0
+    # ... and replaces nothing: a refused --overwrite keeps the run that was there
+    before = (plain / "config.json").read_text()
+    assert main([*args, "--no-style-film", "--run-dir", str(plain), "--overwrite", "--decoder-from",
+                 str(adain_run)]) == 2
+    assert "style_film True vs False" in capsys.readouterr().err
+    assert (plain / "config.json").read_text() == before and (plain / "styles").is_dir()
     assert main([*args, "--run-dir", str(tmp_path / "film"), "--decoder-from", str(plain)]) == 0
 
 

@@ -843,13 +843,15 @@ class AdaINNet(nn.Module):
                 h = torch.addcmul(beta, h, 1 + gamma)
         return torch.sigmoid(h.float())
 
-    def style_code(self, style_features: dict[str, Tensor]) -> Tensor | None:
-        """(N, 2 sum C_l): the style's per-channel means and spreads at every style layer, standardised over
-        the code (zero mean, unit spread), what ``style_film`` conditions the decoder on; None for a decoder
-        without it."""
+    def style_code(self, style_features: dict[str, Tensor],
+                   stats: dict[str, tuple[Tensor, Tensor]] | None = None) -> Tensor | None:
+        """(N, 2 sum C_l): the style's per-channel means and spreads at every style layer (``stats``, when the
+        caller has them, else computed from ``style_features``), standardised over the code (zero mean, unit
+        spread), what ``style_film`` conditions the decoder on; None for a decoder without it."""
         if self.film is None:
             return None
-        stats = [channel_stats(style_features[name]) for name in self.style_layers]
+        stats = [stats[name] if stats is not None else channel_stats(style_features[name])
+                 for name in self.style_layers]
         code = torch.cat([t.flatten(1) for pair in stats for t in pair], dim=1)
         mean, var = code.mean(1, keepdim=True), code.var(1, unbiased=False, keepdim=True)
         # layer_norm without weights, spelled out: its ONNX export needs a static shape

@@ -47,6 +47,7 @@ class Session:
     task_cfg: Any
     train_cfg: TrainConfig
     seed: int
+    prepared: Any = None  # what start_session's ``prepare`` returned (new runs only)
 
     @property
     def classes(self) -> list[str]:
@@ -91,14 +92,16 @@ def start_session(family: str, task_cls: type, data: str | None, run: str | os.P
                   channels: int | None, limit: int | None, device: str, precision: str, seed: int,
                   model_defaults: Callable[[ImageData | CropData], dict], keep_classes: bool = True,
                   channels_last: bool | None = None, task: type[Task] = Task,
-                  random_crops: bool | None = None) -> Session:
+                  random_crops: bool | None = None, prepare: Callable[[Any, Any], Any] | None = None) -> Session:
     """Create a new run (or reopen one with ``resume``) and load its data.
 
     ``model_defaults(dataset)`` gives the model config entries the data decides (size,
     channels, number of classes); ``options`` may override the rest. ``task``: the training
     task's class, whose refusals (--grad-accum, --eval-every) come before a run directory is made.
     ``random_crops``: train on random crops of a folder's whole photos (None: off for a new run,
-    the run's choice on resume).
+    the run's choice on resume). ``prepare(model_cfg, task_cfg)``, for a new run: work that may refuse
+    the settings (loading weights to start from), done before the run directory is made or replaced;
+    its result is the session's ``prepared``.
     """
     model_cls = get_entry(model).config_cls
     known = {f.name for c in (model_cls, task_cls, TrainConfig) for f in dataclasses.fields(c)}
@@ -146,6 +149,7 @@ def start_session(family: str, task_cls: type, data: str | None, run: str | os.P
     random_crops = bool(random_crops)
     dataset = load_dataset(data, size=size, channels=channels, limit=limit, split="train", random_crops=random_crops)
     model_cfg = model_cls(**{**model_defaults(dataset), **fields_of(options, model_cls)})
+    prepared = prepare(model_cfg, task_cfg) if prepare is not None else None
     if run is None and runtime.distributed:
         raise RunError("under torchrun give the run directory (--run-dir): every rank must agree on it")
     path = run or default_run_dir(family, data)
@@ -163,7 +167,7 @@ def start_session(family: str, task_cls: type, data: str | None, run: str | os.P
     r = Run.create(path, config, overwrite=overwrite) if runtime.is_main else None
     runtime.barrier()
     r = r or Run.open(path)
-    return Session(r, runtime, dataset, model, model_cfg, task_cfg, train_cfg, seed)
+    return Session(r, runtime, dataset, model, model_cfg, task_cfg, train_cfg, seed, prepared)
 
 
 def _check_compatible(cfg: dict, task_cls: type, options: dict, data, size, channels, random_crops) -> None:

@@ -17,7 +17,6 @@ import copy
 import dataclasses
 import logging
 import os
-import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -141,7 +140,8 @@ def train_adain(data: str | None, run: str | os.PathLike | None = None, *, style
     s = start_session("style", AdaINTrainConfig, data, run, model="adain", options=options, resume=resume,
                       task=AdaINTask,
                       overwrite=overwrite, size=size, channels=3, limit=limit, device=device, precision=precision,
-                      seed=seed, keep_classes=False, model_defaults=lambda d: {})
+                      seed=seed, keep_classes=False, model_defaults=lambda d: {},
+                      prepare=lambda model_cfg, task_cfg: _new_adain_net(model_cfg, task_cfg, weights))
     if s.model_name != "adain":
         raise RunError(f"{s.run.path} is a {s.model_name} run, not an AdaIN run")
     folder = s.run.path / "styles"
@@ -150,21 +150,23 @@ def train_adain(data: str | None, run: str | os.PathLike | None = None, *, style
     else:
         for i, image in enumerate(style_set):
             save_png(image.permute(1, 2, 0).numpy(), folder / f"style_{i:03d}.png")
-    net = create_model(s.model_name, **dataclasses.asdict(s.model_cfg))
-    if not resume and s.task_cfg.decoder_from:
-        try:
-            _start_decoder_from(net, s.task_cfg.decoder_from)
-        except PixelforgeError:  # the run was made a moment ago for this: leave nothing to trip the retry
-            shutil.rmtree(s.run.path, ignore_errors=True)
-            raise
-    elif not resume and s.model_cfg.backbone != "offline":
-        from ..models.style import load_vgg
-
-        vgg = load_vgg(s.model_cfg.backbone, weights, layers=net.style_layers)
-        net.encoder.load_state_dict(vgg.state_dict())
+    net = s.prepared if s.prepared is not None else create_model(s.model_name, **dataclasses.asdict(s.model_cfg))
     task = AdaINTask(net, s.task_cfg, s.runtime, style_set)
     Trainer(task, _photos(s), s.run, s.train_cfg, s.runtime, seed=s.seed, progress=progress).fit(resume=resume)
     return StylizerPipeline(task.net.float().eval(), s.run.path)
+
+
+def _new_adain_net(model_cfg: AdaINConfig, task_cfg: AdaINTrainConfig, weights) -> AdaINNet:
+    """A new run's network: its decoder from ``decoder_from``, or a VGG encoder from ``weights``."""
+    net = create_model("adain", **dataclasses.asdict(model_cfg))
+    if task_cfg.decoder_from:
+        _start_decoder_from(net, task_cfg.decoder_from)
+    elif model_cfg.backbone != "offline":
+        from ..models.style import load_vgg
+
+        vgg = load_vgg(model_cfg.backbone, weights, layers=net.style_layers)
+        net.encoder.load_state_dict(vgg.state_dict())
+    return net
 
 
 def _start_decoder_from(net: AdaINNet, source: str) -> None:

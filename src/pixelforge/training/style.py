@@ -257,16 +257,17 @@ class AdaINTask(SingleNetTask):
             f_content = net.encode(content, [layer, net.cfg.refine] if net.refiner is not None else [layer])
             f_c = f_content[layer]
             f_s = net.encode(style, layers)
+            s_stats = {name: channel_stats(f_s[name]) for name in layers}
             t = FEATURE_TRANSFORMS[self.cfg.train_transform](f_c, f_s[layer])
         self.opt.zero_grad(set_to_none=True)
         with self.rt.autocast():
-            output = net.decode(t, net.style_code(f_s))
+            output = net.decode(t, net.style_code(f_s, s_stats))
         f_g = net.encode(output.float(), layers)
         content_term = F.mse_loss(f_g[layer].float(), t)
         style_term = 0.0
         for name in layers:
             g_mean, g_std = channel_stats(f_g[name])
-            s_mean, s_std = channel_stats(f_s[name])
+            s_mean, s_std = s_stats[name]
             style_term = style_term + F.mse_loss(g_mean, s_mean) + F.mse_loss(g_std, s_std)
         colour_term = colour_loss(output, style)
         loss = content_term + self.cfg.style_weight * style_term + self.cfg.colour_weight * colour_term
