@@ -35,9 +35,13 @@ CACHE = RESULTS / "scarce_augmentation_cache.json"
 
 
 def generator_steps(run: Path) -> int | None:
-    """The full-split generator's step count, or None where its run is gone (a resumed study whose
-    full-split fits are all cached does not need it)."""
-    return pixelforge.runs.Run.open(run).load_state()["step"] if run.exists() else None
+    """The full-split generator's step count; where its run is gone (a resumed study whose full-split
+    fits are all cached does not need it), the count the results file recorded for it, else None."""
+    if run.exists():
+        return pixelforge.runs.Run.open(run).load_state()["step"]
+    saved = RESULTS / "scarce_augmentation.json"
+    before = json.loads(saved.read_text()).get("full_generator", {}) if saved.exists() else {}
+    return before.get("steps") if before.get("run") == str(run) else None
 
 
 def markdown_table(results: dict) -> str:
@@ -77,6 +81,7 @@ def main() -> None:
         print(markdown_table(json.loads((RESULTS / "scarce_augmentation.json").read_text())))
         return
 
+    # without --full-generator: generative_augmentation.py's GAN, trained first if missing
     full = Path(args.full_generator) if args.full_generator else full_split_generator(Path(GAN_RUN))
     full_steps = generator_steps(full)
     study = BudgetStudy(args.root, "fashion-mnist", steps=[int(s) for s in args.steps.split(",")], full_generator=full,
@@ -106,7 +111,8 @@ def main() -> None:
             "commit": commit(),
             "command": f"python benchmarks/scarce_augmentation.py --budgets {','.join(map(str, sorted(done)))} "
                        f"--seeds {args.seeds} --steps {args.steps} --gan-steps {args.gan_steps} "
-                       f"--diffusion-steps {args.diffusion_steps}",
+                       f"--diffusion-steps {args.diffusion_steps}"
+                       + (f" --full-generator {args.full_generator}" if args.full_generator else ""),
             **result,
             "full_generator": {"run": str(full), "steps": full_steps,
                                "trained_on": "the whole Fashion-MNIST training split (validation images excluded)"}})

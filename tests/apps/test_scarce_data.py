@@ -208,13 +208,18 @@ def test_a_pretraining_arm_fine_tunes_on_the_real_images_only(study):
         assert all(v["train_images"] == len(real) for k, v in cache.items() if k.startswith(f"5|0|{arm.name}|"))
         slug = scarce_data._slug(arm.name)
         pretraining = classifiers / f"{slug}-pretraining"
-        assert pixelforge.runs.Run.open(pretraining).config["data"]["spec"] == "memory:generated"
+        spec = pixelforge.runs.Run.open(pretraining).config["data"]["spec"]
+        if arm.pretrain_with_real:  # the budget's real images and the generated ones, mixed
+            assert spec.startswith("memory:") and spec.endswith("+generated") and spec != "memory:generated"
+        else:
+            assert spec == "memory:generated", arm.name
         tuned = pixelforge.runs.Run.open(next(p for p in classifiers.glob(f"{slug}-*")
                                               if p.name.removeprefix(f"{slug}-").isdigit()))
         assert tuned.config["init"] == str(pretraining) and "generated" not in tuned.config["data"]["spec"]
         tuned_mixup = tuned.config["task"]["mixup"]
         assert pixelforge.runs.Run.open(pretraining).config["task"]["mixup"] == tuned_mixup == arm.mixup
     assert any(a.mixup for a in arms)  # an arm with mixup in both phases
+    assert any(a.pretrain_with_real for a in arms)  # a schedule: real and generated mixed, then real alone
 
 
 def test_verdict_at_large_budgets_allows_a_loss_within_the_baselines_spread():

@@ -11,7 +11,8 @@ Each arm (:data:`ARMS`) is a way to train the classifier on the folder's trainin
 classic augmentation (none; flips and shifts; plus mixup) or generated images added at a ratio
 to the real ones (optionally filtered by a classifier's confidence or by their nearest real
 neighbours, or with mixup), or used to pre-train the classifier before the real images
-fine-tune it (with mixup in both phases, or without). The generator of the "budget" arms is
+fine-tune it (with mixup in both phases, or without; the pre-training on the generated images
+alone, or on them mixed with the real ones: a schedule of the mixing ratio). The generator of the "budget" arms is
 trained on the folder's training images only, so it has seen exactly what the classifier sees:
 a class-conditional GAN with DiffAugment, or a class-conditional diffusion model sampled with
 classifier-free guidance (:data:`DIFFUSION_SAMPLER`; its arms run at the target budgets only, as
@@ -64,6 +65,9 @@ class Arm:
     # nearest real neighbour in its feature space is of their class by the widest margin ("neighbour")
     filtered: str = ""
     pretrain: bool = False  # the generated images pre-train the classifier, then the real ones fine-tune it
+    # the pre-training mixes the real images in with the generated ones: a schedule of the mixing ratio
+    # (synthetic:1 for the first phase, real images alone after)
+    pretrain_with_real: bool = False
     family: str = "gan"  # of a "budget" generator: "gan" or "diffusion"
     budgets: tuple[int, ...] = ()  # the per-class budgets the arm runs at (empty: every budget)
 
@@ -91,6 +95,11 @@ ARMS = (
     # mixup, the best classic lever at 50 and 100 per class, in both phases of the pre-training arm
     Arm("generated 10:1 pre-training, then flips + shifts on real, mixup in both", mixup=0.2, synthetic=10,
         generator="budget", pretrain=True),
+    # the mixing ratio's schedule: real and generated mixed for a first phase, real alone after
+    Arm("real + generated 10:1 pre-training, then flips + shifts on real", synthetic=10, generator="budget",
+        pretrain=True, pretrain_with_real=True, budgets=TARGET_BUDGETS),
+    Arm("real + generated 10:1 pre-training, then flips + shifts on real, mixup in both", mixup=0.2, synthetic=10,
+        generator="budget", pretrain=True, pretrain_with_real=True, budgets=TARGET_BUDGETS),
     Arm("flips + shifts + diffusion 1:1", synthetic=1, generator="budget", family="diffusion", budgets=TARGET_BUDGETS),
     Arm("diffusion 10:1 pre-training, then flips + shifts on real", synthetic=10, generator="budget",
         family="diffusion", pretrain=True, budgets=TARGET_BUDGETS),
@@ -351,6 +360,8 @@ class BudgetStudy:
         if _finished(run, steps):
             return load(run)
         fake = self.generated(arm, k, seed)
+        if arm.pretrain_with_real:
+            fake = concat(self.split(k, seed, "train"), fake)
         pipe, _ = fit_classifier(fake, None, run, max_steps=steps, batch_size=min(64, len(fake)), seed=seed,
                                  augment=arm.augment, mixup=arm.mixup, progress=self.progress)
         return pipe
